@@ -1,0 +1,237 @@
+"""The build pipeline: source + config → runtime → requirements → stage → zip → report.
+
+:func:`build` is the one public function. It takes typed values, returns one,
+and never prints, exits or reads the process environment: the environment
+child processes see is passed in.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .config import Config
+from .errors import BundleError
+from .progress import ProgressFactory, silent
+from .report import BundleSummary, Report, components_from
+from .reqfile import read_requirements
+from .requirements import Installed, Interpreter, Sources, host_can_run, install_requirements
+from .runtime import Runtime, RuntimeRequest, resolve_runtime
+from .source import check_source
+from .stage import stage
+from .targets import Target, generation
+from .zipper import ZIP_EPOCH_MIN, write_zip
+
+log = logging.getLogger(__name__)
+
+FRAMEWORK_REQUIREMENT = "functions-framework>=3.8,<4"
+FRAMEWORK_NAME = "functions-framework"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    bundle: Path
+    report_path: Path
+    report: Report
+    runtime: Runtime
+
+
+def build(
+    config: Config,
+    *,
+    cache_dir: Path,
+    env: Mapping[str, str],
+    source_date_epoch: int = ZIP_EPOCH_MIN,
+    progress: ProgressFactory = silent,
+) -> BuildResult:
+    """Build ``config.source`` into ``config.out/bundle.zip`` and ``config.out/report.json``."""
+    out = _writable_out(config.out)
+    runtime = resolve_runtime(
+        RuntimeRequest(
+            runtime=config.runtime,
+            arch=config.arch,
+            pypy_version=config.pypy_version,
+            archive=config.pypy_archive,
+            sha256=config.pypy_sha256,
+            mirror=config.pypy_mirror,
+        ),
+        cache_dir,
+        progress=progress,
+    )
+    gen = generation(config.gen)
+    target = Target(runtime.python_version, runtime.pp_tag, runtime.arch, gen.glibc)
+    source = check_source(config, target.python_tuple)
+
+    files, extra = [], []
+    if source.requirements is not None:
+        requirements = read_requirements(source.requirements, source.root)
+        files.append(source.requirements)
+        names = requirements.names
+    else:
+        names = frozenset()
+    if config.signature != "script" and FRAMEWORK_NAME not in names:
+        extra.append(FRAMEWORK_REQUIREMENT)
+
+    work_root = cache_dir / "work"
+    work_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="build-", dir=work_root) as work_name:
+        work = Path(work_name)
+        installed = install_requirements(
+            extra,
+            requirement_files=files,
+            target=target,
+            interpreter=_interpreter(runtime, target, cache_dir, env),
+            site=work / "site",
+            work=work / "pip",
+            cache_dir=cache_dir,
+            sources=Sources(config.index_url, config.extra_index_urls, config.find_links),
+        )
+        manifest = _manifest(config, runtime, installed)
+        staged = stage(
+            runtime, installed, source.root, manifest, app_ignores=_out_ignores(config, out)
+        )
+        for warning in staged.warnings:
+            log.warning("%s", warning)
+        with tempfile.TemporaryDirectory(prefix=".pyfn-build-", dir=out) as pending_name:
+            pending = Path(pending_name)
+            zipped = write_zip(
+                staged.entries,
+                pending / "bundle.zip",
+                source_date_epoch=source_date_epoch,
+                progress=progress,
+            )
+            versions = {d.name: d.version for d in installed.distributions}
+            report = Report(
+                bundle=BundleSummary(
+                    sha256=zipped.sha256,
+                    compressed_bytes=zipped.compressed_bytes,
+                    uncompressed_bytes=zipped.uncompressed_bytes,
+                    files=len(zipped.entries),
+                ),
+                components=components_from(zipped, versions),
+                runtime=_runtime_dict(runtime),
+                function={
+                    "name": config.name,
+                    "entry_point": config.entry_point,
+                    "signature": config.signature,
+                    "gen": config.gen,
+                },
+                warnings=staged.warnings,
+            )
+            (pending / "report.json").write_text(report.to_json(), encoding="utf-8")
+            # The bundle lands last: a report never describes a bundle that is not there.
+            os.replace(pending / "report.json", out / "report.json")
+            os.replace(zipped.path, out / "bundle.zip")
+    return BuildResult(out / "bundle.zip", out / "report.json", report, runtime)
+
+
+def _writable_out(out: Path) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise BundleError(
+            f"Cannot write to the output directory {out}",
+            why=exc.strerror or str(exc),
+            fix="Pass a writable directory with --out (or PYFN_OUT)",
+        ) from exc
+    return out
+
+
+def _out_ignores(config: Config, out: Path) -> list[str]:
+    """Keep the output directory out of the bundle when it lies inside the source."""
+    try:
+        rel = out.resolve().relative_to(config.source.resolve())
+    except ValueError:
+        return []
+    return [f"/{rel.as_posix()}/"] if rel.parts else []
+
+
+def _runtime_dict(runtime: Runtime) -> dict[str, object]:
+    return {
+        "python_version": runtime.python_version,
+        "pypy_version": runtime.pypy_version,
+        "arch": runtime.arch,
+        "abi": runtime.abi_tag,
+        "sha256": runtime.sha256,
+        "source": runtime.source,
+        "executable": f"pypy/bin/pypy{runtime.python_version}",
+    }
+
+
+def _manifest(config: Config, runtime: Runtime, installed: Installed) -> bytes:
+    data = {
+        "pyfn_version": __version__,
+        "function": {
+            "name": config.name,
+            "entry_point": config.entry_point,
+            "signature": config.signature,
+            "script": config.script,
+            "stdin": config.stdin,
+            "gen": config.gen,
+        },
+        "runtime": _runtime_dict(runtime),
+        "packages": [
+            {"name": d.name, "version": d.version, "wheel": d.wheel}
+            for d in installed.distributions
+        ],
+    }
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _interpreter(
+    runtime: Runtime, target: Target, cache_dir: Path, env: Mapping[str, str]
+) -> Interpreter:
+    """pip inside the target PyPy when this machine runs it; else this Python, with flags."""
+    if not host_can_run(target):
+        log.warning(
+            "this machine cannot run the %s PyPy, so requirements are resolved by "
+            "this Python with target flags: environment markers are judged for the "
+            "host, and sdists cannot be built",
+            target.arch,
+        )
+        return Interpreter((sys.executable,), dict(env), is_target=False)
+    child = dict(env)
+    child["PYTHONPATH"] = str(_pip_for_target(cache_dir))
+    child["PYTHONNOUSERSITE"] = "1"
+    child["PYTHONDONTWRITEBYTECODE"] = "1"  # the cached runtime is never written to
+    child["LD_LIBRARY_PATH"] = os.pathsep.join(
+        filter(None, [str(runtime.root / "lib"), env.get("LD_LIBRARY_PATH")])
+    )
+    return Interpreter((str(runtime.executable), "-s"), child, is_target=True)
+
+
+def _pip_for_target(cache_dir: Path) -> Path:
+    """A copy of this environment's pip, alone on a path the target PyPy can import."""
+    spec = importlib.util.find_spec("pip")
+    if spec is None or not spec.submodule_search_locations:
+        raise BundleError("pip is not installed", fix="pip install pip")
+    source = Path(next(iter(spec.submodule_search_locations)))
+    from pip import __version__ as pip_version
+
+    home = cache_dir / "pip-for-pypy" / pip_version
+    if (home / "pip" / "__main__.py").is_file():
+        return home
+    shutil.rmtree(home, ignore_errors=True)  # an incomplete copy is never used
+    home.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".pip-", dir=home.parent))
+    try:
+        shutil.copytree(source, tmp / "pip", ignore=shutil.ignore_patterns("__pycache__"))
+        try:
+            os.replace(tmp, home)
+        except OSError:
+            if not (home / "pip" / "__main__.py").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return home

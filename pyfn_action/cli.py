@@ -1,0 +1,235 @@
+"""The ``pyfn`` command: a thin adapter that maps arguments to the core and errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import platformdirs
+
+from . import __version__
+from .config import KEYS, resolve
+from .errors import PyfnError
+from .progress import ProgressTask
+
+log = logging.getLogger("pyfn_action")
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Bar:
+    def __init__(self, label: str, total: int | None, unit: str) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=total,
+            desc=label,
+            unit=unit,
+            unit_scale=True,
+            unit_divisor=1024,
+            leave=False,
+            file=sys.stderr,
+        )
+
+    def advance(self, n: int) -> None:
+        self._bar.update(n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class _NoBar:
+    def advance(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def terminal_progress(label: str, total: int | None, unit: str = "B") -> ProgressTask:
+    """Progress bars on a terminal, nothing when stderr is a file or a CI log."""
+    if sys.stderr.isatty():
+        return _Bar(label, total, unit)
+    return _NoBar()
+
+
+def cache_dir(configured: Path | None) -> Path:
+    return configured or Path(platformdirs.user_cache_dir("pyfn", appauthor=False))
+
+
+def source_date_epoch(env: Mapping[str, str]) -> int:
+    from .zipper import ZIP_EPOCH_MIN
+
+    raw = env.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return ZIP_EPOCH_MIN
+    if not raw.isdigit():
+        raise PyfnError(
+            f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds",
+            fix="Set it to an integer such as $(git log -1 --format=%ct), or unset it",
+        )
+    return max(int(raw), ZIP_EPOCH_MIN)
+
+
+# --- argument parsing ---------------------------------------------------------
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    for name in names:
+        key = KEYS[name]
+        if name in ("json", "debug"):
+            parser.add_argument(key.flag, dest=name, action="store_true", default=None,
+                                help=key.help)  # fmt: skip
+        else:
+            parser.add_argument(key.flag, dest=name, metavar=name.upper(), help=key.help)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyfn",
+        description="Ship Python functions to Google Cloud Functions on PyPy.",
+    )
+    parser.add_argument("--version", action="version", version=f"pyfn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = commands.add_parser(
+        "build",
+        help="bundle a function with PyPy: writes DIR/bundle.zip and DIR/report.json",
+        description="Bundle a function with a PyPy runtime, its requirements and the Node shim.",
+    )
+    build.add_argument("source", nargs="?", default=".", metavar="SRC",
+                       help="the function's directory (default: .)")  # fmt: skip
+    _add_config_flags(build, [k for k in KEYS])
+    build.set_defaults(handler=_cmd_build)
+
+    runtime = commands.add_parser("runtime", help="work with PyPy runtimes")
+    runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True,
+                                              metavar="COMMAND")  # fmt: skip
+    pack = runtime_commands.add_parser(
+        "pack",
+        help="pack an installed PyPy into an archive in the official layout",
+        description="Pack an installed PyPy (for example Debian's pypy3) into a relocatable "
+        "archive in the official layout, with the shared libraries the Cloud Functions "
+        "image lacks, and print its SHA-256.",
+    )
+    pack.add_argument("pypy", nargs="?", default="pypy3", metavar="PYPY",
+                      help="the PyPy interpreter to pack (default: pypy3 on PATH)")  # fmt: skip
+    pack.add_argument("-o", "--output", required=True, metavar="ARCHIVE",
+                      help="where to write it: .tar.gz, .tar.bz2 or .tar.xz")  # fmt: skip
+    pack.add_argument("--debug", action="store_true", default=None, help=KEYS["debug"].help)
+    pack.set_defaults(handler=_cmd_runtime_pack)
+    return parser
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    from .build import build
+    from .report import render_table
+
+    flags = {k: getattr(args, k) for k in KEYS if getattr(args, k, None) is not None}
+    config = resolve(Path(args.source), env=env, flags=flags)
+    _set_debug(config.debug)
+    result = build(
+        config,
+        cache_dir=cache_dir(config.cache_dir),
+        env=env,
+        source_date_epoch=source_date_epoch(env),
+        progress=terminal_progress,
+    )
+    if config.json:
+        stdout.write(result.report.to_json())
+    else:
+        stdout.write(render_table(result.report))
+        stdout.write(f"\nwrote {result.bundle} (sha256 {result.report.bundle.sha256})\n")
+        stdout.write(f"wrote {result.report_path}\n")
+    return 0
+
+
+def _cmd_runtime_pack(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    import shutil
+
+    from .errors import PackError
+    from .pack import pack_runtime
+
+    interpreter = args.pypy
+    if os.sep not in interpreter:
+        found = shutil.which(interpreter, path=env.get("PATH"))
+        if found is None:
+            raise PackError(
+                f"No {interpreter!r} on PATH",
+                fix="Install PyPy (on Debian: apt-get install pypy3) or pass its path",
+            )
+        interpreter = found
+    result = pack_runtime(
+        Path(interpreter),
+        Path(args.output),
+        progress=terminal_progress,
+        source_date_epoch=source_date_epoch(env),
+    )
+    stdout.write(f"{result.sha256}  {result.path}\n")
+    return 0
+
+
+# --- the one place errors become text and exit codes ----------------------------
+
+
+def _set_debug(debug: bool | None) -> None:
+    if debug:
+        root = logging.getLogger()
+        root.setLevel(logging.DEBUG)
+        for handler in root.handlers:
+            handler.setFormatter(
+                logging.Formatter("pyfn: %(relativeCreated)7.0f ms %(levelname)s: %(message)s")
+            )
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("pyfn: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for noisy in ("urllib3", "google", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run(
+    argv: Sequence[str] | None,
+    env: Mapping[str, str],
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    """Parse ``argv``, run the command, and turn any PyfnError into a message and exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", None)) or env.get("PYFN_DEBUG", "") in ("1", "true")
+    _set_debug(debug)
+    handler: Callable[[argparse.Namespace, Mapping[str, str], TextIO], int] = args.handler
+    try:
+        return handler(args, env, stdout)
+    except PyfnError as exc:
+        if debug or logging.getLogger().isEnabledFor(logging.DEBUG):
+            log.exception("traceback (--debug)")
+        stderr.write(f"pyfn: error: {exc.message}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        stderr.write("pyfn: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _configure_logging()
+    env: dict[str, Any] = dict(os.environ)
+    return run(argv, env, sys.stdout, sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

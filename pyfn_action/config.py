@@ -1,0 +1,342 @@
+"""Configuration: one precedence, written once.
+
+built-in defaults → ``pyfn.toml`` (or ``[tool.pyfn]`` in ``pyproject.toml``)
+→ ``PYFN_*`` environment → command-line flags.
+
+Every key has the same name in the file, ``PYFN_<KEY>`` in the environment and
+``--<key>`` on the command line (underscores become dashes). Unknown keys in a
+file are an error that suggests the closest known key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, SourceError
+from .sizes import parse_size
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on older interpreters only
+    import tomli as tomllib
+
+SIGNATURES = ("http", "cloudevent", "script")
+RUNTIMES = ("pypy3.11", "pypy3.10")
+ARCHES = ("x86_64", "aarch64")
+STDIN_KINDS = ("headers", "body", "query", "request")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A user's own size budget, in bytes; ``None`` means no budget."""
+
+    compressed: int | None = None
+    uncompressed: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a build needs to know, after precedence has been applied."""
+
+    source: Path
+    name: str
+    entry_point: str
+    signature: str = "http"
+    runtime: str = "pypy3.11"
+    pypy_version: str | None = None
+    arch: str = "x86_64"
+    gen: int = 2
+    budget: Budget = Budget()
+    requirements: str = "requirements.txt"
+    script: str | None = None
+    stdin: str = "body"
+    out: Path = Path("dist")
+    pypy_archive: str | None = None
+    pypy_sha256: str | None = None
+    pypy_mirror: str | None = None
+    cache_dir: Path | None = None
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    json: bool = False
+    debug: bool = False
+
+
+# --- value parsers: raise ValueError with a human reason ----------------------
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _str(value)
+        if text not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _gen(value: Any) -> int:
+    text = str(value).strip()
+    if text not in ("1", "2"):
+        raise ValueError(f"{value!r} is not 1 or 2")
+    return int(text)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a boolean (true/false, 1/0)")
+
+
+def _path(value: Any) -> Path:
+    return Path(_str(value)).expanduser()
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"expected a list of strings, got {value!r}")
+
+
+def _sha256(value: Any) -> str:
+    text = _str(value).lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError(f"{value!r} is not a SHA-256 (64 hex digits)")
+    return text
+
+
+def _pypy_version(value: Any) -> str:
+    text = _str(value)
+    parts = text.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{value!r} is not a PyPy release such as 7.3.19")
+    return text
+
+
+def _identifier(value: Any) -> str:
+    text = _str(value)
+    if not text.isidentifier():
+        raise ValueError(f"{text!r} is not a Python identifier")
+    return text
+
+
+def _budget(value: Any) -> Budget:
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"compressed", "uncompressed"}
+        if unknown:
+            raise ValueError(
+                f"unknown budget key(s) {', '.join(sorted(unknown))}; "
+                "use compressed and uncompressed"
+            )
+        return Budget(
+            compressed=_opt_size(value.get("compressed")),
+            uncompressed=_opt_size(value.get("uncompressed")),
+        )
+    return Budget(compressed=parse_size(value))
+
+
+def _opt_size(value: Any) -> int | None:
+    return None if value is None else parse_size(value)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its parser and its one-line documentation."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "PYFN_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+KEYS: dict[str, Key] = {
+    k.name: k
+    for k in (
+        Key("name", _str, "function name (default: the source directory's name)"),
+        Key("entry_point", _identifier, "Python function to serve (default: the name)"),
+        Key("signature", _choice(SIGNATURES), "http, cloudevent or script"),
+        Key("runtime", _choice(RUNTIMES), "PyPy line: pypy3.11 (default) or pypy3.10"),
+        Key("pypy_version", _pypy_version, "exact PyPy release, e.g. 7.3.19 (default: newest)"),
+        Key("arch", _choice(ARCHES), "target CPU: x86_64 (default) or aarch64"),
+        Key("gen", _gen, "Cloud Functions generation: 2 (default) or 1"),
+        Key("budget", _budget, "size budget: '95MB' (compressed) or a table"),
+        Key("requirements", _str, "requirements file in the source (requirements.txt)"),
+        Key("script", _str, "script mode: the script run per request"),
+        Key("stdin", _choice(STDIN_KINDS), "script mode: headers, body, query or request"),
+        Key("out", _path, "output directory (default: ./dist)"),
+        Key("pypy_archive", _str, "a PyPy archive (path or URL) in the official layout"),
+        Key("pypy_sha256", _sha256, "the SHA-256 of --pypy-archive"),
+        Key("pypy_mirror", _str, "base URL that replaces the official PyPy download host"),
+        Key("cache_dir", _path, "cache for runtimes and wheels (default: user cache)"),
+        Key("index_url", _str, "package index for requirements (default: pip's)"),
+        Key("extra_index_urls", _strings, "more package indexes"),
+        Key("find_links", _strings, "local wheel directories or pages"),
+        Key("json", _bool, "print the report as JSON"),
+        Key("debug", _bool, "show tracebacks and debug logs"),
+    )
+}
+
+
+def suggest(name: str, known: Any) -> str:
+    """``"did you mean 'entry_point'?"`` for the closest known key, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _apply(raw: Mapping[str, Any], origin: str, into: dict[str, Any]) -> None:
+    for key, value in raw.items():
+        spec = KEYS.get(key)
+        if spec is None:
+            hint = suggest(key, KEYS) or f"known keys: {', '.join(KEYS)}"
+            raise ConfigError(
+                f"Unknown configuration key {key!r} in {origin}",
+                fix=hint[0].upper() + hint[1:],
+            )
+        try:
+            into[key] = spec.parse(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Invalid value for {key!r} in {origin}",
+                why=str(exc),
+                fix=f"Set {key} to {spec.help}",
+            ) from exc
+
+
+def read_file_config(source: Path) -> tuple[dict[str, Any], str | None]:
+    """The raw table from ``pyfn.toml`` or ``[tool.pyfn]``, and where it came from."""
+    pyfn_toml = source / "pyfn.toml"
+    pyproject = source / "pyproject.toml"
+    tables: list[tuple[dict[str, Any], str]] = []
+    if pyfn_toml.is_file():
+        tables.append((_load_toml(pyfn_toml), str(pyfn_toml)))
+    if pyproject.is_file():
+        tool = _load_toml(pyproject).get("tool", {})
+        if isinstance(tool, dict) and "pyfn" in tool:
+            table = tool["pyfn"]
+            if not isinstance(table, dict):
+                raise ConfigError(f"[tool.pyfn] in {pyproject} is not a table")
+            tables.append((table, f"{pyproject} [tool.pyfn]"))
+    if len(tables) > 1:
+        raise ConfigError(
+            f"Configuration found in both {pyfn_toml} and {pyproject} [tool.pyfn]",
+            why="pyfn reads one configuration file per function",
+            fix="Keep the settings in one of the two and delete the other",
+        )
+    return tables[0] if tables else ({}, None)
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid TOML",
+            why=str(exc),
+            fix="Fix the syntax at the line and column given",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}", why=exc.strerror or str(exc)) from exc
+
+
+def env_config(env: Mapping[str, str]) -> dict[str, str]:
+    """The ``PYFN_*`` variables that name configuration keys (others are runtime settings)."""
+    return {
+        key: env[spec.env] for key, spec in KEYS.items() if spec.env in env and env[spec.env] != ""
+    }
+
+
+def resolve(
+    source: Path,
+    *,
+    env: Mapping[str, str],
+    flags: Mapping[str, Any],
+) -> Config:
+    """Merge defaults, the source's config file, ``PYFN_*`` env and flags into a Config.
+
+    ``flags`` holds only the options given on the command line (``None`` values
+    are ignored), already converted by argparse or still strings.
+    """
+    if not source.is_dir():
+        what = "does not exist" if not source.exists() else "is not a directory"
+        raise SourceError(
+            f"Source directory {source} {what}",
+            fix="Pass the directory that holds your function's main.py, "
+            "e.g. pyfn build examples/hello",
+        )
+    values: dict[str, Any] = {}
+    table, origin = read_file_config(source)
+    _apply(table, origin or "config file", values)
+    _apply(env_config(env), "the environment (PYFN_*)", values)
+    _apply({k: v for k, v in flags.items() if v is not None}, "the command line", values)
+
+    name = values.pop("name", None) or source.resolve().name
+    entry_point = values.pop("entry_point", None) or _default_entry_point(name)
+    config = Config(source=source, name=name, entry_point=entry_point, **values)
+    return _check(config)
+
+
+def _default_entry_point(name: str) -> str:
+    candidate = name.replace("-", "_")
+    return candidate if candidate.isidentifier() else "main"
+
+
+def _check(config: Config) -> Config:
+    if config.pypy_sha256 and not config.pypy_archive:
+        raise ConfigError(
+            "pypy_sha256 is set but pypy_archive is not",
+            fix="Give --pypy-archive PATH|URL together with --pypy-sha256",
+        )
+    if config.pypy_archive and not config.pypy_sha256:
+        raise ConfigError(
+            f"No SHA-256 given for the PyPy archive {config.pypy_archive}",
+            why="every runtime pyfn bundles is verified before it is used",
+            fix="Add --pypy-sha256 HEX (pyfn runtime pack prints it; sha256sum computes it)",
+        )
+    if config.signature == "script" and not config.script:
+        raise ConfigError(
+            "signature is 'script' but no script is configured",
+            fix='Set script = "handler.py" in pyfn.toml (or --script)',
+        )
+    return config
+
+
+def as_dict(config: Config) -> dict[str, Any]:
+    """A JSON-friendly view, for the manifest and ``--json`` output."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, Budget):
+            value = dataclasses.asdict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out

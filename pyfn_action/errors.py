@@ -1,0 +1,77 @@
+"""The exception tree: every failure a user can meet has its own class.
+
+Each message says what failed, why, and what to do next. The adapters (CLI,
+Action entrypoint, hooks) turn a :class:`PyfnError` into text and its
+``exit_code`` in one place; nothing below them prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class PyfnError(Exception):
+    """Root of every error pyfn reports to a user."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, *, why: str = "", fix: str = "") -> None:
+        self.what = what
+        self.why = why
+        self.fix = fix
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        parts = [self.what.rstrip(".") + "."]
+        if self.why:
+            parts.append(self.why.rstrip(".") + ".")
+        if self.fix:
+            parts.append(self.fix.rstrip(".") + ".")
+        return " ".join(parts)
+
+
+class ConfigError(PyfnError):
+    """Configuration that cannot be used: unknown key, bad value, bad file."""
+
+    exit_code = 2
+
+
+class SourceError(PyfnError):
+    """The function's source directory is missing or unusable."""
+
+    exit_code = 3
+
+
+class RuntimeFetchError(PyfnError):
+    """A PyPy runtime could not be downloaded, verified or unpacked."""
+
+    exit_code = 4
+
+
+class ChecksumMismatch(RuntimeFetchError):
+    """A download or archive does not have the SHA-256 it must have."""
+
+
+class UnsafeArchive(RuntimeFetchError):
+    """An archive holds entries that would land outside its own tree."""
+
+
+class RequirementsError(PyfnError):
+    """Requirements could not be resolved or installed for the target."""
+
+    exit_code = 5
+
+
+class NoCompatibleWheel(RequirementsError):
+    """A requirement has no distribution the target PyPy can load."""
+
+
+class BundleError(PyfnError):
+    """The bundle could not be staged or written."""
+
+    exit_code = 6
+
+
+class PackError(PyfnError):
+    """An installed PyPy could not be packed into a portable archive."""
+
+    exit_code = 7

@@ -1,0 +1,161 @@
+"""Read a function's ``requirements.txt`` before pip does, to fail early and clearly.
+
+Every line is judged: a PEP 508 requirement, a local path inside the source
+tree, a URL, or one of the pip options that make sense in a bundle. Included
+files (``-r``, ``-c``) must stay inside the source tree too.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .errors import RequirementsError
+
+# Options pip accepts in a requirements file that pyfn passes through unchanged.
+_PASS_OPTIONS = {
+    "--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--no-index",
+    "--pre", "--prefer-binary", "--only-binary", "--no-binary", "--trusted-host",
+}  # fmt: skip
+_INCLUDE_OPTIONS = {"-r", "--requirement", "-c", "--constraint"}
+_REFUSED_OPTIONS = {
+    "-e": "editable installs cannot be bundled; list the package itself",
+    "--editable": "editable installs cannot be bundled; list the package itself",
+}
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a requirements file asks for, judged line by line."""
+
+    files: tuple[Path, ...]  # the file and every file it includes
+    names: frozenset[str]  # canonical names of the named requirements
+
+
+def _error(path: Path, lineno: int, line: str, why: str, fix: str) -> RequirementsError:
+    return RequirementsError(
+        f"{path}:{lineno}: cannot use {line.strip()!r}",
+        why=why,
+        fix=fix,
+    )
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Join backslash continuations and drop comments, keeping the first line number."""
+    out: list[tuple[int, str]] = []
+    buffer, start = "", 0
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        if not buffer:
+            start = lineno
+        if raw.endswith("\\"):
+            buffer += raw[:-1]
+            continue
+        line = buffer + raw
+        buffer = ""
+        # pip strips comments that start a line or follow whitespace.
+        if line.lstrip().startswith("#"):
+            continue
+        if " #" in line or "\t#" in line:
+            line = line[: min(i for i in (line.find(" #"), line.find("\t#")) if i >= 0)]
+        if line.strip():
+            out.append((start, line.strip()))
+    if buffer.strip():
+        out.append((start, buffer.strip()))
+    return out
+
+
+def read_requirements(path: Path, root: Path) -> Requirements:
+    """Judge ``path`` (and what it includes) against the source tree ``root``."""
+    names: set[str] = set()
+    files: list[Path] = []
+    _read(path, root.resolve(), names, files, depth=0)
+    return Requirements(files=tuple(files), names=frozenset(names))
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def _read(path: Path, root: Path, names: set[str], files: list[Path], depth: int) -> None:
+    if depth > 10:
+        raise RequirementsError(f"{path}: requirements files include each other too deeply")
+    if not _inside(path, root):
+        raise RequirementsError(
+            f"Requirements file {path} is outside the source tree {root}",
+            why="pyfn never reads files outside the function's directory",
+            fix="Copy the file into the function's directory",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequirementsError(f"{path} is not UTF-8 text", why=str(exc)) from exc
+    except OSError as exc:
+        raise RequirementsError(f"Cannot read {path}", why=exc.strerror or str(exc)) from exc
+    files.append(path)
+    for lineno, line in _logical_lines(text):
+        _judge_line(path, lineno, line, root, names, files, depth)
+
+
+def _judge_line(
+    path: Path,
+    lineno: int,
+    line: str,
+    root: Path,
+    names: set[str],
+    files: list[Path],
+    depth: int,
+) -> None:
+    if line.startswith("-"):
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise _error(path, lineno, line, str(exc), "Fix the quoting") from exc
+        option, _, inline = words[0].partition("=")
+        value = inline or (words[1] if len(words) > 1 else "")
+        if option in _REFUSED_OPTIONS:
+            raise _error(path, lineno, line, _REFUSED_OPTIONS[option], "Remove the line")
+        if option in _INCLUDE_OPTIONS:
+            if not value:
+                raise _error(path, lineno, line, f"{option} needs a file name", "Name the file")
+            _read(path.parent / value, root, names, files, depth + 1)
+            return
+        if option in _PASS_OPTIONS or option.startswith("--hash"):
+            return
+        raise _error(
+            path,
+            lineno,
+            line,
+            f"{option} is not an option pyfn can pass to pip in a requirements file",
+            f"Use one of {', '.join(sorted(_PASS_OPTIONS))}, or set it in pyfn's configuration",
+        )
+    requirement = line.split(" --hash", 1)[0].strip().rstrip(";").strip()
+    if requirement.startswith((".", "/")) or requirement.startswith("file:"):
+        local = path.parent / requirement.removeprefix("file:")
+        if not _inside(local, root):
+            raise _error(
+                path,
+                lineno,
+                line,
+                "the path leads outside the function's directory",
+                "Keep local packages inside the function's directory",
+            )
+        return
+    try:
+        parsed = Requirement(requirement)
+    except InvalidRequirement as exc:
+        raise _error(
+            path,
+            lineno,
+            line,
+            f"it is not a valid requirement ({exc})",
+            "Write it as PEP 508 requires, e.g. requests>=2.31 or name @ https://host/name.whl",
+        ) from exc
+    names.add(canonicalize_name(parsed.name))

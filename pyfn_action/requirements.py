@@ -1,0 +1,436 @@
+"""Install a function's requirements for the target PyPy into the bundle's ``site/``.
+
+Resolution runs pip *inside the target PyPy* whenever this machine can run it,
+so environment markers (``platform_python_implementation``, ``python_version``)
+are judged by the interpreter that will load the code. pip is restricted to the
+target's wheel tags: PyPy's ABI and every ``manylinux`` tag up to the target
+image's glibc (binary wheels only). A requirement that has no such wheel is
+built from its sdist by the target PyPy; the result is accepted only if it is a
+wheel the target can load (a pure-Python one, in practice). Downloaded wheels
+are checked once more (tags, Requires-Python) and installed with ``installer``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from pathlib import Path
+
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.sources import WheelFile
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from . import index
+from .errors import NoCompatibleWheel, RequirementsError
+from .targets import Target
+
+log = logging.getLogger(__name__)
+
+PIP_TIMEOUT_SECONDS = 1800
+_NO_MATCH = re.compile(r"No matching distribution found for (?P<spec>\S+)")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where pip looks for packages; ``None``/empty means pip's own configuration."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+
+    def pip_args(self) -> list[str]:
+        args: list[str] = []
+        if self.index_url:
+            args += ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        return args
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """How to run pip: the target PyPy itself, or this Python with target flags."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    is_target: bool
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One installed distribution and the files it put into ``site/``."""
+
+    name: str
+    version: str
+    wheel: str
+    files: tuple[str, ...]  # POSIX paths relative to site/
+
+
+@dataclass(frozen=True)
+class Installed:
+    site: Path
+    distributions: tuple[Distribution, ...]
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One distribution of the resolved set, and what pip first chose for it."""
+
+    name: str
+    version: str
+    spec: str  # what to ask pip for: name==version, or the direct URL
+    chosen: str  # the file pip picked while resolving
+
+
+def install_requirements(
+    requirements: Sequence[str],
+    *,
+    requirement_files: Sequence[Path],
+    target: Target,
+    interpreter: Interpreter,
+    site: Path,
+    work: Path,
+    cache_dir: Path,
+    sources: Sources,
+) -> Installed:
+    """Resolve and install ``requirements`` (specs) and ``requirement_files`` into ``site``.
+
+    1. resolve the whole set with pip (inside the target PyPy when possible);
+    2. download a target wheel of every pin (``--platform`` … ``--only-binary``);
+    3. build the pins that have none from source, keeping only loadable wheels;
+    4. verify every wheel (tags, Requires-Python) and install it.
+    """
+    site.mkdir(parents=True, exist_ok=True)
+    if not requirements and not requirement_files:
+        return Installed(site, ())
+    wheelhouse = work / "wheelhouse"
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    args = [arg for f in requirement_files for arg in ("-r", str(f))] + list(requirements)
+    pins = _resolve(args, interpreter, target, sources, cache_dir, work)
+    tags = target.tags()
+    # What pip could only resolve to an sdist is built at once; the rest is downloaded.
+    from_source = [p for p in pins if not p.chosen.endswith(".whl")]
+    remaining = [p for p in pins if p.chosen.endswith(".whl")]
+    if from_source and not interpreter.is_target:
+        first = from_source[0]
+        raise _no_wheel(first.spec, first.name, target, sources, built=None)
+    for pin in from_source:
+        _build_from_source(pin, interpreter, target, sources, wheelhouse, cache_dir, tags)
+    for _ in range(len(pins) + 1):
+        if not remaining:
+            break
+        result = _pip(
+            interpreter,
+            ["download", "--no-deps", "--dest", str(wheelhouse), "--only-binary=:all:"]
+            + _target_args(target)
+            + sources.pip_args()
+            + _cache_args(cache_dir)
+            + [p.spec for p in remaining],
+        )
+        if result.returncode == 0:
+            break
+        failed = _failed_pin(result.stderr, remaining)
+        if failed is None:
+            raise RequirementsError(
+                "pip could not download the requirements for the target",
+                why=_tail(result.stderr),
+                fix="Check that the package index is reachable (index_url, find_links)",
+            )
+        remaining.remove(failed)
+        if not interpreter.is_target:
+            raise _no_wheel(failed.spec, failed.name, target, sources, built=None)
+        _build_from_source(failed, interpreter, target, sources, wheelhouse, cache_dir, tags)
+    wheels = sorted(wheelhouse.glob("*.whl"))
+    _check_wheels(wheels, target, wheelhouse)
+    return Installed(site, tuple(_install(w, site) for w in wheels))
+
+
+def _resolve(
+    args: list[str],
+    interpreter: Interpreter,
+    target: Target,
+    sources: Sources,
+    cache_dir: Path,
+    work: Path,
+) -> list[Pin]:
+    """The full set of distributions the requirements need, as pip resolves it."""
+    report = work / "resolution.json"
+    extra = [] if interpreter.is_target else _target_args(target) + ["--only-binary=:all:"]
+    result = _pip(
+        interpreter,
+        ["install", "--dry-run", "--ignore-installed", "--prefer-binary", "--quiet",
+         "--report", str(report)]
+        + extra
+        + sources.pip_args()
+        + _cache_args(cache_dir)
+        + args,
+    )  # fmt: skip
+    if result.returncode != 0:
+        spec = _unmatched(result.stderr)
+        if spec is not None:
+            raise _no_wheel(spec, _spec_name(spec), target, sources, built=None)
+        raise RequirementsError(
+            f"pip could not resolve the requirements for PyPy {target.python_version}",
+            why=_tail(result.stderr),
+            fix="Read pip's message above; check the versions you pin and the index "
+            "(index_url, find_links)",
+        )
+    try:
+        installs = json.loads(report.read_text())["install"]
+        pins = []
+        for item in installs:
+            meta, download = item["metadata"], item["download_info"]
+            name, version, url = meta["name"], meta["version"], download["url"]
+            direct = bool(item.get("is_direct"))
+            spec = f"{name} @ {url}" if direct else f"{name}=={version}"
+            pins.append(Pin(str(name), str(version), spec, str(url).rsplit("/", 1)[-1]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RequirementsError("pip wrote no usable resolution report", why=str(exc)) from exc
+    return sorted(pins, key=lambda p: canonicalize_name(p.name))
+
+
+def _failed_pin(stderr: str, pins: list[Pin]) -> Pin | None:
+    spec = _unmatched(stderr)
+    if spec is None:
+        return None
+    name = _spec_name(spec)
+    return next((p for p in pins if canonicalize_name(p.name) == name), None)
+
+
+def _target_args(target: Target) -> list[str]:
+    args = [arg for p in target.platforms() for arg in ("--platform", p)]
+    return args + [
+        "--implementation", "pp",
+        "--python-version", target.python_version,
+        "--abi", target.abi,
+    ]  # fmt: skip
+
+
+def _cache_args(cache_dir: Path) -> list[str]:
+    return ["--cache-dir", str(cache_dir / "pip")]
+
+
+def _pip(interpreter: Interpreter, args: list[str]) -> subprocess.CompletedProcess[str]:
+    argv = [*interpreter.argv, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
+    log.debug("running %s", " ".join(argv))
+    try:
+        result = subprocess.run(
+            argv,
+            env=dict(interpreter.env),
+            capture_output=True,
+            text=True,
+            timeout=PIP_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RequirementsError(
+            f"pip did not finish within {PIP_TIMEOUT_SECONDS} s",
+            fix="Check that the package index is reachable",
+        ) from exc
+    except OSError as exc:
+        raise RequirementsError(f"Cannot run pip with {argv[0]}", why=str(exc)) from exc
+    if result.stdout:
+        log.debug("%s", result.stdout)
+    return result
+
+
+def _tail(text: str, lines: int = 12) -> str:
+    kept = [ln for ln in text.strip().splitlines() if not ln.startswith("WARNING: Location")]
+    return "\n".join(kept[-lines:])
+
+
+def _unmatched(stderr: str) -> str | None:
+    match = _NO_MATCH.search(stderr)
+    return match.group("spec") if match else None
+
+
+def _spec_name(spec: str) -> str:
+    return canonicalize_name(re.split(r"[<>=!~;\[ @]", spec, maxsplit=1)[0])
+
+
+def _build_from_source(
+    pin: Pin,
+    interpreter: Interpreter,
+    target: Target,
+    sources: Sources,
+    wheelhouse: Path,
+    cache_dir: Path,
+    tags: frozenset[Tag],
+) -> None:
+    """Build ``pin`` from source with the target PyPy; keep it only if the target loads it."""
+    log.info("no %s wheel of %s %s; building it from source", target.abi, pin.name, pin.version)
+    out = wheelhouse / f".build-{canonicalize_name(pin.name)}"
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        result = _pip(
+            interpreter,
+            ["wheel", "--no-deps", "--no-binary", pin.name, "--wheel-dir", str(out)]
+            + sources.pip_args()
+            + _cache_args(cache_dir)
+            + [pin.spec],
+        )
+        wheels = sorted(out.glob("*.whl"))
+        if result.returncode != 0 or not wheels:
+            log.debug("building %s failed:\n%s", pin.spec, result.stderr)
+            raise _no_wheel(
+                pin.spec, pin.name, target, sources, built=None,
+                build_log=_tail(result.stderr, 4),
+            )  # fmt: skip
+        for wheel in wheels:
+            if not (parse_wheel_filename(wheel.name)[3] & tags):
+                raise _no_wheel(pin.spec, pin.name, target, sources, built=wheel.name)
+            os.replace(wheel, wheelhouse / wheel.name)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _no_wheel(
+    spec: str,
+    name: str,
+    target: Target,
+    sources: Sources,
+    *,
+    built: str | None,
+    build_log: str = "",
+) -> NoCompatibleWheel:
+    existing = index.existing_tags(name, sources)
+    found = (
+        f"tags that exist for {name}: {index.summarize(existing)}"
+        if existing
+        else f"no wheel of {name} was found on the configured index"
+    )
+    if built:
+        why = (
+            f"its source builds into native code ({built}), which is not portable to "
+            f"the target; {found}"
+        )
+    else:
+        why = f"no wheel or buildable pure-Python source for {target.abi} on "
+        why += f"manylinux ≤ glibc {target.glibc[0]}.{target.glibc[1]} {target.arch}; {found}"
+        if build_log:
+            why += f"; building from source failed: {build_log}"
+    return NoCompatibleWheel(
+        f"Requirement {spec} has no wheel PyPy {target.python_version} can load",
+        why=why,
+        fix="Use a release that ships PyPy (pp) or pure-Python (py3-none-any) wheels, "
+        "or replace the package with a pure-Python alternative",
+    )
+
+
+def _metadata(wheel: Path) -> tuple[str, str, str | None]:
+    name, version, _, _ = parse_wheel_filename(wheel.name)
+    with zipfile.ZipFile(wheel) as zf:
+        meta = next(
+            (n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")),
+            None,
+        )
+        if meta is None:
+            raise RequirementsError(f"{wheel.name} has no METADATA", fix="Rebuild the wheel")
+        headers = HeaderParser().parsestr(zf.read(meta).decode("utf-8", "replace"))
+    return str(name), str(version), headers.get("Requires-Python")
+
+
+def _check_wheels(wheels: list[Path], target: Target, wheelhouse: Path) -> None:
+    tags = target.tags()
+    python = Version(target.python_version + ".99")
+    for wheel in wheels:
+        try:
+            tagset = parse_wheel_filename(wheel.name)[3]
+        except InvalidWheelFilename as exc:
+            raise RequirementsError(f"pip produced an invalid wheel name {wheel.name}") from exc
+        if not tagset & tags:
+            raise NoCompatibleWheel(
+                f"{wheel.name} cannot be loaded by PyPy {target.python_version}",
+                why=f"its tags are not among the target's ({target.abi}, manylinux ≤ "
+                f"glibc {target.glibc[0]}.{target.glibc[1]})",
+                fix="Pin a release with a PyPy or pure-Python wheel",
+            )
+        name, version, requires = _metadata(wheel)
+        try:
+            ok = requires is None or SpecifierSet(requires).contains(python, prereleases=True)
+        except InvalidSpecifier:
+            ok = True  # pip accepted it; an unparseable marker is not ours to judge
+        if not ok:
+            raise RequirementsError(
+                f"{name} {version} requires Python {requires}, but the runtime is "
+                f"Python {target.python_version}",
+                why="the package index did not publish Requires-Python, so pip picked a "
+                "release that is too new for the target",
+                fix=f"Pin an older {name} in requirements.txt, or use an index that "
+                "publishes Requires-Python",
+            )
+    names = [canonicalize_name(parse_wheel_filename(w.name)[0]) for w in wheels]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise RequirementsError(
+            f"pip left several wheels of {', '.join(duplicates)} in {wheelhouse}",
+            fix="Report this as a bug with your requirements.txt",
+        )
+
+
+def _install(wheel: Path, site: Path) -> Distribution:
+    scheme = {
+        "purelib": str(site),
+        "platlib": str(site),
+        "headers": str(site / "include"),
+        "scripts": str(site / "bin"),
+        "data": str(site),
+    }
+    destination = SchemeDictionaryDestination(
+        scheme,
+        interpreter="/usr/bin/env pypy3",
+        script_kind="posix",
+        bytecode_optimization_levels=(),
+    )
+    try:
+        with WheelFile.open(wheel) as source:
+            install(source, destination, additional_metadata={"INSTALLER": b"pyfn\n"})
+    except (FileExistsError, ValueError, zipfile.BadZipFile) as exc:
+        raise RequirementsError(
+            f"Cannot install {wheel.name} into the bundle", why=str(exc)
+        ) from exc
+    name, version, _, _ = parse_wheel_filename(wheel.name)
+    return Distribution(
+        name=str(name),
+        version=str(version),
+        wheel=wheel.name,
+        files=_recorded_files(site, str(name), str(version)),
+    )
+
+
+def _recorded_files(site: Path, name: str, version: str) -> tuple[str, ...]:
+    wanted = canonicalize_name(name)
+    for info in site.glob("*.dist-info"):
+        dist, _, ver = info.name[: -len(".dist-info")].rpartition("-")
+        if canonicalize_name(dist) == wanted and Version(ver) == Version(version):
+            record = info / "RECORD"
+            rows = record.read_text(encoding="utf-8").splitlines()
+            paths = (row.rsplit(",", 2)[0].strip('"') for row in rows if row.strip())
+            return tuple(sorted(os.path.normpath(p).replace(os.sep, "/") for p in paths))
+    raise RequirementsError(f"{name} {version} was installed without a RECORD")
+
+
+def host_can_run(target: Target) -> bool:
+    """Whether this machine can execute the target's PyPy binary."""
+    machine = platform.machine().lower()
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    return platform.system() == "Linux" and machine == target.arch
