@@ -19,6 +19,7 @@ import platform
 import re
 import shutil
 import subprocess
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -402,8 +403,11 @@ def _install(wheel: Path, site: Path) -> Distribution:
         bytecode_optimization_levels=(),
     )
     try:
-        with WheelFile.open(wheel) as source:
+        with WheelFile.open(wheel) as source, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             install(source, destination, additional_metadata={"INSTALLER": b"pyfn\n"})
+        for warning in caught:  # e.g. stray __pycache__ in a wheel, which installer skips
+            log.debug("%s: %s", wheel.name, warning.message)
     except (FileExistsError, ValueError, zipfile.BadZipFile) as exc:
         raise RequirementsError(
             f"Cannot install {wheel.name} into the bundle", why=str(exc)

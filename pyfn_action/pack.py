@@ -1,0 +1,357 @@
+"""``pyfn runtime pack``: an installed PyPy, packed into a relocatable archive.
+
+The archive has the official PyPy layout, so everything that takes an
+official build takes it too::
+
+    pypy3.9-v7.3.11-linux64/
+        bin/pypy3.9  bin/libpypy3.9-c.so  bin/pypy3 -> pypy3.9  bin/pypy -> pypy3.9
+        lib/pypy3.9/...              the standard library, copied faithfully
+        lib/<soname>                 shared libraries the target image lacks
+        lib/PYPY_PORTABLE_DEPS.txt   their sonames, one a line
+        include/pypy3.9/...
+
+The interpreter is asked where its files are; the ELF files found are followed
+through DT_NEEDED, and every library not in ``data/image-libs.txt`` is
+bundled. The tar is deterministic (sorted members, fixed times, owners and
+modes), written to a temporary file and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .elf import ElfInfo, NotElf, is_elf, read_elf
+from .errors import PackError
+from .libdeps import LibraryResolver, libraries_to_bundle, load_image_libs
+from .progress import ProgressFactory, silent
+from .sizes import format_size
+from .tarball import COMPRESSIONS, TarEntry, compression_for, write_tar
+from .targets import generation
+
+log = logging.getLogger(__name__)
+
+QUERY_TIMEOUT_SECONDS = 60
+DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z
+_ARCH_SUFFIX = {"x86_64": "linux64", "aarch64": "aarch64"}
+_SITE_DIRS = frozenset({"site-packages", "dist-packages"})
+_LIBPYPY = re.compile(r"^libpypy\d+(\.\d+)?-c\.so")
+_QUERY = """\
+import importlib.machinery, json, os, sys, sysconfig
+v = getattr(sys, "pypy_version_info", None)
+p = sysconfig.get_paths()
+print(json.dumps({
+    "implementation": sys.implementation.name,
+    "python": "%d.%d" % sys.version_info[:2],
+    "pypy": None if v is None else "%d.%d.%d" % tuple(v[:3]),
+    "executable": os.path.realpath(sys.executable),
+    "stdlib": p["stdlib"],
+    "include": p.get("include"),
+    "ext_suffixes": importlib.machinery.EXTENSION_SUFFIXES,
+}))
+"""
+_FIX_INTERPRETER = "Pass the path of an installed PyPy 3, e.g. /usr/bin/pypy3"
+_FIX_REINSTALL = "Reinstall PyPy, or pack an installation that runs on this machine"
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """The archive written, and what it holds."""
+
+    path: Path
+    sha256: str
+    python_version: str  # "3.9"
+    pypy_version: str  # "7.3.11"
+    arch: str  # "x86_64" or "aarch64"
+    bundled_libs: tuple[str, ...]  # sonames copied into lib/
+    glibc_required: tuple[int, int] | None  # newest over every ELF file packed
+    top: str  # "pypy3.9-v7.3.11-linux64"
+
+
+@dataclass(frozen=True)
+class _Interpreter:
+    python: str
+    pypy: str
+    executable: Path
+    stdlib: Path
+    include: Path | None
+    ext_suffixes: tuple[str, ...]
+
+
+def pack_runtime(
+    interpreter: Path,
+    output: Path,
+    *,
+    progress: ProgressFactory = silent,
+    source_date_epoch: int = DEFAULT_EPOCH,
+) -> PackResult:
+    """Pack the PyPy that ``interpreter`` runs into the archive ``output``."""
+    compression = _compression(output)
+    if source_date_epoch < 0:
+        raise PackError(f"SOURCE_DATE_EPOCH {source_date_epoch} is negative", fix="Pass >= 0")
+    found = _query(interpreter)
+    exe = _read(found.executable)
+    if exe.machine not in _ARCH_SUFFIX:
+        raise PackError(
+            f"{found.executable} is built for {exe.machine}",
+            why="pyfn supports x86_64 and aarch64 runtimes only",
+            fix=_FIX_INTERPRETER,
+        )
+    py = found.python
+    top = f"pypy{py}-v{found.pypy}-{_ARCH_SUFFIX[exe.machine]}"
+    resolver = LibraryResolver(exe.machine, exe.elfclass)
+    libpypy = _find_libpypy(exe, resolver)
+
+    entries: dict[str, TarEntry] = {}
+    entries[f"bin/pypy{py}"] = TarEntry.file(exe.path, 0o755)
+    entries[f"bin/{libpypy.path.name}"] = TarEntry.file(libpypy.path, 0o755)
+    for alias in ("pypy3", "pypy"):
+        if alias != f"pypy{py}":
+            entries[f"bin/{alias}"] = TarEntry.symlink(f"pypy{py}", 0o755)
+    elves: list[Path] = []
+    for src, arc, skip_site in (
+        (found.stdlib, f"lib/pypy{py}", True),
+        (found.include, f"include/pypy{py}", False),
+    ):
+        if src is not None and src.is_dir():
+            real = Path(os.path.realpath(src))
+            _add_tree(src, arc, _Root(real, arc, skip_site), entries, elves)
+    _check_extensions(found, entries)
+
+    roots = [exe, libpypy, *(_read(p) for p in elves)]
+    stdlib = Path(os.path.realpath(found.stdlib))
+    try:
+        bundled = libraries_to_bundle(
+            roots,
+            load_image_libs(),
+            resolver,
+            skip=lambda soname, path: bool(_LIBPYPY.match(soname)) or path.is_relative_to(stdlib),
+        )
+    except (NotElf, OSError) as exc:
+        raise PackError(
+            "Cannot read a library the runtime needs", why=str(exc), fix=_FIX_REINSTALL
+        ) from exc
+    for soname, info in sorted(bundled.items()):
+        entries[f"lib/{soname}"] = TarEntry.file(info.path, 0o755)
+    deps = "".join(f"{soname}\n" for soname in sorted(bundled)).encode()
+    entries["lib/PYPY_PORTABLE_DEPS.txt"] = TarEntry.blob(deps)
+
+    members = {f"{top}/{name}": entry for name, entry in entries.items()}
+    try:
+        sha256 = write_tar(
+            members,
+            output,
+            compression=compression,
+            epoch=source_date_epoch,
+            progress=progress,
+            label=f"Packing {top}",
+        )
+    except OSError as exc:
+        raise PackError(
+            f"Cannot write {output}",
+            why=exc.strerror or str(exc),
+            fix="Choose an output path in a directory you can write to, with room for ~100 MB",
+        ) from exc
+    versions = [e.glibc_required for e in (*roots, *bundled.values()) if e.glibc_required]
+    glibc = max(versions) if versions else None
+    image_glibc = min(generation(gen).glibc for gen in (1, 2))
+    if glibc is not None and glibc > image_glibc:
+        log.warning(
+            "%s needs glibc %d.%d but the Cloud Functions image has %d.%d: the archive serves "
+            "locally but may not load on Cloud Functions",
+            output.name,
+            *glibc,
+            *image_glibc,
+        )
+    log.info("packed %s (%s, sha256 %s)", output, format_size(output.stat().st_size), sha256)
+    return PackResult(
+        path=output,
+        sha256=sha256,
+        python_version=py,
+        pypy_version=found.pypy,
+        arch=exe.machine,
+        bundled_libs=tuple(sorted(bundled)),
+        glibc_required=glibc,
+        top=top,
+    )
+
+
+def _compression(output: Path) -> str:
+    kind = compression_for(output)
+    if kind is not None:
+        return kind
+    raise PackError(
+        f"Cannot tell how to compress {output.name}",
+        why=f"the output's name must end with one of {', '.join(COMPRESSIONS)}",
+        fix="Name the archive like pypy3.9-v7.3.11-linux64.tar.gz (or .tar.bz2, .tar.xz)",
+    )
+
+
+def _query(interpreter: Path) -> _Interpreter:
+    if not interpreter.exists():
+        raise PackError(f"PyPy interpreter {interpreter} does not exist", fix=_FIX_INTERPRETER)
+    try:
+        proc = subprocess.run(
+            [str(interpreter), "-S", "-c", _QUERY],
+            capture_output=True,
+            text=True,
+            timeout=QUERY_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise PackError(
+            f"{interpreter} did not answer within {QUERY_TIMEOUT_SECONDS} s",
+            fix=_FIX_INTERPRETER,
+        ) from exc
+    except OSError as exc:
+        raise PackError(
+            f"Cannot run {interpreter}", why=exc.strerror or str(exc), fix=_FIX_INTERPRETER
+        ) from exc
+    lines = proc.stdout.strip().splitlines()
+    try:
+        if proc.returncode != 0 or not lines:
+            raise ValueError(proc.stderr.strip()[-500:] or f"exit status {proc.returncode}")
+        data = json.loads(lines[-1])
+    except ValueError as exc:
+        raise PackError(
+            f"{interpreter} could not describe itself",
+            why=str(exc),
+            fix=_FIX_INTERPRETER,
+        ) from exc
+    if data["implementation"] != "pypy" or not data["pypy"]:
+        raise PackError(
+            f"{interpreter} is not PyPy",
+            why=f"it is {data['implementation']} {data['python']}",
+            fix=_FIX_INTERPRETER,
+        )
+    include = data.get("include")
+    return _Interpreter(
+        python=data["python"],
+        pypy=data["pypy"],
+        executable=Path(data["executable"]),
+        stdlib=Path(data["stdlib"]),
+        include=Path(include) if include else None,
+        ext_suffixes=tuple(data["ext_suffixes"]),
+    )
+
+
+def _read(path: Path) -> ElfInfo:
+    try:
+        return read_elf(path)
+    except (NotElf, OSError) as exc:
+        raise PackError(
+            f"Cannot read {path} as a shared library or executable",
+            why=str(exc),
+            fix=_FIX_REINSTALL,
+        ) from exc
+
+
+def _find_libpypy(exe: ElfInfo, resolver: LibraryResolver) -> ElfInfo:
+    name = next((n for n in exe.needed if _LIBPYPY.match(n)), None)
+    if name is None:
+        raise PackError(
+            f"{exe.path} does not load a libpypy shared library",
+            why=f"its DT_NEEDED entries are {', '.join(exe.needed) or 'none'}",
+            fix="Pack a PyPy built as executable + libpypy3.X-c.so, as official builds are",
+        )
+    path = resolver.resolve(name, exe)
+    if path is None:
+        raise PackError(
+            f"Cannot find {name}, which {exe.path} needs",
+            why="it is not on the executable's run path, in ldconfig's cache or the standard "
+            "library directories",
+            fix="Install the package that provides it (Debian: libpypy3.X-c) and try again",
+        )
+    return _read(path)
+
+
+def _file_mode(path: Path, name: str) -> int:
+    shared = name.endswith(".so") or ".so." in name
+    return 0o755 if shared or path.stat().st_mode & 0o111 else 0o644
+
+
+@dataclass(frozen=True)
+class _Root:
+    """A tree being planned: its real path, its name in the archive, what to leave out."""
+
+    path: Path
+    arc: str
+    skip_site: bool  # the stdlib: leave out EXTERNALLY-MANAGED and the site dirs' contents
+
+
+def _add_tree(
+    src: Path,
+    arc: str,
+    root: _Root,
+    entries: dict[str, TarEntry],
+    elves: list[Path],
+    ancestors: frozenset[Path] = frozenset(),
+) -> None:
+    """Plan the directory ``src`` as ``arc``, recursively."""
+    entries[arc] = TarEntry.directory()
+    ancestors |= {Path(os.path.realpath(src))}
+    at_top = arc == root.arc and root.skip_site
+    for child in sorted(src.iterdir()):
+        name = f"{arc}/{child.name}"
+        if at_top and child.name == "EXTERNALLY-MANAGED":
+            continue
+        if child.is_symlink():
+            _add_link(child, name, root, entries, elves, ancestors)
+        elif child.is_dir():
+            if at_top and child.name in _SITE_DIRS:
+                entries[name] = TarEntry.directory()
+            else:
+                _add_tree(child, name, root, entries, elves, ancestors)
+        elif child.is_file():
+            _add_regular(child, name, entries, elves)
+        else:
+            log.warning("skipping %s: not a file, directory or symlink", child)
+
+
+def _add_regular(path: Path, name: str, entries: dict[str, TarEntry], elves: list[Path]) -> None:
+    entries[name] = TarEntry.file(path, _file_mode(path, name))
+    if is_elf(path):
+        elves.append(path)
+
+
+def _add_link(
+    link: Path,
+    name: str,
+    root: _Root,
+    entries: dict[str, TarEntry],
+    elves: list[Path],
+    ancestors: frozenset[Path],
+) -> None:
+    """Keep a link that stays inside its tree; otherwise copy what it points to."""
+    target = Path(os.path.realpath(link))
+    if not target.exists():
+        log.warning("skipping %s: a dangling symlink", link)
+    elif target == root.path or target.is_relative_to(root.path):
+        target_arc = posixpath.join(root.arc, target.relative_to(root.path).as_posix())
+        relative = posixpath.relpath(target_arc, posixpath.dirname(name))
+        mode = 0o755 if target.is_dir() else _file_mode(target, target.name)
+        entries[name] = TarEntry.symlink(relative, mode)
+    elif target in ancestors:
+        log.warning("skipping %s: a symlink loop", link)
+    elif target.is_dir():
+        _add_tree(target, name, root, entries, elves, ancestors)
+    else:
+        _add_regular(target, name, entries, elves)
+
+
+def _check_extensions(found: _Interpreter, entries: dict[str, TarEntry]) -> None:
+    prefix = f"lib/pypy{found.python}/"
+    suffixes = found.ext_suffixes
+    if not any(n.startswith(prefix) and n.endswith(suffixes) for n in entries):
+        raise PackError(
+            f"{found.stdlib} holds no compiled extension ({', '.join(suffixes)})",
+            why="a PyPy standard library without its extension modules is incomplete, and "
+            "its ABI cannot be told from the archive",
+            fix="Pack a complete PyPy installation",
+        )

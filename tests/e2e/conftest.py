@@ -1,0 +1,76 @@
+"""End-to-end fixtures: a loopback download host for the packed PyPy, a loopback
+package index, and a hermetic environment for pip."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.servers import Routes, index_routes, serve
+
+from pyfn_action.cli import run
+from pyfn_action.pack import PackResult
+
+WHEELHOUSE = Path(__file__).parents[1] / ".wheelhouse"
+REPO = Path(__file__).parents[2]
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    sha256: str
+    routes: Routes
+
+
+@pytest.fixture(scope="session")
+def served_pypy(pypy_archive: PackResult) -> Iterator[Served]:
+    """The packed PyPy on a loopback download host, as the official one would serve it."""
+    routes = Routes()
+    routes.files[f"/pypy/{pypy_archive.path.name}"] = pypy_archive.path.read_bytes()
+    with serve(routes) as base:
+        yield Served(f"{base}/pypy/{pypy_archive.path.name}", pypy_archive.sha256, routes)
+
+
+@pytest.fixture(scope="session")
+def index_url() -> Iterator[str]:
+    """tests/.wheelhouse as a package index on loopback (no Requires-Python published)."""
+    if not WHEELHOUSE.is_dir() or not any(WHEELHOUSE.glob("*.whl")):
+        pytest.fail("tests/.wheelhouse is empty: run `python tests/wheelhouse.py` (CI does)")
+    with serve(index_routes(WHEELHOUSE)) as base:
+        yield f"{base}/simple/"
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pyfn-cache")
+
+
+def hermetic_env(cache: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without pip settings that would reach beyond loopback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYFN_"))}
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_NO_INPUT="1",
+        PYFN_CACHE_DIR=str(cache),
+        SOURCE_DATE_EPOCH="1700000000",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def pyfn(args: Sequence[str], env: dict[str, str]) -> Outcome:
+    """Run the pyfn command in this process, as a user would from a shell."""
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(args), env, out, err)
+    return Outcome(code, out.getvalue(), err.getvalue())

@@ -1,0 +1,107 @@
+"""Loopback HTTP servers that stand in for the download host and the package index.
+
+Every server binds 127.0.0.1 on a free port, runs in a daemon thread and is
+shut down when its ``with`` block ends.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+
+@dataclass
+class Routes:
+    """What the server answers: path → bytes, with optional faults."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    cut_after: dict[str, int] = field(default_factory=dict)  # send this many bytes, then close
+    hits: list[str] = field(default_factory=list)
+
+
+def _handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            routes.hits.append(path)
+            body = routes.files.get(path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            kind = "text/html" if path.endswith("/") else "application/octet-stream"
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            cut = routes.cut_after.get(path)
+            if cut is not None:
+                self.wfile.write(body[:cut])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+    return Handler
+
+
+@contextmanager
+def serve(routes: Routes) -> Iterator[str]:
+    """Serve ``routes`` on loopback; yields the base URL (no trailing slash)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(routes))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+_DIST = re.compile(r"^(?P<name>.+?)-\d")
+
+
+def index_routes(*directories: Path, extra: Mapping[str, bytes] | None = None) -> Routes:
+    """A PEP 503 simple index of the wheels and sdists in ``directories``.
+
+    Like some private indexes, it publishes no Requires-Python for any file,
+    so pip learns it only from each distribution's own metadata.
+    """
+    files: dict[str, bytes] = {}
+    for directory in directories:
+        for path in sorted(directory.iterdir()):
+            if path.is_file():
+                files[path.name] = path.read_bytes()
+    files.update(extra or {})
+    projects: dict[str, list[str]] = {}
+    for name in files:
+        match = _DIST.match(name)
+        if match:
+            projects.setdefault(canonicalize_name(match["name"]), []).append(name)
+    routes = Routes()
+    links = "".join(f'<a href="{p}/">{p}</a>\n' for p in sorted(projects))
+    routes.files["/simple/"] = f"<html><body>\n{links}</body></html>".encode()
+    for project, names in projects.items():
+        anchors = "".join(
+            f'<a href="../../files/{html.escape(n)}">{html.escape(n)}</a><br>\n'
+            for n in sorted(names)
+        )
+        routes.files[f"/simple/{project}/"] = f"<html><body>\n{anchors}</body></html>".encode()
+    for name, body in files.items():
+        routes.files[f"/files/{name}"] = body
+    return routes

@@ -1,0 +1,50 @@
+"""Download the distributions the end-to-end tests need into tests/.wheelhouse.
+
+Run by the test command before pytest; the tests themselves never leave
+loopback: they serve this directory as a package index on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+WHEELHOUSE = HERE / ".wheelhouse"
+TARGET = [
+    "--platform", "manylinux2014_x86_64",
+    "--platform", "manylinux_2_17_x86_64",
+    "--implementation", "pp",
+    "--python-version", "3.9",
+    "--abi", "pypy39_pp73",
+]  # fmt: skip
+
+
+def main() -> int:
+    wheels, sdists, build = [], [], []
+    for line in (HERE / "wheelhouse.txt").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("--sdist "):
+            sdists.append(line.split(None, 1)[1])
+        elif line.startswith("--build "):
+            build.append(line.split(None, 1)[1])
+        else:
+            wheels.append(line)
+    WHEELHOUSE.mkdir(exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(WHEELHOUSE)]
+    steps = [
+        pip + ["--only-binary=:all:", *TARGET, *wheels],
+        pip + ["--no-binary=:all:", *sdists],
+        pip + ["--only-binary=:all:", *build],
+    ]
+    for step in steps:
+        subprocess.run(step, check=True)
+    print(f"wheelhouse: {len(list(WHEELHOUSE.iterdir()))} files in {WHEELHOUSE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
