@@ -21,12 +21,12 @@ class PyfnError(Exception):
 
     @property
     def message(self) -> str:
-        parts = [self.what.rstrip(".") + "."]
-        if self.why:
-            parts.append(self.why.rstrip(".") + ".")
-        if self.fix:
-            parts.append(self.fix.rstrip(".") + ".")
-        return " ".join(parts)
+        return " ".join(_sentence(p) for p in (self.what, self.why, self.fix) if p)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 class ConfigError(PyfnError):

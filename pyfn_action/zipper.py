@@ -82,8 +82,9 @@ def write_zip(
         ) from exc
     tmp = Path(tmp_name)
     os.close(fd)
-    bar = progress("Zipping", sum(e.size() for e in ordered))
+    bar = None
     try:
+        bar = progress("Zipping", sum(e.size() for e in ordered))
         written: list[Written] = []
         with zipfile.ZipFile(tmp, "w", compresslevel=COMPRESS_LEVEL) as zf:
             for entry in ordered:
@@ -105,10 +106,13 @@ def write_zip(
         os.replace(tmp, dest)
     except OSError as exc:
         raise BundleError(
-            f"Writing {dest} failed", why=exc.strerror or str(exc), fix="Check free disk space"
+            f"Writing {dest} failed",
+            why=f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc),
+            fix="Check that the file named is readable and that the disk has room",
         ) from exc
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         tmp.unlink(missing_ok=True)
     return ZipResult(
         path=dest,

@@ -140,7 +140,7 @@ def test_bundle_pypy_imports_requirements(
             "script",
             "--script",
             "main.py",
-        ),  # fmt: skip
+        ),
         env,
     )
     assert result.code == 0, result.stderr
@@ -195,7 +195,7 @@ def test_no_wheel_for_pypy_names_package_and_tags(
                 "script",
                 "--script",
                 "main.py",
-            ),  # fmt: skip
+            ),
             hermetic_env(session_cache),
         )
     assert result.code == 5
@@ -228,7 +228,7 @@ def test_requires_python_is_honoured_when_the_index_omits_it(
                 "--script",
                 "main.py",
                 "--json",
-            ),  # fmt: skip
+            ),
             hermetic_env(session_cache),
         )
     assert result.code == 0, result.stderr

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then check style and types and run every test.
+#   bash scripts/test.sh            (CI runs exactly this: .ci/run)
+# Needs root (or sudo) for Debian's packages: pypy3 stands in for the official
+# PyPy build, gcc builds ELF fixtures, unzip extracts bundles, 7z makes Deflate64 zips.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends pypy3 gcc libc6-dev unzip p7zip-full >/dev/null
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python tests/wheelhouse.py
+
+.venv/bin/ruff check pyfn_action tests benchmarks
+.venv/bin/ruff format --check pyfn_action tests benchmarks
+.venv/bin/mypy
+
+.venv/bin/pytest tests/unit tests/e2e "$@"

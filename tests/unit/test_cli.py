@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from pyfn_action.cli import run
+
+
+def pyfn(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(args, env or {}, out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    d = tmp_path / "fn"
+    d.mkdir()
+    (d / "main.py").write_text("def fn(request):\n    return 'ok'\n")
+    return d
+
+
+def test_missing_source_dir(tmp_path: Path) -> None:
+    code, _, err = pyfn(["build", str(tmp_path / "nope")])
+    assert code == 3
+    assert err.startswith("pyfn: error: Source directory") and "does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_key_in_file(src: Path) -> None:
+    (src / "pyfn.toml").write_text("runtim = 'pypy3.10'\n")
+    code, _, err = pyfn(["build", str(src)])
+    assert code == 2
+    assert "Unknown configuration key 'runtim'" in err and "Did you mean 'runtime'?" in err
+
+
+def test_unwritable_out(src: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = pyfn(["build", str(src), "--out", str(blocker / "dist")])
+    assert code == 6
+    assert "Cannot write to the output directory" in err and "--out" in err
+
+
+def test_env_reaches_every_key(src: Path) -> None:
+    code, _, err = pyfn(["build", str(src)], {"PYFN_GEN": "7"})
+    assert code == 2 and "'gen'" in err and "PYFN_" in err
+
+
+def test_pack_without_pypy_on_path(tmp_path: Path) -> None:
+    code, _, err = pyfn(["runtime", "pack", "no-such-pypy", "-o", str(tmp_path / "x.tar.gz")],
+                        {"PATH": str(tmp_path)})  # fmt: skip
+    assert code == 7 and "apt-get install pypy3" in err
+
+
+def test_bad_source_date_epoch(src: Path, tmp_path: Path) -> None:
+    code, _, err = pyfn(
+        ["build", str(src), "--out", str(tmp_path / "o"), "--pypy-archive", "x.tgz",
+         "--pypy-sha256", "0" * 64],
+        {"SOURCE_DATE_EPOCH": "yesterday"},
+    )  # fmt: skip
+    assert code == 1 and "SOURCE_DATE_EPOCH" in err

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pyfn_action.config import Budget, resolve
+from pyfn_action.errors import ConfigError, SourceError
+from pyfn_action.sizes import parse_size
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    d = tmp_path / "my-func"
+    d.mkdir()
+    (d / "main.py").write_text("def my_func(request):\n    return 'ok'\n")
+    return d
+
+
+def test_defaults(src: Path) -> None:
+    config = resolve(src, env={}, flags={})
+    assert (config.name, config.entry_point) == ("my-func", "my_func")
+    assert (config.signature, config.runtime, config.gen) == ("http", "pypy3.11", 2)
+    assert config.budget == Budget()
+
+
+@pytest.mark.parametrize(
+    ("file", "env", "flags", "expected"),
+    [
+        ({}, {}, {}, "pypy3.11"),
+        ({"runtime": "pypy3.10"}, {}, {}, "pypy3.10"),
+        ({"runtime": "pypy3.10"}, {"PYFN_RUNTIME": "pypy3.11"}, {}, "pypy3.11"),
+        (
+            {"runtime": "pypy3.11"},
+            {"PYFN_RUNTIME": "pypy3.11"},
+            {"runtime": "pypy3.10"},
+            "pypy3.10",
+        ),
+    ],
+)
+def test_precedence(src: Path, file: dict, env: dict, flags: dict, expected: str) -> None:
+    if file:
+        (src / "pyfn.toml").write_text("".join(f'{k} = "{v}"\n' for k, v in file.items()))
+    assert resolve(src, env=env, flags=flags).runtime == expected
+
+
+def test_pyproject_tool_table(src: Path) -> None:
+    (src / "pyproject.toml").write_text('[tool.pyfn]\ngen = 1\nentry_point = "other"\n')
+    config = resolve(src, env={}, flags={})
+    assert (config.gen, config.entry_point) == (1, "other")
+
+
+def test_both_files_is_an_error(src: Path) -> None:
+    (src / "pyproject.toml").write_text("[tool.pyfn]\ngen = 1\n")
+    (src / "pyfn.toml").write_text("gen = 2\n")
+    with pytest.raises(ConfigError, match="both"):
+        resolve(src, env={}, flags={})
+
+
+def test_unknown_key_suggests_the_closest(src: Path) -> None:
+    (src / "pyfn.toml").write_text('entrypoint = "x"\n')
+    with pytest.raises(ConfigError) as info:
+        resolve(src, env={}, flags={})
+    assert "'entrypoint'" in info.value.message
+    assert "did you mean 'entry_point'" in info.value.message.lower()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("gen", "3", "not 1 or 2"),
+        ("runtime", "pypy2.7", "not one of"),
+        ("signature", "event", "not one of"),
+        ("pypy_sha256", "abc", "64 hex"),
+        ("budget", "lots", "not a size"),
+        ("entry_point", "not-an-identifier", "identifier"),
+    ],
+)
+def test_invalid_values(src: Path, key: str, value: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        resolve(src, env={f"PYFN_{key.upper()}": value}, flags={})
+
+
+def test_archive_needs_its_checksum(src: Path) -> None:
+    with pytest.raises(ConfigError, match="SHA-256"):
+        resolve(src, env={}, flags={"pypy_archive": "x.tar.gz"})
+
+
+def test_broken_toml_names_the_line(src: Path) -> None:
+    (src / "pyfn.toml").write_text('name = "a"\ngen = = 2\n')
+    with pytest.raises(ConfigError, match="line 2"):
+        resolve(src, env={}, flags={})
+
+
+def test_missing_source(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        resolve(tmp_path / "nope", env={}, flags={})
+
+
+def test_budget_table(src: Path) -> None:
+    (src / "pyfn.toml").write_text('[budget]\ncompressed = "95MiB"\nuncompressed = "1.5G"\n')
+    assert resolve(src, env={}, flags={}).budget == Budget(95 * 2**20, 1_500_000_000)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("100MB", 100_000_000),
+        ("95MiB", 95 * 2**20),
+        ("1.5G", 1_500_000_000),
+        ("500000", 500_000),
+        ("10 kb", 10_000),
+        (42, 42),
+    ],
+)
+def test_parse_size(text: str | int, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "MB", "1.2.3MB", "-5", "10 parsecs"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size(text)

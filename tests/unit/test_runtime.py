@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.servers import Routes, serve
+from support.tarballs import fake_runtime
+
+from pyfn_action.errors import ChecksumMismatch, ConfigError, RuntimeFetchError
+from pyfn_action.runtime import (
+    RuntimeRequest,
+    load_manifest,
+    resolve_runtime,
+    select_build,
+)
+
+NAME = "pypy3.9-v7.3.11-linux64.tar.gz"
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> tuple[bytes, str]:
+    path = tmp_path / NAME
+    sha = fake_runtime(path)
+    return path.read_bytes(), sha
+
+
+def test_manifest_matches_the_published_sums() -> None:
+    builds = load_manifest()
+    shared = Path(__file__).parents[3] / "shared" / "data" / "pypy-sha256.txt"
+    if shared.is_file():
+        published = {
+            line.split()[1]: line.split()[0]
+            for line in shared.read_text().splitlines()
+            if line and not line.startswith("#")
+        }
+        assert {b.filename: b.sha256 for b in builds} == published
+    assert {b.arch for b in builds} == {"x86_64", "aarch64"}
+
+
+def test_select_newest_and_pinned() -> None:
+    builds = load_manifest()
+    newest = select_build(RuntimeRequest("pypy3.11", "x86_64"), builds)
+    assert newest.filename == "pypy3.11-v7.3.23-linux64.tar.bz2"
+    assert newest.url() == "https://downloads.python.org/pypy/pypy3.11-v7.3.23-linux64.tar.bz2"
+    pinned = select_build(RuntimeRequest("pypy3.10", "aarch64", "7.3.19"), builds)
+    assert pinned.filename == "pypy3.10-v7.3.19-aarch64.tar.bz2"
+    with pytest.raises(ConfigError, match="known releases"):
+        select_build(RuntimeRequest("pypy3.10", "x86_64", "7.3.1"), builds)
+
+
+def test_download_verify_cache(tmp_path: Path, archive: tuple[bytes, str]) -> None:
+    data, sha = archive
+    routes = Routes(files={f"/{NAME}": data})
+    cache = tmp_path / "cache"
+    with serve(routes) as base:
+        request = RuntimeRequest(archive=f"{base}/{NAME}", sha256=sha)
+        runtime = resolve_runtime(request, cache)
+        again = resolve_runtime(request, cache)
+    assert routes.hits == [f"/{NAME}"]  # the second call came from the cache
+    assert runtime == again
+    assert (runtime.python_version, runtime.pypy_version, runtime.arch) == (
+        "3.9",
+        "7.3.11",
+        "x86_64",
+    )
+    assert runtime.abi_tag == "pypy39_pp73"
+    assert runtime.executable.is_file()
+    assert (cache / "archives" / sha / NAME).read_bytes() == data
+
+
+def test_checksum_mismatch_leaves_cache_untouched(
+    tmp_path: Path, archive: tuple[bytes, str]
+) -> None:
+    data, _ = archive
+    cache = tmp_path / "cache"
+    with serve(Routes(files={f"/{NAME}": data})) as base:
+        with pytest.raises(ChecksumMismatch, match="expected SHA-256 0000"):
+            resolve_runtime(RuntimeRequest(archive=f"{base}/{NAME}", sha256="0" * 64), cache)
+    assert not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_cut_off_download_leaves_no_entry(tmp_path: Path, archive: tuple[bytes, str]) -> None:
+    data, sha = archive
+    cache = tmp_path / "cache"
+    routes = Routes(files={f"/{NAME}": data}, cut_after={f"/{NAME}": len(data) // 2})
+    with serve(routes) as base:
+        with pytest.raises(RuntimeFetchError, match="cut off"):
+            resolve_runtime(RuntimeRequest(archive=f"{base}/{NAME}", sha256=sha), cache)
+    assert not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_unreachable_host_says_what_to_do(tmp_path: Path) -> None:
+    with serve(Routes()) as base:
+        pass  # the port is closed again: nothing listens there
+    with pytest.raises(RuntimeFetchError, match="runtime pack"):
+        resolve_runtime(
+            RuntimeRequest(archive=f"{base}/{NAME}", sha256="1" * 64), tmp_path / "cache"
+        )
+
+
+def test_mirror_replaces_the_official_host(tmp_path: Path) -> None:
+    routes = Routes()
+    with serve(routes) as base:
+        with pytest.raises(RuntimeFetchError, match="HTTP 404"):
+            resolve_runtime(RuntimeRequest("pypy3.10", mirror=f"{base}/mirror"), tmp_path)
+    assert routes.hits == ["/mirror/pypy3.10-v7.3.19-linux64.tar.bz2"]
+
+
+def test_corrupt_cache_entries_are_replaced(tmp_path: Path, archive: tuple[bytes, str]) -> None:
+    data, sha = archive
+    cache = tmp_path / "cache"
+    local = tmp_path / NAME
+    request = RuntimeRequest(archive=str(local), sha256=sha)
+    runtime = resolve_runtime(request, cache)
+    # a truncated file in the extracted tree
+    (runtime.root / "lib" / "pypy3.9" / "os.py").write_text("")
+    # and a corrupted cached archive
+    cached_archive = cache / "archives" / sha / NAME
+    cached_archive.write_bytes(b"garbage")
+    repaired = resolve_runtime(request, cache)
+    assert (repaired.root / "lib" / "pypy3.9" / "os.py").read_text() == "# os\n"
+    assert cached_archive.read_bytes() == data
+    record = json.loads((cache / "runtimes" / f"{sha}.json").read_text())
+    assert record["files"]["lib/pypy3.9/os.py"] == 5
+
+
+def test_archive_without_the_layout_is_refused(tmp_path: Path) -> None:
+    import hashlib
+    import tarfile
+
+    path = tmp_path / "notpypy.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(__file__, arcname="top/README")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(RuntimeFetchError, match="official layout"):
+        resolve_runtime(RuntimeRequest(archive=str(path), sha256=sha), tmp_path / "cache")
+    assert not list((tmp_path / "cache" / "runtimes").glob("*.json"))

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pyfn_action.config import resolve
+from pyfn_action.errors import RequirementsError, SourceError
+from pyfn_action.reqfile import read_requirements
+from pyfn_action.source import check_source
+from pyfn_action.stage import app_entries
+from pyfn_action.zipper import write_zip
+
+
+def _src(tmp_path: Path, main: str | None = "def hello(request):\n    return 'hi'\n") -> Path:
+    src = tmp_path / "hello"
+    src.mkdir()
+    if main is not None:
+        (src / "main.py").write_text(main)
+    return src
+
+
+def test_no_main_py(tmp_path: Path) -> None:
+    src = _src(tmp_path, None)
+    with pytest.raises(SourceError, match=r"No main\.py"):
+        check_source(resolve(src, env={}, flags={}), (3, 11))
+
+
+def test_entry_point_not_defined_lists_what_is(tmp_path: Path) -> None:
+    src = _src(tmp_path, "def other(request):\n    pass\n\ndef more(r):\n    pass\n")
+    with pytest.raises(SourceError) as info:
+        check_source(resolve(src, env={}, flags={}), (3, 11))
+    assert "'hello' is not defined" in info.value.message
+    assert "more, other" in info.value.message
+
+
+def test_syntax_too_new_for_the_runtime(tmp_path: Path) -> None:
+    src = _src(
+        tmp_path, "def hello(request):\n    match request:\n        case _:\n            pass\n"
+    )
+    with pytest.raises(SourceError, match="Python 3.9"):
+        check_source(resolve(src, env={}, flags={}), (3, 9))
+    check_source(resolve(src, env={}, flags={}), (3, 10))
+
+
+def test_script_mode_needs_the_script(tmp_path: Path) -> None:
+    src = _src(tmp_path, None)
+    config = resolve(src, env={}, flags={"signature": "script", "script": "../x.py"})
+    with pytest.raises(SourceError, match="not found"):
+        check_source(config, (3, 11))
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("requests\nflask >= = 2\n", ":2:"),
+        ("# ok\nrequests \\\n  >=2\nnot a requirement!\n", ":4:"),
+        ("-e ./lib\n", ":1:"),
+        ("--user\n", ":1:"),
+        ("-r ../outside.txt\n", "outside"),
+        ("../elsewhere\n", "outside"),
+    ],
+)
+def test_malformed_requirements(tmp_path: Path, text: str, line: str) -> None:
+    src = _src(tmp_path)
+    (tmp_path / "outside.txt").write_text("requests\n")
+    (src / "requirements.txt").write_text(text)
+    with pytest.raises(RequirementsError, match=line):
+        read_requirements(src / "requirements.txt", src)
+
+
+def test_requirements_names_and_includes(tmp_path: Path) -> None:
+    src = _src(tmp_path)
+    (src / "base.txt").write_text("Functions_Framework==3.8.1 ; python_version >= '3.9'\n")
+    (src / "requirements.txt").write_text(
+        "-r base.txt\n--index-url http://127.0.0.1:1/simple\nrequests[socks]>=2  # web\n"
+    )
+    result = read_requirements(src / "requirements.txt", src)
+    assert result.names == {"functions-framework", "requests"}
+    assert [p.name for p in result.files] == ["requirements.txt", "base.txt"]
+
+
+def test_symlink_out_of_the_tree_is_reported_not_followed(tmp_path: Path) -> None:
+    src = _src(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not ship")
+    os.symlink(secret, src / "leak.txt")
+    os.symlink(tmp_path, src / "up")
+    (src / "data.txt").write_text("data")
+    os.symlink("data.txt", src / "alias.txt")
+    (src / "__pycache__").mkdir()
+    (src / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"x")
+    entries, warnings = app_entries(src)
+    names = [e.arcname for e in entries]
+    assert names == ["app/alias.txt", "app/data.txt", "app/main.py"]
+    assert any("leak.txt" in w and "outside the source tree" in w for w in warnings)
+    assert any(w.startswith("up ") for w in warnings)
+    out = write_zip(entries, tmp_path / "b.zip")
+    with zipfile.ZipFile(out.path) as zf:
+        assert zf.read("app/alias.txt") == b"data"
+        assert b"do not ship" not in b"".join(zf.read(n) for n in zf.namelist())
