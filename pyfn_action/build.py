@@ -55,6 +55,14 @@ def build(
 ) -> BuildResult:
     """Build ``config.source`` into ``config.out/bundle.zip`` and ``config.out/report.json``."""
     out = _writable_out(config.out)
+    # Judge the source and its requirements before anything is downloaded.
+    if not config.pypy_archive:
+        check_source(config, _python_of(config.runtime))
+    requirements = (
+        read_requirements(config.source / config.requirements, config.source)
+        if (config.source / config.requirements).is_file()
+        else None
+    )
     runtime = resolve_runtime(
         RuntimeRequest(
             runtime=config.runtime,
@@ -71,13 +79,9 @@ def build(
     target = Target(runtime.python_version, runtime.pp_tag, runtime.arch, gen.glibc)
     source = check_source(config, target.python_tuple)
 
-    files, extra = [], []
-    if source.requirements is not None:
-        requirements = read_requirements(source.requirements, source.root)
-        files.append(source.requirements)
-        names = requirements.names
-    else:
-        names = frozenset()
+    files = [source.requirements] if source.requirements is not None else []
+    names = requirements.names if requirements is not None else frozenset()
+    extra = []
     if config.signature != "script" and FRAMEWORK_NAME not in names:
         extra.append(FRAMEWORK_REQUIREMENT)
 
@@ -132,6 +136,11 @@ def build(
             os.replace(pending / "report.json", out / "report.json")
             os.replace(zipped.path, out / "bundle.zip")
     return BuildResult(out / "bundle.zip", out / "report.json", report, runtime)
+
+
+def _python_of(runtime: str) -> tuple[int, int]:
+    major, minor = runtime.removeprefix("pypy").split(".")
+    return int(major), int(minor)
 
 
 def _writable_out(out: Path) -> Path:

@@ -75,13 +75,16 @@ def _parse(path: Path, fh: BinaryIO) -> ElfInfo:
     elf = ELFFile(fh)
     _check_extent(path, elf)
     machine = str(elf["e_machine"])
-    dynamic = _dynamic(elf)
+    dynamic, size = _dynamic(elf)
     needed: list[str] = []
     soname: str | None = None
     runpath: tuple[str, ...] = ()
     rpath: tuple[str, ...] = ()
     if dynamic is not None:
-        for tag in dynamic.iter_tags():
+        max_tags = size // (elf.elfclass // 4)  # Elf32_Dyn is 8 bytes, Elf64_Dyn 16
+        for count, tag in enumerate(dynamic.iter_tags()):
+            if count >= max_tags:
+                raise NotElf(path, "its dynamic section has no DT_NULL terminator")
             kind = tag.entry.d_tag
             if kind == "DT_NEEDED":
                 needed.append(_text(tag, "needed"))
@@ -98,7 +101,7 @@ def _parse(path: Path, fh: BinaryIO) -> ElfInfo:
         soname=soname,
         needed=tuple(needed),
         runpath=runpath or rpath,
-        glibc_required=_glibc_required(elf),
+        glibc_required=_glibc_required(path, elf),
     )
 
 
@@ -124,15 +127,15 @@ def _check_extent(path: Path, elf: ELFFile) -> None:
             raise NotElf(path, f"section {section.name!r} ends at byte {end}, past {size}")
 
 
-def _dynamic(elf: ELFFile) -> Dynamic | None:
-    """The dynamic section, or the PT_DYNAMIC segment when section headers are stripped."""
+def _dynamic(elf: ELFFile) -> tuple[Dynamic | None, int]:
+    """The dynamic section (or PT_DYNAMIC segment, when sections are stripped) and its size."""
     for section in elf.iter_sections():
         if isinstance(section, DynamicSection):
-            return section
+            return section, int(section["sh_size"])
     for segment in elf.iter_segments():
         if isinstance(segment, DynamicSegment):
-            return segment
-    return None
+            return segment, int(segment["p_filesz"])
+    return None, 0
 
 
 def _text(tag: DynamicTag, attribute: str) -> str:
@@ -146,12 +149,20 @@ def _split(paths: str) -> tuple[str, ...]:
     return tuple(p for p in paths.split(":") if p)
 
 
-def _glibc_required(elf: ELFFile) -> tuple[int, int] | None:
+def _glibc_required(path: Path, elf: ELFFile) -> tuple[int, int] | None:
     newest: tuple[int, int] | None = None
     for section in elf.iter_sections():
         if not isinstance(section, GNUVerNeedSection):
             continue
-        for _verneed, auxiliaries in section.iter_versions():
+        # Elf_Verneed and Elf_Vernaux are 16 bytes each: a section holds no more
+        # entries than that, whatever its (possibly corrupt) counts claim.
+        budget = int(section["sh_size"]) // 16
+        if section.num_versions() > budget:
+            raise NotElf(path, f"{section.name} claims more entries than it can hold")
+        for verneed, auxiliaries in section.iter_versions():
+            budget -= 1 + int(verneed["vn_cnt"])
+            if budget < 0:
+                raise NotElf(path, f"{section.name} claims more entries than it can hold")
             for aux in auxiliaries:
                 match = _GLIBC_VERSION.match(aux.name)
                 if match is None:

@@ -91,10 +91,17 @@ def pack_runtime(
     progress: ProgressFactory = silent,
     source_date_epoch: int = DEFAULT_EPOCH,
 ) -> PackResult:
-    """Pack the PyPy that ``interpreter`` runs into the archive ``output``."""
+    """Pack the PyPy that ``interpreter`` runs into the archive ``output``.
+
+    The archive is written beside ``output`` under a temporary name and renamed
+    into place; on any failure nothing is left behind. Raises :class:`PackError`.
+    """
     compression = _compression(output)
     if source_date_epoch < 0:
-        raise PackError(f"SOURCE_DATE_EPOCH {source_date_epoch} is negative", fix="Pass >= 0")
+        raise PackError(
+            f"SOURCE_DATE_EPOCH {source_date_epoch} is negative",
+            fix="Set SOURCE_DATE_EPOCH to a Unix time of 0 or later",
+        )
     found = _query(interpreter)
     exe = _read(found.executable)
     if exe.machine not in _ARCH_SUFFIX:
@@ -103,49 +110,11 @@ def pack_runtime(
             why="pyfn supports x86_64 and aarch64 runtimes only",
             fix=_FIX_INTERPRETER,
         )
-    py = found.python
-    top = f"pypy{py}-v{found.pypy}-{_ARCH_SUFFIX[exe.machine]}"
-    resolver = LibraryResolver(exe.machine, exe.elfclass)
-    libpypy = _find_libpypy(exe, resolver)
-
-    entries: dict[str, TarEntry] = {}
-    entries[f"bin/pypy{py}"] = TarEntry.file(exe.path, 0o755)
-    entries[f"bin/{libpypy.path.name}"] = TarEntry.file(libpypy.path, 0o755)
-    for alias in ("pypy3", "pypy"):
-        if alias != f"pypy{py}":
-            entries[f"bin/{alias}"] = TarEntry.symlink(f"pypy{py}", 0o755)
-    elves: list[Path] = []
-    for src, arc, skip_site in (
-        (found.stdlib, f"lib/pypy{py}", True),
-        (found.include, f"include/pypy{py}", False),
-    ):
-        if src is not None and src.is_dir():
-            real = Path(os.path.realpath(src))
-            _add_tree(src, arc, _Root(real, arc, skip_site), entries, elves)
-    _check_extensions(found, entries)
-
-    roots = [exe, libpypy, *(_read(p) for p in elves)]
-    stdlib = Path(os.path.realpath(found.stdlib))
-    try:
-        bundled = libraries_to_bundle(
-            roots,
-            load_image_libs(),
-            resolver,
-            skip=lambda soname, path: bool(_LIBPYPY.match(soname)) or path.is_relative_to(stdlib),
-        )
-    except (NotElf, OSError) as exc:
-        raise PackError(
-            "Cannot read a library the runtime needs", why=str(exc), fix=_FIX_REINSTALL
-        ) from exc
-    for soname, info in sorted(bundled.items()):
-        entries[f"lib/{soname}"] = TarEntry.file(info.path, 0o755)
-    deps = "".join(f"{soname}\n" for soname in sorted(bundled)).encode()
-    entries["lib/PYPY_PORTABLE_DEPS.txt"] = TarEntry.blob(deps)
-
-    members = {f"{top}/{name}": entry for name, entry in entries.items()}
+    top = f"pypy{found.python}-v{found.pypy}-{_ARCH_SUFFIX[exe.machine]}"
+    entries, elves, bundled = _plan(found, exe)
     try:
         sha256 = write_tar(
-            members,
+            {f"{top}/{name}": entry for name, entry in entries.items()},
             output,
             compression=compression,
             epoch=source_date_epoch,
@@ -158,8 +127,66 @@ def pack_runtime(
             why=exc.strerror or str(exc),
             fix="Choose an output path in a directory you can write to, with room for ~100 MB",
         ) from exc
-    versions = [e.glibc_required for e in (*roots, *bundled.values()) if e.glibc_required]
+    versions = [e.glibc_required for e in (*elves, *bundled.values()) if e.glibc_required]
     glibc = max(versions) if versions else None
+    _check_glibc(output, glibc)
+    log.info("packed %s (%s, sha256 %s)", output, format_size(output.stat().st_size), sha256)
+    return PackResult(
+        path=output,
+        sha256=sha256,
+        python_version=found.python,
+        pypy_version=found.pypy,
+        arch=exe.machine,
+        bundled_libs=tuple(sorted(bundled)),
+        glibc_required=glibc,
+        top=top,
+    )
+
+
+def _plan(
+    found: _Interpreter, exe: ElfInfo
+) -> tuple[dict[str, TarEntry], list[ElfInfo], dict[str, ElfInfo]]:
+    """The members below the top directory, the ELF files among them, the bundled libraries."""
+    py = found.python
+    resolver = LibraryResolver(exe.machine, exe.elfclass)
+    libpypy_name, libpypy = _find_libpypy(exe, resolver)
+    entries: dict[str, TarEntry] = {}
+    entries[f"bin/pypy{py}"] = TarEntry.file(exe.path, 0o755)
+    entries[f"bin/{libpypy_name}"] = TarEntry.file(libpypy.path, 0o755)  # found via $ORIGIN
+    for alias in ("pypy3", "pypy"):
+        if alias != f"pypy{py}":
+            entries[f"bin/{alias}"] = TarEntry.symlink(f"pypy{py}", 0o755)
+    paths: list[Path] = []
+    for src, arc, skip_site in (
+        (found.stdlib, f"lib/pypy{py}", True),
+        (found.include, f"include/pypy{py}", False),
+    ):
+        if src is not None and src.is_dir():
+            real = Path(os.path.realpath(src))
+            _add_tree(src, arc, _Root(real, arc, skip_site), entries, paths)
+    _check_extensions(found, entries)
+
+    elves = [exe, libpypy, *(_read(p) for p in paths)]
+    stdlib = Path(os.path.realpath(found.stdlib))
+    try:
+        bundled = libraries_to_bundle(
+            elves,
+            load_image_libs(),
+            resolver,
+            skip=lambda soname, path: bool(_LIBPYPY.match(soname)) or path.is_relative_to(stdlib),
+        )
+    except (NotElf, OSError) as exc:
+        raise PackError(
+            "Cannot read a library the runtime needs", why=str(exc), fix=_FIX_REINSTALL
+        ) from exc
+    for soname, info in sorted(bundled.items()):
+        entries[f"lib/{soname}"] = TarEntry.file(info.path, 0o755)
+    deps = "".join(f"{soname}\n" for soname in sorted(bundled)).encode()
+    entries["lib/PYPY_PORTABLE_DEPS.txt"] = TarEntry.blob(deps)
+    return entries, elves, bundled
+
+
+def _check_glibc(output: Path, glibc: tuple[int, int] | None) -> None:
     image_glibc = min(generation(gen).glibc for gen in (1, 2))
     if glibc is not None and glibc > image_glibc:
         log.warning(
@@ -169,17 +196,6 @@ def pack_runtime(
             *glibc,
             *image_glibc,
         )
-    log.info("packed %s (%s, sha256 %s)", output, format_size(output.stat().st_size), sha256)
-    return PackResult(
-        path=output,
-        sha256=sha256,
-        python_version=py,
-        pypy_version=found.pypy,
-        arch=exe.machine,
-        bundled_libs=tuple(sorted(bundled)),
-        glibc_required=glibc,
-        top=top,
-    )
 
 
 def _compression(output: Path) -> str:
@@ -201,6 +217,7 @@ def _query(interpreter: Path) -> _Interpreter:
             [str(interpreter), "-S", "-c", _QUERY],
             capture_output=True,
             text=True,
+            errors="replace",
             timeout=QUERY_TIMEOUT_SECONDS,
             check=False,
         )
@@ -218,27 +235,35 @@ def _query(interpreter: Path) -> _Interpreter:
         if proc.returncode != 0 or not lines:
             raise ValueError(proc.stderr.strip()[-500:] or f"exit status {proc.returncode}")
         data = json.loads(lines[-1])
-    except ValueError as exc:
+        implementation, pypy = str(data["implementation"]), str(data["pypy"] or "")
+        include = data.get("include")
+        found = _Interpreter(
+            python=str(data["python"]),
+            pypy=pypy,
+            executable=Path(data["executable"]),
+            stdlib=Path(data["stdlib"]),
+            include=Path(include) if include else None,
+            ext_suffixes=tuple(str(s) for s in data["ext_suffixes"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PackError(
             f"{interpreter} could not describe itself",
             why=str(exc),
             fix=_FIX_INTERPRETER,
         ) from exc
-    if data["implementation"] != "pypy" or not data["pypy"]:
+    if implementation != "pypy" or not re.fullmatch(r"\d+\.\d+\.\d+", pypy):
         raise PackError(
             f"{interpreter} is not PyPy",
-            why=f"it is {data['implementation']} {data['python']}",
+            why=f"it is {implementation} {found.python}",
             fix=_FIX_INTERPRETER,
         )
-    include = data.get("include")
-    return _Interpreter(
-        python=data["python"],
-        pypy=data["pypy"],
-        executable=Path(data["executable"]),
-        stdlib=Path(data["stdlib"]),
-        include=Path(include) if include else None,
-        ext_suffixes=tuple(data["ext_suffixes"]),
-    )
+    if not re.fullmatch(r"3\.\d+", found.python):
+        raise PackError(
+            f"{interpreter} is PyPy for Python {found.python}",
+            why="pyfn runs PyPy 3 only",
+            fix=_FIX_INTERPRETER,
+        )
+    return found
 
 
 def _read(path: Path) -> ElfInfo:
@@ -252,7 +277,8 @@ def _read(path: Path) -> ElfInfo:
         ) from exc
 
 
-def _find_libpypy(exe: ElfInfo, resolver: LibraryResolver) -> ElfInfo:
+def _find_libpypy(exe: ElfInfo, resolver: LibraryResolver) -> tuple[str, ElfInfo]:
+    """The soname the executable loads libpypy by (its name in bin/), and the library."""
     name = next((n for n in exe.needed if _LIBPYPY.match(n)), None)
     if name is None:
         raise PackError(
@@ -268,7 +294,7 @@ def _find_libpypy(exe: ElfInfo, resolver: LibraryResolver) -> ElfInfo:
             "library directories",
             fix="Install the package that provides it (Debian: libpypy3.X-c) and try again",
         )
-    return _read(path)
+    return name, _read(path)
 
 
 def _file_mode(path: Path, name: str) -> int:

@@ -233,10 +233,12 @@ def _extract_entry(cache_dir: Path, sha256: str, archive_path: Path, source: str
         runtime = inspect_tree(
             tree, sha256=sha256, source=source, names=(top or "", archive_path.name, source)
         )
+        # Bytecode is left out: PyPy rewrites stale .pyc files of its bootstrap
+        # modules on start, whatever -B says, and they derive from the sources.
         files = {
             str(p.relative_to(tree)): p.stat().st_size
             for p in sorted(tree.rglob("*"))
-            if p.is_file() and not p.is_symlink()
+            if p.is_file() and not p.is_symlink() and p.suffix != ".pyc"
         }
         root = runtimes / sha256
         os.replace(tree, root)

@@ -1,7 +1,9 @@
 """Deterministic tar archives: same entries, same bytes.
 
-Members are sorted by name, every parent directory is a member, times are
-one fixed epoch, owners are 0 with empty names, modes are exactly what the
+Members are sorted by name, every parent directory is a member, copied files
+keep their own modification time (compiled bytecode records its source's, and
+must stay valid) while everything else gets one fixed epoch, owners are 0 with
+empty names, modes are exactly what the
 entry says, and gzip headers carry no name and no time. The archive is written
 to a temporary file beside its destination and renamed into place; on any
 failure the temporary file is removed.
@@ -146,7 +148,9 @@ def _add_member(
         bar.advance(info.size)
     elif entry.kind == "file" and entry.source is not None:
         with entry.source.open("rb") as fh:
-            info.size = os.fstat(fh.fileno()).st_size
+            status = os.fstat(fh.fileno())
+            info.size = status.st_size
+            info.mtime = int(status.st_mtime)
             tar.addfile(info, _Counting(fh, bar))
     else:
         raise ValueError(f"tar entry {name!r} of kind {entry.kind!r} is incomplete")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
 from pyfn_action.elf import ElfInfo, NotElf, is_elf, read_elf
 
@@ -163,15 +165,39 @@ def test_corrupt_bytes_never_crash(libfoo: Path, tmp_path: Path) -> None:
     data = libfoo.read_bytes()
     rng = random.Random(1234)
     damaged = tmp_path / "damaged.so"
-    for _ in range(200):
+    outcomes: Counter[str] = Counter()
+    for _ in range(500):
         mutable = bytearray(data)
-        for _ in range(rng.randint(1, 16)):
-            mutable[rng.randrange(4, 512)] = rng.randrange(256)
+        for _ in range(rng.randint(1, 8)):
+            mutable[rng.randrange(4, len(data))] = rng.randrange(256)
         damaged.write_bytes(bytes(mutable))
         try:
             read_elf(damaged)
+            outcomes["parsed"] += 1
         except NotElf:
-            pass
+            outcomes["refused"] += 1
+    assert outcomes["parsed"] and outcomes["refused"], outcomes
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("field", ["vn_cnt", "sh_info"])
+def test_corrupt_version_counts(libfoo: Path, tmp_path: Path, field: str) -> None:
+    """Huge counts in .gnu.version_r are refused (pyelftools alone would loop for hours)."""
+    with libfoo.open("rb") as fh:
+        elf = ELFFile(fh)
+        index, section = next(
+            (i, s) for i, s in enumerate(elf.iter_sections()) if s.name == ".gnu.version_r"
+        )
+        if field == "vn_cnt":  # Elf64_Verneed.vn_cnt, in the first entry
+            offset, width = section["sh_offset"] + 2, 2
+        else:  # Elf64_Shdr.sh_info: the number of entries
+            offset, width = elf["e_shoff"] + index * elf["e_shentsize"] + 44, 4
+    data = bytearray(libfoo.read_bytes())
+    data[offset : offset + width] = b"\xff" * width
+    damaged = tmp_path / "damaged.so"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(NotElf, match="claims more entries"):
+        read_elf(damaged)
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])

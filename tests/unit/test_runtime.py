@@ -84,9 +84,8 @@ def test_cut_off_download_leaves_no_entry(tmp_path: Path, archive: tuple[bytes, 
     data, sha = archive
     cache = tmp_path / "cache"
     routes = Routes(files={f"/{NAME}": data}, cut_after={f"/{NAME}": len(data) // 2})
-    with serve(routes) as base:
-        with pytest.raises(RuntimeFetchError, match="cut off"):
-            resolve_runtime(RuntimeRequest(archive=f"{base}/{NAME}", sha256=sha), cache)
+    with serve(routes) as base, pytest.raises(RuntimeFetchError, match="cut off"):
+        resolve_runtime(RuntimeRequest(archive=f"{base}/{NAME}", sha256=sha), cache)
     assert not any(p.is_file() for p in cache.rglob("*"))
 
 
@@ -101,9 +100,8 @@ def test_unreachable_host_says_what_to_do(tmp_path: Path) -> None:
 
 def test_mirror_replaces_the_official_host(tmp_path: Path) -> None:
     routes = Routes()
-    with serve(routes) as base:
-        with pytest.raises(RuntimeFetchError, match="HTTP 404"):
-            resolve_runtime(RuntimeRequest("pypy3.10", mirror=f"{base}/mirror"), tmp_path)
+    with serve(routes) as base, pytest.raises(RuntimeFetchError, match="HTTP 404"):
+        resolve_runtime(RuntimeRequest("pypy3.10", mirror=f"{base}/mirror"), tmp_path)
     assert routes.hits == ["/mirror/pypy3.10-v7.3.19-linux64.tar.bz2"]
 
 
@@ -136,3 +134,12 @@ def test_archive_without_the_layout_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuntimeFetchError, match="official layout"):
         resolve_runtime(RuntimeRequest(archive=str(path), sha256=sha), tmp_path / "cache")
     assert not list((tmp_path / "cache" / "runtimes").glob("*.json"))
+
+
+def test_tampered_mirror_is_refused(tmp_path: Path) -> None:
+    """An official build fetched through a mirror must still match the published sum."""
+    name = "pypy3.10-v7.3.19-linux64.tar.bz2"
+    routes = Routes(files={f"/m/{name}": b"not the official bytes"})
+    with serve(routes) as base, pytest.raises(ChecksumMismatch, match="c73ac2cc"):
+        resolve_runtime(RuntimeRequest("pypy3.10", mirror=f"{base}/m"), tmp_path / "c")
+    assert not any(p.is_file() for p in (tmp_path / "c").rglob("*"))

@@ -40,7 +40,7 @@ def test_syntax_too_new_for_the_runtime(tmp_path: Path) -> None:
     src = _src(
         tmp_path, "def hello(request):\n    match request:\n        case _:\n            pass\n"
     )
-    with pytest.raises(SourceError, match="Python 3.9"):
+    with pytest.raises(SourceError, match=r"Python 3\.9"):
         check_source(resolve(src, env={}, flags={}), (3, 9))
     check_source(resolve(src, env={}, flags={}), (3, 10))
 

@@ -1,0 +1,114 @@
+"""Measure `pyfn build` on examples/hello and pyfn's zip step against `zip -qr -9`.
+
+Run by hand, not by CI:
+
+    .venv/bin/python benchmarks/bundle.py [--pypy-archive PATH --pypy-sha256 HEX]
+
+Without an archive it packs Debian's pypy3 (``pyfn runtime pack``) first, so it
+runs where the official PyPy host is out of reach. Prints one JSON object:
+cold and warm build times (fresh cache, then the same cache), the bundle's
+compressed size, and the zip step's time and size as ratios to `zip -qr -9` of
+the same staged tree, both measured side by side in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pyfn_action.build import build
+from pyfn_action.config import resolve
+from pyfn_action.pack import pack_runtime
+from pyfn_action.runtime import RuntimeRequest, resolve_runtime
+from pyfn_action.stage import Entry, app_entries, runtime_entries
+from pyfn_action.zipper import write_zip
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _materialize(entries: list[Entry], root: Path) -> None:
+    for entry in entries:
+        path = root / entry.arcname
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(entry.read())
+        path.chmod(0o755 if entry.executable else 0o644)
+
+
+def _zip_step(entries: list[Entry], work: Path, rounds: int) -> dict[str, float]:
+    tree = work / "tree"
+    _materialize(entries, tree)
+    ours_t, theirs_t = [], []
+    ours_size = theirs_size = 0
+    for n in range(rounds):  # alternate the two, so drift hits both alike
+        start = time.perf_counter()
+        ours_size = write_zip(entries, work / f"ours-{n}.zip").compressed_bytes
+        ours_t.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        subprocess.run(["zip", "-qr", "-9", str(work / f"zip-{n}.zip"), "."], cwd=tree, check=True)
+        theirs_t.append(time.perf_counter() - start)
+        theirs_size = (work / f"zip-{n}.zip").stat().st_size
+    ours, theirs = min(ours_t), min(theirs_t)
+    return {
+        "zip_seconds": round(ours, 3),
+        "zip_r9_seconds": round(theirs, 3),
+        "zip_time_ratio": round(ours / theirs, 3),
+        "zip_bytes": ours_size,
+        "zip_r9_bytes": theirs_size,
+        "zip_size_ratio": round(ours_size / theirs_size, 4),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pypy-archive")
+    parser.add_argument("--pypy-sha256")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pyfn-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        archive, sha = args.pypy_archive, args.pypy_sha256
+        if not archive:
+            pypy = shutil.which("pypy3")
+            if pypy is None:
+                parser.error("no --pypy-archive and no pypy3 on PATH to pack")
+            packed = pack_runtime(Path(pypy), tmp / "pypy3.9-v7.3.11-linux64.tar.gz")
+            archive, sha = str(packed.path), packed.sha256
+        env = dict(os.environ)
+        flags = {"pypy_archive": archive, "pypy_sha256": sha, "out": str(tmp / "dist")}
+        config = resolve(REPO / "examples" / "hello", env=env, flags=flags)
+        cache = tmp / "cache"
+        times = []
+        for _ in ("cold", "warm"):
+            start = time.perf_counter()
+            result = build(config, cache_dir=cache, env=env)
+            times.append(time.perf_counter() - start)
+        runtime = resolve_runtime(RuntimeRequest(archive=archive, sha256=sha), cache)
+        app, _ = app_entries(config.source)
+        entries = sorted([*runtime_entries(runtime), *app], key=lambda e: e.arcname)
+        zip_figures = _zip_step(entries, tmp / "zip", args.rounds)
+        print(
+            json.dumps(
+                {
+                    "python": sys.version.split()[0],
+                    "cold_build_seconds": round(times[0], 2),
+                    "warm_build_seconds": round(times[1], 2),
+                    "bundle_compressed_bytes": result.report.bundle.compressed_bytes,
+                    "bundle_uncompressed_bytes": result.report.bundle.uncompressed_bytes,
+                    "zip_step_tree": "runtime + app of examples/hello",
+                    **zip_figures,
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
