@@ -7,12 +7,9 @@ child processes see is passed in.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
-import shutil
-import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,10 +18,11 @@ from pathlib import Path
 from . import __version__
 from .config import Config
 from .errors import BundleError
+from .pip_runner import interpreter_for
 from .progress import ProgressFactory, silent
 from .report import BundleSummary, Report, components_from
 from .reqfile import read_requirements
-from .requirements import Installed, Interpreter, Sources, host_can_run, install_requirements
+from .requirements import Installed, Sources, install_requirements
 from .runtime import Runtime, RuntimeRequest, resolve_runtime
 from .source import check_source
 from .stage import stage
@@ -93,7 +91,7 @@ def build(
             extra,
             requirement_files=files,
             target=target,
-            interpreter=_interpreter(runtime, target, cache_dir, env),
+            interpreter=interpreter_for(runtime, target, cache_dir, env),
             site=work / "site",
             work=work / "pip",
             cache_dir=cache_dir,
@@ -196,51 +194,3 @@ def _manifest(config: Config, runtime: Runtime, installed: Installed) -> bytes:
         ],
     }
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-
-
-def _interpreter(
-    runtime: Runtime, target: Target, cache_dir: Path, env: Mapping[str, str]
-) -> Interpreter:
-    """pip inside the target PyPy when this machine runs it; else this Python, with flags."""
-    if not host_can_run(target):
-        log.warning(
-            "this machine cannot run the %s PyPy, so requirements are resolved by "
-            "this Python with target flags: environment markers are judged for the "
-            "host, and sdists cannot be built",
-            target.arch,
-        )
-        return Interpreter((sys.executable,), dict(env), is_target=False)
-    child = dict(env)
-    child["PYTHONPATH"] = str(_pip_for_target(cache_dir))
-    child["PYTHONNOUSERSITE"] = "1"
-    child["PYTHONDONTWRITEBYTECODE"] = "1"  # the cached runtime is never written to
-    child["LD_LIBRARY_PATH"] = os.pathsep.join(
-        filter(None, [str(runtime.root / "lib"), env.get("LD_LIBRARY_PATH")])
-    )
-    return Interpreter((str(runtime.executable), "-s"), child, is_target=True)
-
-
-def _pip_for_target(cache_dir: Path) -> Path:
-    """A copy of this environment's pip, alone on a path the target PyPy can import."""
-    spec = importlib.util.find_spec("pip")
-    if spec is None or not spec.submodule_search_locations:
-        raise BundleError("pip is not installed", fix="pip install pip")
-    source = Path(next(iter(spec.submodule_search_locations)))
-    from pip import __version__ as pip_version
-
-    home = cache_dir / "pip-for-pypy" / pip_version
-    if (home / "pip" / "__main__.py").is_file():
-        return home
-    shutil.rmtree(home, ignore_errors=True)  # an incomplete copy is never used
-    home.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".pip-", dir=home.parent))
-    try:
-        shutil.copytree(source, tmp / "pip", ignore=shutil.ignore_patterns("__pycache__"))
-        try:
-            os.replace(tmp, home)
-        except OSError:
-            if not (home / "pip" / "__main__.py").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return home

@@ -165,6 +165,7 @@ def _plan(
             real = Path(os.path.realpath(src))
             _add_tree(src, arc, _Root(real, arc, skip_site), entries, paths)
     _check_extensions(found, entries)
+    _add_ensurepip_wheels(py, entries)
 
     elves = [exe, libpypy, *(_read(p) for p in paths)]
     stdlib = Path(os.path.realpath(found.stdlib))
@@ -184,6 +185,34 @@ def _plan(
     deps = "".join(f"{soname}\n" for soname in sorted(bundled)).encode()
     entries["lib/PYPY_PORTABLE_DEPS.txt"] = TarEntry.blob(deps)
     return entries, elves, bundled
+
+
+# Where Debian keeps the wheels its ensurepip installs (package python3-pip-whl).
+DEBIAN_WHEELS = Path("/usr/share/python-wheels")
+
+
+def _add_ensurepip_wheels(py: str, entries: dict[str, TarEntry]) -> None:
+    """Give ``ensurepip`` its bundled wheels, as official builds have them.
+
+    Distributions strip ``ensurepip/_bundled`` and keep the wheels elsewhere;
+    pyfn runs the runtime's own pip from there to resolve requirements.
+    """
+    bundled = f"lib/pypy{py}/ensurepip/_bundled"
+    if f"lib/pypy{py}/ensurepip/__init__.py" not in entries:
+        return
+    if any(name.startswith(bundled + "/") and name.endswith(".whl") for name in entries):
+        return
+    for name in ("pip", "setuptools"):
+        wheels = sorted(DEBIAN_WHEELS.glob(f"{name}-*-py3-none-any.whl"))
+        if wheels:
+            entries.setdefault(bundled, TarEntry.directory())
+            entries[f"{bundled}/{wheels[-1].name}"] = TarEntry.file(wheels[-1], 0o644)
+        elif name == "pip":
+            log.warning(
+                "no pip wheel for ensurepip found in %s: pyfn will run this machine's pip "
+                "inside the runtime instead (install python3-pip-whl to pack one)",
+                DEBIAN_WHEELS,
+            )
 
 
 def _check_glibc(output: Path, glibc: tuple[int, int] | None) -> None:

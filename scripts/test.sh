@@ -10,7 +10,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends pypy3 gcc libc6-dev unzip p7zip-full >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends pypy3 python3-pip-whl gcc libc6-dev unzip p7zip-full >/dev/null
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
