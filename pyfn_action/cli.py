@@ -108,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(build, [k for k in KEYS])
     build.set_defaults(handler=_cmd_build)
 
+    serve = commands.add_parser(
+        "serve",
+        help="build (or take a bundle) and serve it locally as Cloud Functions would",
+        description="Serve a bundle under the real Node.js Functions Framework, exactly as "
+        "Cloud Functions' Node.js runtime runs it, until interrupted.",
+    )
+    serve.add_argument("source", nargs="?", default=".", metavar="SRC",
+                       help="the function's directory, built first (default: .)")  # fmt: skip
+    serve.add_argument("--bundle", metavar="ZIP", help="serve this bundle instead of building")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    _add_config_flags(serve, [k for k in KEYS if k != "json"])
+    serve.set_defaults(handler=_cmd_serve)
+
     runtime = commands.add_parser("runtime", help="work with PyPy runtimes")
     runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True,
                                               metavar="COMMAND")  # fmt: skip
@@ -151,6 +165,69 @@ def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
         stdout.write(f"\nwrote {result.bundle} (sha256 {result.report.bundle.sha256})\n")
         stdout.write(f"wrote {result.report_path}\n")
     return 0
+
+
+def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    import json
+    import signal
+    import tempfile
+
+    from . import serve
+
+    if args.bundle:
+        bundle = Path(args.bundle)
+        configured = env.get("PYFN_CACHE_DIR")
+        cache = cache_dir(Path(configured) if configured else None)
+    else:
+        from .build import build
+
+        flags = {k: getattr(args, k) for k in KEYS if getattr(args, k, None) is not None}
+        config = resolve(Path(args.source), env=env, flags=flags)
+        _set_debug(config.debug)
+        cache = cache_dir(config.cache_dir)
+        result = build(
+            config,
+            cache_dir=cache,
+            env=env,
+            source_date_epoch=source_date_epoch(env),
+            progress=terminal_progress,
+        )
+        bundle = result.bundle
+    framework = serve.ensure_framework(cache, env)
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    with tempfile.TemporaryDirectory(prefix="pyfn-serve-") as tmp:
+        root = Path(tmp) / "bundle"
+        serve.unpack_bundle(bundle, root)
+        manifest = json.loads((root / "pyfn" / "manifest.json").read_text())
+        entry_point = manifest["function"]["entry_point"]
+        process = serve.start(
+            framework, root, entry_point=entry_point, host=args.host, port=args.port, env=env
+        )
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        stdout.write(f"Serving {entry_point} from {bundle} at http://{shown}:{args.port}/ "
+                     "(Ctrl-C to stop)\n")  # fmt: skip
+        stdout.flush()
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:
+            serve.stop(process)
+            stdout.write("Stopped.\n")
+            return 0
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if process.poll() is None:
+                serve.stop(process)
+    from .errors import ServeError
+
+    raise ServeError(
+        f"The Node.js Functions Framework exited with status {code}",
+        why="see its messages above (a port already in use, for example)",
+        fix="Pick another --port, or check the bundle with pyfn build",
+    )
 
 
 def _cmd_runtime_pack(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:

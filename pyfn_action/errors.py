@@ -75,3 +75,9 @@ class PackError(PyfnError):
     """An installed PyPy could not be packed into a portable archive."""
 
     exit_code = 7
+
+
+class ServeError(PyfnError):
+    """A bundle cannot be served locally (no Node.js, no framework, bad bundle)."""
+
+    exit_code = 8

@@ -11,11 +11,15 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends pypy3 python3-pip-whl gcc libc6-dev unzip p7zip-full >/dev/null
+# Node.js runs bundles under the Functions Framework; keep an installed one (it may not be Debian's).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
-.venv/bin/python tests/wheelhouse.py
+.venv/bin/python tests/prepare.py
 
 .venv/bin/ruff check pyfn_action tests benchmarks
 .venv/bin/ruff format --check pyfn_action tests benchmarks

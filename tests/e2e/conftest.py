@@ -39,7 +39,7 @@ def served_pypy(pypy_archive: PackResult) -> Iterator[Served]:
 def index_url() -> Iterator[str]:
     """tests/.wheelhouse as a package index on loopback (no Requires-Python published)."""
     if not WHEELHOUSE.is_dir() or not any(WHEELHOUSE.glob("*.whl")):
-        pytest.fail("tests/.wheelhouse is empty: run `python tests/wheelhouse.py` (CI does)")
+        pytest.fail("tests/.wheelhouse is empty: run `python tests/prepare.py` (CI does)")
     with serve(index_routes(WHEELHOUSE)) as base:
         yield f"{base}/simple/"
 

@@ -1,17 +1,25 @@
-"""Download the distributions the end-to-end tests need into tests/.wheelhouse.
+"""Fetch what the end-to-end tests need, before they run.
 
-Run by the test command before pytest; the tests themselves never leave
-loopback: they serve this directory as a package index on 127.0.0.1.
+- the distributions they install into bundles, into tests/.wheelhouse (the
+  tests serve it as a package index on 127.0.0.1);
+- the pinned Node.js Functions Framework, into tests/.cache (the tests run
+  bundles under it, as `pyfn serve` does).
+
+Run by the test command before pytest; the tests themselves never leave loopback.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from pyfn_action.serve import ensure_framework
+
 HERE = Path(__file__).parent
 WHEELHOUSE = HERE / ".wheelhouse"
+CACHE = HERE / ".cache"
 TARGET = [
     "--platform", "manylinux2014_x86_64",
     "--platform", "manylinux_2_17_x86_64",
@@ -43,6 +51,8 @@ def main() -> int:
     for step in steps:
         subprocess.run(step, check=True)
     print(f"wheelhouse: {len(list(WHEELHOUSE.iterdir()))} files in {WHEELHOUSE}")
+    framework = ensure_framework(CACHE, os.environ)
+    print(f"Node.js Functions Framework: {framework.home}")
     return 0
 
 

@@ -1,0 +1,449 @@
+"""The Node shim and the PyPy workers under the real Node.js Functions Framework.
+
+One bundle is built from tests/e2e/functions/shim; each test serves one of its
+handlers (by rewriting the unpacked bundle's manifest) on a free loopback port.
+Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import gzip
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Served, hermetic_env, pyfn
+
+from pyfn_action import serve
+from pyfn_action.serve import Framework, framework_home
+
+pytestmark = pytest.mark.e2e
+
+APP = Path(__file__).parent / "functions" / "shim"
+TEST_CACHE = REPO / "tests" / ".cache"
+START_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="session")
+def framework() -> Framework:
+    home = framework_home(TEST_CACHE)
+    node = shutil.which("node")
+    if node is None or not (home / ".complete").is_file():
+        pytest.fail("the Node.js Functions Framework is missing: run `python tests/prepare.py`")
+    return Framework(home, node)
+
+
+@pytest.fixture(scope="module")
+def unpacked(
+    tmp_path_factory: pytest.TempPathFactory, served_pypy: Served, index_url: str,
+    session_cache: Path,
+) -> Path:  # fmt: skip
+    out = tmp_path_factory.mktemp("shim-dist")
+    result = pyfn(
+        ["build", str(APP), "--out", str(out), "--entry-point", "hello",
+         "--pypy-archive", served_pypy.url, "--pypy-sha256", served_pypy.sha256,
+         "--index-url", index_url],
+        hermetic_env(session_cache),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    root = tmp_path_factory.mktemp("shim-bundle") / "bundle"
+    serve.unpack_bundle(out / "bundle.zip", root)
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    port: int
+    log: Path
+    process: object
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> tuple[int, dict[str, str], bytes, list[tuple[str, str]]]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            data = response.read()
+            return response.status, dict(response.getheaders()), data, response.getheaders()
+        finally:
+            conn.close()
+
+    def get(self, path: str, timeout: float = 30) -> tuple[int, bytes]:
+        status, _, data, _ = self.request("GET", path, timeout=timeout)
+        return status, data
+
+    def logs(self) -> list[dict[str, object]]:
+        entries = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    entries.append(json.loads(line))
+        return entries
+
+    def wait_for_log(self, predicate, seconds: float = 10) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            entries = self.logs()
+            if any(predicate(e) for e in entries):
+                return entries
+            time.sleep(0.1)
+        return self.logs()
+
+
+@contextlib.contextmanager
+def serving(
+    root: Path,
+    framework: Framework,
+    tmp_path: Path,
+    entry_point: str,
+    signature: str = "http",
+    **env: str,
+) -> Iterator[Server]:
+    manifest_path = root / "pyfn" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["function"].update(entry_point=entry_point, signature=signature)
+    if signature == "script":
+        manifest["function"].update(script=env.pop("script"), stdin=env.pop("stdin"))
+    manifest_path.write_text(json.dumps(manifest))
+    port = _free_port()
+    log = tmp_path / f"server-{port}.log"
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
+    child_env.update(env)
+    with log.open("wb") as out:
+        process = serve.start(
+            framework, root, entry_point=entry_point, host="127.0.0.1", port=port,
+            env=child_env, output=out,
+        )  # fmt: skip
+        server = Server(port, log, process)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise AssertionError(log.read_text()) from None
+                    time.sleep(0.1)
+            yield server
+        finally:
+            serve.stop(process)
+
+
+def _pids_alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat.split(") ", 1)[1][0] != "Z":
+            alive.append(pid)
+    return alive
+
+
+def _worker_pids(server: Server) -> list[int]:
+    return sorted({int(e["worker"]) for e in server.logs() if "worker" in e} | {
+        int(str(e["message"]).split()[2]) for e in server.logs()
+        if str(e.get("message", "")).startswith("pyfn worker ") and "ready" in str(e["message"])
+    })  # fmt: skip
+
+
+# --- framework mode: requests ---------------------------------------------------
+
+
+def test_hello_and_persistent_workers(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
+    with serving(unpacked, framework, tmp_path, "pid", PYFN_WORKERS="2") as server:
+        pids = set()
+        for _ in range(20):
+            status, body = server.get("/")
+            assert status == 200
+            pids.add(int(body))
+        assert 1 <= len(pids) <= 2  # nothing spawned per request
+    with serving(unpacked, framework, tmp_path, "hello") as server:
+        assert server.get("/?name=PyPy") == (200, b"Hello, PyPy!\n")
+
+
+def test_request_reaches_flask_intact(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
+    with serving(unpacked, framework, tmp_path, "echo") as server:
+        status, _, body, _ = server.request(
+            "POST", "/some/path?a=1&a=2&b=x",
+            body=b'{"k": [1, 2]}', headers={"Content-Type": "application/json", "X-Test": "v"},
+        )  # fmt: skip
+        seen = json.loads(body)
+        assert status == 200
+        assert seen["method"] == "POST" and seen["path"] == "/some/path"
+        assert seen["args"] == {"a": ["1", "2"], "b": ["x"]}
+        assert seen["json"] == {"k": [1, 2]}
+        assert seen["headers"]["X-Test"] == "v"
+        status, _, body, _ = server.request(
+            "PUT", "/", body=b"x=1&y=two",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )  # fmt: skip
+        assert json.loads(body)["form"] == {"x": ["1"], "y": ["two"]}
+        # a gzip body: the Node framework inflates it, Python must see plain bytes
+        plain = b'{"zipped": true}'
+        status, _, body, _ = server.request(
+            "POST", "/", body=gzip.compress(plain),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )  # fmt: skip
+        seen = json.loads(body)
+        assert status == 200 and seen["json"] == {"zipped": True}
+        assert seen["length"] == len(plain) and "Content-Encoding" not in seen["headers"]
+
+
+def test_return_shapes(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
+    with serving(unpacked, framework, tmp_path, "shapes") as server:
+        assert server.get("/?kind=bytes") == (200, b"raw bytes")
+        status, headers, body, raw = server.request("GET", "/?kind=tuple")
+        assert (status, body, headers["X-Custom"]) == (201, b"created", "yes")
+        status, _, body, raw = server.request("GET", "/?kind=response")
+        assert (status, body) == (418, b"teapot")
+        assert [v for k, v in raw if k.lower() == "set-cookie"] == ["b=2", "c=3"]
+        status, headers, body, _ = server.request("GET", "/?kind=dict")
+        assert status == 200 and json.loads(body) == {"kind": "dict"}
+        assert headers["Content-Type"] == "application/json"
+
+
+def test_large_and_binary_bodies_round_trip(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "mirror") as server:
+        for size in (0, 1, 65_535, 1_000_003, 32 * 1024 * 1024):
+            body = os.urandom(size)
+            status, _, data, _ = server.request(
+                "POST", "/", body=body, headers={"Content-Type": "application/octet-stream"},
+                timeout=120,
+            )  # fmt: skip
+            assert status == 200
+            assert hashlib.sha256(data).digest() == hashlib.sha256(body).digest(), size
+
+
+def test_non_utf8_query_and_headers(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
+    with (
+        serving(unpacked, framework, tmp_path, "echo") as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock,
+    ):
+        sock.sendall(
+            b"GET /p?q=%ff%fe&r=%e9t&r=caf%C3%A9 HTTP/1.1\r\nHost: x\r\nX-Bin: caf\xe9\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200"), data[:200]
+        seen = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        assert seen["path"] == "/p"
+        assert seen["headers"]["X-Bin"] == "caf\u00e9"
+        assert "caf\u00e9" in seen["args"]["r"]
+        # Express's router answers an undecodable *path* with its own 400; nothing breaks
+        assert server.get("/p%ff")[0] == 400
+        status, body = server.get("/?after=1")
+        assert status == 200 and json.loads(body)["args"] == {"after": ["1"]}
+
+
+def test_cloud_events_binary_and_structured(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "event", "cloudevent") as server:
+        status, _, _, _ = server.request(
+            "POST", "/", body=b'{"n": 1}',
+            headers={"Content-Type": "application/json", "ce-id": "binary-1",
+                     "ce-specversion": "1.0", "ce-type": "t.binary", "ce-source": "//test"},
+        )  # fmt: skip
+        assert status == 200
+        structured = {"specversion": "1.0", "id": "structured-1", "type": "t.structured",
+                      "source": "//test", "data": {"n": 2}}  # fmt: skip
+        status, _, _, _ = server.request(
+            "POST", "/", body=json.dumps(structured).encode(),
+            headers={"Content-Type": "application/cloudevents+json"},
+        )  # fmt: skip
+        assert status == 200
+        entries = server.wait_for_log(lambda e: "structured-1" in str(e.get("message")))
+        seen = [
+            json.loads(str(e["message"])) for e in entries if "got_event" in str(e.get("message"))
+        ]
+        assert {"got_event": "binary-1", "type": "t.binary", "data": {"n": 1}} in seen
+        assert {"got_event": "structured-1", "type": "t.structured", "data": {"n": 2}} in seen
+
+
+# --- faults are never 200 --------------------------------------------------------
+
+
+def test_exception_is_500_without_traceback(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "boom") as server:
+        status, body = server.get("/")
+        assert status == 500
+        assert b"secret detail" not in body and b"Traceback" not in body
+        entries = server.wait_for_log(lambda e: "Traceback" in str(e.get("message")))
+        errors = [e for e in entries if "Traceback" in str(e.get("message"))]
+        assert errors and errors[0]["severity"] == "ERROR"
+        assert "secret detail" in str(errors[0]["message"])  # the log has it, whole
+        assert server.get("/")[0] == 500  # and the worker still serves
+
+
+def test_timeout_is_504_and_the_worker_is_replaced(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(
+        unpacked, framework, tmp_path, "slow", PYFN_TIMEOUT="2", PYFN_WORKERS="1"
+    ) as server:
+        server.get("/?seconds=0")  # the worker is up
+        started = time.monotonic()
+        status, _ = server.get("/?seconds=30", timeout=20)
+        elapsed = time.monotonic() - started
+        assert status == 504
+        assert 1.9 <= elapsed < 5, elapsed
+        assert server.get("/?seconds=0", timeout=30) == (200, b"slept\n")
+
+
+@pytest.mark.parametrize("how", ["exit", "segfault", "oom-kill"])
+def test_worker_death_is_5xx_and_next_request_succeeds(
+    unpacked: Path, framework: Framework, tmp_path: Path, how: str
+) -> None:
+    """os._exit, a segfault, and SIGKILL as the kernel's out-of-memory killer sends it."""
+    with serving(unpacked, framework, tmp_path, "crash", PYFN_WORKERS="1") as server:
+        first = server.get("/?how=ok", timeout=30)[1]
+        status, body = server.get(f"/?how={how}", timeout=30)
+        assert 500 <= status < 600 and b"Traceback" not in body
+        status, second = server.get("/?how=ok", timeout=30)
+        assert status == 200 and second != first  # served by the replacement worker
+        entries = server.wait_for_log(lambda e: "died" in str(e.get("message")))
+        assert any("died" in str(e.get("message")) for e in entries)
+
+
+def test_worker_killed_between_requests_is_replaced(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "pid", PYFN_WORKERS="1") as server:
+        first = int(server.get("/")[1])
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            status, body = server.get("/", timeout=30)
+            if status == 200 or time.monotonic() > deadline:
+                break
+        assert status == 200 and int(body) != first
+
+
+def test_prints_reach_the_log_not_the_response(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "chatty") as server:
+        for _ in range(3):
+            assert server.get("/") == (200, b"still fine\n")
+        entries = server.wait_for_log(lambda e: e.get("message") == "written to fd 1")
+        by_message = {str(e.get("message")): e for e in entries}
+        assert by_message["printed to stdout"]["severity"] == "INFO"
+        assert by_message["printed to stderr"]["severity"] == "ERROR"
+        assert "written to fd 1" in by_message
+
+
+# --- concurrency and process hygiene ----------------------------------------------
+
+
+def test_queueing_with_eight_clients_and_two_workers(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "slow", PYFN_WORKERS="2") as server:
+        for _ in range(4):
+            server.get("/?seconds=0")
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            slow = pool.submit(server.get, "/?seconds=3", 30)
+            time.sleep(0.3)
+            started = time.monotonic()
+            fast = [pool.submit(server.get, "/?seconds=0.2", 30) for _ in range(7)]
+            results = [f.result() for f in fast]
+            fast_elapsed = time.monotonic() - started
+            assert slow.result()[0] == 200
+        assert all(status == 200 for status, _ in results)
+        # 7 x 0.2 s on the one free worker: about 1.4 s, not stuck behind the 3 s one
+        assert fast_elapsed < 2.8, fast_elapsed
+
+
+def test_stopping_node_takes_every_worker(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "pid", PYFN_WORKERS="2") as server:
+        server.get("/")
+        pids = _worker_pids(server)
+        assert pids and _pids_alive(pids) == pids
+        os.kill(server.process.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while _pids_alive(pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _pids_alive(pids) == []
+
+
+def test_logs_are_json_lines_with_severity(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "boom") as server:
+        server.get("/")
+        entries = server.wait_for_log(lambda e: "Traceback" in str(e.get("message")))
+        assert entries and all("severity" in e and "message" in e for e in entries)
+
+
+# --- script mode --------------------------------------------------------------------
+
+
+def test_script_mode_headers(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
+    with serving(
+        unpacked, framework, tmp_path, "handler", "script",
+        script="reflection.py", stdin="headers",
+    ) as server:  # fmt: skip
+        status, _, body, _ = server.request("GET", "/", headers={"X-Seed": "reflection"})
+        assert status == 200
+        assert json.loads(body)["x-seed"] == "reflection"
+        assert body.startswith(b"{\n  ")  # indented as the script prints it
+
+
+@pytest.mark.parametrize(
+    ("stdin", "expected"),
+    [("body", {"a": 1}), ("query", {"q": "1"})],
+)
+def test_script_mode_inputs(
+    unpacked: Path, framework: Framework, tmp_path: Path, stdin: str, expected: object
+) -> None:
+    with serving(
+        unpacked, framework, tmp_path, "handler", "script", script="reflection.py", stdin=stdin
+    ) as server:
+        status, _, body, _ = server.request(
+            "POST", "/?q=1", body=b'{"a": 1}', headers={"Content-Type": "application/json"}
+        )
+        assert status == 200 and json.loads(body) == expected
+
+
+def test_script_failure_is_500(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
+    with serving(
+        unpacked, framework, tmp_path, "handler", "script", script="failing.py", stdin="body"
+    ) as server:
+        status, body = server.get("/")
+        assert status == 500 and b"partial output" not in body
+        entries = server.wait_for_log(lambda e: e.get("message") == "went wrong")
+        assert any(e.get("message") == "went wrong" for e in entries)
