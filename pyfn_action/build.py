@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .bytecode import compile_entries
 from .config import Config
 from .errors import BundleError
 from .pip_runner import interpreter_for
@@ -87,11 +88,12 @@ def build(
     work_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="build-", dir=work_root) as work_name:
         work = Path(work_name)
+        interpreter = interpreter_for(runtime, target, cache_dir, env)
         installed = install_requirements(
             extra,
             requirement_files=files,
             target=target,
-            interpreter=interpreter_for(runtime, target, cache_dir, env),
+            interpreter=interpreter,
             site=work / "site",
             work=work / "pip",
             cache_dir=cache_dir,
@@ -103,10 +105,15 @@ def build(
         )
         for warning in staged.warnings:
             log.warning("%s", warning)
+        entries = list(staged.entries)
+        if interpreter.is_target:
+            entries = compile_entries(entries, runtime, interpreter, cache_dir)
+        else:
+            log.warning("no precompiled bytecode: this machine cannot run the target's PyPy")
         with tempfile.TemporaryDirectory(prefix=".pyfn-build-", dir=out) as pending_name:
             pending = Path(pending_name)
             zipped = write_zip(
-                staged.entries,
+                entries,
                 pending / "bundle.zip",
                 source_date_epoch=source_date_epoch,
                 progress=progress,

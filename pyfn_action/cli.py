@@ -193,7 +193,6 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
             progress=terminal_progress,
         )
         bundle = result.bundle
-    framework = serve.ensure_framework(cache, env)
 
     def terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -201,7 +200,8 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     previous = signal.signal(signal.SIGTERM, terminate)
     with tempfile.TemporaryDirectory(prefix="pyfn-serve-") as tmp:
         root = Path(tmp) / "bundle"
-        serve.unpack_bundle(bundle, root)
+        serve.unpack_bundle(bundle, root)  # a bad bundle fails before anything is installed
+        framework = serve.ensure_framework(cache, env)
         manifest = json.loads((root / "pyfn" / "manifest.json").read_text())
         entry_point = manifest["function"]["entry_point"]
         process = serve.start(

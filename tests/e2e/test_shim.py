@@ -45,7 +45,7 @@ def framework() -> Framework:
 
 
 @pytest.fixture(scope="module")
-def unpacked(
+def shim_bundle(
     tmp_path_factory: pytest.TempPathFactory, served_pypy: Served, index_url: str,
     session_cache: Path,
 ) -> Path:  # fmt: skip
@@ -57,8 +57,13 @@ def unpacked(
         hermetic_env(session_cache),
     )  # fmt: skip
     assert result.code == 0, result.stderr
+    return out / "bundle.zip"
+
+
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory: pytest.TempPathFactory, shim_bundle: Path) -> Path:
     root = tmp_path_factory.mktemp("shim-bundle") / "bundle"
-    serve.unpack_bundle(out / "bundle.zip", root)
+    serve.unpack_bundle(shim_bundle, root)
     return root
 
 
@@ -447,3 +452,59 @@ def test_script_failure_is_500(unpacked: Path, framework: Framework, tmp_path: P
         assert status == 500 and b"partial output" not in body
         entries = server.wait_for_log(lambda e: e.get("message") == "went wrong")
         assert any(e.get("message") == "went wrong" for e in entries)
+
+
+# --- pyfn serve, the command ---------------------------------------------------------
+
+
+def _processes_under(marker: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if marker.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+    return _pids_alive(found)
+
+
+@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM])
+def test_pyfn_serve_prints_the_url_and_stops_cleanly(
+    shim_bundle: Path, framework: Framework, tmp_path: Path, stop_with: signal.Signals
+) -> None:
+    import subprocess
+    import sys
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
+    env.update(PYFN_CACHE_DIR=str(TEST_CACHE), TMPDIR=str(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyfn_action", "serve", "--bundle", str(shim_bundle),
+         "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline().decode()
+        assert f"http://127.0.0.1:{port}/" in first, first
+        server = Server(port, tmp_path / "unused.log", process)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                status, body = server.get("/?name=serve", timeout=30)
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert (status, body) == (200, b"Hello, serve!\n")
+        assert _processes_under(str(tmp_path)), "workers run from the unpacked bundle"
+        process.send_signal(stop_with)
+        assert process.wait(timeout=20) == 0
+        deadline = time.monotonic() + 10
+        while _processes_under(str(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_under(str(tmp_path)) == []  # no orphans
+        assert not list(tmp_path.glob("pyfn-serve-*"))  # the unpacked bundle is gone
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pyfn_action.cli import run
+from pyfn_action.errors import ServeError
+from pyfn_action.serve import ensure_framework, unpack_bundle
+
+
+def _zip(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, (data, mode) in members.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o100000 | mode) << 16
+            zf.writestr(info, data)
+    return path
+
+
+def test_unpack_keeps_modes(tmp_path: Path) -> None:
+    bundle = _zip(tmp_path / "b.zip", {
+        "index.js": (b"//", 0o644),
+        "pyfn/manifest.json": (b"{}", 0o644),
+        "pypy/bin/pypy3.11": (b"\x7fELF", 0o755),
+    })  # fmt: skip
+    unpack_bundle(bundle, tmp_path / "out")
+    assert (tmp_path / "out" / "pypy" / "bin" / "pypy3.11").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "out" / "index.js").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "/abs.txt", "a/../../escape.txt"])
+def test_unpack_refuses_escaping_entries(tmp_path: Path, name: str) -> None:
+    bundle = _zip(tmp_path / "b.zip", {name: (b"x", 0o644)})
+    with pytest.raises(ServeError, match="outside its root"):
+        unpack_bundle(bundle, tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_unpack_refuses_what_is_not_a_bundle(tmp_path: Path) -> None:
+    with pytest.raises(ServeError, match="not a pyfn bundle"):
+        unpack_bundle(_zip(tmp_path / "b.zip", {"x": (b"", 0o644)}), tmp_path / "out")
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(ServeError, match="Cannot unpack"):
+        unpack_bundle(tmp_path / "junk.zip", tmp_path / "out2")
+
+
+def test_missing_node_says_how_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(ServeError) as info:
+        ensure_framework(tmp_path, {"PATH": str(tmp_path)})
+    assert "no `node` on PATH" in info.value.message
+    assert "apt-get install nodejs" in info.value.message
+
+
+def test_missing_npm_says_how_to_get_it(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    node = bin_dir / "node"
+    node.write_text("#!/bin/sh\n")
+    node.chmod(0o755)
+    with pytest.raises(ServeError, match="npm is not installed"):
+        ensure_framework(tmp_path / "cache", {"PATH": str(bin_dir)})
+    assert not any((tmp_path / "cache").rglob("*.json"))  # nothing half-installed
+
+
+def test_serve_cli_reports_a_bad_bundle(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    (tmp_path / "bad.zip").write_bytes(b"nope")
+    env = {"PATH": "/usr/bin:/bin", "PYFN_CACHE_DIR": str(tmp_path / "c")}
+    code = run(["serve", "--bundle", str(tmp_path / "bad.zip")], env, out, err)
+    assert code == 8
+    assert err.getvalue().startswith("pyfn: error: Cannot unpack")
+    assert not (tmp_path / "c").exists()  # judged before the framework was fetched
