@@ -147,6 +147,7 @@ class Worker {
       this.ready = true;
       log('DEBUG', `pyfn worker ${header.pid} ready in ${header.load_ms} ms`);
       this.pool.dispatch();
+      this.pool.start();
     } else if (header.type === 'fatal') {
       this.pool.loadFailed = true;
     } else if (this.job && header.id === this.job.id) {
@@ -159,7 +160,9 @@ class Worker {
 
   send(job) {
     this.job = job;
+    this.requests.cork(); // one writev for the frame's three parts
     for (const part of frame(job.header, job.body)) this.requests.write(part);
+    this.requests.uncork();
     job.timer = setTimeout(() => {
       if (this.job !== job) return;
       this.job = null;
@@ -205,8 +208,12 @@ class Pool {
     this.restarts = 0;
   }
 
+  // Workers start one after another: the first is ready sooner when they do not
+  // compete for the CPU, and it is all the first request needs.
   start() {
-    while (this.workers.length < this.size) this.workers.push(new Worker(this));
+    if (this.stopped || this.workers.length >= this.size) return;
+    if (this.workers.some(w => !w.ready && !w.dead)) return;
+    this.workers.push(new Worker(this));
   }
 
   replace(worker) {

@@ -108,6 +108,18 @@ class Server:
                     entries.append(json.loads(line))
         return entries
 
+    def wait_for_workers(self, count: int, seconds: float = 60) -> None:
+        """Until ``count`` workers said they are ready (they start one after another)."""
+        self.wait_for_log(lambda e: len(self.ready_workers()) >= count, seconds)
+        assert len(self.ready_workers()) >= count, self.log.read_text()[-2000:]
+
+    def ready_workers(self) -> list[str]:
+        return [
+            str(e["message"]) for e in self.logs()
+            if str(e.get("message", "")).startswith("pyfn worker ")
+            and str(e["message"]).split()[3:4] == ["ready"]
+        ]  # fmt: skip
+
     def wait_for_log(self, predicate, seconds: float = 10) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -136,6 +148,7 @@ def serving(
     port = _free_port()
     log = tmp_path / f"server-{port}.log"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
+    child_env["PYFN_WARMUP"] = "0"  # idle-time JIT warm-up has a test of its own
     child_env.update(env)
     with log.open("wb") as out:
         process = serve.start(
@@ -190,6 +203,21 @@ def test_hello_and_persistent_workers(unpacked: Path, framework: Framework, tmp_
         assert 1 <= len(pids) <= 2  # nothing spawned per request
     with serving(unpacked, framework, tmp_path, "hello") as server:
         assert server.get("/?name=PyPy") == (200, b"Hello, PyPy!\n")
+
+
+def test_idle_warmup_never_calls_the_function_nor_delays_requests(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(
+        unpacked, framework, tmp_path, "counter", PYFN_WARMUP="100000", PYFN_WORKERS="1"
+    ) as server:
+        assert server.get("/", timeout=60) == (200, b"1")  # no synthetic call reached it
+        server.wait_for_workers(1)
+        time.sleep(0.5)  # warm-up is under way: the worker is busy with synthetic requests
+        started = time.monotonic()
+        status, body = server.get("/", timeout=30)
+        assert (status, body) == (200, b"2")
+        assert time.monotonic() - started < 1.0
 
 
 def test_request_reaches_flask_intact(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
@@ -376,8 +404,8 @@ def test_queueing_with_eight_clients_and_two_workers(
     unpacked: Path, framework: Framework, tmp_path: Path
 ) -> None:
     with serving(unpacked, framework, tmp_path, "slow", PYFN_WORKERS="2") as server:
-        for _ in range(4):
-            server.get("/?seconds=0")
+        server.get("/?seconds=0")
+        server.wait_for_workers(2)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             slow = pool.submit(server.get, "/?seconds=3", 30)
             time.sleep(0.3)
@@ -396,7 +424,9 @@ def test_stopping_node_takes_every_worker(
 ) -> None:
     with serving(unpacked, framework, tmp_path, "pid", PYFN_WORKERS="2") as server:
         server.get("/")
+        server.wait_for_workers(2)
         pids = _worker_pids(server)
+        assert len(pids) == 2
         assert pids and _pids_alive(pids) == pids
         os.kill(server.process.pid, signal.SIGKILL)  # type: ignore[attr-defined]
         deadline = time.monotonic() + 10

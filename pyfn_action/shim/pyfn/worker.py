@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import select
 import struct
 import sys
 import time
@@ -31,6 +32,7 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 REQUEST_FD = 3
 RESPONSE_FD = 4
+DEFAULT_WARMUP = 3000  # synthetic requests while idle after start (PYFN_WARMUP)
 _HEADER = struct.Struct(">II")
 _BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,27 +70,40 @@ def _configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
-def _read_exact(fd: int, size: int) -> bytes | None:
-    chunks: list[bytes] = []
-    while size:
-        chunk = os.read(fd, min(size, 1 << 20))
-        if not chunk:
+class FrameReader:
+    """Frames from a pipe, read in large chunks: one system call per request, usually."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+
+    def pending(self) -> bool:
+        """Whether a request has (at least partly) arrived, without blocking."""
+        if self.buffer:
+            return True
+        readable, _, _ = select.select([self.fd], [], [], 0)
+        return bool(readable)
+
+    def _take(self, size: int) -> bytes | None:
+        while len(self.buffer) < size:
+            chunk = os.read(self.fd, max(1 << 16, size - len(self.buffer)))
+            if not chunk:
+                return None
+            self.buffer += chunk
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def read(self) -> tuple[dict[str, Any], bytes] | None:
+        head = self._take(_HEADER.size)
+        if head is None:
             return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def read_frame(fd: int) -> tuple[dict[str, Any], bytes] | None:
-    head = _read_exact(fd, _HEADER.size)
-    if head is None:
-        return None
-    header_len, body_len = _HEADER.unpack(head)
-    header = _read_exact(fd, header_len)
-    body = _read_exact(fd, body_len) if body_len else b""
-    if header is None or body is None:
-        return None
-    return json.loads(header.decode("utf-8")), body
+        header_len, body_len = _HEADER.unpack(head)
+        header = self._take(header_len)
+        body = self._take(body_len) if body_len else b""
+        if header is None or body is None:
+            return None
+        return json.loads(header.decode("utf-8")), body
 
 
 def write_frame(fd: int, header: dict[str, Any], body: bytes = b"") -> None:
@@ -187,9 +202,42 @@ def load_app(manifest: dict[str, Any]) -> WsgiApp:
     return app
 
 
-def serve(app: WsgiApp, request_fd: int = REQUEST_FD, response_fd: int = RESPONSE_FD) -> None:
+def _warmup_request(signature: str) -> dict[str, Any]:
+    """A request the framework answers itself, without calling the user's function.
+
+    HTTP functions: /robots.txt, which the Functions Framework always answers 404.
+    CloudEvent functions: a GET, which it answers 405.
+    """
+    path = "/robots.txt" if signature == "http" else "/"
+    return {"method": "GET", "url": path, "headers": [["Host", "localhost"]], "id": 0}
+
+
+def serve(
+    app: WsgiApp,
+    request_fd: int = REQUEST_FD,
+    response_fd: int = RESPONSE_FD,
+    *,
+    warmup: int = 0,
+    signature: str = "http",
+) -> None:
+    """Answer framed requests until the pipe closes.
+
+    While no request is waiting, up to ``warmup`` synthetic requests that never
+    reach the user's code run through the framework, so PyPy's JIT has compiled
+    its hot paths before real traffic needs them. A real request never waits
+    behind more than one of them.
+    """
+    reader = FrameReader(request_fd)
+    synthetic = _warmup_request(signature)
     while True:
-        frame = read_frame(request_fd)
+        if warmup > 0 and not reader.pending():
+            warmup -= 1
+            try:
+                call_app(app, synthetic, b"")
+            except Exception:
+                warmup = 0  # whatever went wrong, real requests will show it
+            continue
+        frame = reader.read()
         if frame is None:
             return  # index.js closed the pipe: its process is gone or shutting down
         request, body = frame
@@ -208,6 +256,11 @@ def serve(app: WsgiApp, request_fd: int = REQUEST_FD, response_fd: int = RESPONS
         write_frame(
             response_fd, {"id": request["id"], "status": status, "headers": headers}, payload
         )
+
+
+def _warmup_count() -> int:
+    raw = os.environ.get("PYFN_WARMUP", "")
+    return int(raw) if raw.isdigit() else DEFAULT_WARMUP
 
 
 def main() -> int:
@@ -232,7 +285,8 @@ def main() -> int:
             "load_ms": round((time.monotonic() - started) * 1000),
         },
     )
-    serve(app)
+    signature = "cloudevent" if manifest["function"]["signature"] == "cloudevent" else "http"
+    serve(app, warmup=_warmup_count(), signature=signature)
     return 0
 
 

@@ -87,6 +87,15 @@ def chatty(request):
     return "still fine\n"
 
 
+CALLS = []
+
+
+@functions_framework.http
+def counter(request):
+    CALLS.append(request.path)
+    return str(len(CALLS))
+
+
 @functions_framework.http
 def pid(request):
     return str(os.getpid())
