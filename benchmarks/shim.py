@@ -223,6 +223,9 @@ def _measure(
 ) -> dict[str, Any]:  # fmt: skip
     with served(framework, root, env, log) as (port, cold):
         figures: dict[str, Any] = dict(cold)
+        if sequential[1]:  # persistent servers sit idle first, as after a real cold start
+            time.sleep(args.settle)
+            figures["idle_seconds_before_measuring"] = args.settle
         figures.update(_sequential(port, *sequential))
         figures.update(_throughput(port, args.clients, args.seconds))
     loads = [int(m[2]) for m in _READY.finditer(log.read_text(errors="replace"))]
@@ -265,6 +268,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=50, help="for the persistent servers")
+    parser.add_argument(
+        "--settle", type=float, default=8.0,
+        help="idle seconds after a persistent server's first answer, before measuring "
+        "(pyfn's workers warm PyPy's JIT while idle)",
+    )  # fmt: skip
     args = parser.parse_args()
     if bool(args.pypy_archive) != bool(args.pypy_sha256):
         parser.error("--pypy-archive and --pypy-sha256 go together")

@@ -220,6 +220,16 @@ def test_idle_warmup_never_calls_the_function_nor_delays_requests(
         assert time.monotonic() - started < 1.0
 
 
+def test_invalid_jit_settings_are_reported_and_ignored(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "hello", PYFN_JIT="no_such_param=3") as server:
+        assert server.get("/?name=jit") == (200, b"Hello, jit!\n")
+        entries = server.wait_for_log(lambda e: "PYFN_JIT" in str(e.get("message")))
+        warning = [e for e in entries if "PYFN_JIT" in str(e.get("message"))]
+        assert warning and warning[0]["severity"] == "WARNING"
+
+
 def test_request_reaches_flask_intact(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
     with serving(unpacked, framework, tmp_path, "echo") as server:
         status, _, body, _ = server.request(

@@ -33,6 +33,7 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 REQUEST_FD = 3
 RESPONSE_FD = 4
 DEFAULT_WARMUP = 3000  # synthetic requests while idle after start (PYFN_WARMUP)
+DEFAULT_JIT = "threshold=200,function_threshold=300,trace_eagerness=50"  # PYFN_JIT
 _HEADER = struct.Struct(">II")
 _BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -258,6 +259,26 @@ def serve(
         )
 
 
+def _tune_jit() -> None:
+    """Once the function is loaded, let PyPy's JIT compile hot request paths sooner.
+
+    Importing runs with PyPy's defaults (lower thresholds would compile import-time
+    code and slow the cold start); serving uses ``PYFN_JIT`` (``--jit`` syntax;
+    ``default`` keeps PyPy's own settings).
+    """
+    params = os.environ.get("PYFN_JIT", DEFAULT_JIT)
+    if params == "default":
+        return
+    try:
+        import pypyjit
+    except ImportError:
+        return  # not PyPy
+    try:
+        pypyjit.set_param(params)
+    except Exception:
+        logging.getLogger("pyfn.worker").warning("PYFN_JIT=%r is not valid; ignored", params)
+
+
 def _warmup_count() -> int:
     raw = os.environ.get("PYFN_WARMUP", "")
     return int(raw) if raw.isdigit() else DEFAULT_WARMUP
@@ -277,14 +298,9 @@ def main() -> int:
         )
         write_frame(RESPONSE_FD, {"type": "fatal", "message": "cannot load the function"})
         return 1
-    write_frame(
-        RESPONSE_FD,
-        {
-            "type": "ready",
-            "pid": os.getpid(),
-            "load_ms": round((time.monotonic() - started) * 1000),
-        },
-    )
+    _tune_jit()
+    load_ms = round((time.monotonic() - started) * 1000)
+    write_frame(RESPONSE_FD, {"type": "ready", "pid": os.getpid(), "load_ms": load_ms})
     signature = "cloudevent" if manifest["function"]["signature"] == "cloudevent" else "http"
     serve(app, warmup=_warmup_count(), signature=signature)
     return 0
