@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .bytecode import compile_entries
+from . import __version__, budget
+from .bytecode import cache_tag, compile_entries
 from .config import Config
 from .errors import BundleError
 from .pip_runner import interpreter_for
@@ -28,6 +28,15 @@ from .runtime import Runtime, RuntimeRequest, resolve_runtime
 from .source import check_source
 from .stage import stage
 from .targets import Target, generation
+from .trim import (
+    Effect,
+    TrimPlan,
+    builtin_rules,
+    plan_trim,
+    portable_deps_rules,
+    protected_files,
+    user_rules,
+)
 from .zipper import ZIP_EPOCH_MIN, write_zip
 
 log = logging.getLogger(__name__)
@@ -38,10 +47,11 @@ FRAMEWORK_NAME = "functions-framework"
 
 @dataclass(frozen=True)
 class BuildResult:
-    bundle: Path
-    report_path: Path
-    report: Report
     runtime: Runtime
+    plan: TrimPlan
+    bundle: Path | None = None  # None for a dry run, which writes nothing
+    report_path: Path | None = None
+    report: Report | None = None
 
 
 def build(
@@ -53,7 +63,7 @@ def build(
     progress: ProgressFactory = silent,
 ) -> BuildResult:
     """Build ``config.source`` into ``config.out/bundle.zip`` and ``config.out/report.json``."""
-    out = _writable_out(config.out)
+    out = config.out if config.dry_run else _writable_out(config.out)
     # Judge the source and its requirements before anything is downloaded.
     if not config.pypy_archive:
         check_source(config, _python_of(config.runtime))
@@ -105,7 +115,16 @@ def build(
         )
         for warning in staged.warnings:
             log.warning("%s", warning)
-        entries = list(staged.entries)
+        rules = [
+            *builtin_rules(cache_tag(runtime)),
+            *portable_deps_rules(runtime.root),
+            *user_rules(source.root),
+        ]
+        module = source.module.relative_to(source.root).as_posix()
+        plan = plan_trim(staged.entries, rules, protected_files(runtime.python_version, module))
+        if config.dry_run:
+            return BuildResult(runtime, plan)
+        entries = list(plan.kept)
         if interpreter.is_target:
             entries = compile_entries(entries, runtime, interpreter, cache_dir)
         else:
@@ -119,6 +138,7 @@ def build(
                 progress=progress,
             )
             versions = {d.name: d.version for d in installed.distributions}
+            limits = budget.limits_for(gen, config.budget, zipped)
             report = Report(
                 bundle=BundleSummary(
                     sha256=zipped.sha256,
@@ -135,12 +155,28 @@ def build(
                     "gen": config.gen,
                 },
                 warnings=staged.warnings,
+                extra={
+                    "limits": [limit.to_dict() for limit in limits],
+                    "trim": [_effect_dict(e) for e in plan.effects],
+                },
             )
+            budget.check(limits, zipped, report.components)
             (pending / "report.json").write_text(report.to_json(), encoding="utf-8")
             # The bundle lands last: a report never describes a bundle that is not there.
             os.replace(pending / "report.json", out / "report.json")
             os.replace(zipped.path, out / "bundle.zip")
-    return BuildResult(out / "bundle.zip", out / "report.json", report, runtime)
+    return BuildResult(runtime, plan, out / "bundle.zip", out / "report.json", report)
+
+
+def _effect_dict(effect: Effect) -> dict[str, object]:
+    rule = effect.rule
+    return {
+        "rule": rule.text,
+        "source": rule.origin,
+        "line": rule.line,
+        "files": effect.files,
+        "bytes": effect.bytes,
+    }
 
 
 def _python_of(runtime: str) -> tuple[int, int]:

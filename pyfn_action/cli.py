@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -13,7 +14,7 @@ from typing import Any, TextIO
 import platformdirs
 
 from . import __version__
-from .config import KEYS, resolve
+from .config import KEYS, _bool, resolve
 from .errors import PyfnError
 from .progress import ProgressTask
 
@@ -83,7 +84,7 @@ def source_date_epoch(env: Mapping[str, str]) -> int:
 def _add_config_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     for name in names:
         key = KEYS[name]
-        if name in ("json", "debug"):
+        if key.parse is _bool:
             parser.add_argument(key.flag, dest=name, action="store_true", default=None,
                                 help=key.help)  # fmt: skip
         else:
@@ -122,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(serve, [k for k in KEYS if k != "json"])
     serve.set_defaults(handler=_cmd_serve)
 
+    report = commands.add_parser(
+        "report",
+        help="show a report.json, optionally against a base report",
+        description="Show a bundle's size, part by part; with --base, the change of each part.",
+    )
+    report.add_argument("report", metavar="REPORT.json")
+    report.add_argument("--base", metavar="BASE.json", help="the report to compare against")
+    report.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    report.set_defaults(handler=_cmd_report)
+
     runtime = commands.add_parser("runtime", help="work with PyPy runtimes")
     runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True,
                                               metavar="COMMAND")  # fmt: skip
@@ -147,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
     from .build import build
     from .report import render_table
+    from .trim import plan_dict, render_plan
 
     flags = {k: getattr(args, k) for k in KEYS if getattr(args, k, None) is not None}
     config = resolve(Path(args.source), env=env, flags=flags)
@@ -158,6 +170,12 @@ def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
         source_date_epoch=source_date_epoch(env),
         progress=terminal_progress,
     )
+    if result.report is None:  # a dry run
+        if config.json:
+            stdout.write(json.dumps(plan_dict(result.plan), indent=2) + "\n")
+        else:
+            stdout.write(render_plan(result.plan))
+        return 0
     if config.json:
         stdout.write(result.report.to_json())
     else:
@@ -167,8 +185,22 @@ def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     return 0
 
 
+def _cmd_report(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    from . import sizereport
+
+    report = sizereport.load(Path(args.report))
+    base = sizereport.load(Path(args.base)) if args.base else None
+    comparison = sizereport.compare(report, base)
+    render = {
+        "text": sizereport.render_text,
+        "markdown": sizereport.render_markdown,
+        "json": sizereport.render_json,
+    }[args.format]
+    stdout.write(render(comparison))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    import json
     import signal
     import tempfile
 
@@ -192,6 +224,10 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
             source_date_epoch=source_date_epoch(env),
             progress=terminal_progress,
         )
+        if result.bundle is None:
+            from .errors import ServeError
+
+            raise ServeError("Nothing to serve after a dry run", fix="Drop --dry-run")
         bundle = result.bundle
 
     def terminate(signum: int, frame: object) -> None:

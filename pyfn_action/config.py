@@ -64,6 +64,7 @@ class Config:
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
+    dry_run: bool = False
     json: bool = False
     debug: bool = False
 
@@ -197,6 +198,7 @@ KEYS: dict[str, Key] = {
         Key("index_url", _str, "package index for requirements (default: pip's)"),
         Key("extra_index_urls", _strings, "more package indexes"),
         Key("find_links", _strings, "local wheel directories or pages"),
+        Key("dry_run", _bool, "print what trimming would remove, write nothing"),
         Key("json", _bool, "print the report as JSON"),
         Key("debug", _bool, "show tracebacks and debug logs"),
     )

@@ -81,3 +81,9 @@ class ServeError(PyfnError):
     """A bundle cannot be served locally (no Node.js, no framework, bad bundle)."""
 
     exit_code = 8
+
+
+class BudgetExceeded(PyfnError):
+    """The bundle is larger than a platform limit or the user's budget."""
+
+    exit_code = 9

@@ -46,6 +46,8 @@ APP_DEFAULT_IGNORES = (
     ".nox/",
     "node_modules/",
     ".DS_Store",
+    "/.pyfnignore",
+    "/.gcloudignore",
 )
 
 

@@ -257,3 +257,81 @@ def test_download_is_cached_and_verified(
     assert [e.name for e in entries] == [served_pypy.sha256]
     with zipfile.ZipFile(io.BytesIO((tmp_path / "out" / "bundle.zip").read_bytes())) as zf:
         assert "app/main.py" in zf.namelist()
+
+
+def _script_function(tmp_path: Path) -> Path:
+    src = tmp_path / "fn"
+    src.mkdir()
+    (src / "main.py").write_text("print('hi')\n")
+    return src
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
+) -> None:
+    src = _script_function(tmp_path)
+    out = tmp_path / "out"
+    result = pyfn(
+        build_args(src, out, served_pypy, index_url, "--signature", "script",
+                   "--script", "main.py", "--dry-run", "--json"),
+        hermetic_env(session_cache),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    by_rule = {r["rule"]: r for r in plan["rules"]}
+    assert by_rule["/lib/pypy*/idlelib/"]["files"] > 100
+    assert plan["removed_bytes"] == sum(r["bytes"] for r in plan["rules"]) > 1_000_000
+    assert not out.exists()
+    text = pyfn(
+        build_args(src, out, served_pypy, index_url, "--signature", "script",
+                   "--script", "main.py", "--dry-run"),
+        hermetic_env(session_cache),
+    )  # fmt: skip
+    assert "built-in runtime rules:" in text.stdout and "nothing was written" in text.stdout
+    assert not out.exists()
+
+
+def test_trim_rules_limits_and_reincluded_runtime_files(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
+) -> None:
+    src = _script_function(tmp_path)
+    (src / "notes.log").write_text("not shipped")
+    (src / ".pyfnignore").write_text("*.log\n!pypy/lib/pypy3.9/lib2to3/\n")
+    (src / "pyfn.toml").write_text('[budget]\ncompressed = "95MB"\n')
+    out = tmp_path / "out"
+    result = pyfn(
+        build_args(src, out, served_pypy, index_url, "--signature", "script",
+                   "--script", "main.py", "--gen", "1"),
+        hermetic_env(session_cache),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    limits = {item["name"]: item for item in report["limits"]}
+    assert set(limits) == {
+        "gen1 compressed sources", "gen1 uncompressed sources", "budget compressed",
+    }  # fmt: skip
+    assert limits["gen1 compressed sources"]["limit_bytes"] == 100_000_000
+    assert limits["budget compressed"]["used_bytes"] == report["bundle"]["compressed_bytes"]
+    assert all(item["ok"] for item in report["limits"])
+    assert {t["source"] for t in report["trim"]} >= {"built-in runtime rules", ".pyfnignore"}
+    with zipfile.ZipFile(out / "bundle.zip") as zf:
+        names = set(zf.namelist())
+    assert "app/notes.log" not in names and "app/.pyfnignore" not in names
+    assert any(n.startswith("pypy/lib/pypy3.9/lib2to3/") for n in names)
+    assert not any(n.startswith("pypy/lib/pypy3.9/idlelib/") for n in names)
+
+
+def test_over_budget_fails_names_the_limit_and_writes_nothing(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
+) -> None:
+    src = _script_function(tmp_path)
+    out = tmp_path / "out"
+    result = pyfn(
+        build_args(src, out, served_pypy, index_url, "--signature", "script",
+                   "--script", "main.py", "--budget", "1MB"),
+        hermetic_env(session_cache),
+    )  # fmt: skip
+    assert result.code == 9
+    assert "exceeds the budget compressed limit of 1.0 MB" in result.stderr
+    assert "largest components: runtime" in result.stderr and ".pyfnignore" in result.stderr
+    assert not (out / "bundle.zip").exists() and not (out / "report.json").exists()

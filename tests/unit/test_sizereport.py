@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from pyfn_action.cli import run
+from pyfn_action.sizereport import (
+    COMMENT_LIMIT,
+    MARKER,
+    ReportError,
+    compare,
+    load,
+    render_markdown,
+)
+
+
+def _report(components: dict[str, tuple[int, int]], **extra: object) -> dict:  # type: ignore[type-arg]
+    comps = [
+        {"name": n, "kind": "package", "compressed_bytes": c, "uncompressed_bytes": u, "files": 1}
+        for n, (c, u) in components.items()
+    ]
+    return {
+        "version": 1,
+        "bundle": {
+            "sha256": "0" * 64,
+            "compressed_bytes": sum(c for c, _ in components.values()),
+            "uncompressed_bytes": sum(u for _, u in components.values()),
+            "files": len(comps),
+        },
+        "components": comps,
+        **extra,
+    }
+
+
+def _write(tmp_path: Path, name: str, data: object) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_compare_flags_new_removed_changed() -> None:
+    head = _report({"flask": (200, 600), "numpy": (5000, 20000), "same": (10, 10)})
+    base = _report({"flask": (100, 300), "requests": (50, 100), "same": (10, 10)})
+    comparison = compare(head, base)
+    status = {r.name: r.status for r in comparison.rows}
+    assert status == {"flask": "changed", "numpy": "new", "requests": "removed",
+                      "same": "unchanged"}  # fmt: skip
+    assert comparison.total.compressed_bytes == 5210
+    assert comparison.total.base_compressed_bytes == 160
+
+
+def test_markdown_marker_folding_and_deltas() -> None:
+    head = _report({"flask": (200_000, 600_000), "same": (10, 10)}, limits=[
+        {"name": "gen1 compressed sources", "limit_bytes": 100_000_000,
+         "used_bytes": 200_010, "ok": True}])  # fmt: skip
+    base = _report({"flask": (100_000, 300_000), "same": (10, 10)})
+    text = render_markdown(compare(head, base))
+    assert text.startswith(MARKER)
+    assert "+100.0 KB (+100.0%)" in text
+    assert "<details><summary>1 unchanged components</summary>" in text
+    assert text.index("`flask`") < text.index("<details>") < text.index("`same`")
+    assert "✅ gen1 compressed sources" in text
+
+
+def test_markdown_stays_under_the_comment_limit() -> None:
+    many = {f"package-with-a-long-name-{i:05d}": (i * 7 + 1, i * 20 + 3) for i in range(6000)}
+    base = {k: (c + 1, u) for k, (c, u) in list(many.items())[:3000]}
+    text = render_markdown(compare(_report(many), _report(base)))
+    assert len(text) <= COMMENT_LIMIT
+    assert text.startswith(MARKER)
+    assert "more components (see `report.json`)" in text
+
+
+@pytest.mark.parametrize("data", [{"version": 99, "components": []}, [1, 2], {"no": "version"}])
+def test_unknown_versions_are_refused(tmp_path: Path, data: object) -> None:
+    with pytest.raises(ReportError, match="cannot read"):
+        load(_write(tmp_path, "r.json", data))
+
+
+def test_incomplete_report_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="not a complete"):
+        load(_write(tmp_path, "r.json", {"version": 1, "components": [{"name": "x"}]}))
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_report_command(tmp_path: Path, fmt: str) -> None:
+    head = _write(tmp_path, "head.json", _report({"flask": (200, 600)}))
+    base = _write(tmp_path, "base.json", _report({"flask": (100, 600)}))
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["report", str(head), "--base", str(base), "--format", fmt], {}, out, err)
+    assert code == 0, err.getvalue()
+    if fmt == "json":
+        data = json.loads(out.getvalue())
+        assert data["components"][0]["base_compressed_bytes"] == 100
+    else:
+        assert "flask" in out.getvalue() and "+100 B" in out.getvalue()
+
+
+def test_report_command_error(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["report", str(_write(tmp_path, "r.json", {"version": 2}))], {}, out, err)
+    assert code == 10 and "version 2" in err.getvalue()
