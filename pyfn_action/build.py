@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, budget
+from . import __version__, budget, sitecache
 from .bytecode import cache_tag, compile_entries
 from .config import Config
 from .errors import BundleError
@@ -99,15 +99,23 @@ def build(
     with tempfile.TemporaryDirectory(prefix="build-", dir=work_root) as work_name:
         work = Path(work_name)
         interpreter = interpreter_for(runtime, target, cache_dir, env)
-        installed = install_requirements(
-            extra,
-            requirement_files=files,
-            target=target,
-            interpreter=interpreter,
-            site=work / "site",
-            work=work / "pip",
-            cache_dir=cache_dir,
-            sources=Sources(config.index_url, config.extra_index_urls, config.find_links),
+        sources = Sources(config.index_url, config.extra_index_urls, config.find_links)
+        included = list(requirements.files) if requirements is not None else []
+        key = sitecache.cache_key(included, extra, target, sources, runtime.sha256)
+        installed = sitecache.installed_site(
+            cache_dir,
+            key,
+            lambda site: install_requirements(
+                extra,
+                requirement_files=files,
+                target=target,
+                interpreter=interpreter,
+                site=site,
+                work=work / "pip",
+                cache_dir=cache_dir,
+                sources=sources,
+            ),
+            refresh=config.refresh,
         )
         manifest = _manifest(config, runtime, installed)
         staged = stage(
@@ -136,6 +144,7 @@ def build(
                 pending / "bundle.zip",
                 source_date_epoch=source_date_epoch,
                 progress=progress,
+                cache_dir=cache_dir,
             )
             versions = {d.name: d.version for d in installed.distributions}
             limits = budget.limits_for(gen, config.budget, zipped)

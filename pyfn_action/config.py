@@ -65,6 +65,7 @@ class Config:
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     dry_run: bool = False
+    refresh: bool = False
     json: bool = False
     debug: bool = False
 
@@ -199,6 +200,7 @@ KEYS: dict[str, Key] = {
         Key("extra_index_urls", _strings, "more package indexes"),
         Key("find_links", _strings, "local wheel directories or pages"),
         Key("dry_run", _bool, "print what trimming would remove, write nothing"),
+        Key("refresh", _bool, "resolve requirements again even if they did not change"),
         Key("json", _bool, "print the report as JSON"),
         Key("debug", _bool, "show tracebacks and debug logs"),
     )

@@ -8,14 +8,17 @@ Functions' extractor accepts), no directory or symlink entries.
 
 from __future__ import annotations
 
+import logging
 import os
+import struct
 import tempfile
 import time
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+from .deflate import Compressed, DeflateCache, compress_all
 from .errors import BundleError
 from .fetch import sha256_file
 from .progress import ProgressFactory, silent
@@ -23,6 +26,8 @@ from .stage import Entry
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip can hold
 COMPRESS_LEVEL = 9
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,66 @@ def zip_time(epoch: int) -> tuple[int, int, int, int, int, int]:
     return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
 
-def _info(entry: Entry, date_time: tuple[int, int, int, int, int, int]) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(entry.arcname, date_time=date_time)
-    info.create_system = 3
-    mode = 0o755 if entry.executable else 0o644
-    info.external_attr = (0o100000 | mode) << 16
-    info.compress_type = zipfile.ZIP_DEFLATED
-    return info
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
+_END = struct.Struct("<IHHHHIIH")
+_END64 = struct.Struct("<IQHHIIQQQQ")
+_LOCATOR64 = struct.Struct("<IIQI")
+_VERSION = 20  # 2.0: Deflate
+_ZIP64_VERSION = 45
+_UTF8 = 0x800
+_LIMIT32 = 0xFFFFFFFF
+
+
+def _dos(date_time: tuple[int, int, int, int, int, int]) -> tuple[int, int]:
+    year, month, day, hour, minute, second = date_time
+    return (hour << 11) | (minute << 5) | (second // 2), ((year - 1980) << 9) | (month << 5) | day
+
+
+def _write_archive(
+    out: BinaryIO,
+    entries: Sequence[Entry],
+    compressed: Sequence[Compressed],
+    date_time: tuple[int, int, int, int, int, int],
+) -> None:
+    """Local headers and data, then the central directory (ZIP64 end records when needed)."""
+    dos_time, dos_date = _dos(date_time)
+    central = []
+    offset = 0
+    for entry, item in zip(entries, compressed):
+        name = entry.arcname.encode("utf-8")
+        flags = _UTF8 if not entry.arcname.isascii() else 0
+        if max(offset, item.size, len(item.payload)) > _LIMIT32:
+            raise BundleError(
+                f"{entry.arcname} does not fit in a zip this size",
+                why="files and offsets over 4 GiB are not supported",
+                fix="Trim the bundle: Cloud Functions refuses far smaller sources",
+            )
+        fields = (item.method, dos_time, dos_date, item.crc32, len(item.payload), item.size)
+        header = _LOCAL.pack(0x04034B50, _VERSION, flags, *fields, len(name), 0)
+        out.write(header + name)
+        out.write(item.payload)
+        mode = 0o755 if entry.executable else 0o644
+        attributes = (0, 0, 0, 0, (0o100000 | mode) << 16, offset)
+        made_by = (3 << 8) | _VERSION  # Unix, so that the modes are honoured
+        record = _CENTRAL.pack(
+            0x02014B50, made_by, _VERSION, flags, *fields, len(name), *attributes
+        )
+        central.append(record + name)
+        offset += len(header) + len(name) + len(item.payload)
+    directory = b"".join(central)
+    count = len(central)
+    if count > 0xFFFF or offset > _LIMIT32 or len(directory) > _LIMIT32:
+        end64_at = offset + len(directory)
+        directory += _END64.pack(
+            0x06064B50, _END64.size - 12, (3 << 8) | _ZIP64_VERSION, _ZIP64_VERSION,
+            0, 0, count, count, len(directory), offset,
+        )  # fmt: skip
+        directory += _LOCATOR64.pack(0x07064B50, 0, end64_at, 1)
+        directory += _END.pack(0x06054B50, 0, 0, 0xFFFF, 0xFFFF, _LIMIT32, _LIMIT32, 0)
+    else:
+        directory += _END.pack(0x06054B50, 0, 0, count, count, len(directory), offset, 0)
+    out.write(directory)
 
 
 def write_zip(
@@ -67,8 +125,14 @@ def write_zip(
     *,
     source_date_epoch: int = ZIP_EPOCH_MIN,
     progress: ProgressFactory = silent,
+    cache_dir: Path | None = None,
+    level: int = COMPRESS_LEVEL,
 ) -> ZipResult:
-    """Write ``entries`` to ``dest`` through a temporary file; replace ``dest`` when complete."""
+    """Write ``entries`` to ``dest`` through a temporary file; replace ``dest`` when complete.
+
+    Each file's compressed data comes from the Deflate cache under ``cache_dir``
+    when it is there (and is verified), else it is compressed, in parallel.
+    """
     date_time = zip_time(source_date_epoch)
     ordered = sorted(entries, key=lambda e: e.arcname)
     try:
@@ -81,26 +145,15 @@ def write_zip(
             fix="Choose a writable output directory with --out",
         ) from exc
     tmp = Path(tmp_name)
-    os.close(fd)
     bar = None
     try:
-        bar = progress("Zipping", sum(e.size() for e in ordered))
-        written: list[Written] = []
-        with zipfile.ZipFile(tmp, "w", compresslevel=COMPRESS_LEVEL) as zf:
-            for entry in ordered:
-                data = entry.read()
-                zf.writestr(_info(entry, date_time), data, compresslevel=COMPRESS_LEVEL)
-                stored = zf.getinfo(entry.arcname)
-                written.append(
-                    Written(
-                        entry.arcname,
-                        entry.component,
-                        entry.kind,
-                        stored.compress_size,
-                        stored.file_size,
-                    )
-                )
-                bar.advance(len(data))
+        with os.fdopen(fd, "wb") as out:
+            bar = progress("Zipping", sum(e.size() for e in ordered))
+            cache = DeflateCache(cache_dir / "deflate" if cache_dir else None, level)
+            items = compress_all([e.read for e in ordered], cache, on_done=bar.advance)
+            compressed = [item for _, item in items]
+            _write_archive(out, ordered, compressed, date_time)
+        log.debug("zip: %d compressed data reused, %d compressed now", cache.hits, cache.misses)
         digest = sha256_file(tmp)
         size = tmp.stat().st_size
         os.replace(tmp, dest)
@@ -114,10 +167,14 @@ def write_zip(
         if bar is not None:
             bar.close()
         tmp.unlink(missing_ok=True)
+    written = tuple(
+        Written(e.arcname, e.component, e.kind, len(item.payload), item.size)
+        for e, item in zip(ordered, compressed)
+    )
     return ZipResult(
         path=dest,
         sha256=digest,
         compressed_bytes=size,
         uncompressed_bytes=sum(w.uncompressed_bytes for w in written),
-        entries=tuple(written),
+        entries=written,
     )

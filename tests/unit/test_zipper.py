@@ -44,7 +44,10 @@ def test_zip_rules(tmp_path: Path) -> None:
     assert [i.filename for i in infos] == ["app/main.py", "index.js", "pypy/bin/pypy3.11"]
     for info in infos:
         assert info.create_system == 3
-        assert info.compress_type == zipfile.ZIP_DEFLATED
+        # Deflate where it pays, Stored where it does not: nothing else
+        assert info.compress_type == (
+            zipfile.ZIP_DEFLATED if info.compress_size < info.file_size else zipfile.ZIP_STORED
+        )
         assert info.date_time == (1980, 1, 1, 0, 0, 0)  # clamped, never before 1980
     modes = {i.filename: stat.S_IMODE(i.external_attr >> 16) for i in infos}
     assert modes == {"app/main.py": 0o644, "index.js": 0o644, "pypy/bin/pypy3.11": 0o755}
@@ -66,3 +69,45 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="gone"):
         write_zip(entries, tmp_path / "out" / "bundle.zip")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_cache_warm_and_cold_give_the_same_bytes(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cold = write_zip(_entries(tmp_path), tmp_path / "a" / "b.zip", cache_dir=cache)
+    warm = write_zip(_entries(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache)
+    none = write_zip(_entries(tmp_path), tmp_path / "c" / "b.zip")
+    assert cold.sha256 == warm.sha256 == none.sha256
+    assert list((cache / "deflate").rglob("*"))  # it was used
+
+
+def test_corrupt_cache_entry_is_recomputed_not_used(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    good = write_zip(_entries(tmp_path), tmp_path / "a" / "b.zip", cache_dir=cache)
+    for path in (cache / "deflate").rglob("*"):
+        if path.is_file():
+            data = bytearray(path.read_bytes())
+            data[-1] ^= 0xFF  # one flipped byte in each cached stream
+            path.write_bytes(bytes(data))
+    again = write_zip(_entries(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache)
+    assert again.sha256 == good.sha256
+    with zipfile.ZipFile(again.path) as zf:
+        assert zf.testzip() is None
+
+
+def test_unzip_accepts_it(tmp_path: Path) -> None:
+    import subprocess
+
+    result = write_zip(_entries(tmp_path), tmp_path / "b.zip")
+    check = subprocess.run(["unzip", "-t", str(result.path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "No errors detected" in check.stdout
+
+
+def test_many_entries_use_zip64_end_records(tmp_path: Path) -> None:
+    entries = [
+        Entry(f"app/f{i:05d}.txt", None, b"%d" % i, False, "app", "app") for i in range(70_000)
+    ]
+    result = write_zip(entries, tmp_path / "big.zip")
+    with zipfile.ZipFile(result.path) as zf:
+        assert len(zf.namelist()) == 70_000
+        assert zf.read("app/f69999.txt") == b"69999"
