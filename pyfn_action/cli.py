@@ -16,7 +16,7 @@ import platformdirs
 from . import __version__
 from .config import KEYS, _bool, resolve
 from .errors import PyfnError
-from .progress import ProgressTask
+from .progress import ProgressTask, silent
 
 log = logging.getLogger("pyfn_action")
 
@@ -45,19 +45,11 @@ class _Bar:
         self._bar.close()
 
 
-class _NoBar:
-    def advance(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def terminal_progress(label: str, total: int | None, unit: str = "B") -> ProgressTask:
     """Progress bars on a terminal, nothing when stderr is a file or a CI log."""
     if sys.stderr.isatty():
         return _Bar(label, total, unit)
-    return _NoBar()
+    return silent(label, total, unit)
 
 
 def cache_dir(configured: Path | None) -> Path:
