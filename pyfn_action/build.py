@@ -11,14 +11,15 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, budget, sitecache
 from .bytecode import cache_tag, compile_entries
 from .config import Config
-from .errors import BundleError
+from .errors import BundleError, CredentialsFound
+from .hooks.check_secrets import MAX_SCANNED_BYTES, scan_bytes
 from .pip_runner import interpreter_for
 from .progress import ProgressFactory, silent
 from .report import BundleSummary, Report, components_from
@@ -26,7 +27,7 @@ from .reqfile import read_requirements
 from .requirements import Installed, Sources, install_requirements
 from .runtime import Runtime, RuntimeRequest, resolve_runtime
 from .source import check_source
-from .stage import stage
+from .stage import Entry, stage
 from .targets import Target, generation
 from .trim import (
     Effect,
@@ -132,6 +133,7 @@ def build(
         plan = plan_trim(staged.entries, rules, protected_files(runtime.python_version, module))
         if config.dry_run:
             return BuildResult(runtime, plan)
+        _refuse_credentials(plan.kept, allowed=config.allow_credentials)
         entries = list(plan.kept)
         if interpreter.is_target:
             entries = compile_entries(entries, runtime, interpreter, cache_dir)
@@ -186,6 +188,29 @@ def _effect_dict(effect: Effect) -> dict[str, object]:
         "files": effect.files,
         "bytes": effect.bytes,
     }
+
+
+def _refuse_credentials(entries: Sequence[Entry], *, allowed: bool) -> None:
+    """No private key leaves in a bundle unless the user says so (allow_credentials)."""
+    findings = [
+        finding
+        for entry in entries
+        if entry.arcname.startswith(("app/", "site/")) and entry.size() <= MAX_SCANNED_BYTES
+        for finding in scan_bytes(entry.arcname, entry.read())
+    ]
+    if not findings:
+        return
+    for finding in findings:
+        log.warning("%s", finding.line() if allowed else f"{finding.where}: {finding.what}")
+    if not allowed:
+        listed = "; ".join(f"{f.where} ({f.what})" for f in findings[:10])
+        raise CredentialsFound(
+            f"The bundle would carry private keys: {listed}",
+            why="anyone who can read the function's source could use them",
+            fix="Delete them (or list them in .pyfnignore) and use the function's runtime "
+            "service account or Secret Manager; set allow_credentials = true only if "
+            "shipping them is intended",
+        )
 
 
 def _python_of(runtime: str) -> tuple[int, int]:

@@ -66,6 +66,7 @@ class Config:
     find_links: tuple[str, ...] = ()
     dry_run: bool = False
     refresh: bool = False
+    allow_credentials: bool = False
     json: bool = False
     debug: bool = False
 
@@ -201,6 +202,7 @@ KEYS: dict[str, Key] = {
         Key("find_links", _strings, "local wheel directories or pages"),
         Key("dry_run", _bool, "print what trimming would remove, write nothing"),
         Key("refresh", _bool, "resolve requirements again even if they did not change"),
+        Key("allow_credentials", _bool, "bundle files that look like private keys anyway"),
         Key("json", _bool, "print the report as JSON"),
         Key("debug", _bool, "show tracebacks and debug logs"),
     )

@@ -87,3 +87,9 @@ class BudgetExceeded(PyfnError):
     """The bundle is larger than a platform limit or the user's budget."""
 
     exit_code = 9
+
+
+class CredentialsFound(PyfnError):
+    """The bundle would carry private keys."""
+
+    exit_code = 11

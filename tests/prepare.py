@@ -3,7 +3,9 @@
 - the distributions they install into bundles, into tests/.wheelhouse (the
   tests serve it as a package index on 127.0.0.1);
 - the pinned Node.js Functions Framework, into tests/.cache (the tests run
-  bundles under it, as `pyfn serve` does).
+  bundles under it, as `pyfn serve` does);
+- pyfn's own dependencies and build backend, into tests/.hookhouse, from which
+  the pre-commit tests install this repository's hooks with no index.
 
 Run by the test command before pytest; the tests themselves never leave loopback.
 """
@@ -13,6 +15,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 from pathlib import Path
 
 from pyfn_action.serve import ensure_framework
@@ -20,6 +27,7 @@ from pyfn_action.serve import ensure_framework
 HERE = Path(__file__).parent
 WHEELHOUSE = HERE / ".wheelhouse"
 CACHE = HERE / ".cache"
+HOOKHOUSE = HERE / ".hookhouse"
 TARGET = [
     "--platform", "manylinux2014_x86_64",
     "--platform", "manylinux_2_17_x86_64",
@@ -51,6 +59,13 @@ def main() -> int:
     for step in steps:
         subprocess.run(step, check=True)
     print(f"wheelhouse: {len(list(WHEELHOUSE.iterdir()))} files in {WHEELHOUSE}")
+    project = tomllib.loads((HERE.parent / "pyproject.toml").read_text())
+    needs = [*project["project"]["dependencies"], *project["build-system"]["requires"]]
+    # Wheels (built here where only an sdist exists), so installing needs no compiler.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(HOOKHOUSE), *needs], check=True
+    )
+    print(f"hookhouse: {len(list(HOOKHOUSE.iterdir()))} files in {HOOKHOUSE}")
     framework = ensure_framework(CACHE, os.environ)
     print(f"Node.js Functions Framework: {framework.home}")
     return 0

@@ -335,3 +335,25 @@ def test_over_budget_fails_names_the_limit_and_writes_nothing(
     assert "exceeds the budget compressed limit of 1.0 MB" in result.stderr
     assert "largest components: runtime" in result.stderr and ".pyfnignore" in result.stderr
     assert not (out / "bundle.zip").exists() and not (out / "report.json").exists()
+
+
+def test_build_refuses_credentials_unless_allowed(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
+) -> None:
+    src = _script_function(tmp_path)
+    (src / "credentials.json").write_text(
+        json.dumps({"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nx",
+                    "client_email": "ci@demo.iam.gserviceaccount.com"})
+    )  # fmt: skip
+    out = tmp_path / "out"
+    args = build_args(src, out, served_pypy, index_url, "--signature", "script",
+                      "--script", "main.py")  # fmt: skip
+    refused = pyfn(args, hermetic_env(session_cache))
+    assert refused.code == 11
+    assert "app/credentials.json (Google service-account key" in refused.stderr
+    assert "-----BEGIN" not in refused.stderr  # the key itself is never printed
+    assert not (out / "bundle.zip").exists()
+    allowed = pyfn([*args, "--allow-credentials"], hermetic_env(session_cache))
+    assert allowed.code == 0, allowed.stderr
+    with zipfile.ZipFile(out / "bundle.zip") as zf:
+        assert "app/credentials.json" in zf.namelist()

@@ -1,0 +1,88 @@
+"""The hooks as users run them: the real pre-commit, `try-repo` on this checkout,
+inside a temporary git repository. Installing the hooks uses tests/.hookhouse
+and no package index."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+HOOKHOUSE = REPO / "tests" / ".hookhouse"
+
+
+@pytest.fixture(scope="module")
+def precommit_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if not any(HOOKHOUSE.glob("*.whl")):
+        pytest.fail("tests/.hookhouse is empty: run `python tests/prepare.py` (CI does)")
+    exe = shutil.which("pre-commit", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.fail("pre-commit is not installed: pip install -e '.[test]'")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYFN_"))}
+    env.update(
+        PRE_COMMIT_HOME=str(tmp_path_factory.mktemp("pre-commit-home")),
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(HOOKHOUSE),
+        PIP_CONFIG_FILE=os.devnull,
+        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
+        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid",
+        PRE_COMMIT_EXE=exe,
+    )  # fmt: skip
+    return env
+
+
+def _repo(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    repo = tmp_path / "user-repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for name, data in files.items():
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    return repo
+
+
+def _try_repo(repo: Path, hook: str, env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = subprocess.run(
+        [env["PRE_COMMIT_EXE"], "try-repo", str(REPO), hook, "--all-files", *args],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_oversized_files(tmp_path: Path, precommit_env: dict[str, str]) -> None:
+    # try-repo runs a hook with its default arguments: --max-size=10MB
+    repo = _repo(tmp_path, {"small.txt": b"ok", "data/model.bin": b"\0" * 10_500_000})
+    code, out = _try_repo(repo, "pyfn-oversized-files", precommit_env)
+    assert code == 1, out
+    assert "data/model.bin (10.5 MB) exceeds 10.0 MB." in out
+    assert "small.txt" not in out
+    subprocess.run(["git", "rm", "-q", "--cached", "data/model.bin"], cwd=repo, check=True)
+    (repo / "data" / "model.bin").unlink()
+    code, out = _try_repo(repo, "pyfn-oversized-files", precommit_env)
+    assert code == 0, out
+    assert "Passed" in out
+
+
+def test_no_credentials(tmp_path: Path, precommit_env: dict[str, str]) -> None:
+    key = {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nx",
+           "client_email": "ci@demo.iam.gserviceaccount.com"}  # fmt: skip
+    files = {"main.py": b"print('hi')\n", "credentials.json": json.dumps(key).encode()}
+    repo = _repo(tmp_path, files)
+    code, out = _try_repo(repo, "pyfn-no-credentials", precommit_env)
+    assert code == 1, out
+    assert "credentials.json: Google service-account key for ci@demo.iam.gserviceaccount.com" in out
+    assert "-----BEGIN" not in out
+    (repo / "credentials.json").unlink()
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    code, out = _try_repo(repo, "pyfn-no-credentials", precommit_env)
+    assert code == 0, out

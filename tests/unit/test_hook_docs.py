@@ -1,0 +1,42 @@
+"""Every hook pre-commit can run is documented, and points at an installed command."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REPO = Path(__file__).parents[2]
+
+
+def _hooks() -> list[dict[str, str]]:
+    text = (REPO / ".pre-commit-hooks.yaml").read_text()
+    hooks: list[dict[str, str]] = []
+    for line in text.splitlines():
+        match = re.match(r"^(- )?\s*(\w+): (.*)$", line)
+        if match:
+            if match.group(1):
+                hooks.append({})
+            hooks[-1][match.group(2)] = match.group(3).strip()
+    return hooks
+
+
+def test_every_hook_is_documented_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    hooks = _hooks()
+    assert hooks
+    for hook in hooks:
+        assert f"### `{hook['id']}`" in readme, hook["id"]
+        assert f"id: {hook['id']}" in readme, hook["id"]
+
+
+def test_every_hook_entry_is_a_console_script() -> None:
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    for hook in _hooks():
+        assert hook["language"] == "python"
+        assert hook["entry"] in scripts, hook["entry"]
