@@ -20,6 +20,7 @@ from .bytecode import cache_tag, compile_entries
 from .config import Config
 from .errors import BundleError, CredentialsFound
 from .hooks.check_secrets import MAX_SCANNED_BYTES, scan_bytes
+from .native import inspect_entries
 from .pip_runner import interpreter_for
 from .progress import ProgressFactory, silent
 from .report import BundleSummary, Report, components_from
@@ -134,6 +135,9 @@ def build(
         if config.dry_run:
             return BuildResult(runtime, plan)
         _refuse_credentials(plan.kept, allowed=config.allow_credentials)
+        native = inspect_entries(plan.kept, target, cache_dir)
+        for problem in native.problems:
+            log.warning("native code: %s %s", problem.path, problem.problem)
         entries = list(plan.kept)
         if interpreter.is_target:
             entries = compile_entries(entries, runtime, interpreter, cache_dir)
@@ -169,6 +173,7 @@ def build(
                 extra={
                     "limits": [limit.to_dict() for limit in limits],
                     "trim": [_effect_dict(e) for e in plan.effects],
+                    "native": native.to_dict(),
                 },
             )
             budget.check(limits, zipped, report.components)
