@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Served, hermetic_env, pyfn
+from conftest import REPO, Outcome, Served, hermetic_env, pyfn
 from support.servers import index_routes, serve
 from support.wheels import make_wheel
 
@@ -175,31 +175,28 @@ def test_bundle_pypy_imports_requirements(
             assert not entry.startswith("/usr"), seen["path"]
 
 
+def _build_against(
+    tmp_path: Path, served: Served, cache: Path, requirement: str, *extra: str
+) -> Outcome:
+    """Build a script function requiring ``requirement`` from an index of tmp_path/wheels."""
+    src = tmp_path / "fn"
+    src.mkdir()
+    (src / "main.py").write_text("def fn(request):\n    return 'ok'\n")
+    (src / "requirements.txt").write_text(requirement + "\n")
+    args = ("--signature", "script", "--script", "main.py", *extra)
+    with serve(index_routes(tmp_path / "wheels")) as base:
+        out = tmp_path / "out"
+        return pyfn(build_args(src, out, served, f"{base}/simple/", *args), hermetic_env(cache))
+
+
 def test_no_wheel_for_pypy_names_package_and_tags(
-    tmp_path: Path, served_pypy: Served, session_cache: Path, index_url: str
+    tmp_path: Path, served_pypy: Served, session_cache: Path
 ) -> None:
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     make_wheel(wheels, "nativeonly", "1.0", "cp39-cp39-manylinux2014_x86_64")
     make_wheel(wheels, "nativeonly", "1.0", "cp38-abi3-manylinux2014_x86_64")
-    src = tmp_path / "fn"
-    src.mkdir()
-    (src / "main.py").write_text("def fn(request):\n    return 'ok'\n")
-    (src / "requirements.txt").write_text("nativeonly\n")
-    with serve(index_routes(wheels)) as base:
-        result = pyfn(
-            build_args(
-                src,
-                tmp_path / "out",
-                served_pypy,
-                f"{base}/simple/",
-                "--signature",
-                "script",
-                "--script",
-                "main.py",
-            ),
-            hermetic_env(session_cache),
-        )
+    result = _build_against(tmp_path, served_pypy, session_cache, "nativeonly")
     assert result.code == 5
     assert "nativeonly" in result.stderr
     assert "cp39-cp39" in result.stderr and "cp38-abi3" in result.stderr
@@ -214,25 +211,7 @@ def test_requires_python_is_honoured_when_the_index_omits_it(
     wheels.mkdir()
     make_wheel(wheels, "modern", "1.0", "py3-none-any", requires_python=">=3.8")
     make_wheel(wheels, "modern", "2.0", "py3-none-any", requires_python=">=3.12")
-    src = tmp_path / "fn"
-    src.mkdir()
-    (src / "main.py").write_text("def fn(request):\n    return 'ok'\n")
-    (src / "requirements.txt").write_text("modern\n")
-    with serve(index_routes(wheels)) as base:
-        result = pyfn(
-            build_args(
-                src,
-                tmp_path / "out",
-                served_pypy,
-                f"{base}/simple/",
-                "--signature",
-                "script",
-                "--script",
-                "main.py",
-                "--json",
-            ),
-            hermetic_env(session_cache),
-        )
+    result = _build_against(tmp_path, served_pypy, session_cache, "modern", "--json")
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
     modern = next(c for c in report["components"] if c["name"] == "modern")
