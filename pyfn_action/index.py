@@ -7,6 +7,7 @@ an index that cannot be reached yields nothing, never an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -20,8 +21,10 @@ from typing import TYPE_CHECKING
 
 from packaging.tags import Tag
 from packaging.utils import (
+    InvalidSdistFilename,
     InvalidWheelFilename,
     canonicalize_name,
+    parse_sdist_filename,
     parse_wheel_filename,
 )
 
@@ -82,17 +85,23 @@ def _filenames_from_links(link: str) -> list[str]:
     return []
 
 
-def existing_tags(project: str, sources: Sources) -> frozenset[Tag]:
-    """Every wheel tag published for ``project`` on the configured sources."""
+def existing_files(project: str, sources: Sources) -> tuple[frozenset[Tag], bool]:
+    """Every wheel tag published for ``project`` on the configured sources, and
+    whether an sdist is published too."""
     name = canonicalize_name(project)
     indexes = [sources.index_url or default_index_url(), *sources.extra_index_urls]
     names: list[str] = []
-    for base in filter(None, indexes):
+    for base in [] if sources.no_index else filter(None, indexes):
         names += _filenames_from_index(str(base), name)
     for link in sources.find_links:
         names += _filenames_from_links(link)
     tags: set[Tag] = set()
+    has_sdist = False
     for filename in names:
+        if filename.endswith((".tar.gz", ".zip")):
+            with contextlib.suppress(InvalidSdistFilename):
+                has_sdist |= canonicalize_name(parse_sdist_filename(filename)[0]) == name
+            continue
         if not filename.endswith(".whl"):
             continue
         try:
@@ -101,7 +110,12 @@ def existing_tags(project: str, sources: Sources) -> frozenset[Tag]:
             continue
         if canonicalize_name(dist) == name:
             tags |= tagset
-    return frozenset(tags)
+    return frozenset(tags), has_sdist
+
+
+def existing_tags(project: str, sources: Sources) -> frozenset[Tag]:
+    """Every wheel tag published for ``project`` on the configured sources."""
+    return existing_files(project, sources)[0]
 
 
 def summarize(tags: Iterable[Tag], limit: int = 8) -> str:

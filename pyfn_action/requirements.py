@@ -55,9 +55,10 @@ class Sources:
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
+    no_index: bool = False  # find_links only
 
     def pip_args(self) -> list[str]:
-        args: list[str] = []
+        args: list[str] = ["--no-index"] if self.no_index else []
         if self.index_url:
             args += ["--index-url", self.index_url]
         for url in self.extra_index_urls:

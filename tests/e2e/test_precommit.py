@@ -86,3 +86,24 @@ def test_no_credentials(tmp_path: Path, precommit_env: dict[str, str]) -> None:
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     code, out = _try_repo(repo, "pyfn-no-credentials", precommit_env)
     assert code == 0, out
+
+
+def test_native_wheels_on_vendored_binaries(tmp_path: Path, precommit_env: dict[str, str]) -> None:
+    source = next(Path("/usr/lib/pypy3.9").glob("_sqlite3_cffi.pypy39-pp73-*.so"), None)
+    if source is None:
+        pytest.fail("Debian's pypy3 is not installed (CI installs it)")
+    data = source.read_bytes()
+    repo = _repo(tmp_path, {
+        "vendor/_fast.cpython-311-x86_64-linux-gnu.so": data,
+        "vendor/README.md": b"binaries",
+    })  # fmt: skip
+    code, out = _try_repo(repo, "pyfn-native-wheels", precommit_env)
+    assert code == 1, out
+    assert "_fast.cpython-311-x86_64-linux-gnu.so: a CPython extension" in out
+    subprocess.run(["git", "rm", "-q", "-r", "--cached", "vendor"], cwd=repo, check=True)
+    shutil.rmtree(repo / "vendor")
+    (repo / "vendor").mkdir()
+    (repo / "vendor" / "_ok.pypy311-pp73-x86_64-linux-gnu.so").write_bytes(data)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    code, out = _try_repo(repo, "pyfn-native-wheels", precommit_env)
+    assert code == 0, out

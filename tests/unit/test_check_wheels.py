@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from support.wheels import make_wheel
+
+from pyfn_action.hooks.check_wheels import main
+
+
+@pytest.fixture(autouse=True)
+def hermetic_pip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip in the hook sees no index or wheel directory but the ones a test gives."""
+    for name in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+
+
+@pytest.fixture
+def links(tmp_path: Path) -> Path:
+    """A wheel directory: what an offline check resolves against."""
+    d = tmp_path / "links"
+    d.mkdir()
+    make_wheel(d, "purepkg", "1.0", "py3-none-any")
+    make_wheel(d, "pypkg", "2.0", "pp311-pypy311_pp73-manylinux_2_17_x86_64")
+    make_wheel(d, "orjson", "3.10.0", "cp312-cp312-manylinux_2_17_x86_64")
+    make_wheel(d, "orjson", "3.10.0", "cp38-abi3-manylinux_2_17_x86_64")
+    make_wheel(d, "toonew", "1.0", "pp311-pypy311_pp73-manylinux_2_39_x86_64")
+    (d / "sdistonly-1.0.tar.gz").write_bytes(b"")
+    return d
+
+
+def _run(tmp_path: Path, links: Path, files: list[str], *extra: str) -> int:
+    args = [*files, "--no-index", "--find-links", str(links),
+            "--cache-dir", str(tmp_path / "cache"), *extra]  # fmt: skip
+    return main(args)
+
+
+def test_requirements_verdicts(tmp_path: Path, links: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    req = tmp_path / "requirements.txt"
+    req.write_text(
+        "purepkg\npypkg>=2\n# a comment\nsdistonly\n"
+        "cpython-only-thing; platform_python_implementation == 'CPython'\n"
+    )
+    assert _run(tmp_path, links, [str(req)]) == 0
+    out = capsys.readouterr().out
+    assert f"{req}:1 purepkg: pure Python (purepkg-1.0-py3-none-any.whl)" in out
+    assert "pypkg>=2: PyPy wheel (pypkg-2.0-pp311-pypy311_pp73-manylinux_2_17_x86_64.whl)" in out
+    assert "sdistonly: no wheel for the target; only an sdist" in out
+    assert "cpython-only-thing" not in out  # its marker excludes PyPy
+
+
+def test_no_loadable_wheel_fails_and_names_the_tags(tmp_path: Path, links: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    req = tmp_path / "requirements-prod.txt"
+    req.write_text("orjson\ntoonew\n")
+    assert _run(tmp_path, links, [str(req)]) == 1
+    out = capsys.readouterr().out
+    assert "orjson: no wheel PyPy 3.11 can load; found cp312-cp312" in out and "cp38-abi3" in out
+    # a wheel for glibc 2.39 does not load on the 2.35 image; it does with --glibc 2.39
+    assert "toonew: no wheel PyPy 3.11 can load" in out
+    assert _run(tmp_path, links, [str(tmp_path / "requirements-prod.txt")], "--glibc", "2.39") == 1
+    assert "toonew: PyPy wheel" in capsys.readouterr().out
+
+
+def test_pyproject_dependencies(tmp_path: Path, links: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "f"\ndependencies = ["purepkg"]\n'
+        '[project.optional-dependencies]\nfast = ["orjson"]\n'
+    )
+    assert _run(tmp_path, links, [str(pyproject)]) == 1
+    out = capsys.readouterr().out
+    assert "purepkg: pure Python" in out and "orjson: no wheel" in out
+
+
+def test_malformed_requirement_names_its_line(tmp_path: Path, links: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    req = tmp_path / "requirements.txt"
+    req.write_text("purepkg\nflask >= = 2\n")
+    assert _run(tmp_path, links, [str(req)]) == 1
+    assert f"{req}:2: not a valid requirement" in capsys.readouterr().out
+
+
+def test_unreachable_index_is_could_not_check(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens
+    req = tmp_path / "requirements.txt"
+    req.write_text("purepkg\n")
+    args = [str(req), "--index-url", f"http://127.0.0.1:{port}/simple/",
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main(args) == 0
+    assert "could not check (offline?)" in capsys.readouterr().out
+    assert main([*args, "--strict"]) == 1
+
+
+def test_vendored_binaries(tmp_path: Path, links: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    source = next(Path("/usr/lib/pypy3.9").glob("_sqlite3_cffi.pypy39-pp73-*.so"), None)
+    if source is None:
+        pytest.fail("Debian's pypy3 is not installed (CI installs it)")
+    good = tmp_path / source.name
+    shutil.copyfile(source, good)
+    bad = tmp_path / "_fast.cpython-311-x86_64-linux-gnu.so"
+    shutil.copyfile(source, bad)
+    fake = tmp_path / "fake.so"
+    fake.write_text("text")
+    wheel = make_wheel(tmp_path, "cponly", "1.0", "cp311-cp311-manylinux_2_17_x86_64")
+    files = [str(good), str(bad), str(fake), str(wheel)]
+    assert _run(tmp_path, links, files, "--runtime", "pypy3.9") == 1
+    out = capsys.readouterr().out
+    assert f"{good}: loads on the target" in out
+    assert f"{bad}: a CPython extension (cpython-311): PyPy cannot load it" in out
+    assert f"{fake}: named like a shared object but" in out
+    assert f"{wheel}: tags cp311-cp311" in out
+
+
+def test_answers_are_cached(tmp_path: Path, links: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    req = tmp_path / "requirements.txt"
+    req.write_text("purepkg\n")
+    assert _run(tmp_path, links, [str(req)]) == 0
+    shutil.rmtree(links)  # gone: only the cache can answer now
+    assert main([str(req), "--no-index", "--find-links", str(links),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0  # fmt: skip
+    assert capsys.readouterr().out.count("purepkg: pure Python") == 2
