@@ -123,3 +123,47 @@ def test_answers_are_cached(tmp_path: Path, links: Path, capsys) -> None:  # typ
     assert main([str(req), "--no-index", "--find-links", str(links),
                  "--cache-dir", str(tmp_path / "cache")]) == 0  # fmt: skip
     assert capsys.readouterr().out.count("purepkg: pure Python") == 2
+
+
+def test_shared_object_from_a_real_wheel(tmp_path: Path, links: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import zipfile
+
+    wheelhouse = Path(__file__).parents[1] / ".wheelhouse"
+    numpy = next(wheelhouse.glob("numpy-*-pp39-*.whl"), None)
+    if numpy is None:
+        pytest.fail("tests/.wheelhouse has no numpy wheel: run `python tests/prepare.py`")
+    with zipfile.ZipFile(numpy) as zf:
+        member = next(n for n in zf.namelist() if "_multiarray_umath.pypy39" in n)
+        so = tmp_path / Path(member).name
+        so.write_bytes(zf.read(member))
+        libs = [n for n in zf.namelist() if n.startswith("numpy.libs/")]
+        for lib in libs:
+            (tmp_path / Path(lib).name).write_bytes(zf.read(lib))
+    vendored = [str(so), *(str(tmp_path / Path(lib).name) for lib in libs)]
+    assert _run(tmp_path, links, vendored, "--runtime", "pypy3.9") == 0
+    assert f"{so}: loads on the target" in capsys.readouterr().out
+    # without the libraries auditwheel put beside it, its DT_NEEDED are unmet
+    assert _run(tmp_path, links, [str(so)], "--runtime", "pypy3.9") == 1
+    assert "which neither the bundle nor the image provides" in capsys.readouterr().out
+
+
+def test_shared_object_built_here_with_an_unusual_dependency(
+    tmp_path: Path,
+    links: Path,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    import subprocess
+
+    (tmp_path / "dep.c").write_text("int dep(void) { return 1; }\n")
+    (tmp_path / "mod.c").write_text("int dep(void);\nint use(void) { return dep(); }\n")
+    cc = ["cc", "-shared", "-fPIC"]
+    dep = tmp_path / "libpyfnodd.so.7"
+    module = tmp_path / "_mod.pypy311-pp73-x86_64-linux-gnu.so"
+    subprocess.run([*cc, "-o", str(dep), "-Wl,-soname,libpyfnodd.so.7", str(tmp_path / "dep.c")],
+                   check=True)  # fmt: skip
+    subprocess.run([*cc, "-o", str(module), str(tmp_path / "mod.c"), str(dep)], check=True)
+    assert _run(tmp_path, links, [str(module)]) == 1
+    assert "needs libpyfnodd.so.7, which neither the bundle nor the image provides" in (
+        capsys.readouterr().out
+    )
+    assert _run(tmp_path, links, [str(module), str(dep)]) == 0
