@@ -76,18 +76,10 @@ def read_requirements(path: Path, root: Path) -> Requirements:
     return Requirements(files=tuple(files), names=frozenset(names))
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root)
-    except ValueError:
-        return False
-    return True
-
-
 def _read(path: Path, root: Path, names: set[str], files: list[Path], depth: int) -> None:
     if depth > 10:
         raise RequirementsError(f"{path}: requirements files include each other too deeply")
-    if not _inside(path, root):
+    if not path.resolve().is_relative_to(root):
         raise RequirementsError(
             f"Requirements file {path} is outside the source tree {root}",
             why="pyfn never reads files outside the function's directory",
@@ -139,7 +131,7 @@ def _judge_line(
     requirement = line.split(" --hash", 1)[0].strip().rstrip(";").strip()
     if requirement.startswith((".", "/")) or requirement.startswith("file:"):
         local = path.parent / requirement.removeprefix("file:")
-        if not _inside(local, root):
+        if not local.resolve().is_relative_to(root):
             raise _error(
                 path,
                 lineno,

@@ -89,10 +89,6 @@ class Runtime:
         return self.python_version.replace(".", "")
 
     @property
-    def interpreter_tag(self) -> str:
-        return f"pp{self.nodot}"
-
-    @property
     def abi_tag(self) -> str:
         return f"pypy{self.nodot}_pp{self.pp_tag}"
 

@@ -36,7 +36,7 @@ def check_source(config: Config, python: tuple[int, int]) -> FunctionSource:
     if config.signature == "script":
         assert config.script is not None  # guaranteed by config
         module = root / config.script
-        if not _inside(module, root) or not module.is_file():
+        if not module.resolve().is_relative_to(root.resolve()) or not module.is_file():
             raise SourceError(
                 f"Script {config.script} not found in {root}",
                 why="script mode runs this file for every request",
@@ -77,11 +77,3 @@ def check_source(config: Config, python: tuple[int, int]) -> FunctionSource:
     if requirements.exists() and not requirements.is_file():
         raise SourceError(f"{requirements} is not a file")
     return FunctionSource(root, module, requirements if requirements.is_file() else None)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True

@@ -85,14 +85,6 @@ def _is_exec(path: Path) -> bool:
     return bool(path.stat().st_mode & 0o111)
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True
-
-
 def _walk(root: Path) -> Iterator[tuple[Path, str]]:
     """Yield (path, POSIX path relative to ``root``) for files and symlinks, sorted."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -112,7 +104,7 @@ def runtime_entries(runtime: Runtime) -> Iterator[Entry]:
             if rel.startswith("bin/"):
                 continue  # pypy3 -> pypy3.11 and friends: index.js names the real binary
             real = path.resolve()
-            if not _inside(real, root) or not real.is_file():
+            if not real.is_relative_to(root) or not real.is_file():
                 raise BundleError(
                     f"Runtime link {rel} points outside the runtime or at a directory",
                     fix="Use an official PyPy build or one made by `pyfn runtime pack`",
@@ -147,7 +139,7 @@ def app_entries(source: Path, extra_ignores: Iterable[str] = ()) -> tuple[list[E
             continue
         if path.is_symlink():
             target = path.resolve()
-            if not _inside(target, root):
+            if not target.is_relative_to(root):
                 warnings.append(
                     f"{rel} is a symlink to {os.readlink(path)}, outside the source tree: "
                     "not followed, not bundled"

@@ -134,15 +134,12 @@ def _read_ignore(path: Path, root: Path, depth: int = 0) -> list[tuple[str, int,
     """(file, line, pattern) from an ignore file, following ``#!include:FILE``."""
     if depth > _MAX_INCLUDE_DEPTH:
         raise TrimError(f"{path}: #!include nests more than {_MAX_INCLUDE_DEPTH} deep")
-    try:
-        resolved = path.resolve()
-        resolved.relative_to(root.resolve())
-    except ValueError as exc:
+    if not path.resolve().is_relative_to(root.resolve()):
         raise TrimError(
             f"{path} is outside the function's directory",
             why="pyfn never reads files outside the function's directory",
             fix="Keep included ignore files inside the function's directory",
-        ) from exc
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
