@@ -89,6 +89,12 @@ class BudgetExceeded(PyfnError):
     exit_code = 9
 
 
+class ReportError(PyfnError):
+    """A report file that cannot be read or compared."""
+
+    exit_code = 10
+
+
 class CredentialsFound(PyfnError):
     """The bundle would carry private keys."""
 

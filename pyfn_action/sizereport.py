@@ -14,18 +14,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import PyfnError
+from .errors import ReportError
 from .sizes import format_size
 
 MARKER = "<!-- pyfn-size-report -->"
 COMMENT_LIMIT = 65_536
 SUPPORTED_VERSIONS = (1,)
-
-
-class ReportError(PyfnError):
-    """A report file that cannot be read or compared."""
-
-    exit_code = 10
 
 
 @dataclass(frozen=True)
