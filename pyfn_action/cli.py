@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import platformdirs
 
 from . import __version__
-from .config import KEYS, _bool, resolve
+from .config import DEPLOY_KEYS, KEYS, Key, _bool, _table, resolve, resolve_deploy
 from .errors import PyfnError
 from .progress import ProgressTask, silent
 
@@ -73,14 +73,23 @@ def source_date_epoch(env: Mapping[str, str]) -> int:
 # --- argument parsing ---------------------------------------------------------
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+def _add_config_flags(
+    parser: argparse.ArgumentParser, names: Sequence[str], keys: Mapping[str, Key] = KEYS
+) -> None:
     for name in names:
-        key = KEYS[name]
+        key = keys[name]
         if key.parse is _bool:
             parser.add_argument(key.flag, dest=name, action="store_true", default=None,
                                 help=key.help)  # fmt: skip
+        elif key.parse is _table:
+            parser.add_argument(key.flag, dest=name, action="append", metavar="KEY=VALUE",
+                                help=key.help + "; repeatable")  # fmt: skip
         else:
             parser.add_argument(key.flag, dest=name, metavar=name.upper(), help=key.help)
+
+
+def _flags(args: argparse.Namespace, keys: Mapping[str, Key]) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +134,34 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     report.set_defaults(handler=_cmd_report)
 
+    upload = commands.add_parser(
+        "upload",
+        help="upload a bundle to the staging bucket (content-addressed, idempotent)",
+        description="Upload a bundle to gs://BUCKET/PREFIX/NAME/SHA256.zip unless it is there "
+        "already, verified by checksum, and print gs://…#GENERATION.",
+    )
+    upload.add_argument("bundle", metavar="ZIP", help="the bundle, e.g. dist/bundle.zip")
+    upload.add_argument("--name", help="function name (default: from the bundle's manifest)")
+    _add_config_flags(upload, ["project", "region", "bucket", "prefix"], DEPLOY_KEYS)
+    _add_config_flags(upload, ["json", "debug"])
+    upload.set_defaults(handler=_cmd_upload)
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="build, upload and deploy a function to Cloud Functions",
+        description="Build the function, upload the bundle to the staging bucket and create or "
+        "update the function through the Cloud Functions API, writing only the settings "
+        "given (an update mask). With --dry-run, print the request and change nothing.",
+    )
+    deploy.add_argument("source", nargs="?", default=".", metavar="SRC",
+                        help="the function's directory (default: .)")  # fmt: skip
+    _add_config_flags(deploy, [k for k in KEYS if k != "dry_run"])
+    deploy.add_argument("--dry-run", dest="dry_run", action="store_true", default=None,
+                        help="print the plan (the API request and update mask), change "
+                        "nothing")  # fmt: skip
+    _add_config_flags(deploy, list(DEPLOY_KEYS), DEPLOY_KEYS)
+    deploy.set_defaults(handler=_cmd_deploy)
+
     runtime = commands.add_parser("runtime", help="work with PyPy runtimes")
     runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True,
                                               metavar="COMMAND")  # fmt: skip
@@ -152,8 +189,7 @@ def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     from .report import render_table
     from .trim import plan_dict, render_plan
 
-    flags = {k: getattr(args, k) for k in KEYS if getattr(args, k, None) is not None}
-    config = resolve(Path(args.source), env=env, flags=flags)
+    config = resolve(Path(args.source), env=env, flags=_flags(args, KEYS))
     _set_debug(config.debug)
     result = build(
         config,
@@ -205,8 +241,7 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     else:
         from .build import build
 
-        flags = {k: getattr(args, k) for k in KEYS if getattr(args, k, None) is not None}
-        config = resolve(Path(args.source), env=env, flags=flags)
+        config = resolve(Path(args.source), env=env, flags=_flags(args, KEYS))
         _set_debug(config.debug)
         cache = cache_dir(config.cache_dir)
         result = build(
@@ -256,6 +291,185 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
         why="see its messages above (a port already in use, for example)",
         fix="Pick another --port, or check the bundle with pyfn build",
     )
+
+
+def _cmd_upload(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    from . import cloud
+    from .upload import bundle_name, storage_client, upload
+
+    settings = resolve_deploy(None, env=env, flags=_flags(args, DEPLOY_KEYS))
+    json_out = bool(args.json) or _bool(env.get("PYFN_JSON", "0") or "0")
+    if not settings.bucket:
+        from .errors import ConfigError
+
+        raise ConfigError("No staging bucket given", fix="Pass --bucket NAME (or PYFN_BUCKET)")
+    bucket = cloud.check_bucket(settings.bucket)
+    bundle = Path(args.bundle)
+    name = args.name or bundle_name(bundle)
+    credentials = None
+    if not env.get("STORAGE_EMULATOR_HOST"):
+        credentials = cloud.credentials(env, None, needed_for="upload")[0]
+    client = storage_client(credentials, settings.project, env)
+    result = upload(
+        bundle,
+        bucket=bucket,
+        name=name,
+        prefix=settings.prefix,
+        client=client,
+        progress=terminal_progress,
+        region=settings.region,
+    )
+    if json_out:
+        stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        stdout.write(f"{'already uploaded' if result.skipped else 'uploaded'} {result}\n")
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    import dataclasses
+    import tempfile
+
+    from . import cloud, deploy
+    from .build import build
+    from .errors import CloudCredentialsError, ConfigError
+    from .upload import object_name, storage_client, upload
+
+    source = Path(args.source)
+    dry_run = bool(args.dry_run)
+    config = resolve(
+        source, env=env, flags=_flags(args, {k: KEYS[k] for k in KEYS if k != "dry_run"})
+    )
+    config = dataclasses.replace(config, dry_run=False)
+    _set_debug(config.debug)
+    settings = resolve_deploy(source, env=env, flags=_flags(args, DEPLOY_KEYS))
+    # Everything that can be judged without a call is judged before the first one.
+    cloud.check_function_name(config.name, config.gen)
+    region = cloud.check_region(settings.region)
+    if not settings.bucket:
+        raise ConfigError(
+            "No staging bucket given",
+            fix="Pass --bucket NAME (or PYFN_BUCKET, or bucket in pyfn.toml)",
+        )
+    bucket = cloud.check_bucket(settings.bucket)
+    project = settings.project
+    if project:
+        cloud.check_project(project)
+    early = deploy.Target(project=project or cloud.project_from_env(env) or "unknown-project",
+                          region=region, name=config.name, gen=config.gen)  # fmt: skip
+    deploy.plan(settings, early, entry_point=config.entry_point, signature=config.signature,
+                source=None)  # fmt: skip
+    credentials: Any = None
+    try:
+        credentials, adc_project = cloud.credentials(env, source)
+    except CloudCredentialsError:
+        if not dry_run:
+            raise
+        log.info("no Google Cloud credentials: the plan is made without reading the function")
+        adc_project = cloud.project_from_env(env)
+    project = cloud.check_project(project or adc_project)
+    target = deploy.Target(project=project, region=region, name=config.name, gen=config.gen)
+
+    with tempfile.TemporaryDirectory(prefix="pyfn-deploy-") as tmp:
+        if dry_run:
+            config = dataclasses.replace(config, out=Path(tmp) / "dist")
+        result = build(
+            config,
+            cache_dir=cache_dir(config.cache_dir),
+            env=env,
+            source_date_epoch=source_date_epoch(env),
+            progress=terminal_progress,
+        )
+        assert result.bundle is not None and result.report is not None
+        sha256 = result.report.bundle.sha256
+        if dry_run:
+            return _print_plan(
+                stdout,
+                config.json,
+                deploy.plan(
+                    settings,
+                    target,
+                    entry_point=config.entry_point,
+                    signature=config.signature,
+                    source=None,
+                ),
+                uri=f"gs://{bucket}/{object_name(settings.prefix, config.name, sha256)}",
+                bundle=result.bundle,
+                existing=_exists(deploy, credentials, target, env) if credentials else None,
+            )
+        client = storage_client(credentials, project, env)
+        uploaded = upload(
+            result.bundle,
+            bucket=bucket,
+            name=config.name,
+            prefix=settings.prefix,
+            client=client,
+            progress=terminal_progress,
+            region=region,
+        )
+    log.info("%s %s", "already uploaded" if uploaded.skipped else "uploaded", uploaded)
+    the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
+                           signature=config.signature, source=uploaded)  # fmt: skip
+    for note in the_plan.notes:
+        log.info("%s", note)
+    api = deploy.client(config.gen, credentials, env)
+    done = deploy.apply(the_plan, api, timeout=settings.timeout)
+    if config.json:
+        out = {"upload": uploaded.to_dict(), "deploy": done.to_dict(), "sha256": sha256}
+        stdout.write(json.dumps(out, indent=2) + "\n")
+    else:
+        stdout.write(f"{done.action}d {done.name}: {done.state}\n")
+        if done.url:
+            stdout.write(f"url: {done.url}\n")
+        stdout.write(f"source: {uploaded}\n")
+    return 0
+
+
+def _exists(deploy: Any, credentials: Any, target: Any, env: Mapping[str, str]) -> bool | None:
+    """Whether the function exists, for a dry run; ``None`` when it cannot be read."""
+    from google.api_core import exceptions as gexc
+
+    try:
+        deploy.client(target.gen, credentials, env).get_function(request={"name": target.path})
+    except gexc.NotFound:
+        return False
+    except Exception as exc:  # a plan is still useful without it
+        log.warning("could not read %s: %s", target.path, str(exc).splitlines()[0])
+        return None
+    return True
+
+
+def _print_plan(
+    stdout: TextIO, as_json: bool, plan: Any, *, uri: str, bundle: Path, existing: bool | None
+) -> int:
+    requests = plan.requests()
+    action = None if existing is None else ("update" if existing else "create")
+    out: dict[str, Any] = {
+        "dry_run": True,
+        "function": plan.target.path,
+        "gen": plan.target.gen,
+        "action": action,
+        "upload": {"bundle": str(bundle), "object": uri},
+        "update_mask": plan.update_mask,
+        "requests": requests if action is None else {action: requests[action]},
+        "notes": plan.notes,
+    }
+    if as_json:
+        stdout.write(json.dumps(out, indent=2) + "\n")
+        return 0
+    stdout.write("Dry run: nothing is uploaded or deployed.\n\n")
+    stdout.write(f"upload  {bundle} → {uri} (if absent)\n")
+    what = {None: "create if absent, update if present", "create": "create", "update": "update"}
+    stdout.write(f"deploy  {plan.target.path} ({plan.target.gen} gen): {what[action]}\n")
+    stdout.write(f"update mask: {','.join(plan.update_mask)}\n")
+    for note in plan.notes:
+        stdout.write(f"note: {note}\n")
+    for name, request in out["requests"].items():
+        query = "&".join(f"{k}={v}" for k, v in request["query"].items())
+        stdout.write(f"\n{name}: {request['method']} {request['path']}"
+                     + (f"?{query}" if query else "") + "\n")  # fmt: skip
+        stdout.write(json.dumps(request["body"], indent=2) + "\n")
+    return 0
 
 
 def _cmd_runtime_pack(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:

@@ -168,10 +168,11 @@ class Key:
     name: str
     parse: Callable[[Any], Any]
     help: str
+    env_name: str | None = None
 
     @property
     def env(self) -> str:
-        return "PYFN_" + self.name.upper()
+        return self.env_name or "PYFN_" + self.name.upper()
 
     @property
     def flag(self) -> str:
@@ -209,17 +210,172 @@ KEYS: dict[str, Key] = {
 }
 
 
+# --- deploy settings: read from the same file and environment, never bundled ------
+
+
+MEMORY_UNITS = {"": 1, "mi": 1, "mib": 1, "m": 1, "mb": 1, "gi": 1024, "gib": 1024, "g": 1024,
+                "gb": 1024}  # fmt: skip
+INGRESS = ("all", "internal-only", "internal-and-gclb")
+STORAGE_EVENTS = ("finalized", "deleted", "archived", "metadata-updated")
+
+
+def _memory(value: Any) -> int:
+    """``512Mi``, ``512MB``, ``1Gi``, ``2G`` or a number of MiB → MiB."""
+    text = str(value).strip().lower().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number) :]
+    if unit not in MEMORY_UNITS or not number:
+        raise ValueError(f"{value!r} is not a memory size such as 256Mi, 512MB or 1Gi")
+    try:
+        mib = float(number) * MEMORY_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"{value!r} is not a memory size such as 256Mi, 512MB or 1Gi") from None
+    if mib < 128 or mib != int(mib):
+        raise ValueError(f"{value!r} is below the 128 MiB minimum or not a whole MiB")
+    return int(mib)
+
+
+def _seconds(value: Any) -> float:
+    """``600``, ``90s``, ``10m``, ``1h`` → seconds."""
+    text = str(value).strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a duration such as 600, 90s or 10m") from None
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return seconds
+
+
+def _whole_seconds(value: Any) -> int:
+    seconds = _seconds(value)
+    if seconds != int(seconds):
+        raise ValueError(f"{value!r} is not a whole number of seconds")
+    return int(seconds)
+
+
+def _count(value: Any) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise ValueError(f"{value!r} is not a whole number ≥ 0")
+    return int(text)
+
+
+def _table(value: Any) -> tuple[tuple[str, str], ...]:
+    """A TOML table, or ``KEY=VALUE,KEY=VALUE`` text (repeatable on the command line)."""
+    pairs: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                raise ValueError(f"the value of {k!r} must be a string, got {v!r}")
+            pairs.append((str(k), str(v)))
+    else:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise ValueError(f"expected KEY=VALUE[,KEY=VALUE…] or a table, got {value!r}")
+        for item in items:
+            for part in filter(None, (p.strip() for p in item.split(","))):
+                k, sep, v = part.partition("=")
+                if not sep or not k.strip():
+                    raise ValueError(f"{part!r} is not KEY=VALUE")
+                pairs.append((k.strip(), v))
+    seen: dict[str, str] = {}
+    for k, v in pairs:
+        seen[k] = v  # the last one given wins, as with repeated flags
+    return tuple(sorted(seen.items()))
+
+
+def _node_runtime(value: Any) -> str:
+    text = _str(value)
+    if not (text.startswith("nodejs") and text[6:].isdigit()):
+        raise ValueError(f"{text!r} is not a Cloud Functions Node.js runtime such as nodejs22")
+    return text
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """Where and how to deploy. Kept apart from :class:`Config`: none of it is bundled."""
+
+    project: str | None = None
+    region: str | None = None
+    bucket: str | None = None
+    prefix: str = "pyfn"
+    timeout: float = 600.0
+    node_runtime: str = "nodejs22"
+    memory: int | None = None
+    cpu: str | None = None
+    function_timeout: int | None = None
+    min_instances: int | None = None
+    max_instances: int | None = None
+    concurrency: int | None = None
+    env_vars: tuple[tuple[str, str], ...] | None = None
+    secrets: tuple[tuple[str, str], ...] | None = None
+    labels: tuple[tuple[str, str], ...] | None = None
+    service_account: str | None = None
+    ingress: str | None = None
+    trigger_topic: str | None = None
+    trigger_bucket: str | None = None
+    trigger_event: str = "finalized"
+
+
+DEPLOY_KEYS: dict[str, Key] = {
+    k.name: k
+    for k in (
+        Key("project", _str, "Google Cloud project ID (default: the credentials' project)"),
+        Key("region", _str, "Cloud Functions region, e.g. us-central1"),
+        Key("bucket", _str, "staging bucket the bundle is uploaded to"),
+        Key(
+            "prefix",
+            lambda v: str(v).strip().strip("/"),
+            "object prefix in the bucket (default: pyfn)",
+        ),
+        Key(
+            "timeout",
+            _seconds,
+            "how long to wait for the deploy (default: 10m)",
+            env_name="PYFN_DEPLOY_TIMEOUT",
+        ),
+        Key("node_runtime", _node_runtime, "Cloud Functions Node.js runtime (default: nodejs22)"),
+        Key("memory", _memory, "memory per instance, e.g. 512Mi or 1Gi"),
+        Key("cpu", _str, "vCPUs per instance (2nd gen), e.g. 1 or 0.583"),
+        Key("function_timeout", _whole_seconds, "request timeout of the function, e.g. 60s"),
+        Key("min_instances", _count, "minimum number of instances"),
+        Key("max_instances", _count, "maximum number of instances"),
+        Key("concurrency", _count, "requests per instance at once (2nd gen)"),
+        Key("env_vars", _table, "environment variables: KEY=VALUE,… (replaces the set)"),
+        Key("secrets", _table, "Secret Manager references: ENV=secret:version,…"),
+        Key("labels", _table, "labels: key=value,… (replaces the set)"),
+        Key("service_account", _str, "service account the function runs as"),
+        Key("ingress", _choice(INGRESS), "all, internal-only or internal-and-gclb"),
+        Key("trigger_topic", _str, "Pub/Sub topic that triggers the function"),
+        Key("trigger_bucket", _str, "Cloud Storage bucket whose events trigger the function"),
+        Key(
+            "trigger_event",
+            _choice(STORAGE_EVENTS),
+            "bucket event: finalized (default), deleted, archived, metadata-updated",
+        ),
+    )
+}
+
+
 def suggest(name: str, known: Any) -> str:
     """``"did you mean 'entry_point'?"`` for the closest known key, or ``""``."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else ""
 
 
-def _apply(raw: Mapping[str, Any], origin: str, into: dict[str, Any]) -> None:
+def _apply(
+    raw: Mapping[str, Any], origin: str, into: dict[str, Any], keys: Mapping[str, Key] = KEYS
+) -> None:
+    known = {**KEYS, **DEPLOY_KEYS}
     for key, value in raw.items():
-        spec = KEYS.get(key)
+        spec = keys.get(key)
+        if spec is None and key in known:
+            continue  # the other command's key: checked when that command runs
         if spec is None:
-            hint = suggest(key, KEYS) or f"known keys: {', '.join(KEYS)}"
+            hint = suggest(key, known) or f"known keys: {', '.join(known)}"
             raise ConfigError(
                 f"Unknown configuration key {key!r} in {origin}",
                 fix=hint[0].upper() + hint[1:],
@@ -271,10 +427,10 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Cannot read {path}", why=exc.strerror or str(exc)) from exc
 
 
-def env_config(env: Mapping[str, str]) -> dict[str, str]:
+def env_config(env: Mapping[str, str], keys: Mapping[str, Key] = KEYS) -> dict[str, str]:
     """The ``PYFN_*`` variables that name configuration keys (others are runtime settings)."""
     return {
-        key: env[spec.env] for key, spec in KEYS.items() if spec.env in env and env[spec.env] != ""
+        key: env[spec.env] for key, spec in keys.items() if spec.env in env and env[spec.env] != ""
     }
 
 
@@ -346,3 +502,24 @@ def as_dict(config: Config) -> dict[str, Any]:
             value = list(value)
         out[f.name] = value
     return out
+
+
+def resolve_deploy(
+    source: Path | None,
+    *,
+    env: Mapping[str, str],
+    flags: Mapping[str, Any],
+) -> DeploySettings:
+    """The deploy settings, with the same precedence as :func:`resolve`.
+
+    ``source`` is the function's directory whose config file is read, or
+    ``None`` (``pyfn upload`` of a bundle) for the environment and flags only.
+    """
+    values: dict[str, Any] = {}
+    if source is not None and source.is_dir():
+        table, origin = read_file_config(source)
+        _apply(table, origin or "config file", values, DEPLOY_KEYS)
+    _apply(env_config(env, DEPLOY_KEYS), "the environment (PYFN_*)", values, DEPLOY_KEYS)
+    given = {k: v for k, v in flags.items() if v is not None}
+    _apply(given, "the command line", values, DEPLOY_KEYS)
+    return DeploySettings(**values)

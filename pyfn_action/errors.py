@@ -99,3 +99,33 @@ class CredentialsFound(PyfnError):
     """The bundle would carry private keys."""
 
     exit_code = 11
+
+
+class CloudError(PyfnError):
+    """A call to Google Cloud failed: permission, quota, API not enabled, bad region."""
+
+    exit_code = 12
+
+
+class CloudCredentialsError(CloudError):
+    """No usable Application Default Credentials."""
+
+    exit_code = 13
+
+
+class UploadError(CloudError):
+    """The bundle could not be uploaded to the staging bucket, or not verified there."""
+
+    exit_code = 14
+
+
+class DeployError(CloudError):
+    """Cloud Functions refused the function or its deployment failed."""
+
+    exit_code = 15
+
+
+class DeployTimeout(DeployError):
+    """The deployment did not finish within the wait timeout."""
+
+    exit_code = 16

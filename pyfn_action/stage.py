@@ -48,6 +48,8 @@ APP_DEFAULT_IGNORES = (
     ".DS_Store",
     "/.pyfnignore",
     "/.gcloudignore",
+    # google-github-actions/auth writes its credentials file into the workspace.
+    "gha-creds-*.json",
 )
 
 

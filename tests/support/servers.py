@@ -58,9 +58,9 @@ def _handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(routes: Routes) -> Iterator[str]:
-    """Serve ``routes`` on loopback; yields the base URL (no trailing slash)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(routes))
+def running(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server with ``handler`` on a free loopback port; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
@@ -71,6 +71,13 @@ def serve(routes: Routes) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def serve(routes: Routes) -> Iterator[str]:
+    """Serve ``routes`` on loopback; yields the base URL (no trailing slash)."""
+    with running(_handler(routes)) as base:
+        yield base
 
 
 _DIST = re.compile(r"^(?P<name>.+?)-\d")

@@ -1,0 +1,282 @@
+"""Upload a bundle to the staging bucket: content-addressed, idempotent, verified.
+
+The object is ``gs://BUCKET/PREFIX/<name>/<sha256>.zip``. If it is already
+there with the same CRC32C, MD5 and size, nothing is sent. Otherwise the upload
+is resumable (8 MiB chunks), carries the local CRC32C so Cloud Storage refuses
+a corrupted object, checks the MD5 end to end, and is made with
+``if_generation_match=0``: it can only create the object, never replace one a
+concurrent writer made. An upload cut off half-way is never finalised, so no
+object claims to be the bundle. Transient errors (429, 5xx, dropped
+connections) are retried with exponential backoff for at most
+:data:`RETRY_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .cloud import api_error, check_bucket
+from .errors import PyfnError, UploadError
+from .progress import ProgressFactory, silent
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
+RETRY_SECONDS = 300.0  # the whole retry budget of one call
+REQUEST_TIMEOUT = (30.0, 120.0)  # connect, read: per HTTP request
+CONTENT_TYPE = "application/zip"
+
+
+@dataclass(frozen=True)
+class Digests:
+    size: int
+    sha256: str  # hex
+    md5: str  # base64, as Cloud Storage reports it
+    crc32c: str  # base64 of the big-endian value, as Cloud Storage reports it
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """Where the bundle is, pinned to its generation."""
+
+    bucket: str
+    object: str
+    generation: int
+    size: int
+    sha256: str
+    md5: str
+    crc32c: str
+    skipped: bool  # True when the object was already there ("already uploaded")
+
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.object}"
+
+    def __str__(self) -> str:
+        return f"{self.uri}#{self.generation}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"uri": str(self), **asdict(self)}
+
+
+def digests(path: Path) -> Digests:
+    """SHA-256, MD5 and CRC32C of a file, in one read."""
+    import google_crc32c
+
+    sha, md5, crc = hashlib.sha256(), hashlib.md5(usedforsecurity=False), _crc32c(google_crc32c)
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            sha.update(chunk)
+            md5.update(chunk)
+            crc.update(chunk)
+            size += len(chunk)
+    return Digests(
+        size=size,
+        sha256=sha.hexdigest(),
+        md5=base64.b64encode(md5.digest()).decode(),
+        crc32c=base64.b64encode(crc.digest()).decode(),
+    )
+
+
+def _crc32c(module: Any) -> Any:
+    return module.Checksum()
+
+
+def object_name(prefix: str, name: str, sha256: str) -> str:
+    parts = [p for p in prefix.strip("/").split("/") if p] + [name, f"{sha256}.zip"]
+    return "/".join(parts)
+
+
+def bundle_name(bundle: Path) -> str:
+    """The function name recorded in a pyfn bundle's manifest."""
+    try:
+        with zipfile.ZipFile(bundle) as zf:
+            manifest = json.loads(zf.read("pyfn/manifest.json"))
+        name = manifest["function"]["name"]
+    except FileNotFoundError:
+        raise UploadError(f"{bundle} does not exist", fix="Build it with pyfn build") from None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise UploadError(
+            f"{bundle} is not a pyfn bundle",
+            why=f"no readable pyfn/manifest.json ({exc})",
+            fix="Build it with pyfn build, or pass --name",
+        ) from None
+    if not isinstance(name, str) or not name:
+        raise UploadError(f"{bundle} names no function in its manifest", fix="Pass --name")
+    return name
+
+
+def storage_client(credentials: Any, project: str | None, env: Mapping[str, str]) -> Any:
+    """A google-cloud-storage client.
+
+    ``STORAGE_EMULATOR_HOST`` (the library's own variable) points it at an
+    emulator, which takes anonymous requests.
+    """
+    from google.cloud import storage  # type: ignore[attr-defined]
+
+    emulator = env.get("STORAGE_EMULATOR_HOST")
+    if emulator:
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(
+            project=project or "<none>",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": emulator},
+        )
+    return storage.Client(project=project or "<none>", credentials=credentials)
+
+
+def upload(
+    bundle: Path,
+    *,
+    bucket: str,
+    name: str,
+    prefix: str,
+    client: Any,
+    progress: ProgressFactory = silent,
+    retry_seconds: float = RETRY_SECONDS,
+    region: str | None = None,
+) -> Uploaded:
+    """Put ``bundle`` at its content address in ``bucket`` unless it is there already."""
+    from google.api_core import exceptions as gexc
+    from google.cloud.storage.exceptions import DataCorruption
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    bucket = check_bucket(bucket)
+    local = digests(bundle)
+    key = object_name(prefix, name, local.sha256)
+    where = f"gs://{bucket}/{key}"
+    retry = DEFAULT_RETRY.with_timeout(retry_seconds)
+    handle = client.bucket(bucket)
+
+    def fail(exc: BaseException, doing: str) -> PyfnError:
+        return api_error(exc, doing=doing, kind=UploadError, bucket=bucket, region=region)
+
+    try:
+        existing = handle.get_blob(key, retry=retry, timeout=REQUEST_TIMEOUT)
+    except gexc.GoogleAPICallError as exc:
+        if isinstance(exc, gexc.NotFound):  # some servers answer 404 for a missing bucket here
+            existing = None
+        else:
+            raise fail(exc, f"reading {where}") from None
+    except Exception as exc:
+        raise fail(exc, f"reading {where}") from None
+    if existing is not None:
+        log.info("already uploaded: %s#%s", where, existing.generation)
+        return _verified(existing, local, bucket, key, skipped=True)
+
+    blob = handle.blob(key, chunk_size=CHUNK_SIZE)
+    blob.metadata = {"sha256": local.sha256}
+    task = progress(f"upload {key.rsplit('/', 1)[-1][:12]}…", local.size, "B")
+    try:
+        with bundle.open("rb") as raw:
+            reader = _Counting(raw, task.advance)
+            blob.upload_from_file(
+                reader,
+                size=local.size,
+                content_type=CONTENT_TYPE,
+                if_generation_match=0,
+                checksum="md5",
+                crc32c_checksum_value=local.crc32c,
+                retry=retry,
+                timeout=REQUEST_TIMEOUT,
+            )
+    except gexc.PreconditionFailed:
+        # Someone created the object between our look and our upload. Content
+        # addressing says it should be ours; we verify, and never replace it.
+        try:
+            existing = handle.get_blob(key, retry=retry, timeout=REQUEST_TIMEOUT)
+        except Exception as exc:
+            raise fail(exc, f"reading {where}") from None
+        if existing is None:
+            raise UploadError(
+                f"{where} was reported as existing but cannot be read",
+                fix="Run again; if it persists, check the bucket's retention settings",
+            ) from None
+        log.info("uploaded concurrently by another writer: %s#%s", where, existing.generation)
+        return _verified(existing, local, bucket, key, skipped=True)
+    except DataCorruption as exc:
+        raise UploadError(
+            f"Cloud Storage holds different bytes than were sent for {where}",
+            why=f"the checksums did not match ({_first(exc)}); the object was deleted",
+            fix="Run again; if it happens again, suspect a proxy that rewrites uploads",
+        ) from None
+    except Exception as exc:
+        raise fail(exc, f"uploading {bundle.name} to {where}") from None
+    finally:
+        task.close()
+    return _verified(blob, local, bucket, key, skipped=False)
+
+
+def _verified(blob: Any, local: Digests, bucket: str, key: str, *, skipped: bool) -> Uploaded:
+    remote = (blob.size, blob.crc32c, blob.md5_hash)
+    expected = (local.size, local.crc32c, local.md5)
+    # A server that does not report a checksum (md5 of composite objects) is judged
+    # by the ones it does report; at least one checksum must be there and match.
+    checks = [(r, e) for r, e in zip(remote, expected) if r is not None]
+    if len(checks) < 2 or any(r != e for r, e in checks):
+        raise UploadError(
+            f"gs://{bucket}/{key} exists but is not this bundle",
+            why=f"it has size/crc32c/md5 {remote}, the bundle has {expected}; objects are "
+            "named by their SHA-256, so the object was changed or damaged",
+            fix=f"Delete it (gcloud storage rm gs://{bucket}/{key}) and upload again",
+        )
+    return Uploaded(
+        bucket=bucket,
+        object=key,
+        generation=int(blob.generation),
+        size=local.size,
+        sha256=local.sha256,
+        md5=local.md5,
+        crc32c=local.crc32c,
+        skipped=skipped,
+    )
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _Counting(io.RawIOBase):
+    """A read-only file that reports progress, counting each byte once across retries."""
+
+    def __init__(self, raw: BinaryIO, advance: Callable[[int], None]) -> None:
+        self._raw = raw
+        self._advance = advance
+        self._high = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        position = self._raw.tell()
+        if position > self._high:
+            self._advance(position - self._high)
+            self._high = position
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()

@@ -1,0 +1,303 @@
+"""`pyfn deploy` end to end: a real build, an upload to gcp-storage-emulator (behind the
+precondition-enforcing proxy), and the Cloud Functions API played by a loopback contract
+fake that checks every request against the API's discovery document."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import Outcome, Served, hermetic_env, pyfn
+from support.functions_api import TOKEN, FakeFunctions, Injected, fake_functions
+from support.functions_api import service_account_file as make_key
+from support.gcs import Proxy, emulator, object_meta, proxy
+
+pytestmark = pytest.mark.e2e
+BUCKET = "pyfn-stage"
+PROJECT = "demo-proj"
+MAIN_PY = """import functions_framework
+
+
+@functions_framework.http
+def hello(request):
+    return "Hello from PyPy!\\n"
+"""
+EVENT_PY = """import functions_framework
+
+
+@functions_framework.cloud_event
+def on_upload(event):
+    print(event["id"])
+"""
+
+
+@dataclass
+class Cloud:
+    proxy: Proxy
+    fake: FakeFunctions
+    env: dict[str, str]
+    served: Served
+    index_url: str
+    key: Path
+
+    def deploy(self, src: Path, *more: str, env: dict[str, str] | None = None) -> Outcome:
+        args = [
+            "deploy", str(src), "--region", "asia-northeast1", "--bucket", BUCKET,
+            "--out", str(src.parent / f"dist-{src.name}"),
+            "--pypy-archive", self.served.url, "--pypy-sha256", self.served.sha256,
+            "--index-url", self.index_url, *more,
+        ]  # fmt: skip
+        return pyfn(args, env or self.env)
+
+    def uploads(self) -> int:
+        return sum(1 for m, p, s in self.proxy.log if m == "POST" and "/upload/" in p and s == 200)
+
+
+@pytest.fixture(scope="module")
+def gcs() -> Iterator[str]:
+    with emulator(buckets=(BUCKET,)) as base:
+        yield base
+
+
+@pytest.fixture
+def cloud(
+    gcs: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    served_pypy: Served,
+    index_url: str,
+    session_cache: Path,
+) -> Iterator[Cloud]:
+    def source_exists(bucket: str, name: str, generation: str | None) -> bool:
+        meta = object_meta(gcs, bucket, name)
+        return meta is not None and (generation is None or str(meta["generation"]) == generation)
+
+    with proxy(gcs) as p, fake_functions(project=PROJECT, source_exists=source_exists) as fake:
+        key = make_key(tmp_path / "deployer.json", PROJECT, f"{fake.base}/token")
+        google = {
+            "GOOGLE_APPLICATION_CREDENTIALS": str(key),
+            "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),  # no gcloud credentials of the machine
+            "NO_GCE_CHECK": "True",  # never ask a metadata server
+            "GCE_METADATA_HOST": "127.0.0.1:9",
+        }
+        for name, value in google.items():
+            monkeypatch.setenv(name, value)
+        env = hermetic_env(session_cache, STORAGE_EMULATOR_HOST=p.base,
+                           PYFN_FUNCTIONS_ENDPOINT=fake.base, **google)  # fmt: skip
+        yield Cloud(p, fake, env, served_pypy, index_url, key)
+
+
+def function(tmp_path: Path, name: str = "hello", code: str = MAIN_PY) -> Path:
+    src = tmp_path / name
+    src.mkdir()
+    (src / "main.py").write_text(code)
+    return src
+
+
+def test_deploy_creates_then_updates_only_what_is_set(cloud: Cloud, tmp_path: Path) -> None:
+    src = function(tmp_path)
+    first = cloud.deploy(src, "--memory", "512Mi", "--env-vars", "MODE=prod")
+    assert first.code == 0, first.stderr
+    assert cloud.fake.violations == []
+    url = "https://asia-northeast1-demo-proj.cloudfunctions.net/hello"
+    assert first.stdout.splitlines()[:2] == [
+        "created projects/demo-proj/locations/asia-northeast1/functions/hello: ACTIVE",
+        f"url: {url}",
+    ]
+    [create] = cloud.fake.changes()
+    assert (create.method, create.query["functionId"]) == ("POST", "hello")
+    storage = create.body["buildConfig"]["source"]["storageSource"]
+    meta = object_meta(cloud.proxy.upstream, BUCKET, storage["object"])
+    assert meta is not None and str(meta["generation"]) == storage["generation"]
+    assert storage["object"].startswith("pyfn/hello/") and storage["object"].endswith(".zip")
+    assert create.body["serviceConfig"]["environmentVariables"] == {"MODE": "prod"}
+    assert f"source: gs://{BUCKET}/{storage['object']}#{storage['generation']}" in first.stdout
+    assert cloud.uploads() == 1
+    # The secret material never reaches the output.
+    for out in (first.stdout, first.stderr):
+        assert TOKEN not in out and "PRIVATE KEY" not in out
+
+    # Settings made elsewhere (the console, gcloud) survive a deploy that does not set them.
+    stored = cloud.fake.functions["v2"][create.body["name"]]
+    stored["labels"] = {"owner": "ops"}
+    stored["serviceConfig"]["maxInstanceCount"] = 7
+    second = cloud.deploy(src, "--memory", "1Gi", "--json")
+    assert second.code == 0, second.stderr
+    out = json.loads(second.stdout)
+    assert out["deploy"]["action"] == "update" and out["deploy"]["url"] == url
+    assert out["upload"]["skipped"] is True  # same bundle: nothing sent again
+    assert cloud.uploads() == 1
+    patch = cloud.fake.changes()[-1]
+    assert patch.method == "PATCH"
+    assert patch.query["updateMask"].split(",") == [
+        "buildConfig.runtime", "buildConfig.entryPoint", "buildConfig.source",
+        "serviceConfig.availableMemory",
+    ]  # fmt: skip
+    stored = cloud.fake.functions["v2"][create.body["name"]]
+    assert stored["labels"] == {"owner": "ops"}
+    assert stored["serviceConfig"]["maxInstanceCount"] == 7
+    assert stored["serviceConfig"]["availableMemory"] == "1Gi"
+    assert stored["serviceConfig"]["environmentVariables"] == {"MODE": "prod"}
+    assert cloud.fake.violations == []
+
+
+def test_dry_run_prints_the_request_and_mask_and_changes_nothing(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    src = function(tmp_path)
+    out = cloud.deploy(src, "--dry-run", "--env-vars", "API_TOKEN=s3cret", "--max-instances", "3")
+    assert out.code == 0, out.stderr
+    assert cloud.fake.changes() == [] and cloud.proxy.log == []
+    assert not (tmp_path / "dist-hello").exists()
+    assert (
+        "update mask: buildConfig.runtime,buildConfig.entryPoint,buildConfig.source," in out.stdout
+    )
+    assert "serviceConfig.maxInstanceCount" in out.stdout
+    assert (
+        "create: POST /v2/projects/demo-proj/locations/asia-northeast1/functions?functionId=hello"
+        in out.stdout
+    )
+    assert "s3cret" not in out.stdout + out.stderr and "API_TOKEN" in out.stdout
+    as_json = json.loads(cloud.deploy(src, "--dry-run", "--json").stdout)
+    assert as_json["action"] == "create"  # the function was read, not changed
+    assert as_json["upload"]["object"].startswith(f"gs://{BUCKET}/pyfn/hello/")
+    assert as_json["requests"]["create"]["body"]["buildConfig"]["entryPoint"] == "hello"
+    assert cloud.fake.changes() == []
+
+
+def test_first_gen_deploy_uses_the_archive_url(cloud: Cloud, tmp_path: Path) -> None:
+    src = function(tmp_path, "legacy_fn")
+    out = cloud.deploy(src, "--gen", "1", "--entry-point", "hello", "--function-timeout", "90s")
+    assert out.code == 0, out.stderr
+    assert cloud.fake.violations == []
+    [create] = cloud.fake.changes()
+    assert create.path == "/v1/projects/demo-proj/locations/asia-northeast1/functions"
+    assert create.body["sourceArchiveUrl"].startswith(f"gs://{BUCKET}/pyfn/legacy_fn/")
+    assert create.body["timeout"] == "90s"
+    assert "url: https://asia-northeast1-demo-proj.cloudfunctions.net/legacy_fn" in out.stdout
+
+
+def test_event_triggered_function(cloud: Cloud, tmp_path: Path) -> None:
+    src = function(tmp_path, "on-upload", EVENT_PY)
+    out = cloud.deploy(src, "--entry-point", "on_upload", "--signature", "cloudevent",
+                       "--trigger-bucket", "user-uploads")  # fmt: skip
+    assert out.code == 0, out.stderr
+    [create] = cloud.fake.changes()
+    assert create.body["eventTrigger"]["eventFilters"] == [
+        {"attribute": "bucket", "value": "user-uploads"}
+    ]
+    assert cloud.fake.violations == []
+
+
+def test_a_failed_operation_reports_its_messages(cloud: Cloud, tmp_path: Path) -> None:
+    cloud.fake.outcome = "fail"
+    out = cloud.deploy(function(tmp_path))
+    assert out.code == 15
+    assert "The deployment of hello failed" in out.stderr
+    assert "Build failed with status: FAILURE" in out.stderr
+    assert "npm ERR! missing script: start" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_an_operation_that_never_finishes_hits_the_timeout(cloud: Cloud, tmp_path: Path) -> None:
+    cloud.fake.outcome = "never"
+    started = time.monotonic()
+    out = cloud.deploy(function(tmp_path), "--timeout", "3s")
+    waited = time.monotonic() - started
+    assert out.code == 16
+    assert "did not finish within the wait timeout" in out.stderr
+    assert (
+        "gcloud functions describe hello --region asia-northeast1 --project demo-proj" in out.stderr
+    )
+    polls = [r for r in cloud.fake.requests if "/operations/" in r.path]
+    assert 2 <= len(polls) <= 10  # polled with backoff, not in a tight loop
+    assert waited < 60
+
+
+def test_a_function_being_deployed_elsewhere_is_left_alone(cloud: Cloud, tmp_path: Path) -> None:
+    name = f"projects/{PROJECT}/locations/asia-northeast1/functions/hello"
+    cloud.fake.functions["v2"] = {name: {"name": name, "state": "DEPLOYING"}}
+    out = cloud.deploy(function(tmp_path))
+    assert out.code == 15
+    assert "DEPLOYING: another operation is running on it" in out.stderr
+    assert cloud.fake.changes() == []
+
+
+def test_missing_credentials_say_what_to_do(
+    cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    env = {k: v for k, v in cloud.env.items() if k != "GOOGLE_APPLICATION_CREDENTIALS"}
+    out = cloud.deploy(function(tmp_path), env=env)
+    assert out.code == 13
+    assert "No Google Cloud credentials found to deploy" in out.stderr
+    assert "google-github-actions/auth" in out.stderr
+    assert "gcloud auth application-default login" in out.stderr
+    assert "roles/cloudfunctions.developer" in out.stderr
+    assert "roles/iam.serviceAccountUser" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert cloud.fake.requests == [] and cloud.proxy.log == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (Injected("GET", "/functions/", 403, "PERMISSION_DENIED",
+                  "Cloud Functions API has not been used in project demo-proj before or it is "
+                  "disabled.", reason="SERVICE_DISABLED"),
+         ["not enabled in project demo-proj",
+          "gcloud services enable cloudfunctions.googleapis.com cloudbuild.googleapis.com "
+          "artifactregistry.googleapis.com run.googleapis.com --project demo-proj"]),
+        (Injected("POST", "/functions", 403, "PERMISSION_DENIED",
+                  "Permission 'cloudfunctions.functions.create' denied on resource"),
+         ["Permission denied while creating function hello", "roles/cloudfunctions.developer",
+          "roles/iam.serviceAccountUser"]),
+        (Injected("POST", "/functions", 429, "RESOURCE_EXHAUSTED",
+                  "Quota exceeded for quota metric 'Write requests'", times=1),
+         ["Quota exceeded while creating function hello", "ask for more quota"]),
+    ],
+)  # fmt: skip
+def test_api_errors_become_advice(
+    cloud: Cloud, tmp_path: Path, fault: Injected, expected: list[str]
+) -> None:
+    cloud.fake.inject.append(fault)
+    out = cloud.deploy(function(tmp_path))
+    assert out.code == 15, out.stderr
+    for text in expected:
+        assert text in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_region_the_api_does_not_know(cloud: Cloud, tmp_path: Path) -> None:
+    args = ["deploy", str(function(tmp_path)), "--region", "us-nowhere1", "--bucket", BUCKET,
+            "--out", str(tmp_path / "dist"), "--pypy-archive", cloud.served.url,
+            "--pypy-sha256", cloud.served.sha256, "--index-url", cloud.index_url]  # fmt: skip
+    out = pyfn(args, cloud.env)
+    assert out.code == 15
+    assert "Region 'us-nowhere1' is not available to Cloud Functions" in out.stderr
+    assert "gcloud functions regions list" in out.stderr
+    assert cloud.fake.changes() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "My_Function"], "is not a valid Cloud Functions name"),
+        (["--bucket=goog-stage"], "not a valid Cloud Storage bucket name"),
+        (["--region", "Tokyo"], "is not a Cloud Functions region"),
+        (["--project", "My Project"], "is not a Google Cloud project ID"),
+        (["--memory", "64Mi"], "128 MiB minimum"),
+    ],
+)
+def test_bad_input_is_refused_before_any_call(
+    cloud: Cloud, tmp_path: Path, args: list[str], message: str
+) -> None:
+    out = cloud.deploy(function(tmp_path), *args)
+    assert out.code == 2, out.stderr
+    assert message in out.stderr
+    assert cloud.fake.requests == [] and cloud.proxy.log == []
+    assert not (tmp_path / "dist-hello").exists()  # not even built

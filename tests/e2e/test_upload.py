@@ -1,0 +1,205 @@
+"""Upload to a staging bucket: gcp-storage-emulator on loopback, through a proxy that
+enforces ifGenerationMatch=0 (the emulator does not) and injects faults."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import random
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import hermetic_env, pyfn
+from support.gcs import Fault, Proxy, emulator, object_meta, proxy, put_object
+
+from pyfn_action.errors import UploadError
+from pyfn_action.upload import CHUNK_SIZE, digests, object_name, storage_client, upload
+
+pytestmark = pytest.mark.e2e
+BUCKET = "pyfn-stage"
+
+
+@pytest.fixture(scope="module")
+def gcs() -> Iterator[str]:
+    with emulator(buckets=(BUCKET,)) as base:
+        yield base
+
+
+@pytest.fixture
+def gcs_proxy(gcs: str) -> Iterator[Proxy]:
+    with proxy(gcs) as p:
+        yield p
+
+
+def make_bundle(path: Path, name: str = "hello", size: int = CHUNK_SIZE + 3 * 1024 * 1024) -> Path:
+    """A bundle-shaped zip with incompressible content spanning two upload chunks."""
+    rng = random.Random(path.name + str(size))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        manifest = {"function": {"name": name, "entry_point": name}}
+        zf.writestr("pyfn/manifest.json", json.dumps(manifest))
+        zf.writestr("payload.bin", rng.randbytes(size))
+    return path
+
+
+def client_for(p: Proxy) -> object:
+    return storage_client(None, None, {"STORAGE_EMULATOR_HOST": p.base})
+
+
+def test_digests_match_hashlib_and_a_known_crc32c(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"123456789")
+    d = digests(path)
+    assert d.sha256 == hashlib.sha256(b"123456789").hexdigest()
+    assert (
+        d.md5
+        == base64.b64encode(hashlib.md5(b"123456789", usedforsecurity=False).digest()).decode()
+    )
+    # CRC32C check value of "123456789" is 0xE3069283.
+    assert base64.b64decode(d.crc32c) == bytes.fromhex("e3069283")
+
+
+def test_upload_is_content_addressed_verified_then_skipped(
+    gcs_proxy: Proxy, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "bundle.zip")
+    sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    first = upload(bundle, bucket=BUCKET, name="hello", prefix="pyfn", client=client_for(gcs_proxy))
+    assert first.object == f"pyfn/hello/{sha}.zip"
+    assert not first.skipped and first.generation > 0
+    assert str(first) == f"gs://{BUCKET}/pyfn/hello/{sha}.zip#{first.generation}"
+    meta = object_meta(gcs_proxy.upstream, BUCKET, first.object)
+    assert meta is not None
+    assert int(str(meta["size"])) == bundle.stat().st_size
+    assert meta["md5Hash"] == first.md5 and meta["crc32c"] == first.crc32c
+    assert str(meta["generation"]) == str(first.generation)
+    # Resumable: the upload started a session and sent its chunks with PUT.
+    assert any(m == "POST" and "uploadType=resumable" in p for m, p, _ in gcs_proxy.log)
+    assert sum(1 for m, _, _ in gcs_proxy.log if m == "PUT") >= 2
+
+    sent_before = sum(1 for m, _, _ in gcs_proxy.log if m in ("POST", "PUT"))
+    second = upload(
+        bundle, bucket=BUCKET, name="hello", prefix="pyfn", client=client_for(gcs_proxy)
+    )
+    assert second.skipped and second.generation == first.generation
+    assert sum(1 for m, _, _ in gcs_proxy.log if m in ("POST", "PUT")) == sent_before
+
+
+def test_transient_errors_and_a_dropped_connection_are_retried(
+    gcs_proxy: Proxy, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "retry.zip")
+    gcs_proxy.faults += [
+        Fault("GET", "/o/", times=1, status=503),
+        Fault("POST", "uploadType=resumable", times=1, status=429),
+        Fault("PUT", "upload_id", times=1, status=None, keep_bytes=1024 * 1024),
+        Fault("PUT", "upload_id", times=1, status=502),
+    ]
+    result = upload(
+        bundle, bucket=BUCKET, name="retry", prefix="pyfn", client=client_for(gcs_proxy),
+        retry_seconds=60,
+    )  # fmt: skip
+    assert all(f.times == 0 for f in gcs_proxy.faults), "every fault was met and survived"
+    meta = object_meta(gcs_proxy.upstream, BUCKET, result.object)
+    assert meta is not None and meta["md5Hash"] == result.md5
+    assert int(str(meta["size"])) == bundle.stat().st_size
+
+
+def test_an_interrupted_upload_leaves_no_object(gcs_proxy: Proxy, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "cut.zip")
+    gcs_proxy.faults.append(Fault("PUT", "upload_id", times=10_000, status=None, keep_bytes=4096))
+    with pytest.raises(UploadError) as caught:
+        upload(bundle, bucket=BUCKET, name="cut", prefix="pyfn", client=client_for(gcs_proxy),
+               retry_seconds=3)  # fmt: skip
+    assert "Could not reach Google Cloud" in caught.value.message
+    key = object_name("pyfn", "cut", digests(bundle).sha256)
+    assert object_meta(gcs_proxy.upstream, BUCKET, key) is None
+
+
+def test_an_identical_object_written_meanwhile_is_accepted_not_replaced(
+    gcs_proxy: Proxy, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "race.zip", size=1024)
+    writes: list[dict[str, object]] = []
+
+    def another_writer(bucket: str, name: str) -> None:
+        writes.append(put_object(gcs_proxy.upstream, bucket, name, bundle.read_bytes()))
+
+    gcs_proxy.before_create = another_writer
+    result = upload(bundle, bucket=BUCKET, name="race", prefix="pyfn", client=client_for(gcs_proxy))
+    assert writes, "the other writer ran between our look and our upload"
+    assert result.skipped
+    assert str(result.generation) == str(writes[0]["generation"])
+    assert any(status == 412 for _, _, status in gcs_proxy.log)
+
+
+def test_a_different_object_written_meanwhile_is_an_error_and_kept(
+    gcs_proxy: Proxy, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "clash.zip", size=1024)
+
+    def another_writer(bucket: str, name: str) -> None:
+        put_object(gcs_proxy.upstream, bucket, name, b"not the bundle")
+
+    gcs_proxy.before_create = another_writer
+    with pytest.raises(UploadError) as caught:
+        upload(bundle, bucket=BUCKET, name="clash", prefix="pyfn", client=client_for(gcs_proxy))
+    assert "exists but is not this bundle" in caught.value.message
+    assert "gcloud storage rm" in caught.value.message
+    key = object_name("pyfn", "clash", digests(bundle).sha256)
+    meta = object_meta(gcs_proxy.upstream, BUCKET, key)
+    assert meta is not None and int(str(meta["size"])) == len(b"not the bundle")
+
+
+def test_missing_bucket_says_how_to_create_it(gcs_proxy: Proxy, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "b.zip", size=1024)
+    with pytest.raises(UploadError) as caught:
+        upload(bundle, bucket="no-such-bucket", name="x", prefix="pyfn",
+               client=client_for(gcs_proxy), retry_seconds=3)  # fmt: skip
+    assert "gs://no-such-bucket does not exist" in caught.value.message
+    assert "gcloud storage buckets create gs://no-such-bucket" in caught.value.message
+
+
+def test_cli_upload_prints_the_pinned_uri_then_already_uploaded(
+    gcs_proxy: Proxy, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "bundle.zip", name="cli-fn", size=2048)
+    env = hermetic_env(tmp_path / "cache", STORAGE_EMULATOR_HOST=gcs_proxy.base)
+    first = pyfn(["upload", str(bundle), "--bucket", BUCKET], env)
+    assert first.code == 0, first.stderr
+    sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    meta = object_meta(gcs_proxy.upstream, BUCKET, f"pyfn/cli-fn/{sha}.zip")
+    assert meta is not None
+    assert first.stdout == f"uploaded gs://{BUCKET}/pyfn/cli-fn/{sha}.zip#{meta['generation']}\n"
+    again = pyfn(["upload", str(bundle), "--bucket", BUCKET, "--prefix", "pyfn", "--json"], env)
+    assert again.code == 0, again.stderr
+    out = json.loads(again.stdout)
+    assert out["skipped"] is True and out["uri"].endswith(f"#{meta['generation']}")
+
+
+@pytest.mark.parametrize(
+    "bucket", ["ab", "UPPER", "-dash", "has space", "goog-stage", "my-google-bkt", "192.168.1.1"]
+)
+def test_cli_upload_refuses_invalid_bucket_names_before_any_call(
+    gcs_proxy: Proxy, tmp_path: Path, bucket: str
+) -> None:
+    bundle = make_bundle(tmp_path / "bundle.zip", size=16)
+    env = hermetic_env(tmp_path / "cache", STORAGE_EMULATOR_HOST=gcs_proxy.base)
+    out = pyfn(["upload", str(bundle), f"--bucket={bucket}"], env)
+    assert out.code == 2
+    assert "not a valid Cloud Storage bucket name" in out.stderr
+    assert "3-63 characters" in out.stderr
+    assert gcs_proxy.log == []
+
+
+def test_cli_upload_of_a_file_that_is_no_bundle(gcs_proxy: Proxy, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(os.urandom(64))
+    env = hermetic_env(tmp_path / "cache", STORAGE_EMULATOR_HOST=gcs_proxy.base)
+    out = pyfn(["upload", str(junk), "--bucket", BUCKET], env)
+    assert out.code == 14
+    assert "is not a pyfn bundle" in out.stderr and "Traceback" not in out.stderr
+    assert gcs_proxy.log == []

@@ -1,0 +1,469 @@
+"""A loopback contract fake of the Cloud Functions REST API (v1 and v2).
+
+Every request body is checked against the schema in the discovery document
+that ships with google-api-python-client: unknown fields, wrong types, values
+outside an enum and output-only fields are contract violations, recorded and
+answered with 400. Update masks are checked path by path against the same
+schema. The fake keeps functions in memory and plays the long-running
+operation: it finishes after a few polls, fails with state messages, or never
+finishes. It can also answer the next matching request with an error as the
+real API words it (API not enabled, permission denied, quota exceeded).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+from .servers import running
+
+HOST = "127.0.0.1"
+TOKEN = "ya29.fake-access-token-for-loopback-tests"  # noqa: S105 - a test double's token
+
+
+def discovery_document(version: str) -> dict[str, Any]:
+    import googleapiclient
+
+    path = (
+        Path(googleapiclient.__file__).parent
+        / "discovery_cache"
+        / "documents"
+        / f"cloudfunctions.{version}.json"
+    )
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+class Schema:
+    """Validation of JSON values against one discovery document's schemas."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.doc = discovery_document(version)
+        self.schemas: dict[str, Any] = self.doc["schemas"]
+
+    def validate(self, ref: str, value: Any, where: str = "") -> list[str]:
+        return self._check(self.schemas[ref], value, where or ref, top=True)
+
+    def _check(
+        self, schema: dict[str, Any], value: Any, where: str, top: bool = False
+    ) -> list[str]:
+        if "$ref" in schema:
+            return self._check(self.schemas[schema["$ref"]], value, where)
+        kind = schema.get("type")
+        errors: list[str] = []
+        if kind == "object":
+            if not isinstance(value, dict):
+                return [f"{where}: expected an object, got {value!r}"]
+            props = schema.get("properties")
+            extra = schema.get("additionalProperties")
+            for key, item in value.items():
+                if props is not None and key in props:
+                    spec = props[key]
+                    if spec.get("readOnly"):
+                        errors.append(f"{where}.{key}: output-only field set in a request")
+                    errors += self._check(spec, item, f"{where}.{key}")
+                elif extra is not None:
+                    errors += self._check(extra, item, f"{where}[{key!r}]")
+                else:
+                    errors.append(f"{where}.{key}: unknown field")
+            return errors
+        if kind == "array":
+            if not isinstance(value, list):
+                return [f"{where}: expected an array, got {value!r}"]
+            for i, item in enumerate(value):
+                errors += self._check(schema["items"], item, f"{where}[{i}]")
+            return errors
+        if kind == "string":
+            enum = schema.get("enum")
+            if enum is not None:
+                # Google's REST clients may send enums as numbers ($alt=json;enum-encoding=int).
+                if isinstance(value, int) and not isinstance(value, bool):
+                    if not 0 <= value < len(enum):
+                        return [f"{where}: enum number {value} out of range"]
+                    return []
+                if value not in enum:
+                    return [f"{where}: {value!r} is not one of {enum}"]
+                return []
+            if not isinstance(value, str):
+                return [f"{where}: expected a string, got {value!r}"]
+            fmt = schema.get("format")
+            if fmt in ("int64", "uint64") and not re.fullmatch(r"-?\d+", value):
+                return [f"{where}: {value!r} is not an {fmt} string"]
+            if fmt == "google-duration" and not re.fullmatch(r"\d+(\.\d+)?s", value):
+                return [f"{where}: {value!r} is not a duration like 60s"]
+            return []
+        if kind == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return [f"{where}: expected an integer, got {value!r}"]
+            if schema.get("format") == "int32" and not -(2**31) <= value < 2**31:
+                return [f"{where}: {value} does not fit int32"]
+            return []
+        if kind == "boolean":
+            return [] if isinstance(value, bool) else [f"{where}: expected a boolean"]
+        if kind == "number":
+            return [] if isinstance(value, (int, float)) else [f"{where}: expected a number"]
+        if kind == "any":
+            return []
+        return [f"{where}: schema type {kind!r} not understood by the fake"]
+
+    def mask_errors(self, ref: str, mask: str) -> list[str]:
+        errors = []
+        for path in filter(None, mask.split(",")):
+            schema = self.schemas[ref]
+            for part in path.split("."):
+                while "$ref" in schema:
+                    schema = self.schemas[schema["$ref"]]
+                props = schema.get("properties", {})
+                if part not in props:
+                    errors.append(f"updateMask: {path!r} is not a field of {ref}")
+                    break
+                if props[part].get("readOnly"):
+                    errors.append(f"updateMask: {path!r} is output-only")
+                    break
+                schema = props[part]
+        return errors
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    authorization: str
+
+
+@dataclass
+class Injected:
+    """Answer the next ``times`` requests whose method and path match with this error."""
+
+    method: str
+    path_contains: str
+    status: int
+    status_name: str
+    message: str
+    reason: str | None = None
+    times: int = 1
+
+
+@dataclass
+class FakeFunctions:
+    project: str = "demo-proj"
+    regions: tuple[str, ...] = ("us-central1", "asia-northeast1", "europe-west1")
+    outcome: str = "succeed"  # "succeed", "fail" or "never"
+    polls_to_finish: int = 2
+    functions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # by version
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    inject: list[Injected] = field(default_factory=list)
+    # (bucket, object, generation) → does that object exist? Checks the deploy's source.
+    source_exists: Callable[[str, str, str | None], bool] | None = None
+    base: str = ""
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _polls: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def changes(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method in ("POST", "PATCH", "DELETE")]
+
+    # --- the API ------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        for fault in self.inject:
+            if fault.times > 0 and fault.method == method and fault.path_contains in path:
+                fault.times -= 1
+                return _error(fault.status, fault.status_name, fault.message, fault.reason)
+        m = re.fullmatch(r"/(v1|v2)/(.*)", path)
+        if not m:
+            return _error(404, "NOT_FOUND", f"no such method {path}")
+        version, rest = m.groups()
+        schema = Schema(version)
+        if method == "GET" and re.fullmatch(r"operations/[^/]+", rest) and version == "v1":
+            return self._operation(rest)
+        if method == "GET" and re.fullmatch(
+            r"projects/[^/]+/locations/[^/]+/operations/[^/]+", rest
+        ):
+            return self._operation(rest)
+        fm = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/functions(?:/([^/]+))?", rest)
+        if not fm:
+            return _error(404, "NOT_FOUND", f"no such resource {rest}")
+        project, region, name = fm.groups()
+        if region not in self.regions:
+            return _error(404, "NOT_FOUND",
+                          f"Location projects/{project}/locations/{region} is not found or "
+                          "access is unauthorized.")  # fmt: skip
+        full = f"projects/{project}/locations/{region}/functions/{name}"
+        ref = "Function" if version == "v2" else "CloudFunction"
+        functions = self.functions.setdefault(version, {})
+        if method == "GET" and name:
+            found = functions.get(full)
+            if found is None:
+                return _error(404, "NOT_FOUND", f"Resource '{full}' was not found")
+            return 200, found
+        if method == "POST" and not name:
+            if version == "v2":
+                fid = query.get("functionId")
+                if not fid:
+                    return self._violation("create: functionId query parameter missing")
+                full = f"projects/{project}/locations/{region}/functions/{fid}"
+            else:
+                full = body.get("name", "") if isinstance(body, dict) else ""
+            problems = schema.validate(ref, body)
+            problems += self._contract(version, body, full)
+            if problems:
+                return self._violation(*problems)
+            if full in functions:
+                return _error(409, "ALREADY_EXISTS", f"Function {full} already exists")
+            return self._start(version, full, dict(body), "create")
+        if method == "PATCH" and name:
+            mask = query.get("updateMask", "")
+            problems = schema.validate(ref, body) + schema.mask_errors(ref, mask)
+            if not mask:
+                problems.append("update without an updateMask would replace every field")
+            problems += self._contract(version, body, full)
+            if problems:
+                return self._violation(*problems)
+            if full not in functions:
+                return _error(404, "NOT_FOUND", f"Resource '{full}' was not found")
+            merged = json.loads(json.dumps(functions[full]))
+            for path in mask.split(","):
+                _copy_path(body, merged, path.split("."))
+            return self._start(version, full, merged, "update")
+        return _error(405, "INVALID_ARGUMENT", f"{method} {path} is not part of the API")
+
+    def _contract(self, version: str, body: Any, full: str) -> list[str]:
+        """What the API needs beyond the schema, for the fields a deploy must send."""
+        if not isinstance(body, dict):
+            return ["body is not an object"]
+        problems = []
+        # A PATCH carries the name in its path; REST transcoding may drop it from the body.
+        if body.get("name", full) != full:
+            problems.append(f"name {body.get('name')!r} does not match {full!r}")
+        if version == "v2":
+            storage = (body.get("buildConfig") or {}).get("source", {}).get("storageSource", {})
+            for key in ("bucket", "object", "generation"):
+                if not storage.get(key):
+                    problems.append(f"buildConfig.source.storageSource.{key} missing")
+            exists = self.source_exists
+            if (
+                not problems
+                and exists is not None
+                and not exists(storage["bucket"], storage["object"], storage["generation"])
+            ):
+                problems.append("the source object at that generation does not exist")
+        else:
+            url = body.get("sourceArchiveUrl", "")
+            m = re.fullmatch(r"gs://([^/]+)/(.+)", url)
+            if not m:
+                problems.append(f"sourceArchiveUrl {url!r} is not gs://BUCKET/OBJECT")
+            elif self.source_exists is not None and not self.source_exists(m[1], m[2], None):
+                problems.append("the source object does not exist")
+        return problems
+
+    def _violation(self, *problems: str) -> tuple[int, Any]:
+        self.violations.extend(problems)
+        return _error(400, "INVALID_ARGUMENT", "; ".join(problems))
+
+    def _start(
+        self, version: str, full: str, function: dict[str, Any], verb: str
+    ) -> tuple[int, Any]:
+        function = json.loads(json.dumps(function))
+        if version == "v2":
+            function["state"] = "DEPLOYING"
+            function.setdefault("environment", "GEN_2")
+            op_name = f"{full.rsplit('/functions/', 1)[0]}/operations/operation-{next(self._ids)}"
+        else:
+            function["status"] = "DEPLOY_IN_PROGRESS"
+            op_name = f"operations/op-{next(self._ids)}"
+        self.functions.setdefault(version, {})[full] = function
+        operation = {
+            "name": op_name,
+            "done": False,
+            "metadata": _metadata(version, full, verb, "IN_PROGRESS"),
+        }
+        self.operations[op_name] = {"op": operation, "function": full, "version": version}
+        self._polls[op_name] = 0
+        return 200, operation
+
+    def _operation(self, name: str) -> tuple[int, Any]:
+        entry = self.operations.get(name)
+        if entry is None:
+            return _error(404, "NOT_FOUND", f"Operation {name} not found")
+        op, version, full = entry["op"], entry["version"], entry["function"]
+        if op["done"] or self.outcome == "never":
+            return 200, op
+        self._polls[name] += 1
+        if self._polls[name] < self.polls_to_finish:
+            return 200, op
+        function = self.functions[version][full]
+        verb = op["metadata"].get("verb") or op["metadata"].get("type", "")
+        if self.outcome == "fail":
+            messages = [
+                {
+                    "severity": "ERROR",
+                    "type": "BuildFailed",
+                    "message": "Build failed: npm ERR! missing script: start",
+                },
+            ]
+            if version == "v2":
+                function["state"] = "FAILED"
+                function["stateMessages"] = messages
+            else:
+                function["status"] = "OFFLINE"
+            op["metadata"] = _metadata(version, full, verb, "COMPLETE", messages)
+            op["error"] = {"code": 3, "message": "Build failed with status: FAILURE"}
+        else:
+            fname = full.rsplit("/", 1)[1]
+            region = full.split("/")[3]
+            url = f"https://{region}-{self.project}.cloudfunctions.net/{fname}"
+            if version == "v2":
+                function["state"] = "ACTIVE"
+                function["url"] = url
+                function.setdefault("serviceConfig", {})["uri"] = f"https://{fname}-x.a.run.app"
+                type_url = "type.googleapis.com/google.cloud.functions.v2.Function"
+            else:
+                function["status"] = "ACTIVE"
+                if "eventTrigger" not in function:
+                    function["httpsTrigger"] = {"url": url, "securityLevel": "SECURE_ALWAYS"}
+                type_url = "type.googleapis.com/google.cloud.functions.v1.CloudFunction"
+            op["metadata"] = _metadata(version, full, verb, "COMPLETE")
+            op["response"] = {"@type": type_url, **function}
+        op["done"] = True
+        return 200, op
+
+
+def _metadata(version: str, target: str, verb: str, state: str,
+              messages: list[dict[str, str]] | None = None) -> dict[str, Any]:  # fmt: skip
+    if version == "v1":
+        kind = {"create": "CREATE_FUNCTION", "update": "UPDATE_FUNCTION"}.get(verb, verb)
+        return {
+            "@type": "type.googleapis.com/google.cloud.functions.v1.OperationMetadataV1",
+            "target": target,
+            "type": kind,
+        }
+    stages = [
+        {"name": "BUILD", "state": state, "message": "Building the function"},
+        {"name": "SERVICE", "state": state if state == "COMPLETE" else "NOT_STARTED"},
+    ]
+    if messages:
+        stages[0]["stateMessages"] = messages
+    return {
+        "@type": "type.googleapis.com/google.cloud.functions.v2.OperationMetadata",
+        "target": target,
+        "verb": verb,
+        "apiVersion": "v2",
+        "stages": stages,
+    }
+
+
+def _copy_path(src: Any, dst: dict[str, Any], parts: list[str]) -> None:
+    head, *rest = parts
+    if not isinstance(src, dict) or head not in src:
+        dst.pop(head, None)  # a masked field absent from the body is cleared
+        return
+    if not rest:
+        dst[head] = src[head]
+        return
+    _copy_path(src[head], dst.setdefault(head, {}), rest)
+
+
+def _error(status: int, name: str, message: str, reason: str | None = None) -> tuple[int, Any]:
+    error: dict[str, Any] = {"code": status, "message": message, "status": name}
+    if reason:
+        error["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "googleapis.com",
+                "metadata": {"service": "cloudfunctions.googleapis.com"},
+            }
+        ]
+    return status, {"error": error}
+
+
+def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _serve(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            auth = self.headers.get("Authorization", "")
+            if url.path == "/token":  # OAuth token exchange, for credentials that need one
+                self.rfile.read(0)
+                self._json(200, {"access_token": TOKEN, "expires_in": 3600,
+                                 "token_type": "Bearer"})  # fmt: skip
+                return
+            with fake._lock:
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                fake.requests.append(Recorded(self.command, url.path, query, body, auth))
+                if not auth.startswith("Bearer ") or len(auth) < 20:
+                    status, answer = _error(401, "UNAUTHENTICATED",
+                                            "Request is missing required authentication "
+                                            "credential.")  # fmt: skip
+                else:
+                    status, answer = fake.handle(self.command, url.path, query, body)
+            self._json(status, answer)
+
+        def _json(self, status: int, answer: Any) -> None:
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _serve
+
+    return Handler
+
+
+@contextmanager
+def fake_functions(**kwargs: Any) -> Iterator[FakeFunctions]:
+    fake = FakeFunctions(**kwargs)
+    with running(_handler(fake)) as base:
+        fake.base = base
+        yield fake
+
+
+def service_account_file(path: Path, project: str, token_uri: str) -> Path:
+    """A service account key file (a fresh RSA key) whose token endpoint is on loopback."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": project,
+        "private_key_id": "0123456789abcdef",
+        "private_key": pem,
+        "client_email": f"deployer@{project}.iam.gserviceaccount.com",
+        "client_id": "1234567890",
+        "token_uri": token_uri,
+    }
+    path.write_text(json.dumps(info))
+    return path

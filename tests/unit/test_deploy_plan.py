@@ -1,0 +1,246 @@
+"""The deploy plan: request bodies and update masks, checked against the discovery
+documents of the Cloud Functions API, and every setting refused before any call."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from support.functions_api import Schema
+
+from pyfn_action.config import DeploySettings, resolve_deploy
+from pyfn_action.deploy import Target, plan
+from pyfn_action.errors import ConfigError
+from pyfn_action.upload import Uploaded
+
+SOURCE = Uploaded(
+    bucket="stage",
+    object="pyfn/hello/" + "a" * 64 + ".zip",
+    generation=1712345678901234,
+    size=10,
+    sha256="a" * 64,
+    md5="md5",
+    crc32c="crc",
+    skipped=False,
+)
+EVERYTHING = {
+    "memory": "1Gi",
+    "function_timeout": "120s",
+    "min_instances": "1",
+    "max_instances": "5",
+    "env_vars": ["LOG_LEVEL=debug,API_TOKEN=s3cret"],
+    "secrets": ["DB_PASSWORD=db-pass:3,/etc/keys/api=api-key"],
+    "labels": ["team=web"],
+    "service_account": "runner@demo-proj.iam.gserviceaccount.com",
+    "ingress": "internal-only",
+}
+
+
+def settings(**flags: Any) -> DeploySettings:
+    return resolve_deploy(None, env={}, flags=flags)
+
+
+def target(gen: int = 2, name: str = "hello") -> Target:
+    return Target(project="demo-proj", region="asia-northeast1", name=name, gen=gen)
+
+
+def make(gen: int = 2, signature: str = "http", **flags: Any) -> Any:
+    return plan(settings(**flags), target(gen), entry_point="hello", signature=signature,
+                source=SOURCE)  # fmt: skip
+
+
+@pytest.mark.parametrize("gen", [1, 2])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {},
+        EVERYTHING,
+        {"trigger_topic": "orders"},
+        {"trigger_bucket": "b-1", "trigger_event": "deleted"},
+    ],
+)
+def test_every_body_and_mask_fits_the_discovery_schema(gen: int, flags: dict[str, Any]) -> None:
+    signature = "cloudevent" if any(k.startswith("trigger_") for k in flags) else "http"
+    p = make(gen, signature, **flags)
+    schema = Schema(f"v{gen}")
+    ref = "Function" if gen == 2 else "CloudFunction"
+    assert schema.validate(ref, p.body) == []
+    assert schema.mask_errors(ref, ",".join(p.update_mask)) == []
+
+
+def test_v2_body_pins_the_generation_and_masks_only_what_is_set() -> None:
+    p = make(2, memory="512MB", max_instances="3")
+    storage = p.body["buildConfig"]["source"]["storageSource"]
+    assert storage == {"bucket": "stage", "object": SOURCE.object, "generation": "1712345678901234"}
+    assert p.body["buildConfig"]["runtime"] == "nodejs22"
+    assert p.body["buildConfig"]["entryPoint"] == "hello"
+    assert p.body["name"] == "projects/demo-proj/locations/asia-northeast1/functions/hello"
+    assert p.update_mask == [
+        "buildConfig.runtime",
+        "buildConfig.entryPoint",
+        "buildConfig.source",
+        "serviceConfig.availableMemory",
+        "serviceConfig.maxInstanceCount",
+    ]
+    assert p.body["serviceConfig"] == {"availableMemory": "512Mi", "maxInstanceCount": 3}
+    assert "labels" not in p.body and "eventTrigger" not in p.body
+
+
+def test_v2_everything_maps_to_the_api_fields() -> None:
+    p = make(2, **EVERYTHING, concurrency="8")
+    service = p.body["serviceConfig"]
+    assert service["availableMemory"] == "1Gi"
+    assert service["timeoutSeconds"] == 120
+    assert service["minInstanceCount"] == 1 and service["maxInstanceCount"] == 5
+    assert service["maxInstanceRequestConcurrency"] == 8
+    assert service["availableCpu"] == "1"  # concurrency above 1 needs a whole vCPU
+    assert any("cpu set to 1" in n for n in p.notes)
+    assert service["environmentVariables"] == {"API_TOKEN": "s3cret", "LOG_LEVEL": "debug"}
+    assert service["secretEnvironmentVariables"] == [
+        {"key": "DB_PASSWORD", "projectId": "demo-proj", "secret": "db-pass", "version": "3"}
+    ]
+    assert service["secretVolumes"] == [
+        {"mountPath": "/etc/keys", "projectId": "demo-proj", "secret": "api-key",
+         "versions": [{"version": "latest", "path": "api"}]}
+    ]  # fmt: skip
+    assert service["serviceAccountEmail"] == "runner@demo-proj.iam.gserviceaccount.com"
+    assert service["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
+    assert p.body["labels"] == {"team": "web"}
+
+
+def test_v1_body_uses_the_archive_url_and_v1_field_names() -> None:
+    p = make(1, **EVERYTHING)
+    body = p.body
+    assert body["sourceArchiveUrl"] == f"gs://stage/{SOURCE.object}"
+    assert body["availableMemoryMb"] == 1024
+    assert body["timeout"] == "120s"
+    assert body["minInstances"] == 1 and body["maxInstances"] == 5
+    assert body["httpsTrigger"] == {"securityLevel": "SECURE_ALWAYS"}
+    assert "httpsTrigger" not in p.update_mask  # an update leaves the trigger alone
+    assert p.update_mask[:3] == ["runtime", "entryPoint", "sourceArchiveUrl"]
+
+
+@pytest.mark.parametrize(
+    ("gen", "flags", "expected"),
+    [
+        (2, {"trigger_topic": "orders"}, {
+            "eventType": "google.cloud.pubsub.topic.v1.messagePublished",
+            "pubsubTopic": "projects/demo-proj/topics/orders",
+            "retryPolicy": "RETRY_POLICY_DO_NOT_RETRY"}),
+        (2, {"trigger_bucket": "uploads"}, {
+            "eventType": "google.cloud.storage.object.v1.finalized",
+            "eventFilters": [{"attribute": "bucket", "value": "uploads"}],
+            "retryPolicy": "RETRY_POLICY_DO_NOT_RETRY"}),
+        (1, {"trigger_topic": "projects/other/topics/orders"}, {
+            "eventType": "google.pubsub.topic.publish",
+            "resource": "projects/other/topics/orders"}),
+        (1, {"trigger_bucket": "uploads", "trigger_event": "metadata-updated"}, {
+            "eventType": "google.storage.object.metadataUpdate",
+            "resource": "projects/_/buckets/uploads"}),
+    ],
+)  # fmt: skip
+def test_triggers(gen: int, flags: dict[str, str], expected: dict[str, Any]) -> None:
+    p = make(gen, "cloudevent", **flags)
+    assert p.body["eventTrigger"] == expected
+    assert "eventTrigger" in p.update_mask
+    assert "httpsTrigger" not in p.body
+
+
+def test_dry_run_requests_hide_environment_values() -> None:
+    p = make(2, env_vars=["API_TOKEN=s3cret"])
+    shown = json.dumps(p.requests())
+    assert "s3cret" not in shown and "API_TOKEN" in shown
+    assert p.requests()["update"]["query"]["updateMask"].startswith("buildConfig.runtime,")
+    assert p.requests()["create"]["query"] == {"functionId": "hello"}
+
+
+@pytest.mark.parametrize(
+    ("gen", "signature", "flags", "message"),
+    [
+        (2, "http", {"function_timeout": "3601"}, "run at most 3600 s"),
+        (1, "http", {"function_timeout": "10m"}, "run at most 540 s"),
+        (2, "cloudevent", {"trigger_topic": "t-1", "function_timeout": "541"}, "at most 540 s"),
+        (1, "http", {"memory": "384Mi"}, "not a 1st gen size"),
+        (1, "http", {"concurrency": "4"}, "2nd gen setting"),
+        (1, "http", {"cpu": "1"}, "2nd gen setting"),
+        (2, "http", {"concurrency": "8", "cpu": "0.5"}, "needs at least 1 vCPU"),
+        (2, "http", {"concurrency": "0"}, "1 to 1000"),
+        (2, "http", {"min_instances": "4", "max_instances": "2"}, "above max_instances"),
+        (2, "http", {"trigger_topic": "t-1"}, "needs a CloudEvent function"),
+        (2, "cloudevent", {}, "no event trigger"),
+        (2, "cloudevent", {"trigger_topic": "ab", "trigger_bucket": "uploads"}, "Both"),
+        (2, "cloudevent", {"trigger_topic": "goog-topic"}, "not a Pub/Sub topic"),
+        (2, "cloudevent", {"trigger_bucket": "Bad_Bucket"}, "bucket name"),
+        (2, "http", {"env_vars": ["PORT=1"]}, "reserved"),
+        (2, "http", {"env_vars": ["X_GOOGLE_A=1"]}, "reserved"),
+        (2, "http", {"env_vars": ["1BAD=1"]}, "not a valid environment variable name"),
+        (2, "http", {"labels": ["Team=web"]}, "Label"),
+        (2, "http", {"secrets": ["KEY=projects/p/x"]}, "not a Secret Manager reference"),
+        (2, "http", {"secrets": ["KEY=name:first"]}, "not a Secret Manager reference"),
+        (2, "http", {"secrets": ["/file=name"]}, "directory and a file name"),
+        (2, "http", {"service_account": "not-an-email"}, "service account email"),
+        (2, "http", {"cpu": "lots"}, "number of vCPUs"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_rule(
+    gen: int, signature: str, flags: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make(gen, signature, **flags)
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("gen", "name", "ok"),
+    [
+        (2, "hello", True), (2, "hello-2", True), (2, "Hello", False), (2, "my_fn", False),
+        (2, "2fast", False), (2, "trailing-", False), (2, "a" * 63, True), (2, "a" * 64, False),
+        (1, "my_fn", True), (1, "Hello", True), (1, "_x", False), (1, "x_", False),
+    ],
+)  # fmt: skip
+def test_function_names_follow_each_generations_rule(gen: int, name: str, ok: bool) -> None:
+    build = lambda: plan(DeploySettings(), target(gen, name), entry_point="main",  # noqa: E731
+                         signature="http", source=SOURCE)  # fmt: skip
+    if ok:
+        build()
+    else:
+        with pytest.raises(ConfigError) as caught:
+            build()
+        assert "is not a valid Cloud Functions name" in caught.value.message
+        assert ("lowercase" in caught.value.message) == (gen == 2)
+
+
+def test_deploy_settings_parse_values_and_precedence() -> None:
+    env = {"PYFN_REGION": "europe-west1", "PYFN_DEPLOY_TIMEOUT": "90s", "PYFN_TIMEOUT": "5"}
+    s = resolve_deploy(None, env=env, flags={"memory": "2G", "labels": ["a=1", "a=2,b=3"]})
+    assert s.region == "europe-west1"
+    assert s.timeout == 90.0  # PYFN_TIMEOUT is the shim's, not the deploy's
+    assert s.memory == 2048
+    assert s.labels == (("a", "2"), ("b", "3"))
+    assert s.prefix == "pyfn" and s.node_runtime == "nodejs22"
+    bad_values: list[dict[str, Any]] = [
+        {"memory": "12"}, {"memory": "1.5Mi"}, {"timeout": "soon"}, {"min_instances": "-1"},
+        {"node_runtime": "python312"}, {"env_vars": ["NOEQ"]},
+    ]  # fmt: skip
+    for bad in bad_values:
+        with pytest.raises(ConfigError):
+            resolve_deploy(None, env={}, flags=bad)
+
+
+def test_deploy_keys_in_the_config_file_do_not_disturb_the_build(tmp_path: Any) -> None:
+    from pyfn_action.config import resolve
+
+    (tmp_path / "main.py").write_text("def hello(request):\n    return 'hi'\n")
+    (tmp_path / "pyfn.toml").write_text(
+        'name = "hello"\nregion = "us-central1"\nmemory = "512Mi"\n[env_vars]\nLOG_LEVEL = "info"\n'
+    )
+    config = resolve(tmp_path, env={}, flags={})
+    assert config.name == "hello"
+    s = resolve_deploy(tmp_path, env={}, flags={})
+    assert s.region == "us-central1" and s.memory == 512
+    assert s.env_vars == (("LOG_LEVEL", "info"),)
+    (tmp_path / "pyfn.toml").write_text('regoin = "us-central1"\n')
+    with pytest.raises(ConfigError) as caught:
+        resolve(tmp_path, env={}, flags={})
+    assert "Did you mean 'region'?" in caught.value.message
