@@ -313,7 +313,7 @@ def api_error(
             fix=f"Enable it: gcloud services enable {services}"
             + (f" --project {project}" if project else ""),
         )
-    if isinstance(exc, gexc.Unauthenticated):
+    if isinstance(exc, gexc.Unauthorized):  # 401 UNAUTHENTICATED
         return CloudCredentialsError(
             f"Google Cloud did not accept the credentials while {doing}",
             why=message,

@@ -1,0 +1,110 @@
+"""Name rules checked before any call, and Google API errors turned into advice."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from google.api_core import exceptions as gexc
+from google.auth.exceptions import RefreshError
+
+from pyfn_action.cloud import api_error, check_bucket, check_project, check_region
+from pyfn_action.errors import CloudCredentialsError, ConfigError, DeployError, UploadError
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("my-staging", True), ("a_b.c-d", True), ("abc", True), ("a" * 63, True),
+        ("gs://my-staging/", True), ("ab", False), ("a" * 64, False), ("Upper", False),
+        ("-start", False), ("end-", False), ("has space", False), ("goog-x", False),
+        ("my-google", False), ("my-g00gle", False), ("10.0.0.1", False), ("a..b", False),
+        (".".join(["a" * 63] * 3), True), ("a" * 64 + ".com", False),
+    ],
+)  # fmt: skip
+def test_bucket_names(name: str, ok: bool) -> None:
+    if ok:
+        assert check_bucket(name) == name.removeprefix("gs://").rstrip("/")
+    else:
+        with pytest.raises(ConfigError) as caught:
+            check_bucket(name)
+        assert "3-63 characters" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("region", "ok"),
+    [("us-central1", True), ("northamerica-northeast2", True), ("Tokyo", False),
+     ("us-central", False), ("", False)],
+)  # fmt: skip
+def test_regions(region: str, ok: bool) -> None:
+    if ok:
+        assert check_region(region) == region
+    else:
+        with pytest.raises(ConfigError):
+            check_region(region)
+
+
+@pytest.mark.parametrize(
+    ("project", "ok"),
+    [("demo-proj", True), ("example.com:my-proj", True), ("ab", False), ("My-Proj", False),
+     ("proj-", False), ("123456", False)],
+)  # fmt: skip
+def test_project_ids(project: str, ok: bool) -> None:
+    if ok:
+        assert check_project(project) == project
+    else:
+        with pytest.raises(ConfigError):
+            check_project(project)
+
+
+def _http(
+    cls: type[gexc.GoogleAPICallError], message: str, **kw: object
+) -> gexc.GoogleAPICallError:
+    # As api_core words errors from an HTTP response.
+    return cls(f"PATCH https://cloudfunctions.googleapis.com/v2/x: {message}", **kw)  # type: ignore[arg-type]
+
+
+def test_retry_exhaustion_is_judged_by_its_last_error() -> None:
+    last = requests.ConnectionError("Connection aborted.")
+    exc = gexc.RetryError("Timeout of 300.0s exceeded", cause=last)
+    error = api_error(exc, doing="uploading b.zip", kind=UploadError, bucket="b")
+    assert isinstance(error, UploadError)
+    assert "Could not reach Google Cloud while uploading b.zip" in error.message
+    assert "retried until the retry budget ran out" in error.message
+
+
+def test_refresh_and_401_are_credential_errors() -> None:
+    assert isinstance(api_error(RefreshError("invalid_grant"), doing="x"), CloudCredentialsError)
+    error = api_error(_http(gexc.Unauthorized, "Request had invalid credentials"), doing="x")
+    assert isinstance(error, CloudCredentialsError)
+    assert error.exit_code == 13
+
+
+def test_conflict_and_bad_request_name_what_to_do() -> None:
+    error = api_error(_http(gexc.Conflict, "An operation is in progress"), doing="updating f",
+                      kind=DeployError)  # fmt: skip
+    assert "Another change is in progress" in error.message and error.exit_code == 15
+    bad = api_error(_http(gexc.BadRequest, "Invalid value for maxInstanceCount"),
+                    doing="updating f", kind=DeployError)  # fmt: skip
+    assert "the request is invalid" in bad.message
+    assert "Invalid value for maxInstanceCount" in bad.message
+    assert "https://" not in bad.message  # the request URL is noise to a user
+
+
+def test_a_location_error_is_told_apart_from_a_missing_resource() -> None:
+    region = api_error(
+        _http(gexc.NotFound, "Location projects/p/locations/xx-nowhere1 is not found"),
+        doing="reading f", kind=DeployError, region="xx-nowhere1",
+    )  # fmt: skip
+    assert "Region 'xx-nowhere1' is not available" in region.message
+    name = "projects/p/locations/us-central1/functions/f"
+    missing = api_error(
+        _http(gexc.NotFound, f"Resource '{name}' was not found"),
+        doing="reading f", kind=DeployError, region="us-central1",
+    )  # fmt: skip
+    assert "Not found while reading f" in missing.message
+
+
+def test_other_exceptions_keep_their_kind_and_say_what_happened() -> None:
+    error = api_error(ValueError("odd"), doing="uploading z", kind=UploadError)
+    assert isinstance(error, UploadError)
+    assert "ValueError: odd" in error.message
