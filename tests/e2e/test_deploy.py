@@ -218,12 +218,21 @@ def test_an_operation_that_never_finishes_hits_the_timeout(cloud: Cloud, tmp_pat
     assert waited < 60
 
 
-def test_a_function_being_deployed_elsewhere_is_left_alone(cloud: Cloud, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("existing", "message"),
+    [
+        ({"state": "DEPLOYING"}, "DEPLOYING: another operation is running on it"),
+        ({"state": "ACTIVE", "environment": "GEN_1"}, "exists as a 1st gen function"),
+    ],
+)
+def test_a_function_busy_or_of_the_other_generation_is_left_alone(
+    cloud: Cloud, tmp_path: Path, existing: dict[str, str], message: str
+) -> None:
     name = f"projects/{PROJECT}/locations/asia-northeast1/functions/hello"
-    cloud.fake.functions["v2"] = {name: {"name": name, "state": "DEPLOYING"}}
+    cloud.fake.functions["v2"] = {name: {"name": name, **existing}}
     out = cloud.deploy(function(tmp_path))
     assert out.code == 15
-    assert "DEPLOYING: another operation is running on it" in out.stderr
+    assert message in out.stderr
     assert cloud.fake.changes() == []
 
 
