@@ -11,8 +11,9 @@ over its REST transport: ``functions_v2`` for 2nd gen (source pinned as
 ``buildConfig.source.storageSource`` with its generation), ``functions_v1`` for
 1st gen (``sourceArchiveUrl``, which v1 cannot pin to a generation; the object
 name is the bundle's SHA-256, so it names one content all the same).
-``PYFN_FUNCTIONS_ENDPOINT`` overrides the API endpoint (Private Service Connect,
-or a test double).
+``PYFN_FUNCTIONS_ENDPOINT`` (or gcloud's
+``CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDFUNCTIONS``) overrides the API endpoint
+(Private Service Connect, or a test double).
 """
 
 from __future__ import annotations
@@ -443,7 +444,11 @@ def client(gen: int, credentials: Any, env: Mapping[str, str]) -> Any:
     """The Cloud Functions client of generation ``gen``, over REST."""
     from google.api_core.client_options import ClientOptions
 
-    endpoint = env.get("PYFN_FUNCTIONS_ENDPOINT") or None
+    endpoint = (
+        env.get("PYFN_FUNCTIONS_ENDPOINT")
+        or env.get("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDFUNCTIONS")  # gcloud's own override
+        or ""
+    ).rstrip("/") or None
     options = ClientOptions(api_endpoint=endpoint) if endpoint else None
     if gen == 2:
         from google.cloud import functions_v2

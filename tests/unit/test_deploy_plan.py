@@ -244,3 +244,18 @@ def test_deploy_keys_in_the_config_file_do_not_disturb_the_build(tmp_path: Any) 
     with pytest.raises(ConfigError) as caught:
         resolve(tmp_path, env={}, flags={})
     assert "Did you mean 'region'?" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "variable", ["PYFN_FUNCTIONS_ENDPOINT", "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDFUNCTIONS"]
+)
+@pytest.mark.parametrize("gen", [1, 2])
+def test_the_api_endpoint_can_be_overridden(variable: str, gen: int) -> None:
+    from google.auth.credentials import AnonymousCredentials
+
+    from pyfn_action.deploy import client
+
+    api = client(gen, AnonymousCredentials(), {variable: "http://127.0.0.1:9/"})
+    assert api._transport._host == "http://127.0.0.1:9"
+    default = client(gen, AnonymousCredentials(), {})
+    assert default._transport._host == "https://cloudfunctions.googleapis.com"
