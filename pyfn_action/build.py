@@ -63,8 +63,14 @@ def build(
     env: Mapping[str, str],
     source_date_epoch: int = ZIP_EPOCH_MIN,
     progress: ProgressFactory = silent,
+    request_timeout: int | None = None,
 ) -> BuildResult:
-    """Build ``config.source`` into ``config.out/bundle.zip`` and ``config.out/report.json``."""
+    """Build ``config.source`` into ``config.out/bundle.zip`` and ``config.out/report.json``.
+
+    ``request_timeout`` (seconds) is the deployed function's timeout, recorded in
+    the manifest so that the shim stops a handler when the platform gives up on
+    the request; a local build leaves it to ``PYFN_TIMEOUT`` or the shim's 60 s.
+    """
     out = config.out if config.dry_run else _writable_out(config.out)
     # Judge the source and its requirements before anything is downloaded.
     if not config.pypy_archive:
@@ -119,7 +125,7 @@ def build(
             ),
             refresh=config.refresh,
         )
-        manifest = _manifest(config, runtime, installed)
+        manifest = _manifest(config, runtime, installed, request_timeout)
         staged = stage(
             runtime, installed, source.root, manifest, app_ignores=_out_ignores(config, out)
         )
@@ -258,17 +264,22 @@ def _runtime_dict(runtime: Runtime) -> dict[str, object]:
     }
 
 
-def _manifest(config: Config, runtime: Runtime, installed: Installed) -> bytes:
+def _manifest(
+    config: Config, runtime: Runtime, installed: Installed, request_timeout: int | None
+) -> bytes:
+    function: dict[str, object] = {
+        "name": config.name,
+        "entry_point": config.entry_point,
+        "signature": config.signature,
+        "script": config.script,
+        "stdin": config.stdin,
+        "gen": config.gen,
+    }
+    if request_timeout is not None:
+        function["timeout"] = request_timeout
     data = {
         "pyfn_version": __version__,
-        "function": {
-            "name": config.name,
-            "entry_point": config.entry_point,
-            "signature": config.signature,
-            "script": config.script,
-            "stdin": config.stdin,
-            "gen": config.gen,
-        },
+        "function": function,
         "runtime": _runtime_dict(runtime),
         "packages": [
             {"name": d.name, "version": d.version, "wheel": d.wheel}

@@ -369,6 +369,19 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
         adc_project = cloud.project_from_env(env)
     project = cloud.check_project(project or adc_project)
     target = deploy.Target(project=project, region=region, name=config.name, gen=config.gen)
+    # Read the function first: whether it exists, and its request timeout, which the
+    # bundle's shim must share so that it stops a handler when the platform gives up.
+    existing: bool | None = None
+    deployed = None
+    if credentials is not None:
+        try:
+            deployed = deploy.read_function(deploy.client(config.gen, credentials, env), target)
+            existing = deployed is not None
+        except PyfnError as exc:
+            if not dry_run:
+                raise
+            log.warning("could not read %s: %s", target.path, exc.message)
+    request_timeout = settings.function_timeout or deploy.request_timeout(deployed, config.gen)
 
     with tempfile.TemporaryDirectory(prefix="pyfn-deploy-") as tmp:
         if dry_run:
@@ -379,6 +392,7 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
             env=env,
             source_date_epoch=source_date_epoch(env),
             progress=terminal_progress,
+            request_timeout=request_timeout,
         )
         assert result.bundle is not None and result.report is not None
         sha256 = result.report.bundle.sha256
@@ -395,7 +409,7 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
                 ),
                 uri=f"gs://{bucket}/{object_name(settings.prefix, config.name, sha256)}",
                 bundle=result.bundle,
-                existing=_exists(deploy, credentials, target, env) if credentials else None,
+                existing=existing,
             )
         client = storage_client(credentials, project, env)
         uploaded = upload(
@@ -423,20 +437,6 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
             stdout.write(f"url: {done.url}\n")
         stdout.write(f"source: {uploaded}\n")
     return 0
-
-
-def _exists(deploy: Any, credentials: Any, target: Any, env: Mapping[str, str]) -> bool | None:
-    """Whether the function exists, for a dry run; ``None`` when it cannot be read."""
-    from google.api_core import exceptions as gexc
-
-    try:
-        deploy.client(target.gen, credentials, env).get_function(request={"name": target.path})
-    except gexc.NotFound:
-        return False
-    except Exception as exc:  # a plan is still useful without it
-        log.warning("could not read %s: %s", target.path, str(exc).splitlines()[0])
-        return None
-    return True
 
 
 def _print_plan(

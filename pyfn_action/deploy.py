@@ -463,6 +463,33 @@ def client(gen: int, credentials: Any, env: Mapping[str, str]) -> Any:
     )
 
 
+def read_function(api: Any, t: Target) -> Any:
+    """The deployed function, or ``None`` if there is none (a bad region is an error)."""
+    from google.api_core import exceptions as gexc
+
+    ctx = {"project": t.project, "region": t.region, "gen": t.gen}
+    try:
+        return api.get_function(request={"name": t.path})
+    except gexc.NotFound as exc:
+        if is_bad_location(exc):
+            raise _error(exc, f"reading function {t.name}", **ctx) from None
+        return None
+    except Exception as exc:
+        raise _error(exc, f"reading function {t.name}", **ctx) from None
+
+
+def request_timeout(function: Any, gen: int) -> int | None:
+    """A deployed function's request timeout in seconds, if it has one set."""
+    if function is None:
+        return None
+    if gen == 2:
+        seconds = int(function.service_config.timeout_seconds or 0)
+    else:
+        duration = function.timeout  # a datetime.timedelta in proto-plus, or None
+        seconds = int(duration.total_seconds()) if duration else 0
+    return seconds or None
+
+
 def apply(
     the_plan: Plan,
     api: Any,
@@ -475,19 +502,11 @@ def apply(
     poll_max: float = POLL_MAX,
 ) -> Deployed:
     """Create or update the function, then wait for the operation, at most ``timeout`` s."""
-    from google.api_core import exceptions as gexc
 
     t = the_plan.target
     deadline = clock() + timeout
     ctx = {"project": t.project, "region": t.region, "gen": t.gen}
-    try:
-        existing = api.get_function(request={"name": t.path})
-    except gexc.NotFound as exc:
-        if is_bad_location(exc):
-            raise _error(exc, f"reading function {t.name}", **ctx) from None
-        existing = None
-    except Exception as exc:
-        raise _error(exc, f"reading function {t.name}", **ctx) from None
+    existing = read_function(api, t)
     if existing is not None:
         _check_existing(existing, t)
     action = "update" if existing is not None else "create"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,3 +311,24 @@ def test_bad_input_is_refused_before_any_call(
     assert message in out.stderr
     assert cloud.fake.requests == [] and cloud.proxy.log == []
     assert not (tmp_path / "dist-hello").exists()  # not even built
+
+
+def test_the_bundle_carries_the_functions_request_timeout(cloud: Cloud, tmp_path: Path) -> None:
+    src = function(tmp_path)
+    bundle = tmp_path / "dist-hello" / "bundle.zip"
+
+    def manifest_timeout() -> object:
+        with zipfile.ZipFile(bundle) as zf:
+            return json.loads(zf.read("pyfn/manifest.json"))["function"].get("timeout")
+
+    first = cloud.deploy(src, "--function-timeout", "2m")
+    assert first.code == 0, first.stderr
+    assert manifest_timeout() == 120
+    # Changed elsewhere: the next deploy does not set it, but the shim must follow it.
+    [create] = cloud.fake.changes()
+    cloud.fake.functions["v2"][create.body["name"]]["serviceConfig"]["timeoutSeconds"] = 300
+    second = cloud.deploy(src)
+    assert second.code == 0, second.stderr
+    assert manifest_timeout() == 300
+    patch = cloud.fake.changes()[-1]
+    assert "serviceConfig.timeoutSeconds" not in patch.query["updateMask"]
