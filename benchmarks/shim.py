@@ -3,7 +3,13 @@
 Run by hand, not by CI:
 
     .venv/bin/python benchmarks/shim.py [--pypy-archive PATH --pypy-sha256 HEX]
-        [--requests 500] [--seconds 10] [--clients 8] [--warmup 50]
+        [--requests 500] [--seconds 10] [--clients 8] [--warmup 50] [--rounds 5]
+        [--cold-starts 5]
+
+Needs ``wrk`` (a C HTTP load generator; on Debian: ``apt-get install -y wrk``):
+the benchmark stops with a message if it is missing. The load generator shares
+this machine's CPUs with the servers under test; a Python client would cost
+more CPU than the servers themselves and cap everyone's figures.
 
 One trivial handler ("Hello, World!\\n"), served three ways under the same pinned
 Node.js Functions Framework, on loopback, side by side in this one run:
@@ -14,12 +20,23 @@ Node.js Functions Framework, on loopback, side by side in this one run:
   PyPy workers (PYFN_WORKERS default: one per CPU; also once with 1 worker);
 * native_node: ``(req, res) => res.send(...)``.
 
-For each: cold start (serve.start to the first 200), p50/p95/mean latency of
-sequential keep-alive requests after a warm-up, and requests per second with C
-concurrent keep-alive clients for S seconds. Prints one JSON object with ratios.
-PyPy's JIT keeps getting faster for thousands of requests: a larger --warmup
-shows the steady state. The load generator shares this machine's CPUs.
-Without an archive it packs Debian's pypy3 (``pyfn runtime pack``) first.
+For each:
+
+* cold start: process start to the first 200 (a fresh server each time, polled
+  every 5 ms), the median of --cold-starts starts taken in rounds over the
+  variants, every sample listed;
+* latency: p50/p95/mean of --requests sequential keep-alive requests
+  (``wrk -t1 -c1``, stopped after that many responses) after --warmup ones;
+* throughput: requests per second with --clients concurrent keep-alive clients
+  (``wrk -t1 -cC``) for --seconds in all, split into --rounds that take turns
+  over the variants, so that a change in the machine's load hits all alike.
+
+Every response is checked (status 200 and the exact body); anything else counts
+as an error. All servers stay up together while they are measured; persistent
+ones first sit idle for --settle seconds, as after a real cold start. PyPy's JIT
+keeps getting faster for thousands of requests: a larger --warmup shows the
+steady state. Prints one JSON object with ratios. Without an archive it packs
+Debian's pypy3 (``pyfn runtime pack``) first.
 """
 
 from __future__ import annotations
@@ -31,6 +48,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -39,6 +57,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +71,12 @@ REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 BODY = b"Hello, World!\n"
 COLD_START_LIMIT = 120.0  # seconds from serve.start to the first 200
-REQUEST_TIMEOUT = 30.0
-SPAWN_SEQUENTIAL_CAP = 200  # ~100+ ms each: keeps the whole run near 3 minutes
-SPAWN_SEQUENTIAL_SECONDS = 60.0
-MAX_PER_CLIENT = 1_000_000  # throughput loops are bounded in count as well as time
+COLD_START_POLL = 0.005  # seconds between attempts
+REQUEST_TIMEOUT = 30  # seconds, wrk's --timeout
+SPAWN_SEQUENTIAL_CAP = 200  # ~30+ ms each
+SEQUENTIAL_SECONDS = 60  # time bound of a sequential run (wrk -d); the count ends it sooner
+MAX_RESPONSES = 10_000_000  # throughput runs are bounded in count as well as time
+WRK_GRACE = 30.0  # seconds wrk may take beyond its -d before it is killed
 
 MAIN_PY = """import functions_framework
 
@@ -85,6 +106,33 @@ exports.hello = (req, res) => {
   else res.status(500).send('Internal Server Error\\n');
 };
 """
+# Counts and checks every response; stops its thread after BENCH_LIMIT of them and
+# says so on stdout (the benchmark then interrupts wrk, which reports at once);
+# prints one JSON line of figures at the end.
+WRK_LUA = """local limit = tonumber(os.getenv("BENCH_LIMIT"))
+local expected = os.getenv("BENCH_BODY")
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+count, bad = 0, 0
+function response(status, headers, body)
+  count = count + 1
+  if status ~= 200 or body ~= expected then bad = bad + 1 end
+  if count == limit then
+    io.write("bench-limit-reached\\n")
+    io.flush()
+    wrk.thread:stop()
+  end
+end
+function done(summary, latency, requests)
+  local n, b = 0, 0
+  for _, t in ipairs(threads) do n = n + t:get("count"); b = b + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format('bench-result {"responses": %d, "bad": %d, "duration_us": %d, ' ..
+    '"socket_errors": %d, "timeouts": %d, "p50_us": %d, "p95_us": %d, "mean_us": %.1f}\\n',
+    n, b, summary.duration, e.connect + e.read + e.write, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency.mean))
+end
+"""
 _READY = re.compile(r"pyfn worker (\d+) ready in (\d+) ms")
 
 
@@ -94,37 +142,48 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Client:
-    """One keep-alive connection; reconnects after a failure."""
+def _wrk_path() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit(
+            "benchmarks/shim.py needs wrk, a C HTTP load generator: "
+            "install it (Debian/Ubuntu: apt-get install -y wrk) and run again"
+        )
+    return wrk
 
-    def __init__(self, port: int, timeout: float = REQUEST_TIMEOUT) -> None:
-        self.port, self.timeout = port, timeout
-        self.conn: http.client.HTTPConnection | None = None
 
-    def get(self) -> bool:
-        """GET / once: True for a 200 with the expected body."""
+def _wrk(
+    wrk: str, script: Path, port: int, connections: int, seconds: int, limit: int
+) -> dict[str, Any]:
+    """One wrk run: ``connections`` keep-alive clients for at most ``seconds`` / ``limit``."""
+    env = {**os.environ, "BENCH_LIMIT": str(limit), "BENCH_BODY": BODY.decode()}
+    argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={REQUEST_TIMEOUT}s",
+            "-s", str(script), f"http://{HOST}:{port}/"]  # fmt: skip
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        timer = threading.Timer(seconds + WRK_GRACE, process.kill)
+        timer.start()
         try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
-            self.conn.request("GET", "/")
-            response = self.conn.getresponse()
-            body = response.read()
-            return response.status == 200 and body == BODY
-        except (OSError, http.client.HTTPException):
-            self.close()
-            return False
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+            lines = []
+            for line in process.stdout:
+                lines.append(line)
+                if line.startswith("bench-limit-reached"):
+                    process.send_signal(signal.SIGINT)  # wrk stops and reports
+            process.wait()
+        finally:
+            timer.cancel()
+    result = [line.split(" ", 1)[1] for line in lines if line.startswith("bench-result ")]
+    if process.returncode != 0 or not result:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {''.join(lines)[-800:]}")
+    figures: dict[str, Any] = json.loads(result[0])
+    return figures
 
 
 def _cold_start(process: subprocess.Popen[bytes], port: int, started: float) -> dict[str, float]:
     """Poll until the first 200: when the port first accepted, when it first answered 200."""
     listening: float | None = None
     deadline = started + COLD_START_LIMIT
-    for _ in range(100_000):
+    for _ in range(1_000_000):
         now = time.perf_counter()
         if now > deadline or process.poll() is not None:
             break
@@ -144,7 +203,7 @@ def _cold_start(process: subprocess.Popen[bytes], port: int, started: float) -> 
             pass
         finally:
             conn.close()
-        time.sleep(0.01)
+        time.sleep(COLD_START_POLL)
     raise RuntimeError(f"no 200 within {COLD_START_LIMIT} s (exit code {process.poll()})")
 
 
@@ -169,69 +228,83 @@ def served(
             serve.stop(process)
 
 
-def _sequential(port: int, count: int, warmup: int, seconds: float) -> dict[str, Any]:
-    client = Client(port)
-    for _ in range(warmup):
-        client.get()
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    for _ in range(count):
-        if time.perf_counter() > deadline:
-            break
-        start = time.perf_counter()
-        ok = client.get()
-        latencies.append((time.perf_counter() - start) * 1000)
-        errors += not ok
-    client.close()
+@dataclass
+class Variant:
+    name: str
+    root: Path
+    env: Mapping[str, str]
+    persistent: bool  # warmed up before measuring; spawn-per-request is not
+    log: Path
+    port: int = 0
+    cold: list[dict[str, float]] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _sequential(wrk: str, script: Path, variant: Variant, args: Any) -> dict[str, Any]:
+    if variant.persistent and args.warmup:
+        _wrk(wrk, script, variant.port, 1, SEQUENTIAL_SECONDS, args.warmup)
+    count = args.requests if variant.persistent else min(args.requests, SPAWN_SEQUENTIAL_CAP)
+    run = _wrk(wrk, script, variant.port, 1, SEQUENTIAL_SECONDS, count)
     return {
-        "sequential_requests": len(latencies),
-        "warmup_requests": warmup,
-        "p50_ms": round(statistics.median(latencies), 3),
-        "p95_ms": round(statistics.quantiles(latencies, n=100)[94], 3),
-        "mean_ms": round(statistics.fmean(latencies), 3),
-        "sequential_errors": errors,
+        "sequential_requests": run["responses"],
+        "warmup_requests": args.warmup if variant.persistent else 0,
+        "p50_ms": round(run["p50_us"] / 1000, 3),
+        "p95_ms": round(run["p95_us"] / 1000, 3),
+        "mean_ms": round(run["mean_us"] / 1000, 3),
+        "sequential_errors": run["bad"] + run["socket_errors"] + run["timeouts"],
     }
 
 
-def _throughput(port: int, clients: int, seconds: float) -> dict[str, Any]:
-    counts = [[0, 0] for _ in range(clients)]  # [ok, errors] per client
-    deadline = time.perf_counter() + seconds
-
-    def run(slot: list[int]) -> None:
-        client = Client(port)
-        for _ in range(MAX_PER_CLIENT):
-            if time.perf_counter() >= deadline:
-                break
-            slot[0 if client.get() else 1] += 1
-        client.close()
-
-    threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in counts]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=seconds + REQUEST_TIMEOUT + 5)
-    elapsed = time.perf_counter() - start  # in-flight requests at the deadline count too
-    ok, errors = sum(c[0] for c in counts), sum(c[1] for c in counts)
-    return {"rps": round(ok / elapsed, 1), "throughput_ok": ok, "throughput_errors": errors}
+def _throughput(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = sum(r["responses"] - r["bad"] for r in rounds)
+    errors = sum(r["bad"] + r["socket_errors"] + r["timeouts"] for r in rounds)
+    seconds = sum(r["duration_us"] for r in rounds) / 1e6
+    return {
+        "rps": round(ok / seconds, 1),
+        "rps_per_round": [
+            round((r["responses"] - r["bad"]) * 1e6 / r["duration_us"]) for r in rounds
+        ],
+        "throughput_ok": ok,
+        "throughput_errors": errors,
+        "throughput_seconds": round(seconds, 2),
+    }
 
 
-def _measure(
-    framework: serve.Framework, root: Path, env: Mapping[str, str], log: Path, args: Any,
-    sequential: tuple[int, int, float],  # count, warm-up, time bound
-) -> dict[str, Any]:  # fmt: skip
-    with served(framework, root, env, log) as (port, cold):
-        figures: dict[str, Any] = dict(cold)
-        if sequential[1]:  # persistent servers sit idle first, as after a real cold start
-            time.sleep(args.settle)
-            figures["idle_seconds_before_measuring"] = args.settle
-        figures.update(_sequential(port, *sequential))
-        figures.update(_throughput(port, args.clients, args.seconds))
-    loads = [int(m[2]) for m in _READY.finditer(log.read_text(errors="replace"))]
-    if loads:  # ours: each worker's own report of loading the function, in ms
-        figures["worker_load_ms"] = loads
-    return figures
+def _measure_all(
+    framework: serve.Framework, variants: list[Variant], args: Any, wrk: str, script: Path
+) -> None:
+    """Cold starts in rounds, then every server up at once for latency and throughput."""
+    for n in range(args.cold_starts - 1):
+        for v in variants:
+            with served(framework, v.root, v.env, v.log.with_suffix(f".cold{n}.log")) as (_, c):
+                v.cold.append(c)
+    with contextlib.ExitStack() as stack:
+        for v in variants:
+            v.port, cold = stack.enter_context(served(framework, v.root, v.env, v.log))
+            v.cold.append(cold)
+        time.sleep(args.settle)  # persistent servers sit idle first, as after a cold start
+        for v in variants:
+            v.figures = _sequential(wrk, script, v, args)
+        per_round = max(1, round(args.seconds / args.rounds))
+        for _ in range(args.rounds):
+            for v in variants:
+                v.rounds.append(_wrk(wrk, script, v.port, args.clients, per_round, MAX_RESPONSES))
+    for v in variants:
+        samples = [c["cold_start_ms"] for c in v.cold]
+        v.figures = {
+            "cold_start_ms": round(statistics.median(samples), 1),
+            "cold_start_samples_ms": samples,
+            "cold_start_listen_ms": round(
+                statistics.median(c["cold_start_listen_ms"] for c in v.cold), 1
+            ),
+            **({"idle_seconds_before_measuring": args.settle} if v.persistent else {}),
+            **v.figures,
+            **_throughput(v.rounds),
+        }
+        loads = [int(m[2]) for m in _READY.finditer(v.log.read_text(errors="replace"))]
+        if loads:  # ours: each worker's own report of loading the function, in ms
+            v.figures["worker_load_ms"] = loads
 
 
 def _bundle(args: Any, tmp: Path) -> tuple[Path, float]:
@@ -252,6 +325,7 @@ def _bundle(args: Any, tmp: Path) -> tuple[Path, float]:
     config = resolve(app, env=env, flags={**flags, "entry_point": "hello"})
     result = build(config, cache_dir=tmp / "cache", env=env)
     root = tmp / "ours"
+    assert result.bundle is not None  # not a dry run
     serve.unpack_bundle(result.bundle, root)
     return root, time.perf_counter() - start
 
@@ -265,19 +339,24 @@ def main() -> int:
     parser.add_argument("--pypy-archive")
     parser.add_argument("--pypy-sha256")
     parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=int, default=10, help="of throughput, in all")
+    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds per variant")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=50, help="for the persistent servers")
+    parser.add_argument("--cold-starts", type=int, default=5, help="per variant")
     parser.add_argument(
         "--settle", type=float, default=8.0,
-        help="idle seconds after a persistent server's first answer, before measuring "
+        help="idle seconds after the servers' first answer, before measuring "
         "(pyfn's workers warm PyPy's JIT while idle)",
     )  # fmt: skip
     args = parser.parse_args()
     if bool(args.pypy_archive) != bool(args.pypy_sha256):
         parser.error("--pypy-archive and --pypy-sha256 go together")
-    if args.requests < 2 or args.clients < 1 or args.seconds <= 0 or args.warmup < 0:
-        parser.error("need --requests >= 2, --clients >= 1, --seconds > 0, --warmup >= 0")
+    if args.requests < 2 or args.clients < 1 or args.warmup < 0 or args.cold_starts < 1:
+        parser.error("need --requests >= 2, --clients >= 1, --warmup >= 0, --cold-starts >= 1")
+    if args.rounds < 1 or args.seconds < args.rounds:
+        parser.error("need --rounds >= 1 and --seconds >= --rounds (wrk runs whole seconds)")
+    wrk = _wrk_path()
     began = time.perf_counter()
     cpus = len(os.sched_getaffinity(0))  # what index.js's os.availableParallelism() sees
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
@@ -285,6 +364,7 @@ def main() -> int:
     cache = test_cache if (serve.framework_home(test_cache) / ".complete").is_file() else None
     framework = serve.ensure_framework(cache or default_cache_dir(None), env)
     node = subprocess.run([framework.node, "--version"], capture_output=True, text=True, timeout=30)
+    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=30)
     with tempfile.TemporaryDirectory(prefix="pyfn-bench-shim-") as tmp_name:
         tmp = Path(tmp_name)
         ours_root, setup_seconds = _bundle(args, tmp)
@@ -298,16 +378,18 @@ def main() -> int:
         pypy, lib = ours_root / runtime["executable"], ours_root / "pypy" / "lib"
         js = SPAWN_JS % {"pypy": json.dumps(str(pypy)), "lib": json.dumps(str(lib))}
         (spawn_root / "index.js").write_text(js)
-
-        n = args.requests
-        persistent = (n, args.warmup, float("inf"))
-        capped = (min(n, SPAWN_SEQUENTIAL_CAP), 0, SPAWN_SEQUENTIAL_SECONDS)
-        native = _measure(framework, native_root, env, tmp / "native.log", args, persistent)
-        spawn = _measure(framework, spawn_root, env, tmp / "spawn.log", args, capped)
-        ours = _measure(framework, ours_root, env, tmp / "ours.log", args, persistent)
+        script = tmp / "bench.lua"
+        script.write_text(WRK_LUA)
         one_env = {**env, "PYFN_WORKERS": "1"}
-        ours_one = _measure(framework, ours_root, one_env, tmp / "ours1.log", args, persistent)
-    cap = f"min(--requests, {SPAWN_SEQUENTIAL_CAP}) within {SPAWN_SEQUENTIAL_SECONDS:g} s"
+        variants = [
+            Variant("native_node", native_root, env, True, tmp / "native.log"),
+            Variant("spawn_per_request", spawn_root, env, False, tmp / "spawn.log"),
+            Variant("ours", ours_root, env, True, tmp / "ours.log"),
+            Variant("ours_one_worker", ours_root, one_env, True, tmp / "ours1.log"),
+        ]
+        _measure_all(framework, variants, args, wrk, script)
+    native, spawn, ours, ours_one = (v.figures for v in variants)
+    cap = f"min(--requests, {SPAWN_SEQUENTIAL_CAP}) within {SEQUENTIAL_SECONDS} s"
     spawn["sequential_cap"] = f"{cap}, no warm-up (every request is a fresh process)"
     ours["workers"] = cpus
     ours_one["workers"] = 1
@@ -315,10 +397,13 @@ def main() -> int:
         "python": sys.version.split()[0],
         "node": node.stdout.strip(),
         "pypy": f"{runtime['pypy_version']} (Python {runtime['python_version']})",
+        "load_generator": (wrk_version.stdout or wrk_version.stderr).split(" Copyright")[0],
         "cpus": cpus,
-        "requests": n,
+        "requests": args.requests,
         "clients": args.clients,
         "seconds": args.seconds,
+        "rounds": args.rounds,
+        "cold_starts": args.cold_starts,
         "setup_seconds": round(setup_seconds, 1),
         "spawn_per_request": spawn,
         "ours": ours,
@@ -326,12 +411,18 @@ def main() -> int:
         "native_node": native,
         "ratios": {
             "p50_spawn_over_ours": _ratio(spawn["p50_ms"], ours["p50_ms"], 1),
+            "p50_spawn_over_ours_one_worker": _ratio(spawn["p50_ms"], ours_one["p50_ms"], 1),
             "rps_ours_over_spawn": _ratio(ours["rps"], spawn["rps"], 1),
             "rps_ours_one_worker_over_spawn": _ratio(ours_one["rps"], spawn["rps"], 1),
             "p50_ours_minus_native_ms": round(ours["p50_ms"] - native["p50_ms"], 3),
+            "p50_ours_one_worker_minus_native_ms": round(ours_one["p50_ms"] - native["p50_ms"], 3),
             "rps_ours_over_native": _ratio(ours["rps"], native["rps"], 3),
+            "rps_ours_one_worker_over_native": _ratio(ours_one["rps"], native["rps"], 3),
             "cold_start_ours_minus_native_ms": round(
                 ours["cold_start_ms"] - native["cold_start_ms"], 1
+            ),
+            "cold_start_ours_one_worker_minus_native_ms": round(
+                ours_one["cold_start_ms"] - native["cold_start_ms"], 1
             ),
         },
         "total_seconds": round(time.perf_counter() - began, 1),

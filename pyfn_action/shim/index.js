@@ -10,7 +10,8 @@
 // JSON on stdin, its stdout the response body.
 //
 // Settings (environment): PYFN_WORKERS (default: one per CPU), PYFN_TIMEOUT
-// (seconds, default 60). Logs are one JSON object per line with `severity`.
+// (seconds; default: the function's request timeout that `pyfn deploy` records in
+// the manifest, else 60). Logs are one JSON object per line with `severity`.
 
 const {spawn} = require('child_process');
 const fs = require('fs');
@@ -23,6 +24,7 @@ const FUNCTION = manifest.function;
 const PYPY = path.join(ROOT, manifest.runtime.executable);
 const WORKER = path.join(ROOT, 'pyfn', 'worker.py');
 const HEADER_BYTES = 8;
+const SMALL_BODY = 64 * 1024;
 const MAX_SCRIPT_OUTPUT = 64 * 1024 * 1024;
 const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
 
@@ -33,7 +35,7 @@ function positive(value, fallback) {
 
 const cpus = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 const WORKERS = Math.floor(positive(process.env.PYFN_WORKERS, cpus));
-const TIMEOUT_MS = positive(process.env.PYFN_TIMEOUT, 60) * 1000;
+const TIMEOUT_MS = positive(process.env.PYFN_TIMEOUT, positive(FUNCTION.timeout, 60)) * 1000;
 
 function log(severity, message, extra) {
   process.stdout.write(JSON.stringify(Object.assign({severity, message}, extra || {})) + '\n');
@@ -83,12 +85,18 @@ function workerEnv() {
   return env;
 }
 
+// One buffer (one write) for a frame with a small body; a large body is not copied.
 function frame(header, body) {
-  const head = Buffer.from(JSON.stringify(header), 'utf8');
-  const prefix = Buffer.alloc(HEADER_BYTES);
-  prefix.writeUInt32BE(head.length, 0);
-  prefix.writeUInt32BE(body.length, 4);
-  return [prefix, head, body];
+  const json = JSON.stringify(header);
+  const headLen = Buffer.byteLength(json, 'utf8');
+  const small = body.length <= SMALL_BODY;
+  const out = Buffer.allocUnsafe(HEADER_BYTES + headLen + (small ? body.length : 0));
+  out.writeUInt32BE(headLen, 0);
+  out.writeUInt32BE(body.length, 4);
+  out.write(json, HEADER_BYTES, 'utf8');
+  if (!small) return [out, body];
+  body.copy(out, HEADER_BYTES + headLen);
+  return [out];
 }
 
 class FrameReader {
@@ -126,7 +134,8 @@ class Worker {
     this.dead = false;
     this.closing = false;
     this.started = Date.now();
-    this.child = spawn(PYPY, ['-s', WORKER], {
+    // JIT off while the worker loads the function: worker.py switches it on to serve.
+    this.child = spawn(PYPY, ['-s', '--jit', 'off', WORKER], {
       cwd: ROOT,
       env: workerEnv(),
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
@@ -153,16 +162,21 @@ class Worker {
     } else if (this.job && header.id === this.job.id) {
       const job = this.job;
       this.job = null;
+      this.pool.dispatch(); // the next request first: the worker runs it while this one is answered
       job.finish(header.status, header.headers, body);
-      this.pool.dispatch();
     }
   }
 
   send(job) {
     this.job = job;
-    this.requests.cork(); // one writev for the frame's three parts
-    for (const part of frame(job.header, job.body)) this.requests.write(part);
-    this.requests.uncork();
+    const parts = frame(job.header, job.body);
+    if (parts.length === 1) {
+      this.requests.write(parts[0]);
+    } else {
+      this.requests.cork(); // one writev for a large body's frame
+      for (const part of parts) this.requests.write(part);
+      this.requests.uncork();
+    }
     job.timer = setTimeout(() => {
       if (this.job !== job) return;
       this.job = null;
@@ -239,6 +253,8 @@ class Pool {
     this.dispatch();
   }
 
+  // Idle workers are taken in order, the oldest first: light traffic keeps going to
+  // the same worker, whose JIT has compiled the function's hot paths.
   dispatch() {
     for (const worker of this.workers) {
       if (this.queue.length === 0) return;

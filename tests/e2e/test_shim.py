@@ -365,6 +365,25 @@ def test_timeout_is_504_and_the_worker_is_replaced(
         assert server.get("/?seconds=0", timeout=30) == (200, b"slept\n")
 
 
+def test_the_request_timeout_recorded_by_deploy_applies(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    manifest_path = unpacked / "pyfn" / "manifest.json"
+    original = manifest_path.read_text()
+    manifest = json.loads(original)
+    manifest["function"]["timeout"] = 2  # what pyfn deploy writes for --function-timeout 2s
+    manifest_path.write_text(json.dumps(manifest))
+    try:
+        with serving(unpacked, framework, tmp_path, "slow", PYFN_WORKERS="1") as server:
+            server.get("/?seconds=0")
+            started = time.monotonic()
+            status, _ = server.get("/?seconds=30", timeout=20)
+            assert status == 504
+            assert 1.9 <= time.monotonic() - started < 5
+    finally:
+        manifest_path.write_text(original)
+
+
 @pytest.mark.parametrize("how", ["exit", "segfault", "oom-kill"])
 def test_worker_death_is_5xx_and_next_request_succeeds(
     unpacked: Path, framework: Framework, tmp_path: Path, how: str

@@ -9,11 +9,18 @@ so nothing the function prints (fd 1, fd 2) can corrupt the protocol: index.js
 turns those streams into log lines. The user's code is the standard Python
 Functions Framework code; its WSGI app is called in-process, one request at a
 time. This file must run on every PyPy 3 the bundle may carry (3.9 and later).
+
+index.js starts it with PyPy's JIT off (``--jit off``): tracing import-time code
+that runs once only slows the cold start. The JIT is switched on once the
+function is loaded and the worker is first idle or has answered one request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import gc
+import importlib
 import io
 import json
 import logging
@@ -25,6 +32,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 Headers = list[list[str]]
 StartResponse = Callable[..., Callable[[bytes], object]]
@@ -78,11 +86,11 @@ class FrameReader:
         self.fd = fd
         self.buffer = bytearray()
 
-    def pending(self) -> bool:
-        """Whether a request has (at least partly) arrived, without blocking."""
+    def pending(self, timeout: float = 0.0) -> bool:
+        """Whether a request has (at least partly) arrived, waiting at most ``timeout`` s."""
         if self.buffer:
             return True
-        readable, _, _ = select.select([self.fd], [], [], 0)
+        readable, _, _ = select.select([self.fd], [], [], timeout)
         return bool(readable)
 
     def _take(self, size: int) -> bytes | None:
@@ -125,8 +133,6 @@ def make_environ(request: dict[str, Any], body: bytes) -> dict[str, Any]:
     url = request["url"]
     path, _, query = url.partition("?")
     try:
-        from urllib.parse import unquote_to_bytes
-
         path_info = unquote_to_bytes(path).decode("latin-1")
     except Exception:
         path_info = path
@@ -192,7 +198,16 @@ def load_app(manifest: dict[str, Any]) -> WsgiApp:
     function = manifest["function"]
     sys.path[:0] = [os.path.join(_BUNDLE, "app"), os.path.join(_BUNDLE, "site")]
     os.environ.setdefault("FUNCTION_TARGET", function["entry_point"])
-    import functions_framework
+    # Importing the framework allocates what stays alive: a major collection would
+    # find little garbage and take a third of the import time. The user's module
+    # (run by create_app) is loaded with the collector on, as ever.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        import functions_framework
+    finally:
+        if collecting:
+            gc.enable()
 
     signature = "cloudevent" if function["signature"] == "cloudevent" else "http"
     app: WsgiApp = functions_framework.create_app(
@@ -203,6 +218,10 @@ def load_app(manifest: dict[str, Any]) -> WsgiApp:
     return app
 
 
+_WARMUP_HEADERS = [["Host", "localhost"], ["User-Agent", "pyfn-warmup"], ["Accept", "*/*"]]
+FIRST_REQUEST_GRACE = 0.02  # seconds: a request queued during the cold start goes first
+
+
 def _warmup_request(signature: str) -> dict[str, Any]:
     """A request the framework answers itself, without calling the user's function.
 
@@ -210,7 +229,72 @@ def _warmup_request(signature: str) -> dict[str, Any]:
     CloudEvent functions: a GET, which it answers 405.
     """
     path = "/robots.txt" if signature == "http" else "/"
-    return {"method": "GET", "url": path, "headers": [["Host", "localhost"]], "id": 0}
+    return {
+        "method": "GET", "url": path, "http_version": "1.1", "headers": _WARMUP_HEADERS,
+        "remote": "127.0.0.1", "scheme": "http", "id": 0,
+    }  # fmt: skip
+
+
+def _warmup_function(request: Any) -> str:
+    """Stands in for the user's function in the private warm-up app."""
+    return "warm\n"
+
+
+def _warmup_app(signature: str) -> WsgiApp | None:
+    """A private app the Functions Framework wires as it wires the user's, around a stand-in.
+
+    Same routes, view wrapper, after-request hook and execution-id middleware as
+    the real app, so warming it compiles the code a real request runs (routing to
+    the function, making a response from its return value), not only the 404 path.
+    None if this framework cannot build one (then the real app's 404 path is warmed).
+    """
+    if signature != "http":
+        return None
+    try:
+        import functions_framework
+
+        flask = importlib.import_module("flask")
+        app = flask.Flask("pyfn_warmup", root_path=os.path.join(_BUNDLE, "pyfn"))
+        functions_framework._configure_app(app, _warmup_function, "http")
+        execution_id = getattr(functions_framework, "execution_id", None)
+        if execution_id is not None:
+            app.wsgi_app = execution_id.WsgiMiddleware(app.wsgi_app)
+    except Exception:
+        return None
+    warm: WsgiApp = app
+    return warm
+
+
+class WarmUp:
+    """Synthetic requests for idle time: never the user's function, never the user's state.
+
+    Each runs the whole per-request path of the worker (frame header decoding, the
+    WSGI call, response header encoding) in a copy of the current context, so
+    context variables the frameworks set for it do not outlive it.
+    """
+
+    def __init__(self, app: WsgiApp, signature: str, count: int) -> None:
+        self.left = count
+        self.real_app = app
+        self.signature = signature
+        self.app: WsgiApp | None = None
+        self.frame = b""
+
+    def step(self) -> None:
+        self.left -= 1
+        if self.app is None:  # built on first use: after the worker said it is ready
+            private = _warmup_app(self.signature)
+            self.app = private or self.real_app
+            request = _warmup_request(self.signature)
+            if private is not None:
+                request["url"] = "/"  # the stand-in function's route
+            self.frame = json.dumps(request).encode("utf-8")
+        try:
+            request = json.loads(self.frame.decode("utf-8"))
+            status, headers, _ = contextvars.copy_context().run(call_app, self.app, request, b"")
+            json.dumps({"id": request["id"], "status": status, "headers": headers})
+        except Exception:
+            self.left = 0  # whatever went wrong, real requests will show it
 
 
 def serve(
@@ -220,23 +304,31 @@ def serve(
     *,
     warmup: int = 0,
     signature: str = "http",
+    start_jit: Callable[[], None] = lambda: None,
 ) -> None:
     """Answer framed requests until the pipe closes.
 
     While no request is waiting, up to ``warmup`` synthetic requests that never
     reach the user's code run through the framework, so PyPy's JIT has compiled
     its hot paths before real traffic needs them. A real request never waits
-    behind more than one of them.
+    behind more than one of them, and one already queued while the worker was
+    loading goes before all of them.
+
+    ``start_jit`` runs once, when the worker is first idle or has answered its
+    first request: a request that waited for a cold start is not also made to
+    wait for the JIT to trace code that the first request runs once.
     """
     reader = FrameReader(request_fd)
-    synthetic = _warmup_request(signature)
+    warm = WarmUp(app, signature, warmup)
+    grace = FIRST_REQUEST_GRACE
+    jit_started = False
     while True:
-        if warmup > 0 and not reader.pending():
-            warmup -= 1
-            try:
-                call_app(app, synthetic, b"")
-            except Exception:
-                warmup = 0  # whatever went wrong, real requests will show it
+        if warm.left > 0 and not reader.pending(grace):
+            if not jit_started:
+                jit_started = True
+                start_jit()
+            warm.step()
+            grace = 0.0
             continue
         frame = reader.read()
         if frame is None:
@@ -257,22 +349,26 @@ def serve(
         write_frame(
             response_fd, {"id": request["id"], "status": status, "headers": headers}, payload
         )
+        if not jit_started:
+            jit_started = True
+            start_jit()
 
 
 def _tune_jit() -> None:
-    """Once the function is loaded, let PyPy's JIT compile hot request paths sooner.
+    """Switch PyPy's JIT on, tuned for request paths (``serve`` says when).
 
-    Importing runs with PyPy's defaults (lower thresholds would compile import-time
-    code and slow the cold start); serving uses ``PYFN_JIT`` (``--jit`` syntax;
-    ``default`` keeps PyPy's own settings).
+    Loading runs with the JIT off (index.js passes ``--jit off``: tracing code
+    that runs once costs more than it saves); serving uses ``PYFN_JIT`` (``--jit``
+    syntax) over PyPy's defaults, which ``default`` keeps as they are.
     """
     params = os.environ.get("PYFN_JIT", DEFAULT_JIT)
-    if params == "default":
-        return
     try:
         import pypyjit
     except ImportError:
         return  # not PyPy
+    pypyjit.set_param("default")
+    if params == "default":
+        return
     try:
         pypyjit.set_param(params)
     except Exception:
@@ -285,9 +381,8 @@ def _warmup_count() -> int:
 
 
 def main() -> int:
-    _die_with_parent()
-    _configure_logging()
     started = time.monotonic()
+    _configure_logging()
     with open(os.path.join(_BUNDLE, "pyfn", "manifest.json"), encoding="utf-8") as fh:
         manifest = json.load(fh)
     try:
@@ -298,11 +393,11 @@ def main() -> int:
         )
         write_frame(RESPONSE_FD, {"type": "fatal", "message": "cannot load the function"})
         return 1
-    _tune_jit()
     load_ms = round((time.monotonic() - started) * 1000)
     write_frame(RESPONSE_FD, {"type": "ready", "pid": os.getpid(), "load_ms": load_ms})
+    _die_with_parent()  # not before: ctypes alone takes tens of ms to import on PyPy
     signature = "cloudevent" if manifest["function"]["signature"] == "cloudevent" else "http"
-    serve(app, warmup=_warmup_count(), signature=signature)
+    serve(app, warmup=_warmup_count(), signature=signature, start_jit=_tune_jit)
     return 0
 
 
