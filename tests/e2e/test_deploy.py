@@ -332,3 +332,24 @@ def test_the_bundle_carries_the_functions_request_timeout(cloud: Cloud, tmp_path
     assert manifest_timeout() == 300
     patch = cloud.fake.changes()[-1]
     assert "serviceConfig.timeoutSeconds" not in patch.query["updateMask"]
+
+
+def test_transient_errors_while_waiting_are_ridden_out(cloud: Cloud, tmp_path: Path) -> None:
+    cloud.fake.inject.append(
+        Injected("GET", "/operations/", 503, "UNAVAILABLE", "The service is unavailable.", times=2)
+    )
+    out = cloud.deploy(function(tmp_path))
+    assert out.code == 0, out.stderr
+    assert cloud.fake.inject[0].times == 0  # both were met
+    assert "ACTIVE" in out.stdout
+
+
+def test_a_missing_staging_bucket_says_how_to_create_it(cloud: Cloud, tmp_path: Path) -> None:
+    out = cloud.deploy(function(tmp_path), "--bucket", "no-such-staging")
+    assert out.code == 14
+    assert "Bucket gs://no-such-staging does not exist" in out.stderr
+    assert (
+        "gcloud storage buckets create gs://no-such-staging --location asia-northeast1"
+        in out.stderr
+    )
+    assert cloud.fake.changes() == []
