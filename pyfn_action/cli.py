@@ -235,9 +235,11 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     from . import serve
 
     if args.bundle:
+        # No source to read a config file from: the cache is the flag's, else PYFN_CACHE_DIR's.
         bundle = Path(args.bundle)
-        configured = env.get("PYFN_CACHE_DIR")
-        cache = cache_dir(Path(configured) if configured else None)
+        key = KEYS["cache_dir"]
+        raw = args.cache_dir or env.get(key.env) or None
+        cache = cache_dir(key.parse(raw) if raw else None)
     else:
         from .build import build
 

@@ -62,3 +62,30 @@ def test_bad_source_date_epoch(src: Path, tmp_path: Path) -> None:
         {"SOURCE_DATE_EPOCH": "yesterday"},
     )  # fmt: skip
     assert code == 1 and "SOURCE_DATE_EPOCH" in err
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_serve_bundle_takes_the_cache_dir_from_the_flag_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    from pyfn_action import serve
+    from pyfn_action.errors import ServeError
+
+    seen: list[Path] = []
+
+    def ensure_framework(cache: Path, env: object) -> None:
+        seen.append(cache)
+        raise ServeError("stop here")
+
+    monkeypatch.setattr(serve, "unpack_bundle", lambda bundle, root: None)
+    monkeypatch.setattr(serve, "ensure_framework", ensure_framework)
+    wanted = tmp_path / "my-cache"
+    args = ["serve", "--bundle", str(tmp_path / "b.zip")]
+    env = {}
+    if how == "flag":
+        args += ["--cache-dir", str(wanted)]
+    else:
+        env["PYFN_CACHE_DIR"] = str(wanted)
+    code, _, err = pyfn(args, env)
+    assert code == 8 and "stop here" in err
+    assert seen == [wanted]
