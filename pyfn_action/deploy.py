@@ -529,8 +529,13 @@ def apply(
                      f"{t.name}", **ctx) from None  # fmt: skip
     name = operation.operation.name
     say(f"Operation {name} started; waiting up to {_duration(timeout)}")
-    _wait(operation, t, deadline, say=say, clock=clock, sleep=sleep,
-          poll_first=poll_first, poll_max=poll_max)  # fmt: skip
+    try:
+        _wait(operation, t, deadline, say=say, clock=clock, sleep=sleep,
+              poll_first=poll_first, poll_max=poll_max)  # fmt: skip
+    except KeyboardInterrupt:
+        say(f"Stopped waiting; operation {name} goes on in Google Cloud: follow it with "
+            + _describe(t))  # fmt: skip
+        raise
     result = _finished(operation, t)
     url, state = _url_state(result, t.gen)
     if state not in ("ACTIVE",):

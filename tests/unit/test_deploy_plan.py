@@ -259,3 +259,56 @@ def test_the_api_endpoint_can_be_overridden(variable: str, gen: int) -> None:
     assert api._transport._host == "http://127.0.0.1:9"
     default = client(gen, AnonymousCredentials(), {})
     assert default._transport._host == "https://cloudfunctions.googleapis.com"
+
+
+class _Operation:
+    class operation:  # mirrors google.api_core.operation.Operation.operation
+        name = "projects/demo-proj/locations/asia-northeast1/operations/op-1"
+
+    metadata = None
+
+    def done(self, retry: object = None) -> bool:
+        return False
+
+
+class _Api:
+    def get_function(self, request: object) -> object:
+        from google.api_core import exceptions as gexc
+
+        raise gexc.NotFound("Resource 'projects/demo-proj/.../functions/hello' was not found")
+
+    def create_function(self, request: object) -> _Operation:
+        return _Operation()
+
+
+def test_interrupting_the_wait_says_the_operation_goes_on() -> None:
+    from pyfn_action.deploy import apply
+
+    said: list[str] = []
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        apply(make(2), _Api(), timeout=60, say=said.append, sleep=interrupt)
+    assert "goes on in Google Cloud" in said[-1]
+    assert "gcloud functions describe hello --region asia-northeast1" in said[-1]
+
+
+def test_the_wait_is_bounded_by_the_timeout_on_its_own_clock() -> None:
+    from pyfn_action.deploy import apply
+    from pyfn_action.errors import DeployTimeout
+
+    now = [0.0]
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        now[0] += seconds
+
+    with pytest.raises(DeployTimeout) as caught:
+        apply(make(2), _Api(), timeout=600, say=lambda _: None, clock=lambda: now[0], sleep=sleep)
+    assert now[0] == pytest.approx(600)
+    assert naps[:3] == [1.0, 1.5, 2.25] and max(naps) == 10.0  # backoff, capped
+    assert len(naps) < 80
+    assert caught.value.exit_code == 16
