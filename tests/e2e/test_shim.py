@@ -205,6 +205,20 @@ def test_hello_and_persistent_workers(unpacked: Path, framework: Framework, tmp_
         assert server.get("/?name=PyPy") == (200, b"Hello, PyPy!\n")
 
 
+def test_site_comes_first_after_app_and_its_pth_files_run(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    pth = unpacked / "site" / "zz-pyfn-test.pth"
+    pth.write_text("import os; os.environ['PYFN_TEST_PTH_RAN'] = 'yes'\n")
+    try:
+        with serving(unpacked, framework, tmp_path, "paths") as server:
+            status, body = server.get("/")
+        assert status == 200
+        assert json.loads(body) == {"first": ["app", "site"], "pth": "yes"}
+    finally:
+        pth.unlink()
+
+
 def test_idle_warmup_never_calls_the_function_nor_delays_requests(
     unpacked: Path, framework: Framework, tmp_path: Path
 ) -> None:

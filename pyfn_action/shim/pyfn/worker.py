@@ -194,9 +194,22 @@ def call_app(app: WsgiApp, request: dict[str, Any], body: bytes) -> tuple[int, H
     return state["status"], state["headers"], b"".join(chunks)
 
 
+def _add_paths(app: str, site_dir: str) -> None:
+    """``app`` then ``site_dir`` first on ``sys.path``, with ``site_dir``'s ``.pth`` files run.
+
+    Installed distributions may rely on ``.pth`` files (old-style namespace
+    packages, for example), which a runtime's site-packages would process.
+    """
+    import site
+
+    site.addsitedir(site_dir)  # appends site_dir and what its .pth files add
+    sys.path.remove(site_dir)
+    sys.path[:0] = [app, site_dir]
+
+
 def load_app(manifest: dict[str, Any]) -> WsgiApp:
     function = manifest["function"]
-    sys.path[:0] = [os.path.join(_BUNDLE, "app"), os.path.join(_BUNDLE, "site")]
+    _add_paths(os.path.join(_BUNDLE, "app"), os.path.join(_BUNDLE, "site"))
     os.environ.setdefault("FUNCTION_TARGET", function["entry_point"])
     # Importing the framework allocates what stays alive: a major collection would
     # find little garbage and take a third of the import time. The user's module

@@ -108,3 +108,14 @@ def event(cloud_event):
             {"got_event": cloud_event["id"], "type": cloud_event["type"], "data": cloud_event.data}
         )
     )
+
+
+@functions_framework.http
+def paths(request):
+    """Where the bundle's directories are on sys.path, and whether site/'s .pth files ran."""
+    import json
+    import os
+    import sys
+
+    tail = [p.rsplit("/", 1)[-1] for p in sys.path[:2]]
+    return json.dumps({"first": tail, "pth": os.environ.get("PYFN_TEST_PTH_RAN")})
