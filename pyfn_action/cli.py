@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -14,7 +15,17 @@ from typing import Any, TextIO
 import platformdirs
 
 from . import __version__
-from .config import DEPLOY_KEYS, KEYS, Key, _bool, _table, resolve, resolve_deploy
+from .config import (
+    DEPLOY_KEYS,
+    KEYS,
+    Config,
+    DeploySettings,
+    Key,
+    _bool,
+    _table,
+    resolve,
+    resolve_deploy,
+)
 from .errors import PyfnError
 from .progress import ProgressTask, silent
 
@@ -328,21 +339,28 @@ def _cmd_upload(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
     return 0
 
 
-def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    import dataclasses
-    import tempfile
+@dataclasses.dataclass(frozen=True)
+class _DeployInputs:
+    """What a deploy starts from, every name checked and the function read."""
 
+    config: Config
+    settings: DeploySettings
+    target: Any  # deploy.Target
+    bucket: str
+    credentials: Any  # None in a dry run without credentials
+    deployed: Any  # the function as it is now, None if absent or unread
+    exists: bool | None  # None: not known (a dry run that could not read it)
+
+
+def _deploy_inputs(args: argparse.Namespace, env: Mapping[str, str]) -> _DeployInputs:
     from . import cloud, deploy
-    from .build import build
     from .errors import CloudCredentialsError, ConfigError
-    from .upload import object_name, storage_client, upload
 
     source = Path(args.source)
     dry_run = bool(args.dry_run)
-    config = resolve(
-        source, env=env, flags=_flags(args, {k: KEYS[k] for k in KEYS if k != "dry_run"})
-    )
-    config = dataclasses.replace(config, dry_run=False)
+    build_keys = {k: KEYS[k] for k in KEYS if k != "dry_run"}
+    config = dataclasses.replace(resolve(source, env=env, flags=_flags(args, build_keys)),
+                                 dry_run=False)  # fmt: skip
     _set_debug(config.debug)
     settings = resolve_deploy(source, env=env, flags=_flags(args, DEPLOY_KEYS))
     # Everything that can be judged without a call is judged before the first one.
@@ -354,13 +372,14 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
             fix="Pass --bucket NAME (or PYFN_BUCKET, or bucket in pyfn.toml)",
         )
     bucket = cloud.check_bucket(settings.bucket)
-    project = settings.project
-    if project:
-        cloud.check_project(project)
-    early = deploy.Target(project=project or cloud.project_from_env(env) or "unknown-project",
-                          region=region, name=config.name, gen=config.gen)  # fmt: skip
+    if settings.project:
+        cloud.check_project(settings.project)
+    early = deploy.Target(project=settings.project or cloud.project_from_env(env)
+                          or "unknown-project", region=region, name=config.name,
+                          gen=config.gen)  # fmt: skip
     deploy.plan(settings, early, entry_point=config.entry_point, signature=config.signature,
                 source=None)  # fmt: skip
+
     credentials: Any = None
     try:
         credentials, adc_project = cloud.credentials(env, source)
@@ -369,24 +388,36 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
             raise
         log.info("no Google Cloud credentials: the plan is made without reading the function")
         adc_project = cloud.project_from_env(env)
-    project = cloud.check_project(project or adc_project)
+    project = cloud.check_project(settings.project or adc_project)
     target = deploy.Target(project=project, region=region, name=config.name, gen=config.gen)
-    # Read the function first: whether it exists, and its request timeout, which the
-    # bundle's shim must share so that it stops a handler when the platform gives up.
-    existing: bool | None = None
-    deployed = None
+    deployed, exists = None, None
     if credentials is not None:
         try:
             deployed = deploy.read_function(deploy.client(config.gen, credentials, env), target)
-            existing = deployed is not None
+            exists = deployed is not None
         except PyfnError as exc:
             if not dry_run:
                 raise
             log.warning("could not read %s: %s", target.path, exc.message)
-    request_timeout = settings.function_timeout or deploy.request_timeout(deployed, config.gen)
+    return _DeployInputs(config, settings, target, bucket, credentials, deployed, exists)
 
+
+def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    import tempfile
+
+    from . import deploy
+    from .build import build
+    from .upload import object_name, storage_client, upload
+
+    inputs = _deploy_inputs(args, env)
+    config, settings, target = inputs.config, inputs.settings, inputs.target
+    # The bundle's shim stops a handler when the platform gives up on the request:
+    # it takes the timeout given now, else the one the function has.
+    request_timeout = settings.function_timeout or deploy.request_timeout(
+        inputs.deployed, config.gen
+    )
     with tempfile.TemporaryDirectory(prefix="pyfn-deploy-") as tmp:
-        if dry_run:
+        if args.dry_run:
             config = dataclasses.replace(config, out=Path(tmp) / "dist")
         result = build(
             config,
@@ -398,38 +429,29 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
         )
         assert result.bundle is not None and result.report is not None
         sha256 = result.report.bundle.sha256
-        if dry_run:
-            return _print_plan(
-                stdout,
-                config.json,
-                deploy.plan(
-                    settings,
-                    target,
-                    entry_point=config.entry_point,
-                    signature=config.signature,
-                    source=None,
-                ),
-                uri=f"gs://{bucket}/{object_name(settings.prefix, config.name, sha256)}",
-                bundle=result.bundle,
-                existing=existing,
-            )
-        client = storage_client(credentials, project, env)
+        if args.dry_run:
+            the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
+                                   signature=config.signature, source=None)  # fmt: skip
+            uri = f"gs://{inputs.bucket}/{object_name(settings.prefix, config.name, sha256)}"
+            return _print_plan(stdout, config.json, the_plan, uri=uri, bundle=result.bundle,
+                               existing=inputs.exists)  # fmt: skip
         uploaded = upload(
             result.bundle,
-            bucket=bucket,
+            bucket=inputs.bucket,
             name=config.name,
             prefix=settings.prefix,
-            client=client,
+            client=storage_client(inputs.credentials, target.project, env),
             progress=terminal_progress,
-            region=region,
+            region=target.region,
         )
     log.info("%s %s", "already uploaded" if uploaded.skipped else "uploaded", uploaded)
     the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
                            signature=config.signature, source=uploaded)  # fmt: skip
     for note in the_plan.notes:
         log.info("%s", note)
-    api = deploy.client(config.gen, credentials, env)
-    done = deploy.apply(the_plan, api, timeout=settings.timeout)
+    done = deploy.apply(
+        the_plan, deploy.client(config.gen, inputs.credentials, env), timeout=settings.timeout
+    )
     if config.json:
         out = {"upload": uploaded.to_dict(), "deploy": done.to_dict(), "sha256": sha256}
         stdout.write(json.dumps(out, indent=2) + "\n")
