@@ -93,7 +93,7 @@ def build(
         progress=progress,
     )
     gen = generation(config.gen)
-    target = Target(runtime.python_version, runtime.pp_tag, runtime.arch, gen.glibc)
+    target = runtime.target(gen.glibc)
     source = check_source(config, target.python_tuple)
 
     files = [source.requirements] if source.requirements is not None else []
@@ -125,7 +125,7 @@ def build(
             ),
             refresh=config.refresh,
         )
-        manifest = _manifest(config, runtime, installed, request_timeout)
+        manifest = _manifest(config, runtime, target, installed, request_timeout)
         staged = stage(
             runtime, installed, source.root, manifest, app_ignores=_out_ignores(config, out)
         )
@@ -168,7 +168,7 @@ def build(
                     files=len(zipped.entries),
                 ),
                 components=components_from(zipped, versions),
-                runtime=_runtime_dict(runtime),
+                runtime=_runtime_dict(runtime, target),
                 function={
                     "name": config.name,
                     "entry_point": config.entry_point,
@@ -252,12 +252,12 @@ def _out_ignores(config: Config, out: Path) -> list[str]:
     return [f"/{rel.as_posix()}/"] if rel.parts else []
 
 
-def _runtime_dict(runtime: Runtime) -> dict[str, object]:
+def _runtime_dict(runtime: Runtime, target: Target) -> dict[str, object]:
     return {
         "python_version": runtime.python_version,
         "pypy_version": runtime.pypy_version,
         "arch": runtime.arch,
-        "abi": runtime.abi_tag,
+        "abi": target.abi,
         "sha256": runtime.sha256,
         "source": runtime.source,
         "executable": f"pypy/bin/pypy{runtime.python_version}",
@@ -265,7 +265,11 @@ def _runtime_dict(runtime: Runtime) -> dict[str, object]:
 
 
 def _manifest(
-    config: Config, runtime: Runtime, installed: Installed, request_timeout: int | None
+    config: Config,
+    runtime: Runtime,
+    target: Target,
+    installed: Installed,
+    request_timeout: int | None,
 ) -> bytes:
     function: dict[str, object] = {
         "name": config.name,
@@ -280,7 +284,7 @@ def _manifest(
     data = {
         "pyfn_version": __version__,
         "function": function,
-        "runtime": _runtime_dict(runtime),
+        "runtime": _runtime_dict(runtime, target),
         "packages": [
             {"name": d.name, "version": d.version, "wheel": d.wheel}
             for d in installed.distributions

@@ -27,6 +27,7 @@ from pathlib import Path
 from . import archive, fetch
 from .errors import ConfigError, RuntimeFetchError
 from .progress import ProgressFactory, silent
+from .targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,9 @@ class Runtime:
     def nodot(self) -> str:
         return self.python_version.replace(".", "")
 
-    @property
-    def abi_tag(self) -> str:
-        return f"pypy{self.nodot}_pp{self.pp_tag}"
+    def target(self, glibc: tuple[int, int]) -> Target:
+        """This PyPy on a platform with ``glibc``: what wheels it loads."""
+        return Target(self.python_version, self.pp_tag, self.arch, glibc)
 
 
 def load_manifest() -> tuple[PyPyBuild, ...]:
