@@ -318,6 +318,7 @@ class DeploySettings:
     trigger_topic: str | None = None
     trigger_bucket: str | None = None
     trigger_event: str = "finalized"
+    retry: bool = False
 
 
 DEPLOY_KEYS: dict[str, Key] = {
@@ -356,6 +357,7 @@ DEPLOY_KEYS: dict[str, Key] = {
             _choice(STORAGE_EVENTS),
             "bucket event: finalized (default), deleted, archived, metadata-updated",
         ),
+        Key("retry", _bool, "event functions: retry an event until the function succeeds"),
     )
 }
 

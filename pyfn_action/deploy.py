@@ -189,6 +189,12 @@ def _check(settings: DeploySettings, gen: int, signature: str, trigger: str) -> 
             fix='Set signature = "cloudevent" and decorate the function with '
             "@functions_framework.cloud_event",
         )
+    if kind == "http" and settings.retry:
+        raise ConfigError(
+            "retry is set but the function has no event trigger",
+            why="only event-driven functions are retried; an HTTP caller retries itself",
+            fix="Drop --retry, or set --trigger-topic or --trigger-bucket",
+        )
     if kind == "http" and signature == "cloudevent":
         raise ConfigError(
             "signature is 'cloudevent' but no event trigger is set",
@@ -401,30 +407,34 @@ def _body(
 def _event_trigger(s: DeploySettings, t: Target, trigger: str) -> dict[str, Any] | None:
     from .cloud import check_bucket
 
+    event: dict[str, Any]
     if trigger == "topic":
         assert s.trigger_topic
         topic = check_topic(s.trigger_topic, t.project)
         if t.gen == 1:
-            return {"eventType": PUBSUB_EVENT_TYPE[1], "resource": topic}
-        return {
-            "eventType": PUBSUB_EVENT_TYPE[2],
-            "pubsubTopic": topic,
-            "retryPolicy": "RETRY_POLICY_DO_NOT_RETRY",
-        }
-    if trigger == "bucket":
+            event = {"eventType": PUBSUB_EVENT_TYPE[1], "resource": topic}
+        else:
+            event = {"eventType": PUBSUB_EVENT_TYPE[2], "pubsubTopic": topic}
+    elif trigger == "bucket":
         assert s.trigger_bucket
         bucket = check_bucket(s.trigger_bucket)
         if t.gen == 1:
-            return {
+            event = {
                 "eventType": STORAGE_EVENT_TYPES[1][s.trigger_event],
                 "resource": f"projects/_/buckets/{bucket}",
             }
-        return {
-            "eventType": STORAGE_EVENT_TYPES[2][s.trigger_event],
-            "eventFilters": [{"attribute": "bucket", "value": bucket}],
-            "retryPolicy": "RETRY_POLICY_DO_NOT_RETRY",
-        }
-    return None
+        else:
+            event = {
+                "eventType": STORAGE_EVENT_TYPES[2][s.trigger_event],
+                "eventFilters": [{"attribute": "bucket", "value": bucket}],
+            }
+    else:
+        return None
+    if t.gen == 2:
+        event["retryPolicy"] = "RETRY_POLICY_RETRY" if s.retry else "RETRY_POLICY_DO_NOT_RETRY"
+    elif s.retry:
+        event["failurePolicy"] = {"retry": {}}
+    return event
 
 
 def _redacted(body: Mapping[str, Any]) -> dict[str, Any]:

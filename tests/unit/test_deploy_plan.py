@@ -57,6 +57,7 @@ def make(gen: int = 2, signature: str = "http", **flags: Any) -> Any:
         {},
         EVERYTHING,
         {"trigger_topic": "orders"},
+        {"trigger_topic": "orders", "retry": True},
         {"trigger_bucket": "b-1", "trigger_event": "deleted"},
     ],
 )
@@ -312,3 +313,16 @@ def test_the_wait_is_bounded_by_the_timeout_on_its_own_clock() -> None:
     assert naps[:3] == [1.0, 1.5, 2.25] and max(naps) == 10.0  # backoff, capped
     assert len(naps) < 80
     assert caught.value.exit_code == 16
+
+
+@pytest.mark.parametrize(
+    ("gen", "key", "value"),
+    [(2, "retryPolicy", "RETRY_POLICY_RETRY"), (1, "failurePolicy", {"retry": {}})],
+)
+def test_retry_on_failure_for_event_functions(gen: int, key: str, value: object) -> None:
+    p = make(gen, "cloudevent", trigger_topic="orders", retry=True)
+    assert p.body["eventTrigger"][key] == value
+    assert "failurePolicy" not in make(1, "cloudevent", trigger_topic="orders").body["eventTrigger"]
+    with pytest.raises(ConfigError) as caught:
+        make(gen, "http", retry=True)
+    assert "no event trigger" in caught.value.message
