@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import platformdirs
 
@@ -28,6 +28,9 @@ from .config import (
 )
 from .errors import PyfnError
 from .progress import ProgressTask, silent
+
+if TYPE_CHECKING:
+    from .report import Report
 
 log = logging.getLogger("pyfn_action")
 
@@ -430,10 +433,11 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
         assert result.bundle is not None and result.report is not None
         sha256 = result.report.bundle.sha256
         if args.dry_run:
+            key = object_name(settings.prefix, config.name, sha256)
             the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
                                    signature=config.signature, source=None)  # fmt: skip
-            uri = f"gs://{inputs.bucket}/{object_name(settings.prefix, config.name, sha256)}"
-            return _print_plan(stdout, config.json, the_plan, uri=uri, bundle=result.bundle,
+            return _print_plan(stdout, config.json, the_plan.staged(inputs.bucket, key),
+                               uri=f"gs://{inputs.bucket}/{key}", report=result.report,
                                existing=inputs.exists)  # fmt: skip
         uploaded = upload(
             result.bundle,
@@ -444,7 +448,8 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
             progress=terminal_progress,
             region=target.region,
         )
-    log.info("%s %s", "already uploaded" if uploaded.skipped else "uploaded", uploaded)
+    if not uploaded.skipped:  # upload() itself says when it was already there
+        log.info("uploaded %s", uploaded)
     the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
                            signature=config.signature, source=uploaded)  # fmt: skip
     for note in the_plan.notes:
@@ -464,7 +469,7 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
 
 
 def _print_plan(
-    stdout: TextIO, as_json: bool, plan: Any, *, uri: str, bundle: Path, existing: bool | None
+    stdout: TextIO, as_json: bool, plan: Any, *, uri: str, report: Report, existing: bool | None
 ) -> int:
     requests = plan.requests()
     action = None if existing is None else ("update" if existing else "create")
@@ -473,7 +478,11 @@ def _print_plan(
         "function": plan.target.path,
         "gen": plan.target.gen,
         "action": action,
-        "upload": {"bundle": str(bundle), "object": uri},
+        "upload": {
+            "sha256": report.bundle.sha256,
+            "size": report.bundle.compressed_bytes,
+            "object": uri,
+        },
         "update_mask": plan.update_mask,
         "requests": requests if action is None else {action: requests[action]},
         "notes": plan.notes,
@@ -482,7 +491,8 @@ def _print_plan(
         stdout.write(json.dumps(out, indent=2) + "\n")
         return 0
     stdout.write("Dry run: nothing is uploaded or deployed.\n\n")
-    stdout.write(f"upload  {bundle} → {uri} (if absent)\n")
+    size = report.bundle.compressed_bytes / 1e6
+    stdout.write(f"upload  the bundle ({size:.1f} MB) → {uri} (if absent)\n")
     what = {None: "create if absent, update if present", "create": "create", "update": "update"}
     stdout.write(f"deploy  {plan.target.path} ({plan.target.gen} gen): {what[action]}\n")
     stdout.write(f"update mask: {','.join(plan.update_mask)}\n")

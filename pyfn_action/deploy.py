@@ -95,6 +95,17 @@ class Plan:
     update_mask: list[str]  # camelCase paths, as the REST API takes them
     notes: list[str] = field(default_factory=list)
 
+    def staged(self, bucket: str, key: str) -> Plan:
+        """For a dry run: the object the bundle would be uploaded to, its generation unknown."""
+        body = json.loads(json.dumps(self.body))
+        if self.target.gen == 2:
+            body["buildConfig"]["source"]["storageSource"] = {"bucket": bucket, "object": key}
+            note = "storageSource.generation: pinned to the uploaded object's generation"
+        else:
+            body["sourceArchiveUrl"] = f"gs://{bucket}/{key}"
+            note = "sourceArchiveUrl: the uploaded object"
+        return Plan(self.target, body, self.update_mask, [*self.notes, note])
+
     def requests(self, redact: bool = True) -> dict[str, Any]:
         """Both requests: ``create`` if the function is absent, ``update`` if it exists."""
         body = _redacted(self.body) if redact else self.body

@@ -165,8 +165,16 @@ def test_dry_run_prints_the_request_and_mask_and_changes_nothing(
     assert "s3cret" not in out.stdout + out.stderr and "API_TOKEN" in out.stdout
     as_json = json.loads(cloud.deploy(src, "--dry-run", "--json").stdout)
     assert as_json["action"] == "create"  # the function was read, not changed
-    assert as_json["upload"]["object"].startswith(f"gs://{BUCKET}/pyfn/hello/")
-    assert as_json["requests"]["create"]["body"]["buildConfig"]["entryPoint"] == "hello"
+    sha = as_json["upload"]["sha256"]
+    assert as_json["upload"]["object"] == f"gs://{BUCKET}/pyfn/hello/{sha}.zip"
+    body = as_json["requests"]["create"]["body"]
+    assert body["buildConfig"]["entryPoint"] == "hello"
+    # The object is known before the upload; its generation is not.
+    assert body["buildConfig"]["source"]["storageSource"] == {
+        "bucket": BUCKET,
+        "object": f"pyfn/hello/{sha}.zip",
+    }
+    assert any("generation" in note for note in as_json["notes"])
     assert cloud.fake.changes() == []
 
 
