@@ -383,7 +383,6 @@ def _body(
                 "object": source.object,
                 "generation": str(source.generation),
             }
-        body["environment"] = "GEN_2"
         _put(body, mask, "buildConfig.runtime", s.node_runtime)
         _put(body, mask, "buildConfig.entryPoint", entry_point)
         _put(body, mask, "buildConfig.source", {"storageSource": storage})
@@ -441,8 +440,9 @@ def _event_trigger(s: DeploySettings, t: Target, trigger: str) -> dict[str, Any]
             }
     else:
         return None
-    if t.gen == 2:
-        event["retryPolicy"] = "RETRY_POLICY_RETRY" if s.retry else "RETRY_POLICY_DO_NOT_RETRY"
+    # Enums only where they change something: without one, events are not retried.
+    if s.retry and t.gen == 2:
+        event["retryPolicy"] = "RETRY_POLICY_RETRY"
     elif s.retry:
         event["failurePolicy"] = {"retry": {}}
     return event
