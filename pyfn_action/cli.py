@@ -25,6 +25,7 @@ from .config import (
     _table,
     resolve,
     resolve_deploy,
+    resolve_keys,
 )
 from .errors import PyfnError
 from .progress import ProgressTask, silent
@@ -198,20 +199,27 @@ def build_parser() -> argparse.ArgumentParser:
 # --- commands ------------------------------------------------------------------
 
 
-def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+def _build(config: Config, env: Mapping[str, str], request_timeout: int | None = None) -> Any:
+    """``build.build`` as every command runs it: the configured cache, progress on a terminal."""
     from .build import build
-    from .report import render_table
-    from .trim import plan_dict, render_plan
 
-    config = resolve(Path(args.source), env=env, flags=_flags(args, KEYS))
-    _set_debug(config.debug)
-    result = build(
+    return build(
         config,
         cache_dir=cache_dir(config.cache_dir),
         env=env,
         source_date_epoch=source_date_epoch(env),
         progress=terminal_progress,
+        request_timeout=request_timeout,
     )
+
+
+def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    from .report import render_table
+    from .trim import plan_dict, render_plan
+
+    config = resolve(Path(args.source), env=env, flags=_flags(args, KEYS))
+    _set_debug(config.debug)
+    result = _build(config, env)
     if result.report is None:  # a dry run
         if config.json:
             stdout.write(json.dumps(plan_dict(result.plan), indent=2) + "\n")
@@ -251,22 +259,13 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     if args.bundle:
         # No source to read a config file from: the cache is the flag's, else PYFN_CACHE_DIR's.
         bundle = Path(args.bundle)
-        key = KEYS["cache_dir"]
-        raw = args.cache_dir or env.get(key.env) or None
-        cache = cache_dir(key.parse(raw) if raw else None)
+        given = resolve_keys(["cache_dir"], env=env, flags=_flags(args, KEYS))
+        cache = cache_dir(given.get("cache_dir"))
     else:
-        from .build import build
-
         config = resolve(Path(args.source), env=env, flags=_flags(args, KEYS))
         _set_debug(config.debug)
         cache = cache_dir(config.cache_dir)
-        result = build(
-            config,
-            cache_dir=cache,
-            env=env,
-            source_date_epoch=source_date_epoch(env),
-            progress=terminal_progress,
-        )
+        result = _build(config, env)
         if result.bundle is None:
             from .errors import ServeError
 
@@ -314,11 +313,7 @@ def _cmd_upload(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
     from .upload import bundle_name, storage_client, upload
 
     settings = resolve_deploy(None, env=env, flags=_flags(args, DEPLOY_KEYS))
-    json_out = bool(args.json) or _bool(env.get("PYFN_JSON", "0") or "0")
-    if not settings.bucket:
-        from .errors import ConfigError
-
-        raise ConfigError("No staging bucket given", fix="Pass --bucket NAME (or PYFN_BUCKET)")
+    json_out = resolve_keys(["json"], env=env, flags=_flags(args, KEYS)).get("json", False)
     bucket = cloud.check_bucket(settings.bucket)
     bundle = Path(args.bundle)
     name = args.name or bundle_name(bundle)
@@ -351,13 +346,14 @@ class _DeployInputs:
     target: Any  # deploy.Target
     bucket: str
     credentials: Any  # None in a dry run without credentials
+    api: Any  # the Cloud Functions client, None without credentials
     deployed: Any  # the function as it is now, None if absent or unread
     exists: bool | None  # None: not known (a dry run that could not read it)
 
 
 def _deploy_inputs(args: argparse.Namespace, env: Mapping[str, str]) -> _DeployInputs:
     from . import cloud, deploy
-    from .errors import CloudCredentialsError, ConfigError
+    from .errors import CloudCredentialsError
 
     source = Path(args.source)
     dry_run = bool(args.dry_run)
@@ -369,11 +365,6 @@ def _deploy_inputs(args: argparse.Namespace, env: Mapping[str, str]) -> _DeployI
     # Everything that can be judged without a call is judged before the first one.
     cloud.check_function_name(config.name, config.gen)
     region = cloud.check_region(settings.region)
-    if not settings.bucket:
-        raise ConfigError(
-            "No staging bucket given",
-            fix="Pass --bucket NAME (or PYFN_BUCKET, or bucket in pyfn.toml)",
-        )
     bucket = cloud.check_bucket(settings.bucket)
     if settings.project:
         cloud.check_project(settings.project)
@@ -393,23 +384,23 @@ def _deploy_inputs(args: argparse.Namespace, env: Mapping[str, str]) -> _DeployI
         adc_project = cloud.project_from_env(env)
     project = cloud.check_project(settings.project or adc_project)
     target = deploy.Target(project=project, region=region, name=config.name, gen=config.gen)
-    deployed, exists = None, None
+    api, deployed, exists = None, None, None
     if credentials is not None:
+        api = deploy.client(config.gen, credentials, env)
         try:
-            deployed = deploy.read_function(deploy.client(config.gen, credentials, env), target)
+            deployed = deploy.read_function(api, target)
             exists = deployed is not None
         except PyfnError as exc:
             if not dry_run:
                 raise
             log.warning("could not read %s: %s", target.path, exc.message)
-    return _DeployInputs(config, settings, target, bucket, credentials, deployed, exists)
+    return _DeployInputs(config, settings, target, bucket, credentials, api, deployed, exists)
 
 
 def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
     import tempfile
 
     from . import deploy
-    from .build import build
     from .upload import object_name, storage_client, upload
 
     inputs = _deploy_inputs(args, env)
@@ -422,14 +413,7 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
     with tempfile.TemporaryDirectory(prefix="pyfn-deploy-") as tmp:
         if args.dry_run:
             config = dataclasses.replace(config, out=Path(tmp) / "dist")
-        result = build(
-            config,
-            cache_dir=cache_dir(config.cache_dir),
-            env=env,
-            source_date_epoch=source_date_epoch(env),
-            progress=terminal_progress,
-            request_timeout=request_timeout,
-        )
+        result = _build(config, env, request_timeout)
         assert result.bundle is not None and result.report is not None
         sha256 = result.report.bundle.sha256
         if args.dry_run:
@@ -454,9 +438,7 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
                            signature=config.signature, source=uploaded)  # fmt: skip
     for note in the_plan.notes:
         log.info("%s", note)
-    done = deploy.apply(
-        the_plan, deploy.client(config.gen, inputs.credentials, env), timeout=settings.timeout
-    )
+    done = deploy.apply(the_plan, inputs.api, timeout=settings.timeout)
     if config.json:
         out = {"upload": uploaded.to_dict(), "deploy": done.to_dict(), "sha256": sha256}
         stdout.write(json.dumps(out, indent=2) + "\n")

@@ -71,8 +71,13 @@ BUCKET_RULE = (
 )
 
 
-def check_bucket(name: str) -> str:
+def check_bucket(name: str | None) -> str:
     """A bucket name that Cloud Storage accepts, or a ConfigError quoting the rule."""
+    if not name:
+        raise ConfigError(
+            "No staging bucket given",
+            fix="Pass --bucket NAME (or PYFN_BUCKET, or bucket in pyfn.toml)",
+        )
     name = name.removeprefix("gs://").rstrip("/")
     parts = name.split(".")
     problem = ""

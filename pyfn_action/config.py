@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -454,12 +454,7 @@ def resolve(
             fix="Pass the directory that holds your function's main.py, "
             "e.g. pyfn build examples/hello",
         )
-    values: dict[str, Any] = {}
-    table, origin = read_file_config(source)
-    _apply(table, origin or "config file", values)
-    _apply(env_config(env), "the environment (PYFN_*)", values)
-    _apply({k: v for k, v in flags.items() if v is not None}, "the command line", values)
-
+    values = _layered(KEYS, source, env, flags)
     name = values.pop("name", None) or source.resolve().name
     entry_point = values.pop("entry_point", None) or _default_entry_point(name)
     config = Config(source=source, name=name, entry_point=entry_point, **values)
@@ -517,11 +512,28 @@ def resolve_deploy(
     ``source`` is the function's directory whose config file is read, or
     ``None`` (``pyfn upload`` of a bundle) for the environment and flags only.
     """
+    return DeploySettings(**_layered(DEPLOY_KEYS, source, env, flags))
+
+
+def resolve_keys(
+    names: Iterable[str], *, env: Mapping[str, str], flags: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Build keys for a command with no function directory (it is given a bundle):
+    the environment, then flags; only the keys that are set."""
+    return _layered({name: KEYS[name] for name in names}, None, env, flags)
+
+
+def _layered(
+    keys: Mapping[str, Key],
+    source: Path | None,
+    env: Mapping[str, str],
+    flags: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``keys`` from the source's config file (if any), then ``PYFN_*``, then flags."""
     values: dict[str, Any] = {}
     if source is not None and source.is_dir():
         table, origin = read_file_config(source)
-        _apply(table, origin or "config file", values, DEPLOY_KEYS)
-    _apply(env_config(env, DEPLOY_KEYS), "the environment (PYFN_*)", values, DEPLOY_KEYS)
-    given = {k: v for k, v in flags.items() if v is not None}
-    _apply(given, "the command line", values, DEPLOY_KEYS)
-    return DeploySettings(**values)
+        _apply(table, origin or "config file", values, keys)
+    _apply(env_config(env, keys), "the environment (PYFN_*)", values, keys)
+    _apply({k: v for k, v in flags.items() if v is not None}, "the command line", values, keys)
+    return values

@@ -89,3 +89,13 @@ def test_serve_bundle_takes_the_cache_dir_from_the_flag_or_the_environment(
     code, _, err = pyfn(args, env)
     assert code == 8 and "stop here" in err
     assert seen == [wanted]
+
+
+def test_upload_judges_its_settings_like_every_command(tmp_path: Path) -> None:
+    code, _, err = pyfn(["upload", str(tmp_path / "b.zip"), "--bucket", "my-stage"],
+                        {"PYFN_JSON": "maybe"})  # fmt: skip
+    assert code == 2
+    assert "Invalid value for 'json' in the environment (PYFN_*)" in err
+    assert "Traceback" not in err
+    code, _, err = pyfn(["upload", str(tmp_path / "b.zip")])
+    assert code == 2 and "No staging bucket given" in err
