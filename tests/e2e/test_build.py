@@ -175,6 +175,19 @@ def test_bundle_pypy_imports_requirements(
             assert not entry.startswith("/usr"), seen["path"]
 
 
+def _script_function(tmp_path: Path) -> Path:
+    src = tmp_path / "fn"
+    src.mkdir()
+    (src / "main.py").write_text("print('hi')\n")
+    return src
+
+
+def _script_args(src: Path, out: Path, served: Served, index_url: str, *more: str) -> list[str]:
+    """Build arguments for the script-mode function: no requirements, the runtime alone."""
+    return build_args(src, out, served, index_url, "--signature", "script",
+                      "--script", "main.py", *more)  # fmt: skip
+
+
 def _build_against(
     tmp_path: Path, served: Served, cache: Path, requirement: str, *extra: str
 ) -> Outcome:
@@ -183,10 +196,10 @@ def _build_against(
     src.mkdir()
     (src / "main.py").write_text("def fn(request):\n    return 'ok'\n")
     (src / "requirements.txt").write_text(requirement + "\n")
-    args = ("--signature", "script", "--script", "main.py", *extra)
     with serve(index_routes(tmp_path / "wheels")) as base:
         out = tmp_path / "out"
-        return pyfn(build_args(src, out, served, f"{base}/simple/", *args), hermetic_env(cache))
+        args = _script_args(src, out, served, f"{base}/simple/", *extra)
+        return pyfn(args, hermetic_env(cache))
 
 
 def test_no_wheel_for_pypy_names_package_and_tags(
@@ -223,12 +236,9 @@ def test_download_is_cached_and_verified(
 ) -> None:
     """A fresh cache downloads once; a second build uses the cache, not the host."""
     cache = tmp_path / "cache"
-    src = tmp_path / "fn"
-    src.mkdir()
-    (src / "main.py").write_text("print('hi')\n")
+    src = _script_function(tmp_path)
     env = hermetic_env(cache)
-    args = build_args(src, tmp_path / "out", served_pypy, index_url,
-                      "--signature", "script", "--script", "main.py")  # fmt: skip
+    args = _script_args(src, tmp_path / "out", served_pypy, index_url)
     path = served_pypy.url.split("127.0.0.1", 1)[1].split("/", 1)[1]
     before = served_pypy.routes.hits.count("/" + path)
     assert pyfn(args, env).code == 0
@@ -240,21 +250,13 @@ def test_download_is_cached_and_verified(
         assert "app/main.py" in zf.namelist()
 
 
-def _script_function(tmp_path: Path) -> Path:
-    src = tmp_path / "fn"
-    src.mkdir()
-    (src / "main.py").write_text("print('hi')\n")
-    return src
-
-
 def test_dry_run_prints_the_plan_and_writes_nothing(
     tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
 ) -> None:
     src = _script_function(tmp_path)
     out = tmp_path / "out"
     result = pyfn(
-        build_args(src, out, served_pypy, index_url, "--signature", "script",
-                   "--script", "main.py", "--dry-run", "--json"),
+        _script_args(src, out, served_pypy, index_url, "--dry-run", "--json"),
         hermetic_env(session_cache),
     )  # fmt: skip
     assert result.code == 0, result.stderr
@@ -264,8 +266,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     assert plan["removed_bytes"] == sum(r["bytes"] for r in plan["rules"]) > 1_000_000
     assert not out.exists()
     text = pyfn(
-        build_args(src, out, served_pypy, index_url, "--signature", "script",
-                   "--script", "main.py", "--dry-run"),
+        _script_args(src, out, served_pypy, index_url, "--dry-run"),
         hermetic_env(session_cache),
     )  # fmt: skip
     assert "built-in runtime rules:" in text.stdout and "nothing was written" in text.stdout
@@ -281,8 +282,7 @@ def test_trim_rules_limits_and_reincluded_runtime_files(
     (src / "pyfn.toml").write_text('[budget]\ncompressed = "95MB"\n')
     out = tmp_path / "out"
     result = pyfn(
-        build_args(src, out, served_pypy, index_url, "--signature", "script",
-                   "--script", "main.py", "--gen", "1"),
+        _script_args(src, out, served_pypy, index_url, "--gen", "1"),
         hermetic_env(session_cache),
     )  # fmt: skip
     assert result.code == 0, result.stderr
@@ -308,8 +308,7 @@ def test_over_budget_fails_names_the_limit_and_writes_nothing(
     src = _script_function(tmp_path)
     out = tmp_path / "out"
     result = pyfn(
-        build_args(src, out, served_pypy, index_url, "--signature", "script",
-                   "--script", "main.py", "--budget", "1MB"),
+        _script_args(src, out, served_pypy, index_url, "--budget", "1MB"),
         hermetic_env(session_cache),
     )  # fmt: skip
     assert result.code == 9
@@ -327,8 +326,7 @@ def test_build_refuses_credentials_unless_allowed(
                     "client_email": "ci@demo.iam.gserviceaccount.com"})
     )  # fmt: skip
     out = tmp_path / "out"
-    args = build_args(src, out, served_pypy, index_url, "--signature", "script",
-                      "--script", "main.py")  # fmt: skip
+    args = _script_args(src, out, served_pypy, index_url)
     refused = pyfn(args, hermetic_env(session_cache))
     assert refused.code == 11
     assert "app/credentials.json (Google service-account key" in refused.stderr
