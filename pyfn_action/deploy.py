@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .cloud import (
@@ -106,24 +106,20 @@ class Plan:
             note = "sourceArchiveUrl: the uploaded object"
         return Plan(self.target, body, self.update_mask, [*self.notes, note])
 
-    def requests(self, redact: bool = True) -> dict[str, Any]:
-        """Both requests: ``create`` if the function is absent, ``update`` if it exists."""
-        body = _redacted(self.body) if redact else self.body
+    def requests(self) -> dict[str, Any]:
+        """Both requests: ``create`` if the function is absent, ``update`` if it exists.
+
+        Environment variable values are hidden: plans end up in CI logs.
+        """
+        body = _redacted(self.body)
         version = f"v{self.target.gen}"
-        if self.target.gen == 2:
-            create = {
-                "method": "POST",
-                "path": f"/{version}/{self.target.parent}/functions",
-                "query": {"functionId": self.target.name},
-                "body": body,
-            }
-        else:
-            create = {
-                "method": "POST",
-                "path": f"/{version}/{self.target.parent}/functions",
-                "query": {},
-                "body": body,
-            }
+        create = {
+            "method": "POST",
+            "path": f"/{version}/{self.target.parent}/functions",
+            # 2nd gen names the new function in the query; 1st gen in the body only.
+            "query": {"functionId": self.target.name} if self.target.gen == 2 else {},
+            "body": body,
+        }
         update = {
             "method": "PATCH",
             "path": f"/{version}/{self.target.path}",
@@ -143,14 +139,7 @@ class Deployed:
     source: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "url": self.url,
-            "state": self.state,
-            "action": self.action,
-            "operation": self.operation,
-            "source": self.source,
-        }
+        return asdict(self)
 
 
 # --- the plan -------------------------------------------------------------------
@@ -581,16 +570,16 @@ def _storage_uri(storage: Mapping[str, Any]) -> str:
 
 def _check_existing(existing: Any, t: Target) -> None:
     if t.gen == 2:
-        environment = existing.environment.name
+        environment = _enum_name(existing.environment)
         if environment == "GEN_1":
             raise DeployError(
                 f"Function {t.name} exists as a 1st gen function",
                 fix="Deploy it with --gen 1, or choose another --name",
             )
-        state = existing.state.name
+        state = _enum_name(existing.state)
         busy = state in ("DEPLOYING", "DELETING")
     else:
-        state = existing.status.name
+        state = _enum_name(existing.status)
         busy = state in ("DEPLOY_IN_PROGRESS", "DELETE_IN_PROGRESS")
     if busy:
         raise DeployError(
@@ -646,16 +635,25 @@ def _wait(
         delay = min(delay * 1.5, poll_max)
 
 
-def _stages(operation: Any) -> list[tuple[str, str]]:
+def _operation_stages(operation: Any) -> list[Any]:
+    """The stages a 2nd gen operation reports (build, service…); 1st gen reports none."""
     try:
         metadata = operation.metadata
     except Exception:  # an operation without readable metadata still finishes
         return []
+    return list(getattr(metadata, "stages", None) or [])
+
+
+def _enum_name(value: Any) -> str:
+    """An enum's name; a value newer than this client library arrives as a number."""
+    return str(getattr(value, "name", value))
+
+
+def _stages(operation: Any) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    for stage in getattr(metadata, "stages", None) or []:
-        name = stage.name.name if hasattr(stage.name, "name") else str(stage.name)
-        state = stage.state.name if hasattr(stage.state, "name") else str(stage.state)
-        text = f"  {name.lower()}: {state.lower().replace('_', ' ')}"
+    for stage in _operation_stages(operation):
+        name = _enum_name(stage.name)
+        text = f"  {name.lower()}: {_enum_name(stage.state).lower().replace('_', ' ')}"
         if stage.message:
             text += f" ({stage.message})"
         out.append((name, text))
@@ -681,29 +679,26 @@ def _finished(operation: Any, t: Target) -> Any:
 
 def _operation_messages(operation: Any) -> str:
     out: list[str] = []
-    try:
-        metadata = operation.metadata
-    except Exception:
-        return ""
-    for stage in getattr(metadata, "stages", None) or []:
+    for stage in _operation_stages(operation):
+        name = _enum_name(stage.name).lower()
         for message in stage.state_messages:
-            out.append(f"{stage.name.name.lower()}: {message.severity.name} {message.message}")
+            out.append(f"{name}: {_enum_name(message.severity)} {message.message}")
         if stage.message and not stage.state_messages:
-            out.append(f"{stage.name.name.lower()}: {stage.message}")
+            out.append(f"{name}: {stage.message}")
     return "; ".join(out)
 
 
 def _state_messages(function: Any) -> str:
     messages = getattr(function, "state_messages", None) or []
-    return "; ".join(f"{m.severity.name} {m.message}" for m in messages)
+    return "; ".join(f"{_enum_name(m.severity)} {m.message}" for m in messages)
 
 
 def _url_state(function: Any, gen: int) -> tuple[str | None, str]:
     if gen == 2:
         url = function.url or function.service_config.uri or None
-        return url, function.state.name
+        return url, _enum_name(function.state)
     url = function.https_trigger.url or None
-    return url, function.status.name
+    return url, _enum_name(function.status)
 
 
 def _describe(t: Target) -> str:
