@@ -235,7 +235,7 @@ def credentials(
     except DefaultCredentialsError as exc:
         raise CloudCredentialsError(
             f"No Google Cloud credentials found to {needed_for}",
-            why=_first_line(str(exc)),
+            why=first_line(str(exc)),
             fix="In GitHub Actions, run google-github-actions/auth before this step; on a "
             "workstation, run gcloud auth application-default login. The account needs "
             + _roles(needed_for),
@@ -252,7 +252,8 @@ def _roles(needed_for: str) -> str:
     return "; ".join(roles)
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
+    """The first non-empty line of an error text: the rest is a server's detail or a URL."""
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
@@ -289,7 +290,7 @@ def api_error(
     ):
         return CloudCredentialsError(
             f"The Google Cloud credentials could not be used for {doing}",
-            why=_first_line(str(exc)),
+            why=first_line(str(exc)),
             fix="Check the credentials (google-github-actions/auth in CI, gcloud auth "
             "application-default login locally); the account needs "
             + _roles("upload" if "upload" in doing else "deploy"),
@@ -298,13 +299,13 @@ def api_error(
         if _is_network(exc):
             return kind(
                 f"Could not reach Google Cloud while {doing}",
-                why=_first_line(str(exc)) or type(exc).__name__,
+                why=first_line(str(exc)) or type(exc).__name__,
                 fix="Check the network or proxy settings and run again; nothing was changed "
                 "that a rerun cannot finish",
             )
-        return kind(f"{doing} failed", why=f"{type(exc).__name__}: {_first_line(str(exc))}")
+        return kind(f"{doing} failed", why=f"{type(exc).__name__}: {first_line(str(exc))}")
     # HTTP errors start with "METHOD URL: "; the URL says nothing the user needs.
-    message = _HTTP_PREFIX.sub("", _first_line(exc.message or "")) or str(exc.code)
+    message = _HTTP_PREFIX.sub("", first_line(exc.message or "")) or str(exc.code)
     bad_region = region is not None and bool(_BAD_LOCATION.search(message))
     reason = getattr(exc, "reason", None) or ""
     services = " ".join(SERVICES[gen])
@@ -382,7 +383,7 @@ def api_error(
 
 def is_bad_location(exc: Any) -> bool:
     """Whether a NotFound or BadRequest is about the region rather than the resource."""
-    message = _HTTP_PREFIX.sub("", _first_line(getattr(exc, "message", "") or ""))
+    message = _HTTP_PREFIX.sub("", first_line(getattr(exc, "message", "") or ""))
     return bool(_BAD_LOCATION.search(message))
 
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .cloud import api_error, check_bucket
+from .cloud import api_error, check_bucket, first_line
 from .errors import PyfnError, UploadError
 from .progress import ProgressFactory, silent
 
@@ -162,15 +162,14 @@ def upload(
     def fail(exc: BaseException, doing: str) -> PyfnError:
         return api_error(exc, doing=doing, kind=UploadError, bucket=bucket, region=region)
 
-    try:
-        existing = handle.get_blob(key, retry=retry, timeout=REQUEST_TIMEOUT)
-    except gexc.GoogleAPICallError as exc:
-        if isinstance(exc, gexc.NotFound):  # some servers answer 404 for a missing bucket here
-            existing = None
-        else:
+    def look() -> Any:
+        """The object at the bundle's address, or None (a missing bucket answers 404 too)."""
+        try:
+            return handle.get_blob(key, retry=retry, timeout=REQUEST_TIMEOUT)
+        except Exception as exc:
             raise fail(exc, f"reading {where}") from None
-    except Exception as exc:
-        raise fail(exc, f"reading {where}") from None
+
+    existing = look()
     if existing is not None:
         log.info("already uploaded: %s#%s", where, existing.generation)
         return _verified(existing, local, bucket, key, skipped=True)
@@ -194,10 +193,7 @@ def upload(
     except gexc.PreconditionFailed:
         # Someone created the object between our look and our upload. Content
         # addressing says it should be ours; we verify, and never replace it.
-        try:
-            existing = handle.get_blob(key, retry=retry, timeout=REQUEST_TIMEOUT)
-        except Exception as exc:
-            raise fail(exc, f"reading {where}") from None
+        existing = look()
         if existing is None:
             raise UploadError(
                 f"{where} was reported as existing but cannot be read",
@@ -208,7 +204,7 @@ def upload(
     except DataCorruption as exc:
         raise UploadError(
             f"Cloud Storage holds different bytes than were sent for {where}",
-            why=f"the checksums did not match ({_first(exc)}); the object was deleted",
+            why=f"the checksums did not match ({first_line(str(exc))}); the object was deleted",
             fix="Run again; if it happens again, suspect a proxy that rewrites uploads",
         ) from None
     except Exception as exc:
@@ -241,11 +237,6 @@ def _verified(blob: Any, local: Digests, bucket: str, key: str, *, skipped: bool
         crc32c=local.crc32c,
         skipped=skipped,
     )
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _Counting(io.RawIOBase):
