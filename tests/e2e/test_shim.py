@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, Served, hermetic_env, pyfn
+from support.servers import free_port
 
 from pyfn_action import serve
 from pyfn_action.serve import Framework, framework_home
@@ -65,12 +66,6 @@ def unpacked(tmp_path_factory: pytest.TempPathFactory, shim_bundle: Path) -> Pat
     root = tmp_path_factory.mktemp("shim-bundle") / "bundle"
     serve.unpack_bundle(shim_bundle, root)
     return root
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -145,7 +140,7 @@ def serving(
     if signature == "script":
         manifest["function"].update(script=env.pop("script"), stdin=env.pop("stdin"))
     manifest_path.write_text(json.dumps(manifest))
-    port = _free_port()
+    port = free_port()
     log = tmp_path / f"server-{port}.log"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
     child_env["PYFN_WARMUP"] = "0"  # idle-time JIT warm-up has a test of its own
@@ -548,7 +543,7 @@ def test_pyfn_serve_prints_the_url_and_stops_cleanly(
     import subprocess
     import sys
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
     env.update(PYFN_CACHE_DIR=str(TEST_CACHE), TMPDIR=str(tmp_path))
     process = subprocess.Popen(

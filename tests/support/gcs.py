@@ -27,16 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from .servers import running
+from .servers import free_port, running
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def emulator_command() -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -55,6 +56,13 @@ def _handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
     return Handler
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now, for a server started by a test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextmanager
