@@ -63,8 +63,8 @@ from typing import Any
 
 from pyfn_action import serve
 from pyfn_action.build import build
-from pyfn_action.cli import cache_dir as default_cache_dir
 from pyfn_action.config import resolve
+from pyfn_action.flow import cache_dir as default_cache_dir
 from pyfn_action.pack import pack_runtime
 
 REPO = Path(__file__).resolve().parents[1]

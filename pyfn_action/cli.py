@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -12,14 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import platformdirs
-
 from . import __version__
 from .config import (
     DEPLOY_KEYS,
     KEYS,
     Config,
-    DeploySettings,
     Key,
     _bool,
     _table,
@@ -28,6 +24,7 @@ from .config import (
     resolve_keys,
 )
 from .errors import PyfnError
+from .flow import cache_dir, source_date_epoch
 from .progress import ProgressTask, silent
 
 if TYPE_CHECKING:
@@ -65,24 +62,6 @@ def terminal_progress(label: str, total: int | None, unit: str = "B") -> Progres
     if sys.stderr.isatty():
         return _Bar(label, total, unit)
     return silent(label, total, unit)
-
-
-def cache_dir(configured: Path | None) -> Path:
-    return configured or Path(platformdirs.user_cache_dir("pyfn", appauthor=False))
-
-
-def source_date_epoch(env: Mapping[str, str]) -> int:
-    from .zipper import ZIP_EPOCH_MIN
-
-    raw = env.get("SOURCE_DATE_EPOCH", "").strip()
-    if not raw:
-        return ZIP_EPOCH_MIN
-    if not raw.isdigit():
-        raise PyfnError(
-            f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds",
-            fix="Set it to an integer such as $(git log -1 --format=%ct), or unset it",
-        )
-    return max(int(raw), ZIP_EPOCH_MIN)
 
 
 # --- argument parsing ---------------------------------------------------------
@@ -177,6 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(deploy, list(DEPLOY_KEYS), DEPLOY_KEYS)
     deploy.set_defaults(handler=_cmd_deploy)
 
+    comment = commands.add_parser(
+        "comment",
+        help="post size reports as sticky pull request comments (GitHub)",
+        description="Post each markdown size report (the comment.md the Action writes) as its "
+        "function's sticky comment on a pull request, updating the one already there. "
+        "Reads GITHUB_TOKEN, GITHUB_API_URL and GITHUB_REPOSITORY.",
+    )
+    comment.add_argument("bodies", nargs="+", metavar="BODY.md")
+    comment.add_argument("--pr", type=int, required=True, metavar="N", help="pull request number")
+    comment.add_argument("--repo", metavar="OWNER/NAME",
+                         help="repository (default: $GITHUB_REPOSITORY)")  # fmt: skip
+    comment.add_argument("--head-sha", metavar="SHA",
+                         help="refuse unless the pull request's head is this commit")  # fmt: skip
+    comment.set_defaults(handler=_cmd_comment)
+
     runtime = commands.add_parser("runtime", help="work with PyPy runtimes")
     runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True,
                                               metavar="COMMAND")  # fmt: skip
@@ -199,18 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
 # --- commands ------------------------------------------------------------------
 
 
-def _build(config: Config, env: Mapping[str, str], request_timeout: int | None = None) -> Any:
-    """``build.build`` as every command runs it: the configured cache, progress on a terminal."""
-    from .build import build
+def _build(config: Config, env: Mapping[str, str]) -> Any:
+    """The build as every command runs it: progress on a terminal."""
+    from .flow import build_function
 
-    return build(
-        config,
-        cache_dir=cache_dir(config.cache_dir),
-        env=env,
-        source_date_epoch=source_date_epoch(env),
-        progress=terminal_progress,
-        request_timeout=request_timeout,
-    )
+    return build_function(config, env, progress=terminal_progress)
 
 
 def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
@@ -309,26 +296,12 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
 
 
 def _cmd_upload(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    from . import cloud
-    from .upload import bundle_name, storage_client, upload
+    from .flow import upload_bundle
 
     settings = resolve_deploy(None, env=env, flags=_flags(args, DEPLOY_KEYS))
     json_out = resolve_keys(["json"], env=env, flags=_flags(args, KEYS)).get("json", False)
-    bucket = cloud.check_bucket(settings.bucket)
-    bundle = Path(args.bundle)
-    name = args.name or bundle_name(bundle)
-    credentials = None
-    if not env.get("STORAGE_EMULATOR_HOST"):
-        credentials = cloud.credentials(env, None, needed_for="upload")[0]
-    client = storage_client(credentials, settings.project, env)
-    result = upload(
-        bundle,
-        bucket=bucket,
-        name=name,
-        prefix=settings.prefix,
-        client=client,
-        progress=terminal_progress,
-        region=settings.region,
+    result = upload_bundle(
+        Path(args.bundle), settings, env, name=args.name, progress=terminal_progress
     )
     if json_out:
         stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -337,116 +310,55 @@ def _cmd_upload(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
     return 0
 
 
-@dataclasses.dataclass(frozen=True)
-class _DeployInputs:
-    """What a deploy starts from, every name checked and the function read."""
-
-    config: Config
-    settings: DeploySettings
-    target: Any  # deploy.Target
-    bucket: str
-    credentials: Any  # None in a dry run without credentials
-    api: Any  # the Cloud Functions client, None without credentials
-    deployed: Any  # the function as it is now, None if absent or unread
-    exists: bool | None  # None: not known (a dry run that could not read it)
-
-
-def _deploy_inputs(args: argparse.Namespace, env: Mapping[str, str]) -> _DeployInputs:
-    from . import cloud, deploy
-    from .errors import CloudCredentialsError
+def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    from .flow import deploy_function, prepare_deploy
 
     source = Path(args.source)
-    dry_run = bool(args.dry_run)
     build_keys = {k: KEYS[k] for k in KEYS if k != "dry_run"}
-    config = dataclasses.replace(resolve(source, env=env, flags=_flags(args, build_keys)),
-                                 dry_run=False)  # fmt: skip
+    config = resolve(source, env=env, flags=_flags(args, build_keys))
     _set_debug(config.debug)
     settings = resolve_deploy(source, env=env, flags=_flags(args, DEPLOY_KEYS))
-    # Everything that can be judged without a call is judged before the first one.
-    cloud.check_function_name(config.name, config.gen)
-    region = cloud.check_region(settings.region)
-    bucket = cloud.check_bucket(settings.bucket)
-    if settings.project:
-        cloud.check_project(settings.project)
-    early = deploy.Target(project=settings.project or cloud.project_from_env(env)
-                          or "unknown-project", region=region, name=config.name,
-                          gen=config.gen)  # fmt: skip
-    deploy.plan(settings, early, entry_point=config.entry_point, signature=config.signature,
-                source=None)  # fmt: skip
-
-    credentials: Any = None
-    try:
-        credentials, adc_project = cloud.credentials(env, source)
-    except CloudCredentialsError:
-        if not dry_run:
-            raise
-        log.info("no Google Cloud credentials: the plan is made without reading the function")
-        adc_project = cloud.project_from_env(env)
-    project = cloud.check_project(settings.project or adc_project)
-    target = deploy.Target(project=project, region=region, name=config.name, gen=config.gen)
-    api, deployed, exists = None, None, None
-    if credentials is not None:
-        api = deploy.client(config.gen, credentials, env)
-        try:
-            deployed = deploy.read_function(api, target)
-            exists = deployed is not None
-        except PyfnError as exc:
-            if not dry_run:
-                raise
-            log.warning("could not read %s: %s", target.path, exc.message)
-    return _DeployInputs(config, settings, target, bucket, credentials, api, deployed, exists)
-
-
-def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    import tempfile
-
-    from . import deploy
-    from .upload import object_name, storage_client, upload
-
-    inputs = _deploy_inputs(args, env)
-    config, settings, target = inputs.config, inputs.settings, inputs.target
-    # The bundle's shim stops a handler when the platform gives up on the request:
-    # it takes the timeout given now, else the one the function has.
-    request_timeout = settings.function_timeout or deploy.request_timeout(
-        inputs.deployed, config.gen
-    )
-    with tempfile.TemporaryDirectory(prefix="pyfn-deploy-") as tmp:
-        if args.dry_run:
-            config = dataclasses.replace(config, out=Path(tmp) / "dist")
-        result = _build(config, env, request_timeout)
-        assert result.bundle is not None and result.report is not None
-        sha256 = result.report.bundle.sha256
-        if args.dry_run:
-            key = object_name(settings.prefix, config.name, sha256)
-            the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
-                                   signature=config.signature, source=None)  # fmt: skip
-            return _print_plan(stdout, config.json, the_plan.staged(inputs.bucket, key),
-                               uri=f"gs://{inputs.bucket}/{key}", report=result.report,
-                               existing=inputs.exists)  # fmt: skip
-        uploaded = upload(
-            result.bundle,
-            bucket=inputs.bucket,
-            name=config.name,
-            prefix=settings.prefix,
-            client=storage_client(inputs.credentials, target.project, env),
-            progress=terminal_progress,
-            region=target.region,
-        )
-    if not uploaded.skipped:  # upload() itself says when it was already there
-        log.info("uploaded %s", uploaded)
-    the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
-                           signature=config.signature, source=uploaded)  # fmt: skip
-    for note in the_plan.notes:
-        log.info("%s", note)
-    done = deploy.apply(the_plan, inputs.api, timeout=settings.timeout)
+    dry_run = bool(args.dry_run)
+    inputs = prepare_deploy(config, settings, env, dry_run=dry_run)
+    outcome = deploy_function(inputs, env, dry_run=dry_run, progress=terminal_progress)
+    if outcome.dry_run:
+        return _print_plan(stdout, config.json, outcome.plan, uri=outcome.object_uri,
+                           report=outcome.report, existing=outcome.existing)  # fmt: skip
+    uploaded, done = outcome.uploaded, outcome.deployed
+    assert uploaded is not None and done is not None
     if config.json:
-        out = {"upload": uploaded.to_dict(), "deploy": done.to_dict(), "sha256": sha256}
+        out = {"upload": uploaded.to_dict(), "deploy": done.to_dict(),
+               "sha256": outcome.report.bundle.sha256}  # fmt: skip
         stdout.write(json.dumps(out, indent=2) + "\n")
     else:
         stdout.write(f"{done.action}d {done.name}: {done.state}\n")
         if done.url:
             stdout.write(f"url: {done.url}\n")
         stdout.write(f"source: {uploaded}\n")
+    return 0
+
+
+def _cmd_comment(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    from .errors import ConfigError
+    from .github.comments import Comments, post_bodies
+
+    token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN")
+    repository = args.repo or env.get("GITHUB_REPOSITORY")
+    if not token or not repository:
+        raise ConfigError(
+            f"No {'GITHUB_TOKEN' if not token else 'repository'} to post the comment with",
+            fix="Set GITHUB_TOKEN (with pull-requests: write) and GITHUB_REPOSITORY or --repo",
+        )
+    bodies = []
+    for name in args.bodies:
+        try:
+            bodies.append(Path(name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Cannot read {name}", why=str(exc)) from None
+    api = env.get("GITHUB_API_URL") or "https://api.github.com"
+    comments = Comments(api, repository, token)
+    for posted in post_bodies(comments, args.pr, bodies, head_sha=args.head_sha):
+        stdout.write(f"{posted.action} {posted.url}\n")
     return 0
 
 

@@ -206,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources = Sources(
         args.index_url, tuple(args.extra_index_url), tuple(args.find_links), args.no_index
     )
-    from ..cli import cache_dir
+    from ..flow import cache_dir
 
     checker = Checker(target, sources, cache_dir(args.cache_dir))
     paths = [Path(n) for n in args.filenames if Path(n).is_file()]

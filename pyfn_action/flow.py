@@ -1,0 +1,230 @@
+"""The jobs every adapter runs: build a function, upload a bundle, deploy a function.
+
+The ``pyfn`` command and the GitHub Action's entrypoint both call these, with
+settings already resolved (:func:`config.resolve`, :func:`config.resolve_deploy`),
+and turn the typed results into their own output. Nothing here prints or exits;
+progress and stage messages go through the callables passed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import platformdirs
+
+from .config import Config, DeploySettings
+from .errors import PyfnError
+from .progress import ProgressFactory, silent
+
+if TYPE_CHECKING:
+    from .build import BuildResult
+    from .deploy import Deployed, Plan, Target
+    from .report import Report
+    from .upload import Uploaded
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir(configured: Path | None) -> Path:
+    """pyfn's cache: the configured one, else the user's cache directory."""
+    return configured or Path(platformdirs.user_cache_dir("pyfn", appauthor=False))
+
+
+def source_date_epoch(env: Mapping[str, str]) -> int:
+    """The zip timestamp: ``SOURCE_DATE_EPOCH``, never before 1980."""
+    from .zipper import ZIP_EPOCH_MIN
+
+    raw = env.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return ZIP_EPOCH_MIN
+    if not raw.isdigit():
+        raise PyfnError(
+            f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds",
+            fix="Set it to an integer such as $(git log -1 --format=%ct), or unset it",
+        )
+    return max(int(raw), ZIP_EPOCH_MIN)
+
+
+def build_function(
+    config: Config,
+    env: Mapping[str, str],
+    *,
+    progress: ProgressFactory = silent,
+    request_timeout: int | None = None,
+) -> BuildResult:
+    """Build ``config.source`` into ``config.out`` with the configured cache."""
+    from .build import build
+
+    return build(
+        config,
+        cache_dir=cache_dir(config.cache_dir),
+        env=env,
+        source_date_epoch=source_date_epoch(env),
+        progress=progress,
+        request_timeout=request_timeout,
+    )
+
+
+def upload_bundle(
+    bundle: Path,
+    settings: DeploySettings,
+    env: Mapping[str, str],
+    *,
+    name: str | None = None,
+    progress: ProgressFactory = silent,
+) -> Uploaded:
+    """Upload a built bundle to the staging bucket (``pyfn upload``)."""
+    from . import cloud
+    from .upload import bundle_name, storage_client, upload
+
+    bucket = cloud.check_bucket(settings.bucket)
+    credentials = None
+    if not env.get("STORAGE_EMULATOR_HOST"):
+        credentials = cloud.credentials(env, None, needed_for="upload")[0]
+    return upload(
+        bundle,
+        bucket=bucket,
+        name=name or bundle_name(bundle),
+        prefix=settings.prefix,
+        client=storage_client(credentials, settings.project, env),
+        progress=progress,
+        region=settings.region,
+    )
+
+
+# --- deploy -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeployInputs:
+    """What a deploy starts from, every name checked and the function read."""
+
+    config: Config
+    settings: DeploySettings
+    target: Target
+    bucket: str
+    credentials: Any  # None in a dry run without credentials
+    api: Any  # the Cloud Functions client, None without credentials
+    deployed: Any  # the function as it is now, None if absent or unread
+    exists: bool | None  # None: not known (a dry run that could not read it)
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    """A deploy (or its dry run): the build, the plan, and what was done."""
+
+    build: BuildResult
+    report: Report
+    plan: Plan  # for a dry run, names the object the bundle would go to
+    object_uri: str  # gs://BUCKET/PREFIX/NAME/SHA256.zip
+    existing: bool | None
+    uploaded: Uploaded | None = None  # None in a dry run
+    deployed: Deployed | None = None  # None in a dry run
+
+    @property
+    def dry_run(self) -> bool:
+        return self.deployed is None
+
+
+def prepare_deploy(
+    config: Config, settings: DeploySettings, env: Mapping[str, str], *, dry_run: bool
+) -> DeployInputs:
+    """Judge every name and setting before the first call, then read the function.
+
+    A dry run goes on without credentials, and without the function if it
+    cannot be read; a real deploy stops at either.
+    """
+    from . import cloud, deploy
+    from .errors import CloudCredentialsError
+
+    config = dataclasses.replace(config, dry_run=False)
+    cloud.check_function_name(config.name, config.gen)
+    region = cloud.check_region(settings.region)
+    bucket = cloud.check_bucket(settings.bucket)
+    if settings.project:
+        cloud.check_project(settings.project)
+    early = deploy.Target(project=settings.project or cloud.project_from_env(env)
+                          or "unknown-project", region=region, name=config.name,
+                          gen=config.gen)  # fmt: skip
+    deploy.plan(settings, early, entry_point=config.entry_point, signature=config.signature,
+                source=None)  # fmt: skip
+
+    credentials: Any = None
+    try:
+        credentials, adc_project = cloud.credentials(env, config.source)
+    except CloudCredentialsError:
+        if not dry_run:
+            raise
+        log.info("no Google Cloud credentials: the plan is made without reading the function")
+        adc_project = cloud.project_from_env(env)
+    project = cloud.check_project(settings.project or adc_project)
+    target = deploy.Target(project=project, region=region, name=config.name, gen=config.gen)
+    api, deployed, exists = None, None, None
+    if credentials is not None:
+        api = deploy.client(config.gen, credentials, env)
+        try:
+            deployed = deploy.read_function(api, target)
+            exists = deployed is not None
+        except PyfnError as exc:
+            if not dry_run:
+                raise
+            log.warning("could not read %s: %s", target.path, exc.message)
+    return DeployInputs(config, settings, target, bucket, credentials, api, deployed, exists)
+
+
+def deploy_function(
+    inputs: DeployInputs,
+    env: Mapping[str, str],
+    *,
+    dry_run: bool,
+    progress: ProgressFactory = silent,
+    say: Callable[[str], None] = log.info,
+) -> DeployOutcome:
+    """Build, upload to the staging bucket, and create or update the function.
+
+    The bundle records the request timeout the function will have (set now, or
+    the deployed one's), so the shim stops a handler when the platform gives up.
+    A dry run builds into a temporary directory and stops at the plan.
+    """
+    from . import deploy
+    from .upload import object_name, storage_client, upload
+
+    config, settings, target = inputs.config, inputs.settings, inputs.target
+    request_timeout = settings.function_timeout or deploy.request_timeout(
+        inputs.deployed, config.gen
+    )
+    with tempfile.TemporaryDirectory(prefix="pyfn-deploy-") as tmp:
+        if dry_run:
+            config = dataclasses.replace(config, out=Path(tmp) / "dist")
+        result = build_function(config, env, progress=progress, request_timeout=request_timeout)
+        assert result.bundle is not None and result.report is not None
+        key = object_name(settings.prefix, config.name, result.report.bundle.sha256)
+        uri = f"gs://{inputs.bucket}/{key}"
+        if dry_run:
+            the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
+                                   signature=config.signature, source=None)  # fmt: skip
+            return DeployOutcome(result, result.report, the_plan.staged(inputs.bucket, key),
+                                 uri, inputs.exists)  # fmt: skip
+        uploaded = upload(
+            result.bundle,
+            bucket=inputs.bucket,
+            name=config.name,
+            prefix=settings.prefix,
+            client=storage_client(inputs.credentials, target.project, env),
+            progress=progress,
+            region=target.region,
+        )
+    if not uploaded.skipped:  # upload() itself says when it was already there
+        say(f"uploaded {uploaded}")
+    the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
+                           signature=config.signature, source=uploaded)  # fmt: skip
+    for note in the_plan.notes:
+        say(note)
+    done = deploy.apply(the_plan, inputs.api, timeout=settings.timeout, say=say)
+    return DeployOutcome(result, result.report, the_plan, uri, inputs.exists, uploaded, done)
