@@ -17,16 +17,17 @@ from pathlib import Path
 
 from . import __version__, budget, sitecache
 from .bytecode import cache_tag, compile_entries
-from .config import Config
-from .errors import BundleError, CredentialsFound
+from .config import Config, config_file, key_line
+from .errors import BudgetExceeded, BundleError, CredentialsFound, Finding, NoCompatibleWheel
 from .hooks.check_secrets import MAX_SCANNED_BYTES, scan_bytes
 from .native import inspect_entries
 from .pip_runner import interpreter_for
 from .progress import ProgressFactory, silent
 from .report import BundleSummary, Report, components_from
-from .reqfile import read_requirements
+from .reqfile import Requirements, read_requirements
 from .requirements import Installed, Sources, install_requirements
 from .runtime import Runtime, RuntimeRequest, resolve_runtime
+from .sizes import format_size
 from .source import check_source
 from .stage import Entry, stage
 from .targets import Target, generation
@@ -39,7 +40,7 @@ from .trim import (
     protected_files,
     user_rules,
 )
-from .zipper import ZIP_EPOCH_MIN, write_zip
+from .zipper import ZIP_EPOCH_MIN, ZipResult, write_zip
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class BuildResult:
     bundle: Path | None = None  # None for a dry run, which writes nothing
     report_path: Path | None = None
     report: Report | None = None
+    findings: tuple[Finding, ...] = ()  # problems that did not stop the build
 
 
 def build(
@@ -110,21 +112,27 @@ def build(
         sources = Sources(config.index_url, config.extra_index_urls, config.find_links)
         included = list(requirements.files) if requirements is not None else []
         key = sitecache.cache_key(included, extra, target, sources, runtime.sha256)
-        installed = sitecache.installed_site(
-            cache_dir,
-            key,
-            lambda site: install_requirements(
-                extra,
-                requirement_files=files,
-                target=target,
-                interpreter=interpreter,
-                site=site,
-                work=work / "pip",
-                cache_dir=cache_dir,
-                sources=sources,
-            ),
-            refresh=config.refresh,
-        )
+        try:
+            installed = sitecache.installed_site(
+                cache_dir,
+                key,
+                lambda site: install_requirements(
+                    extra,
+                    requirement_files=files,
+                    target=target,
+                    interpreter=interpreter,
+                    site=site,
+                    work=work / "pip",
+                    cache_dir=cache_dir,
+                    sources=sources,
+                ),
+                refresh=config.refresh,
+            )
+        except NoCompatibleWheel as exc:
+            if requirements is not None and exc.requirement:
+                file, line = requirements.where(exc.requirement)
+                exc.findings = (Finding("native", exc.what, file, line),)
+            raise
         manifest = _manifest(config, runtime, target, installed, request_timeout)
         staged = stage(
             runtime, installed, source.root, manifest, app_ignores=_out_ignores(config, out)
@@ -140,10 +148,14 @@ def build(
         plan = plan_trim(staged.entries, rules, protected_files(runtime.python_version, module))
         if config.dry_run:
             return BuildResult(runtime, plan)
-        _refuse_credentials(plan.kept, allowed=config.allow_credentials)
+        where = _Locator(source.root, requirements, plan.kept)
+        findings = _refuse_credentials(plan.kept, where, allowed=config.allow_credentials)
         native = inspect_entries(plan.kept, target, cache_dir)
         for problem in native.problems:
             log.warning("native code: %s %s", problem.path, problem.problem)
+            file, line = where(problem.path)
+            message = f"{problem.path} {problem.problem}"
+            findings.append(Finding("native", message, file, line))
         entries = list(plan.kept)
         if interpreter.is_target:
             entries = compile_entries(entries, runtime, interpreter, cache_dir)
@@ -182,12 +194,65 @@ def build(
                     "native": native.to_dict(),
                 },
             )
-            budget.check(limits, zipped, report.components)
+            try:
+                budget.check(limits, zipped, report.components)
+            except BudgetExceeded as exc:
+                exc.report = report
+                exc.findings = tuple(_budget_findings(limits, zipped, config, where))
+                raise
             (pending / "report.json").write_text(report.to_json(), encoding="utf-8")
             # The bundle lands last: a report never describes a bundle that is not there.
             os.replace(pending / "report.json", out / "report.json")
             os.replace(zipped.path, out / "bundle.zip")
-    return BuildResult(runtime, plan, out / "bundle.zip", out / "report.json", report)
+    return BuildResult(
+        runtime, plan, out / "bundle.zip", out / "report.json", report, tuple(findings)
+    )
+
+
+class _Locator:
+    """Which file of the function a bundle entry comes from: ``app/x`` is the source's
+    ``x``; a file under ``site/`` is the requirements line naming its distribution."""
+
+    def __init__(
+        self, root: Path, requirements: Requirements | None, entries: Sequence[Entry]
+    ) -> None:
+        self.root = root
+        self.requirements = requirements
+        self.component = {e.arcname: e.component for e in entries}
+
+    def __call__(self, arcname: str) -> tuple[Path | None, int | None]:
+        if arcname.startswith("app/"):
+            return self.root / arcname.removeprefix("app/"), None
+        if arcname.startswith("site/") and self.requirements is not None:
+            return self.requirements.where(self.component.get(arcname, ""))
+        return None, None
+
+
+def _budget_findings(
+    limits: Sequence[budget.Limit], zipped: ZipResult, config: Config, where: _Locator
+) -> list[Finding]:
+    """The exceeded limits (on the line that sets the budget) and the largest source files."""
+    findings = []
+    for limit in limits:
+        if limit.ok:
+            continue
+        message = (
+            f"the bundle ({format_size(limit.used_bytes)}) exceeds the {limit.name} limit of "
+            f"{format_size(limit.limit_bytes)}"
+        )
+        file = config_file(config.source) if limit.name.startswith("budget") else None
+        line = key_line(file, "budget") if file is not None else None
+        findings.append(Finding("budget", message, file if line else None, line))
+    largest = sorted(zipped.entries, key=lambda e: e.compressed_bytes, reverse=True)[:10]
+    for entry in largest:
+        file, _ = where(entry.arcname)
+        if entry.arcname.startswith("app/") and file is not None:
+            message = (
+                f"{entry.arcname.removeprefix('app/')} takes {format_size(entry.compressed_bytes)} "
+                f"of the bundle ({format_size(entry.uncompressed_bytes)} unzipped)"
+            )
+            findings.append(Finding("oversized", message, file))
+    return findings
 
 
 def _effect_dict(effect: Effect) -> dict[str, object]:
@@ -201,19 +266,26 @@ def _effect_dict(effect: Effect) -> dict[str, object]:
     }
 
 
-def _refuse_credentials(entries: Sequence[Entry], *, allowed: bool) -> None:
-    """No private key leaves in a bundle unless the user says so (allow_credentials)."""
+def _refuse_credentials(
+    entries: Sequence[Entry], where: _Locator, *, allowed: bool
+) -> list[Finding]:
+    """No private key leaves in a bundle unless the user says so (allow_credentials).
+
+    Allowed, each key found is returned as a finding to show; else the build stops.
+    """
     findings = [
         finding
         for entry in entries
         if entry.arcname.startswith(("app/", "site/")) and entry.size() <= MAX_SCANNED_BYTES
         for finding in scan_bytes(entry.arcname, entry.read())
     ]
-    if not findings:
-        return
+    located = []
     for finding in findings:
         log.warning("%s", finding.line() if allowed else f"{finding.where}: {finding.what}")
-    if not allowed:
+        file, line = where(finding.where)
+        located.append(Finding("credentials", f"{finding.where}: {finding.what}", file,
+                               finding.lineno if line is None else line))  # fmt: skip
+    if findings and not allowed:
         listed = "; ".join(f"{f.where} ({f.what})" for f in findings[:10])
         raise CredentialsFound(
             f"The bundle would carry private keys: {listed}",
@@ -221,7 +293,9 @@ def _refuse_credentials(entries: Sequence[Entry], *, allowed: bool) -> None:
             fix="Delete them (or list them in .pyfnignore) and use the function's runtime "
             "service account or Secret Manager; set allow_credentials = true only if "
             "shipping them is intended",
+            findings=located,
         )
+    return located
 
 
 def _python_of(runtime: str) -> tuple[int, int]:

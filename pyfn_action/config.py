@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -413,6 +414,27 @@ def read_file_config(source: Path) -> tuple[dict[str, Any], str | None]:
             fix="Keep the settings in one of the two and delete the other",
         )
     return tables[0] if tables else ({}, None)
+
+
+def config_file(source: Path) -> Path | None:
+    """The file that holds the function's settings, if it has one."""
+    pyfn_toml = source / "pyfn.toml"
+    if pyfn_toml.is_file():
+        return pyfn_toml
+    pyproject = source / "pyproject.toml"
+    if pyproject.is_file() and "pyfn" in _load_toml(pyproject).get("tool", {}):
+        return pyproject
+    return None
+
+
+def key_line(path: Path, key: str) -> int | None:
+    """The line of ``path`` that sets ``key`` (``key = …`` or a ``[….key]`` table), if any."""
+    pattern = re.compile(rf"^\s*(?:{re.escape(key)}\s*=|\[(?:tool\.pyfn\.)?{re.escape(key)}\])")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return next((n for n, text in enumerate(lines, 1) if pattern.match(text)), None)
 
 
 def _load_toml(path: Path) -> dict[str, Any]:

@@ -7,16 +7,37 @@ Action entrypoint, hooks) turn a :class:`PyfnError` into text and its
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem about one file of the function (and a line of it, where known).
+
+    Adapters point at it: the Action writes it as an annotation on that line.
+    """
+
+    kind: str  # native | oversized | credentials | budget | requirements
+    message: str
+    file: Path | None = None
+    line: int | None = None
+
 
 class PyfnError(Exception):
     """Root of every error pyfn reports to a user."""
 
     exit_code = 1
 
-    def __init__(self, what: str, *, why: str = "", fix: str = "") -> None:
+    def __init__(
+        self, what: str, *, why: str = "", fix: str = "", findings: Iterable[Finding] = ()
+    ) -> None:
         self.what = what
         self.why = why
         self.fix = fix
+        self.findings = tuple(findings)
         super().__init__(self.message)
 
     @property
@@ -64,6 +85,8 @@ class RequirementsError(PyfnError):
 class NoCompatibleWheel(RequirementsError):
     """A requirement has no distribution the target PyPy can load."""
 
+    requirement: str = ""  # the distribution's name
+
 
 class BundleError(PyfnError):
     """The bundle could not be staged or written."""
@@ -84,9 +107,14 @@ class ServeError(PyfnError):
 
 
 class BudgetExceeded(PyfnError):
-    """The bundle is larger than a platform limit or the user's budget."""
+    """The bundle is larger than a platform limit or the user's budget.
+
+    ``report`` describes the bundle that was refused (never written to disk), so
+    an adapter can still show what is too large.
+    """
 
     exit_code = 9
+    report: Any = None  # report.Report
 
 
 class ReportError(PyfnError):

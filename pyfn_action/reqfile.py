@@ -8,13 +8,14 @@ files (``-r``, ``-c``) must stay inside the source tree too.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .errors import RequirementsError
+from .errors import Finding, RequirementsError
 
 # Options pip accepts in a requirements file that pyfn passes through unchanged.
 _PASS_OPTIONS = {
@@ -34,13 +35,23 @@ class Requirements:
 
     files: tuple[Path, ...]  # the file and every file it includes
     names: frozenset[str]  # canonical names of the named requirements
+    lines: Mapping[str, tuple[Path, int]] = field(default_factory=dict)  # name → file, line
+
+    def where(self, name: str) -> tuple[Path | None, int | None]:
+        """The file and line that name a distribution; else the file, for one pulled in."""
+        found = self.lines.get(canonicalize_name(name))
+        if found is not None:
+            return found
+        return (self.files[0] if self.files else None), None
 
 
 def _error(path: Path, lineno: int, line: str, why: str, fix: str) -> RequirementsError:
+    what = f"cannot use {line.strip()!r}"
     return RequirementsError(
-        f"{path}:{lineno}: cannot use {line.strip()!r}",
+        f"{path}:{lineno}: {what}",
         why=why,
         fix=fix,
+        findings=[Finding("requirements", f"{what}: {why}", path, lineno)],
     )
 
 
@@ -70,13 +81,15 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 
 def read_requirements(path: Path, root: Path) -> Requirements:
     """Judge ``path`` (and what it includes) against the source tree ``root``."""
-    names: set[str] = set()
+    names: dict[str, tuple[Path, int]] = {}
     files: list[Path] = []
     _read(path, root.resolve(), names, files, depth=0)
-    return Requirements(files=tuple(files), names=frozenset(names))
+    return Requirements(files=tuple(files), names=frozenset(names), lines=names)
 
 
-def _read(path: Path, root: Path, names: set[str], files: list[Path], depth: int) -> None:
+def _read(
+    path: Path, root: Path, names: dict[str, tuple[Path, int]], files: list[Path], depth: int
+) -> None:
     if depth > 10:
         raise RequirementsError(f"{path}: requirements files include each other too deeply")
     if not path.resolve().is_relative_to(root):
@@ -101,7 +114,7 @@ def _judge_line(
     lineno: int,
     line: str,
     root: Path,
-    names: set[str],
+    names: dict[str, tuple[Path, int]],
     files: list[Path],
     depth: int,
 ) -> None:
@@ -150,4 +163,4 @@ def _judge_line(
             f"it is not a valid requirement ({exc})",
             "Write it as PEP 508 requires, e.g. requests>=2.31 or name @ https://host/name.whl",
         ) from exc
-    names.add(canonicalize_name(parsed.name))
+    names.setdefault(canonicalize_name(parsed.name), (path, lineno))

@@ -330,12 +330,14 @@ def _no_wheel(
         why += f"manylinux ≤ glibc {target.glibc[0]}.{target.glibc[1]} {target.arch}; {found}"
         if build_log:
             why += f"; building from source failed: {build_log}"
-    return NoCompatibleWheel(
+    error = NoCompatibleWheel(
         f"Requirement {spec} has no wheel PyPy {target.python_version} can load",
         why=why,
         fix="Use a release that ships PyPy (pp) or pure-Python (py3-none-any) wheels, "
         "or replace the package with a pure-Python alternative",
     )
+    error.requirement = name
+    return error
 
 
 def _metadata(wheel: Path) -> tuple[str, str, str | None]:

@@ -30,6 +30,7 @@ ADVICE = (
 class Finding:
     where: str  # path, or path!member for an archive member
     what: str
+    lineno: int | None = None  # where a PEM key begins
 
     def line(self) -> str:
         return f"{self.where}: {self.what}; {ADVICE}."
@@ -43,7 +44,8 @@ def scan_bytes(where: str, data: bytes) -> list[Finding]:
         findings.append(Finding(where, "PKCS#12 key store"))
     match = _PEM.search(data)
     if match:
-        findings.append(Finding(where, f"PEM {match.group(1).decode()}"))
+        lineno = data.count(b"\n", 0, match.start()) + 1
+        findings.append(Finding(where, f"PEM {match.group(1).decode()}", lineno))
     if b"service_account" in data and b"private_key" in data:
         account = _service_account(data)
         if account is not None:
