@@ -1,14 +1,16 @@
 """`pyfn report`: a bundle's size, part by part, optionally against a base report.
 
 Renders text (terminal), markdown (a PR comment or job summary: it carries a
-hidden marker so one sticky comment can be updated, folds unchanged components
-into ``<details>`` and always stays under GitHub's 65,536-character limit) and
-JSON.
+hidden marker naming the function, so one sticky comment per function can be
+found and updated; it leads with the line a reviewer needs, folds unchanged
+components into ``<details>`` and always stays under GitHub's 65,536-character
+limit) and JSON.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 from .errors import ReportError
 from .sizes import format_size
 
-MARKER = "<!-- pyfn-size-report -->"
+MARKER_PREFIX = "<!-- pyfn-size-report"
 COMMENT_LIMIT = 65_536
 SUPPORTED_VERSIONS = (1,)
 
@@ -39,6 +41,23 @@ class Comparison:
     rows: tuple[Row, ...]
     limits: tuple[Mapping[str, Any], ...]
     has_base: bool
+    function: str = ""
+    new_function: bool = False  # the base has no such function: absolute sizes only
+    base_label: str = ""  # how to name the base, e.g. "main (1a2b3c4)"
+
+    @property
+    def unchanged(self) -> bool:
+        return self.has_base and all(r.status == "unchanged" for r in (*self.rows, self.total))
+
+
+def marker(function: str) -> str:
+    """The hidden first line of a function's comment: how the sticky comment is found."""
+    return f"{MARKER_PREFIX}: {_safe_name(function)} -->"
+
+
+def _safe_name(name: str) -> str:
+    """A function name as it may appear in markdown and HTML comments (names are input)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:63] or "function"
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -66,8 +85,17 @@ def load(path: Path) -> dict[str, Any]:
     return dict(data)
 
 
-def compare(report: Mapping[str, Any], base: Mapping[str, Any] | None) -> Comparison:
-    """Every component of ``report`` (and of ``base``), with the change of each."""
+def compare(
+    report: Mapping[str, Any],
+    base: Mapping[str, Any] | None,
+    *,
+    new_function: bool = False,
+    base_label: str = "",
+) -> Comparison:
+    """Every component of ``report`` (and of ``base``), with the change of each.
+
+    ``new_function`` says the base was looked for and the function is not there.
+    """
     current = {(c["kind"], c["name"]): c for c in report["components"]}
     before = {(c["kind"], c["name"]): c for c in base["components"]} if base else {}
     rows = []
@@ -76,7 +104,10 @@ def compare(report: Mapping[str, Any], base: Mapping[str, Any] | None) -> Compar
         rows.append(_row(key[1], key[0], now, then, base is not None))
     rows.sort(key=lambda r: -max(r.compressed_bytes or 0, r.base_compressed_bytes or 0))
     total = _row("total", "", report["bundle"], base["bundle"] if base else None, base is not None)
-    return Comparison(total, tuple(rows), tuple(report.get("limits", [])), base is not None)
+    function = report.get("function")
+    name = str(function.get("name", "")) if isinstance(function, Mapping) else ""
+    return Comparison(total, tuple(rows), tuple(report.get("limits", [])), base is not None,
+                      name, new_function and base is None, base_label)  # fmt: skip
 
 
 def _row(
@@ -160,20 +191,47 @@ def _md_row(row: Row, has_base: bool) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
+def headline(comparison: Comparison) -> str:
+    """The one line a reviewer needs: size, change, and how close to the nearest limit."""
+    total = comparison.total
+    parts = [f"**{_size(total.compressed_bytes)}** zipped"]
+    against = f" against {comparison.base_label}" if comparison.base_label else ""
+    if comparison.unchanged:
+        parts.append(f"unchanged{against}")
+    elif comparison.has_base:
+        delta = _delta(total.compressed_bytes, total.base_compressed_bytes)
+        parts.append(f"{delta}{against}")
+    elif comparison.new_function:
+        parts.append("new function")
+    parts.append(_closest_limit(comparison.limits))
+    return " · ".join(parts)
+
+
+def _closest_limit(limits: Sequence[Mapping[str, Any]]) -> str:
+    if not limits:
+        return "no size limit applies (no budget set)"
+    tightest = max(
+        limits, key=lambda item: int(item["used_bytes"]) / max(int(item["limit_bytes"]), 1)
+    )
+    used, limit = int(tightest["used_bytes"]), int(tightest["limit_bytes"])
+    name = str(tightest["name"])
+    kind, _, rest = name.partition(" ")
+    label = f"{rest} budget" if kind == "budget" else f"{name} limit"
+    if used > limit:
+        return f"❌ {format_size(used - limit)} over the {format_size(limit)} {label}"
+    share = used / limit * 100 if limit else 100.0
+    return f"{share:.0f}% of the {format_size(limit)} {label} ({format_size(limit - used)} left)"
+
+
 def render_markdown(comparison: Comparison, limit: int = COMMENT_LIMIT) -> str:
     """A PR comment / job summary body, never longer than ``limit`` characters."""
     base = comparison.has_base
     head = "| component | kind | zipped |" + (" Δ |" if base else "") + " unzipped |"
     head += " Δ |" if base else ""
     rule = _rule(head)
-    total = comparison.total
-    summary = f"**{_size(total.compressed_bytes)}** zipped"
-    if base:
-        summary += f" ({_delta(total.compressed_bytes, total.base_compressed_bytes)})"
-    summary += f", {_size(total.uncompressed_bytes)} unzipped"
-    if base:
-        summary += f" ({_delta(total.uncompressed_bytes, total.base_uncompressed_bytes)})"
-    top = [MARKER, "### pyfn bundle size", "", summary, ""]
+    name = _safe_name(comparison.function) if comparison.function else ""
+    title = f"### pyfn bundle size: `{name}`" if name else "### pyfn bundle size"
+    top = [marker(comparison.function), title, "", headline(comparison), ""]
     for item in comparison.limits:
         mark = "✅" if item.get("ok") else "❌"
         top.append(
@@ -193,7 +251,21 @@ def render_markdown(comparison: Comparison, limit: int = COMMENT_LIMIT) -> str:
         out += ["", f"<details><summary>{len(folded)} unchanged components</summary>", "",
                 *rows, "", "</details>"]  # fmt: skip
     text = "\n".join(out) + "\n" + (tail_note if base else "")
-    return text[:limit]
+    return truncate(text, limit)
+
+
+TRUNCATED_NOTE = (
+    "\n\n_… cut here: the report is longer than a comment may be; see `report.json`._\n"
+)
+
+
+def truncate(text: str, limit: int = COMMENT_LIMIT) -> str:
+    """``text`` if it fits in ``limit`` characters, else cut at a line with a note saying so."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(TRUNCATED_NOTE)]
+    cut = cut[: cut.rfind("\n")] if "\n" in cut else cut
+    return cut + TRUNCATED_NOTE
 
 
 def _rule(head: str) -> str:
@@ -223,6 +295,8 @@ def render_json(comparison: Comparison) -> str:
         json.dumps(
             {
                 "version": 1,
+                "function": comparison.function,
+                "new_function": comparison.new_function,
                 "total": asdict(comparison.total),
                 "components": [asdict(r) for r in comparison.rows],
                 "limits": list(comparison.limits),

@@ -9,11 +9,14 @@ import pytest
 from pyfn_action.cli import run
 from pyfn_action.sizereport import (
     COMMENT_LIMIT,
-    MARKER,
+    TRUNCATED_NOTE,
     ReportError,
     compare,
+    headline,
     load,
+    marker,
     render_markdown,
+    truncate,
 )
 
 
@@ -31,6 +34,7 @@ def _report(components: dict[str, tuple[int, int]], **extra: object) -> dict:  #
             "files": len(comps),
         },
         "components": comps,
+        "function": {"name": "hello"},
         **extra,
     }
 
@@ -58,7 +62,7 @@ def test_markdown_marker_folding_and_deltas() -> None:
          "used_bytes": 200_010, "ok": True}])  # fmt: skip
     base = _report({"flask": (100_000, 300_000), "same": (10, 10)})
     text = render_markdown(compare(head, base))
-    assert text.startswith(MARKER)
+    assert text.startswith(marker("hello") + "\n")
     assert "+100.0 KB (+100.0%)" in text
     assert "<details><summary>1 unchanged components</summary>" in text
     assert text.index("`flask`") < text.index("<details>") < text.index("`same`")
@@ -70,7 +74,7 @@ def test_markdown_stays_under_the_comment_limit() -> None:
     base = {k: (c + 1, u) for k, (c, u) in list(many.items())[:3000]}
     text = render_markdown(compare(_report(many), _report(base)))
     assert len(text) <= COMMENT_LIMIT
-    assert text.startswith(MARKER)
+    assert text.startswith(marker("hello") + "\n")
     assert "more components (see `report.json`)" in text
 
 
@@ -103,3 +107,46 @@ def test_report_command_error(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     code = run(["report", str(_write(tmp_path, "r.json", {"version": 2}))], {}, out, err)
     assert code == 10 and "version 2" in err.getvalue()
+
+
+def test_each_function_has_its_own_marker_and_names_are_sanitized() -> None:
+    assert marker("hello") == "<!-- pyfn-size-report: hello -->"
+    assert marker("hello") != marker("world")
+    hostile = marker("x --> <img src=y> `z`")
+    assert hostile.count("-->") == 1 and "<img" not in hostile and "`" not in hostile
+    text = render_markdown(compare(_report({"a": (1, 1)}, function={"name": "a|`b`"}), None))
+    assert "`a__b_`" in text
+
+
+def test_headline_says_size_change_and_the_nearest_limit() -> None:
+    limits = [
+        {"name": "gen1 compressed sources", "limit_bytes": 100_000_000, "used_bytes": 25_000_000,
+         "ok": True},
+        {"name": "budget compressed", "limit_bytes": 30_000_000, "used_bytes": 25_000_000,
+         "ok": True},
+    ]  # fmt: skip
+    head = _report({"a": (25_000_000, 60_000_000)}, limits=limits)
+    base = _report({"a": (24_000_000, 59_000_000)})
+    line = headline(compare(head, base, base_label="`main`"))
+    assert line.startswith("**25.0 MB** zipped · +1.0 MB (+4.2%) against `main` · ")
+    assert line.endswith("83% of the 30.0 MB compressed budget (5.0 MB left)")
+
+
+def test_headline_for_new_unchanged_and_over_budget() -> None:
+    over = [{"name": "budget compressed", "limit_bytes": 1000, "used_bytes": 1500, "ok": False}]
+    report = _report({"a": (1500, 3000)}, limits=over)
+    new = headline(compare(report, None, new_function=True))
+    assert "new function" in new and "❌ 500 B over the 1.0 KB compressed budget" in new
+    same = compare(report, report)
+    assert same.unchanged and "unchanged" in headline(same)
+    assert "no size limit applies" in headline(compare(_report({"a": (1, 1)}), None))
+    text = render_markdown(same)
+    assert text.index("unchanged") < text.index("<details>")
+
+
+def test_truncate_cuts_at_a_line_and_says_so() -> None:
+    text = "\n".join(f"line {i:06d}" for i in range(10_000))
+    cut = truncate(text, 5000)
+    assert len(cut) <= 5000 and cut.endswith(TRUNCATED_NOTE)
+    assert cut[: -len(TRUNCATED_NOTE)].splitlines()[-1].startswith("line ")
+    assert truncate("short", 5000) == "short"
