@@ -73,6 +73,8 @@ class Config:
 
 
 # --- value parsers: raise ValueError with a human reason ----------------------
+# Each also takes its own result unchanged, so settings parsed once (an adapter
+# judging its inputs) can be layered again as flags.
 
 
 def _str(value: Any) -> str:
@@ -110,7 +112,7 @@ def _bool(value: Any) -> bool:
 
 
 def _path(value: Any) -> Path:
-    return Path(_str(value)).expanduser()
+    return value if isinstance(value, Path) else Path(_str(value)).expanduser()
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -144,6 +146,8 @@ def _identifier(value: Any) -> str:
 
 
 def _budget(value: Any) -> Budget:
+    if isinstance(value, Budget):
+        return value
     if isinstance(value, Mapping):
         unknown = set(value) - {"compressed", "uncompressed"}
         if unknown:
@@ -267,7 +271,11 @@ def _count(value: Any) -> int:
 def _table(value: Any) -> tuple[tuple[str, str], ...]:
     """A TOML table, or ``KEY=VALUE,KEY=VALUE`` text (repeatable on the command line)."""
     pairs: list[tuple[str, str]] = []
-    if isinstance(value, Mapping):
+    if isinstance(value, tuple) and all(
+        isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value
+    ):
+        pairs = list(value)  # already parsed
+    elif isinstance(value, Mapping):
         for k, v in value.items():
             if isinstance(v, bool) or not isinstance(v, (str, int, float)):
                 raise ValueError(f"the value of {k!r} must be a string, got {v!r}")

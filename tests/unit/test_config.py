@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.config import Budget, resolve
+from pyfn_action.config import DEPLOY_KEYS, KEYS, Budget, resolve
 from pyfn_action.errors import ConfigError, SourceError
 from pyfn_action.sizes import parse_size
 
@@ -121,3 +121,21 @@ def test_parse_size(text: str | int, expected: int) -> None:
 def test_parse_size_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a size"):
         parse_size(text)
+
+
+@pytest.mark.parametrize(
+    ("table", "name", "raw"),
+    [
+        (KEYS, "budget", "60MB"),
+        (KEYS, "budget", {"compressed": "60MB", "uncompressed": "300MB"}),
+        (KEYS, "out", "build/out"),
+        (KEYS, "gen", "1"),
+        (KEYS, "extra_index_urls", "https://a.test/simple https://b.test/simple"),
+        (DEPLOY_KEYS, "env_vars", "A=1,B=x=y"),
+        (DEPLOY_KEYS, "memory", "1Gi"),
+        (DEPLOY_KEYS, "timeout", "10m"),
+    ],
+)
+def test_each_parser_takes_its_own_result(table: dict, name: str, raw: object) -> None:  # type: ignore[type-arg]
+    parsed = table[name].parse(raw)
+    assert table[name].parse(parsed) == parsed
