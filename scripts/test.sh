@@ -20,6 +20,8 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/python tests/prepare.py
+# The workflow linters and GitHub's REST API description, for the Action's tests.
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
 .venv/bin/ruff check pyfn_action tests benchmarks
 .venv/bin/ruff format --check pyfn_action tests benchmarks

@@ -7,19 +7,14 @@ from __future__ import annotations
 import json
 import time
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Outcome, Served, hermetic_env, pyfn
-from support.functions_api import TOKEN, FakeFunctions, Injected, fake_functions
-from support.functions_api import service_account_file as make_key
-from support.gcs import Proxy, emulator, object_meta, proxy
+from conftest import BUCKET, PROJECT, Cloud, pyfn
+from support.functions_api import TOKEN, Injected
+from support.gcs import object_meta
 
 pytestmark = pytest.mark.e2e
-BUCKET = "pyfn-stage"
-PROJECT = "demo-proj"
 MAIN_PY = """import functions_framework
 
 
@@ -34,62 +29,6 @@ EVENT_PY = """import functions_framework
 def on_upload(event):
     print(event["id"])
 """
-
-
-@dataclass
-class Cloud:
-    proxy: Proxy
-    fake: FakeFunctions
-    env: dict[str, str]
-    served: Served
-    index_url: str
-    key: Path
-
-    def deploy(self, src: Path, *more: str, env: dict[str, str] | None = None) -> Outcome:
-        args = [
-            "deploy", str(src), "--region", "asia-northeast1", "--bucket", BUCKET,
-            "--out", str(src.parent / f"dist-{src.name}"),
-            "--pypy-archive", self.served.url, "--pypy-sha256", self.served.sha256,
-            "--index-url", self.index_url, *more,
-        ]  # fmt: skip
-        return pyfn(args, env or self.env)
-
-    def uploads(self) -> int:
-        return sum(1 for m, p, s in self.proxy.log if m == "POST" and "/upload/" in p and s == 200)
-
-
-@pytest.fixture(scope="module")
-def gcs() -> Iterator[str]:
-    with emulator(buckets=(BUCKET,)) as base:
-        yield base
-
-
-@pytest.fixture
-def cloud(
-    gcs: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    served_pypy: Served,
-    index_url: str,
-    session_cache: Path,
-) -> Iterator[Cloud]:
-    def source_exists(bucket: str, name: str, generation: str | None) -> bool:
-        meta = object_meta(gcs, bucket, name)
-        return meta is not None and (generation is None or str(meta["generation"]) == generation)
-
-    with proxy(gcs) as p, fake_functions(project=PROJECT, source_exists=source_exists) as fake:
-        key = make_key(tmp_path / "deployer.json", PROJECT, f"{fake.base}/token")
-        google = {
-            "GOOGLE_APPLICATION_CREDENTIALS": str(key),
-            "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),  # no gcloud credentials of the machine
-            "NO_GCE_CHECK": "True",  # never ask a metadata server
-            "GCE_METADATA_HOST": "127.0.0.1:9",
-        }
-        for name, value in google.items():
-            monkeypatch.setenv(name, value)
-        env = hermetic_env(session_cache, STORAGE_EMULATOR_HOST=p.base,
-                           PYFN_FUNCTIONS_ENDPOINT=fake.base, **google)  # fmt: skip
-        yield Cloud(p, fake, env, served_pypy, index_url, key)
 
 
 def function(tmp_path: Path, name: str = "hello", code: str = MAIN_PY) -> Path:

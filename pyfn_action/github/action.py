@@ -1,0 +1,458 @@
+"""The GitHub Action: build every function, report its size on the pull request, deploy.
+
+An adapter, as the ``pyfn`` command is one: it maps the Action's inputs to the
+same flows (:mod:`pyfn_action.flow`) and their results to the runner's
+language. The job fails on a build error, an exceeded budget or a failed
+deploy, with the command's exit codes; never on a comment that could not be
+posted (the body then goes to the job summary and the ``comment-body`` output,
+with one warning saying why).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .. import __version__, sizereport
+from ..cloud import project_from_env
+from ..config import Config, DeploySettings, resolve, resolve_deploy
+from ..errors import BudgetExceeded, ConfigError, Finding, PyfnError, ReportError
+from ..flow import build_function, cache_dir, deploy_function, prepare_deploy
+from ..reqfile import read_requirements
+from .base import BaseUnavailable, repository_root, worktree
+from .comments import CommentError, Comments
+from .event import Event, read_event
+from .inputs import Inputs, parse
+from .workflow import Runner
+
+if TYPE_CHECKING:
+    from ..flow import DeployInputs
+    from ..report import Report
+
+log = logging.getLogger("pyfn_action")
+
+TITLES = {
+    "native": "pyfn: native code",
+    "oversized": "pyfn: oversized file",
+    "credentials": "pyfn: credentials",
+    "budget": "pyfn: size budget",
+    "requirements": "pyfn: requirements",
+}
+
+
+@dataclass
+class Function:
+    """One function of this run, and what became of it."""
+
+    source: Path
+    config: Config
+    settings: DeploySettings
+    prepared: DeployInputs | None = None
+    report: Report | None = None  # also for a bundle refused by its budget
+    bundle: Path | None = None
+    report_path: Path | None = None
+    url: str | None = None
+    error: PyfnError | None = None
+    comparison: sizereport.Comparison | None = None
+    comment_path: Path | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run(args, dict(os.environ), sys.stdout, cwd=Path.cwd())
+
+
+def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Path) -> int:
+    """The Action's step (or, with ``--cache-key``, the step that names its cache)."""
+    runner = Runner(env, stdout)
+    _configure_logging(stdout, debug=env.get("RUNNER_DEBUG") == "1")
+    runner.stop_commands()  # no text below can be taken for a workflow command
+    if env.get("RUNNER_OS", "Linux") != "Linux":
+        runner.error("pyfn runs on Linux runners (runs-on: ubuntu-latest)", title="pyfn")
+        return 2
+    try:
+        if list(args) == ["--cache-key"]:
+            return _cache_key(env, runner, cwd)
+        if args:
+            raise ConfigError(
+                f"Unknown arguments {' '.join(args)!r}",
+                fix="Run entrypoint.py with no arguments, or --cache-key",
+            )
+        inputs = parse(env, cwd=cwd)
+        for secret in inputs.secrets:
+            runner.mask(secret)
+        event = read_event(env)
+        base_report = _load_base_report(inputs.base_report) if inputs.base_report else None
+        functions = _functions(inputs, env)
+        return _run(inputs, event, functions, base_report, env, runner)
+    except PyfnError as exc:
+        _report_error(runner, exc, env)
+        return exc.exit_code
+
+
+# --- the steps of a run ---------------------------------------------------------------
+
+
+def _functions(inputs: Inputs, env: Mapping[str, str]) -> list[Function]:
+    """Each source's settings, resolved as the command resolves them; names unique."""
+    functions = []
+    for source in inputs.sources:
+        config = resolve(source, env=env, flags=inputs.flags)
+        settings = resolve_deploy(source, env=env, flags=inputs.deploy_flags)
+        functions.append(Function(source, config, settings))
+    several = len(functions) > 1
+    for function in functions:
+        out = function.config.out
+        if out == Path("dist") and several:
+            out = out / function.name
+        if not out.is_absolute():
+            out = inputs.workdir / out
+        function.config = dataclasses.replace(function.config, out=out, dry_run=False)
+    _unique("name", [f.name for f in functions], "Give each function its own name in pyfn.toml")
+    _unique("out", [str(f.config.out) for f in functions], "Give each function its own out")
+    return functions
+
+
+def _unique(what: str, values: list[str], fix: str) -> None:
+    seen = {v for v in values if values.count(v) > 1}
+    if seen:
+        raise ConfigError(f"Several functions have the same {what}: {', '.join(sorted(seen))}",
+                          fix=fix)  # fmt: skip
+
+
+def _run(
+    inputs: Inputs,
+    event: Event,
+    functions: list[Function],
+    base_report: dict[str, Any] | None,
+    env: Mapping[str, str],
+    runner: Runner,
+) -> int:
+    if inputs.deploy:
+        # Every function's deploy settings and credentials are judged before anything
+        # is built or uploaded: a mistake in the last one deploys none.
+        for function in functions:
+            settings = function.settings
+            _require(settings.project or project_from_env(env), "project",
+                     "; google-github-actions/auth's project_id also sets it")  # fmt: skip
+            _require(settings.region, "region")
+            _require(settings.bucket, "bucket")
+            function.prepared = prepare_deploy(function.config, function.settings, env,
+                                               dry_run=False)  # fmt: skip
+    for function in functions:
+        with runner.group(f"pyfn: {'deploy' if inputs.deploy else 'build'} {function.name}"):
+            _build_or_deploy(function, env)
+        for finding in function.findings:  # what did not stop the build
+            _annotate(runner, finding, env, error=finding.kind == "native")
+        if function.error is not None and inputs.deploy:
+            break  # deploy nothing more once one function failed
+    bases: dict[str, dict[str, Any] | None]
+    if base_report is not None:
+        base_label, bases = "the base report", {f.name: base_report for f in functions}
+    else:
+        base_label, bases = _bases(inputs, event, functions, env, runner)
+    for function in functions:
+        known = function.name in bases
+        _render(function, known, bases.get(function.name), base_label, runner)
+    if event.is_pull_request and inputs.comment:
+        _comment(inputs, event, functions, env, runner)
+    elif inputs.comment and not event.is_pull_request:
+        log.debug("not a pull request event: no comment")
+    _outputs(functions, runner)
+    failed = [f for f in functions if f.error is not None]
+    for function in failed:
+        assert function.error is not None
+        _report_error(runner, function.error, env, function=function.name)
+    return failed[0].error.exit_code if failed and failed[0].error else 0
+
+
+def _require(value: str | None, name: str, more: str = "") -> None:
+    if not value:
+        raise ConfigError(
+            f"deploy is true but no {name} is given",
+            fix=f"Set the input {name!r} (or {name} in the function's pyfn.toml){more}",
+        )
+
+
+def _build_or_deploy(function: Function, env: Mapping[str, str]) -> None:
+    try:
+        if function.prepared is not None:
+            outcome = deploy_function(function.prepared, env, dry_run=False)
+            result = outcome.build
+            function.url = outcome.deployed.url if outcome.deployed else None
+        else:
+            result = build_function(function.config, env)
+    except BudgetExceeded as exc:
+        function.error, function.report = exc, exc.report
+        return
+    except PyfnError as exc:
+        function.error = exc
+        return
+    function.report, function.bundle, function.report_path = (
+        result.report,
+        result.bundle,
+        result.report_path,
+    )
+    function.findings = list(result.findings)
+
+
+def _bases(
+    inputs: Inputs,
+    event: Event,
+    functions: list[Function],
+    env: Mapping[str, str],
+    runner: Runner,
+) -> tuple[str, dict[str, dict[str, Any] | None]]:
+    """Each function's report at the base (``None``: not there), and how to name the base.
+
+    A function missing from the mapping has no comparison (not a pull request,
+    or its base could not be built).
+    """
+    wanted = [f for f in functions if f.report is not None]
+    if not event.is_pull_request or event.base_sha is None or not wanted:
+        return "", {}
+    label = f"`{_code(event.base_ref or 'base')}` ({event.base_sha[:7]})"
+    bases: dict[str, dict[str, Any] | None] = {}
+    with runner.group(f"pyfn: build at the base, {event.base_ref or ''} {event.base_sha[:12]}"):
+        try:
+            root = repository_root(inputs.workdir, env)
+            with ExitStack() as stack:
+                tree = stack.enter_context(worktree(root, event.base_sha, env))
+                out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pyfn-base-")))
+                for function in wanted:
+                    known, base = _base_report(function, root, tree, out, inputs, env)
+                    if known:
+                        bases[function.name] = base
+        except BaseUnavailable as exc:
+            runner.warning(f"No size comparison with the base: {exc.message}", title="pyfn")
+    return label, bases
+
+
+def _base_report(
+    function: Function, root: Path, tree: Path, out: Path, inputs: Inputs, env: Mapping[str, str]
+) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the base is known and, if so, the function's report there (``None``: new)."""
+    try:
+        relative = function.source.relative_to(root.resolve())
+    except ValueError:
+        return False, None
+    source = tree / relative
+    if not (source / "main.py").is_file() and not (source / "pyfn.toml").is_file():
+        return True, None
+    try:
+        config = resolve(source, env=env, flags=inputs.flags)
+        config = dataclasses.replace(config, out=out / function.name, dry_run=False)
+        report = build_function(config, env).report
+    except BudgetExceeded as exc:
+        report = exc.report
+    except PyfnError as exc:
+        log.warning("%s could not be built at the base: %s", function.name, exc.message)
+        return False, None
+    return (True, report.to_dict()) if report is not None else (False, None)
+
+
+def _load_base_report(path: Path) -> dict[str, Any]:
+    try:
+        return sizereport.load(path)
+    except ReportError as exc:
+        raise ReportError(f"The input 'base-report': {exc.what}", why=exc.why,
+                          fix=exc.fix) from None  # fmt: skip
+
+
+def _render(
+    function: Function,
+    known: bool,
+    base: dict[str, Any] | None,
+    base_label: str,
+    runner: Runner,
+) -> None:
+    """The markdown report: the comment's body, in the out directory and the job summary.
+
+    ``known`` says the base was looked at; with no ``base`` there, the function is new.
+    """
+    if function.report is None:
+        return
+    function.comparison = sizereport.compare(
+        function.report.to_dict(),
+        base,
+        new_function=known and base is None,
+        base_label=base_label if base is not None else "",
+    )
+    body = sizereport.render_markdown(function.comparison)
+    out = function.config.out
+    out.mkdir(parents=True, exist_ok=True)
+    function.comment_path = out / "comment.md"
+    function.comment_path.write_text(body, encoding="utf-8")
+    runner.summary(body)
+
+
+def _comment(
+    inputs: Inputs,
+    event: Event,
+    functions: list[Function],
+    env: Mapping[str, str],
+    runner: Runner,
+) -> None:
+    posting = [f for f in functions if f.comparison is not None and f.comment_path is not None]
+    if not posting:
+        return
+    fallback = "the size report is in the job summary and the comment-body output"
+    if not inputs.token:
+        runner.warning(f"No github-token: no pull request comment; {fallback}", title="pyfn")
+        return
+    assert event.pull_number is not None
+    comments = Comments(env.get("GITHUB_API_URL") or "https://api.github.com",
+                        event.repository, inputs.token)  # fmt: skip
+    for function in posting:
+        assert function.comparison is not None and function.comment_path is not None
+        marker = sizereport.marker(function.comparison.function)
+        try:
+            posted = comments.upsert(event.pull_number, marker,
+                                     function.comment_path.read_text(encoding="utf-8"))  # fmt: skip
+        except CommentError as exc:
+            why = (
+                "the token may not write to this pull request" if exc.forbidden else "GitHub failed"
+            )
+            runner.warning(f"No pull request comment ({why}: {exc.message}); {fallback}",
+                           title="pyfn")  # fmt: skip
+            return  # one warning: the next function would meet the same answer
+        log.info("%s the size comment for %s: %s", posted.action, function.name, posted.url)
+
+
+def _outputs(functions: list[Function], runner: Runner) -> None:
+    figures = {f.name: _figures(f) for f in functions if f.report is not None}
+    first = next((f for f in functions if f.report is not None), None)
+    if first is not None:
+        for name, value in _figures(first).items():
+            if name not in ("name", "source"):
+                runner.set_output(name, value)
+    runner.set_output("reports", json.dumps(figures, sort_keys=True))
+
+
+def _figures(function: Function) -> dict[str, Any]:
+    report = function.report
+    assert report is not None
+    return {
+        "name": function.name,
+        "source": str(function.source),
+        "bundle": str(function.bundle or ""),
+        "sha256": report.bundle.sha256 if function.bundle else "",
+        "compressed-bytes": str(report.bundle.compressed_bytes),
+        "uncompressed-bytes": str(report.bundle.uncompressed_bytes),
+        "report": str(function.report_path or ""),
+        "comment-body": str(function.comment_path or ""),
+        "url": function.url or "",
+    }
+
+
+# --- errors and annotations ------------------------------------------------------------
+
+
+def _report_error(
+    runner: Runner, exc: PyfnError, env: Mapping[str, str], *, function: str = ""
+) -> None:
+    for finding in exc.findings:
+        _annotate(runner, finding, env, error=True)
+    prefix = f"{function}: " if function else ""
+    runner.error(prefix + exc.message, title=f"pyfn: {type(exc).__name__}")
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("traceback", exc_info=exc)
+
+
+def _annotate(runner: Runner, finding: Finding, env: Mapping[str, str], *, error: bool) -> None:
+    file = _workspace_path(finding.file, env) if finding.file is not None else None
+    say = runner.error if error else runner.warning
+    say(finding.message, file=file, line=finding.line if file else None,
+        title=TITLES.get(finding.kind, "pyfn"))  # fmt: skip
+
+
+def _workspace_path(path: Path, env: Mapping[str, str]) -> str | None:
+    """``path`` relative to the repository, as annotations name files; else ``None``."""
+    workspace = Path(env.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
+    try:
+        return path.resolve().relative_to(workspace).as_posix()
+    except (ValueError, OSError):
+        return None
+
+
+def _code(text: str) -> str:
+    """Text that came from an event, safe inside a markdown code span."""
+    return "".join(c for c in text if c.isprintable() and c != "`")[:100]
+
+
+# --- the cache key ----------------------------------------------------------------------
+
+
+def _cache_key(env: Mapping[str, str], runner: Runner, cwd: Path) -> int:
+    """``key``, ``restore-keys`` and ``path`` outputs for actions/cache.
+
+    The key names pyfn's version, the runner, the runtime (line, release or
+    archive, CPU), the target (generation) and a hash of every requirements
+    file; the restore keys fall back to the same target, then to the runtime alone.
+    """
+    inputs = parse(env, cwd=cwd)
+    configs = [resolve(source, env=env, flags=inputs.flags) for source in inputs.sources]
+    runtime = "+".join(sorted({_runtime_id(c) for c in configs}))
+    target = "+".join(sorted({f"gen{c.gen}" for c in configs}))
+    digest = hashlib.sha256()
+    for config in configs:
+        for path in _requirement_files(config):
+            digest.update(path.relative_to(config.source).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+        sources = (config.index_url, config.extra_index_urls, config.find_links)
+        digest.update(repr(sources).encode() + b"\0")
+    prefix = f"pyfn-{__version__}-{env.get('RUNNER_OS', 'Linux')}-{env.get('RUNNER_ARCH', 'X64')}"
+    key = f"{prefix}-{runtime}-{target}-{digest.hexdigest()[:20]}"
+    restore = [f"{prefix}-{runtime}-{target}-", f"{prefix}-{runtime}-"]
+    paths = sorted({str(cache_dir(c.cache_dir)) for c in configs})
+    runner.set_output("key", key)
+    runner.set_output("restore-keys", "\n".join(restore))
+    runner.set_output("path", "\n".join(paths))
+    log.info("cache key %s", key)
+    return 0
+
+
+def _runtime_id(config: Config) -> str:
+    parts = [config.runtime, config.pypy_version or "newest", config.arch]
+    if config.pypy_sha256:
+        parts.append(config.pypy_sha256[:16])
+    return "-".join(parts)
+
+
+def _requirement_files(config: Config) -> Iterator[Path]:
+    path = config.source / config.requirements
+    if not path.is_file():
+        return
+    try:
+        yield from read_requirements(path, config.source).files
+    except PyfnError:
+        yield path  # the build will say what is wrong with it
+
+
+# --- logging --------------------------------------------------------------------------
+
+
+def _configure_logging(stream: TextIO, *, debug: bool) -> None:
+    """Log lines on the same stream as the commands, so that they keep their order."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("pyfn: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for noisy in ("urllib3", "google", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,208 @@
+"""One sticky comment per function on a pull request, through GitHub's REST API.
+
+The comment is found by the hidden marker its body starts with, across every
+page of the pull request's comments (``Link: rel="next"``, 100 a page), and
+updated in place. Errors come
+back as :class:`CommentError`, with ``forbidden`` set when the token may not
+write (a fork's token: 401, 403, 404), which callers treat as "post it elsewhere".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from .. import __version__
+from ..errors import PyfnError
+from ..sizereport import COMMENT_LIMIT, truncate
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2022-11-28"
+PER_PAGE = 100
+MAX_PAGES = 200  # 20,000 comments: far beyond any pull request GitHub can show
+ATTEMPTS = 3
+TIMEOUT_SECONDS = 30
+
+
+class CommentError(PyfnError):
+    """A pull-request comment could not be read or written."""
+
+    exit_code = 17
+
+    def __init__(self, what: str, *, status: int | None = None, why: str = "",
+                 fix: str = "") -> None:  # fmt: skip
+        super().__init__(what, why=why, fix=fix)
+        self.status = status
+
+    @property
+    def forbidden(self) -> bool:
+        return self.status in (401, 403, 404)
+
+
+@dataclass(frozen=True)
+class Posted:
+    action: str  # created | updated
+    comment_id: int
+    url: str
+
+
+class Comments:
+    """The comments of one repository's pull requests, as one token sees them."""
+
+    def __init__(
+        self,
+        api_url: str,
+        repository: str,
+        token: str,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api = api_url.rstrip("/")
+        self.repository = repository
+        self.session = session or requests.Session()
+        self.session.headers.update(
+            {
+                "Accept": "application/vnd.github+json",
+                "Authorization": f"Bearer {token}",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": f"pyfn-action/{__version__}",
+            }
+        )
+        self.sleep = sleep
+
+    def find(self, number: int, marker: str) -> dict[str, Any] | None:
+        """The first comment whose body starts with ``marker``, on any page."""
+        url: str | None = f"{self.api}/repos/{self.repository}/issues/{number}/comments"
+        params: dict[str, Any] | None = {"per_page": PER_PAGE}
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return None
+            response = self._call("GET", url, params=params, doing="reading the comments")
+            page = response.json()
+            if not isinstance(page, list):
+                raise CommentError("GitHub answered the comment list with something else")
+            for comment in page:
+                body = comment.get("body") if isinstance(comment, dict) else None
+                if isinstance(body, str) and body.startswith(marker):
+                    return dict(comment)
+            url, params = self._next(response), None
+        raise CommentError(f"More than {MAX_PAGES} pages of comments on #{number}")
+
+    def upsert(self, number: int, marker: str, body: str) -> Posted:
+        """Create the comment, or update the one that carries ``marker``."""
+        if not body.startswith(marker):
+            raise ValueError("the body must start with its marker")
+        body = truncate(body, COMMENT_LIMIT)
+        existing = self.find(number, marker)
+        if existing is None:
+            url = f"{self.api}/repos/{self.repository}/issues/{number}/comments"
+            made = self._call("POST", url, json={"body": body}, doing="creating the comment")
+            return _posted("created", made.json())
+        url = f"{self.api}/repos/{self.repository}/issues/comments/{int(existing['id'])}"
+        changed = self._call("PATCH", url, json={"body": body}, doing="updating the comment")
+        return _posted("updated", changed.json())
+
+    def pull_head(self, number: int) -> str:
+        """The head commit of pull request ``number``."""
+        url = f"{self.api}/repos/{self.repository}/pulls/{number}"
+        data = self._call("GET", url, doing="reading the pull request").json()
+        head = data.get("head") if isinstance(data, dict) else None
+        sha = head.get("sha") if isinstance(head, dict) else None
+        if not isinstance(sha, str):
+            raise CommentError(f"GitHub gave no head commit for pull request #{number}")
+        return sha
+
+    def _next(self, response: requests.Response) -> str | None:
+        """The ``rel="next"`` page, only if it is on the same API host (the token goes there)."""
+        url = response.links.get("next", {}).get("url")
+        if not url:
+            return None
+        ours, theirs = urllib.parse.urlsplit(self.api), urllib.parse.urlsplit(url)
+        if (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc):
+            raise CommentError(f"GitHub's next page is on another host: {theirs.netloc}")
+        return str(url)
+
+    def _call(self, method: str, url: str, *, doing: str, **kwargs: Any) -> requests.Response:
+        delay = 1.0
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                response = self.session.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
+            except requests.RequestException as exc:
+                if attempt == ATTEMPTS:
+                    raise CommentError(f"GitHub could not be reached while {doing}",
+                                       why=str(exc)) from None  # fmt: skip
+            else:
+                if response.status_code < 400:
+                    return response
+                transient = response.status_code in (429, 500, 502, 503, 504)
+                if not transient or attempt == ATTEMPTS:
+                    raise _error(response, doing)
+            log.debug("GitHub %s %s: retrying in %.0f s", method, url, delay)
+            self.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+
+_MARKER_LINE = re.compile(r"^<!-- pyfn-size-report: [A-Za-z0-9_.-]+ -->$")
+
+
+def marker_of(body: str) -> str:
+    """The marker a body starts with (a ``pyfn report --format markdown`` body's first line)."""
+    first = body.split("\n", 1)[0]
+    if not _MARKER_LINE.match(first):
+        raise CommentError(
+            "The body does not start with a pyfn size-report marker",
+            why=f"its first line is {first[:80]!r}",
+            fix="Post the comment.md the Action (or pyfn report --format markdown) wrote",
+        )
+    return first
+
+
+def post_bodies(
+    comments: Comments, number: int, bodies: Sequence[str], *, head_sha: str | None = None
+) -> list[Posted]:
+    """Post each body as its function's sticky comment on pull request ``number``.
+
+    With ``head_sha``, first check that the pull request's head is that commit:
+    a ``workflow_run`` workflow then cannot be led to comment on another one by
+    an artifact that names the wrong number.
+    """
+    markers = [marker_of(body) for body in bodies]
+    if head_sha is not None:
+        head = comments.pull_head(number)
+        if head != head_sha:
+            raise CommentError(
+                f"Pull request #{number} is at {head[:12]}, not at {head_sha[:12]}",
+                why="the report was made for another commit, or names another pull request",
+                fix="Post reports only for the workflow run's own head commit",
+            )
+    return [comments.upsert(number, m, body) for m, body in zip(markers, bodies)]
+
+
+def _posted(action: str, comment: Any) -> Posted:
+    return Posted(action, int(comment["id"]), str(comment.get("html_url", "")))
+
+
+def _error(response: requests.Response, doing: str) -> CommentError:
+    try:
+        message = str(response.json().get("message", ""))
+    except (ValueError, AttributeError):
+        message = response.text[:200]
+    status = response.status_code
+    fix = ""
+    if status in (401, 403, 404):
+        fix = (
+            "Give the job `permissions: pull-requests: write`; from a fork the token is "
+            "read-only, so post the body from a workflow_run workflow (see README)"
+        )
+    return CommentError(f"GitHub answered {status} while {doing}", status=status,
+                        why=message, fix=fix)  # fmt: skip

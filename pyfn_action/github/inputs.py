@@ -1,0 +1,243 @@
+"""The Action's inputs: read from ``INPUT_<NAME>``, checked, and mapped to pyfn's settings.
+
+The runner names an input ``INPUT_`` + its name in upper case, spaces turned to
+``_`` and hyphens kept (``INPUT_GITHUB-TOKEN``); ``action.yml`` sets exactly
+those. An input overrides the function's ``pyfn.toml`` as a command-line flag
+does, and ``PYFN_*`` variables keep their place below the inputs. Every error
+names the input it is about.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import DEPLOY_KEYS, KEYS, Key, _apply, _bool, read_file_config
+from ..errors import ConfigError, SourceError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on older interpreters only
+    import tomli as tomllib
+
+# Inputs that are pyfn settings: input name → configuration key.
+BUILD_INPUTS = {
+    "runtime": "runtime",
+    "gen": "gen",
+    "budget": "budget",
+    "name": "name",
+    "entry-point": "entry_point",
+    "signature": "signature",
+}
+DEPLOY_INPUTS = {
+    "project": "project",
+    "region": "region",
+    "bucket": "bucket",
+    "env-vars": "env_vars",
+    "secrets": "secrets",
+    "memory": "memory",
+    "function-timeout": "function_timeout",
+}
+ACTION_INPUTS = (
+    "source", "working-directory", "deploy", "comment", "github-token", "base-report",
+    "config", "cache",
+)  # fmt: skip
+SINGLE_SOURCE_INPUTS = ("name", "entry-point", "base-report")
+
+
+def env_name(name: str) -> str:
+    """``github-token`` → ``INPUT_GITHUB-TOKEN``, as the runner names it."""
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+def read(env: Mapping[str, str], name: str) -> str:
+    """An input's value, trimmed as the runner's toolkit trims it; '' when unset."""
+    return env.get(env_name(name), "").strip()
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The Action's inputs, checked."""
+
+    workdir: Path
+    sources: tuple[Path, ...]
+    flags: Mapping[str, Any] = field(default_factory=dict)  # build keys, as flags
+    deploy_flags: Mapping[str, Any] = field(default_factory=dict)
+    deploy: bool = False
+    comment: bool = True
+    token: str = ""
+    base_report: Path | None = None
+    secrets: tuple[str, ...] = ()  # values to mask in the log
+
+
+def parse(env: Mapping[str, str], *, cwd: Path) -> Inputs:
+    """Every input, checked before anything is built, uploaded or deployed."""
+    workdir = _workdir(read(env, "working-directory"), env, cwd)
+    flags: dict[str, Any] = {}
+    deploy_flags: dict[str, Any] = {}
+    _apply_config(read(env, "config"), flags, deploy_flags)
+    for name, key in BUILD_INPUTS.items():
+        _take(env, name, KEYS[key], flags)
+    for name, key in DEPLOY_INPUTS.items():
+        _take(env, name, DEPLOY_KEYS[key], deploy_flags)
+    sources = _sources(read(env, "source") or ".", workdir)
+    if len(sources) > 1:
+        for name in SINGLE_SOURCE_INPUTS:
+            if read(env, name):
+                raise ConfigError(
+                    f"The input {name!r} applies to one function, and source names {len(sources)}",
+                    fix=f"Set {name.replace('-', '_')} in each function's pyfn.toml instead",
+                )
+    base_report = read(env, "base-report")
+    token = read(env, "github-token")
+    masked = [token] if token else []
+    masked += [value for _, value in deploy_flags.get("env_vars") or () if len(value) >= 3]
+    return Inputs(
+        workdir=workdir,
+        sources=sources,
+        flags=flags,
+        deploy_flags=deploy_flags,
+        deploy=_flag(env, "deploy", False),
+        comment=_flag(env, "comment", True),
+        token=token,
+        base_report=(workdir / base_report) if base_report else None,
+        secrets=tuple(masked),
+    )
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = read(env, name)
+    if not value:
+        return default
+    try:
+        return _bool(value)
+    except ValueError:
+        raise _invalid(name, value, "true or false") from None
+
+
+def _take(env: Mapping[str, str], name: str, key: Key, into: dict[str, Any]) -> None:
+    value = read(env, name)
+    if not value:
+        return
+    raw: Any = value
+    if key.name in ("env_vars", "secrets") and "\n" in value:
+        # One KEY=VALUE a line: a value may then hold commas.
+        raw = dict(_pair(name, line) for line in value.splitlines() if line.strip())
+    try:
+        into[key.name] = key.parse(raw)
+    except ValueError as exc:
+        raise _invalid(name, value, key.help, str(exc)) from None
+
+
+def _pair(name: str, line: str) -> tuple[str, str]:
+    key, sep, value = line.strip().partition("=")
+    if not sep or not key.strip():
+        raise _invalid(name, line, "KEY=VALUE, one a line", f"{line.strip()!r} is not KEY=VALUE")
+    return key.strip(), value
+
+
+def _invalid(name: str, value: str, expected: str, why: str = "") -> ConfigError:
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return ConfigError(
+        f"Invalid value for the input {name!r}: {shown!r}",
+        why=why,
+        fix=f"Set {name} to {expected}",
+    )
+
+
+def _apply_config(text: str, flags: dict[str, Any], deploy_flags: dict[str, Any]) -> None:
+    """The ``config`` input: TOML lines with ``pyfn.toml``'s keys, checked as flags are."""
+    if not text:
+        return
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            "The input 'config' is not valid TOML",
+            why=str(exc),
+            fix='Write one setting a line, as in pyfn.toml: arch = "aarch64"',
+        ) from None
+    covered = {key: name for name, key in {**BUILD_INPUTS, **DEPLOY_INPUTS}.items()}
+    for key in table:
+        if key in covered:
+            raise ConfigError(
+                f"{key} is set in the input 'config'",
+                why=f"it has an input of its own, {covered[key]!r}",
+                fix=f"Use the input {covered[key]!r} instead",
+            )
+    _apply(table, "the input 'config'", flags, KEYS)
+    _apply(table, "the input 'config'", deploy_flags, DEPLOY_KEYS)
+
+
+def _workdir(value: str, env: Mapping[str, str], cwd: Path) -> Path:
+    workspace = Path(env.get("GITHUB_WORKSPACE") or cwd)
+    path = (workspace / value) if value else cwd
+    if not path.is_dir():
+        raise ConfigError(
+            f"The input 'working-directory' names {value!r}, which is not a directory",
+            fix="Give a directory of the repository, relative to its root",
+        )
+    return path
+
+
+def _sources(text: str, workdir: Path) -> tuple[Path, ...]:
+    """Each line a directory or a glob, relative to ``workdir``; each must hold a function."""
+    found: list[Path] = []
+    for line in (part.strip() for part in text.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        if glob.has_magic(line):
+            try:
+                dirs = sorted(p for p in workdir.glob(line) if p.is_dir())
+            except (ValueError, NotImplementedError) as exc:
+                raise SourceError(f"The input 'source' pattern {line!r} cannot be used",
+                                  why=str(exc), fix="Use a relative pattern") from None  # fmt: skip
+            functions = [d for d in dirs if _holds_function(d)]
+            if not functions:
+                raise SourceError(
+                    f"The input 'source' pattern {line!r} matches no function directory",
+                    why=f"{len(dirs)} directories matched, none with main.py or pyfn.toml",
+                    fix="List the function directories, one per line, relative to "
+                    "the working directory",
+                )
+            found += functions
+            continue
+        path = workdir / line
+        if not path.is_dir():
+            what = "does not exist" if not path.exists() else "is not a directory"
+            raise SourceError(
+                f"The input 'source' names {line!r}, which {what}",
+                fix="Give the function's directory, relative to the working directory",
+            )
+        if not _holds_function(path):
+            raise SourceError(
+                f"The input 'source' names {line!r}, which holds no function",
+                why="it has no main.py and no pyfn.toml",
+                fix="Point source at the directory with your function's main.py",
+            )
+        found.append(path)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    for path in unique:
+        if not path.is_relative_to(workdir.resolve()):
+            raise SourceError(
+                f"The input 'source' leads to {path}, outside the working directory",
+                why="a link in the repository points out of it; pyfn never builds from there",
+                fix="Name directories inside the repository",
+            )
+    if not unique:
+        raise SourceError("The input 'source' is empty", fix="Name a function directory")
+    return tuple(unique)
+
+
+def _holds_function(path: Path) -> bool:
+    if (path / "main.py").is_file() or (path / "pyfn.toml").is_file():
+        return True
+    try:
+        _, origin = read_file_config(path)
+    except ConfigError:
+        return True  # a broken config file: the build says what is wrong with it
+    return origin is not None

@@ -1,0 +1,449 @@
+"""The Action's entrypoint end to end: real git repositories and builds, the GitHub REST
+API played by a loopback fake that checks every request against GitHub's OpenAPI
+description, and, for deploys, the storage emulator and the Cloud Functions fake."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import BUCKET, PROJECT, REPO, Cloud, Served, hermetic_env
+from support.github_api import FakeGitHub, fake_github
+from support.repos import GIT_ENV, NAME, OWNER, PR, git, pull_request_event, repository
+
+from pyfn_action.cloud import PROJECT_VARIABLES
+from pyfn_action.github.action import run
+from pyfn_action.sizereport import COMMENT_LIMIT, marker
+
+pytestmark = pytest.mark.e2e
+TOKEN = "ghs_loopback-test-token"  # noqa: S105 - the fake's token
+
+
+@dataclass
+class Step:
+    code: int
+    stdout: str
+    outputs: dict[str, str]
+    summary: str
+    commands: list[str] = field(default_factory=list)
+
+    def annotations(self, kind: str) -> list[str]:
+        return [c for c in self.commands if c.startswith(f"::{kind}")]
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """GITHUB_OUTPUT as the runner reads it: ``name<<DELIMITER`` blocks."""
+    text = path.read_text() if path.exists() else ""
+    return {m[0]: m[2] for m in re.findall(r"^(\S+?)<<(\S+)\n(.*?)\n\2$", text, re.S | re.M)}
+
+
+def commands_of(stdout: str) -> list[str]:
+    """The commands the runner would process: only lines between resume and stop."""
+    lines = stdout.splitlines()
+    first = lines[0]
+    assert first.startswith("::stop-commands::"), first
+    token = first.removeprefix("::stop-commands::")
+    out, live = [], False
+    for line in lines[1:]:
+        if line == f"::{token}::":
+            live = True
+        elif line == f"::stop-commands::{token}":
+            live = False
+        elif live:
+            out.append(line)
+    return out
+
+
+@dataclass
+class Action:
+    """Runs entrypoint.py's ``run`` as the runner would, in this process."""
+
+    env: dict[str, str]
+    fake: FakeGitHub
+    tmp_path: Path
+    runs: int = 0
+
+    def __call__(self, workdir: Path, **inputs: str) -> Step:
+        self.runs += 1
+        step = self.tmp_path / f"step-{self.runs}"
+        step.mkdir()
+        env = {**self.env, "GITHUB_WORKSPACE": str(workdir),
+               "GITHUB_OUTPUT": str(step / "output"),
+               "GITHUB_STEP_SUMMARY": str(step / "summary")}  # fmt: skip
+        for name, value in inputs.items():
+            env["INPUT_" + name.replace("_", "-").upper()] = value
+        out = io.StringIO()
+        code = run([], env, out, cwd=workdir)
+        summary = step / "summary"
+        text = out.getvalue()
+        return Step(code, text, read_outputs(step / "output"),
+                    summary.read_text() if summary.exists() else "", commands_of(text))  # fmt: skip
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with fake_github(token=TOKEN) as fake:
+        yield fake
+    assert fake.violations == []
+
+
+@pytest.fixture
+def action(
+    tmp_path: Path,
+    github: FakeGitHub,
+    served_pypy: Served,
+    index_url: str,
+    session_cache: Path,
+) -> Action:
+    env = hermetic_env(
+        session_cache,
+        PYFN_PYPY_ARCHIVE=served_pypy.url,
+        PYFN_PYPY_SHA256=served_pypy.sha256,
+        PYFN_INDEX_URL=index_url,
+        GITHUB_API_URL=github.base,
+        GITHUB_REPOSITORY=f"{OWNER}/{NAME}",
+        GITHUB_EVENT_NAME="pull_request",
+        RUNNER_OS="Linux",
+        **{"INPUT_GITHUB-TOKEN": TOKEN},
+        **GIT_ENV,
+    )
+    for name in PROJECT_VARIABLES:  # no project but the one a test gives
+        env.pop(name, None)
+    return Action(env, github, tmp_path)
+
+
+def our_comments(github: FakeGitHub) -> list[dict[str, object]]:
+    return [c for c in github.comments(OWNER, NAME, PR) if "pyfn-size-report" in str(c["body"])]
+
+
+def test_pull_request_creates_one_comment_then_updates_it(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 40_000})
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    first = action(repo.root, source="functions/hello")
+    assert first.code == 0, first.stdout
+    [comment] = our_comments(action.fake)
+    body = str(comment["body"])
+    assert body.startswith(marker("hello") + "\n")
+    headline = body.splitlines()[3]
+    assert re.match(r"\*\*[\d.]+ MB\*\* zipped · \+4\d\.\d KB \(\+[\d.]+%\) against `main` "
+                    r"\(" + repo.base[:7] + r"\) · ", headline), headline  # fmt: skip
+    outputs = first.outputs
+    bundle = Path(outputs["bundle"])
+    assert bundle == repo.root / "dist" / "bundle.zip" and bundle.is_file()
+    report = json.loads(Path(outputs["report"]).read_text())
+    assert outputs["sha256"] == report["bundle"]["sha256"]
+    assert int(outputs["compressed-bytes"]) == report["bundle"]["compressed_bytes"]
+    assert int(outputs["uncompressed-bytes"]) == report["bundle"]["uncompressed_bytes"]
+    assert Path(outputs["comment-body"]).read_text() == body
+    assert json.loads(outputs["reports"])["hello"]["sha256"] == outputs["sha256"]
+    assert body in first.summary
+    assert any(c == "::group::pyfn: build hello" for c in first.commands)
+    assert git(repo.root, "worktree", "list").count("\n") == 0  # the base's tree is gone
+
+    (repo.root / "functions" / "hello" / "more.bin").write_bytes(os.urandom(10_000))
+    second = action(repo.root, source="functions/hello")
+    assert second.code == 0, second.stdout
+    [updated] = our_comments(action.fake)
+    assert updated["id"] == comment["id"] and updated["body"] != body
+    writes = [(r.method, r.path) for r in action.fake.requests if r.method != "GET"]
+    assert writes == [
+        ("POST", f"/repos/{OWNER}/{NAME}/issues/{PR}/comments"),
+        ("PATCH", f"/repos/{OWNER}/{NAME}/issues/comments/{comment['id']}"),
+    ]
+
+
+def test_marker_on_page_three_of_four_is_found(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 1000})
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    for n in range(250):
+        action.fake.add_comment(OWNER, NAME, PR, f"review comment {n}", user="octocat")
+    old = action.fake.add_comment(OWNER, NAME, PR, marker("hello") + "\nold report")
+    for n in range(100):
+        action.fake.add_comment(OWNER, NAME, PR, f"later comment {n}", user="octocat")
+    step = action(repo.root, source="functions/hello")
+    assert step.code == 0, step.stdout
+    [ours] = our_comments(action.fake)
+    assert ours["id"] == old["id"] and "old report" not in str(ours["body"])
+    pages = [r.query.get("page", "1") for r in action.fake.requests if r.method == "GET"]
+    assert pages == ["1", "2", "3"]  # stops at the page that has it
+    assert not any(r.method == "POST" for r in action.fake.requests)
+
+
+def test_two_functions_make_two_comments_and_a_new_one_says_so(
+    action: Action, tmp_path: Path
+) -> None:
+    repo = repository(tmp_path, base=["alpha"], head={"alpha": 2000, "beta": 3000})
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    step = action(repo.root, source="functions/*")
+    assert step.code == 0, step.stdout
+    bodies = {str(c["body"]).splitlines()[0]: str(c["body"]) for c in our_comments(action.fake)}
+    assert set(bodies) == {marker("alpha"), marker("beta")}
+    assert "new function" in bodies[marker("beta")].splitlines()[3]
+    assert "against `main`" in bodies[marker("alpha")].splitlines()[3]
+    reports = json.loads(step.outputs["reports"])
+    assert set(reports) == {"alpha", "beta"}
+    assert reports["beta"]["bundle"] == str(repo.root / "dist" / "beta" / "bundle.zip")
+    assert step.summary.count("<!-- pyfn-size-report") == 2
+
+
+def test_an_unchanged_bundle_says_so(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})  # only README.md changed
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    step = action(repo.root, source="functions/hello")
+    assert step.code == 0, step.stdout
+    [comment] = our_comments(action.fake)
+    assert " · unchanged against `main`" in str(comment["body"]).splitlines()[3]
+
+
+def test_base_commit_missing_from_a_shallow_clone_is_fetched(
+    action: Action, tmp_path: Path
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 5000})
+    git(repo.root, "config", "uploadpack.allowReachableSHA1InWant", "true")  # as GitHub allows
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth=1", f"file://{repo.root}", str(clone))
+    with pytest.raises(subprocess.CalledProcessError):
+        git(clone, "cat-file", "-e", f"{repo.base}^{{commit}}")
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    step = action(clone, source="functions/hello")
+    assert step.code == 0, step.stdout
+    assert "against `main`" in str(our_comments(action.fake)[0]["body"])
+
+
+def test_a_forks_read_only_token_falls_back_to_the_summary(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 1000})
+    event = pull_request_event(repo, tmp_path / "event.json", fork=True)
+    action.env["GITHUB_EVENT_PATH"] = str(event)
+    action.fake.read_only = True
+    step = action(repo.root, source="functions/hello")
+    assert step.code == 0, step.stdout
+    [warning] = step.annotations("warning")
+    assert "may not write" in warning and "job summary" in warning
+    body = Path(step.outputs["comment-body"]).read_text()
+    assert body.startswith(marker("hello")) and body in step.summary
+    assert our_comments(action.fake) == []
+
+
+def test_no_token_is_a_warning_only(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 1000})
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    del action.env["INPUT_GITHUB-TOKEN"]
+    step = action(repo.root, source="functions/hello")
+    assert step.code == 0, step.stdout
+    assert any("No github-token" in w for w in step.annotations("warning"))
+    assert action.fake.requests == []
+
+
+def test_a_body_over_the_limit_is_cut_with_a_note(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 1000})
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    components = [
+        {"name": f"removed-package-with-a-long-name-{i:05d}", "kind": "package",
+         "compressed_bytes": 1000 + i, "uncompressed_bytes": 3000 + i, "files": 1}
+        for i in range(3000)
+    ]  # fmt: skip
+    base = {"version": 1, "bundle": {"sha256": "0" * 64, "compressed_bytes": 9_000_000,
+            "uncompressed_bytes": 30_000_000, "files": 3000}, "components": components,
+            "function": {"name": "hello"}}  # fmt: skip
+    (repo.root / "base.json").write_text(json.dumps(base))
+    step = action(repo.root, source="functions/hello", base_report="base.json")
+    assert step.code == 0, step.stdout
+    [comment] = our_comments(action.fake)
+    body = str(comment["body"])
+    assert 60_000 < len(body) <= COMMENT_LIMIT
+    assert "more components (see `report.json`)" in body
+
+
+def test_a_base_report_of_another_version_is_refused(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    (repo.root / "base.json").write_text(json.dumps({"version": 2}))
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    step = action(repo.root, source="functions/hello", base_report="base.json")
+    assert step.code == 10
+    [error] = step.annotations("error")
+    assert "base-report" in error and "version 2" in error
+    assert action.fake.requests == [] and not (repo.root / "dist").exists()
+
+
+def test_over_budget_fails_after_commenting_with_annotations(
+    action: Action, tmp_path: Path
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 2_000_000})
+    src = repo.root / "functions" / "hello"
+    (src / "pyfn.toml").write_text('name = "hello"\nentry_point = "hello"\n\nbudget = "10MB"\n')
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    step = action(repo.root, source="functions/hello")
+    assert step.code == 9, step.stdout
+    [comment] = our_comments(action.fake)
+    assert "❌" in str(comment["body"]).splitlines()[3]
+    errors = step.annotations("error")
+    assert any(e.startswith("::error file=functions/hello/pyfn.toml,line=4,") for e in errors)
+    assert any(e.startswith("::error file=functions/hello/data.bin,") for e in errors)
+    assert any("BudgetExceeded" in e and "10.0 MB" in e for e in errors)
+    assert not (repo.root / "dist" / "bundle.zip").exists()
+    assert step.outputs["bundle"] == "" and step.outputs["sha256"] == ""  # none was written
+    assert int(step.outputs["compressed-bytes"]) > 10_000_000  # what was refused
+    assert Path(step.outputs["comment-body"]).read_text() == comment["body"]
+
+
+def test_credentials_are_annotated_on_their_line(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    key = "x = 1\n-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+    (repo.root / "functions" / "hello" / "key.pem").write_text(key)
+    action.env["GITHUB_EVENT_NAME"] = "push"
+    step = action(repo.root, source="functions/hello")
+    assert step.code == 11, step.stdout
+    assert any(e.startswith("::error file=functions/hello/key.pem,line=2,title=pyfn%3A credentials")
+               for e in step.annotations("error"))  # fmt: skip
+    assert "MIIE" not in step.stdout
+
+
+@pytest.mark.parametrize(
+    ("inputs", "code", "message"),
+    [
+        ({"gen": "3"}, 2, "input 'gen'"),
+        ({"budget": "lots"}, 2, "input 'budget'"),
+        ({"deploy": "maybe"}, 2, "input 'deploy'"),
+        ({"source": "nowhere"}, 3, "input 'source' names 'nowhere'"),
+        ({"source": "functions"}, 3, "holds no function"),
+        ({"deploy": "true", "project": "p-123456", "bucket": "b-stage"}, 2, "no region"),
+        ({"deploy": "true", "project": "p-123456", "region": "us-central1"}, 2, "no bucket"),
+        ({"deploy": "true", "region": "us-central1", "bucket": "b-stage"}, 2, "no project"),
+    ],
+)
+def test_bad_input_names_it_and_builds_nothing(
+    action: Action, tmp_path: Path, inputs: dict[str, str], code: int, message: str
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    action.env["GITHUB_EVENT_NAME"] = "push"
+    inputs.setdefault("source", "functions/hello")
+    step = action(repo.root, **inputs)
+    assert step.code == code, step.stdout
+    [error] = step.annotations("error")
+    assert message in error
+    assert not (repo.root / "dist").exists() and action.fake.requests == []
+
+
+def test_a_malformed_event_is_refused(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    (tmp_path / "event.json").write_text("{not json")
+    action.env["GITHUB_EVENT_PATH"] = str(tmp_path / "event.json")
+    step = action(repo.root, source="functions/hello")
+    assert step.code == 2
+    assert "Cannot read the GitHub event" in step.annotations("error")[0]
+
+
+def test_cache_key_names_runtime_target_and_requirements(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    src = repo.root / "functions" / "hello"
+    env = {**action.env, "INPUT_SOURCE": "functions/hello", "INPUT_GEN": "1",
+           "GITHUB_OUTPUT": str(tmp_path / "out"), "RUNNER_ARCH": "X64"}  # fmt: skip
+
+    def key() -> dict[str, str]:
+        (tmp_path / "out").unlink(missing_ok=True)
+        assert run(["--cache-key"], env, io.StringIO(), cwd=repo.root) == 0
+        return read_outputs(tmp_path / "out")
+
+    first = key()
+    (src / "requirements.txt").write_text("idna\n")
+    second = key()
+    assert first["key"] != second["key"]
+    runtime = f"pypy3.11-newest-x86_64-{action.env['PYFN_PYPY_SHA256'][:16]}"
+    assert second["key"].startswith(f"pyfn-0.1.0-Linux-X64-{runtime}-gen1-")
+    assert second["restore-keys"].splitlines() == [
+        f"pyfn-0.1.0-Linux-X64-{runtime}-gen1-",
+        f"pyfn-0.1.0-Linux-X64-{runtime}-",
+    ]
+    assert second["path"] == action.env["PYFN_CACHE_DIR"]
+
+
+def test_entrypoint_script_runs_outside_the_composite(action: Action, tmp_path: Path) -> None:
+    """`python entrypoint.py` as other CI systems would run it: PYFN_* below the inputs."""
+    repo = repository(tmp_path, base=["hello"], head={})
+    env = {**action.env, "GITHUB_EVENT_NAME": "push", "INPUT_SOURCE": "functions/hello",
+           "GITHUB_OUTPUT": str(tmp_path / "out"), "PYFN_GEN": "1",
+           "INPUT_GEN": "2"}  # fmt: skip
+    result = subprocess.run([sys.executable, str(REPO / "entrypoint.py")], cwd=repo.root,
+                            env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(Path(read_outputs(tmp_path / "out")["report"]).read_text())
+    assert report["function"]["gen"] == 2  # the input, over PYFN_GEN
+    assert action.fake.requests == []  # a push: no comment
+
+
+def google(cloud: Cloud) -> dict[str, str]:
+    """The Google side of the deploy tests' environment: credentials, emulator, fake API."""
+    prefixes = ("GOOGLE_", "CLOUDSDK_", "STORAGE_", "PYFN_FUNCTIONS", "NO_GCE", "GCE_")
+    return {k: v for k, v in cloud.env.items() if k.startswith(prefixes)}
+
+
+def test_a_push_with_deploy_true_deploys_and_sets_the_url(
+    action: Action, cloud: Cloud, tmp_path: Path
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    action.env.update(google(cloud))
+    action.env["GITHUB_EVENT_NAME"] = "push"
+    step = action(repo.root, source="functions/hello", deploy="true", project=PROJECT,
+                  region="asia-northeast1", bucket=BUCKET, memory="512Mi",
+                  env_vars="MODE=prod\nORIGINS=a.test,b.test")  # fmt: skip
+    assert step.code == 0, step.stdout
+    url = "https://asia-northeast1-demo-proj.cloudfunctions.net/hello"
+    assert step.outputs["url"] == url
+    assert json.loads(step.outputs["reports"])["hello"]["url"] == url
+    [create] = cloud.fake.changes()
+    assert create.body["serviceConfig"]["environmentVariables"] == {
+        "MODE": "prod", "ORIGINS": "a.test,b.test"}  # fmt: skip
+    storage = create.body["buildConfig"]["source"]["storageSource"]
+    assert storage["object"].endswith(step.outputs["sha256"] + ".zip")
+    assert cloud.fake.violations == [] and cloud.uploads() == 1
+    assert "::add-mask::a.test,b.test" in step.commands
+    assert "a.test,b.test" not in step.stdout.replace("::add-mask::a.test,b.test", "")
+    assert any(c == "::group::pyfn: deploy hello" for c in step.commands)
+
+
+def test_deploy_settings_are_all_judged_before_anything_is_deployed(
+    action: Action, cloud: Cloud, tmp_path: Path
+) -> None:
+    repo = repository(tmp_path, base=["alpha", "beta"], head={})
+    (repo.root / "functions" / "beta" / "pyfn.toml").write_text(
+        'name = "beta"\nentry_point = "beta"\nmemory = "1Gi"\ncpu = "0.5"\nconcurrency = 8\n'
+    )
+    action.env.update(google(cloud))
+    action.env["GITHUB_EVENT_NAME"] = "push"
+    step = action(repo.root, source="functions/*", deploy="true", project=PROJECT,
+                  region="asia-northeast1", bucket=BUCKET)  # fmt: skip
+    assert step.code == 2, step.stdout
+    assert "concurrency" in step.annotations("error")[0]
+    assert cloud.fake.changes() == [] and cloud.uploads() == 0
+    assert not (repo.root / "dist").exists()
+
+
+def test_pyfn_comment_posts_only_for_the_built_head(action: Action, tmp_path: Path) -> None:
+    from conftest import pyfn
+
+    body = tmp_path / "comment.md"
+    body.write_text(marker("hello") + "\n### pyfn bundle size: `hello`\n")
+    action.fake.add_pull(OWNER, NAME, PR, head_sha="c" * 40, base_sha="d" * 40)
+    env = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": action.fake.base,
+           "GITHUB_REPOSITORY": f"{OWNER}/{NAME}"}  # fmt: skip
+    moved = pyfn(["comment", str(body), "--pr", str(PR), "--head-sha", "e" * 40], env)
+    assert moved.code == 17 and "not at eeeeeeeeeeee" in moved.stderr
+    assert our_comments(action.fake) == []
+    posted = pyfn(["comment", str(body), "--pr", str(PR), "--head-sha", "c" * 40], env)
+    assert posted.code == 0, posted.stderr
+    assert posted.stdout.startswith("created ")
+    again = pyfn(["comment", str(body), "--pr", str(PR)], env)
+    assert again.code == 0 and again.stdout.startswith("updated ")
+    assert len(our_comments(action.fake)) == 1
+    other = tmp_path / "other.md"
+    other.write_text("<!-- not ours -->\nhello\n")
+    refused = pyfn(["comment", str(other), "--pr", str(PR)], env)
+    assert refused.code == 17 and "marker" in refused.stderr

@@ -1,0 +1,165 @@
+"""action.yml's own steps, run as the runner runs a composite action: the install from
+$GITHUB_ACTION_PATH (a copy of this checkout, with no package index), the env mapping,
+the cache step and the outputs. setup-python and actions/cache are stood in for."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Served, hermetic_env
+from support.composite import CompositeRun, StepCall, run_composite
+from support.github_api import FakeGitHub, fake_github
+from support.repos import GIT_ENV, NAME, OWNER, PR, pull_request_event, repository
+from support.servers import index_routes, serve
+
+from pyfn_action.sizereport import marker
+
+pytestmark = pytest.mark.e2e
+TOKEN = "ghs_composite-test-token"  # noqa: S105 - the fake's token
+HOOKHOUSE = REPO / "tests" / ".hookhouse"
+
+
+@pytest.fixture(scope="module")
+def action_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Action as `uses:` fetches it: this checkout's files, and nothing built."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    root = tmp_path_factory.mktemp("pyfn-action")
+    for name in filter(None, files):
+        if (REPO / name).is_file() and not name.startswith("tests/"):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def hookhouse_index() -> Iterator[str]:
+    """pyfn's own dependencies as a package index on loopback: the install step's index."""
+    if not any(HOOKHOUSE.glob("*.whl")):
+        pytest.fail("tests/.hookhouse is empty: run `python tests/prepare.py` (CI does)")
+    with serve(index_routes(HOOKHOUSE)) as base:
+        yield f"{base}/simple/"
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with fake_github(token=TOKEN) as fake:
+        yield fake
+    assert fake.violations == []
+
+
+class Cache:
+    """actions/cache, standing in: records what it was asked to keep."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, str]] = []
+
+    def __call__(self, call: StepCall) -> dict[str, str]:
+        self.calls.append(call.with_)
+        return {"cache-hit": "false"}
+
+
+def setup_python(call: StepCall) -> dict[str, str]:
+    assert call.with_ == {"python-version": "3.12", "update-environment": "false"}
+    return {"python-path": getattr(sys, "_base_executable", sys.executable)}
+
+
+def composite(
+    action_dir: Path,
+    workdir: Path,
+    github: FakeGitHub,
+    event: Path,
+    env: dict[str, str],
+    stand_in: Cache,
+    **inputs: str,
+) -> CompositeRun:
+    return run_composite(
+        action_dir,
+        inputs=inputs,
+        github={
+            "token": TOKEN,
+            "event_name": "pull_request",
+            "event_path": str(event),
+            "repository": f"{OWNER}/{NAME}",
+            "api_url": github.base,
+        },
+        env={**env, "GITHUB_API_URL": github.base},
+        uses={"actions/setup-python": setup_python, "actions/cache": stand_in},
+        workdir=workdir,
+        timeout=900,
+        temp_dir=workdir.parent / "runner",
+    )
+
+
+def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
+    action_dir: Path,
+    github: FakeGitHub,
+    served_pypy: Served,
+    index_url: str,
+    hookhouse_index: str,
+    session_cache: Path,
+    tmp_path: Path,
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 20_000})
+    event = pull_request_event(repo, tmp_path / "event.json")
+    env = hermetic_env(session_cache, PYFN_PYPY_ARCHIVE=served_pypy.url,
+                       PYFN_PYPY_SHA256=served_pypy.sha256, PYFN_INDEX_URL=index_url,
+                       PIP_INDEX_URL=hookhouse_index, **GIT_ENV)  # fmt: skip
+    cache = Cache()
+    run = composite(action_dir, repo.root, github, event, env, cache,
+                    source="functions/hello", budget="200MB")  # fmt: skip
+    failed = [s for s in run.steps if s.exit_code]
+    assert run.exit_code == 0, [(s.name, s.stdout[-3000:], s.stderr[-3000:]) for s in failed]
+
+    install = run.step("install")
+    python = install.outputs["python"]
+    assert python.startswith(str(tmp_path / "runner")) and Path(python).is_file()
+    [kept] = cache.calls
+    assert kept["key"].startswith("pyfn-0.1.0-Linux-")
+    assert len(kept["restore-keys"].splitlines()) == 2
+    assert kept["path"] == str(session_cache)
+    main = run.step("pyfn")
+    assert main.env["INPUT_GITHUB-TOKEN"] == TOKEN  # the input's default, ${{ github.token }}
+    assert main.env["INPUT_BUDGET"] == "200MB" and main.env["INPUT_DEPLOY"] == "false"
+
+    outputs = run.outputs
+    assert Path(outputs["bundle"]) == repo.root / "dist" / "bundle.zip"
+    assert Path(outputs["bundle"]).is_file()
+    report = json.loads(Path(outputs["report"]).read_text())
+    assert outputs["sha256"] == report["bundle"]["sha256"]
+    assert json.loads(outputs["reports"])["hello"]["compressed-bytes"] == str(
+        report["bundle"]["compressed_bytes"]
+    )
+    [comment] = [c for c in github.comments(OWNER, NAME, PR) if "pyfn-size-report" in c["body"]]
+    assert comment["body"].startswith(marker("hello"))
+    assert comment["body"] in run.summary
+    assert "budget" in comment["body"].splitlines()[3]
+
+
+def test_the_composite_fails_on_bad_input_and_skips_the_cache_when_asked(
+    action_dir: Path,
+    github: FakeGitHub,
+    hookhouse_index: str,
+    session_cache: Path,
+    tmp_path: Path,
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    event = pull_request_event(repo, tmp_path / "event.json")
+    cache = Cache()
+    env = hermetic_env(session_cache, PIP_INDEX_URL=hookhouse_index)
+    run = composite(action_dir, repo.root, github, event, env, cache,
+                    source="functions/hello", gen="3", cache="false")  # fmt: skip
+    assert run.exit_code == 2
+    assert cache.calls == [] and run.step("cache-key").skipped
+    assert "::error title=pyfn%3A ConfigError::Invalid value for the input 'gen'" in (
+        run.step("pyfn").stdout
+    )
+    assert run.outputs["bundle"] == "" and github.requests == []

@@ -1,0 +1,92 @@
+"""The sticky comment client against the GitHub contract fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+from support.github_api import FakeGitHub, fake_github
+
+from pyfn_action.github.comments import CommentError, Comments, post_bodies
+from pyfn_action.sizereport import COMMENT_LIMIT, TRUNCATED_NOTE, marker
+
+TOKEN = "ghs_unit-test-token"  # noqa: S105 - the fake's token
+REPO = "acme/fns"
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with fake_github(token=TOKEN) as fake:
+        yield fake
+    assert fake.violations == []
+
+
+def client(fake: FakeGitHub, sleeps: list[float] | None = None) -> Comments:
+    record = sleeps if sleeps is not None else []
+    return Comments(fake.base, REPO, TOKEN, sleep=record.append)
+
+
+def test_upsert_creates_then_updates_the_same_comment(github: FakeGitHub) -> None:
+    comments = client(github)
+    first = comments.upsert(3, marker("a"), marker("a") + "\none")
+    second = comments.upsert(3, marker("a"), marker("a") + "\ntwo")
+    other = comments.upsert(3, marker("b"), marker("b") + "\nthree")
+    assert (first.action, second.action, other.action) == ("created", "updated", "created")
+    assert first.comment_id == second.comment_id != other.comment_id
+    assert github.bodies("acme", "fns", 3) == [marker("a") + "\ntwo", marker("b") + "\nthree"]
+
+
+def test_a_marker_quoted_inside_someone_elses_comment_is_not_ours(github: FakeGitHub) -> None:
+    github.add_comment("acme", "fns", 3, "> " + marker("a") + "\nwhy is it so big?")
+    posted = client(github).upsert(3, marker("a"), marker("a") + "\nreport")
+    assert posted.action == "created"
+
+
+def test_an_over_long_body_is_cut_with_a_note(github: FakeGitHub) -> None:
+    body = marker("a") + "\n" + "\n".join("x" * 99 for _ in range(1000))
+    client(github).upsert(3, marker("a"), body)
+    [posted] = github.bodies("acme", "fns", 3)
+    assert len(posted) <= COMMENT_LIMIT and posted.endswith(TRUNCATED_NOTE)
+
+
+def test_transient_errors_are_retried_a_bounded_number_of_times(github: FakeGitHub) -> None:
+    sleeps: list[float] = []
+    github.fail_next("GET", r"/comments$", 503, "Service Unavailable", times=2)
+    assert client(github, sleeps).upsert(3, marker("a"), marker("a") + "\nx").action == "created"
+    assert sleeps == [1.0, 2.0]
+    github.fail_next("POST", r"/comments$", 502, "Bad Gateway", times=5)
+    with pytest.raises(CommentError) as caught:
+        client(github, sleeps).upsert(4, marker("a"), marker("a") + "\nx")
+    assert caught.value.status == 502 and not caught.value.forbidden
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_token_that_may_not_write_is_forbidden(github: FakeGitHub, status: int) -> None:
+    github.fail_next("POST", r"/comments$", status, "Resource not accessible by integration")
+    with pytest.raises(CommentError) as caught:
+        client(github).upsert(3, marker("a"), marker("a") + "\nx")
+    assert caught.value.forbidden and "pull-requests: write" in caught.value.message
+
+
+def test_a_next_page_on_another_host_is_not_followed(github: FakeGitHub) -> None:
+    class Elsewhere(requests.Session):
+        def request(self, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+            response = super().request(*args, **kwargs)  # type: ignore[arg-type]
+            response.headers["Link"] = '<https://evil.test/steal?page=2>; rel="next"'
+            return response
+
+    comments = Comments(github.base, REPO, TOKEN, session=Elsewhere())
+    with pytest.raises(CommentError, match="another host"):
+        comments.find(3, marker("a"))
+
+
+def test_post_bodies_checks_markers_and_the_head_first(github: FakeGitHub) -> None:
+    github.add_pull("acme", "fns", 3, head_sha="a" * 40, base_sha="b" * 40)
+    with pytest.raises(CommentError, match="marker"):
+        post_bodies(client(github), 3, [marker("a") + "\nok", "no marker"])
+    with pytest.raises(CommentError, match="not at"):
+        post_bodies(client(github), 3, [marker("a") + "\nok"], head_sha="c" * 40)
+    assert github.changes() == []
+    [posted] = post_bodies(client(github), 3, [marker("a") + "\nok"], head_sha="a" * 40)
+    assert posted.action == "created"

@@ -1,0 +1,213 @@
+"""The Action's adapter pieces: the runner's language, the event, the inputs."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pyfn_action.config import Budget, resolve, resolve_deploy
+from pyfn_action.errors import ConfigError, SourceError
+from pyfn_action.github.event import read_event
+from pyfn_action.github.inputs import env_name, parse
+from pyfn_action.github.workflow import Runner, escape_data, escape_property
+
+SHA_A, SHA_B = "a" * 40, "b" * 40
+
+
+# --- workflow commands and files --------------------------------------------------------
+
+
+def test_escaping_follows_the_runner() -> None:
+    assert escape_data("50%\r\n::set-env") == "50%25%0D%0A::set-env"
+    assert escape_property("a:b,c\n") == "a%3Ab%2Cc%0A"
+
+
+def test_commands_are_the_only_lines_processed_once_stopped() -> None:
+    out = io.StringIO()
+    runner = Runner({}, out)
+    runner.stop_commands()
+    runner.error("bad\n::add-mask::x", file="fn/main.py", line=3, title="pyfn: t")
+    lines = out.getvalue().splitlines()
+    token = lines[0].removeprefix("::stop-commands::")
+    assert re.fullmatch(r"[0-9a-f]{32}", token)
+    assert lines[1:] == [
+        f"::{token}::",
+        "::error file=fn/main.py,line=3,title=pyfn%3A t::bad%0A::add-mask::x",
+        f"::stop-commands::{token}",
+    ]
+
+
+def test_outputs_use_a_random_delimiter_and_keep_every_line(tmp_path: Path) -> None:
+    output, summary = tmp_path / "out", tmp_path / "summary"
+    runner = Runner({"GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)},
+                    io.StringIO())  # fmt: skip
+    runner.set_output("body", "line 1\nx=y\nEOF")
+    runner.set_output("url", "https://example.test/")
+    runner.summary("# one")
+    runner.summary("# two\n")
+    text = output.read_text()
+    blocks = re.findall(r"^(\S+)<<(ghadelimiter_[0-9a-f]{32})\n(.*?)\n\2$", text, re.S | re.M)
+    assert [(n, v) for n, _, v in blocks] == [("body", "line 1\nx=y\nEOF"),
+                                              ("url", "https://example.test/")]  # fmt: skip
+    assert blocks[0][1] != blocks[1][1]
+    assert summary.read_text() == "# one\n# two\n"
+
+
+def test_masks_each_line_of_a_secret() -> None:
+    out = io.StringIO()
+    Runner({}, out).mask("first\nsecond")
+    assert out.getvalue().splitlines() == ["::add-mask::first", "::add-mask::second"]
+
+
+# --- the event ------------------------------------------------------------------------------
+
+
+def _event(tmp_path: Path, payload: object) -> dict[str, str]:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(payload) if not isinstance(payload, str) else payload)
+    return {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(path),
+            "GITHUB_REPOSITORY": "acme/fns"}  # fmt: skip
+
+
+def _pull(**overrides: object) -> dict[str, object]:
+    pull: dict[str, object] = {
+        "number": 7,
+        "base": {"sha": SHA_A, "ref": "main", "repo": {"full_name": "acme/fns"}},
+        "head": {"sha": SHA_B, "ref": "feature", "repo": {"full_name": "someone/fns"}},
+    }
+    pull.update(overrides)
+    return {"action": "opened", "number": 7, "pull_request": pull}
+
+
+def test_a_pull_request_event(tmp_path: Path) -> None:
+    event = read_event(_event(tmp_path, _pull()))
+    assert (event.pull_number, event.base_sha, event.base_ref, event.head_sha) == (
+        7, SHA_A, "main", SHA_B)  # fmt: skip
+    assert event.is_pull_request and event.from_fork
+
+
+def test_a_push_event_has_no_pull_request(tmp_path: Path) -> None:
+    env = {**_event(tmp_path, {"ref": "refs/heads/main"}), "GITHUB_EVENT_NAME": "push"}
+    event = read_event(env)
+    assert not event.is_pull_request and event.repository == "acme/fns"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{not json",
+        "[1]",
+        {"pull_request": "x"},
+        _pull(number="7; rm -rf /"),
+        _pull(base={"sha": "--upload-pack=evil", "ref": "main"}),
+        _pull(head={"sha": SHA_B, "repo": {"full_name": "a/b c"}}),
+    ],
+)
+def test_a_malformed_event_is_a_clear_error(tmp_path: Path, payload: object) -> None:
+    with pytest.raises(ConfigError, match="Cannot read the GitHub event"):
+        read_event(_event(tmp_path, payload))
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+def _function(root: Path, name: str) -> Path:
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "main.py").write_text("def f(request):\n    return 'ok'\n")
+    return path
+
+
+def _inputs(**values: str) -> dict[str, str]:
+    return {env_name(k.replace("_", "-")): v for k, v in values.items()}
+
+
+def test_input_names_are_the_runners() -> None:
+    assert env_name("github-token") == "INPUT_GITHUB-TOKEN"
+    assert env_name("entry-point") == "INPUT_ENTRY-POINT"
+
+
+def test_inputs_map_to_settings(tmp_path: Path) -> None:
+    _function(tmp_path, "fns/a")
+    _function(tmp_path, "fns/b")
+    (tmp_path / "fns" / "notes").mkdir()
+    env = _inputs(source="fns/*\n", gen="1", budget="60MB", deploy="true", region="us-east1",
+                  env_vars="MODE=prod\nLIST=a,b", config='arch = "aarch64"\nmin_instances = 1',
+                  github_token="ghs_secret")  # noqa: S106  # fmt: skip
+    inputs = parse({**env, "INPUT_COMMENT": "false"}, cwd=tmp_path)
+    assert [p.name for p in inputs.sources] == ["a", "b"]
+    assert inputs.deploy and not inputs.comment
+    assert inputs.flags == {"gen": 1, "budget": Budget(compressed=60_000_000), "arch": "aarch64"}
+    assert inputs.deploy_flags["env_vars"] == (("LIST", "a,b"), ("MODE", "prod"))
+    assert inputs.deploy_flags["min_instances"] == 1 and inputs.deploy_flags["region"] == "us-east1"
+    config = resolve(tmp_path / "fns" / "a", env={}, flags=inputs.flags)
+    assert (config.gen, config.budget, config.arch) == (1, Budget(60_000_000), "aarch64")
+    settings = resolve_deploy(tmp_path / "fns" / "a", env={}, flags=inputs.deploy_flags)
+    assert settings.env_vars == (("LIST", "a,b"), ("MODE", "prod"))
+    assert set(inputs.secrets) == {"ghs_secret", "a,b", "prod"}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"gen": "3"}, "input 'gen': '3'"),
+        ({"budget": "lots"}, "input 'budget': 'lots'"),
+        ({"deploy": "maybe"}, "input 'deploy': 'maybe'"),
+        ({"comment": "sometimes"}, "input 'comment'"),
+        ({"memory": "lots"}, "input 'memory'"),
+        ({"config": "arch = "}, "input 'config' is not valid TOML"),
+        ({"config": "archh = 'x'"}, "Did you mean 'arch'"),
+        ({"config": "cpu = 3"}, "Invalid value for 'cpu' in the input 'config'"),
+        ({"config": "gen = 1"}, "has an input of its own, 'gen'"),
+        ({"source": "fns/a\nfns/b", "name": "x"}, "input 'name' applies to one function"),
+        ({"working_directory": "nowhere"}, "input 'working-directory'"),
+    ],
+)
+def test_bad_inputs_name_the_input(tmp_path: Path, values: dict[str, str], message: str) -> None:
+    _function(tmp_path, "fns/a")
+    _function(tmp_path, "fns/b")
+    values.setdefault("source", "fns/a")
+    with pytest.raises(ConfigError) as caught:
+        parse(_inputs(**values), cwd=tmp_path)
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("missing", "'missing', which does not exist"),
+        ("empty", "'empty', which holds no function"),
+        ("fns/x*", "matches no function directory"),
+        ("# none", "is empty"),
+        ("escape", "outside the working directory"),
+    ],
+)
+def test_sources_that_hold_no_function(tmp_path: Path, source: str, message: str) -> None:
+    (tmp_path / "empty").mkdir()
+    _function(tmp_path / "elsewhere", "fn")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "empty").mkdir()
+    (work / "escape").symlink_to(tmp_path / "elsewhere" / "fn")
+    with pytest.raises(SourceError) as caught:
+        parse(_inputs(source=source), cwd=work)
+    assert message in caught.value.message
+
+
+def test_an_injected_workflow_command_in_an_input_is_only_text(tmp_path: Path) -> None:
+    _function(tmp_path, "fn")
+    hostile = "3\n::set-output name=url::https://evil.test\n::add-mask::x"
+    with pytest.raises(ConfigError) as caught:
+        parse(_inputs(source="fn", gen=hostile), cwd=tmp_path)
+    out = io.StringIO()
+    runner = Runner({}, out)
+    runner.stop_commands()
+    runner.error(caught.value.message)
+    lines = out.getvalue().splitlines()
+    # Only the stop/resume framing and the one error: the input's lines stay inside it.
+    assert len(lines) == 4 and lines[2].startswith("::error::")
+    assert "::set-output name=url::https://evil.test" in lines[2]
