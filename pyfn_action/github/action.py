@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pyfn_action")
 
+_DIRECTORY = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 TITLES = {
     "native": "pyfn: native code",
     "oversized": "pyfn: oversized file",
@@ -119,13 +121,25 @@ def _functions(inputs: Inputs, env: Mapping[str, str]) -> list[Function]:
     for function in functions:
         out = function.config.out
         if out == Path("dist") and several:
-            out = out / function.name
+            out = out / _directory_name(function.name)
         if not out.is_absolute():
             out = inputs.workdir / out
         function.config = dataclasses.replace(function.config, out=out, dry_run=False)
     _unique("name", [f.name for f in functions], "Give each function its own name in pyfn.toml")
     _unique("out", [str(f.config.out) for f in functions], "Give each function its own out")
     return functions
+
+
+def _directory_name(name: str) -> str:
+    """A function's name as one directory below ``dist`` (names come from files a pull
+    request may change: never a path)."""
+    if not _DIRECTORY.match(name) or name.strip(".") == "":
+        raise ConfigError(
+            f"The function name {name!r} cannot name its output directory",
+            why="with several functions, each is built into dist/NAME",
+            fix="Use letters, digits, '-', '_' and '.' in the name, or set out in pyfn.toml",
+        )
+    return name
 
 
 def _unique(what: str, values: list[str], fix: str) -> None:

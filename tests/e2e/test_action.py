@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import BUCKET, PROJECT, REPO, Cloud, Served, hermetic_env
 from support.github_api import FakeGitHub, fake_github
-from support.repos import GIT_ENV, NAME, OWNER, PR, git, pull_request_event, repository
+from support.repos import GIT_ENV, NAME, OWNER, PR, Repo, git, pull_request_event, repository
+from support.servers import index_routes, serve
+from support.wheels import make_wheel
 
 from pyfn_action.cloud import PROJECT_VARIABLES
 from pyfn_action.github.action import run
@@ -447,3 +450,61 @@ def test_pyfn_comment_posts_only_for_the_built_head(action: Action, tmp_path: Pa
     other.write_text("<!-- not ours -->\nhello\n")
     refused = pyfn(["comment", str(other), "--pr", str(PR)], env)
     assert refused.code == 17 and "marker" in refused.stderr
+
+
+def script_function(repo: Repo, requirements: str) -> Path:
+    src = repo.root / "functions" / "hello"
+    (src / "pyfn.toml").write_text('name = "hello"\nsignature = "script"\nscript = "main.py"\n')
+    (src / "requirements.txt").write_text(requirements)
+    return src
+
+
+def test_a_requirement_with_no_pypy_wheel_is_annotated_on_its_line(
+    action: Action, tmp_path: Path
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    script_function(repo, "# what the function needs\nnativeonly==1.0\n")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "nativeonly", "1.0", "cp39-cp39-manylinux2014_x86_64")
+    action.env["GITHUB_EVENT_NAME"] = "push"
+    with serve(index_routes(wheels)) as base:
+        step = action(repo.root, source="functions/hello", config=f'index_url = "{base}/simple/"')
+    assert step.code == 5, step.stdout
+    [annotation, error] = step.annotations("error")
+    assert annotation.startswith(
+        "::error file=functions/hello/requirements.txt,line=2,title=pyfn%3A native code::"
+        "Requirement nativeonly==1.0 has no wheel PyPy"
+    )
+    assert "NoCompatibleWheel" in error
+
+
+def test_a_vendored_extension_pypy_cannot_load_is_annotated(action: Action, tmp_path: Path) -> None:
+    source = next(Path("/usr/lib/pypy3.9").glob("_sqlite3_cffi.pypy39-pp73-*.so"), None)
+    if source is None:
+        pytest.fail("Debian's pypy3 is not installed (CI installs it)")
+    repo = repository(tmp_path, base=["hello"], head={})
+    src = script_function(repo, "")
+    (src / "vendor").mkdir()
+    shutil.copy(source, src / "vendor" / "_fast.cpython-311-x86_64-linux-gnu.so")
+    action.env["GITHUB_EVENT_NAME"] = "push"
+    step = action(repo.root, source="functions/hello")
+    assert step.code == 0, step.stdout  # the build goes on, as `pyfn build` does
+    [annotation] = step.annotations("error")
+    assert annotation.startswith(
+        "::error file=functions/hello/vendor/_fast.cpython-311-x86_64-linux-gnu.so,"
+        "title=pyfn%3A native code::app/vendor/_fast.cpython-311-x86_64-linux-gnu.so "
+        "a CPython extension"
+    )
+
+
+def test_a_function_name_never_leads_out_of_dist(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["alpha", "beta"], head={})
+    (repo.root / "functions" / "beta" / "pyfn.toml").write_text(
+        'name = "../../escaped"\nentry_point = "beta"\n'
+    )
+    action.env["GITHUB_EVENT_NAME"] = "push"
+    step = action(repo.root, source="functions/*")
+    assert step.code == 2, step.stdout
+    assert "cannot name its output directory" in step.annotations("error")[0]
+    assert not (tmp_path / "escaped").exists() and not (repo.root / "dist").exists()
