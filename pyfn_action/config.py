@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -80,7 +81,22 @@ class Config:
 def _str(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a non-empty string, got {value!r}")
+    if any(not c.isprintable() for c in value.strip()):
+        raise ValueError(f"{value!r} holds a control character")
     return value.strip()
+
+
+def _number(value: Any, what: str) -> float:
+    """A finite number from a TOML number or a string; never a boolean, inf or nan."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{value!r} is not {what}")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{value!r} is not {what}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
@@ -224,33 +240,39 @@ INGRESS = ("all", "internal-only", "internal-and-gclb")
 STORAGE_EVENTS = ("finalized", "deleted", "archived", "metadata-updated")
 
 
+MAX_MEMORY_MIB = 32768  # the largest instance either generation offers
+
+
 def _memory(value: Any) -> int:
     """``512Mi``, ``512MB``, ``1Gi``, ``2G`` or a number of MiB → MiB."""
+    shape = "a memory size such as 256Mi, 512MB or 1Gi"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{value!r} is not {shape}")
     text = str(value).strip().lower().replace(" ", "")
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = text[len(number) :]
     if unit not in MEMORY_UNITS or not number:
-        raise ValueError(f"{value!r} is not a memory size such as 256Mi, 512MB or 1Gi")
-    try:
-        mib = float(number) * MEMORY_UNITS[unit]
-    except ValueError:
-        raise ValueError(f"{value!r} is not a memory size such as 256Mi, 512MB or 1Gi") from None
-    if mib < 128 or mib != int(mib):
-        raise ValueError(f"{value!r} is below the 128 MiB minimum or not a whole MiB")
+        raise ValueError(f"{value!r} is not {shape}")
+    mib = _number(number, shape) * MEMORY_UNITS[unit]
+    if not 128 <= mib <= MAX_MEMORY_MIB or mib != int(mib):
+        raise ValueError(f"{value!r} is not a whole number of MiB from 128Mi to 32Gi")
     return int(mib)
 
 
+MAX_SECONDS = 86400  # a day: longer than any wait or timeout the platform has
+
+
 def _seconds(value: Any) -> float:
-    """``600``, ``90s``, ``10m``, ``1h`` → seconds."""
+    """``600``, ``90s``, ``10m``, ``1h`` → seconds (more than 0, at most a day)."""
+    shape = "a duration such as 600, 90s or 10m"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{value!r} is not {shape}")
     text = str(value).strip().lower()
     scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
     number = text[:-1] if scale else text
-    try:
-        seconds = float(number) * (scale or 1)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a duration such as 600, 90s or 10m") from None
-    if seconds <= 0:
-        raise ValueError(f"{value!r} is not a positive duration")
+    seconds = _number(number, shape) * (scale or 1)
+    if not 0 < seconds <= MAX_SECONDS:
+        raise ValueError(f"{value!r} is not a duration of more than 0 s and at most a day")
     return seconds
 
 
@@ -261,11 +283,32 @@ def _whole_seconds(value: Any) -> int:
     return int(seconds)
 
 
+MAX_COUNT = 2**31 - 1  # the API's int32 fields
+
+
 def _count(value: Any) -> int:
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit():
-        raise ValueError(f"{value!r} is not a whole number ≥ 0")
+    whole = not isinstance(value, bool) and isinstance(value, (int, str))
+    if not (whole and text.isascii() and text.isdigit() and int(text) <= MAX_COUNT):
+        raise ValueError(f"{value!r} is not a whole number from 0 to {MAX_COUNT}")
     return int(text)
+
+
+def _cpu(value: Any) -> str:
+    """vCPUs: a TOML number or a string such as ``"0.583"``, kept as text."""
+    number = _number(value, "a number of vCPUs such as 0.583, 1 or 2")
+    if number <= 0:
+        raise ValueError(f"{value!r} is not a positive number of vCPUs")
+    return str(value).strip() if isinstance(value, str) else f"{number:g}"
+
+
+def _prefix(value: Any) -> str:
+    """An object-name prefix in the bucket: ``pyfn`` or ``deploys/team-a``."""
+    text = _str(value).strip("/") if value != "" else ""
+    parts = text.split("/") if text else []
+    if any(part in ("", ".", "..") for part in parts) or len(text) > 512:
+        raise ValueError(f"{value!r} is not an object prefix such as pyfn or deploys/team-a")
+    return text
 
 
 def _table(value: Any) -> tuple[tuple[str, str], ...]:
@@ -336,11 +379,7 @@ DEPLOY_KEYS: dict[str, Key] = {
         Key("project", _str, "Google Cloud project ID (default: the credentials' project)"),
         Key("region", _str, "Cloud Functions region, e.g. us-central1"),
         Key("bucket", _str, "staging bucket the bundle is uploaded to"),
-        Key(
-            "prefix",
-            lambda v: str(v).strip().strip("/"),
-            "object prefix in the bucket (default: pyfn)",
-        ),
+        Key("prefix", _prefix, "object prefix in the bucket (default: pyfn)"),
         Key(
             "timeout",
             _seconds,
@@ -349,7 +388,7 @@ DEPLOY_KEYS: dict[str, Key] = {
         ),
         Key("node_runtime", _node_runtime, "Cloud Functions Node.js runtime (default: nodejs22)"),
         Key("memory", _memory, "memory per instance, e.g. 512Mi or 1Gi"),
-        Key("cpu", _str, "vCPUs per instance (2nd gen), e.g. 1 or 0.583"),
+        Key("cpu", _cpu, "vCPUs per instance (2nd gen), e.g. 1 or 0.583"),
         Key("function_timeout", _whole_seconds, "request timeout of the function, e.g. 60s"),
         Key("min_instances", _count, "minimum number of instances"),
         Key("max_instances", _count, "maximum number of instances"),

@@ -84,13 +84,15 @@ def upload_bundle(
     from .upload import bundle_name, storage_client, upload
 
     bucket = cloud.check_bucket(settings.bucket)
+    # The name is a part of the object's path: any generation's rule keeps it one part.
+    name = cloud.check_function_name(name or bundle_name(bundle), gen=1)
     credentials = None
     if not env.get("STORAGE_EMULATOR_HOST"):
         credentials = cloud.credentials(env, None, needed_for="upload")[0]
     return upload(
         bundle,
         bucket=bucket,
-        name=name or bundle_name(bundle),
+        name=name,
         prefix=settings.prefix,
         client=storage_client(credentials, settings.project, env),
         progress=progress,

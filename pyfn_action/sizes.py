@@ -34,6 +34,9 @@ def parse_size(text: str | int) -> int:
         if text < 0:
             raise ValueError(f"{text} is negative")
         return text
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a size: write a whole number of bytes, or a text "
+                         "such as 100MB, 95MiB or 1.5G")  # fmt: skip
     match = _SIZE.match(text)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:

@@ -99,3 +99,12 @@ def test_upload_judges_its_settings_like_every_command(tmp_path: Path) -> None:
     assert "Traceback" not in err
     code, _, err = pyfn(["upload", str(tmp_path / "b.zip")])
     assert code == 2 and "No staging bucket given" in err
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "x" * 64, "fn\n::warning::x"])
+def test_upload_checks_the_name_before_anything(tmp_path: Path, name: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["upload", str(tmp_path / "missing.zip"), "--bucket", "pyfn-stage",
+                "--name", name], {}, out, err)  # fmt: skip
+    assert code == 2, err.getvalue()
+    assert "is not a valid Cloud Functions name" in err.getvalue()

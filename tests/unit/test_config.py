@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.config import DEPLOY_KEYS, KEYS, Budget, resolve
+from pyfn_action.config import DEPLOY_KEYS, KEYS, Budget, resolve, resolve_deploy
 from pyfn_action.errors import ConfigError, SourceError
 from pyfn_action.sizes import parse_size
 
@@ -139,3 +139,53 @@ def test_parse_size_rejects(text: str) -> None:
 def test_each_parser_takes_its_own_result(table: dict, name: str, raw: object) -> None:  # type: ignore[type-arg]
     parsed = table[name].parse(raw)
     assert table[name].parse(parsed) == parsed
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('function_timeout = "inf"', "function_timeout"),
+        ('memory = "1e400"', "memory"),
+        ("memory = 1e400", "memory"),
+        ('memory = "64Gi"', "memory"),
+        ("budget = 1.5", "budget"),
+        ("budget = {compressed = [1]}", "budget"),
+        ('timeout = "nan"', "timeout"),
+        ('timeout = "-inf"', "timeout"),
+        ("timeout = true", "timeout"),
+        ("prefix = {a = 1}", "prefix"),
+        ('prefix = "a/../b"', "prefix"),
+        ("max_instances = 1e10", "max_instances"),
+        ("max_instances = 99999999999", "max_instances"),
+        ("concurrency = true", "concurrency"),
+        ('cpu = "nan"', "cpu"),
+        ("cpu = -1", "cpu"),
+        ('region = "us-central1\\n::set-output"', "region"),
+    ],
+)
+def test_values_are_checked_by_type_and_range(src: Path, toml: str, key: str) -> None:
+    (src / "pyfn.toml").write_text(toml + "\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve(src, env={}, flags={})
+        resolve_deploy(src, env={}, flags={})
+    message = caught.value.message
+    assert f"Invalid value for {key!r} in {src / 'pyfn.toml'}" in message
+
+
+@pytest.mark.parametrize(("origin", "where"), [("env", "the environment"),
+                                               ("flags", "the command line")])  # fmt: skip
+def test_bad_values_name_their_source(src: Path, origin: str, where: str) -> None:
+    env = {"PYFN_DEPLOY_TIMEOUT": "nan"} if origin == "env" else {}
+    flags = {"timeout": "nan"} if origin == "flags" else {}
+    with pytest.raises(ConfigError, match=f"Invalid value for 'timeout' in {where}"):
+        resolve_deploy(src, env=env, flags=flags)
+
+
+def test_cpu_may_be_a_toml_number(src: Path) -> None:
+    (src / "pyfn.toml").write_text("cpu = 2\n")
+    assert resolve_deploy(src, env={}, flags={}).cpu == "2"
+    (src / "pyfn.toml").write_text("cpu = 0.583\n")
+    assert resolve_deploy(src, env={}, flags={}).cpu == "0.583"
+    (src / "pyfn.toml").write_text('cpu = "1"\nprefix = "/deploys/team-a/"\n')
+    settings = resolve_deploy(src, env={}, flags={})
+    assert (settings.cpu, settings.prefix) == ("1", "deploys/team-a")
