@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import ServeError
+from .fetch import cache_lock
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,7 @@ def ensure_framework(cache_dir: Path, env: Mapping[str, str]) -> Framework:
             fix="Install Node.js 18 or newer (on Debian: apt-get install nodejs npm)",
         )
     home = framework_home(cache_dir)
-    main = home / "node_modules" / "@google-cloud" / "functions-framework" / "build" / "src"
-    if (home / ".complete").is_file() and (main / "main.js").is_file():
+    if _installed(home):
         return Framework(home, node)
     npm = _which("npm", env)
     if npm is None:
@@ -82,7 +82,21 @@ def ensure_framework(cache_dir: Path, env: Mapping[str, str]) -> Framework:
             why="the Node.js Functions Framework is installed once into pyfn's cache with npm",
             fix="Install npm (on Debian: apt-get install npm)",
         )
-    shutil.rmtree(home, ignore_errors=True)
+    # One install per version, however many pyfn serve start at once on one cache.
+    with cache_lock(home.parent / f"{home.name}.lock", what="the Node.js Functions Framework"):
+        if not _installed(home):
+            _install(npm, home, env)
+    return Framework(home, node)
+
+
+def _installed(home: Path) -> bool:
+    main = home / "node_modules" / "@google-cloud" / "functions-framework" / "build" / "src"
+    return (home / ".complete").is_file() and (main / "main.js").is_file()
+
+
+def _install(npm: str, home: Path, env: Mapping[str, str]) -> None:
+    """``npm ci`` of the pinned lockfile into a temporary directory, renamed into place."""
+    shutil.rmtree(home, ignore_errors=True)  # an incomplete install is never used
     home.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".install-", dir=home.parent))
     try:
@@ -110,7 +124,6 @@ def ensure_framework(cache_dir: Path, env: Mapping[str, str]) -> Framework:
         raise ServeError(f"npm did not finish within {NPM_TIMEOUT_SECONDS} s") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Framework(home, node)
 
 
 def unpack_bundle(bundle: Path, dest: Path) -> None:

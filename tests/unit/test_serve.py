@@ -73,3 +73,51 @@ def test_serve_cli_reports_a_bad_bundle(tmp_path: Path) -> None:
     assert code == 8
     assert err.getvalue().startswith("pyfn: error: Cannot unpack")
     assert not (tmp_path / "c").exists()  # judged before the framework was fetched
+
+
+FAKE_NPM = """#!/bin/sh
+# npm ci, standing in: slow, and it counts its runs.
+echo run >> "$NPM_RUNS"
+sleep 1
+mkdir -p node_modules/@google-cloud/functions-framework/build/src
+echo '// main' > node_modules/@google-cloud/functions-framework/build/src/main.js
+"""
+INSTALL = """
+import os, sys, time
+from pathlib import Path
+from pyfn_action.serve import ensure_framework
+barrier = Path(sys.argv[2])
+deadline = time.monotonic() + 30
+while not barrier.exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(ensure_framework(Path(sys.argv[1]), dict(os.environ)).home)
+"""
+
+
+def test_concurrent_serves_install_the_framework_once(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "npm").write_text(FAKE_NPM)
+    (bin_dir / "npm").chmod(0o755)
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH (CI installs it)")
+    (bin_dir / "node").symlink_to(node)
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "NPM_RUNS": str(tmp_path / "runs")}
+    cache, barrier = tmp_path / "cache", tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", INSTALL, str(cache), str(barrier)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    barrier.touch()
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert results[0][0] == results[1][0]
+    assert (tmp_path / "runs").read_text().count("run") == 1
+    assert [p.name for p in cache.rglob("*.lock")] == []
