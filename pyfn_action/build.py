@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, budget, sitecache
+from . import __version__, budget, secrets, sitecache
 from .bytecode import cache_tag, compile_entries
 from .config import Config, config_file, key_line
 from .errors import BudgetExceeded, BundleError, CredentialsFound, Finding, NoCompatibleWheel
-from .hooks.check_secrets import MAX_SCANNED_BYTES, scan_bytes
+from .fetch import redact_url
 from .native import inspect_entries
 from .pip_runner import interpreter_for
 from .progress import ProgressFactory, silent
@@ -29,7 +29,7 @@ from .requirements import Installed, Sources, install_requirements
 from .runtime import Runtime, RuntimeRequest, resolve_runtime
 from .sizes import format_size
 from .source import check_source
-from .stage import Entry, stage
+from .stage import Entry, credential_files, stage
 from .targets import Target, generation
 from .trim import (
     Effect,
@@ -135,8 +135,9 @@ def build(
             raise
         manifest = _manifest(config, runtime, target, installed, request_timeout)
         staged = stage(
-            runtime, installed, source.root, manifest, app_ignores=_out_ignores(config, out)
-        )
+            runtime, installed, source.root, manifest, app_ignores=_out_ignores(config, out),
+            never_bundle=credential_files(env),
+        )  # fmt: skip
         for warning in staged.warnings:
             log.warning("%s", warning)
         rules = [
@@ -271,31 +272,45 @@ def _refuse_credentials(
 ) -> list[Finding]:
     """No private key leaves in a bundle unless the user says so (allow_credentials).
 
-    Allowed, each key found is returned as a finding to show; else the build stops.
+    Every file from ``app/`` and ``site/`` goes through the scanner of
+    pyfn-no-credentials (:mod:`.secrets`), archives inside it included. Allowed, each key
+    found is returned as a finding to show; else the build stops. What could not be
+    scanned (too large, encrypted, damaged, a limit reached) is logged and returned as a
+    finding too; it does not stop the build.
     """
-    findings = [
-        finding
-        for entry in entries
-        if entry.arcname.startswith(("app/", "site/")) and entry.size() <= MAX_SCANNED_BYTES
-        for finding in scan_bytes(entry.arcname, entry.read())
-    ]
-    located = []
-    for finding in findings:
-        log.warning("%s", finding.line() if allowed else f"{finding.where}: {finding.what}")
-        file, line = where(finding.where)
-        located.append(Finding("credentials", f"{finding.where}: {finding.what}", file,
-                               finding.lineno if line is None else line))  # fmt: skip
-    if findings and not allowed:
-        listed = "; ".join(f"{f.where} ({f.what})" for f in findings[:10])
+    keys: list[secrets.Finding] = []
+    located: list[Finding] = []
+    unscanned: list[Finding] = []
+    for entry in entries:
+        if not entry.arcname.startswith(("app/", "site/")):
+            continue
+        if entry.source is not None:
+            scan = secrets.scan_file(entry.source, entry.arcname)
+        else:
+            scan = secrets.scan_content(entry.arcname, entry.read())
+        file, line = where(entry.arcname)
+        for found in scan.findings:
+            keys.append(found)
+            log.warning("%s", found.line() if allowed else f"{found.where}: {found.what}")
+            # A line of a member of an archive is not a line of the archive.
+            own = found.lineno if found.where == secrets.shown_name(entry.arcname) else None
+            located.append(Finding("credentials", f"{found.where}: {found.what}", file,
+                                   own if line is None else line))  # fmt: skip
+        for note in scan.unscanned:
+            log.warning("%s", note.line())
+            unscanned.append(Finding("credentials", note.line(), file, line))
+    if keys and not allowed:
+        listed = "; ".join(f"{f.where} ({f.what})" for f in keys[:10])
+        more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
         raise CredentialsFound(
-            f"The bundle would carry private keys: {listed}",
+            f"The bundle would carry private keys: {listed}{more}",
             why="anyone who can read the function's source could use them",
             fix="Delete them (or list them in .pyfnignore) and use the function's runtime "
             "service account or Secret Manager; set allow_credentials = true only if "
             "shipping them is intended",
-            findings=located,
+            findings=[*located, *unscanned],
         )
-    return located
+    return [*located, *unscanned]
 
 
 def _python_of(runtime: str) -> tuple[int, int]:
@@ -333,7 +348,7 @@ def _runtime_dict(runtime: Runtime, target: Target) -> dict[str, object]:
         "arch": runtime.arch,
         "abi": target.abi,
         "sha256": runtime.sha256,
-        "source": runtime.source,
+        "source": redact_url(runtime.source),  # never a URL's user info or query
         "executable": f"pypy/bin/pypy{runtime.python_version}",
     }
 

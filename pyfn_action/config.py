@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, SourceError
+from .fetch import redact_url
 from .sizes import parse_size
 
 if sys.version_info >= (3, 11):
@@ -543,7 +544,7 @@ def _check(config: Config) -> Config:
         )
     if config.pypy_archive and not config.pypy_sha256:
         raise ConfigError(
-            f"No SHA-256 given for the PyPy archive {config.pypy_archive}",
+            f"No SHA-256 given for the PyPy archive {redact_url(config.pypy_archive)}",
             why="every runtime pyfn bundles is verified before it is used",
             fix="Add --pypy-sha256 HEX (pyfn runtime pack prints it; sha256sum computes it)",
         )

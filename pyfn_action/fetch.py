@@ -2,19 +2,32 @@
 
 Nothing reaches its final name unless every byte arrived and the checksum
 matched, so an interrupted or tampered download never looks like a cache entry.
+
+A URL may carry secrets: a signed URL's query, ``user:password@``. They are used
+to fetch (user info as HTTP Basic credentials, sent to that host only) and never
+shown or recorded: :func:`redact_url` is what messages, logs and records hold,
+and :func:`url_filename` names cache files from the URL's path alone.
+
+Cache entries shared by concurrent builds are guarded by :func:`cache_lock`, one
+lock file per entry.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import http.client
 import logging
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ChecksumMismatch, RuntimeFetchError
@@ -26,8 +39,154 @@ CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60
 
 
+FETCHED_SCHEMES = ("http", "https", "file")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+# host[:port] as RFC 3986 spells it (a registered name or an IP literal); empty for file://
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]*)(?::[0-9]{0,5})?")
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+MALFORMED = "<a malformed address>"
+MAX_FILENAME = 120
+
+
+def _clean(location: str) -> str:
+    """``location`` without the characters ``urllib.parse`` drops or strips (tabs, line
+    breaks, spaces at either end), so a URL reads here as urllib will read it."""
+    return _CONTROL_OR_SPACE.sub("", location) if _SCHEME.match(location.strip()) else location
+
+
+def has_scheme(location: str) -> bool:
+    """``location`` is written as a URL (``scheme://…``), whether pyfn fetches it or not."""
+    return _SCHEME.match(_clean(location)) is not None
+
+
 def is_url(location: str) -> bool:
-    return urllib.parse.urlsplit(location).scheme in ("http", "https", "file")
+    """``location`` is a URL pyfn downloads (http, https, file)."""
+    match = _SCHEME.match(_clean(location))
+    return match is not None and match.group(1).lower() in FETCHED_SCHEMES
+
+
+def _parts(location: str) -> tuple[str, str, str, str] | None:
+    """(scheme, user info, host[:port], path) of a ``scheme://`` URL; query and fragment
+    are dropped. None when ``location`` is not such a URL."""
+    location = _clean(location)
+    match = _SCHEME.match(location)
+    if match is None:
+        return None
+    rest = location[match.end() :].split("#", 1)[0].split("?", 1)[0]
+    authority, slash, path = rest.partition("/")
+    userinfo, _, host = authority.rpartition("@")
+    return match.group(1), userinfo, host, slash + path
+
+
+def redact_url(location: str) -> str:
+    """``location`` as it may be printed or recorded: no user info, query or fragment.
+
+    A local path is returned as it is. A URL whose host part is malformed (where a
+    password with a ``/`` in it would end up) is shown without its host and path.
+    """
+    parts = _parts(location)
+    if parts is None:
+        return location
+    scheme, _, host, path = parts
+    if not _HOST.fullmatch(host):
+        return f"{scheme}://{MALFORMED}"
+    return f"{scheme}://{host}{path}"
+
+
+def url_filename(location: str, default: str = "pypy-archive") -> str:
+    """A safe cache file name from the last segment of ``location``'s path.
+
+    Query and fragment are never part of it; characters other than letters,
+    digits and ``._+-`` become ``_``; no leading dot; at most 120 characters
+    (a longer name keeps its start and its end, where the suffix is).
+    """
+    parts = _parts(location)
+    path = parts[3] if parts is not None else location
+    name = path.rstrip("/").rpartition("/")[2]
+    if parts is not None:
+        name = urllib.parse.unquote(name)
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", name).lstrip(".")
+    if not name.strip("_."):
+        return default
+    if len(name) > MAX_FILENAME:
+        half = MAX_FILENAME // 2
+        name = f"{name[:half]}_{name[-(MAX_FILENAME - half - 1) :]}"
+    return name
+
+
+def _secrets(url: str) -> list[str]:
+    """What must not appear in a message about ``url``: user info, password, query, fragment."""
+    found: list[str] = []
+    url = _clean(url)
+    match = _SCHEME.match(url)
+    if match is None:
+        return found
+    rest = url[match.end() :]
+    rest, _, fragment = rest.partition("#")
+    rest, _, query = rest.partition("?")
+    userinfo = rest.partition("/")[0].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    for secret in (userinfo, password, query, fragment):
+        if secret:
+            found += [secret, urllib.parse.unquote(secret)]
+    return sorted(set(found), key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (an error's message) with every secret of ``url`` replaced by ``***``."""
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+@contextmanager
+def cache_lock(path: Path, *, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``, a lock file next to a cache entry.
+
+    Concurrent builds sharing a cache take the lock of an entry before they look
+    at it, so one builds it while the others wait and then find it there. The
+    holder deletes the lock file before letting go, so a cache keeps no lock
+    files; a waiter that then holds a deleted file's lock sees that the path no
+    longer names it and takes the lock again. The kernel drops a lock with its
+    process, however that ends. A cache where the lock file cannot be made
+    (read-only) is used without it.
+    """
+    fd = _acquire(path, what)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()  # still held: whoever waits on this file will retry
+            os.close(fd)
+
+
+def _acquire(path: Path, what: str) -> int | None:
+    waited = False
+    while True:  # again only when the holder deleted the file we waited on
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            log.debug("cannot lock %s (%s): going on without the lock", path, exc)
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not waited:
+                    log.info("waiting for another pyfn that is preparing %s", what)
+                    waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            held, current = os.fstat(fd), os.stat(path)
+            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
 
 
 def sha256_file(path: Path) -> str:
@@ -50,15 +209,16 @@ def download(
     The bytes go to a temporary file beside ``dest``; it is renamed to ``dest``
     only when complete and verified, and removed on any failure.
     """
+    shown = redact_url(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            got = _copy_url(url, out, progress)
+            got = _copy_url(url, out, progress, label=dest.name)
         if got != sha256:
             raise ChecksumMismatch(
-                f"Checksum mismatch for {url}",
+                f"Checksum mismatch for {shown}",
                 why=f"expected SHA-256 {sha256}, got {got}; the download is corrupt "
                 "or the file is not the one that was pinned",
                 fix="Nothing was cached. Check the URL and the pinned SHA-256 "
@@ -70,14 +230,49 @@ def download(
         tmp.unlink(missing_ok=True)
 
 
-def _copy_url(url: str, out: object, progress: ProgressFactory) -> str:
+def _opener(url: str) -> tuple[str, urllib.request.OpenerDirector]:
+    """The URL to request (without user info) and an opener for it.
+
+    User info becomes HTTP Basic credentials for that scheme, host and port only:
+    the handler adds them as an unredirected header, so a redirect elsewhere does
+    not carry them.
+    """
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at:
+        return url, urllib.request.build_opener()
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=hostport))
+    user, _, password = userinfo.partition(":")
+    manager = urllib.request.HTTPPasswordMgrWithPriorAuth()
+    manager.add_password(
+        None,
+        f"{parts.scheme}://{hostport}/",
+        urllib.parse.unquote(user),
+        urllib.parse.unquote(password),
+        is_authenticated=True,
+    )
+    return bare, urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(manager))
+
+
+def _copy_url(url: str, out: object, progress: ProgressFactory, *, label: str) -> str:
     digest = hashlib.sha256()
-    request = urllib.request.Request(url, headers={"User-Agent": "pyfn-action"})
+    shown = redact_url(url)
+    parts = _parts(url)
+    if parts is None or not _HOST.fullmatch(parts[2]) or _CONTROL_OR_SPACE.search(url):
+        raise RuntimeFetchError(
+            f"Cannot download {shown}: the URL is malformed",
+            why="it holds a space or control character, or its host part is not a host "
+            "name or address with an optional port (a password holding '/', '?', '#' or "
+            "'@' must be percent-encoded)",
+            fix="Check the URL (or PYFN_PYPY_MIRROR)",
+        )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        bare, opener = _opener(url)
+        request = urllib.request.Request(bare, headers={"User-Agent": "pyfn-action"})
+        with opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            bar = progress(f"Downloading {url.rsplit('/', 1)[-1]}", total)
+            bar = progress(f"Downloading {label}", total)
             received = 0
             try:
                 while True:
@@ -94,26 +289,33 @@ def _copy_url(url: str, out: object, progress: ProgressFactory) -> str:
                 raise http.client.IncompleteRead(b"", total - received)
     except http.client.IncompleteRead as exc:
         raise RuntimeFetchError(
-            f"Download of {url} was cut off",
+            f"Download of {shown} was cut off",
             why=f"the connection closed {exc.expected} bytes before the end",
             fix="Nothing was cached. Try again; if it keeps happening, "
             "set PYFN_PYPY_MIRROR to a closer mirror",
-        ) from exc
+        ) from None
     except urllib.error.HTTPError as exc:
         raise RuntimeFetchError(
-            f"Download of {url} failed with HTTP {exc.code} {exc.reason}",
-            fix="Check the URL (or PYFN_PYPY_MIRROR); pyfn runtime pack can build "
-            "an archive from an installed PyPy when the host is unreachable",
-        ) from exc
+            f"Download of {shown} failed with HTTP {exc.code} {scrub(str(exc.reason), url)}",
+            fix="Check the URL (or PYFN_PYPY_MIRROR) and its credentials; pyfn runtime pack "
+            "can build an archive from an installed PyPy when the host is unreachable",
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise RuntimeFetchError(
-            f"Cannot download {url}",
-            why=str(reason),
+            f"Cannot download {shown}",
+            why=scrub(str(reason), url),
             fix="Check the network or set PYFN_PYPY_MIRROR to a reachable mirror; "
             "offline, pack an installed PyPy with `pyfn runtime pack` and pass "
             "--pypy-archive with --pypy-sha256",
-        ) from exc
+        ) from None
+    except (http.client.HTTPException, ValueError, OverflowError) as exc:
+        # A bad port or host name, a garbled answer: the exception may quote the URL.
+        raise RuntimeFetchError(
+            f"Cannot download {shown}",
+            why=scrub(str(exc) or type(exc).__name__, url),
+            fix="Check the URL (or PYFN_PYPY_MIRROR)",
+        ) from None
     return digest.hexdigest()
 
 

@@ -120,9 +120,14 @@ class ElfCache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".", dir=self.path.parent)
-        with os.fdopen(fd, "w") as out:
-            json.dump(self.data, out)
-        os.replace(tmp, self.path)
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(self.data, out)
+            os.replace(tmp, self.path)  # concurrent builds: the last one's facts win
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 def inspect_entries(

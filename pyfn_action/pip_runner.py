@@ -17,14 +17,14 @@ import shutil
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from .errors import BundleError
-from .fetch import sha256_file
+from .fetch import cache_lock, sha256_file
 from .requirements import Interpreter, host_can_run
 from .runtime import Runtime
 from .targets import Target
@@ -67,7 +67,9 @@ def _pip_for_target(runtime: Runtime, cache_dir: Path) -> Path:
     )
     if wheels:
         wheel = wheels[-1]
-        return _cached_tree(cache_dir, f"wheel-{sha256_file(wheel)[:16]}", _unpack_wheel(wheel))
+        return _cached_tree(
+            cache_dir, f"wheel-{sha256_file(wheel)[:16]}", _unpack_wheel(wheel), _wheel_files(wheel)
+        )
     spec = importlib.util.find_spec("pip")
     if spec is None or not spec.submodule_search_locations:
         raise BundleError("pip is not installed", fix="pip install pip")
@@ -85,7 +87,7 @@ def _pip_for_target(runtime: Runtime, cache_dir: Path) -> Path:
     def copy(dest: Path) -> None:
         shutil.copytree(host_pip, dest / "pip", ignore=shutil.ignore_patterns("__pycache__"))
 
-    return _cached_tree(cache_dir, f"host-{version}", copy)
+    return _cached_tree(cache_dir, f"host-{version}", copy, _dir_files(host_pip, "pip"))
 
 
 def _unpack_wheel(wheel: Path) -> Callable[[Path], None]:
@@ -100,21 +102,84 @@ def _unpack_wheel(wheel: Path) -> Callable[[Path], None]:
     return unpack
 
 
-def _cached_tree(cache_dir: Path, key: str, fill: Callable[[Path], None]) -> Path:
-    """``<cache>/pip-for-pypy/<key>``, filled once through a temporary directory."""
-    home = cache_dir / "pip-for-pypy" / key
-    if (home / "pip" / "__main__.py").is_file():
-        return home
-    shutil.rmtree(home, ignore_errors=True)  # an incomplete copy is never used
-    home.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".pip-", dir=home.parent))
+Files = Callable[[], Iterator[tuple[str, bytes]]]  # (POSIX path, content) of a source
+
+
+def _wheel_files(wheel: Path) -> Files:
+    def files() -> Iterator[tuple[str, bytes]]:
+        with zipfile.ZipFile(wheel) as zf:
+            for member in zf.infolist():
+                if not member.is_dir():
+                    yield member.filename, zf.read(member)
+
+    return files
+
+
+def _dir_files(source: Path, prefix: str) -> Files:
+    def files() -> Iterator[tuple[str, bytes]]:
+        for root, dirs, names in os.walk(source):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(names):
+                path = Path(root, name)
+                yield f"{prefix}/{path.relative_to(source).as_posix()}", path.read_bytes()
+
+    return files
+
+
+def _holds_exactly(home: Path, files: Files) -> bool:
+    """Whether ``home`` holds ``files`` and nothing else: regular files, same bytes."""
+    expected: set[str] = set()
     try:
-        fill(tmp)
+        for name, data in files():
+            if name.startswith("/") or ".." in name.split("/"):
+                return False  # never looked for outside home (unpacking refuses it)
+            expected.add(name)
+            path = home / name
+            if path.is_symlink() or not path.is_file() or path.read_bytes() != data:
+                return False
+        found: set[str] = set()
+        for root, dirs, names in os.walk(home):
+            for name in dirs + names:
+                path = Path(root, name)
+                if path.is_symlink() or not (path.is_dir() or path.is_file()):
+                    return False
+                if path.is_file():
+                    found.add(path.relative_to(home).as_posix())
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return found == expected
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _cached_tree(cache_dir: Path, key: str, fill: Callable[[Path], None], files: Files) -> Path:
+    """``<cache>/pip-for-pypy/<key>``, filled once through a temporary directory, and
+    used only while it holds exactly ``files``. Concurrent builds take turns (a lock per
+    key), so none removes a copy another is about to run."""
+    home = cache_dir / "pip-for-pypy" / key
+    with cache_lock(home.parent / f"{key}.lock", what="pip for PyPy"):
+        if home.is_dir() and not home.is_symlink():
+            if _holds_exactly(home, files):
+                return home
+            log.warning("the cached pip in %s is not what it was made from; making it again", home)
+        _remove(home)  # an incomplete or altered copy is never used
+        home.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".pip-", dir=home.parent))
         try:
-            os.replace(tmp, home)
-        except OSError:
-            if not (home / "pip" / "__main__.py").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            fill(tmp)
+            try:
+                os.replace(tmp, home)
+            except OSError as exc:
+                raise BundleError(
+                    f"Cannot put a copy of pip at {home}",
+                    why=exc.strerror or str(exc),
+                    fix="Check that the cache directory is writable, or clear it",
+                ) from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return home

@@ -17,11 +17,13 @@ import logging
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
+import urllib.parse
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
@@ -46,6 +48,85 @@ log = logging.getLogger(__name__)
 
 PIP_TIMEOUT_SECONDS = 1800
 _NO_MATCH = re.compile(r"No matching distribution found for (?P<spec>\S+)")
+
+# A URL in free text: scheme, authority (up to a path, query, fragment or the text's
+# end), path; then the query (not its trailing punctuation). Quotes and angle brackets
+# end it.
+_URL = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^/?#\s\"'<>]*)"
+    r"(?P<path>[^?#\s\"'<>]*)(?P<query>\?(?:[^#\s\"'<>]*[^#\s\"'<>.,;:!?)\]])?)?"
+)
+_MASK = "***"
+# pip reads these from the environment: their credentials are as secret as --index-url's.
+_PIP_URL_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
+_MIN_SECRET = 4  # shorter "secrets" would mask ordinary words everywhere
+
+
+def _userinfo(match: re.Match[str]) -> tuple[str | None, str, str]:
+    """(user info or None, host, path) of a URL found in text.
+
+    A password with an unencoded ``/`` ends the authority early (``user:pa`` with
+    ``/ss@host/simple`` as its path): when what precedes the ``/`` cannot be a
+    host and port and the path holds an ``@``, everything up to that ``@`` is
+    taken as user info (more is masked rather than less)."""
+    netloc, path = match["netloc"], match["path"]
+    userinfo, at, host = netloc.rpartition("@")
+    if at:
+        return userinfo, host, path
+    _, colon, port = netloc.partition(":")
+    if colon and not port.isdigit() and "@" in path:
+        inside, _, rest = path.rpartition("@")
+        host, slash, tail = rest.partition("/")
+        return netloc + inside, host, slash + tail
+    return None, netloc, path
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    userinfo, host, path = _userinfo(match)
+    netloc = host
+    if userinfo is not None:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:{_MASK}@{host}" if colon else f"{_MASK}@{host}"
+    query = match["query"] or ""
+    if len(query) > 1:
+        parts = query[1:].split("&")
+        query = "?" + "&".join(
+            f"{part.partition('=')[0]}={_MASK}" if "=" in part else _MASK for part in parts
+        )
+    return f"{match['scheme']}{netloc}{path}{query}"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its credentials masked: the password of ``user:password@`` (a lone
+    ``token@`` entirely) and every query value. Logs and messages show only this."""
+    return _URL.sub(_redact_match, url)
+
+
+def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` (pip's output, a command line) with every URL's credentials masked,
+    and any of ``secrets`` (as :func:`url_secrets` finds them) that appears bare."""
+    text = _URL.sub(_redact_match, text)
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text
+
+
+def url_secrets(urls: Iterable[str]) -> set[str]:
+    """The credentials in ``urls``: passwords, lone user tokens and query values, as
+    written and percent-decoded."""
+    found: set[str] = set()
+    for text in urls:
+        for match in _URL.finditer(text):
+            userinfo, _, _ = _userinfo(match)
+            values = []
+            if userinfo is not None:
+                user, colon, password = userinfo.partition(":")
+                values.append(password if colon else user)
+            query = (match["query"] or "")[1:]
+            values += [part.partition("=")[2] or part for part in query.split("&") if part]
+            for value in values:
+                found |= {value, urllib.parse.unquote(value), urllib.parse.unquote_plus(value)}
+    return {s for s in found if len(s) >= _MIN_SECRET}
 
 
 @dataclass(frozen=True)
@@ -204,7 +285,9 @@ def _resolve(
             name, version, url = meta["name"], meta["version"], download["url"]
             direct = bool(item.get("is_direct"))
             spec = f"{name} @ {url}" if direct else f"{name}=={version}"
-            pins.append(Pin(str(name), str(version), spec, str(url).rsplit("/", 1)[-1]))
+            # The file's name is the last segment of the URL's path (never its query).
+            chosen = urllib.parse.unquote(urllib.parse.urlsplit(str(url)).path.rsplit("/", 1)[-1])
+            pins.append(Pin(str(name), str(version), spec, chosen))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RequirementsError("pip wrote no usable resolution report", why=str(exc)) from exc
     return sorted(pins, key=lambda p: canonicalize_name(p.name))
@@ -232,8 +315,11 @@ def _cache_args(cache_dir: Path) -> list[str]:
 
 
 def _pip(interpreter: Interpreter, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """pip run with ``args``; its output comes back with credentials masked, as every
+    message and log line that quotes it must show it."""
     argv = [*interpreter.argv, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
-    log.debug("running %s", " ".join(argv))
+    secrets = url_secrets([*argv, *(interpreter.env.get(name, "") for name in _PIP_URL_VARIABLES)])
+    log.debug("running %s", mask_text(shlex.join(argv), secrets))
     try:
         result = subprocess.run(
             argv,
@@ -250,6 +336,8 @@ def _pip(interpreter: Interpreter, args: list[str]) -> subprocess.CompletedProce
         ) from exc
     except OSError as exc:
         raise RequirementsError(f"Cannot run pip with {argv[0]}", why=str(exc)) from exc
+    result.stdout = mask_text(result.stdout or "", secrets)
+    result.stderr = mask_text(result.stderr or "", secrets)
     if result.stdout:
         log.debug("%s", result.stdout)
     return result
@@ -287,12 +375,15 @@ def _build_from_source(
             interpreter,
             ["wheel", "--no-deps", "--no-binary", pin.name, "--wheel-dir", str(out)]
             + sources.pip_args()
-            + _cache_args(cache_dir)
+            # Not pip's cache: pip would take a wheel found there for the sdist's URL
+            # unchecked, and the cache may be shared (CI). The build itself is cached
+            # with the installed site.
+            + ["--no-cache-dir"]
             + [pin.spec],
         )
         wheels = sorted(out.glob("*.whl"))
         if result.returncode != 0 or not wheels:
-            log.debug("building %s failed:\n%s", pin.spec, result.stderr)
+            log.debug("building %s failed:\n%s", mask_url(pin.spec), result.stderr)
             raise _no_wheel(
                 pin.spec, pin.name, target, sources, built=None,
                 build_log=_tail(result.stderr, 4),
@@ -331,7 +422,7 @@ def _no_wheel(
         if build_log:
             why += f"; building from source failed: {build_log}"
     error = NoCompatibleWheel(
-        f"Requirement {spec} has no wheel PyPy {target.python_version} can load",
+        f"Requirement {mask_url(spec)} has no wheel PyPy {target.python_version} can load",
         why=why,
         fix="Use a release that ships PyPy (pp) or pure-Python (py3-none-any) wheels, "
         "or replace the package with a pure-Python alternative",

@@ -6,14 +6,23 @@ behind a familiar name::
     <cache>/archives/<sha256>/<file name>     verified archive
     <cache>/runtimes/<sha256>/                extracted tree
     <cache>/runtimes/<sha256>.json            written last: the entry is complete
+    <cache>/runtimes/<sha256>.lock            there while a build looks at or makes the entry
 
 An entry is used only when its record exists and every file it lists is there
 with its recorded size; anything else is removed and rebuilt from a verified
-archive.
+archive. Builds sharing the cache take the entry's lock first: one fetches and
+extracts, the others wait and find it there; whoever holds the lock also clears
+what a killed build left (partial downloads, half-extracted trees). An archive
+refused as unsafe is deleted from the cache.
+
+What is recorded or shown of where the runtime came from (``Runtime.source``,
+messages) is the URL without user info, query or fragment; cache files are
+named from the URL's path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import archive, fetch
-from .errors import ConfigError, RuntimeFetchError
+from .errors import ConfigError, RuntimeFetchError, UnsafeArchive
 from .progress import ProgressFactory, silent
 from .targets import Target
 
@@ -50,7 +59,9 @@ class PyPyBuild:
     sha256: str
 
     def url(self, base: str = OFFICIAL_BASE) -> str:
-        return f"{base.rstrip('/')}/{self.filename}"
+        """This build's file under ``base``; a query on ``base`` (a mirror's token) is kept."""
+        base, sep, query = base.split("#", 1)[0].partition("?")
+        return f"{base.rstrip('/')}/{self.filename}{sep}{query}"
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,7 @@ class Runtime:
     arch: str
     pp_tag: str  # "73" for PyPy 7.3.x
     sha256: str
-    source: str
+    source: str  # where it came from: a path, or a URL without user info or query
 
     @property
     def executable(self) -> Path:
@@ -145,23 +156,43 @@ def resolve_runtime(
     if request.archive:
         if not request.sha256:
             raise ConfigError("--pypy-archive needs --pypy-sha256")
-        sha256, location, filename = request.sha256, request.archive, _basename(request.archive)
+        sha256, location = request.sha256.lower(), request.archive
+        filename = fetch.url_filename(location)
     else:
         build = select_build(request, load_manifest())
         sha256, filename = build.sha256, build.filename
         location = build.url(request.mirror or OFFICIAL_BASE)
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ConfigError(
+            f"{sha256!r} is not a SHA-256",
+            fix="Pass the 64 hex digits that `pyfn runtime pack` or `sha256sum` print",
+        )
+    source = fetch.redact_url(location)
+    try:
+        with fetch.cache_lock(_lock_path(cache_dir, sha256), what=f"the runtime {filename}"):
+            cached = _load_entry(cache_dir, sha256)
+            if cached is not None:
+                log.debug("using cached runtime %s", cached.root)
+                return cached
+            archive_path = _cached_archive(cache_dir, sha256, location, filename, progress)
+            try:
+                return _extract_entry(cache_dir, sha256, archive_path, source)
+            except UnsafeArchive:
+                archive_path.unlink(missing_ok=True)  # verified, but never to be used
+                with contextlib.suppress(OSError):
+                    archive_path.parent.rmdir()
+                raise
+    except OSError as exc:
+        raise RuntimeFetchError(
+            f"Cannot prepare the runtime in the cache {cache_dir}",
+            why=str(exc),
+            fix="Check that the cache directory (PYFN_CACHE_DIR) is writable and has free "
+            "space, or point PYFN_CACHE_DIR elsewhere",
+        ) from exc
 
-    cached = _load_entry(cache_dir, sha256)
-    if cached is not None:
-        log.debug("using cached runtime %s", cached.root)
-        return cached
-    archive_path = _cached_archive(cache_dir, sha256, location, filename, progress)
-    return _extract_entry(cache_dir, sha256, archive_path, location)
 
-
-def _basename(location: str) -> str:
-    name = location.rstrip("/").rsplit("/", 1)[-1]
-    return name or "pypy-archive"
+def _lock_path(cache_dir: Path, sha256: str) -> Path:
+    return cache_dir / "runtimes" / f"{sha256}.lock"
 
 
 def _cached_archive(
@@ -169,6 +200,8 @@ def _cached_archive(
 ) -> Path:
     slot = cache_dir / "archives" / sha256
     dest = slot / filename
+    for stale in slot.glob(".*.part"):  # a download cut short by a killed build
+        stale.unlink(missing_ok=True)
     if dest.is_file():
         if fetch.sha256_file(dest) == sha256:
             return dest
@@ -176,13 +209,26 @@ def _cached_archive(
         dest.unlink()
     if fetch.is_url(location):
         return fetch.download(location, dest, sha256, progress=progress)
+    if fetch.has_scheme(location):
+        raise RuntimeFetchError(
+            f"Cannot fetch the PyPy archive {fetch.redact_url(location)}",
+            why=f"pyfn downloads {', '.join(fetch.FETCHED_SCHEMES)} URLs only",
+            fix="Pass an https:// URL or a local path of a PyPy archive",
+        )
     source = Path(location).expanduser()
     if not source.is_file():
         raise RuntimeFetchError(
-            f"PyPy archive {source} does not exist",
+            f"PyPy archive {location} does not exist",
             fix="Pass the path or URL of a PyPy archive (pyfn runtime pack makes one)",
         )
-    return fetch.copy_verified(source, dest, sha256)
+    try:
+        return fetch.copy_verified(source, dest, sha256)
+    except PermissionError as exc:
+        raise RuntimeFetchError(
+            f"Cannot read the PyPy archive {source}",
+            why=exc.strerror or str(exc),
+            fix="Check the file's permissions",
+        ) from exc
 
 
 def _record_path(cache_dir: Path, sha256: str) -> Path:
@@ -208,7 +254,7 @@ def _load_entry(cache_dir: Path, sha256: str) -> Runtime | None:
             arch=data["arch"],
             pp_tag=data["pp_tag"],
             sha256=sha256,
-            source=data["source"],
+            source=fetch.redact_url(data["source"]),  # older records kept the whole URL
         )
     except FileNotFoundError:
         if record.exists() or root.exists():
@@ -223,7 +269,9 @@ def _load_entry(cache_dir: Path, sha256: str) -> Runtime | None:
 def _extract_entry(cache_dir: Path, sha256: str, archive_path: Path, source: str) -> Runtime:
     runtimes = cache_dir / "runtimes"
     runtimes.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}.", dir=runtimes))
+    for stale in runtimes.glob(f".{sha256}.*"):  # an extraction cut short by a killed build
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{sha256}.", dir=runtimes))
     tree = tmp / "tree"
     try:
         top = archive.extract(archive_path, tree)
@@ -238,6 +286,7 @@ def _extract_entry(cache_dir: Path, sha256: str, archive_path: Path, source: str
             if p.is_file() and not p.is_symlink() and p.suffix != ".pyc"
         }
         root = runtimes / sha256
+        shutil.rmtree(root, ignore_errors=True)  # a leftover without its record (we hold the lock)
         os.replace(tree, root)
         record = {
             "python_version": runtime.python_version,

@@ -5,6 +5,9 @@ The key covers every input of the install step: the requirement files' bytes
 the package sources, the runtime and pyfn itself. A change to any of them, or
 ``refresh``, installs afresh. An entry is written through a temporary directory
 and its record lands last, so a half-written entry is never used.
+
+Builds sharing the cache take the entry's lock (``<cache>/site/<key>.lock``)
+before they look at it: one installs, the others wait and reuse what it made.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
+from .fetch import cache_lock
 from .requirements import Distribution, Installed, Sources
 from .targets import Target
 
@@ -55,25 +59,28 @@ def installed_site(
     """The cached install for ``key``, or ``install(site)`` run now and cached."""
     home = cache_dir / "site" / key
     record = home / "installed.json"
-    if not refresh:
-        cached = _load(home, record)
-        if cached is not None:
-            log.info("requirements unchanged: reusing the installed site (%s)", key[:12])
-            return cached
-    home.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".site-", dir=home.parent))
-    try:
-        fresh = install(tmp / "site")
-        data = [
-            {"name": d.name, "version": d.version, "wheel": d.wheel, "files": list(d.files)}
-            for d in fresh.distributions
-        ]
-        (tmp / "installed.json").write_text(json.dumps(data, indent=1))
-        shutil.rmtree(home, ignore_errors=True)
-        os.replace(tmp, home)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    loaded = _load(home, record)
+    with cache_lock(home.parent / f"{key}.lock", what="the installed requirements"):
+        if not refresh:
+            cached = _load(home, record)
+            if cached is not None:
+                log.info("requirements unchanged: reusing the installed site (%s)", key[:12])
+                return cached
+        home.parent.mkdir(parents=True, exist_ok=True)
+        for stale in home.parent.glob(f".{key}.*"):  # an install cut short by a killed build
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=home.parent))
+        try:
+            fresh = install(tmp / "site")
+            data = [
+                {"name": d.name, "version": d.version, "wheel": d.wheel, "files": list(d.files)}
+                for d in fresh.distributions
+            ]
+            (tmp / "installed.json").write_text(json.dumps(data, indent=1))
+            shutil.rmtree(home, ignore_errors=True)  # stale or refreshed: we hold the lock
+            os.replace(tmp, home)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        loaded = _load(home, record)
     assert loaded is not None
     return loaded
 

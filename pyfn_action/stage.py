@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,7 @@ import pathspec
 from .errors import BundleError
 from .requirements import Installed
 from .runtime import Runtime
+from .secrets import shown_name
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,24 @@ APP_DEFAULT_IGNORES = (
     # google-github-actions/auth writes its credentials file into the workspace.
     "gha-creds-*.json",
 )
+
+# Variables that name the credentials file pyfn and gcloud run with: that file is never
+# bundled, whatever it holds, and neither is a link to it or a copy of it.
+CREDENTIAL_VARIABLES = (
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE",  # gcloud's; google-github-actions/auth sets it
+    "GOOGLE_GHA_CREDS_PATH",  # google-github-actions/auth
+)
+# A credentials file is a few KB: a copy of one is looked for only in that range (an
+# empty or tiny "credentials file" must not take every empty __init__.py with it).
+_COPY_CHECKED = range(64, 1_000_001)
+
+_NOT_REGULAR = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
 
 
 @dataclass(frozen=True)
@@ -83,33 +103,108 @@ class Staged:
     warnings: tuple[str, ...]
 
 
+def credential_files(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """The credentials files the environment names (relative paths are the process's)."""
+    paths: list[Path] = []
+    for name in CREDENTIAL_VARIABLES:
+        value = env.get(name)
+        if value and Path(value) not in paths:
+            paths.append(Path(value))
+    return tuple(paths)
+
+
 def _is_exec(path: Path) -> bool:
     return bool(path.stat().st_mode & 0o111)
 
 
-def _walk(root: Path) -> Iterator[tuple[Path, str]]:
-    """Yield (path, POSIX path relative to ``root``) for files and symlinks, sorted."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        here = Path(dirpath)
-        for name in sorted(filenames) + [d for d in dirnames if (here / d).is_symlink()]:
-            path = here / name
-            yield path, path.relative_to(root).as_posix()
+def _what(mode: int) -> str:
+    return _NOT_REGULAR.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def _undecodable(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class _Found:
+    path: Path
+    rel: str  # POSIX path relative to the walked root
+    mode: int  # from lstat: links are not followed
+
+
+def _walk(
+    root: Path,
+    shown_root: str,
+    skip_dir: Callable[[str], bool] = lambda rel: False,
+    unlistable: Callable[[str, OSError], None] | None = None,
+) -> Iterator[_Found]:
+    """Everything under ``root`` that is not a directory (links not followed), directory
+    by directory in name order. A directory that cannot be listed goes to
+    ``unlistable`` (relative path with a trailing ``/``), or is refused by name; one
+    that ``skip_dir`` says is not wanted is never opened."""
+    stack = [(root, "")]
+    while stack:
+        directory, prefix = stack.pop()
+        try:
+            with os.scandir(directory) as listing:
+                items = sorted(listing, key=lambda item: item.name)
+            found = [(item, item.stat(follow_symlinks=False).st_mode) for item in items]
+        except OSError as exc:
+            if unlistable is not None:
+                unlistable(prefix, exc)
+                continue
+            raise BundleError(
+                f"Cannot read the directory {shown_name(shown_root + prefix)}",
+                why=exc.strerror or str(exc),
+                fix="Make it readable by the user running pyfn",
+            ) from exc
+        below = []
+        for item, mode in found:
+            rel = prefix + item.name
+            if stat.S_ISDIR(mode):
+                if not skip_dir(rel):
+                    below.append((Path(item.path), rel + "/"))
+                continue
+            yield _Found(Path(item.path), rel, mode)
+        stack.extend(reversed(below))
+
+
+def _refuse_odd(found: _Found, arcname: str, fix: str) -> None:
+    """pyfn's own trees (runtime, site) hold files and links, nothing else, UTF-8 names."""
+    if _undecodable(found.rel):
+        raise BundleError(
+            f"Cannot bundle {shown_name(arcname)}: its name is not valid UTF-8", fix=fix
+        )
+    if not stat.S_ISREG(found.mode) and not stat.S_ISLNK(found.mode):
+        raise BundleError(
+            f"Cannot bundle {shown_name(arcname)}: it is {_what(found.mode)}, not a regular file",
+            fix=fix,
+        )
 
 
 def runtime_entries(runtime: Runtime) -> Iterator[Entry]:
     """The runtime's files under ``pypy/``; ``bin/`` aliases dropped, other links resolved."""
     root = runtime.root.resolve()
     stdlib = f"lib/pypy{runtime.python_version}/"
-    for path, rel in _walk(root):
-        if path.is_symlink():
+    fix = "Use an official PyPy build or one made by `pyfn runtime pack`"
+    for found in _walk(root, "pypy/"):
+        path, rel = found.path, found.rel
+        _refuse_odd(found, f"pypy/{rel}", fix)
+        if stat.S_ISLNK(found.mode):
             if rel.startswith("bin/"):
                 continue  # pypy3 -> pypy3.11 and friends: index.js names the real binary
-            real = path.resolve()
+            try:
+                real = path.resolve(strict=True)
+            except (OSError, RuntimeError):  # dangling, or a loop
+                real = path
             if not real.is_relative_to(root) or not real.is_file():
                 raise BundleError(
-                    f"Runtime link {rel} points outside the runtime or at a directory",
-                    fix="Use an official PyPy build or one made by `pyfn runtime pack`",
+                    f"Runtime link {shown_name(rel)} points outside the runtime or at a directory",
+                    fix=fix,
                 )
             path = real
         kind = "stdlib" if rel.startswith(stdlib) else "runtime"
@@ -122,37 +217,197 @@ def site_entries(installed: Installed) -> Iterator[Entry]:
     for dist in installed.distributions:
         for rel in dist.files:
             owner[rel] = dist.name
-    root = installed.site
-    for path, rel in _walk(root):
-        if path.is_symlink():
+    fix = "Build again with --refresh, to install the requirements afresh"
+    for found in _walk(installed.site, "site/"):
+        _refuse_odd(found, f"site/{found.rel}", fix)
+        if stat.S_ISLNK(found.mode):
             continue  # wheels cannot carry links; nothing pip made here is one
-        name = owner.get(rel, "site")
-        yield Entry(f"site/{rel}", path, None, _is_exec(path), name, "package")
+        name = owner.get(found.rel, "site")
+        path = found.path
+        yield Entry(f"site/{found.rel}", path, None, _is_exec(path), name, "package")
 
 
-def app_entries(source: Path, extra_ignores: Iterable[str] = ()) -> tuple[list[Entry], list[str]]:
-    """The user's source under ``app/``, minus ignored files; links leaving the tree reported."""
+class _CredentialFiles:
+    """Recognises the credentials files by identity (the file, a hard link, a link to it)
+    or by content (a copy), never by what they hold."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self.files: list[tuple[os.stat_result, Path]] = []
+        for path in paths:
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue  # not there: nothing to keep out
+            if stat.S_ISREG(info.st_mode):
+                self.files.append((info, path))
+
+    def judge(self, path: Path, info: os.stat_result) -> str | None:
+        for known, known_path in self.files:
+            if (info.st_dev, info.st_ino) == (known.st_dev, known.st_ino):
+                return "is the credentials file named in the environment"
+            if (
+                info.st_size == known.st_size
+                and known.st_size in _COPY_CHECKED
+                and _same_bytes(path, known_path)
+            ):
+                return "is a copy of the credentials file named in the environment"
+        return None
+
+
+def _same_bytes(one: Path, other: Path) -> bool:
+    try:
+        return one.read_bytes() == other.read_bytes()
+    except OSError:
+        return False
+
+
+def _ignored(spec: pathspec.GitIgnoreSpec, rel: str) -> bool:
+    """Whether the rules exclude a file, or a directory above it."""
+    return spec.match_file(rel) or any(spec.match_file(p + "/") for p in _parents(rel))
+
+
+def _open_regular(path: Path) -> tuple[os.stat_result | None, str]:
+    """(its status, "") for a regular file that can be read; (None, why) otherwise."""
+    try:
+        # O_NONBLOCK: opening a FIFO that replaced the file must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return None, f"it is {_what(info.st_mode)}"
+    return info, ""
+
+
+def _link_problem(
+    found: _Found, root: Path, spec: pathspec.GitIgnoreSpec
+) -> tuple[Path | None, str]:
+    """(the file a link in the source stands for, "") or (None, why it is not bundled)."""
+    try:
+        shown_target = shown_name(os.readlink(found.path))
+    except OSError:
+        shown_target = "?"
+    try:
+        target = found.path.resolve(strict=True)
+    except FileNotFoundError:
+        return None, f"is a symlink to {shown_target}, which does not exist: not bundled"
+    except (OSError, RuntimeError):
+        return None, "is a symlink that cannot be resolved (a loop?): not bundled"
+    if not target.is_relative_to(root):
+        return None, (
+            f"is a symlink to {shown_target}, outside the source tree: not followed, not bundled"
+        )
+    rel_target = target.relative_to(root).as_posix()
+    try:
+        mode = os.stat(target).st_mode
+    except OSError as exc:
+        return None, f"is a symlink that cannot be followed ({exc.strerror}): not bundled"
+    if stat.S_ISDIR(mode):
+        return None, "is a symlink to a directory: not followed"
+    if rel_target and _ignored(spec, rel_target):
+        return None, (
+            f"is a symlink to {shown_name(rel_target)}, which is excluded by default: not bundled"
+        )
+    if not stat.S_ISREG(mode):
+        return None, f"is a symlink to {_what(mode)}, not a regular file: not bundled"
+    return target, ""
+
+
+def app_entries(
+    source: Path, extra_ignores: Iterable[str] = (), *, never_bundle: Iterable[Path] = ()
+) -> tuple[list[Entry], list[str]]:
+    """The user's source under ``app/``, minus ignored files; what is left out, said.
+
+    Only regular files are bundled: FIFOs, sockets and devices are left out with a line
+    (reading one would wait forever), and so are links that leave the tree, links to
+    what the default rules exclude, and links that cannot be resolved. The credentials
+    files in ``never_bundle`` (and links to them, and copies) are never bundled. Names
+    that are not UTF-8, and files or directories that cannot be read, are refused,
+    unless the function's own ignore rules (.gcloudignore, .pyfnignore) leave them out.
+    """
     root = source.resolve()
     spec = pathspec.GitIgnoreSpec.from_lines([*APP_DEFAULT_IGNORES, *extra_ignores])
+    credentials = _CredentialFiles(never_bundle)
     entries: list[Entry] = []
     warnings: list[str] = []
-    for path, rel in _walk(root):
-        if spec.match_file(rel) or any(spec.match_file(p + "/") for p in _parents(rel)):
+    undecodable: list[str] = []
+    unreadable: dict[str, str] = {}  # relative path (a directory's ends with /) → why
+
+    def unlistable(rel: str, exc: OSError) -> None:
+        unreadable[rel or "./"] = exc.strerror or str(exc)
+
+    walk = _walk(
+        root, f"{root}/", skip_dir=lambda rel: spec.match_file(rel + "/"), unlistable=unlistable
+    )
+    for found in walk:
+        rel = found.rel
+        if spec.match_file(rel):
             continue
-        if path.is_symlink():
-            target = path.resolve()
-            if not target.is_relative_to(root):
-                warnings.append(
-                    f"{rel} is a symlink to {os.readlink(path)}, outside the source tree: "
-                    "not followed, not bundled"
-                )
-                continue
-            if not target.is_file():
-                warnings.append(f"{rel} is a symlink to a directory: not followed")
+        if _undecodable(rel):
+            undecodable.append(rel)
+            continue
+        path = found.path
+        if stat.S_ISLNK(found.mode):
+            target, problem = _link_problem(found, root, spec)
+            if target is None:
+                warnings.append(f"{rel} {problem}")
                 continue
             path = target
-        entries.append(Entry(f"app/{rel}", path, None, _is_exec(path), "app", "app"))
-    return entries, warnings
+        elif not stat.S_ISREG(found.mode):
+            warnings.append(f"{rel} is {_what(found.mode)}, not a regular file: not bundled")
+            continue
+        info, problem = _open_regular(path)
+        if info is None:
+            unreadable[rel] = problem
+            continue
+        secret = credentials.judge(path, info)
+        if secret is not None:
+            warnings.append(f"{rel} {secret}: never bundled")
+            continue
+        entries.append(Entry(f"app/{rel}", path, None, bool(info.st_mode & 0o111), "app", "app"))
+    if undecodable or unreadable:
+        excluded = _excluded_by_user_rules(root, [*undecodable, *unreadable])
+        undecodable = [rel for rel in undecodable if rel not in excluded]
+        unreadable = {rel: why for rel, why in unreadable.items() if rel not in excluded}
+    if undecodable:
+        raise BundleError(
+            f"Cannot bundle {_listed([shown_name(r) for r in undecodable])} from "
+            f"{shown_name(str(root))}: "
+            + ("its name is" if len(undecodable) == 1 else "their names are")
+            + " not valid UTF-8",
+            why="a zip holds names as UTF-8, and Cloud Functions unpacks them so",
+            fix="Rename them (for example with `convmv -f latin1 -t utf8 --notest -r .`), "
+            "or leave them out with a .gcloudignore or .pyfnignore rule",
+        )
+    if unreadable:
+        raise BundleError(
+            f"Cannot read {_listed([shown_name(r) for r in unreadable])} in "
+            f"{shown_name(str(root))}",
+            why=next(iter(unreadable.values())),
+            fix="Make them readable by the user running pyfn, or leave them out with a "
+            ".gcloudignore or .pyfnignore rule",
+        )
+    entries.sort(key=lambda e: e.arcname)
+    return entries, [shown_name(w) for w in warnings]
+
+
+def _excluded_by_user_rules(root: Path, rels: list[str]) -> set[str]:
+    """Which of these paths the function's .gcloudignore and .pyfnignore leave out, as
+    the trim step will judge them (a directory by a file inside it)."""
+    from .trim import plan_trim, user_rules  # trim builds on this module
+
+    probes = {f"app/{rel}.pyfn-probe" if rel.endswith("/") else f"app/{rel}": rel for rel in rels}
+    entries = [Entry(arcname, None, b"", False, "app", "app") for arcname in probes]
+    plan = plan_trim(entries, user_rules(root), ())
+    return {probes[entry.arcname] for entry in plan.removed}
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(names[:10])
+    return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
 def _parents(rel: str) -> Iterator[str]:
@@ -181,9 +436,13 @@ def stage(
     manifest: bytes,
     *,
     app_ignores: Iterable[str] = (),
+    never_bundle: Iterable[Path] = (),
 ) -> Staged:
-    """Every entry of the bundle, sorted by name, with duplicate names refused."""
-    app, warnings = app_entries(source, app_ignores)
+    """Every entry of the bundle, sorted by name, with duplicate names refused.
+
+    ``never_bundle``: the credentials files the environment names (:func:`credential_files`).
+    """
+    app, warnings = app_entries(source, app_ignores, never_bundle=never_bundle)
     entries = [
         *shim_entries(manifest),
         *runtime_entries(runtime),

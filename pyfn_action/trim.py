@@ -1,22 +1,37 @@
-"""Trim the bundle with gitignore rules: plan what each rule removes, then apply it.
+"""Trim the bundle with ignore rules: plan what each rule removes, then apply it.
 
 Rules, in order (the last rule matching a file decides, as in gitignore):
 
 1. built-in runtime rules (``data/trim-runtime.txt``, relative to ``pypy/``);
 2. built-in site rules (``data/trim-site.txt``, relative to ``site/``);
 3. shared libraries the runtime does not list in ``lib/PYPY_PORTABLE_DEPS.txt``;
-4. the function's ``.gcloudignore`` (with ``#!include:FILE``), then ``.pyfnignore``.
+4. the function's ``.gcloudignore``, meaning exactly what it means to gcloud: its
+   rules (and those of a ``#!include:FILE``) are relative to the function's
+   directory, so they apply to ``app/`` and only there, and are matched as
+   gcloud matches them (a pattern is anchored by a leading ``/`` only; nothing
+   inside an excluded directory can be re-included; lines gcloud cannot parse
+   are skipped);
+5. the function's ``.pyfnignore``: gitignore rules relative to the function's
+   directory as well, except that a rule whose path starts with ``pypy/`` or
+   ``site/`` applies to that tree of the bundle, so ``!pypy/lib/pypy3.11/lib2to3/``
+   re-includes what a built-in rule trimmed.
 
-User rules are relative to the function's directory and apply to ``app/``; a
-rule whose path starts with ``pypy/`` or ``site/`` applies to that part of the
-bundle instead, so ``!pypy/lib/pypy3.11/lib2to3/`` re-includes what a built-in
-rule trimmed. Files the bundle cannot run without are protected: a rule that
-would remove one is refused, by name.
+``#!include:FILE`` works as in gcloud: FILE is a file beside the ignore file
+(a name with ``/`` is refused), an included file's own includes are not
+followed, and pyfn never reads a file that resolves outside the function's
+directory, nor anything but a regular file. Files the bundle cannot run without
+are protected: a rule that would remove one is refused, by name.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import functools
+import logging
+import os
+import posixpath
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -28,8 +43,12 @@ from .errors import ConfigError
 from .sizes import format_size
 from .stage import Entry
 
+log = logging.getLogger(__name__)
+
 _BUNDLE_ROOTS = ("pypy/", "site/")
-_MAX_INCLUDE_DEPTH = 5
+_INCLUDE = "!include:"
+_GCLOUDIGNORE = ".gcloudignore"
+_PYFNIGNORE = ".pyfnignore"
 
 
 class TrimError(ConfigError):
@@ -41,7 +60,8 @@ class Rule:
     origin: str  # "built-in runtime rules", ".pyfnignore", ...
     line: int
     text: str  # as written
-    pattern: str  # gitignore pattern over bundle paths
+    pattern: str  # gitignore pattern over bundle paths ("" for a .gcloudignore rule)
+    gcloud: bool = False  # matched as gcloud matches it, against the paths under app/
 
     @property
     def where(self) -> str:
@@ -76,9 +96,12 @@ def _translate(pattern: str, prefix: str) -> str:
 
 
 def _user_pattern(pattern: str) -> str:
-    body = pattern[1:] if pattern.startswith("!") else pattern
+    """A ``.pyfnignore`` rule over bundle paths: ``pypy/…`` and ``site/…`` name the
+    bundle's trees (anchored at the bundle's root); anything else is under ``app/``."""
+    negate = pattern.startswith("!")
+    body = pattern[1:] if negate else pattern
     if body.lstrip("/").startswith(_BUNDLE_ROOTS):
-        return ("!" if pattern.startswith("!") else "") + body.lstrip("/")
+        return ("!" if negate else "") + "/" + body.lstrip("/")
     return _translate(pattern, "app/")
 
 
@@ -130,42 +153,230 @@ def portable_deps_rules(runtime_root: Path) -> list[Rule]:
     return rules
 
 
-def _read_ignore(path: Path, root: Path, depth: int = 0) -> list[tuple[str, int, str]]:
-    """(file, line, pattern) from an ignore file, following ``#!include:FILE``."""
-    if depth > _MAX_INCLUDE_DEPTH:
-        raise TrimError(f"{path}: #!include nests more than {_MAX_INCLUDE_DEPTH} deep")
-    if not path.resolve().is_relative_to(root.resolve()):
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def _read_text(path: Path, root: Path, *, shown: str) -> str:
+    """An ignore file's text, if it is a regular file inside ``root`` (links resolved)."""
+    try:
+        resolved = path.resolve()
+        inside = resolved.is_relative_to(root.resolve())
+    except (OSError, RuntimeError) as exc:  # a link loop
+        raise TrimError(f"Cannot read {shown}", why=str(exc)) from exc
+    if not inside:
         raise TrimError(
-            f"{path} is outside the function's directory",
-            why="pyfn never reads files outside the function's directory",
-            fix="Keep included ignore files inside the function's directory",
+            f"{shown} is outside the function's directory",
+            why=f"it resolves to {resolved}; pyfn never reads files outside the function's "
+            "directory",
+            fix="Keep ignore files and the files they include inside the function's directory",
         )
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrimError(f"Cannot read {path}", why=str(exc)) from exc
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+        fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise TrimError(f"Cannot read {shown}", why=exc.strerror or str(exc)) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TrimError(
+                f"Cannot read {shown}", why="it is not a regular file", fix="Name a file"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read()
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrimError(f"Cannot read {shown}", why=f"it is not UTF-8 text ({exc})") from exc
+
+
+def _read_ignore(path: Path, root: Path, *, nested: bool = False) -> list[tuple[str, int, str]]:
+    """(file, line, pattern) from an ignore file, following ``#!include:FILE`` as gcloud
+    does: FILE must be beside ``path``; an included file's own includes are not followed."""
+    shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    text = _read_text(path, root, shown=shown)
     out: list[tuple[str, int, str]] = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.rstrip()
-        if line.startswith("#!include:"):
-            included = path.parent / line.removeprefix("#!include:").strip()
-            out += _read_ignore(included, root, depth + 1)
-        elif line and not line.startswith("#"):
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("#"):
+            if line[1:].lstrip().startswith(_INCLUDE):
+                name = line[line.find(_INCLUDE) + len(_INCLUDE) :]
+                if "/" in name:
+                    outside = not _inside(path.parent / name, root)
+                    raise TrimError(
+                        f"{shown}:{number}: cannot include {name!r}"
+                        + (", which is outside the function's directory" if outside else ""),
+                        why="#!include may only include files in the same directory (as in gcloud)",
+                        fix=f"Copy the rules into {path.name}, or include a file beside it",
+                    )
+                if nested:
+                    log.info("%s:%d: %s is not followed in an included file", shown, number, line)
+                    continue
+                out += _read_ignore(path.parent / name, root, nested=True)
+            continue
+        if line.strip():
             out.append((path.name, number, line))
     return out
 
 
 def user_rules(source: Path) -> list[Rule]:
-    """Rules from ``.gcloudignore`` then ``.pyfnignore`` in the function's directory."""
+    """Rules from ``.gcloudignore`` (gcloud's meaning, under ``app/``) then
+    ``.pyfnignore`` in the function's directory."""
     rules = []
-    for name in (".gcloudignore", ".pyfnignore"):
+    for name in (_GCLOUDIGNORE, _PYFNIGNORE):
         path = source / name
-        if path.is_file():
-            for origin, number, line in _read_ignore(path, source):
-                rule = Rule(origin, number, line, _user_pattern(line))
-                _compile(rule)
-                rules.append(rule)
+        if not (path.is_file() or path.is_symlink()):
+            continue
+        for origin, number, line in _read_ignore(path, source):
+            if name == _GCLOUDIGNORE:
+                if _gcloud_glob(line) is None:
+                    log.warning(
+                        "%s:%d: %r is not a rule gcloud can use; it is skipped, as gcloud "
+                        "skips it", origin, number, line,
+                    )  # fmt: skip
+                    continue
+                rules.append(Rule(origin, number, line, "", gcloud=True))
+                continue
+            text = line.rstrip()
+            rule = Rule(origin, number, text, _user_pattern(text))
+            _compile(rule)
+            rules.append(rule)
     return rules
+
+
+# gcloud's matcher (googlecloudsdk/command_lib/util/gcloudignore.py and glob.py), so
+# that .gcloudignore keeps its meaning: parts of a pattern match path parts from the
+# right with fnmatch; a leading "/" anchors; "**" matches any number of parts.
+
+
+@dataclass(frozen=True)
+class _Glob:
+    parts: tuple[str, ...]
+    negated: bool
+    must_be_dir: bool
+
+    @functools.cached_property
+    def literals(self) -> frozenset[str]:
+        """Parts without wildcards: each must be one of a matching path's names."""
+        return frozenset(p for p in self.parts if p not in ("", "**") and not _WILD.search(p))
+
+
+_WILD = re.compile(r"[*?\[]")
+_ODD_BACKSLASHES = re.compile(r"(?<!\\)\\(\\\\)*$")
+
+
+def _handle_spaces(line: str) -> str:
+    """Unescaped trailing spaces stripped, escaped spaces unescaped."""
+    tokens: list[str] = []
+    i = 0
+    while i < len(line):
+        if line[i] == "\\" and i + 1 < len(line):
+            tokens.append(line[i : i + 2])
+            i += 2
+        else:
+            tokens.append(line[i])
+            i += 1
+    while tokens and tokens[-1] == " ":
+        tokens.pop()
+    return "".join(tokens).replace("\\ ", " ")
+
+
+@functools.lru_cache(maxsize=1024)
+def _gcloud_glob(line: str) -> _Glob | None:
+    """The pattern of a ``.gcloudignore`` line, or ``None`` for a line gcloud skips."""
+    negated = line.startswith("!")
+    body = line[1:] if negated else line
+    must_be_dir = body.endswith("/")
+    if must_be_dir:
+        body = body[:-1]
+    body = _handle_spaces(body)
+    if _ODD_BACKSLASHES.search(body):
+        return None  # ends in an odd number of backslashes
+    body = re.sub(r"\\([^\\])", r"\1", body).replace("\\\\", "\\")
+    if not body:
+        return None  # blank
+    return _Glob(tuple(body.split("/")), negated, must_be_dir)
+
+
+def _prefixes(path: str) -> list[str]:
+    """'a/b/c' → ['', 'a', 'a/b', 'a/b/c']."""
+    parts = path.split("/")
+    return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _glob_matches(parts: Sequence[str], path: str | None) -> bool:
+    if not parts:
+        return True
+    if path is None:
+        return False  # '*' matches the root, '/*' does not
+    part, rest = parts[-1], list(parts[:-1])
+    if path:
+        path = posixpath.normpath(path)
+    head, tail = posixpath.split(path)
+    remaining: str | None = head if tail else None
+    if part == "**":
+        if not (rest and rest[0] == ""):
+            rest.insert(0, "")
+        return any(_glob_matches(rest, prefix) for prefix in _prefixes(path))
+    if part == "*" and not rest and remaining and len(remaining) > 1:
+        return False  # a leading '*' spans one directory (gcloud's own test)
+    if not fnmatch.fnmatchcase(tail, part):
+        return False
+    return _glob_matches(rest, remaining)
+
+
+_Decision = tuple[int, bool]  # (index of the deciding rule, whether it ignores)
+
+
+def _last_match(
+    rules: Sequence[tuple[int, Rule]],
+    prefix: str,
+    is_dir: bool,
+    memo: dict[tuple[str, bool], _Decision | None],
+) -> _Decision | None:
+    """The last rule matching ``prefix``, remembered: files share their directories."""
+    key = (prefix, is_dir)
+    if key not in memo:
+        last: _Decision | None = None
+        names = frozenset(prefix.split("/"))
+        for index, rule in rules:
+            glob = _gcloud_glob(rule.text)
+            assert glob is not None
+            if glob.must_be_dir and not is_dir:
+                continue
+            if not glob.literals <= names:
+                continue  # a quick no: a name the pattern spells out is not in the path
+            final = glob.parts[-1]
+            if final != "**" and not fnmatch.fnmatchcase(prefix.rpartition("/")[2], final):
+                continue  # a quick no: the last part must match the last name
+            if _glob_matches(glob.parts, prefix):
+                last = (index, not glob.negated)
+        memo[key] = last
+    return memo[key]
+
+
+def _gcloud_decision(
+    rules: Sequence[tuple[int, Rule]],
+    path: str,
+    memo: dict[tuple[str, bool], _Decision | None],
+) -> _Decision | None:
+    """(index of the deciding rule, whether it ignores ``path``) as gcloud decides,
+    ``path`` being relative to the function's directory; ``None`` if no rule matches.
+
+    Each prefix of the path (its directories, then itself) is judged by the last
+    rule matching it; the first ignored prefix ignores the path, so nothing inside
+    an ignored directory comes back."""
+    decided: _Decision | None = None
+    for prefix in _prefixes(path)[1:]:  # the root directory cannot be matched
+        last = _last_match(rules, prefix, prefix != path, memo)
+        if last is not None and last[1]:
+            return last
+        if prefix == path:
+            decided = last
+    return decided
 
 
 def plan_trim(
@@ -174,7 +385,12 @@ def plan_trim(
     """Decide, file by file, what the rules remove; refuse to remove protected files."""
     # Plain last-match-wins over gitignore patterns: unlike GitIgnoreSpec, a file
     # rule does not outrank a later directory rule, so rule order alone decides.
-    spec = pathspec.PathSpec.from_lines("gitignore", [r.pattern for r in rules])
+    # .gcloudignore rules are judged apart, as gcloud judges them, and then take
+    # their place in that order.
+    plain = [(i, r) for i, r in enumerate(rules) if not r.gcloud]
+    gcloud = [(i, r) for i, r in enumerate(rules) if r.gcloud]
+    memo: dict[tuple[str, bool], _Decision | None] = {}
+    spec = pathspec.PathSpec.from_lines("gitignore", [r.pattern for _, r in plain])
     guarded = set(protected)
     kept: list[Entry] = []
     removed: list[Entry] = []
@@ -182,12 +398,17 @@ def plan_trim(
     kept_bytes = 0
     for entry in entries:
         result = spec.check_file(entry.arcname)
-        if not result.include:
+        decision = None if result.index is None else (plain[result.index][0], bool(result.include))
+        if gcloud and entry.arcname.startswith("app/"):
+            judged = _gcloud_decision(gcloud, entry.arcname.removeprefix("app/"), memo)
+            if judged is not None and (decision is None or judged[0] > decision[0]):
+                decision = judged
+        if decision is None or not decision[1]:
             kept.append(entry)
             kept_bytes += entry.size()
             continue
-        assert result.index is not None
-        rule = rules[result.index]
+        index = decision[0]
+        rule = rules[index]
         if entry.arcname in guarded or _is_metadata(entry.arcname):
             raise TrimError(
                 f"{rule.where}: the rule {rule.text!r} would remove {entry.arcname}",
@@ -195,7 +416,7 @@ def plan_trim(
                 fix=f"Narrow the rule, or add !{_unprefixed(entry.arcname)} after it",
             )
         removed.append(entry)
-        slot = counts.setdefault(result.index, [0, 0])
+        slot = counts.setdefault(index, [0, 0])
         slot[0] += 1
         slot[1] += entry.size()
     effects = tuple(Effect(rules[i], n, size) for i, (n, size) in sorted(counts.items()))

@@ -1,13 +1,13 @@
-"""Reading zip archives the way the hooks need: directory sizes, methods, members.
+"""Reading zip archives the way pyfn-oversized-files needs: directory sizes and methods.
 
-Deflate64 members are readable too (zipfile-deflate64 teaches zipfile the
-method); it is only ever used to read, never to write.
+Deflate64 archives are readable too (zipfile-deflate64 teaches zipfile the
+method); it is only ever used to read, never to write. Members are read, one by
+one and within limits, by the credentials scanner (:mod:`pyfn_action.secrets`).
 """
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,15 +53,3 @@ def summarize(path: Path) -> ZipSummary:
         if i.compress_type not in EXTRACTABLE
     )
     return ZipSummary(len(infos), sum(i.file_size for i in infos), unsupported)
-
-
-def members(path: Path, max_member_bytes: int) -> Iterator[tuple[str, bytes]]:
-    """(name, content) of each member up to ``max_member_bytes`` (larger ones are skipped)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if info.is_dir() or info.file_size > max_member_bytes:
-                    continue
-                yield info.filename, zf.read(info)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-        raise ArchiveError(f"not a readable zip archive ({exc})") from exc

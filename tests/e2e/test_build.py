@@ -336,3 +336,294 @@ def test_build_refuses_credentials_unless_allowed(
     assert allowed.code == 0, allowed.stderr
     with zipfile.ZipFile(out / "bundle.zip") as zf:
         assert "app/credentials.json" in zf.namelist()
+
+
+# --- hardening: hostile runtime archives, secrets in runtime URLs, one cache shared ---
+
+SIGNATURE = "5ec7e7" * 100  # a signed URL's query is longer than a file name may be
+SIGNED = f"?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=robot%40p.iam&X-Goog-Signature={SIGNATURE}"  # noqa: E501
+
+
+def test_two_cold_builds_sharing_a_cache_both_succeed(
+    tmp_path: Path, served_pypy: Served, index_url: str
+) -> None:
+    """`pyfn build a & pyfn build b` on a cold cache, as a monorepo loop runs them."""
+    import sys
+
+    cache = tmp_path / "cache"
+    env = hermetic_env(cache)
+    procs = []
+    for name in ("a", "b"):
+        src = tmp_path / name
+        src.mkdir()
+        (src / "main.py").write_text(f"print('{name}')\n")
+        args = _script_args(src, tmp_path / f"out-{name}", served_pypy, index_url)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "pyfn_action", *args],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        assert "Traceback" not in stderr
+    for name in ("a", "b"):
+        with zipfile.ZipFile(tmp_path / f"out-{name}" / "bundle.zip") as zf:
+            assert zf.read("app/main.py") == f"print('{name}')\n".encode()
+            assert "pypy/bin/pypy3.9" in zf.namelist()
+    runtimes = sorted(p.name for p in (cache / "runtimes").iterdir())
+    assert runtimes == [served_pypy.sha256, f"{served_pypy.sha256}.json"]  # no leftovers
+    assert not list(cache.rglob("*.lock"))
+
+
+def test_signed_runtime_url_is_fetched_and_never_recorded(
+    tmp_path: Path, served_pypy: Served, index_url: str
+) -> None:
+    import dataclasses
+
+    cache = tmp_path / "cache"  # cold: the runtime is fetched from the signed URL
+    signed = dataclasses.replace(served_pypy, url=served_pypy.url + SIGNED)
+    out = tmp_path / "out"
+    result = pyfn(_script_args(_script_function(tmp_path), out, signed, index_url),
+                  hermetic_env(cache))  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert SIGNATURE not in result.stdout + result.stderr
+    with zipfile.ZipFile(out / "bundle.zip") as zf:
+        manifest = zf.read("pyfn/manifest.json").decode()
+    report = (out / "report.json").read_text()
+    for text in (manifest, report):
+        assert SIGNATURE not in text and "X-Goog" not in text
+    assert json.loads(manifest)["runtime"]["source"] == served_pypy.url
+    assert json.loads(report)["runtime"]["source"] == served_pypy.url
+    assert [p.name for p in (cache / "archives" / served_pypy.sha256).iterdir()] == [
+        served_pypy.url.rsplit("/", 1)[1]
+    ]
+
+
+def test_hostile_runtime_archive_is_refused_and_leaves_nothing(
+    tmp_path: Path, index_url: str
+) -> None:
+    """a -> ., a/a/a/b -> ../../.., a/a/a/b/ESCAPED: would land at the cache's root."""
+    import hashlib
+    import tarfile
+
+    from support.tarballs import TOP, add_file, add_link
+
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        add_file(tar, f"{TOP}/bin/pypy3.9", b"#!/bin/sh\n", 0o755)
+        add_link(tar, f"{TOP}/a", ".")
+        add_link(tar, f"{TOP}/a/a/a/b", "../../..")
+        add_file(tar, f"{TOP}/a/a/a/b/ESCAPED", b"pwned")
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    src = _script_function(tmp_path)
+    cache = tmp_path / "cache"
+    args = ["build", str(src), "--out", str(tmp_path / "out"), "--pypy-archive", str(archive),
+            "--pypy-sha256", sha, "--index-url", index_url,
+            "--signature", "script", "--script", "main.py"]  # fmt: skip
+    result = pyfn(args, hermetic_env(cache))
+    assert result.code == 4, result.stderr
+    assert "Refusing" in result.stderr and "a/a/a/b" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("ESCAPED"))
+    assert not [p for p in cache.rglob("*") if not p.is_dir()]  # no archive, tree or lock
+    assert not (tmp_path / "out" / "bundle.zip").exists()
+
+
+def test_runtime_url_credentials_never_reach_the_output(tmp_path: Path, index_url: str) -> None:
+    from support.servers import Routes
+
+    with serve(Routes()) as base:
+        pass  # closed again: nothing listens there
+    url = base.replace("://", "://robot:s3cr3t-p4ss@") + "/pypy3.9-v7.3.11-linux64.tar.gz" + SIGNED
+    src = _script_function(tmp_path)
+    args = ["build", str(src), "--out", str(tmp_path / "out"), "--pypy-archive", url,
+            "--pypy-sha256", "1" * 64, "--index-url", index_url,
+            "--signature", "script", "--script", "main.py"]  # fmt: skip
+    result = pyfn(args, hermetic_env(tmp_path / "cache"))
+    assert result.code == 4, result.stderr
+    assert f"{base}/pypy3.9-v7.3.11-linux64.tar.gz" in result.stderr
+    for secret in ("s3cr3t-p4ss", SIGNATURE, "X-Goog"):
+        assert secret not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def _function_with_requirement(tmp_path: Path) -> Path:
+    src = tmp_path / "fn"
+    src.mkdir()
+    (src / "main.py").write_text("import idna\nprint(idna.encode('example.com'))\n")
+    (src / "requirements.txt").write_text("idna\n")
+    return src
+
+
+def test_gcloudignore_site_and_pypy_rules_mean_the_functions_own_folders(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
+) -> None:
+    src = _function_with_requirement(tmp_path)
+    for name in ("site/helper.py", "pypy/notes.txt", "lib/site/deep.py", "site.py"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text("# the function's own\n")
+    # As gcloud reads it: any folder named site, the top folder named pypy.
+    (src / ".gcloudignore").write_text("site/\n/pypy/\n")
+    out = tmp_path / "out"
+    result = pyfn(_script_args(src, out, served_pypy, index_url), hermetic_env(session_cache))
+    assert result.code == 0, result.stderr
+    with zipfile.ZipFile(out / "bundle.zip") as zf:
+        names = set(zf.namelist())
+    assert not any(n.startswith(("app/site/", "app/pypy/", "app/lib/site/")) for n in names)
+    assert "app/site.py" in names  # a file named site is not a folder
+    assert "site/idna/__init__.py" in names and "pypy/bin/pypy3.9" in names
+
+
+def test_index_url_credentials_never_reach_debug_output(
+    tmp_path: Path,
+    served_pypy: Served,
+    index_url: str,
+    session_cache: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    src = _function_with_requirement(tmp_path)
+    secret_index = index_url.replace("://", "://robot:s3cr3t-1ndex@")
+    out = tmp_path / "out"
+    with caplog.at_level(logging.DEBUG):
+        result = pyfn(
+            _script_args(src, out, served_pypy, secret_index, "--debug", "--refresh"),
+            hermetic_env(session_cache),
+        )  # fmt: skip
+    assert result.code == 0, result.stderr
+    logged = caplog.text
+    assert "s3cr3t-1ndex" not in logged + result.stderr + result.stdout
+    assert "running" in logged and "robot:***@" in logged  # the pip command lines are there
+    assert "s3cr3t-1ndex" not in (out / "report.json").read_text()
+
+
+# --- hardening: one credentials scanner (archives too), sources that are not files ----
+
+_SA_KEY = json.dumps({"type": "service_account", "client_email": "ci@demo.iam.gserviceaccount.com",
+                      "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n"}).encode()  # fmt: skip
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _nothing_written(out: Path) -> None:
+    assert not (out / "bundle.zip").exists() and not (out / "report.json").exists()
+    assert not list(out.glob(".pyfn-build-*")) if out.exists() else True
+
+
+@pytest.mark.timeout(300)
+def test_fifo_and_socket_in_the_source_are_skipped_not_waited_on(
+    tmp_path: Path,
+    served_pypy: Served,
+    index_url: str,
+    session_cache: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import socket
+
+    src = _script_function(tmp_path)
+    os.mkfifo(src / "events.fifo")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(src / "dev.sock"))
+    out = tmp_path / "out"
+    try:
+        result = pyfn(_script_args(src, out, served_pypy, index_url), hermetic_env(session_cache))
+    finally:
+        sock.close()
+    assert result.code == 0, result.stderr
+    assert "events.fifo is a FIFO (named pipe), not a regular file: not bundled" in caplog.text
+    assert "dev.sock is a socket, not a regular file: not bundled" in caplog.text
+    with zipfile.ZipFile(out / "bundle.zip") as zf:
+        names = zf.namelist()
+    assert "app/events.fifo" not in names and "app/dev.sock" not in names
+    assert "app/main.py" in names
+
+
+def test_undecodable_file_name_is_refused_before_anything_is_written(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
+) -> None:
+    src = _script_function(tmp_path)
+    Path(os.fsdecode(bytes(src) + b"/r\xe9sum\xe9.txt")).write_text("x")
+    out = tmp_path / "out"
+    result = pyfn(_script_args(src, out, served_pypy, index_url), hermetic_env(session_cache))
+    assert result.code == 6, result.stderr
+    assert "r\\xe9sum\\xe9.txt" in result.stderr and "not valid UTF-8" in result.stderr
+    assert "Traceback" not in result.stderr
+    _nothing_written(out)
+
+
+def test_the_credentials_file_of_the_environment_is_never_bundled(
+    tmp_path: Path,
+    served_pypy: Served,
+    index_url: str,
+    session_cache: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    src = _script_function(tmp_path)
+    creds = src / "conf" / "ci.json"  # nothing the scanner would call a key
+    creds.parent.mkdir()
+    creds.write_text('{"kind": "something only the deployer uses"}')
+    os.symlink("conf/ci.json", src / "settings.json")
+    out = tmp_path / "out"
+    env = hermetic_env(session_cache, GOOGLE_APPLICATION_CREDENTIALS=str(creds))
+    result = pyfn(_script_args(src, out, served_pypy, index_url), env)
+    assert result.code == 0, result.stderr
+    assert "conf/ci.json is the credentials file named in the environment: never bundled" in (
+        caplog.text
+    )
+    assert "settings.json is the credentials file" in caplog.text
+    with zipfile.ZipFile(out / "bundle.zip") as zf:
+        names = zf.namelist()
+        assert not any(b"only the deployer" in zf.read(n) for n in names)
+    assert "app/conf/ci.json" not in names and "app/settings.json" not in names
+
+
+def test_build_refuses_a_key_two_archives_deep(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
+) -> None:
+    src = _script_function(tmp_path)
+    (src / "vendor").mkdir()
+    (src / "vendor" / "libs.zip").write_bytes(
+        _zip_bytes({"inner.zip": _zip_bytes({"sa.json": _SA_KEY})})
+    )
+    out = tmp_path / "out"
+    args = _script_args(src, out, served_pypy, index_url)
+    refused = pyfn(args, hermetic_env(session_cache))
+    assert refused.code == 11, refused.stderr
+    assert "app/vendor/libs.zip!inner.zip!sa.json (Google service-account key" in refused.stderr
+    assert "MIIEvQ" not in refused.stderr
+    _nothing_written(out)
+    allowed = pyfn([*args, "--allow-credentials"], hermetic_env(session_cache))
+    assert allowed.code == 0, allowed.stderr
+
+
+def test_build_says_what_it_could_not_scan(
+    tmp_path: Path,
+    served_pypy: Served,
+    index_url: str,
+    session_cache: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    src = _script_function(tmp_path)
+    (src / "b.txt").write_text("hidden")
+    subprocess.run(["7z", "a", "-tzip", "-pS3cret", str(src / "data.zip"), str(src / "b.txt")],
+                   check=True, capture_output=True)  # fmt: skip
+    (src / "b.txt").unlink()
+    out = tmp_path / "out"
+    result = pyfn(_script_args(src, out, served_pypy, index_url), hermetic_env(session_cache))
+    assert result.code == 0, result.stderr
+    assert "app/data.zip!b.txt: not scanned for keys: encrypted, so it cannot be read" in (
+        caplog.text
+    )
+    assert "Traceback" not in result.stderr

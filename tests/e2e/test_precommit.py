@@ -107,3 +107,42 @@ def test_native_wheels_on_vendored_binaries(tmp_path: Path, precommit_env: dict[
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     code, out = _try_repo(repo, "pyfn-native-wheels", precommit_env)
     assert code == 0, out
+
+
+def test_no_credentials_inside_archives_and_encodings(
+    tmp_path: Path, precommit_env: dict[str, str]
+) -> None:
+    import base64
+    import io
+    import zipfile
+
+    key = json.dumps({"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nx",
+                      "client_email": "ci@demo.iam.gserviceaccount.com"}).encode()  # fmt: skip
+
+    def zipped(members: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+        return buf.getvalue()
+
+    encrypted = tmp_path / "enc.zip"
+    (tmp_path / "b.txt").write_text("hidden")
+    subprocess.run(["7z", "a", "-tzip", "-pS3cret", str(encrypted), str(tmp_path / "b.txt")],
+                   check=True, capture_output=True)  # fmt: skip
+    files = {
+        "main.py": b"print('hi')\n",
+        "vendor/libs.zip": zipped({"inner.zip": zipped({"sa.json": key})}),
+        ".env": b"CREDS=" + base64.b64encode(key) + b"\n",
+        "keys/deploy.pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n".encode("utf-16"),
+        "data/enc.zip": encrypted.read_bytes(),
+    }
+    repo = _repo(tmp_path, files)
+    code, out = _try_repo(repo, "pyfn-no-credentials", precommit_env)
+    assert code == 1, out
+    assert "Traceback" not in out
+    assert "vendor/libs.zip!inner.zip!sa.json: Google service-account key" in out
+    assert ".env: Google service-account key for ci@demo.iam.gserviceaccount.com (base64" in out
+    assert "keys/deploy.pem: PEM RSA PRIVATE KEY;" in out
+    assert "data/enc.zip!b.txt: not scanned for keys: encrypted" in out
+    assert "main.py" not in out

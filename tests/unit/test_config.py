@@ -189,3 +189,12 @@ def test_cpu_may_be_a_toml_number(src: Path) -> None:
     (src / "pyfn.toml").write_text('cpu = "1"\nprefix = "/deploys/team-a/"\n')
     settings = resolve_deploy(src, env={}, flags={})
     assert (settings.cpu, settings.prefix) == ("1", "deploys/team-a")
+
+
+def test_an_archive_url_without_its_checksum_is_named_without_its_secrets(src: Path) -> None:
+    url = "https://deployer:s3cret@mirror.test/pypy.tar.bz2?X-Goog-Signature=abc123"
+    with pytest.raises(ConfigError) as caught:
+        resolve(src, env={}, flags={"pypy_archive": url})
+    message = caught.value.message
+    assert "https://mirror.test/pypy.tar.bz2" in message
+    assert "s3cret" not in message and "abc123" not in message

@@ -161,7 +161,7 @@ def test_inputs_map_to_settings(tmp_path: Path) -> None:
         ({"memory": "lots"}, "input 'memory'"),
         ({"config": "arch = "}, "input 'config' is not valid TOML"),
         ({"config": "archh = 'x'"}, "Did you mean 'arch'"),
-        ({"config": "cpu = 3"}, "Invalid value for 'cpu' in the input 'config'"),
+        ({"config": "cpu = 'lots'"}, "Invalid value for 'cpu' in the input 'config'"),
         ({"config": "gen = 1"}, "has an input of its own, 'gen'"),
         ({"source": "fns/a\nfns/b", "name": "x"}, "input 'name' applies to one function"),
         ({"working_directory": "nowhere"}, "input 'working-directory'"),

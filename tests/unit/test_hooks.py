@@ -137,3 +137,250 @@ def test_clean_files_pass(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "file.bin"
     path.write_bytes(content)
     assert check_secrets.main([str(path)]) == 0
+
+
+# --- pyfn-no-credentials: what the scanner missed, and archives it could not read -----
+
+AUTHORIZED_USER = {  # what `gcloud auth application-default login` writes (values made up)
+    "account": "",
+    "client_id": "764086051850-6qr4p6gpi6hn506pt8ejuq83di341hur.apps.googleusercontent.com",
+    "client_secret": "d-FL95Q19q7MQmFpd7hHD0Ty",
+    "quota_project_id": "demo",
+    "refresh_token": "1//0gdemoREFRESHtokenVALUEthatISnotREAL-abcdefghijklmnopqrstuvwxyz",
+    "type": "authorized_user",
+    "universe_domain": "googleapis.com",
+}
+PGP_KEY = (
+    b"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n"
+    b"lQOYBGV3cm8BCADGp0bUMnLJ7tO3mFq8Y0w2Jq1mJ0XoIhQ2pQ6V7m0u3rQ4nY3f\n"
+    b"=Ab12\n-----END PGP PRIVATE KEY BLOCK-----\n"
+)
+PEM_KEY = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgWf7Yc0aJ3lC0u9Ys\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
+def _secrets(capsys, *paths: Path) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    code = check_secrets.main([str(p) for p in paths])
+    return code, capsys.readouterr().out
+
+
+def _key_json() -> bytes:
+    return json.dumps(SERVICE_ACCOUNT).encode()
+
+
+def test_key_two_zips_deep(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    inner = _zip(tmp_path / "inner.zip", {"deep/creds.json": _key_json()})
+    middle = _zip(tmp_path / "middle.zip", {"inner.zip": inner.read_bytes()})
+    outer = _zip(tmp_path / "outer.zip", {"vendor/middle.zip": middle.read_bytes()})
+    code, out = _secrets(capsys, outer)
+    assert code == 1
+    assert f"{outer}!vendor/middle.zip!inner.zip!deep/creds.json: Google service-account" in out
+
+
+@pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz", "w"])
+def test_key_in_a_tarball(tmp_path: Path, capsys, mode: str) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import tarfile
+
+    path = tmp_path / "backup.tar.gz"
+    with tarfile.open(path, mode) as tar:
+        data = _key_json()
+        info = tarfile.TarInfo("etc/sa.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert f"{path}!etc/sa.json: Google service-account key" in out
+
+
+def test_base64_service_account_in_dotenv(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    path = tmp_path / ".env"
+    encoded = base64.b64encode(_key_json()).decode()
+    path.write_text(f"DEBUG=1\nGOOGLE_CREDENTIALS={encoded}\nPORT=8080\n")
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert f"{path}: Google service-account key for deployer@demo.iam.gserviceaccount.com" in out
+    assert "base64" in out
+    assert encoded[:40] not in out and "MIIEvQ" not in out
+
+
+def test_base64_wrapped_over_lines(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    path = tmp_path / "creds.b64"
+    path.write_bytes(base64.encodebytes(_key_json()))  # 76 columns, as `base64` writes it
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert "Google service-account key" in out
+
+
+def _pkcs12() -> bytes:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return pkcs12.serialize_key_and_certificates(
+        b"demo", key, None, None, BestAvailableEncryption(b"changeit")
+    )
+
+
+@pytest.mark.parametrize("name", ["keystore", "client.bin", "cert.crt"])
+def test_pkcs12_without_its_suffix(tmp_path: Path, capsys, name: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / name
+    path.write_bytes(_pkcs12())
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert f"{path}: PKCS#12 key store;" in out
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_utf16_pem(tmp_path: Path, capsys, encoding: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "key.pem"
+    path.write_bytes(("# deploy key\n" + PEM_KEY).encode(encoding))
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert f"{path}: PEM PRIVATE KEY;" in out
+
+
+def test_pgp_private_key_block(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "signing.asc"
+    path.write_bytes(PGP_KEY)
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert f"{path}: PGP private key block;" in out
+    assert "lQOYBG" not in out
+
+
+def test_authorized_user_credentials(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "application_default_credentials.json"
+    path.write_text(json.dumps(AUTHORIZED_USER, indent=2))
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert f"{path}: Google user credentials" in out
+    assert "refresh token" in out
+    assert AUTHORIZED_USER["refresh_token"] not in out
+    assert AUTHORIZED_USER["client_secret"] not in out
+
+
+def _stored_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_bad_crc_hides_nothing_after_it(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = _stored_zip(tmp_path / "data.zip", {"a.txt": b"first", "b.txt": b"hello world",
+                                               "c/creds.json": _key_json()})  # fmt: skip
+    path.write_bytes(path.read_bytes().replace(b"hello world", b"HELLO WORLD"))
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert f"{path}!c/creds.json: Google service-account key" in out
+    assert f"{path}!b.txt:" in out and "CRC" in out
+
+
+def test_encrypted_member_is_reported_not_a_traceback(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "b.txt").write_text("hidden")
+    (tmp_path / "sa.json").write_bytes(_key_json())
+    archive = tmp_path / "enc.zip"
+    subprocess.run(["7z", "a", "-tzip", "-pS3cret", str(archive), str(tmp_path / "b.txt")],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(["7z", "a", "-tzip", str(archive), str(tmp_path / "sa.json")],
+                   check=True, capture_output=True)  # fmt: skip
+    code, out = _secrets(capsys, archive)
+    assert code == 1
+    assert f"{archive}!b.txt: not scanned for keys: encrypted" in out
+    assert f"{archive}!sa.json: Google service-account key" in out
+
+
+def test_unsupported_method_hides_nothing_after_it(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = _stored_zip(tmp_path / "z.zip", {"a.bin": b"zstd data", "sa.json": _key_json()})
+    _patch_member(path, "a.bin", method=93)
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert f"{path}!a.bin: not scanned for keys: compressed with zstd" in out
+    assert f"{path}!sa.json: Google service-account key" in out
+
+
+def test_truncated_zip_members_read_from_local_headers(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    good = _zip(tmp_path / "good.zip", {"a.txt": b"a" * 100, "sa.json": _key_json()})
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(good.read_bytes()[:-60])  # the central directory is gone
+    code, out = _secrets(capsys, cut)
+    assert code == 1
+    assert f"{cut}: not scanned for keys: not a readable zip archive" in out
+    assert f"{cut}!sa.json: Google service-account key" in out
+
+
+def test_large_files_are_said_to_be_skipped(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "model.bin"
+    with path.open("wb") as fh:
+        fh.truncate(50_000_001)
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert f"{path}: not scanned for keys: 50.0 MB is over the 50.0 MB scan limit" in out
+
+
+def test_hostile_member_names_stay_on_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = _zip(tmp_path / "n.zip", {"evil\nname\x1b[31m.json": _key_json()})
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert "\x1b" not in out
+    assert all(line.startswith(f"{path}!evil\\nname") for line in out.splitlines())
+    assert "evil\\nname\\x1b[31m.json: Google service-account key" in out
+
+
+def test_undecodable_file_name(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.pem"))
+    path.write_text(PEM_KEY)
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert "caf\\xe9.pem: PEM PRIVATE KEY" in out
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        # libraries name the markers without carrying a key (google-auth, cryptography)
+        b'_PKCS1_MARKER = ("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----")\n',
+        b'_SK_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"\n',
+        b'# "-----BEGIN PRIVATE KEY-----...",\n',
+        b'"private_key": "-----BEGIN EC PRIVATE KEY-----\\n<key bytes>\\n-----END EC PRIVATE KEY'
+        b'-----\\n"',
+        b"Example: -----BEGIN RSA PRIVATE KEY----- -----END RSA PRIVATE KEY----- @InputOnly",
+        json.dumps({"type": "authorized_user", "client_id": "x"}).encode(),
+        b"x = '" + b"A" * 400 + b"'\n",  # a long base64 run that decodes to nothing
+        b"MIIB" + b"\0" * 100,
+    ],
+)
+def test_markers_without_keys_pass(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "lib.py"
+    path.write_bytes(content)
+    assert check_secrets.main([str(path)]) == 0
+
+
+def _patch_member(path: Path, name: str, *, method: int | None = None, flags: int = 0) -> None:
+    """Rewrite a member's method or add flag bits, in its local header and the directory."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(name)
+        start = zf.start_dir  # type: ignore[attr-defined]
+    local = info.header_offset
+    central = data.index(b"PK\x01\x02", start)
+    while data[central + 46 : central + 46 + len(name)] != name.encode():
+        central = data.index(b"PK\x01\x02", central + 4)
+    for flag_at, method_at in ((local + 6, local + 8), (central + 8, central + 10)):
+        old = struct.unpack_from("<H", data, flag_at)[0]
+        struct.pack_into("<H", data, flag_at, old | flags)
+        if method is not None:
+            struct.pack_into("<H", data, method_at, method)
+    path.write_bytes(bytes(data))

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import importlib.metadata
+import logging
+import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from pyfn_action.errors import BundleError
+from pyfn_action import requirements as req
+from pyfn_action.errors import BundleError, RequirementsError
 from pyfn_action.pip_runner import _pip_for_target
 from pyfn_action.runtime import Runtime
+from pyfn_action.targets import Target
 
 
 def _runtime(tmp_path: Path, python: str, wheels: dict[str, bytes] | None = None) -> Runtime:
@@ -44,3 +49,170 @@ def test_refuses_a_pip_that_cannot_run_on_the_runtime(tmp_path: Path) -> None:
     runtime = _runtime(tmp_path, "3.0")  # no pip supports Python 3.0
     with pytest.raises(BundleError, match=r"does not run on Python 3\.0"):
         _pip_for_target(runtime, tmp_path / "cache")
+
+
+# --- the cached pip is what its source holds, nothing more ------------------------------
+# The cache may be shared (CI): a planted module beside pip would run inside every build.
+
+
+@pytest.mark.parametrize("tamper", ["changed", "extra-module", "pycache", "symlink", "missing"])
+def test_a_tampered_cached_pip_is_unpacked_again(tmp_path: Path, tamper: str) -> None:
+    runtime = _runtime(tmp_path, "3.10", {"pip-24.0-py3-none-any.whl": b"# the real pip"})
+    home = _pip_for_target(runtime, tmp_path / "cache")
+    main = home / "pip" / "__main__.py"
+    if tamper == "changed":
+        main.write_bytes(b"import os; os.system('evil')")
+    elif tamper == "extra-module":
+        (home / "json.py").write_text("raise SystemExit('shadowed the stdlib')")
+    elif tamper == "pycache":
+        (home / "pip" / "__pycache__").mkdir()
+        (home / "pip" / "__pycache__" / "__main__.pypy310.pyc").write_bytes(b"evil")
+    elif tamper == "symlink":
+        evil = tmp_path / "evil.py"
+        evil.write_bytes(b"# the real pip")  # same bytes today, anything tomorrow
+        main.unlink()
+        main.symlink_to(evil)
+    else:
+        main.unlink()
+        (home / "pip" / "__main__.py").parent.joinpath("x.py").write_text("")
+    again = _pip_for_target(runtime, tmp_path / "cache")
+    assert again == home
+    files = sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if not p.is_dir())
+    assert files == ["pip/__main__.py"]
+    assert not (home / "pip" / "__main__.py").is_symlink()
+    assert (home / "pip" / "__main__.py").read_bytes() == b"# the real pip"
+
+
+def test_a_tampered_copy_of_this_pip_is_copied_again(tmp_path: Path) -> None:
+    runtime = _runtime(tmp_path, "3.11")
+    home = _pip_for_target(runtime, tmp_path / "cache")
+    (home / "pip" / "__init__.py").write_text("import os; os.system('evil')")
+    (home / "sitecustomize.py").write_text("")
+    again = _pip_for_target(runtime, tmp_path / "cache")
+    assert again == home and not (home / "sitecustomize.py").exists()
+    import pip
+
+    assert (home / "pip" / "__init__.py").read_bytes() == Path(pip.__file__).read_bytes()
+
+
+# --- credentials in index URLs never reach logs or messages ---------------------------
+
+
+SECRETS = ("s3cr3t-pass", "t0ken-in-query", "env-pa55word", "bare-t0ken-user")
+INDEX = "https://alice:s3cr3t-pass@pypi.internal.example/simple?token=t0ken-in-query"
+EXTRA = "https://bare-t0ken-user@extra.example/simple/"
+
+
+def _fake_pip(tmp_path: Path) -> req.Interpreter:
+    """A 'pip' that echoes its command line and fails the way pip does, quoting URLs
+    (pip hides a password in userinfo, but not one in the query, nor one it decoded)."""
+    script = tmp_path / "fakepip.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            print("argv:", " ".join(sys.argv[1:]))
+            print("Looking in indexes:", os.environ.get("PIP_INDEX_URL", ""))
+            sys.stderr.write("ERROR: 401 Client Error: Unauthorized for url: "
+                             + " ".join(a for a in sys.argv if "://" in a) + "\\n")
+            sys.stderr.write("ERROR: the password env-pa55word was refused\\n")
+            sys.exit(1)
+            """
+        )
+    )
+    env = {"PIP_INDEX_URL": "https://bob:env-pa55word@env.example/simple"}
+    return req.Interpreter((sys.executable, str(script)), env, is_target=True)
+
+
+def _target() -> Target:
+    return Target("3.9", "73", "x86_64", (2, 17))
+
+
+def test_credentials_in_index_urls_are_masked_in_debug_logs_and_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sources = req.Sources(index_url=INDEX, extra_index_urls=(EXTRA,), find_links=(EXTRA,))
+    with caplog.at_level(logging.DEBUG), pytest.raises(RequirementsError) as caught:
+        req.install_requirements(
+            ["flask"], requirement_files=[], target=_target(), interpreter=_fake_pip(tmp_path),
+            site=tmp_path / "site", work=tmp_path / "work", cache_dir=tmp_path / "cache",
+            sources=sources,
+        )  # fmt: skip
+    logged = caplog.text
+    assert "running" in logged and "--index-url" in logged  # the command is still shown
+    assert "https://alice:***@pypi.internal.example/simple?token=***" in logged
+    message = caught.value.message
+    assert "Unauthorized" in message  # pip's own words are still quoted
+    for secret in SECRETS:
+        assert secret not in logged, secret
+        assert secret not in message, secret
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:token@host/simple", "https://user:***@host/simple"),
+        ("https://token@host/simple/", "https://***@host/simple/"),
+        ("https://host/simple?key=abc&x=1", "https://host/simple?key=***&x=***"),
+        ("https://host/simple?abc123", "https://host/simple?***"),
+        ("https://u:p%40ss@host:8443/s#frag", "https://u:***@host:8443/s#frag"),
+        ("https://u:p@ss@host/s", "https://u:***@host/s"),
+        ("https://u:pa/ss@host/simple", "https://u:***@host/simple"),
+        ("https://host:8080/simple/pkg@1", "https://host:8080/simple/pkg@1"),
+        ("https://[::1]:8080/simple", "https://[::1]:8080/simple"),
+        ("https://pypi.org/simple", "https://pypi.org/simple"),
+        ("/srv/wheels", "/srv/wheels"),
+        ("file:///srv/wheels", "file:///srv/wheels"),
+        ("git+https://ghp_abc@github.com/o/r.git@v1#egg=r",
+         "git+https://***@github.com/o/r.git@v1#egg=r"),
+    ],
+)  # fmt: skip
+def test_redact_url(url: str, shown: str) -> None:
+    assert req.mask_url(url) == shown
+    assert req.mask_text(f"see {url}, then") == f"see {shown}, then"
+
+
+def test_a_direct_url_requirement_is_masked_in_the_no_wheel_message() -> None:
+    error = req._no_wheel(
+        "pkg @ https://u:s3cr3t-pass@host/pkg-1.0.tar.gz?sig=t0ken-in-query",
+        "pkg", _target(), req.Sources(no_index=True), built=None,
+    )  # fmt: skip
+    assert "s3cr3t-pass" not in error.message and "t0ken-in-query" not in error.message
+    assert "pkg @ https://u:***@host/pkg-1.0.tar.gz?sig=***" in error.message
+
+
+def test_a_resolved_file_url_with_a_query_is_judged_by_its_path(tmp_path: Path) -> None:
+    """Private indexes sign file links (``…whl?X-Signature=…``): still a wheel."""
+    script = tmp_path / "reportpip.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json, sys
+            args = sys.argv[1:]
+            report = args[args.index("--report") + 1]
+            url = "https://files.example/p/demo-1.0-py3-none-any.whl?X-Signature=abcd1234"
+            json.dump({"install": [{"metadata": {"name": "demo", "version": "1.0"},
+                                    "download_info": {"url": url}}]}, open(report, "w"))
+            """
+        )
+    )
+    interpreter = req.Interpreter((sys.executable, str(script)), {}, is_target=True)
+    pins = req._resolve(["demo"], interpreter, _target(), req.Sources(), tmp_path, tmp_path)
+    assert [(p.name, p.chosen) for p in pins] == [("demo", "demo-1.0-py3-none-any.whl")]
+
+
+def test_sdists_are_built_without_pips_wheel_cache(tmp_path: Path) -> None:
+    """pip would take a wheel it finds in its cache for the sdist's URL, unchecked: in a
+    shared cache, that is a wheel anyone could have put there."""
+    script = tmp_path / "argvpip.py"
+    log_file = tmp_path / "argv.txt"
+    script.write_text(f"import sys\nopen({str(log_file)!r}, 'a').write(' '.join(sys.argv))\n")
+    interpreter = req.Interpreter((sys.executable, str(script)), {}, is_target=True)
+    pin = req.Pin("demo", "1.0", "demo==1.0", "demo-1.0.tar.gz")
+    with pytest.raises(req.NoCompatibleWheel):  # the fake builds nothing
+        req._build_from_source(
+            pin, interpreter, _target(), req.Sources(no_index=True), tmp_path / "wh",
+            tmp_path / "cache", _target().tags(),
+        )  # fmt: skip
+    argv = log_file.read_text()
+    assert " wheel " in argv and "--no-cache-dir" in argv and "--cache-dir" not in argv

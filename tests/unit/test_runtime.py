@@ -143,3 +143,43 @@ def test_tampered_mirror_is_refused(tmp_path: Path) -> None:
     with serve(routes) as base, pytest.raises(ChecksumMismatch, match="c73ac2cc"):
         resolve_runtime(RuntimeRequest("pypy3.10", mirror=f"{base}/m"), tmp_path / "c")
     assert not any(p.is_file() for p in (tmp_path / "c").rglob("*"))
+
+
+def test_leftovers_of_a_killed_build_are_cleared(
+    tmp_path: Path, archive: tuple[bytes, str]
+) -> None:
+    """A build killed mid-download or mid-extraction leaves temporary files; the next one
+    (holding the entry's lock, so nobody else is writing them) removes them."""
+    _, sha = archive
+    cache = tmp_path / "cache"
+    half_tree = cache / "runtimes" / f".{sha}.k1ll3d" / "tree" / "lib"
+    half_tree.mkdir(parents=True)
+    (half_tree / "half.py").write_text("#")
+    part = cache / "archives" / sha / f".{NAME}.k1ll3d.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"half")
+    runtime = resolve_runtime(RuntimeRequest(archive=str(tmp_path / NAME), sha256=sha), cache)
+    assert runtime.executable.is_file()
+    assert sorted(p.name for p in (cache / "runtimes").iterdir()) == [sha, f"{sha}.json"]
+    assert sorted(p.name for p in (cache / "archives" / sha).iterdir()) == [NAME]
+
+
+def test_unsafe_archive_leaves_nothing_in_the_cache(tmp_path: Path) -> None:
+    import hashlib
+    import tarfile
+
+    from support.tarballs import TOP, add_file, add_link
+
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        add_file(tar, f"{TOP}/bin/pypy3.9", b"#!/bin/sh\n", 0o755)
+        add_link(tar, f"{TOP}/a", ".")
+        add_link(tar, f"{TOP}/a/a/a/b", "../../..")
+        add_file(tar, f"{TOP}/a/a/a/b/ESCAPED", b"pwned")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    cache = tmp_path / "cache"
+    with pytest.raises(RuntimeFetchError, match="Refusing") as caught:
+        resolve_runtime(RuntimeRequest(archive=str(path), sha256=sha), cache)
+    assert caught.value.exit_code == 4
+    assert not list(tmp_path.rglob("ESCAPED"))
+    assert not [p for p in cache.rglob("*") if not p.is_dir()]  # no archive, tree or lock

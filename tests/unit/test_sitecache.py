@@ -72,3 +72,11 @@ def test_a_failed_install_leaves_no_entry(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="pip failed"):
         installed_site(tmp_path, "f" * 64, failing)
     assert list((tmp_path / "site").iterdir()) == []
+
+
+def test_leftovers_of_a_killed_install_are_cleared(tmp_path: Path) -> None:
+    half = tmp_path / "site" / f".{'k' * 64}.k1ll3d" / "site"
+    half.mkdir(parents=True)
+    (half / "half.py").write_text("#")
+    installed_site(tmp_path, "k" * 64, _installer([]))
+    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == ["k" * 64]

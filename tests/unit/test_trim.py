@@ -136,3 +136,158 @@ def test_include_outside_the_source_is_refused(tmp_path: Path) -> None:
     (src / ".gcloudignore").write_text("#!include:../outside\n")
     with pytest.raises(TrimError, match="outside the function's directory"):
         user_rules(src)
+
+
+# --- .gcloudignore means what gcloud means; .pyfnignore reaches the bundle's trees -----
+
+USER_TREES = [
+    "app/site/build.py",
+    "app/pypy/notes.txt",
+    "app/lib/site/deep.py",
+    "app/data/keep.csv",
+    "app/data/other.csv",
+    "app/x/sub/debug.log",
+]
+
+
+def _all_entries() -> list[Entry]:
+    return [Entry(name, None, b"y" * 7, False, "c", "app") for name in BUNDLE + USER_TREES]
+
+
+def _plan(src: Path, rules: list | None = None):  # type: ignore[no-untyped-def, type-arg]
+    rules = user_rules(src) if rules is None else rules
+    return plan_trim(_all_entries(), rules, protected_files("3.11", "main.py"))
+
+
+def _source(tmp_path: Path, **files: str) -> Path:
+    src = tmp_path / "fn"
+    src.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (src / name.replace("_", ".", 1) if name.startswith("_") else src / name).write_text(text)
+    return src
+
+
+def test_gcloudignore_rules_naming_site_or_pypy_apply_to_the_users_folders(
+    tmp_path: Path,
+) -> None:
+    src = _source(tmp_path, _gcloudignore="site/\n/pypy/\n")
+    plan = _plan(src)
+    removed = {e.arcname for e in plan.removed}
+    # gcloud: `site/` is any directory named site, `/pypy/` the top one, in the function.
+    assert removed == {"app/site/build.py", "app/pypy/notes.txt", "app/lib/site/deep.py"}
+    kept = _kept(plan)
+    assert "site/flask/app.py" in kept and "pypy/lib/libffi.so.8" in kept
+
+
+def test_pyfnignore_rules_naming_site_or_pypy_apply_to_the_bundles_trees(tmp_path: Path) -> None:
+    src = _source(tmp_path, _pyfnignore="site/flask/py.typed\n/pypy/lib/libtcl8.6.so\n")
+    removed = {e.arcname for e in _plan(src).removed}
+    assert removed == {"site/flask/py.typed", "pypy/lib/libtcl8.6.so"}
+
+
+def test_a_gcloudignore_rule_cannot_reach_the_runtime(tmp_path: Path) -> None:
+    src = _source(tmp_path, _gcloudignore="!pypy/lib/pypy3.11/lib2to3/\npypy/bin/\n")
+    plan = _plan(src, builtin_rules("pypy311") + user_rules(src))
+    assert "pypy/lib/pypy3.11/lib2to3/main.py" not in _kept(plan)  # no re-include from here
+    assert "pypy/bin/pypy3.11" in _kept(plan)  # and nothing refused: it names app/pypy/bin/
+
+
+def test_gcloudignore_cannot_reinclude_inside_an_excluded_directory_like_gcloud(
+    tmp_path: Path,
+) -> None:
+    src = _source(tmp_path, _gcloudignore="data/\n!data/keep.csv\n")
+    removed = {e.arcname for e in _plan(src).removed}
+    assert {"app/data/keep.csv", "app/data/other.csv"} <= removed
+    # .pyfnignore comes last and may bring it back
+    src = _source(tmp_path, _pyfnignore="!/data/keep.csv\n")
+    plan = _plan(src)
+    assert "app/data/keep.csv" in _kept(plan) and "app/data/other.csv" not in _kept(plan)
+    where = {e.rule.where for e in plan.effects}
+    assert ".gcloudignore:1" in where
+
+
+def test_gcloudignore_patterns_match_as_gcloud_matches_them(tmp_path: Path) -> None:
+    # gcloud anchors a pattern only on a leading slash: `sub/debug.log` also matches
+    # x/sub/debug.log (git would not); `*` alone takes every top-level entry.
+    src = _source(tmp_path, _gcloudignore="sub/debug.log\n")
+    assert "app/x/sub/debug.log" not in _kept(_plan(src))
+    src = _source(tmp_path, _gcloudignore="*\n!main.py\n!data/\n")
+    kept_app = {n for n in _kept(_plan(src)) if n.startswith("app/")}
+    assert kept_app == {
+        "app/main.py",
+        "app/data/keep.csv",
+        "app/data/other.csv",
+        "app/data/big.csv",
+    }
+
+
+def test_a_gcloudignore_rule_removing_the_entry_module_is_refused(tmp_path: Path) -> None:
+    src = _source(tmp_path, _gcloudignore="*.py\n")
+    with pytest.raises(TrimError) as info:
+        _plan(src)
+    assert "app/main.py" in info.value.message and ".gcloudignore:1" in info.value.message
+
+
+def test_lines_gcloud_skips_are_skipped(tmp_path: Path) -> None:
+    src = _source(tmp_path, _gcloudignore="!\n/\nfoo\\\n   \n*.log\n")
+    plan = _plan(src)
+    assert "app/notes.log" not in _kept(plan) and "app/main.py" in _kept(plan)
+
+
+@pytest.mark.parametrize("directive", ["#!include:.gitignore", "# !include:.gitignore"])
+def test_include_reads_a_file_beside_the_ignore_file(tmp_path: Path, directive: str) -> None:
+    src = _source(tmp_path, _gitignore="*.log\n", _gcloudignore=directive + "\n")
+    assert "app/notes.log" not in _kept(_plan(src))
+
+
+@pytest.mark.parametrize("name", ["sub/.gitignore", "../outside", "/etc/passwd"])
+def test_include_of_another_directory_is_refused_as_gcloud_refuses_it(
+    tmp_path: Path, name: str
+) -> None:
+    (tmp_path / "outside").write_text("*\n")
+    src = _source(tmp_path, _gcloudignore=f"#!include:{name}\n")
+    (src / "sub").mkdir()
+    (src / "sub" / ".gitignore").write_text("*\n")
+    with pytest.raises(TrimError, match="same directory"):
+        user_rules(src)
+
+
+@pytest.mark.parametrize("kind", ["symlink-out", "dotdot", "fifo", "directory"])
+def test_include_never_reads_outside_the_source_nor_blocks(tmp_path: Path, kind: str) -> None:
+    import os
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-LINE\n")
+    src = _source(tmp_path)
+    name = ".gitignore"
+    if kind == "symlink-out":
+        (src / name).symlink_to(secret)
+    elif kind == "dotdot":
+        name = ".."
+    elif kind == "fifo":
+        os.mkfifo(src / name)
+    else:
+        (src / name).mkdir()
+    (src / ".gcloudignore").write_text(f"#!include:{name}\n")
+    with pytest.raises(TrimError) as info:
+        user_rules(src)
+    assert "TOP-SECRET-LINE" not in info.value.message
+
+
+def test_an_ignore_file_that_links_outside_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside-ignore"
+    outside.write_text("*.log\n")
+    src = _source(tmp_path)
+    (src / ".gcloudignore").symlink_to(outside)
+    with pytest.raises(TrimError, match="outside the function's directory"):
+        user_rules(src)
+
+
+def test_includes_do_not_nest_as_in_gcloud(tmp_path: Path) -> None:
+    src = _source(
+        tmp_path, _gcloudignore="#!include:.gitignore\n", _gitignore="#!include:more\n*.csv\n"
+    )
+    (src / "more").write_text("*.log\n")
+    plan = _plan(src)
+    assert "app/data/keep.csv" not in _kept(plan)  # .gitignore's own rule
+    assert "app/notes.log" in _kept(plan)  # its include is not followed
