@@ -2,9 +2,19 @@
 
 A stream depends only on the bytes compressed and the level, so it is stored
 under the content's SHA-256 and reused by every later build, byte for byte what
-compressing again would produce. Each cache file carries the SHA-256 of its own
-payload: a damaged entry is detected, recomputed and replaced, never written
-into a zip. Cold builds compress in parallel (zlib releases the GIL).
+compressing again would produce. Cold builds compress in parallel (zlib releases
+the GIL).
+
+The cache may be shared (a CI cache restored on another branch), so an entry is
+never trusted for what it says about itself. Each record carries a SHA-256 over
+all of it (header, the content's digest it is filed under, payload), which
+catches damage cheaply, and is then checked against the very bytes being zipped:
+their size and CRC-32 must be the record's, and the payload must *be* those
+bytes (Stored) or inflate to exactly them (Deflate). CRC-32 and size alone can
+be matched by anyone (CRC-32 is linear), so only inflating proves that a stream
+holds the file; inflating costs a fraction of compressing (zlib inflates at
+hundreds of MB/s) and runs on every core. A record that fails any check is
+deleted, logged and recomputed, never written into a zip.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -22,9 +33,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"PYFNDEF1"
-# magic, method, crc32, size, payload size, sha256(payload)
-_HEAD = struct.Struct(">8sBIQQ32s")
+_MAGIC = b"PYFNDEF2"
+_OLD_MAGICS = (b"PYFNDEF1",)  # written by earlier pyfn versions: recomputed quietly
+# magic, method, crc32, size, payload size; then sha256(head + level + key + payload)
+_HEAD = struct.Struct(">8sBIQQ")
+_CHECK = 32
 STORED, DEFLATED = 0, 8
 
 
@@ -48,60 +61,139 @@ def compress(data: bytes, level: int) -> Compressed:
     return Compressed(DEFLATED, crc, len(data), stream)
 
 
+class _Discard(Exception):
+    """A cache record that must not be used; the message says why."""
+
+
+def _check(head: bytes, level: int, digest: str, payload: bytes) -> bytes:
+    sha = hashlib.sha256(head)
+    sha.update(b"level %d key %s\n" % (level, digest.encode("ascii")))
+    sha.update(payload)
+    return sha.digest()
+
+
+def _holds(item: Compressed, data: bytes) -> None:
+    """Raise :class:`_Discard` unless ``item`` is exactly ``data``, compressed."""
+    if item.size != len(data):
+        raise _Discard(f"it records {item.size} bytes, the file has {len(data)}")
+    if item.crc32 != zlib.crc32(data):
+        raise _Discard("its CRC-32 is not the file's")
+    if item.method == STORED:
+        if item.payload != data:
+            raise _Discard("its stored bytes are not the file's")
+        return
+    if len(item.payload) >= len(data):
+        raise _Discard("its stream is no smaller than the file (never written so)")
+    engine = zlib.decompressobj(-15)
+    try:
+        # Bounded: a stream that inflates to more than the file stops one byte past it.
+        inflated = engine.decompress(item.payload, len(data) + 1)
+    except zlib.error as exc:
+        raise _Discard(f"its stream does not inflate ({exc})") from None
+    if not engine.eof or engine.unused_data or engine.unconsumed_tail:
+        raise _Discard("its stream does not end where the record ends")
+    if inflated != data:
+        raise _Discard("its stream does not inflate to the file")
+
+
 class DeflateCache:
-    """``<root>/<level>/<aa>/<sha256>``: compressed payloads, verified on every read."""
+    """``<root>/level-<level>/<aa>/<sha256>``: compressed payloads, verified on every read."""
 
     def __init__(self, root: Path | None, level: int) -> None:
         self.root = root / f"level-{level}" if root is not None else None
         self.level = level
         self.hits = 0
         self.misses = 0
+        self.discarded = 0
 
     def _path(self, digest: str) -> Path:
         assert self.root is not None
         return self.root / digest[:2] / digest
 
-    def get(self, digest: str) -> Compressed | None:
+    def _read(self, path: Path, limit: int) -> bytes | None:
+        """The record at ``path``, if it is a regular file (no link followed, no FIFO
+        waited on) of at most ``limit`` bytes; ``None`` when there is none."""
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # ELOOP: a symbolic link; EACCES, ...
+            raise _Discard(f"it cannot be opened as a file ({exc.strerror})") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise _Discard("it is not a regular file")
+            if info.st_size > limit:
+                raise _Discard(f"it is larger ({info.st_size} bytes) than the file could need")
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                return fh.read(limit + 1)
+        finally:
+            os.close(fd)
+
+    def get(self, digest: str, data: bytes) -> Compressed | None:
+        """The cached compressed form of ``data`` (whose SHA-256 is ``digest``), if its
+        record is intact and holds exactly ``data``; a record that is not is deleted."""
         if self.root is None:
             return None
         path = self._path(digest)
         try:
-            raw = path.read_bytes()
-        except OSError:
+            # The largest record a file can need: header, checksum, the file stored.
+            raw = self._read(path, _HEAD.size + _CHECK + len(data))
+            if raw is None:
+                return None
+            if len(raw) < _HEAD.size + _CHECK:
+                raise _Discard("it is shorter than a record's header")
+            magic, method, crc, size, csize = _HEAD.unpack_from(raw)
+            if magic in _OLD_MAGICS:
+                log.debug("deflate cache entry %s has an older format; recomputing it", path)
+                self._drop(path)
+                return None
+            if magic != _MAGIC:
+                raise _Discard("it is not a pyfn Deflate record")
+            check = raw[_HEAD.size : _HEAD.size + _CHECK]
+            payload = raw[_HEAD.size + _CHECK :]
+            if method not in (STORED, DEFLATED) or len(payload) != csize:
+                raise _Discard("its header does not describe its payload")
+            if _check(raw[: _HEAD.size], self.level, digest, payload) != check:
+                raise _Discard("it does not match its checksum")
+            item = Compressed(method, crc, size, payload)
+            _holds(item, data)
+        except _Discard as exc:
+            log.warning("deflate cache entry %s is not usable (%s); recomputing it", path, exc)
+            self.discarded += 1
+            self._drop(path)
             return None
+        return item
+
+    @staticmethod
+    def _drop(path: Path) -> None:
         try:
-            magic, method, crc, size, csize, check = _HEAD.unpack_from(raw)
-            payload = raw[_HEAD.size :]
-            if (
-                magic != _MAGIC
-                or method not in (STORED, DEFLATED)
-                or len(payload) != csize
-                or hashlib.sha256(payload).digest() != check
-            ):
-                raise ValueError("its payload does not match its checksum")
-        except (struct.error, ValueError) as exc:
-            log.warning("deflate cache entry %s is corrupt (%s); recomputing it", path, exc)
             path.unlink(missing_ok=True)
-            return None
-        return Compressed(method, crc, size, payload)
+        except OSError as exc:  # a read-only cache: the entry is simply not used
+            log.debug("cannot delete %s: %s", path, exc)
 
     def put(self, digest: str, item: Compressed) -> None:
+        """Record ``item`` under ``digest``, through a temporary file; best effort (a cache
+        that cannot be written to only makes the next build slower)."""
         if self.root is None:
             return
         path = self._path(digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        head = _HEAD.pack(
-            _MAGIC, item.method, item.crc32, item.size, len(item.payload),
-            hashlib.sha256(item.payload).digest(),
-        )  # fmt: skip
-        fd, tmp = tempfile.mkstemp(prefix=".", dir=path.parent)
+        head = _HEAD.pack(_MAGIC, item.method, item.crc32, item.size, len(item.payload))
+        check = _check(head, self.level, digest, item.payload)
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".", dir=path.parent)
             with os.fdopen(fd, "wb") as out:
-                out.write(head + item.payload)
+                out.write(head + check + item.payload)
             os.replace(tmp, path)
+            tmp = None
+        except OSError as exc:
+            log.warning("cannot write deflate cache entry %s: %s", path, exc.strerror or exc)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
 
 
 def compress_all(
@@ -116,7 +208,7 @@ def compress_all(
     def one(read: Callable[[], bytes]) -> tuple[str, Compressed]:
         data = read()
         digest = hashlib.sha256(data).hexdigest()
-        item = cache.get(digest)
+        item = cache.get(digest, data)
         if item is None:
             cache.misses += 1
             item = compress(data, cache.level)

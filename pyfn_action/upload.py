@@ -1,14 +1,15 @@
 """Upload a bundle to the staging bucket: content-addressed, idempotent, verified.
 
-The object is ``gs://BUCKET/PREFIX/<name>/<sha256>.zip``. If it is already
-there with the same CRC32C, MD5 and size, nothing is sent. Otherwise the upload
-is resumable (8 MiB chunks), carries the local CRC32C so Cloud Storage refuses
-a corrupted object, checks the MD5 end to end, and is made with
-``if_generation_match=0``: it can only create the object, never replace one a
-concurrent writer made. An upload cut off half-way is never finalised, so no
-object claims to be the bundle. Transient errors (429, 5xx, dropped
-connections) are retried with exponential backoff for at most
-:data:`RETRY_SECONDS`.
+The object is ``gs://BUCKET/PREFIX/<name>/<sha256>.zip`` with ``sha256`` in its
+metadata. If it is already there with the same size, CRC32C, MD5 and ``sha256``
+metadata, nothing is sent (an object without MD5 or without that metadata is
+read back and hashed first). Otherwise the upload is resumable (8 MiB chunks),
+carries the local CRC32C so Cloud Storage refuses a corrupted object, checks
+the MD5 end to end, and is made with ``if_generation_match=0``: it can only
+create the object, never replace one a concurrent writer made. An upload cut
+off half-way is never finalised, so no object claims to be the bundle.
+Transient errors (429, 5xx, dropped connections) are retried with exponential
+backoff for at most :data:`RETRY_SECONDS`.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ def upload(
     existing = look()
     if existing is not None:
         log.info("already uploaded: %s#%s", where, existing.generation)
-        return _verified(existing, local, bucket, key, skipped=True)
+        return _verified(existing, local, bucket, key, skipped=True, retry=retry, region=region)
 
     blob = handle.blob(key, chunk_size=CHUNK_SIZE)
     blob.metadata = {"sha256": local.sha256}
@@ -200,7 +201,7 @@ def upload(
                 fix="Run again; if it persists, check the bucket's retention settings",
             ) from None
         log.info("uploaded concurrently by another writer: %s#%s", where, existing.generation)
-        return _verified(existing, local, bucket, key, skipped=True)
+        return _verified(existing, local, bucket, key, skipped=True, retry=retry, region=region)
     except DataCorruption as exc:
         raise UploadError(
             f"Cloud Storage holds different bytes than were sent for {where}",
@@ -211,32 +212,136 @@ def upload(
         raise fail(exc, f"uploading {bundle.name} to {where}") from None
     finally:
         task.close()
-    return _verified(blob, local, bucket, key, skipped=False)
+    return _verified(blob, local, bucket, key, skipped=False, retry=retry, region=region)
 
 
-def _verified(blob: Any, local: Digests, bucket: str, key: str, *, skipped: bool) -> Uploaded:
+def _verified(
+    blob: Any,
+    local: Digests,
+    bucket: str,
+    key: str,
+    *,
+    skipped: bool,
+    retry: Any = None,
+    region: str | None = None,
+) -> Uploaded:
+    """``blob`` judged against the bundle: it is the bundle, or :class:`UploadError`.
+
+    Cloud Storage computes the size, CRC32C and MD5 itself; the ``sha256``
+    metadata is what pyfn wrote with the object. All of them must match. Where
+    MD5 is missing (composite objects) or the ``sha256`` metadata is (an object
+    another tool wrote), the checksums left cannot tell the bundle from a
+    look-alike (CRC32C can be matched at will), so the object is read back and
+    hashed before it is trusted.
+    """
+    where = f"gs://{bucket}/{key}"
+
+    def refuse(why: str) -> UploadError:
+        return UploadError(
+            f"{where} exists but is not this bundle",
+            why=f"{why}; objects are named by their SHA-256, so the object was changed or damaged",
+            fix=f"Delete it (gcloud storage rm {where}) and upload again",
+        )
+
     remote = (blob.size, blob.crc32c, blob.md5_hash)
     expected = (local.size, local.crc32c, local.md5)
     # A server that does not report a checksum (md5 of composite objects) is judged
     # by the ones it does report; at least one checksum must be there and match.
     checks = [(r, e) for r, e in zip(remote, expected) if r is not None]
     if len(checks) < 2 or any(r != e for r, e in checks):
+        raise refuse(f"it has size/crc32c/md5 {remote}, the bundle has {expected}")
+    try:
+        # Read first: a download rewrites the blob's properties from its response headers.
+        generation = int(blob.generation)
+    except (TypeError, ValueError):
         raise UploadError(
-            f"gs://{bucket}/{key} exists but is not this bundle",
-            why=f"it has size/crc32c/md5 {remote}, the bundle has {expected}; objects are "
-            "named by their SHA-256, so the object was changed or damaged",
-            fix=f"Delete it (gcloud storage rm gs://{bucket}/{key}) and upload again",
+            f"{where} was reported without a generation",
+            why=f"Cloud Storage answered generation {blob.generation!r}",
+            fix="Run again; if it persists, check what answers for Cloud Storage "
+            "(STORAGE_EMULATOR_HOST, a proxy)",
+        ) from None
+    metadata = blob.metadata if isinstance(blob.metadata, dict) else {}
+    recorded = metadata.get("sha256")
+    if recorded is not None and recorded != local.sha256:
+        raise refuse(
+            f"its sha256 metadata is {str(recorded)[:80]!r}, the bundle's SHA-256 is {local.sha256}"
         )
+    if recorded is None or blob.md5_hash is None:
+        missing = "sha256 metadata" if recorded is None else "MD5"
+        log.info("%s has no %s: reading it back to compare its SHA-256", where, missing)
+        actual = _read_back_sha256(
+            blob, local.size, generation, retry=retry, region=region, where=where
+        )
+        if actual != local.sha256:
+            raise refuse(
+                f"it has no {missing}, and read back its SHA-256 is "
+                f"{actual or 'not that of ' + str(local.size) + ' bytes'}, the bundle's is "
+                f"{local.sha256}"
+            )
     return Uploaded(
         bucket=bucket,
         object=key,
-        generation=int(blob.generation),
+        generation=generation,
         size=local.size,
         sha256=local.sha256,
         md5=local.md5,
         crc32c=local.crc32c,
         skipped=skipped,
     )
+
+
+class _TooLong(Exception):
+    pass
+
+
+class _Hashing(io.RawIOBase):
+    """A write-only sink that hashes what it is given, and refuses more than ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.sha = hashlib.sha256()
+        self.limit = limit
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        size = len(data)
+        self.count += size
+        if self.count > self.limit:
+            raise _TooLong
+        self.sha.update(data)
+        return size
+
+    def tell(self) -> int:
+        return self.count
+
+
+def _read_back_sha256(
+    blob: Any, size: int, generation: int, *, retry: Any, region: str | None, where: str
+) -> str | None:
+    """The SHA-256 of the object's bytes (its pinned generation), or ``None`` when it
+    holds more than ``size`` bytes."""
+    sink = _Hashing(size)
+    try:
+        blob.download_to_file(
+            sink,
+            raw_download=True,  # the stored bytes, never transcoded
+            checksum=None,  # the SHA-256 below is the check
+            if_generation_match=generation,
+            retry=retry,
+            timeout=REQUEST_TIMEOUT,
+        )
+    except _TooLong:
+        return None
+    except Exception as exc:
+        bucket = where.removeprefix("gs://").split("/", 1)[0]
+        raise api_error(
+            exc, doing=f"reading back {where}", kind=UploadError, bucket=bucket, region=region
+        ) from None
+    if sink.count != size:
+        return None
+    return sink.sha.hexdigest()
 
 
 class _Counting(io.RawIOBase):

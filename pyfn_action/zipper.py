@@ -119,6 +119,26 @@ def _write_archive(
     out.write(directory)
 
 
+def _check_name(arcname: str) -> None:
+    """A name the zip can record: UTF-8, at most 65,535 bytes."""
+    shown = ascii(arcname)[1:-1]
+    try:
+        encoded = arcname.encode("utf-8")
+    except UnicodeEncodeError:
+        # A file name that is not UTF-8 on disk arrives as surrogates (PEP 383).
+        raise BundleError(
+            f"Cannot put {shown} into the bundle",
+            why="its name is not valid UTF-8, and a zip records names as UTF-8",
+            fix="Rename the file with a UTF-8 name, or leave it out with a .gcloudignore rule",
+        ) from None
+    if len(encoded) > 0xFFFF:
+        raise BundleError(
+            f"Cannot put {shown[:80]}… into the bundle",
+            why=f"its name is too long for a zip ({len(encoded)} bytes; at most 65,535)",
+            fix="Shorten the path, or leave it out with a .gcloudignore rule",
+        )
+
+
 def write_zip(
     entries: Sequence[Entry],
     dest: Path,
@@ -135,6 +155,8 @@ def write_zip(
     """
     date_time = zip_time(source_date_epoch)
     ordered = sorted(entries, key=lambda e: e.arcname)
+    for entry in ordered:
+        _check_name(entry.arcname)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -153,7 +175,11 @@ def write_zip(
             items = compress_all([e.read for e in ordered], cache, on_done=bar.advance)
             compressed = [item for _, item in items]
             _write_archive(out, ordered, compressed, date_time)
-        log.debug("zip: %d compressed data reused, %d compressed now", cache.hits, cache.misses)
+        log.debug(
+            "zip: %d compressed data reused (each checked against its file), %d compressed "
+            "now, %d cache entries discarded",
+            cache.hits, cache.misses, cache.discarded,
+        )  # fmt: skip
         digest = sha256_file(tmp)
         size = tmp.stat().st_size
         os.replace(tmp, dest)

@@ -203,3 +203,59 @@ def test_cli_upload_of_a_file_that_is_no_bundle(gcs_proxy: Proxy, tmp_path: Path
     assert out.code == 14
     assert "is not a pyfn bundle" in out.stderr and "Traceback" not in out.stderr
     assert gcs_proxy.log == []
+
+
+def _put_with_metadata(base: str, key: str, data: bytes, metadata: dict[str, str]) -> None:
+    """Another writer that sets custom metadata, straight to the emulator."""
+    client = storage_client(None, None, {"STORAGE_EMULATOR_HOST": base})
+    blob = client.bucket(BUCKET).blob(key)  # type: ignore[attr-defined]
+    blob.metadata = metadata
+    blob.upload_from_string(data, content_type="application/zip")
+
+
+def test_uploaded_objects_carry_the_sha256_they_are_named_by(
+    gcs_proxy: Proxy, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "meta.zip", size=4096)
+    result = upload(bundle, bucket=BUCKET, name="meta", prefix="pyfn", client=client_for(gcs_proxy))
+    meta = object_meta(gcs_proxy.upstream, BUCKET, result.object)
+    assert meta is not None and meta.get("metadata") == {"sha256": result.sha256}
+
+
+def test_an_existing_object_whose_sha256_metadata_differs_is_refused(
+    gcs_proxy: Proxy, tmp_path: Path
+) -> None:
+    # Same bytes, so size, CRC32C and MD5 all match: only the sha256 pyfn wrote tells.
+    bundle = make_bundle(tmp_path / "other-sha.zip", size=2048)
+    key = object_name("pyfn", "other-sha", digests(bundle).sha256)
+    _put_with_metadata(gcs_proxy.upstream, key, bundle.read_bytes(), {"sha256": "0" * 64})
+    with pytest.raises(UploadError) as caught:
+        upload(bundle, bucket=BUCKET, name="other-sha", prefix="pyfn",
+               client=client_for(gcs_proxy))  # fmt: skip
+    message = caught.value.message
+    assert "exists but is not this bundle" in message and "sha256" in message
+    assert "0" * 64 in message and digests(bundle).sha256 in message
+    assert "gcloud storage rm" in message
+    assert not any(m in ("POST", "PUT") for m, _, _ in gcs_proxy.log), "nothing replaced it"
+
+
+def test_an_existing_object_without_sha256_metadata_is_read_back_before_it_is_trusted(
+    gcs_proxy: Proxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.cloud.storage.blob import Blob
+
+    reads: list[int | None] = []
+    original = Blob.download_to_file
+
+    def spy(self: Blob, *args: object, **kwargs: object) -> None:
+        reads.append(self.generation)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Blob, "download_to_file", spy)
+    bundle = make_bundle(tmp_path / "no-meta.zip", size=2048)
+    key = object_name("pyfn", "no-meta", digests(bundle).sha256)
+    written = put_object(gcs_proxy.upstream, BUCKET, key, bundle.read_bytes())  # no metadata
+    result = upload(bundle, bucket=BUCKET, name="no-meta", prefix="pyfn",
+                    client=client_for(gcs_proxy))  # fmt: skip
+    assert result.skipped and str(result.generation) == str(written["generation"])
+    assert reads == [result.generation], "it was read back, at the generation it pins"

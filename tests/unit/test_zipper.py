@@ -111,3 +111,20 @@ def test_many_entries_use_zip64_end_records(tmp_path: Path) -> None:
     with zipfile.ZipFile(result.path) as zf:
         assert len(zf.namelist()) == 70_000
         assert zf.read("app/f69999.txt") == b"69999"
+
+
+def test_a_name_that_is_not_utf8_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    # os.listdir gives undecodable bytes as surrogates (PEP 383): a zip cannot hold them.
+    name = "app/caf\udce9.txt"
+    entries = [Entry(name, None, b"x", False, "app", "app")]
+    with pytest.raises(BundleError) as caught:
+        write_zip(entries, tmp_path / "out" / "bundle.zip")
+    assert "caf\\udce9.txt" in caught.value.message or "caf\\xe9.txt" in caught.value.message
+    assert "UTF-8" in caught.value.message and "rename" in caught.value.message.lower()
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_name_too_long_for_a_zip_is_an_error(tmp_path: Path) -> None:
+    entries = [Entry("app/" + "a/" * 40_000 + "x.py", None, b"x", False, "app", "app")]
+    with pytest.raises(BundleError, match="too long"):
+        write_zip(entries, tmp_path / "out" / "bundle.zip")
