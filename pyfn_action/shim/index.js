@@ -4,14 +4,27 @@
 //
 // Framework mode (default): persistent PyPy workers (pyfn/worker.py) run the
 // Python Functions Framework app in-process; every request is forwarded to a
-// free worker over a framed protocol on pipes (fd 3 requests, fd 4 responses):
+// free worker over a framed protocol on pipes (fd 3 requests, fd 4 responses;
+// the worker moves them out of its user code's reach before loading it):
 //   u32 header length | u32 body length | header JSON | body bytes
 // Nothing is spawned per request. Script mode: one process per request, fed
 // JSON on stdin, its stdout the response body.
 //
-// Settings (environment): PYFN_WORKERS (default: one per CPU), PYFN_TIMEOUT
-// (seconds; default: the function's request timeout that `pyfn deploy` records in
-// the manifest, else 60). Logs are one JSON object per line with `severity`.
+// Settings (environment), each an integer >= 1, checked once at load and reported
+// in one log line ("pyfn settings: ..."); an invalid value is replaced, and said so:
+//   PYFN_WORKERS       workers (default: one per CPU; at most 64)
+//   PYFN_TIMEOUT       request timeout in seconds, counted from the request's arrival
+//                      (default: the function's timeout that `pyfn deploy` records in
+//                      the manifest, else 60; at most the platform's maximum: 3600 s,
+//                      540 s for 1st gen)
+//   PYFN_LOAD_TIMEOUT  seconds a worker may take to load the function (default 300)
+// Logs are one JSON object per line with `severity`.
+//
+// Whatever a worker does costs that worker only: a frame that breaks the protocol
+// (not JSON, the wrong shape, lengths above the limits, an answer to a request it
+// was not given) gets it killed and replaced and its request answered 500. Nothing
+// a worker sends may throw out of an event handler: the Node framework ends the
+// instance on an uncaught exception.
 
 const {spawn} = require('child_process');
 const fs = require('fs');
@@ -26,24 +39,57 @@ const WORKER = path.join(ROOT, 'pyfn', 'worker.py');
 const HEADER_BYTES = 8;
 const SMALL_BODY = 64 * 1024;
 const MAX_SCRIPT_OUTPUT = 64 * 1024 * 1024;
+// A response frame's limits (worker.py answers 500 itself above them), so Node never
+// holds more than this for a worker, whatever length a frame announces.
+const MAX_FRAME_HEADER = 1024 * 1024;
+const MAX_RESPONSE_BODY = 64 * 1024 * 1024;
+const MAX_LOG_LINE = 64 * 1024; // characters per log entry: well within Cloud Logging's 256 KB
+const MAX_WORKERS = 64;
+const DEFAULT_LOAD_TIMEOUT = 300;
+const PLATFORM_MAX_TIMEOUT = Number(FUNCTION.gen) === 1 ? 540 : 3600; // seconds, HTTP functions
 const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
-
-function positive(value, fallback) {
-  const n = Number(value);
-  return Number.isFinite(n) && n > 0 ? n : fallback;
-}
-
-const cpus = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-const WORKERS = Math.floor(positive(process.env.PYFN_WORKERS, cpus));
-const TIMEOUT_MS = positive(process.env.PYFN_TIMEOUT, positive(FUNCTION.timeout, 60)) * 1000;
+const INTERNAL_ERROR = 'Internal Server Error\n';
+const TEXT = 'text/plain; charset=utf-8';
 
 function log(severity, message, extra) {
   process.stdout.write(JSON.stringify(Object.assign({severity, message}, extra || {})) + '\n');
 }
 
+// Each setting is an integer in [1, max]; anything else is replaced and reported.
+function readSettings(env) {
+  const problems = [];
+  const integer = (name, raw, fallback, max) => {
+    if (raw === undefined || raw === null || raw === '') return fallback;
+    const text = String(raw).trim();
+    const shown = JSON.stringify(String(raw).slice(0, 40));
+    if (!/^[0-9]+$/.test(text) || Number(text) < 1) {
+      problems.push(`${name}=${shown} is not an integer >= 1: used ${fallback}`);
+      return fallback;
+    }
+    if (Number(text) > max) {
+      problems.push(`${name}=${shown} is above the maximum: used ${max}`);
+      return max;
+    }
+    return Number(text);
+  };
+  const cpus = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const workers = integer('PYFN_WORKERS', env.PYFN_WORKERS, Math.max(1, Math.min(cpus, MAX_WORKERS)), MAX_WORKERS);
+  const recorded = integer('the manifest\'s function.timeout', FUNCTION.timeout, 60, PLATFORM_MAX_TIMEOUT);
+  const timeout = integer('PYFN_TIMEOUT', env.PYFN_TIMEOUT, recorded, PLATFORM_MAX_TIMEOUT);
+  const loadTimeout = integer('PYFN_LOAD_TIMEOUT', env.PYFN_LOAD_TIMEOUT, DEFAULT_LOAD_TIMEOUT, PLATFORM_MAX_TIMEOUT);
+  return {workers, timeout, loadTimeout, problems};
+}
+
+const SETTINGS = readSettings(process.env);
+const WORKERS = SETTINGS.workers;
+const TIMEOUT_MS = SETTINGS.timeout * 1000;
+const LOAD_TIMEOUT_MS = SETTINGS.loadTimeout * 1000;
+
 // Lines from a worker's stdout/stderr become log entries; JSON lines with a
-// severity (the worker's own logging) pass through as they are.
+// severity (the worker's own logging) pass through as they are. Linear in what
+// arrives; a line longer than MAX_LOG_LINE is logged in pieces of that size.
 function pipeLog(stream, severity, pid) {
+  if (!stream) return;
   let pending = '';
   stream.setEncoding('utf8');
   const emit = line => {
@@ -51,26 +97,37 @@ function pipeLog(stream, severity, pid) {
     if (line.startsWith('{')) {
       try {
         const entry = JSON.parse(line);
-        if (entry && typeof entry === 'object' && entry.severity) {
+        if (entry && typeof entry === 'object' && !Array.isArray(entry) && entry.severity) {
           entry.worker = pid;
           process.stdout.write(JSON.stringify(entry) + '\n');
           return;
         }
       } catch (e) {
-        // not JSON: logged as text below
+        // not JSON, or too deep to write again: logged as text below
       }
     }
     log(severity, line, {worker: pid});
   };
+  const emitLong = text => {
+    for (let i = 0; i < text.length; i += MAX_LOG_LINE) emit(text.slice(i, i + MAX_LOG_LINE));
+  };
   stream.on('data', chunk => {
-    pending += chunk;
+    let start = 0;
     let newline;
-    while ((newline = pending.indexOf('\n')) >= 0) {
-      emit(pending.slice(0, newline));
-      pending = pending.slice(newline + 1);
+    while ((newline = chunk.indexOf('\n', start)) >= 0) {
+      emitLong(pending + chunk.slice(start, newline));
+      pending = '';
+      start = newline + 1;
+    }
+    pending += chunk.slice(start);
+    if (pending.length >= MAX_LOG_LINE) {
+      const whole = pending.length - (pending.length % MAX_LOG_LINE);
+      emitLong(pending.slice(0, whole));
+      pending = pending.slice(whole);
     }
   });
-  stream.on('end', () => emit(pending));
+  stream.on('end', () => emitLong(pending));
+  stream.on('error', () => {}); // the worker's exit is handled on 'exit'
 }
 
 function workerEnv() {
@@ -99,31 +156,96 @@ function frame(header, body) {
   return [out];
 }
 
+// Frames from a worker's response pipe. Chunks are kept as they come and joined
+// once per frame, when all of it is in: linear in the bytes received. Lengths
+// above the limits and headers that are not JSON objects are errors: the reader
+// stops and calls onError once.
 class FrameReader {
-  constructor(onFrame) {
+  constructor(onFrame, onError) {
     this.onFrame = onFrame;
+    this.onError = onError;
     this.chunks = [];
     this.size = 0;
+    this.headLen = 0;
+    this.total = 0; // the frame's whole length, once its prefix is in
+    this.checked = false; // whether its header starts as a JSON object does
+    this.failed = false;
+  }
+
+  join() {
+    const buffer = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+    this.chunks = [buffer];
+    return buffer;
+  }
+
+  fail(why) {
+    this.failed = true;
+    this.chunks = [];
+    this.size = 0;
+    this.onError(why);
   }
 
   push(chunk) {
+    if (this.failed) return;
     this.chunks.push(chunk);
     this.size += chunk.length;
-    while (this.size >= HEADER_BYTES) {
-      const buffer = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
-      this.chunks = [buffer];
-      const headLen = buffer.readUInt32BE(0);
-      const bodyLen = buffer.readUInt32BE(4);
-      const total = HEADER_BYTES + headLen + bodyLen;
-      if (buffer.length < total) return;
-      const header = JSON.parse(buffer.subarray(HEADER_BYTES, HEADER_BYTES + headLen).toString('utf8'));
-      const body = buffer.subarray(HEADER_BYTES + headLen, total);
-      const rest = buffer.subarray(total);
+    while (!this.failed) {
+      if (this.total === 0) {
+        if (this.size < HEADER_BYTES) return;
+        const prefix = this.chunks[0].length >= HEADER_BYTES ? this.chunks[0] : this.join();
+        const headLen = prefix.readUInt32BE(0);
+        const bodyLen = prefix.readUInt32BE(4);
+        if (headLen < 2 || headLen > MAX_FRAME_HEADER || bodyLen > MAX_RESPONSE_BODY) {
+          this.fail(`a frame announcing ${headLen} + ${bodyLen} bytes`);
+          return;
+        }
+        this.headLen = headLen;
+        this.total = HEADER_BYTES + headLen + bodyLen;
+        this.checked = false;
+      }
+      if (!this.checked) {
+        // Garbage is told at its first byte, not once as many bytes as it announced came.
+        if (this.size <= HEADER_BYTES) return;
+        const start = this.chunks[0].length > HEADER_BYTES ? this.chunks[0] : this.join();
+        if (start[HEADER_BYTES] !== 0x7b) {
+          this.fail('a frame header that is not a JSON object');
+          return;
+        }
+        this.checked = true;
+      }
+      if (this.size < this.total) return;
+      const buffer = this.join();
+      const end = HEADER_BYTES + this.headLen;
+      let header;
+      try {
+        header = JSON.parse(buffer.toString('utf8', HEADER_BYTES, end));
+      } catch (e) {
+        this.fail('a frame header that is not JSON');
+        return;
+      }
+      if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+        this.fail('a frame header that is not a JSON object');
+        return;
+      }
+      const body = buffer.subarray(end, this.total);
+      const rest = buffer.subarray(this.total);
       this.chunks = rest.length ? [rest] : [];
       this.size = rest.length;
+      this.total = 0;
       this.onFrame(header, body);
     }
   }
+}
+
+// A response's header list as worker.py writes it: [[name, value], ...], strings.
+function headerPairs(headers) {
+  if (!Array.isArray(headers)) return false;
+  for (const pair of headers) {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
+      return false;
+    }
+  }
+  return true;
 }
 
 class Worker {
@@ -135,40 +257,93 @@ class Worker {
     this.closing = false;
     this.started = Date.now();
     // JIT off while the worker loads the function: worker.py switches it on to serve.
+    // Its own process group: a `kill 0` in the function's code (or a script it runs)
+    // stays in there, and killing the worker kills what it started. worker.py asks to
+    // die with Node (PR_SET_PDEATHSIG), so it never outlives the instance.
+    const env = workerEnv();
+    env.PYFN_NODE_PID = String(process.pid); // how worker.py tells it has been orphaned
     this.child = spawn(PYPY, ['-s', '--jit', 'off', WORKER], {
       cwd: ROOT,
-      env: workerEnv(),
+      env,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      detached: true,
     });
-    const pid = this.child.pid;
-    pipeLog(this.child.stdout, 'INFO', pid);
-    pipeLog(this.child.stderr, 'ERROR', pid);
-    this.requests = this.child.stdio[3];
-    this.requests.on('error', () => {}); // a dead worker is handled on 'exit'
-    const reader = new FrameReader((header, body) => this.onFrame(header, body));
-    this.child.stdio[4].on('data', chunk => reader.push(chunk));
+    this.pid = this.child.pid;
     this.child.on('error', err => this.onExit(null, null, err));
     this.child.on('exit', (code, signal) => this.onExit(code, signal));
+    const stdio = this.child.stdio || [];
+    pipeLog(stdio[1], 'INFO', this.pid);
+    pipeLog(stdio[2], 'ERROR', this.pid);
+    this.requests = stdio[3];
+    this.loadTimer = setTimeout(() => this.loadTimedOut(), LOAD_TIMEOUT_MS);
+    this.loadTimer.unref();
+    if (!this.requests || !stdio[4]) {
+      this.kill(); // could not be started: 'error' says why
+      return;
+    }
+    this.requests.on('error', () => {}); // a dead worker is handled on 'exit'
+    const reader = new FrameReader(
+      (header, body) => this.onFrame(header, body),
+      why => this.protocolError(why),
+    );
+    stdio[4].on('data', chunk => reader.push(chunk));
+    stdio[4].on('error', () => {});
+  }
+
+  loadTimedOut() {
+    if (this.ready || this.dead || this.closing) return;
+    log('ERROR', `pyfn worker ${this.pid} did not load the function within ${LOAD_TIMEOUT_MS / 1000} s ` +
+      '(PYFN_LOAD_TIMEOUT); killing it');
+    this.kill();
   }
 
   onFrame(header, body) {
-    if (header.type === 'ready') {
-      this.ready = true;
-      log('DEBUG', `pyfn worker ${header.pid} ready in ${header.load_ms} ms`);
-      this.pool.dispatch();
-      this.pool.start();
-    } else if (header.type === 'fatal') {
-      this.pool.loadFailed = true;
-    } else if (this.job && header.id === this.job.id) {
-      const job = this.job;
-      this.job = null;
-      this.pool.dispatch(); // the next request first: the worker runs it while this one is answered
-      job.finish(header.status, header.headers, body);
+    if (this.closing || this.dead) return; // on its way out: nothing it says counts
+    if (!this.ready) {
+      if (header.type === 'ready') {
+        this.ready = true;
+        clearTimeout(this.loadTimer);
+        log('DEBUG', `pyfn worker ${this.pid} ready in ${Number(header.load_ms)} ms`);
+        this.pool.dispatch();
+        this.pool.start();
+      } else if (header.type === 'fatal') {
+        this.pool.loadFailed = true; // its exit follows
+      } else {
+        this.protocolError('a frame before it was ready');
+      }
+      return;
+    }
+    const job = this.job;
+    if (!job || header.type !== undefined || header.id !== job.id) {
+      this.protocolError('a frame for a request it was not given');
+      return;
+    }
+    if (!Number.isInteger(header.status) || !headerPairs(header.headers)) {
+      this.protocolError('a response of the wrong shape');
+      return;
+    }
+    this.job = null;
+    job.worker = null;
+    this.pool.dispatch(); // the next request first: the worker runs it while this one is answered
+    job.finish(header.status, header.headers, body);
+  }
+
+  // The worker broke the protocol: whatever it sends next cannot be trusted.
+  protocolError(why) {
+    if (this.closing || this.dead) return;
+    log('ERROR', `pyfn worker ${this.pid} broke the shim's protocol (${why}); killing it`);
+    const job = this.job;
+    this.job = null;
+    this.kill();
+    if (job) {
+      job.worker = null;
+      job.fail(500, INTERNAL_ERROR);
     }
   }
 
   send(job) {
     this.job = job;
+    job.worker = this;
     const parts = frame(job.header, job.body);
     if (parts.length === 1) {
       this.requests.write(parts[0]);
@@ -177,21 +352,22 @@ class Worker {
       for (const part of parts) this.requests.write(part);
       this.requests.uncork();
     }
-    job.timer = setTimeout(() => {
-      if (this.job !== job) return;
-      this.job = null;
-      log('ERROR', `pyfn: ${job.header.method} ${job.header.url} ran past ${TIMEOUT_MS / 1000} s; restarting its worker`);
-      job.fail(504, 'Gateway Timeout: the function ran past its timeout\n');
-      this.kill();
-    }, TIMEOUT_MS);
   }
 
   kill() {
     this.closing = true; // no new request is sent to a worker on its way out
-    if (!this.dead) {
+    if (!this.dead) this.killGroup();
+  }
+
+  // The worker and every process it started that is still in its group.
+  killGroup() {
+    try {
+      if (!this.pid) throw new Error('not started');
+      process.kill(-this.pid, 'SIGKILL');
+    } catch (e) {
       try {
         this.child.kill('SIGKILL');
-      } catch (e) {
+      } catch (e2) {
         // already gone
       }
     }
@@ -200,13 +376,18 @@ class Worker {
   onExit(code, signal, err) {
     if (this.dead) return;
     this.dead = true;
+    clearTimeout(this.loadTimer);
+    if (!err && this.pid) this.killGroup(); // what it started does not outlive it
     const job = this.job;
     this.job = null;
     if (job) {
-      log('ERROR', `pyfn worker ${this.child.pid} died (${signal || code}) during ${job.header.method} ${job.header.url}`);
-      job.fail(500, 'Internal Server Error\n');
+      job.worker = null;
+      log('ERROR', `pyfn worker ${this.pid} died (${signal || code}) during ${job.header.method} ${job.header.url}`);
+      job.fail(500, INTERNAL_ERROR);
     } else if (err) {
       log('ERROR', `pyfn: cannot start ${PYPY}: ${err.message}`);
+    } else if (!this.ready) {
+      log('ERROR', `pyfn worker ${this.pid} exited while loading the function (${signal || code})`);
     }
     this.pool.replace(this);
   }
@@ -227,17 +408,29 @@ class Pool {
   start() {
     if (this.stopped || this.workers.length >= this.size) return;
     if (this.workers.some(w => !w.ready && !w.dead)) return;
-    this.workers.push(new Worker(this));
+    try {
+      this.workers.push(new Worker(this));
+    } catch (err) {
+      log('ERROR', `pyfn: cannot start a worker: ${err.message}`);
+      this.retry();
+    }
+  }
+
+  retry() {
+    const delay = Math.min(5000, 250 * 2 ** Math.min(this.restarts++, 5));
+    setTimeout(() => this.start(), delay).unref();
   }
 
   replace(worker) {
     this.workers = this.workers.filter(w => w !== worker);
     if (this.stopped) return;
     if (!worker.ready) {
-      // It died while loading the function: answer what waits, retry with a pause.
-      for (const job of this.queue.splice(0)) job.fail(500, 'Internal Server Error: the function failed to load\n');
-      const delay = Math.min(5000, 250 * 2 ** Math.min(this.restarts++, 5));
-      setTimeout(() => this.start(), delay).unref();
+      // It died while loading the function: retry with a pause. What waits is left
+      // to the workers that serve, or answered now if none does.
+      if (!this.workers.some(w => w.ready && !w.closing && !w.dead)) {
+        for (const job of this.queue.splice(0)) job.fail(500, 'Internal Server Error: the function failed to load\n');
+      }
+      this.retry();
       return;
     }
     this.restarts = 0;
@@ -251,6 +444,12 @@ class Pool {
     this.queue.push(job);
     if (this.workers.length === 0) this.start();
     this.dispatch();
+  }
+
+  // A queued job that timed out or whose client went away.
+  withdraw(job) {
+    const at = this.queue.indexOf(job);
+    if (at >= 0) this.queue.splice(at, 1);
   }
 
   // Idle workers are taken in order, the oldest first: light traffic keeps going to
@@ -268,20 +467,54 @@ class Pool {
   }
 }
 
+// One request, from its arrival: its timeout runs from then, whether it waits in
+// the queue or runs on a worker; a client that goes away while it waits withdraws it.
 class Job {
-  constructor(req, res, header, body) {
+  constructor(pool, res, header, body) {
+    this.pool = pool;
     this.res = res;
     this.header = header;
     this.body = body;
     this.done = false;
-    this.timer = null;
+    this.worker = null;
+    this.timer = setTimeout(() => this.timedOut(), TIMEOUT_MS);
+    res.on('close', () => this.clientGone());
+  }
+
+  timedOut() {
+    if (this.done) return;
+    const worker = this.worker;
+    const where = worker ? 'restarting its worker' : 'it waited for a worker';
+    log('ERROR', `pyfn: ${this.header.method} ${this.header.url} ran past ${TIMEOUT_MS / 1000} s; ${where}`);
+    if (worker) {
+      worker.job = null;
+      this.worker = null;
+      worker.kill();
+    } else {
+      this.pool.withdraw(this);
+    }
+    this.fail(504, 'Gateway Timeout: the function ran past its timeout\n');
+  }
+
+  clientGone() {
+    if (this.done || this.worker) return; // answered, or running: its answer is dropped
+    this.done = true;
+    clearTimeout(this.timer);
+    this.pool.withdraw(this);
+    this.body = null;
   }
 
   finish(status, headers, body) {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.timer);
+    this.body = null;
     const res = this.res;
+    if (!Number.isInteger(status) || status < 200 || status > 599) {
+      this.refuse(`status ${status}`, []);
+      return;
+    }
+    const set = [];
     try {
       const grouped = new Map();
       for (const [name, value] of headers) {
@@ -290,25 +523,39 @@ class Job {
         if (!grouped.has(key)) grouped.set(key, [name, []]);
         grouped.get(key)[1].push(value);
       }
-      res.status(status);
       for (const [name, values] of grouped.values()) {
         res.setHeader(name, values.length === 1 ? values[0] : values);
+        set.push(name);
       }
+      res.statusCode = status;
       res.setHeader('Content-Length', body.length);
       res.end(body);
     } catch (err) {
-      log('ERROR', `pyfn: invalid response from the function: ${err.message}`);
-      if (!res.headersSent) {
-        res.removeHeader('Content-Length');
-        res.status(500).end('Internal Server Error\n');
-      } else {
-        res.destroy();
-      }
+      this.refuse(err.message, set);
+    }
+  }
+
+  // A 500 of the shim's own: none of the function's headers go with it.
+  refuse(why, set) {
+    log('ERROR', `pyfn: invalid response from the function: ${why}`);
+    const res = this.res;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    try {
+      for (const name of set) res.removeHeader(name);
+      res.statusCode = 500;
+      res.setHeader('Content-Type', TEXT);
+      res.setHeader('Content-Length', Buffer.byteLength(INTERNAL_ERROR));
+      res.end(INTERNAL_ERROR);
+    } catch (err) {
+      res.destroy();
     }
   }
 
   fail(status, message) {
-    this.finish(status, [['Content-Type', 'text/plain; charset=utf-8']], Buffer.from(message));
+    this.finish(status, [['Content-Type', TEXT]], Buffer.from(message));
   }
 }
 
@@ -347,7 +594,7 @@ function handleFramework(req, res) {
     remote: (req.socket && req.socket.remoteAddress) || '127.0.0.1',
     scheme: req.protocol || 'http',
   };
-  pool.submit(new Job(req, res, header, body));
+  pool.submit(new Job(pool, res, header, body));
 }
 
 function scriptInput(req) {
@@ -366,44 +613,73 @@ function scriptInput(req) {
   return JSON.stringify(kind === 'request' ? request : request[kind]) + '\n';
 }
 
+// Scripts run in process groups of their own (a `kill 0` in one stays in there);
+// a script that times out, and any still running when Node exits, are killed with
+// what they started.
+const scripts = new Set();
+
+function killScript(child) {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch (e) {
+    try {
+      child.kill('SIGKILL');
+    } catch (e2) {
+      // already gone
+    }
+  }
+}
+
 function handleScript(req, res) {
   const env = workerEnv();
   env.PYTHONPATH = [path.join(ROOT, 'app'), path.join(ROOT, 'site')].join(':');
-  const child = spawn(PYPY, ['-s', path.join(ROOT, 'app', FUNCTION.script)], {
-    cwd: path.join(ROOT, 'app'),
-    env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
   const out = [];
   let outSize = 0;
   let done = false;
+  let child = null;
+  const answer = (status, body) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    res.status(status).set('Content-Type', TEXT).send(body);
+  };
+  const timer = setTimeout(() => {
+    log('ERROR', `pyfn: script ${FUNCTION.script} ran past ${TIMEOUT_MS / 1000} s`);
+    if (child && child.pid) killScript(child);
+    answer(504, 'Gateway Timeout: the function ran past its timeout\n');
+  }, TIMEOUT_MS);
+  try {
+    child = spawn(PYPY, ['-s', path.join(ROOT, 'app', FUNCTION.script)], {
+      cwd: path.join(ROOT, 'app'),
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+  } catch (err) {
+    log('ERROR', `pyfn: cannot start ${PYPY}: ${err.message}`);
+    answer(500, INTERNAL_ERROR);
+    return;
+  }
+  child.on('error', err => {
+    log('ERROR', `pyfn: cannot start ${PYPY}: ${err.message}`);
+    answer(500, INTERNAL_ERROR);
+  });
+  if (!child.stdout || !child.stdin) return; // not started: 'error' answers
+  scripts.add(child);
+  child.on('exit', () => scripts.delete(child));
   pipeLog(child.stderr, 'ERROR', child.pid);
   child.stdout.on('data', chunk => {
     outSize += chunk.length;
     if (outSize <= MAX_SCRIPT_OUTPUT) out.push(chunk);
   });
-  const answer = (status, body, type) => {
-    if (done) return;
-    done = true;
-    clearTimeout(timer);
-    res.status(status).set('Content-Type', type).send(body);
-  };
-  const timer = setTimeout(() => {
-    log('ERROR', `pyfn: script ${FUNCTION.script} ran past ${TIMEOUT_MS / 1000} s`);
-    child.kill('SIGKILL');
-    answer(504, 'Gateway Timeout: the function ran past its timeout\n', 'text/plain; charset=utf-8');
-  }, TIMEOUT_MS);
-  child.on('error', err => {
-    log('ERROR', `pyfn: cannot start ${PYPY}: ${err.message}`);
-    answer(500, 'Internal Server Error\n', 'text/plain; charset=utf-8');
-  });
+  child.stdout.on('error', () => {});
   child.on('close', (code, signal) => {
     if (code === 0 && outSize <= MAX_SCRIPT_OUTPUT) {
-      answer(200, Buffer.concat(out), 'text/plain; charset=utf-8');
+      answer(200, Buffer.concat(out));
     } else {
       const why = outSize > MAX_SCRIPT_OUTPUT ? 'wrote too much output' : `exited with ${signal || code}`;
       log('ERROR', `pyfn: script ${FUNCTION.script} ${why}`);
-      answer(500, 'Internal Server Error\n', 'text/plain; charset=utf-8');
+      answer(500, INTERNAL_ERROR);
     }
   });
   child.stdin.on('error', () => {}); // a script that does not read its input
@@ -412,9 +688,21 @@ function handleScript(req, res) {
 
 const handler = FUNCTION.signature === 'script' ? handleScript : handleFramework;
 
+{
+  const used = FUNCTION.signature === 'script'
+    ? `script mode, request timeout ${SETTINGS.timeout} s`
+    : `${WORKERS} worker${WORKERS === 1 ? '' : 's'}, request timeout ${SETTINGS.timeout} s, ` +
+      `load timeout ${SETTINGS.loadTimeout} s`;
+  const problems = SETTINGS.problems.length ? `; ${SETTINGS.problems.join('; ')}` : '';
+  log(problems ? 'WARNING' : 'INFO', `pyfn settings: ${used}${problems}`,
+    {workers: WORKERS, timeout: SETTINGS.timeout, load_timeout: SETTINGS.loadTimeout});
+}
+
 if (FUNCTION.signature !== 'script') {
   pool.start(); // warm the workers while the instance starts, not on the first request
   process.on('exit', () => pool.stop());
+} else {
+  process.on('exit', () => scripts.forEach(killScript));
 }
 
 exports[FUNCTION.entry_point] = handler;

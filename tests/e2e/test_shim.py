@@ -577,3 +577,441 @@ def test_pyfn_serve_prints_the_url_and_stops_cleanly(
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+# --- hostile functions: user code costs at most its own worker ----------------------
+
+MiB = 1024 * 1024
+
+
+def _node_cpu(server: Server) -> float:
+    """Seconds of CPU that Node (the framework's process, the shim's one thread) has used."""
+    pid = server.process.pid  # type: ignore[attr-defined]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _node_alive(server: Server) -> bool:
+    return server.process.poll() is None  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _manifest_function(root: Path, **changes: object) -> Iterator[None]:
+    manifest_path = root / "pyfn" / "manifest.json"
+    original = manifest_path.read_text()
+    manifest = json.loads(original)
+    manifest["function"].update(changes)
+    manifest_path.write_text(json.dumps(manifest))
+    try:
+        yield
+    finally:
+        manifest_path.write_text(original)
+
+
+def test_a_malformed_frame_costs_only_its_worker_and_request(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """13 bytes with a non-JSON header, written while another worker serves a request."""
+    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="2") as server:
+        server.get("/?do=pid", timeout=60)
+        server.wait_for_workers(2)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(server.get, "/?do=sleep&seconds=4", 30)
+            time.sleep(0.5)  # the slow request is on one worker: the frame comes from the other
+            status, body = server.get("/?do=frame&kind=garbage&seconds=1", timeout=20)
+            assert status == 500 and body == b"Internal Server Error\n"
+            assert slow.result() == (200, b"slept\n")  # the other worker's request is intact
+        assert _node_alive(server)
+        assert all(server.get("/?do=pid", timeout=30)[0] == 200 for _ in range(4))
+        entries = server.wait_for_log(lambda e: "protocol" in str(e.get("message")))
+        assert any("protocol" in str(e.get("message")) for e in entries)
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        ["array", "null", "other-id", "bad-shape", "bad-headers"],
+        ["long-garbage", "huge-body", "huge-header", "ready", "fatal"],
+    ],
+)
+def test_frames_of_the_wrong_shape_or_size_kill_the_worker_not_the_request(
+    unpacked: Path, framework: Framework, tmp_path: Path, kinds: list[str]
+) -> None:
+    """Valid JSON of the wrong shape, a frame for another request, absurd lengths, an
+    unasked-for 'ready': the request is answered 500 at once, the worker is replaced."""
+    with serving(
+        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_TIMEOUT="60"
+    ) as server:
+        pid = server.get("/?do=pid", timeout=60)[1]
+        for kind in kinds:
+            started = time.monotonic()
+            status, body = server.get(f"/?do=frame&kind={kind}&seconds=0.5", timeout=20)
+            assert (status, body) == (500, b"Internal Server Error\n"), kind
+            assert time.monotonic() - started < 15, kind  # not the 60 s request timeout
+            status, new_pid = server.get("/?do=pid", timeout=30)
+            assert status == 200 and new_pid != pid, kind  # served by a replacement
+            pid = new_pid
+        assert _node_alive(server)
+
+
+def test_protocol_pipes_are_out_of_reach_of_user_code_and_its_children(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
+        status, body = server.get("/?do=fds", timeout=60)
+        assert status == 200, body
+        seen = json.loads(body)
+        assert 3 not in seen["own"] and 4 not in seen["own"]  # moved away from 3 and 4
+        assert seen["child"] == []  # a child (exec) inherits none of them
+        assert seen["forked"] == []  # a forked child (no exec) has them closed
+        assert seen["shell"] == ""  # `echo x >&3` fails: fd 3 is closed
+        assert server.get("/?do=pid")[0] == 200
+
+
+def test_a_32_mb_response_costs_node_well_under_a_second(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
+        server.get("/?do=pid", timeout=60)
+        server.get(f"/?do=big&bytes={MiB}")
+        before = _node_cpu(server)
+        status, _, body, _ = server.request("GET", f"/?do=big&bytes={32 * MiB}", timeout=120)
+        used = _node_cpu(server) - before
+        assert status == 200 and len(body) == 32 * MiB and body.count(b"x") == 32 * MiB
+        # linear: about 0.1 s here; the quadratic reader took 5.7 s (generous for a busy host)
+        assert used < 1.5, used
+
+
+def test_responses_above_the_limit_are_500_and_the_worker_stays(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
+        pid = server.get("/?do=pid", timeout=60)[1]
+        status, body = server.get(f"/?do=big&bytes={64 * MiB + 1}", timeout=60)
+        assert (status, body) == (500, b"Internal Server Error\n")
+        assert server.get("/?do=pid") == (200, pid)
+        entries = server.wait_for_log(lambda e: "too large" in str(e.get("message")))
+        assert any("too large" in str(e.get("message")) for e in entries)
+
+
+def test_header_names_with_underscores_are_dropped(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """WSGI maps `-` and `_` alike: `X_Goog_...` would append to the platform's header."""
+    with serving(unpacked, framework, tmp_path, "echo") as server:
+        status, _, body, _ = server.request(
+            "POST", "/", body=b'{"a": 1}',
+            headers={"X-Goog-Authenticated-User-Email": "accounts.google.com:alice@example.com",
+                     "X-Goog_Authenticated_User_Email": "evil@example.com",
+                     "Content-Type": "application/json", "Content_Type": "text/plain",
+                     "X_Only_Underscores": "dropped"},
+        )  # fmt: skip
+        seen = json.loads(body)
+        assert status == 200
+        headers = {k.lower(): v for k, v in seen["headers"].items()}
+        assert headers["x-goog-authenticated-user-email"] == "accounts.google.com:alice@example.com"
+        assert headers["content-type"] == "application/json" and seen["json"] == {"a": 1}
+        assert "x-only-underscores" not in headers
+        assert "evil" not in body.decode()
+        # a second Content-Type does not replace the first, which Node's body parser used
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Type: text/plain\r\nContent-Length: 8\r\nConnection: close\r\n\r\n"
+                b'{"a": 2}'
+            )
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        seen = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        assert seen["json"] == {"a": 2}, seen["headers"]
+
+
+def _settings_entry(server: Server) -> dict[str, object]:
+    entries = server.wait_for_log(lambda e: str(e.get("message", "")).startswith("pyfn settings"))
+    found = [e for e in entries if str(e.get("message", "")).startswith("pyfn settings")]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_fractional_worker_count_is_refused_and_requests_are_served(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="0.5") as server:
+        assert server.get("/?do=called", timeout=30) == (200, b"[]")
+        entry = _settings_entry(server)
+        assert entry["severity"] == "WARNING" and "PYFN_WORKERS" in str(entry["message"])
+        assert isinstance(entry["workers"], int) and entry["workers"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("gen", "value", "used"),
+    [(2, "99999999999", 3600), (1, "600", 540), (2, "-5", 60), (2, "abc", 60), (2, "1.5", 60)],
+)
+def test_request_timeout_is_validated_and_capped_at_the_platform_maximum(
+    unpacked: Path, framework: Framework, tmp_path: Path, gen: int, value: str, used: int
+) -> None:
+    with (
+        _manifest_function(unpacked, gen=gen),
+        serving(
+            unpacked, framework, tmp_path, "hostile", PYFN_TIMEOUT=value, PYFN_WORKERS="1"
+        ) as server,
+    ):
+        # above Node's timer maximum, the timer fired at once: every request was a 504
+        assert server.get("/?do=sleep&seconds=0.2", timeout=30) == (200, b"slept\n")
+        entry = _settings_entry(server)
+        assert entry["severity"] == "WARNING" and "PYFN_TIMEOUT" in str(entry["message"])
+        assert entry["timeout"] == used
+
+
+def test_valid_settings_are_logged_once(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(
+        unpacked, framework, tmp_path, "hostile",
+        PYFN_WORKERS="1", PYFN_TIMEOUT="30", PYFN_LOAD_TIMEOUT="40",
+    ) as server:  # fmt: skip
+        assert server.get("/?do=pid", timeout=30)[0] == 200
+        entry = _settings_entry(server)
+        assert entry["severity"] == "INFO"
+        assert (entry["workers"], entry["timeout"], entry["load_timeout"]) == (1, 30, 40)
+
+
+def test_a_worker_whose_import_hangs_is_killed_and_replaced(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    marker = tmp_path / "hung-once"
+    with serving(
+        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_LOAD_TIMEOUT="3",
+        PYFN_TIMEOUT="60", SHIM_TEST_HANG_IMPORT=str(marker),
+    ) as server:  # fmt: skip
+        started = time.monotonic()
+        status, _ = server.get("/?do=pid", timeout=30)  # waits for the hung worker to be killed
+        assert status == 500 and time.monotonic() - started < 25
+        assert marker.exists()
+        assert server.get("/?do=called", timeout=30) == (200, b"[]")  # its replacement serves
+        entries = server.wait_for_log(lambda e: "did not load" in str(e.get("message")))
+        assert any("did not load" in str(e.get("message")) for e in entries)
+
+
+def test_the_request_timeout_counts_from_arrival_not_from_dispatch(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    marker = tmp_path / "hung-once"
+    with serving(
+        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_LOAD_TIMEOUT="120",
+        PYFN_TIMEOUT="2", SHIM_TEST_HANG_IMPORT=str(marker),
+    ) as server:  # fmt: skip
+        started = time.monotonic()
+        status, body = server.get("/?do=pid", timeout=20)  # queued behind a hung import
+        elapsed = time.monotonic() - started
+        assert status == 504 and b"timeout" in body
+        assert 1.9 <= elapsed < 15, elapsed
+
+
+def test_a_worker_dying_while_it_loads_leaves_the_queue_to_the_healthy_one(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(
+        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="2",
+        SHIM_TEST_DIE_LOADING=str(tmp_path / "first-loaded"), SHIM_TEST_DIE_AFTER="1",
+    ) as server:  # fmt: skip
+        server.wait_for_workers(1)  # the first is ready; the second dies 1 s into its load
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(server.get, "/?do=sleep&seconds=6", 30)
+            time.sleep(0.3)
+            queued = pool.submit(server.get, "/?do=called", 30)  # waits for the busy worker
+            assert slow.result() == (200, b"slept\n")
+            assert queued.result() == (200, b"[]")
+        entries = server.wait_for_log(lambda e: "exited while loading" in str(e.get("message")))
+        assert any("exited while loading" in str(e.get("message")) for e in entries)
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_a_client_that_disconnects_cancels_its_queued_request(
+    unpacked: Path, framework: Framework, tmp_path: Path, reset: bool
+) -> None:
+    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
+        server.get("/?do=pid", timeout=60)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(server.get, "/?do=sleep&seconds=2", 30)
+            time.sleep(0.3)
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            if reset:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
+            sock.sendall(b"GET /?do=record&tag=gone HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.3)
+            sock.close()  # before the worker is free
+            assert slow.result() == (200, b"slept\n")
+        time.sleep(0.3)
+        assert server.get("/?do=called") == (200, b"[]")
+        # a client that goes while its request runs: the answer is dropped, nothing breaks
+        pid = server.get("/?do=pid")[1]
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            if reset:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
+            sock.sendall(b"GET /?do=sleep&seconds=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.3)
+        time.sleep(1.5)
+        assert _node_alive(server)
+        assert server.get("/?do=pid") == (200, pid)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/?do=status&code=99", "/?do=status&code=100", "/?do=status&code=600",
+     "/?do=status&code=1000", "/?do=bad-header", "/?do=bad-header&value=%E2%82%AC"],
+)  # fmt: skip
+def test_an_invalid_response_is_a_500_without_the_functions_headers(
+    unpacked: Path, framework: Framework, tmp_path: Path, path: str
+) -> None:
+    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
+        status, _, body, raw = server.request("GET", path, timeout=10)
+        assert (status, body) == (500, b"Internal Server Error\n")
+        names = {k.lower() for k, _ in raw}
+        assert "set-cookie" not in names and "x-from-function" not in names and "x-bad" not in names
+        assert server.get("/?do=called")[0] == 200
+
+
+def test_a_log_flood_without_newlines_costs_node_little(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
+        # a JSON line nested too deep for JSON.stringify is logged, as text
+        assert server.get("/?do=deep-log", timeout=60) == (200, b"logged\n")
+        before = _node_cpu(server)
+        status, body = server.get(f"/?do=flood&bytes={16 * MiB}", timeout=60)
+        assert (status, body) == (200, b"flooded\n")
+        assert server.get("/?do=called", timeout=30)[0] == 200
+        used = _node_cpu(server) - before
+        assert used < 3, used
+        assert _node_alive(server)
+
+        # one entry per 64 Ki characters at most (Cloud Logging takes 256 KB), nothing lost
+        def flood_sizes() -> list[int]:
+            return [len(str(e["message"])) for e in server.logs() if str(e["message"])[:3] == "yyy"]
+
+        deadline = time.monotonic() + 10
+        while sum(flood_sizes()) < 16 * MiB and time.monotonic() < deadline:
+            time.sleep(0.2)
+        sizes = flood_sizes()
+        assert sizes and max(sizes) <= 64 * 1024 and sum(sizes) == 16 * MiB, sizes[:5]
+        assert any(
+            str(e["message"]).startswith('{"severity": "INFO", "nested"') for e in server.logs()
+        )
+
+
+@pytest.mark.parametrize("how", ["shell", "killpg"])
+def test_killing_its_process_group_costs_only_the_worker(
+    unpacked: Path, framework: Framework, tmp_path: Path, how: str
+) -> None:
+    """A script's `kill 0` (or os.killpg) reaches the worker's group, not Node's."""
+    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
+        pid = server.get("/?do=pid", timeout=60)[1]
+        status, _ = server.get(f"/?do=kill-group&how={how}", timeout=30)
+        assert 500 <= status < 600
+        time.sleep(0.5)
+        assert _node_alive(server)
+        status, new_pid = server.get("/?do=pid", timeout=30)
+        assert status == 200 and new_pid != pid
+
+
+def test_a_killed_worker_takes_the_processes_it_started(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    record = tmp_path / "child.pid"
+    with serving(
+        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_TIMEOUT="2"
+    ) as server:
+        server.get("/?do=pid", timeout=60)
+        status, _ = server.get(f"/?do=spawn-and-hang&file={record}", timeout=30)
+        assert status == 504
+        child = int(record.read_text())
+        deadline = time.monotonic() + 10
+        while _pids_alive([child]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _pids_alive([child]) == []
+
+
+def test_the_out_of_memory_killer_picks_a_worker_before_node(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
+        status, body = server.get("/?do=oom-score", timeout=60)
+        assert status == 200
+        pid = server.process.pid  # type: ignore[attr-defined]
+        node = int(Path(f"/proc/{pid}/oom_score_adj").read_text())
+        assert int(body) == 1000 and node < 1000
+
+
+def test_a_worker_still_loading_dies_with_node(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """Its import hangs: it has not answered a request, yet it does not outlive Node."""
+    marker = tmp_path / "hung-once"
+    with serving(
+        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1",
+        SHIM_TEST_HANG_IMPORT=str(marker),
+    ) as server:  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists()
+        loading = _processes_under(str(unpacked / "pyfn" / "worker.py"))
+        assert len(loading) == 1
+        os.kill(server.process.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while _pids_alive(loading) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _pids_alive(loading) == []
+
+
+def test_workers_serve_when_node_is_pid_1(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """In a container Node may be pid 1: a worker whose parent is pid 1 is not an orphan."""
+    import subprocess
+
+    manifest_path = unpacked / "pyfn" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["function"].update(entry_point="hostile", signature="http")
+    manifest_path.write_text(json.dumps(manifest))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
+    env.update(PYFN_WORKERS="1", PYFN_WARMUP="0", PYFN_SERVE_HOST="127.0.0.1")
+    log = tmp_path / "pid1.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child",
+             framework.node, str(framework.launcher), "--target=hostile",
+             f"--source={unpacked}", f"--port={port}", "--signature-type=http"],
+            cwd=unpacked, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            server = Server(port, log, process)
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                try:
+                    first = server.get("/?do=pid", timeout=30)
+                    break
+                except OSError:
+                    assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.2)
+            assert first[0] == 200, log.read_text()[-2000:]
+            time.sleep(0.5)  # a worker that took itself for an orphan would be gone by now
+            assert [server.get("/?do=pid", timeout=30) for _ in range(3)] == [first] * 3
+        finally:
+            serve.stop(process)
+
+
+def test_a_script_killing_its_process_group_costs_only_its_request(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(
+        unpacked, framework, tmp_path, "handler", "script", script="killgroup.py", stdin="body"
+    ) as server:  # fmt: skip
+        status, body = server.get("/", timeout=30)
+        assert status == 500 and b"about to" not in body
+        time.sleep(0.5)
+        assert _node_alive(server)
+        assert server.get("/", timeout=30)[0] == 500  # and the next request is served

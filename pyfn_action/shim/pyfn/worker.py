@@ -6,9 +6,12 @@ Requests arrive on fd 3 and responses leave on fd 4, as frames::
     u32 header length | u32 body length | header (JSON, UTF-8) | body (raw bytes)
 
 so nothing the function prints (fd 1, fd 2) can corrupt the protocol: index.js
-turns those streams into log lines. The user's code is the standard Python
-Functions Framework code; its WSGI app is called in-process, one request at a
-time. This file must run on every PyPy 3 the bundle may carry (3.9 and later).
+turns those streams into log lines. Before the function is loaded, the two
+pipes move to high, close-on-exec descriptors and 3 and 4 are closed: the user's
+code, the programs it runs and the children it forks do not find them there.
+The user's code is the standard Python Functions Framework code; its WSGI app is
+called in-process, one request at a time. This file must run on every PyPy 3 the
+bundle may carry (3.9 and later).
 
 index.js starts it with PyPy's JIT off (``--jit off``): tracing import-time code
 that runs once only slows the cold start. The JIT is switched on once the
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fcntl
 import gc
 import importlib
 import io
@@ -43,22 +47,87 @@ RESPONSE_FD = 4
 DEFAULT_WARMUP = 3000  # synthetic requests while idle after start (PYFN_WARMUP)
 DEFAULT_JIT = "threshold=200,function_threshold=300,trace_eagerness=50"  # PYFN_JIT
 _HEADER = struct.Struct(">II")
+# Above these, a response is answered 500 here (index.js refuses such frames and kills
+# the worker that sends one): 64 MiB of body, 1 MiB of JSON header.
+MAX_RESPONSE_BODY = 64 * 1024 * 1024
+MAX_RESPONSE_HEADER = 1024 * 1024
+# Where the protocol pipes move: high, but below select()'s FD_SETSIZE (1024).
+_PROTOCOL_FD_BASES = (960, 240, 64, 10)
+_PR_SET_PDEATHSIG = 1
 _BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when index.js's process goes away.
+def _die_with_parent(parent: int | None, quick: bool = True) -> bool:
+    """Ask Linux to kill this worker when index.js's process goes away; True if it will.
 
-    Without prctl (not Linux), EOF on fd 3 still ends the worker.
+    ``quick``: through PyPy's built-in ``_cffi_backend``, in well under a millisecond,
+    so it is done before the function loads (a hung import dies with Node too).
+    Otherwise through ctypes, which takes tens of ms to import on PyPy (after the
+    function loaded, only if the quick way is missing). Without prctl (not
+    Linux), EOF on the request pipe still ends the worker. ``parent``: index.js's
+    pid (``PYFN_NODE_PID``), if it said.
     """
+    done = False
     with contextlib.suppress(Exception):
-        import ctypes
+        if quick:
+            backend = importlib.import_module("_cffi_backend")
+            c_int = backend.new_primitive_type("int")
+            c_ulong = backend.new_primitive_type("unsigned long")
+            signature = backend.new_function_type((c_int,) + (c_ulong,) * 4, c_int, False)
+            prctl = backend.load_library(None).load_function(signature, "prctl")
+            done = prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) == 0  # SIGKILL
+        else:
+            import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, 9, 0, 0, 0)  # SIGKILL
-    if os.getppid() == 1:
+            libc = ctypes.CDLL(None, use_errno=True)
+            done = libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) == 0
+    # Orphaned already, index.js gone before prctl? Its pid says, rather than 1:
+    # Node itself may be pid 1 in a container.
+    if (os.getppid() != parent) if parent is not None else (os.getppid() == 1):
         os._exit(0)
+    return done
+
+
+def _yield_to_node_when_out_of_memory() -> None:
+    """The kernel's out-of-memory killer takes a worker (replaced) before Node (the instance)."""
+    with contextlib.suppress(OSError):
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        try:
+            os.write(fd, b"1000")
+        finally:
+            os.close(fd)
+
+
+def _move_protocol_fds() -> tuple[int, int]:
+    """Move the request and response pipes from fds 3 and 4 out of the user's way.
+
+    They go to high, close-on-exec descriptors (a program the function runs does
+    not inherit them), are closed in forked children, and 3 and 4 are closed (a
+    user's ``os.write(4, ...)`` or ``echo >&4`` fails instead of corrupting a frame).
+    """
+    moved = []
+    for fd in (REQUEST_FD, RESPONSE_FD):
+        for base in _PROTOCOL_FD_BASES:
+            try:
+                new = fcntl.fcntl(fd, fcntl.F_DUPFD, base)  # PyPy 3.9 has no F_DUPFD_CLOEXEC
+                break
+            except OSError:  # EINVAL: base is above the descriptor limit
+                continue
+        else:
+            new = os.dup(fd)
+        os.set_inheritable(new, False)
+        moved.append(new)
+    os.close(REQUEST_FD)
+    os.close(RESPONSE_FD)
+    request_fd, response_fd = moved
+
+    def close_in_child() -> None:
+        for fd in moved:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    os.register_at_fork(after_in_child=close_in_child)
+    return request_fd, response_fd
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -116,11 +185,29 @@ class FrameReader:
 
 
 def write_frame(fd: int, header: dict[str, Any], body: bytes = b"") -> None:
-    data = json.dumps(header).encode("utf-8")
+    _write_raw(fd, json.dumps(header).encode("utf-8"), body)
+
+
+def _write_raw(fd: int, data: bytes, body: bytes) -> None:
     view = memoryview(_HEADER.pack(len(data), len(body)) + data + body)
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def write_response(fd: int, request_id: int, status: int, headers: Headers, body: bytes) -> None:
+    """The response frame, or a plain 500 if the response is above the frame's limits."""
+    data = json.dumps({"id": request_id, "status": status, "headers": headers}).encode("utf-8")
+    if len(body) > MAX_RESPONSE_BODY or len(data) > MAX_RESPONSE_HEADER:
+        logging.getLogger("pyfn.worker").error(
+            "response too large: %d bytes of body, %d of headers (limits: %d, %d)",
+            len(body), len(data), MAX_RESPONSE_BODY, MAX_RESPONSE_HEADER,
+        )  # fmt: skip
+        data = json.dumps(
+            {"id": request_id, "status": 500, "headers": [["Content-Type", "text/plain"]]}
+        ).encode("utf-8")
+        body = b"Internal Server Error\n"
+    _write_raw(fd, data, body)
 
 
 def _native(text: str) -> str:
@@ -153,10 +240,14 @@ def make_environ(request: dict[str, Any], body: bytes) -> dict[str, Any]:
     }
     host = "localhost"
     for name, value in request["headers"]:
+        if "_" in name:
+            # WSGI spells `-` as `_`: `X_Goog_Authenticated_User_Email` would join the
+            # platform's `X-Goog-Authenticated-User-Email`. Dropped, as gunicorn does.
+            continue
         key = name.upper().replace("-", "_")
         value = _native(value)
         if key == "CONTENT_TYPE":
-            environ["CONTENT_TYPE"] = value
+            environ.setdefault("CONTENT_TYPE", value)  # the first, as Node's body parser
             continue
         if key == "CONTENT_LENGTH":
             continue  # the body's true length is set below
@@ -359,9 +450,7 @@ def serve(
                 [["Content-Type", "text/plain"]],
                 b"Internal Server Error\n",
             )
-        write_frame(
-            response_fd, {"id": request["id"], "status": status, "headers": headers}, payload
-        )
+        write_response(response_fd, request["id"], status, headers, payload)
         if not jit_started:
             jit_started = True
             start_jit()
@@ -395,6 +484,11 @@ def _warmup_count() -> int:
 
 def main() -> int:
     started = time.monotonic()
+    request_fd, response_fd = _move_protocol_fds()
+    node = os.environ.pop("PYFN_NODE_PID", "")
+    parent = int(node) if node.isdigit() else None
+    parent_watched = _die_with_parent(parent)
+    _yield_to_node_when_out_of_memory()
     _configure_logging()
     with open(os.path.join(_BUNDLE, "pyfn", "manifest.json"), encoding="utf-8") as fh:
         manifest = json.load(fh)
@@ -404,13 +498,17 @@ def main() -> int:
         logging.getLogger("pyfn.worker").critical(
             "cannot load the function\n%s", traceback.format_exc()
         )
-        write_frame(RESPONSE_FD, {"type": "fatal", "message": "cannot load the function"})
+        write_frame(response_fd, {"type": "fatal", "message": "cannot load the function"})
         return 1
     load_ms = round((time.monotonic() - started) * 1000)
-    write_frame(RESPONSE_FD, {"type": "ready", "pid": os.getpid(), "load_ms": load_ms})
-    _die_with_parent()  # not before: ctypes alone takes tens of ms to import on PyPy
+    write_frame(response_fd, {"type": "ready", "pid": os.getpid(), "load_ms": load_ms})
+    if not parent_watched:
+        _die_with_parent(parent, quick=False)  # slow: ctypes takes tens of ms to import
     signature = "cloudevent" if manifest["function"]["signature"] == "cloudevent" else "http"
-    serve(app, warmup=_warmup_count(), signature=signature, start_jit=_tune_jit)
+    serve(
+        app, request_fd, response_fd,
+        warmup=_warmup_count(), signature=signature, start_jit=_tune_jit,
+    )  # fmt: skip
     return 0
 
 

@@ -1,5 +1,6 @@
 """Handlers that exercise the shim: each test serves one of them as the entry point."""
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -119,3 +120,179 @@ def paths(request):
 
     tail = [p.rsplit("/", 1)[-1] for p in sys.path[:2]]
     return json.dumps({"first": tail, "pth": os.environ.get("PYFN_TEST_PTH_RAN")})
+
+
+# --- hostile code: what a function may do to the worker it runs in ---------------
+
+if os.environ.get("SHIM_TEST_HANG_IMPORT") and not os.path.exists(
+    os.environ["SHIM_TEST_HANG_IMPORT"]
+):
+    open(os.environ["SHIM_TEST_HANG_IMPORT"], "w").close()  # only the first worker hangs
+    time.sleep(3600)
+
+if os.environ.get("SHIM_TEST_DIE_LOADING"):
+    if os.path.exists(os.environ["SHIM_TEST_DIE_LOADING"]):
+        time.sleep(float(os.environ.get("SHIM_TEST_DIE_AFTER", "1")))
+        os._exit(3)  # every worker after the first dies while it loads
+    open(os.environ["SHIM_TEST_DIE_LOADING"], "w").close()
+
+
+def _socket_fds():
+    """The descriptors above 2 that are sockets: index.js's stdio pipes are socket pairs."""
+    import stat
+
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if fd > 2 and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                found.append(fd)
+        except OSError:
+            pass
+    return sorted(found)
+
+
+def _own_request_id():
+    """The id index.js gave the request being served, found in the worker's frames."""
+    frame = sys._getframe()
+    while frame is not None:
+        request = frame.f_locals.get("request")
+        if isinstance(request, dict) and isinstance(request.get("id"), int):
+            return request["id"]
+        frame = frame.f_back
+    return None
+
+
+def _frame(header, body=b""):
+    import struct
+
+    return struct.pack(">II", len(header), len(body)) + header + body
+
+
+def _write_everywhere(data):
+    """What hostile code does: write to every socket it can find."""
+    for fd in _socket_fds():
+        with contextlib.suppress(OSError):
+            os.write(fd, data)
+
+
+CALLED = []
+
+
+@functions_framework.http
+def hostile(request):
+    do = request.args.get("do", "")
+    if do == "sleep":
+        time.sleep(float(request.args.get("seconds", "1")))
+        return "slept\n"
+    if do == "pid":
+        return str(os.getpid())
+    if do == "record":
+        CALLED.append(request.args.get("tag", ""))
+        return "recorded\n"
+    if do == "called":
+        return json.dumps(CALLED)
+    if do == "frame":
+        kind = request.args.get("kind", "garbage")
+        own = _own_request_id() or 0
+        frames = {
+            "garbage": b"\x00\x00\x00\x05\x00\x00\x00\x00notjs",  # 13 bytes, not JSON
+            "array": _frame(b"[]"),
+            "null": _frame(b"null"),
+            "other-id": _frame(
+                json.dumps({"id": own + 1000, "status": 200, "headers": []}).encode()
+            ),
+            "bad-shape": _frame(
+                json.dumps({"id": own, "status": "200", "headers": {"a": 1}}).encode()
+            ),
+            "bad-headers": _frame(
+                json.dumps({"id": own, "status": 200, "headers": [[1, 2]]}).encode()
+            ),
+            "long-garbage": b"\x00\x00\x10\x00\x00\x00\x00\x00garbage",  # 4096 announced
+            "huge-body": b"\x00\x00\x00\x02\xff\xff\xff\xff{}",
+            "huge-header": b"\xff\xff\xff\xff\x00\x00\x00\x00{",
+            "ready": _frame(b'{"type": "ready", "pid": 1, "load_ms": 0}'),
+            "fatal": _frame(b'{"type": "fatal"}'),
+        }
+        _write_everywhere(frames[kind])
+        if request.args.get("then") == "exit":
+            os._exit(0)
+        time.sleep(float(request.args.get("seconds", "0")))
+        return "wrote a frame\n"
+    if do == "fds":
+        import subprocess
+
+        child = subprocess.run(
+            ["/bin/sh", "-c", "ls -l /proc/self/fd/"],
+            close_fds=False, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            os.write(write, json.dumps(_socket_fds()).encode())
+            os._exit(0)
+        os.close(write)
+        forked = json.loads(os.read(read, 65536))
+        os.close(read)
+        os.waitpid(pid, 0)
+        shell = subprocess.run(
+            ["/bin/sh", "-c", "echo x >&3 && echo x >&4 && echo wrote"],
+            close_fds=False, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return {
+            "own": _socket_fds(),
+            "child": [line for line in child.stdout.splitlines() if "socket:" in line],
+            "forked": forked,
+            "shell": shell.stdout,
+        }
+    if do == "big":
+        return flask.Response(b"x" * int(request.args["bytes"]), mimetype="text/plain")
+    if do == "flood":
+        size = int(request.args["bytes"])
+        if request.args.get("newlines") == "1":
+            line = (b"z" * 99 + b"\n") * (size // 100)
+        else:
+            line = b"y" * size
+        view = memoryview(line)
+        while view:
+            view = view[os.write(1, view) :]
+        return "flooded\n"
+    if do == "spawn-and-hang":
+        import subprocess
+
+        child = subprocess.Popen(["sleep", "1000"])
+        with open(request.args["file"], "w") as fh:
+            fh.write(str(child.pid))
+        time.sleep(60)
+        return "not reached\n"
+    if do == "kill-group":
+        import subprocess
+
+        if request.args.get("how") == "shell":  # the `trap 'kill 0' EXIT` idiom of scripts
+            subprocess.run(["/bin/sh", "-c", "kill -KILL 0"], check=False)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+        return "not reached\n"
+    if do == "oom-score":
+        with open("/proc/self/oom_score_adj") as fh:
+            return fh.read().strip()
+    if do == "deep-log":
+        depth = int(request.args.get("depth", "100000"))
+        print('{"severity": "INFO", "nested": ' + "[" * depth + "]" * depth + "}", flush=True)
+        return "logged\n"
+    if do == "status":
+        response = flask.Response("odd", status=int(request.args["code"]))
+        response.headers.add("Set-Cookie", "session=secret")
+        response.headers.add("X-From-Function", "yes")
+        return response
+    if do == "bad-header":
+        response = flask.Response("odd")
+        response.headers.add("Set-Cookie", "session=secret")
+        response.headers._list.append(("X-Bad", request.args.get("value", "a\r\nb")))
+        return response
+    if do == "many-headers":
+        response = flask.Response("many")
+        for i in range(int(request.args["count"])):
+            response.headers.add("X-H", "v" * 100 + str(i))
+        return response
+    return "unknown\n"
