@@ -256,7 +256,9 @@ def _memory(value: Any) -> int:
         raise ValueError(f"{value!r} is not {shape}")
     mib = _number(number, shape) * MEMORY_UNITS[unit]
     if not 128 <= mib <= MAX_MEMORY_MIB or mib != int(mib):
-        raise ValueError(f"{value!r} is not a whole number of MiB from 128Mi to 32Gi")
+        raise ValueError(
+            f"{value!r} is below the 128 MiB minimum, above the 32 GiB maximum, or not a whole MiB"
+        )
     return int(mib)
 
 
