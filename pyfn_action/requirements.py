@@ -348,6 +348,19 @@ def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(kept[-lines:])
 
 
+def _build_reason(stderr: str, lines: int = 4) -> str:
+    """What a failed build said itself: the end of the subprocess output pip quotes
+    between ``╰─> [N lines of output]`` and ``[end of output]``, else pip's last lines."""
+    end = stderr.rfind("[end of output]")
+    start = stderr.rfind("lines of output]", 0, end) if end >= 0 else -1
+    if start >= 0:
+        quoted = stderr[start + len("lines of output]") : end].splitlines()
+        kept = [ln.strip() for ln in quoted if ln.strip()]
+        if kept:
+            return "\n".join(kept[-lines:])
+    return _tail(stderr, lines)
+
+
 def _unmatched(stderr: str) -> str | None:
     match = _NO_MATCH.search(stderr)
     return match.group("spec") if match else None
@@ -355,6 +368,36 @@ def _unmatched(stderr: str) -> str | None:
 
 def _spec_name(spec: str) -> str:
     return canonicalize_name(re.split(r"[<>=!~;\[ @]", spec, maxsplit=1)[0])
+
+
+@dataclass(frozen=True)
+class SourceBuild:
+    """What building one sdist with the target PyPy gave: wheels, or pip's reason."""
+
+    wheels: tuple[Path, ...]
+    failure: str  # the last lines pip wrote, when it built nothing
+
+
+def build_from_source(
+    spec: str, name: str, interpreter: Interpreter, sources: Sources, out: Path
+) -> SourceBuild:
+    """``pip wheel`` of ``spec`` from its sdist, by ``interpreter``, into ``out``."""
+    result = _pip(
+        interpreter,
+        ["wheel", "--no-deps", "--no-binary", name, "--wheel-dir", str(out)]
+        + sources.pip_args()
+        # Not pip's cache: pip would take a wheel found there for the sdist's URL
+        # unchecked, and the cache may be shared (CI). The build itself is cached
+        # with the installed site.
+        + ["--no-cache-dir"]
+        + [spec],
+    )
+    wheels = tuple(sorted(out.glob("*.whl")))
+    if result.returncode != 0 or not wheels:
+        log.debug("building %s failed:\n%s", mask_url(spec), result.stderr)
+        reason = _build_reason(result.stderr) or f"pip exited with {result.returncode}"
+        return SourceBuild((), reason)
+    return SourceBuild(wheels, "")
 
 
 def _build_from_source(
@@ -371,24 +414,11 @@ def _build_from_source(
     out = wheelhouse / f".build-{canonicalize_name(pin.name)}"
     shutil.rmtree(out, ignore_errors=True)
     try:
-        result = _pip(
-            interpreter,
-            ["wheel", "--no-deps", "--no-binary", pin.name, "--wheel-dir", str(out)]
-            + sources.pip_args()
-            # Not pip's cache: pip would take a wheel found there for the sdist's URL
-            # unchecked, and the cache may be shared (CI). The build itself is cached
-            # with the installed site.
-            + ["--no-cache-dir"]
-            + [pin.spec],
-        )
-        wheels = sorted(out.glob("*.whl"))
-        if result.returncode != 0 or not wheels:
-            log.debug("building %s failed:\n%s", mask_url(pin.spec), result.stderr)
-            raise _no_wheel(
-                pin.spec, pin.name, target, sources, built=None,
-                build_log=_tail(result.stderr, 4),
-            )  # fmt: skip
-        for wheel in wheels:
+        built = build_from_source(pin.spec, pin.name, interpreter, sources, out)
+        if built.failure:
+            raise _no_wheel(pin.spec, pin.name, target, sources, built=None,
+                            build_log=built.failure)  # fmt: skip
+        for wheel in built.wheels:
             if not (parse_wheel_filename(wheel.name)[3] & tags):
                 raise _no_wheel(pin.spec, pin.name, target, sources, built=wheel.name)
             os.replace(wheel, wheelhouse / wheel.name)

@@ -45,6 +45,7 @@ _ARCH_SUFFIX = {"x86_64": "linux64", "aarch64": "aarch64"}
 _FILE = re.compile(
     r"^pypy(?P<python>3\.\d+)-v(?P<pypy>\d+\.\d+\.\d+)-(?P<suffix>linux64|aarch64)\.tar\.bz2$"
 )
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _SOABI = re.compile(r"\.pypy(?P<py>\d)(?P<minor>\d+)-pp(?P<pp>\d+)-(?P<arch>x86_64|aarch64)-linux")
 
 
@@ -233,6 +234,24 @@ def _cached_archive(
 
 def _record_path(cache_dir: Path, sha256: str) -> Path:
     return cache_dir / "runtimes" / f"{sha256}.json"
+
+
+def cached_runtimes(cache_dir: Path) -> list[Runtime]:
+    """Every complete runtime in the cache (their records are written last)."""
+    found = []
+    for record in sorted((cache_dir / "runtimes").glob("*.json")):
+        sha256 = record.stem
+        if _SHA256.fullmatch(sha256):
+            runtime = _load_entry(cache_dir, sha256)
+            if runtime is not None:
+                found.append(runtime)
+    return found
+
+
+def local_runtime(path: Path) -> Runtime:
+    """A PyPy in the official layout on disk: its root directory, or its ``bin/pypy3.X``."""
+    root = path if path.is_dir() else path.parent.parent
+    return inspect_tree(root, sha256="local", source=str(root), names=(root.name,))
 
 
 def _load_entry(cache_dir: Path, sha256: str) -> Runtime | None:

@@ -2,17 +2,23 @@
 
 For every requirement (``requirements*.txt``, ``pyproject.toml`` dependencies)
 it says whether a wheel the target can load exists: pure Python, a PyPy wheel,
-only an sdist (``pyfn build`` builds it with PyPy), or none, with the tags that
-do exist. Vendored ``*.so`` files are read with pyelftools and judged like
+only an sdist, or none, with the tags that do exist. An sdist-only requirement
+is built as ``pyfn build`` would build it, with a PyPy of the target's Python
+(one in pyfn's cache after any build, or ``--pypy``), and judged by what the
+build gives (cached by the sdist's SHA-256); without such a PyPy it is "not
+verified". Vendored ``*.so`` files are read with pyelftools and judged like
 ``pyfn build`` judges a bundle; vendored wheels by their tags. Answers are
 cached for a day; ``--find-links DIR --no-index`` works offline. An index that
-cannot be reached gives "could not check", which fails only with ``--strict``.
+cannot be reached gives "could not check"; that and "not verified" fail only
+with ``--strict``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,9 +33,12 @@ from packaging.utils import parse_wheel_filename
 
 from .. import index
 from ..elf import NotElf, read_elf
+from ..errors import PyfnError
 from ..libdeps import load_image_libs
 from ..native import judge
-from ..requirements import Sources
+from ..pip_runner import interpreter_for
+from ..requirements import Interpreter, Sources, build_from_source
+from ..runtime import Runtime, cached_runtimes, local_runtime
 from ..targets import Target, parse_glibc
 
 if sys.version_info >= (3, 11):
@@ -94,10 +103,110 @@ def requirements_in(path: Path) -> Iterator[tuple[str, str]]:
         yield f"{path}:{number}", line
 
 
-class Checker:
-    def __init__(self, target: Target, sources: Sources, cache: Path) -> None:
+class SdistBuilder:
+    """Builds sdist-only requirements with a PyPy of the target's Python, as
+    ``pyfn build`` would, and says what the build gives; outcomes are kept by the
+    sdist's SHA-256 (the same bytes build the same way for the same target)."""
+
+    def __init__(self, interpreter: Interpreter, target: Target, sources: Sources,
+                 cache: Path) -> None:  # fmt: skip
+        self.interpreter = interpreter
         self.target = target
         self.sources = sources
+        self.cache_file = cache / "sdist-builds.json"
+        try:
+            self.cache: dict[str, list[str]] = json.loads(self.cache_file.read_text())
+        except (OSError, ValueError):
+            self.cache = {}
+
+    def judge(self, requirement: Requirement) -> tuple[str, str]:
+        with tempfile.TemporaryDirectory(prefix="pyfn-sdist-") as tmp:
+            work = Path(tmp)
+            result = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps",
+                 "--no-binary", requirement.name,
+                 "--disable-pip-version-check", "--no-input", "--retries", "1",
+                 "--timeout", "15", "-d", str(work / "sdist"), *self.sources.pip_args(),
+                 str(requirement)],
+                capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False,
+            )  # fmt: skip
+            sdists = sorted((work / "sdist").glob("*")) if result.returncode == 0 else []
+            if len(sdists) != 1:
+                lines = result.stderr.strip().splitlines()
+                errors = [ln for ln in lines if "ERROR:" in ln] or [
+                    ln for ln in lines if "error" in ln.lower()
+                ]
+                reason = (errors or lines or ["pip found no sdist"])[-1]
+                return "unknown", f"only an sdist, not verified: {reason.strip()[:200]}"
+            sdist = sdists[0]
+            digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+            key = f"{digest}|{self.target.abi}|{self.target.arch}|{self.target.glibc}"
+            if key in self.cache:
+                kind, detail = self.cache[key]
+                return kind, detail
+            built = build_from_source(str(sdist), requirement.name, self.interpreter,
+                                      self.sources, work / "wheels")  # fmt: skip
+        kind, detail = self._verdict(sdist.name, built.wheels, built.failure)
+        self.cache[key] = [kind, detail]
+        return kind, detail
+
+    def _verdict(self, sdist: str, wheels: tuple[Path, ...], failure: str) -> tuple[str, str]:
+        version = self.target.python_version
+        if failure:
+            reason = " ".join(line.strip() for line in failure.splitlines() if line.strip())
+            return "none", f"only an sdist ({sdist}), which does not build for PyPy {version}: " \
+                f"{reason[:400]}"  # fmt: skip
+        names = [w.name for w in wheels]
+        loadable = all(parse_wheel_filename(n)[3] & self.target.tags() for n in names)
+        if not loadable:
+            return "none", f"only an sdist ({sdist}); it builds {', '.join(names)}, " \
+                f"which PyPy {version} cannot load"  # fmt: skip
+        pure = all(any(t.platform == "any" for t in parse_wheel_filename(n)[3]) for n in names)
+        what = "pure Python" if pure else f"a PyPy {version} wheel"
+        return "sdist", f"only an sdist ({sdist}); it builds for PyPy {version}: {what} " \
+            f"({', '.join(names)})"  # fmt: skip
+
+    def save(self) -> None:
+        _save_json(self.cache_file, self.cache)
+
+
+def _save_json(path: Path, data: object) -> None:
+    """Written whole to a temporary name and renamed: never a half-written cache file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def find_pypy(target: Target, cache: Path, given: Path | None) -> Runtime | None:
+    """A PyPy of the target's Python and CPU: ``given``, else one in pyfn's cache."""
+    if given is not None:
+        runtime = local_runtime(given)
+        if runtime.python_version != target.python_version or runtime.arch != target.arch:
+            raise PyfnError(
+                f"--pypy {given} is PyPy {runtime.python_version} for {runtime.arch}, and the "
+                f"target is PyPy {target.python_version} for {target.arch}",
+                fix="Pass a PyPy of the target's Python (or --runtime to match it)",
+            )
+        return runtime
+    return next(
+        (r for r in cached_runtimes(cache)
+         if r.python_version == target.python_version and r.arch == target.arch),
+        None,
+    )  # fmt: skip
+
+
+class Checker:
+    def __init__(self, target: Target, sources: Sources, cache: Path,
+                 builder: SdistBuilder | None = None) -> None:  # fmt: skip
+        self.target = target
+        self.sources = sources
+        self.builder = builder
         self.cache_file = cache / "native-wheels.json"
         try:
             self.cache: dict[str, list[str | float]] = json.loads(self.cache_file.read_text())
@@ -105,8 +214,9 @@ class Checker:
             self.cache = {}
 
     def save(self) -> None:
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        self.cache_file.write_text(json.dumps(self.cache))
+        _save_json(self.cache_file, self.cache)
+        if self.builder is not None:
+            self.builder.save()
 
     def requirement(self, where: str, spec: str) -> Verdict | None:
         if spec.startswith("!"):
@@ -121,7 +231,7 @@ class Checker:
         target = self.target
         key = json.dumps(
             [str(requirement), target.abi, target.arch, list(target.glibc),
-             self.sources.pip_args()]
+             self.sources.pip_args(), self.builder is not None]
         )  # fmt: skip
         cached = self.cache.get(key)
         if cached and time.time() - float(cached[2]) < CACHE_SECONDS:
@@ -157,9 +267,12 @@ class Checker:
             return "unknown", f"could not check (offline?): {reason.strip()[:200]}"
         tags, has_sdist = index.existing_files(requirement.name, self.sources)
         if has_sdist:
-            return "sdist", (
-                "no wheel for the target; only an sdist, which pyfn build compiles with "
-                "PyPy (fine if it is pure Python)"
+            if self.builder is not None:
+                return self.builder.judge(requirement)
+            return "unknown", (
+                f"no wheel for the target; only an sdist, not verified: no PyPy "
+                f"{target.python_version} at hand to build it (pyfn build once, which keeps "
+                "one in pyfn's cache, or pass --pypy)"
             )
         found = index.summarize(tags) if tags else "nothing"
         return "none", f"no wheel PyPy {target.python_version} can load; found {found}"
@@ -197,6 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-index", action="store_true")
     parser.add_argument("--strict", action="store_true", help="fail when a check cannot run")
     parser.add_argument("--cache-dir", type=Path, help="where answers are kept (a day)")
+    parser.add_argument(
+        "--pypy", type=Path, metavar="PATH",
+        help="a PyPy in the official layout (its root or bin/pypy3.X) to build sdists "
+        "with (default: one in pyfn's cache)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         glibc = parse_glibc(args.glibc)
@@ -208,7 +326,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from ..flow import cache_dir
 
-    checker = Checker(target, sources, cache_dir(args.cache_dir))
+    cache = cache_dir(args.cache_dir)
+    builder = None
+    try:
+        runtime = find_pypy(target, cache, args.pypy)
+        if runtime is not None:
+            interpreter = interpreter_for(runtime, target, cache, dict(os.environ))
+            if interpreter.is_target:
+                builder = SdistBuilder(interpreter, target, sources, cache)
+    except PyfnError as exc:
+        print(f"pyfn-check-wheels: {exc.message}", file=sys.stderr)
+        return 2
+    checker = Checker(target, sources, cache, builder)
     paths = [Path(n) for n in args.filenames if Path(n).is_file()]
     siblings = frozenset(p.name for p in paths if ".so" in p.name)
     verdicts: list[Verdict] = []

@@ -48,8 +48,9 @@ def test_requirements_verdicts(tmp_path: Path, links: Path, capsys) -> None:  # 
     out = capsys.readouterr().out
     assert f"{req}:1 purepkg: pure Python (purepkg-1.0-py3-none-any.whl)" in out
     assert "pypkg>=2: PyPy wheel (pypkg-2.0-pp311-pypy311_pp73-manylinux_2_17_x86_64.whl)" in out
-    assert "sdistonly: no wheel for the target; only an sdist" in out
+    assert "sdistonly: no wheel for the target; only an sdist, not verified: no PyPy 3.11" in out
     assert "cpython-only-thing" not in out  # its marker excludes PyPy
+    assert _run(tmp_path, links, [str(req)], "--strict") == 1  # "not verified" under --strict
 
 
 def test_no_loadable_wheel_fails_and_names_the_tags(tmp_path: Path, links: Path, capsys) -> None:  # type: ignore[no-untyped-def]
