@@ -28,6 +28,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from .fetch import redact_url, scrub
+
 if TYPE_CHECKING:
     from .requirements import Sources
 
@@ -66,7 +68,7 @@ def _filenames_from_index(base: str, project: str) -> list[str]:
             body = response.read()
             kind = response.headers.get("Content-Type", "")
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        log.debug("cannot read %s: %s", url, exc)
+        log.debug("cannot read %s: %s", redact_url(url), scrub(str(exc), url))
         return []
     if "json" in kind:
         try:

@@ -216,3 +216,12 @@ def test_sdists_are_built_without_pips_wheel_cache(tmp_path: Path) -> None:
         )  # fmt: skip
     argv = log_file.read_text()
     assert " wheel " in argv and "--no-cache-dir" in argv and "--cache-dir" not in argv
+
+
+def test_index_lookups_log_no_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    from pyfn_action import index
+
+    caplog.set_level("DEBUG", logger="pyfn_action.index")
+    assert index._filenames_from_index("http://127.0.0.1:9/simple?token=s3cr3t-token", "x") == []
+    assert "cannot read http://127.0.0.1:9/simple" in caplog.text
+    assert "s3cr3t-token" not in caplog.text
