@@ -33,18 +33,50 @@ from .stage import Entry
 log = logging.getLogger(__name__)
 
 COMPILE_TIMEOUT_SECONDS = 900
+COMPILER_VERSION = "v2"  # in the store's name: bytes from an older compiler are not reused
 
 # Run by the target PyPy: compile [source, cfile, dfile] jobs read from stdin,
 # print the sources that did not compile (syntax of another Python, templates).
+# PyPy's marshal flags a string as interned when a string of the same value is
+# interned and alive in the process, so the same source could give different
+# bytes from run to run, as objects die and leave the intern table: every string
+# of every code object is interned, and every code object kept alive until the
+# end, so the bytes depend on the source alone. (What py_compile writes for an
+# unchecked-hash pyc, with the code kept.)
 _COMPILER = """
-import json, py_compile, sys
+import json, marshal, sys
+from importlib import _bootstrap_external, util
+CODE = type(compile("", "", "exec"))
+FIELDS = [f for f in ("co_consts", "co_names", "co_varnames", "co_freevars",
+                      "co_cellvars", "co_filename", "co_name", "co_qualname")
+          if hasattr(CODE, f)]
+ALIVE = []
+def interned(obj):
+    kind = type(obj)
+    if kind is str:
+        ALIVE.append(sys.intern(obj))
+        return ALIVE[-1]
+    if kind is tuple:
+        return tuple(interned(o) for o in obj)
+    if kind is frozenset:
+        return frozenset(interned(o) for o in obj)
+    if kind is CODE:
+        ALIVE.append(obj)
+        return obj.replace(**{f: interned(getattr(obj, f)) for f in FIELDS})
+    return obj
 failed = []
 for source, cfile, dfile in json.load(sys.stdin):
     try:
-        py_compile.compile(source, cfile=cfile, dfile=dfile, doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        with open(source, "rb") as f:
+            data = f.read()
+        code = interned(compile(data, dfile, "exec", dont_inherit=True))
+        ALIVE.append(code)
+        pyc = _bootstrap_external._code_to_hash_pyc(code, util.source_hash(data), checked=False)
     except Exception:
         failed.append(source)
+        continue
+    with open(cfile, "wb") as f:
+        f.write(pyc)
 json.dump(failed, sys.stdout)
 """
 
@@ -71,7 +103,7 @@ def compile_entries(
     the runtime cannot compile keeps no bytecode (it could not be imported either).
     """
     tag = cache_tag(runtime)
-    store = cache_dir / "bytecode" / runtime.sha256[:16]
+    store = cache_dir / "bytecode" / f"{COMPILER_VERSION}-{runtime.sha256[:16]}"
     sources = [e for e in entries if e.arcname.endswith(".py")]
     planned: dict[str, tuple[Entry, Path]] = {}
     for entry in sources:
