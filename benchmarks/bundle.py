@@ -29,15 +29,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pyfn_action.build import build
-from pyfn_action.bytecode import cache_tag
+from pyfn_action.bundle.bytecode import cache_tag
+from pyfn_action.bundle.deflate import compress
+from pyfn_action.bundle.stage import Entry, app_entries, runtime_entries
+from pyfn_action.bundle.trim import builtin_rules, plan_trim, portable_deps_rules
+from pyfn_action.bundle.zipper import write_zip
 from pyfn_action.config import resolve
-from pyfn_action.deflate import compress
-from pyfn_action.pack import pack_runtime
-from pyfn_action.runtime import RuntimeRequest, resolve_runtime
-from pyfn_action.stage import Entry, app_entries, runtime_entries
-from pyfn_action.trim import builtin_rules, plan_trim, portable_deps_rules
-from pyfn_action.zipper import write_zip
+from pyfn_action.flows.build import build
+from pyfn_action.runtime.pack import pack_runtime
+from pyfn_action.runtime.pypy import RuntimeRequest, resolve_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 

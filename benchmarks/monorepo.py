@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pyfn_action.github.action import run
-from pyfn_action.pack import pack_runtime
+from pyfn_action.runtime.pack import pack_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 HELLO = REPO / "examples" / "hello"

@@ -61,11 +61,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyfn_action import serve
-from pyfn_action.build import build
 from pyfn_action.config import resolve
-from pyfn_action.flow import cache_dir as default_cache_dir
-from pyfn_action.pack import pack_runtime
+from pyfn_action.flows import serve
+from pyfn_action.flows.build import build
+from pyfn_action.flows.jobs import cache_dir as default_cache_dir
+from pyfn_action.runtime.pack import pack_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"

@@ -1,3 +1,3 @@
-from .cli import main
+from pyfn_action.cli import main
 
 raise SystemExit(main())

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import __version__
-from .config import (
+from pyfn_action import __version__
+from pyfn_action.config import (
     DEPLOY_KEYS,
     KEYS,
     Config,
@@ -23,12 +23,12 @@ from .config import (
     resolve_deploy,
     resolve_keys,
 )
-from .errors import PyfnError
-from .flow import cache_dir, source_date_epoch
-from .progress import ProgressTask, silent
+from pyfn_action.errors import PyfnError
+from pyfn_action.flows.jobs import cache_dir, source_date_epoch
+from pyfn_action.progress import ProgressTask, silent
 
 if TYPE_CHECKING:
-    from .report import Report
+    from pyfn_action.report.model import Report
 
 log = logging.getLogger("pyfn_action")
 
@@ -195,14 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _build(config: Config, env: Mapping[str, str]) -> Any:
     """The build as every command runs it: progress on a terminal."""
-    from .flow import build_function
+    from pyfn_action.flows.jobs import build_function
 
     return build_function(config, env, progress=terminal_progress)
 
 
 def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    from .report import render_table
-    from .trim import plan_dict, render_plan
+    from pyfn_action.bundle.trim import plan_dict, render_plan
+    from pyfn_action.report.model import render_table
 
     config = resolve(Path(args.source), env=env, flags=_flags(args, KEYS))
     _set_debug(config.debug)
@@ -223,7 +223,7 @@ def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
 
 
 def _cmd_report(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    from . import sizereport
+    from pyfn_action.report import compare as sizereport
 
     report = sizereport.load(Path(args.report))
     base = sizereport.load(Path(args.base)) if args.base else None
@@ -241,7 +241,7 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     import signal
     import tempfile
 
-    from . import serve
+    from pyfn_action.flows import serve
 
     if args.bundle:
         # No source to read a config file from: the cache is the flag's, else PYFN_CACHE_DIR's.
@@ -254,7 +254,7 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
         cache = cache_dir(config.cache_dir)
         result = _build(config, env)
         if result.bundle is None:
-            from .errors import ServeError
+            from pyfn_action.errors import ServeError
 
             raise ServeError("Nothing to serve after a dry run", fix="Drop --dry-run")
         bundle = result.bundle
@@ -286,7 +286,7 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
             signal.signal(signal.SIGTERM, previous)
             if process.poll() is None:
                 serve.stop(process)
-    from .errors import ServeError
+    from pyfn_action.errors import ServeError
 
     raise ServeError(
         f"The Node.js Functions Framework exited with status {code}",
@@ -296,7 +296,7 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
 
 
 def _cmd_upload(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    from .flow import upload_bundle
+    from pyfn_action.flows.jobs import upload_bundle
 
     settings = resolve_deploy(None, env=env, flags=_flags(args, DEPLOY_KEYS))
     json_out = resolve_keys(["json"], env=env, flags=_flags(args, KEYS)).get("json", False)
@@ -311,7 +311,7 @@ def _cmd_upload(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
 
 
 def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    from .flow import deploy_function, prepare_deploy
+    from pyfn_action.flows.jobs import deploy_function, prepare_deploy
 
     source = Path(args.source)
     build_keys = {k: KEYS[k] for k in KEYS if k != "dry_run"}
@@ -339,8 +339,8 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
 
 
 def _cmd_comment(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    from .errors import ConfigError
-    from .github.comments import Comments, post_bodies
+    from pyfn_action.errors import ConfigError
+    from pyfn_action.github.comments import Comments, post_bodies
 
     token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN")
     repository = args.repo or env.get("GITHUB_REPOSITORY")
@@ -403,8 +403,8 @@ def _print_plan(
 def _cmd_runtime_pack(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
     import shutil
 
-    from .errors import PackError
-    from .pack import pack_runtime
+    from pyfn_action.errors import PackError
+    from pyfn_action.runtime.pack import pack_runtime
 
     interpreter = args.pypy
     if os.sep not in interpreter:

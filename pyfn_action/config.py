@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, SourceError
-from .fetch import redact_url
-from .sizes import parse_size
+from pyfn_action.errors import ConfigError, SourceError
+from pyfn_action.fetch import redact_url
+from pyfn_action.sizes import parse_size
 
 if sys.version_info >= (3, 11):
     import tomllib

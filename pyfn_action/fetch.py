@@ -30,8 +30,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ChecksumMismatch, RuntimeFetchError
-from .progress import ProgressFactory, silent
+from pyfn_action.errors import ChecksumMismatch, RuntimeFetchError
+from pyfn_action.progress import ProgressFactory, silent
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from typing import Any
 
 import zipfile_deflate64  # its deflate64 module reads Deflate64; never used to write
 
-from .sizes import format_size
+from pyfn_action.sizes import format_size
 
 ADVICE = (
     "use the function's runtime service account (Application Default Credentials) "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.pack import PackResult, pack_runtime
+from pyfn_action.runtime.pack import PackResult, pack_runtime
 
 
 @pytest.fixture(scope="session")

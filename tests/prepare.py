@@ -22,7 +22,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 from pathlib import Path
 
-from pyfn_action.serve import ensure_framework
+from pyfn_action.flows.serve import ensure_framework
 
 HERE = Path(__file__).parent
 WHEELHOUSE = HERE / ".wheelhouse"

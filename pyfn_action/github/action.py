@@ -1,7 +1,7 @@
 """The GitHub Action: build every function, report its size on the pull request, deploy.
 
 An adapter, as the ``pyfn`` command is one: it maps the Action's inputs to the
-same flows (:mod:`pyfn_action.flow`) and their results to the runner's
+same flows (:mod:`pyfn_action.flows.jobs`) and their results to the runner's
 language. The job fails on a build error, an exceeded budget or a failed
 deploy, with the command's exit codes; never on a comment that could not be
 posted (the body then goes to the job summary and the ``comment-body`` output,
@@ -24,21 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .. import __version__, sizereport
-from ..cloud import project_from_env
-from ..config import Config, DeploySettings, resolve, resolve_deploy
-from ..errors import BudgetExceeded, ConfigError, Finding, PyfnError, ReportError
-from ..flow import build_function, cache_dir, deploy_function, prepare_deploy
-from ..reqfile import read_requirements
-from .base import BaseUnavailable, repository_root, worktree
-from .comments import CommentError, Comments
-from .event import Event, read_event
-from .inputs import Inputs, parse
-from .workflow import Runner
+from pyfn_action import __version__
+from pyfn_action.cloud.names import project_from_env
+from pyfn_action.config import Config, DeploySettings, resolve, resolve_deploy
+from pyfn_action.deps.reqfile import read_requirements
+from pyfn_action.errors import BudgetExceeded, ConfigError, Finding, PyfnError, ReportError
+from pyfn_action.flows.jobs import build_function, cache_dir, deploy_function, prepare_deploy
+from pyfn_action.github.base import BaseUnavailable, repository_root, worktree
+from pyfn_action.github.comments import CommentError, Comments
+from pyfn_action.github.event import Event, read_event
+from pyfn_action.github.inputs import Inputs, parse
+from pyfn_action.github.workflow import Runner
+from pyfn_action.report import compare as sizereport
 
 if TYPE_CHECKING:
-    from ..flow import DeployInputs
-    from ..report import Report
+    from pyfn_action.flows.jobs import DeployInputs
+    from pyfn_action.report.model import Report
 
 log = logging.getLogger("pyfn_action")
 

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from ..errors import PyfnError
+from pyfn_action.errors import PyfnError
 
 log = logging.getLogger(__name__)
 

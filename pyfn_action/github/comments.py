@@ -19,9 +19,9 @@ from typing import Any
 
 import requests
 
-from .. import __version__
-from ..errors import PyfnError
-from ..sizereport import COMMENT_LIMIT, truncate
+from pyfn_action import __version__
+from pyfn_action.errors import PyfnError
+from pyfn_action.report.compare import COMMENT_LIMIT, truncate
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import DEPLOY_KEYS, KEYS, Key, _apply, _bool, read_file_config
-from ..errors import ConfigError, SourceError
+from pyfn_action.config import DEPLOY_KEYS, KEYS, Key, _apply, _bool, read_file_config
+from pyfn_action.errors import ConfigError, SourceError
 
 if sys.version_info >= (3, 11):
     import tomllib

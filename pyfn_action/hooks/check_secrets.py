@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..secrets import (
+from pyfn_action.secrets import (
     ADVICE,
     MAX_FILE_BYTES,
     Finding,

@@ -11,8 +11,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..sizes import format_size, parse_size
-from .archives import ArchiveError, is_zip, summarize
+from pyfn_action.hooks.archives import ArchiveError, is_zip, summarize
+from pyfn_action.sizes import format_size, parse_size
 
 DEFAULT_MAX = "10MB"
 

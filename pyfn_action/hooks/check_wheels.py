@@ -31,15 +31,15 @@ from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_wheel_filename
 
-from .. import index
-from ..elf import NotElf, read_elf
-from ..errors import PyfnError
-from ..libdeps import load_image_libs
-from ..native import judge
-from ..pip_runner import interpreter_for
-from ..requirements import Interpreter, Sources, build_from_source
-from ..runtime import Runtime, cached_runtimes, local_runtime
-from ..targets import Target, parse_glibc
+from pyfn_action.deps import index
+from pyfn_action.deps.native import judge
+from pyfn_action.deps.pip_runner import interpreter_for
+from pyfn_action.deps.requirements import Interpreter, Sources, build_from_source
+from pyfn_action.errors import PyfnError
+from pyfn_action.runtime.elf import NotElf, read_elf
+from pyfn_action.runtime.libdeps import load_image_libs
+from pyfn_action.runtime.pypy import Runtime, cached_runtimes, local_runtime
+from pyfn_action.runtime.targets import Target, parse_glibc
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -324,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources = Sources(
         args.index_url, tuple(args.extra_index_url), tuple(args.find_links), args.no_index
     )
-    from ..flow import cache_dir
+    from pyfn_action.flows.jobs import cache_dir
 
     cache = cache_dir(args.cache_dir)
     builder = None

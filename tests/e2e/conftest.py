@@ -16,7 +16,7 @@ from support.gcs import Proxy, emulator, object_meta, proxy
 from support.servers import Routes, index_routes, serve
 
 from pyfn_action.cli import run
-from pyfn_action.pack import PackResult
+from pyfn_action.runtime.pack import PackResult
 
 WHEELHOUSE = Path(__file__).parents[1] / ".wheelhouse"
 REPO = Path(__file__).parents[2]

@@ -22,9 +22,9 @@ from support.repos import GIT_ENV, NAME, OWNER, PR, Repo, git, pull_request_even
 from support.servers import index_routes, serve
 from support.wheels import make_wheel
 
-from pyfn_action.cloud import PROJECT_VARIABLES
+from pyfn_action.cloud.names import PROJECT_VARIABLES
 from pyfn_action.github.action import run
-from pyfn_action.sizereport import COMMENT_LIMIT, marker
+from pyfn_action.report.compare import COMMENT_LIMIT, marker
 
 pytestmark = pytest.mark.e2e
 TOKEN = "ghs_loopback-test-token"  # noqa: S105 - the fake's token

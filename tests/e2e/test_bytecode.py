@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action import bytecode
+from pyfn_action.bundle import bytecode
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ import pytest
 from support.servers import index_routes, serve
 
 from pyfn_action.hooks.check_wheels import main
-from pyfn_action.pack import PackResult
-from pyfn_action.runtime import RuntimeRequest, resolve_runtime
+from pyfn_action.runtime.pack import PackResult
+from pyfn_action.runtime.pypy import RuntimeRequest, resolve_runtime
 
 pytestmark = pytest.mark.e2e
 WHEELHOUSE = Path(__file__).parents[1] / ".wheelhouse"

@@ -18,7 +18,7 @@ from support.github_api import FakeGitHub, fake_github
 from support.repos import GIT_ENV, NAME, OWNER, PR, pull_request_event, repository
 from support.servers import index_routes, serve
 
-from pyfn_action.sizereport import marker
+from pyfn_action.report.compare import marker
 
 pytestmark = pytest.mark.e2e
 TOKEN = "ghs_composite-test-token"  # noqa: S105 - the fake's token

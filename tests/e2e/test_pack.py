@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action import archive
-from pyfn_action.elf import read_elf
 from pyfn_action.errors import PackError
-from pyfn_action.libdeps import load_image_libs
-from pyfn_action.pack import PackResult, _check_glibc, pack_runtime
 from pyfn_action.progress import ProgressTask
-from pyfn_action.runtime import inspect_tree
+from pyfn_action.runtime import archive
+from pyfn_action.runtime.elf import read_elf
+from pyfn_action.runtime.libdeps import load_image_libs
+from pyfn_action.runtime.pack import PackResult, _check_glibc, pack_runtime
+from pyfn_action.runtime.pypy import inspect_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -238,7 +238,7 @@ def test_bad_inputs(tmp_path: Path, case: str) -> None:
 def test_glibc_warning(
     caplog: pytest.LogCaptureFixture, glibc: tuple[int, int] | None, warned: bool
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="pyfn_action.pack"):
+    with caplog.at_level(logging.WARNING, logger="pyfn_action.runtime.pack"):
         _check_glibc(Path("x.tar.gz"), glibc)
     messages = [r.getMessage() for r in caplog.records]
     assert bool(messages) == warned

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, hermetic_env, pyfn
 
-from pyfn_action.pack import PackResult
+from pyfn_action.runtime.pack import PackResult
 
 pytestmark = pytest.mark.e2e
 

@@ -26,8 +26,8 @@ import pytest
 from conftest import REPO, Served, hermetic_env, pyfn
 from support.servers import free_port
 
-from pyfn_action import serve
-from pyfn_action.serve import Framework, framework_home
+from pyfn_action.flows import serve
+from pyfn_action.flows.serve import Framework, framework_home
 
 pytestmark = pytest.mark.e2e
 

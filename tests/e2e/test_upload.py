@@ -16,8 +16,8 @@ import pytest
 from conftest import hermetic_env, pyfn
 from support.gcs import Fault, Proxy, emulator, object_meta, proxy, put_object
 
+from pyfn_action.cloud.upload import CHUNK_SIZE, digests, object_name, storage_client, upload
 from pyfn_action.errors import UploadError
-from pyfn_action.upload import CHUNK_SIZE, digests, object_name, storage_client, upload
 
 pytestmark = pytest.mark.e2e
 BUCKET = "pyfn-stage"

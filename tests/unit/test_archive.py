@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from support.tarballs import TOP, add_file, add_link, fake_runtime
 
-from pyfn_action.archive import extract
 from pyfn_action.errors import RuntimeFetchError, UnsafeArchive
+from pyfn_action.runtime.archive import extract
 
 
 def test_extracts_and_strips_the_top_directory(tmp_path: Path) -> None:

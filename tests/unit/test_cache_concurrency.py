@@ -21,7 +21,7 @@ DEADLINE_SECONDS = 60
 RUNTIME_WORKER = """
 import json, sys, time
 from pathlib import Path
-from pyfn_action.runtime import RuntimeRequest, resolve_runtime
+from pyfn_action.runtime.pypy import RuntimeRequest, resolve_runtime
 archive, sha, cache, go, out = sys.argv[1:]
 deadline = time.monotonic() + 30
 while not Path(go).exists() and time.monotonic() < deadline:
@@ -33,8 +33,8 @@ Path(out).write_text(json.dumps({"root": str(runtime.root), "exe": runtime.execu
 SITE_WORKER = """
 import json, os, sys, time
 from pathlib import Path
-from pyfn_action.requirements import Distribution, Installed
-from pyfn_action.sitecache import installed_site
+from pyfn_action.deps.requirements import Distribution, Installed
+from pyfn_action.deps.sitecache import installed_site
 cache, go, out, calls = sys.argv[1:]
 deadline = time.monotonic() + 30
 while not Path(go).exists() and time.monotonic() < deadline:

@@ -68,8 +68,8 @@ def test_bad_source_date_epoch(src: Path, tmp_path: Path) -> None:
 def test_serve_bundle_takes_the_cache_dir_from_the_flag_or_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    from pyfn_action import serve
     from pyfn_action.errors import ServeError
+    from pyfn_action.flows import serve
 
     seen: list[Path] = []
 

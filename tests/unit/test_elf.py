@@ -1,4 +1,4 @@
-"""pyfn_action.elf on real files: Debian's PyPy, objects built here with cc, and broken ones."""
+"""pyfn_action.runtime.elf on real files: Debian's PyPy, objects built here with cc, broken ones."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from pyfn_action.elf import ElfInfo, NotElf, is_elf, read_elf
+from pyfn_action.runtime.elf import ElfInfo, NotElf, is_elf, read_elf
 
 PYPY_BINARY = Path("/usr/bin/pypy3.9")
 LIBPYPY = Path("/usr/lib/x86_64-linux-gnu/libpypy3.9-c.so")

@@ -15,7 +15,7 @@ from support.tarballs import fake_runtime
 
 from pyfn_action import fetch
 from pyfn_action.errors import ChecksumMismatch, PyfnError, RuntimeFetchError
-from pyfn_action.runtime import RuntimeRequest, resolve_runtime
+from pyfn_action.runtime.pypy import RuntimeRequest, resolve_runtime
 
 NAME = "pypy3.9-v7.3.11-linux64.tar.gz"
 SIGNATURE = "X-Goog-Signature=" + "5ec7e7" * 100  # 600 characters: more than NAME_MAX
@@ -225,8 +225,8 @@ def test_record_from_an_older_pyfn_is_shown_without_secrets(
 
 def test_manifest_never_records_a_urls_secrets(tmp_path: Path) -> None:
     """Whatever made the Runtime, the manifest's and report's record of it is redacted."""
-    from pyfn_action.build import _runtime_dict
-    from pyfn_action.runtime import Runtime
+    from pyfn_action.flows.build import _runtime_dict
+    from pyfn_action.runtime.pypy import Runtime
 
     runtime = Runtime(
         root=tmp_path,

@@ -1,4 +1,4 @@
-"""pyfn_action.libdeps: finding sonames as ld.so does, and what the image lacks."""
+"""pyfn_action.runtime.libdeps: finding sonames as ld.so does, and what the image lacks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.elf import read_elf
-from pyfn_action.libdeps import LibraryResolver, libraries_to_bundle, load_image_libs
+from pyfn_action.runtime.elf import read_elf
+from pyfn_action.runtime.libdeps import LibraryResolver, libraries_to_bundle, load_image_libs
 
 
 def _build(tmp: Path, name: str, source: str, *flags: str) -> Path:
@@ -77,7 +77,7 @@ def test_bundles_what_the_image_lacks(tree: Path) -> None:
 def test_missing_library_is_logged(tree: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tree / "deps" / "libinner.so.2").unlink()
     app = read_elf(tree / "app" / "libapp.so")
-    with caplog.at_level(logging.WARNING, logger="pyfn_action.libdeps"):
+    with caplog.at_level(logging.WARNING, logger="pyfn_action.runtime.libdeps"):
         bundled = libraries_to_bundle([app, app], load_image_libs(), LibraryResolver("x86_64", 64))
     assert bundled == {}
     assert [r.getMessage().count("libinner.so.2") for r in caplog.records] == [1]

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.elf import ElfInfo
-from pyfn_action.native import inspect_entries, judge
-from pyfn_action.stage import Entry
-from pyfn_action.targets import Target
+from pyfn_action.bundle.stage import Entry
+from pyfn_action.deps.native import inspect_entries, judge
+from pyfn_action.runtime.elf import ElfInfo
+from pyfn_action.runtime.targets import Target
 
 TARGET = Target("3.9", "73", "x86_64", (2, 35))
 PROVIDED = frozenset({"libc.so.6", "libm.so.6", "libffi.so.8"})

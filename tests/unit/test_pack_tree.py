@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.pack import _add_tree, _Root
-from pyfn_action.tarball import TarEntry
+from pyfn_action.runtime.pack import _add_tree, _Root
+from pyfn_action.runtime.tarball import TarEntry
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def planned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> dict[str, TarEn
     entries: dict[str, TarEntry] = {}
     elves: list[Path] = []
     arc = "lib/pypy3.9"
-    with caplog.at_level(logging.WARNING, logger="pyfn_action.pack"):
+    with caplog.at_level(logging.WARNING, logger="pyfn_action.runtime.pack"):
         _add_tree(stdlib, arc, _Root(stdlib, arc, skip_site=True), entries, elves)
     assert elves == []
     return entries

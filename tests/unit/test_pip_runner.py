@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action import requirements as req
+from pyfn_action.deps import requirements as req
+from pyfn_action.deps.pip_runner import _pip_for_target
 from pyfn_action.errors import BundleError, RequirementsError
-from pyfn_action.pip_runner import _pip_for_target
-from pyfn_action.runtime import Runtime
-from pyfn_action.targets import Target
+from pyfn_action.runtime.pypy import Runtime
+from pyfn_action.runtime.targets import Target
 
 
 def _runtime(tmp_path: Path, python: str, wheels: dict[str, bytes] | None = None) -> Runtime:
@@ -219,9 +219,9 @@ def test_sdists_are_built_without_pips_wheel_cache(tmp_path: Path) -> None:
 
 
 def test_index_lookups_log_no_credentials(caplog: pytest.LogCaptureFixture) -> None:
-    from pyfn_action import index
+    from pyfn_action.deps import index
 
-    caplog.set_level("DEBUG", logger="pyfn_action.index")
+    caplog.set_level("DEBUG", logger="pyfn_action.deps.index")
     assert index._filenames_from_index("http://127.0.0.1:9/simple?token=s3cr3t-token", "x") == []
     assert "cannot read http://127.0.0.1:9/simple" in caplog.text
     assert "s3cr3t-token" not in caplog.text

@@ -8,7 +8,7 @@ from support.servers import Routes, serve
 from support.tarballs import fake_runtime
 
 from pyfn_action.errors import ChecksumMismatch, ConfigError, RuntimeFetchError
-from pyfn_action.runtime import (
+from pyfn_action.runtime.pypy import (
     RuntimeRequest,
     load_manifest,
     resolve_runtime,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from pyfn_action.bundle.stage import Entry
 from pyfn_action.errors import CredentialsFound
 from pyfn_action.secrets import Limits, Scan, scan_content, scan_file
-from pyfn_action.stage import Entry
 
 SERVICE_ACCOUNT = {
     "type": "service_account",
@@ -265,7 +265,7 @@ def _entries(tmp_path: Path, files: dict[str, bytes]) -> list[Entry]:
 
 
 def test_build_refuses_a_key_inside_a_nested_archive(tmp_path: Path) -> None:
-    from pyfn_action.build import _Locator, _refuse_credentials
+    from pyfn_action.flows.build import _Locator, _refuse_credentials
 
     libs = _zip({"in.zip": _zip({"sa.json": KEY})})
     entries = _entries(tmp_path, {"main.py": b"x = 1\n", "vendor/libs.zip": libs})
@@ -280,7 +280,7 @@ def test_build_refuses_a_key_inside_a_nested_archive(tmp_path: Path) -> None:
 
 
 def test_build_reports_what_it_could_not_scan(tmp_path: Path) -> None:
-    from pyfn_action.build import _Locator, _refuse_credentials
+    from pyfn_action.flows.build import _Locator, _refuse_credentials
 
     data = _zip({"a.txt": b"a", "b.txt": b"b"})
     data = data.replace(b"PK\x03\x04", b"PK\x03\x04", 1)

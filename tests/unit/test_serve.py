@@ -8,7 +8,7 @@ import pytest
 
 from pyfn_action.cli import run
 from pyfn_action.errors import ServeError
-from pyfn_action.serve import ensure_framework, unpack_bundle
+from pyfn_action.flows.serve import ensure_framework, unpack_bundle
 
 
 def _zip(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
@@ -85,7 +85,7 @@ echo '// main' > node_modules/@google-cloud/functions-framework/build/src/main.j
 INSTALL = """
 import os, sys, time
 from pathlib import Path
-from pyfn_action.serve import ensure_framework
+from pyfn_action.flows.serve import ensure_framework
 barrier = Path(sys.argv[2])
 deadline = time.monotonic() + 30
 while not barrier.exists() and time.monotonic() < deadline:

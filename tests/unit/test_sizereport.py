@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pyfn_action.cli import run
-from pyfn_action.sizereport import (
+from pyfn_action.report.compare import (
     COMMENT_LIMIT,
     TRUNCATED_NOTE,
     ReportError,

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from pyfn_action.bundle.source import check_source
+from pyfn_action.bundle.stage import app_entries
+from pyfn_action.bundle.zipper import write_zip
 from pyfn_action.config import resolve
+from pyfn_action.deps.reqfile import read_requirements
 from pyfn_action.errors import RequirementsError, SourceError
-from pyfn_action.reqfile import read_requirements
-from pyfn_action.source import check_source
-from pyfn_action.stage import app_entries
-from pyfn_action.zipper import write_zip
 
 
 def _src(tmp_path: Path, main: str | None = "def hello(request):\n    return 'hi'\n") -> Path:

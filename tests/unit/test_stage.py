@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from pyfn_action.bundle.stage import app_entries, credential_files, runtime_entries, site_entries
+from pyfn_action.deps.requirements import Installed
 from pyfn_action.errors import BundleError
-from pyfn_action.requirements import Installed
-from pyfn_action.runtime import Runtime
-from pyfn_action.stage import app_entries, credential_files, runtime_entries, site_entries
+from pyfn_action.runtime.pypy import Runtime
 
 
 def _src(tmp_path: Path) -> Path:

@@ -1,4 +1,4 @@
-"""pyfn_action.tarball: same entries, same bytes, whatever the files' times and owners."""
+"""pyfn_action.runtime.tarball: same entries, same bytes, whatever the files' times and owners."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pyfn_action.progress import silent
-from pyfn_action.tarball import TarEntry, compression_for, write_tar
+from pyfn_action.runtime.tarball import TarEntry, compression_for, write_tar
 
 
 def _entries(src: Path) -> dict[str, TarEntry]:

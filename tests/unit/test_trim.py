@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.stage import Entry
-from pyfn_action.trim import (
+from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.trim import (
     TrimError,
     builtin_rules,
     plan_trim,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from pyfn_action.cloud.upload import Digests, _verified, digests
 from pyfn_action.errors import UploadError
-from pyfn_action.upload import Digests, _verified, digests
 
 DATA = b"PK\x03\x04 the real bundle " * 64
 

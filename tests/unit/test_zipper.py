@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.zipper import write_zip, zip_time
 from pyfn_action.errors import BundleError
-from pyfn_action.stage import Entry
-from pyfn_action.zipper import write_zip, zip_time
 
 
 def _entries(tmp_path: Path) -> list[Entry]:

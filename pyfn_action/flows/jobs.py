@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from .config import Config, DeploySettings
-from .errors import PyfnError
-from .progress import ProgressFactory, silent
+from pyfn_action.config import Config, DeploySettings
+from pyfn_action.errors import PyfnError
+from pyfn_action.progress import ProgressFactory, silent
 
 if TYPE_CHECKING:
-    from .build import BuildResult
-    from .deploy import Deployed, Plan, Target
-    from .report import Report
-    from .upload import Uploaded
+    from pyfn_action.cloud.deploy import Deployed, Plan, Target
+    from pyfn_action.cloud.upload import Uploaded
+    from pyfn_action.flows.build import BuildResult
+    from pyfn_action.report.model import Report
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def cache_dir(configured: Path | None) -> Path:
 
 def source_date_epoch(env: Mapping[str, str]) -> int:
     """The zip timestamp: ``SOURCE_DATE_EPOCH``, never before 1980."""
-    from .zipper import ZIP_EPOCH_MIN
+    from pyfn_action.bundle.zipper import ZIP_EPOCH_MIN
 
     raw = env.get("SOURCE_DATE_EPOCH", "").strip()
     if not raw:
@@ -59,7 +59,7 @@ def build_function(
     request_timeout: int | None = None,
 ) -> BuildResult:
     """Build ``config.source`` into ``config.out`` with the configured cache."""
-    from .build import build
+    from pyfn_action.flows.build import build
 
     return build(
         config,
@@ -80,8 +80,8 @@ def upload_bundle(
     progress: ProgressFactory = silent,
 ) -> Uploaded:
     """Upload a built bundle to the staging bucket (``pyfn upload``)."""
-    from . import cloud
-    from .upload import bundle_name, storage_client, upload
+    from pyfn_action.cloud import names as cloud
+    from pyfn_action.cloud.upload import bundle_name, storage_client, upload
 
     bucket = cloud.check_bucket(settings.bucket)
     # The name is a part of the object's path: any generation's rule keeps it one part.
@@ -142,8 +142,9 @@ def prepare_deploy(
     A dry run goes on without credentials, and without the function if it
     cannot be read; a real deploy stops at either.
     """
-    from . import cloud, deploy
-    from .errors import CloudCredentialsError
+    from pyfn_action.cloud import deploy
+    from pyfn_action.cloud import names as cloud
+    from pyfn_action.errors import CloudCredentialsError
 
     config = dataclasses.replace(config, dry_run=False)
     cloud.check_function_name(config.name, config.gen)
@@ -194,8 +195,8 @@ def deploy_function(
     the deployed one's), so the shim stops a handler when the platform gives up.
     A dry run builds into a temporary directory and stops at the plan.
     """
-    from . import deploy
-    from .upload import object_name, storage_client, upload
+    from pyfn_action.cloud import deploy
+    from pyfn_action.cloud.upload import object_name, storage_client, upload
 
     config, settings, target = inputs.config, inputs.settings, inputs.target
     request_timeout = settings.function_timeout or deploy.request_timeout(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .config import Budget
-from .errors import BudgetExceeded
-from .report import Component
-from .sizes import format_size
-from .targets import Generation
-from .zipper import ZipResult
+from pyfn_action.bundle.zipper import ZipResult
+from pyfn_action.config import Budget
+from pyfn_action.errors import BudgetExceeded
+from pyfn_action.report.model import Component
+from pyfn_action.runtime.targets import Generation
+from pyfn_action.sizes import format_size
 
 _SHOWN = 10
 

@@ -39,9 +39,9 @@ from pathlib import Path
 
 import pathspec
 
-from .errors import ConfigError
-from .sizes import format_size
-from .stage import Entry
+from pyfn_action.bundle.stage import Entry
+from pyfn_action.errors import ConfigError
+from pyfn_action.sizes import format_size
 
 log = logging.getLogger(__name__)
 

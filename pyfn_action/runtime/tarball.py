@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .fetch import sha256_file
-from .progress import ProgressFactory, ProgressTask
+from pyfn_action.fetch import sha256_file
+from pyfn_action.progress import ProgressFactory, ProgressTask
 
 COMPRESSIONS = {".tar.gz": "gz", ".tgz": "gz", ".tar.bz2": "bz2", ".tar.xz": "xz"}
 

@@ -27,13 +27,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .elf import ElfInfo, NotElf, is_elf, read_elf
-from .errors import PackError
-from .libdeps import LibraryResolver, libraries_to_bundle, load_image_libs
-from .progress import ProgressFactory, silent
-from .sizes import format_size
-from .tarball import COMPRESSIONS, TarEntry, compression_for, write_tar
-from .targets import generation
+from pyfn_action.errors import PackError
+from pyfn_action.progress import ProgressFactory, silent
+from pyfn_action.runtime.elf import ElfInfo, NotElf, is_elf, read_elf
+from pyfn_action.runtime.libdeps import LibraryResolver, libraries_to_bundle, load_image_libs
+from pyfn_action.runtime.tarball import COMPRESSIONS, TarEntry, compression_for, write_tar
+from pyfn_action.runtime.targets import generation
+from pyfn_action.sizes import format_size
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pathspec
 
-from .errors import BundleError
-from .requirements import Installed
-from .runtime import Runtime
-from .secrets import shown_name
+from pyfn_action.deps.requirements import Installed
+from pyfn_action.errors import BundleError
+from pyfn_action.runtime.pypy import Runtime
+from pyfn_action.secrets import shown_name
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +397,7 @@ def app_entries(
 def _excluded_by_user_rules(root: Path, rels: list[str]) -> set[str]:
     """Which of these paths the function's .gcloudignore and .pyfnignore leave out, as
     the trim step will judge them (a directory by a file inside it)."""
-    from .trim import plan_trim, user_rules  # trim builds on this module
+    from pyfn_action.bundle.trim import plan_trim, user_rules  # trim builds on this module
 
     probes = {f"app/{rel}.pyfn-probe" if rel.endswith("/") else f"app/{rel}": rel for rel in rels}
     entries = [Entry(arcname, None, b"", False, "app", "app") for arcname in probes]

@@ -28,10 +28,10 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from .fetch import redact_url, scrub
+from pyfn_action.fetch import redact_url, scrub
 
 if TYPE_CHECKING:
-    from .requirements import Sources
+    from pyfn_action.deps.requirements import Sources
 
 log = logging.getLogger(__name__)
 

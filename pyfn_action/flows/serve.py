@@ -24,8 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
-from .errors import ServeError
-from .fetch import cache_lock
+from pyfn_action.errors import ServeError
+from pyfn_action.fetch import cache_lock
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import RuntimeFetchError, UnsafeArchive
+from pyfn_action.errors import RuntimeFetchError, UnsafeArchive
 
 _FIX = "Use an official PyPy build or one made by `pyfn runtime pack`"
 _OUTSIDE = "extracting it would write outside the runtime directory"

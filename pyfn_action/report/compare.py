@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ReportError
-from .sizes import format_size
+from pyfn_action.errors import ReportError
+from pyfn_action.sizes import format_size
 
 MARKER_PREFIX = "<!-- pyfn-size-report"
 COMMENT_LIMIT = 65_536

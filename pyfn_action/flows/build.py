@@ -15,23 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, budget, secrets, sitecache
-from .bytecode import cache_tag, compile_entries
-from .config import Config, config_file, key_line
-from .errors import BudgetExceeded, BundleError, CredentialsFound, Finding, NoCompatibleWheel
-from .fetch import redact_url
-from .native import inspect_entries
-from .pip_runner import interpreter_for
-from .progress import ProgressFactory, silent
-from .report import BundleSummary, Report, components_from
-from .reqfile import Requirements, read_requirements
-from .requirements import Installed, Sources, install_requirements
-from .runtime import Runtime, RuntimeRequest, resolve_runtime
-from .sizes import format_size
-from .source import check_source
-from .stage import Entry, credential_files, stage
-from .targets import Target, generation
-from .trim import (
+from pyfn_action import __version__, secrets
+from pyfn_action.bundle.bytecode import cache_tag, compile_entries
+from pyfn_action.bundle.source import check_source
+from pyfn_action.bundle.stage import Entry, credential_files, stage
+from pyfn_action.bundle.trim import (
     Effect,
     TrimPlan,
     builtin_rules,
@@ -40,7 +28,27 @@ from .trim import (
     protected_files,
     user_rules,
 )
-from .zipper import ZIP_EPOCH_MIN, ZipResult, write_zip
+from pyfn_action.bundle.zipper import ZIP_EPOCH_MIN, ZipResult, write_zip
+from pyfn_action.config import Config, config_file, key_line
+from pyfn_action.deps import sitecache
+from pyfn_action.deps.native import inspect_entries
+from pyfn_action.deps.pip_runner import interpreter_for
+from pyfn_action.deps.reqfile import Requirements, read_requirements
+from pyfn_action.deps.requirements import Installed, Sources, install_requirements
+from pyfn_action.errors import (
+    BudgetExceeded,
+    BundleError,
+    CredentialsFound,
+    Finding,
+    NoCompatibleWheel,
+)
+from pyfn_action.fetch import redact_url
+from pyfn_action.progress import ProgressFactory, silent
+from pyfn_action.report import budget
+from pyfn_action.report.model import BundleSummary, Report, components_from
+from pyfn_action.runtime.pypy import Runtime, RuntimeRequest, resolve_runtime
+from pyfn_action.runtime.targets import Target, generation
+from pyfn_action.sizes import format_size
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .sizes import format_size
-from .zipper import ZipResult
+from pyfn_action.bundle.zipper import ZipResult
+from pyfn_action.sizes import format_size
 
 REPORT_VERSION = 1
 _KIND_ORDER = {"runtime": 0, "stdlib": 1, "package": 2, "app": 3, "shim": 4}

@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .errors import Finding, RequirementsError
+from pyfn_action.errors import Finding, RequirementsError
 
 # Options pip accepts in a requirements file that pyfn passes through unchanged.
 _PASS_OPTIONS = {

@@ -6,8 +6,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config
-from .errors import SourceError
+from pyfn_action.config import Config
+from pyfn_action.errors import SourceError
 
 
 @dataclass(frozen=True)

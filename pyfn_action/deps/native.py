@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .elf import ElfInfo, NotElf, read_elf
-from .libdeps import load_image_libs
-from .stage import Entry
-from .targets import Target
+from pyfn_action.bundle.stage import Entry
+from pyfn_action.runtime.elf import ElfInfo, NotElf, read_elf
+from pyfn_action.runtime.libdeps import load_image_libs
+from pyfn_action.runtime.targets import Target
 
 _EXTENSION = re.compile(r"\.(?P<abi>cpython-\d+|abi3|pypy\d+-pp\d+)[-.]")
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import CloudCredentialsError, CloudError, ConfigError, PyfnError
+from pyfn_action.errors import CloudCredentialsError, CloudError, ConfigError, PyfnError
 
 log = logging.getLogger(__name__)
 

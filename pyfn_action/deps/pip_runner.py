@@ -23,11 +23,11 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .errors import BundleError
-from .fetch import cache_lock, sha256_file
-from .requirements import Interpreter, host_can_run
-from .runtime import Runtime
-from .targets import Target
+from pyfn_action.deps.requirements import Interpreter, host_can_run
+from pyfn_action.errors import BundleError
+from pyfn_action.fetch import cache_lock, sha256_file
+from pyfn_action.runtime.pypy import Runtime
+from pyfn_action.runtime.targets import Target
 
 log = logging.getLogger(__name__)
 

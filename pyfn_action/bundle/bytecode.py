@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .requirements import Interpreter
-from .runtime import Runtime
-from .stage import Entry
+from pyfn_action.bundle.stage import Entry
+from pyfn_action.deps.requirements import Interpreter
+from pyfn_action.runtime.pypy import Runtime
 
 log = logging.getLogger(__name__)
 

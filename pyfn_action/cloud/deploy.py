@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .cloud import (
+from pyfn_action.cloud.names import (
     api_error,
     check_email,
     check_env_vars,
@@ -35,9 +35,9 @@ from .cloud import (
     check_topic,
     is_bad_location,
 )
-from .config import DeploySettings
-from .errors import ConfigError, DeployError, DeployTimeout, PyfnError
-from .upload import Uploaded
+from pyfn_action.cloud.upload import Uploaded
+from pyfn_action.config import DeploySettings
+from pyfn_action.errors import ConfigError, DeployError, DeployTimeout, PyfnError
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +404,7 @@ def _body(
 
 
 def _event_trigger(s: DeploySettings, t: Target, trigger: str) -> dict[str, Any] | None:
-    from .cloud import check_bucket
+    from pyfn_action.cloud.names import check_bucket
 
     event: dict[str, Any]
     if trigger == "topic":

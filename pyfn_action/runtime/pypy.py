@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from . import archive, fetch
-from .errors import ConfigError, RuntimeFetchError, UnsafeArchive
-from .progress import ProgressFactory, silent
-from .targets import Target
+from pyfn_action import fetch
+from pyfn_action.errors import ConfigError, RuntimeFetchError, UnsafeArchive
+from pyfn_action.progress import ProgressFactory, silent
+from pyfn_action.runtime import archive
+from pyfn_action.runtime.targets import Target
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .deflate import Compressed, DeflateCache, compress_all
-from .errors import BundleError
-from .fetch import sha256_file
-from .progress import ProgressFactory, silent
-from .stage import Entry
+from pyfn_action.bundle.deflate import Compressed, DeflateCache, compress_all
+from pyfn_action.bundle.stage import Entry
+from pyfn_action.errors import BundleError
+from pyfn_action.fetch import sha256_file
+from pyfn_action.progress import ProgressFactory, silent
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip can hold
 COMPRESS_LEVEL = 9

@@ -40,9 +40,9 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from . import index
-from .errors import NoCompatibleWheel, RequirementsError
-from .targets import Target
+from pyfn_action.deps import index
+from pyfn_action.errors import NoCompatibleWheel, RequirementsError
+from pyfn_action.runtime.targets import Target
 
 log = logging.getLogger(__name__)
 

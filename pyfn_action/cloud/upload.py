@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .cloud import api_error, check_bucket, first_line
-from .errors import PyfnError, UploadError
-from .progress import ProgressFactory, silent
+from pyfn_action.cloud.names import api_error, check_bucket, first_line
+from pyfn_action.errors import PyfnError, UploadError
+from pyfn_action.progress import ProgressFactory, silent
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 
-from .elf import ElfInfo, NotElf, read_elf
+from pyfn_action.runtime.elf import ElfInfo, NotElf, read_elf
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__
-from .fetch import cache_lock
-from .requirements import Distribution, Installed, Sources
-from .targets import Target
+from pyfn_action import __version__
+from pyfn_action.deps.requirements import Distribution, Installed, Sources
+from pyfn_action.fetch import cache_lock
+from pyfn_action.runtime.targets import Target
 
 log = logging.getLogger(__name__)
 
