@@ -31,7 +31,8 @@ from typing import Any
 
 from pyfn_action.bundle.bytecode import cache_tag
 from pyfn_action.bundle.deflate import compress
-from pyfn_action.bundle.stage import Entry, app_entries, runtime_entries
+from pyfn_action.bundle.entry import Entry
+from pyfn_action.bundle.stage import app_entries, runtime_entries
 from pyfn_action.bundle.trim import builtin_rules, plan_trim, portable_deps_rules
 from pyfn_action.bundle.zipper import write_zip
 from pyfn_action.config import resolve

@@ -14,7 +14,6 @@ import dataclasses
 import difflib
 import math
 import re
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +22,7 @@ from typing import Any
 from pyfn_action.errors import ConfigError, SourceError
 from pyfn_action.fetch import redact_url
 from pyfn_action.sizes import parse_size
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on older interpreters only
-    import tomli as tomllib
+from pyfn_action.toml import tomllib
 
 SIGNATURES = ("http", "cloudevent", "script")
 RUNTIMES = ("pypy3.11", "pypy3.10")

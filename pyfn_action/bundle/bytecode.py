@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.entry import Entry
 from pyfn_action.deps.requirements import Interpreter
 from pyfn_action.runtime.pypy import Runtime
 

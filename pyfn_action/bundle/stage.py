@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pathspec
 
+from pyfn_action.bundle.entry import Entry
+from pyfn_action.bundle.trim import plan_trim, user_rules
 from pyfn_action.deps.requirements import Installed
 from pyfn_action.errors import BundleError
 from pyfn_action.runtime.pypy import Runtime
@@ -71,30 +73,6 @@ _NOT_REGULAR = {
     stat.S_IFCHR: "a character device",
     stat.S_IFBLK: "a block device",
 }
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One file of the bundle."""
-
-    arcname: str  # POSIX path inside the zip
-    source: Path | None  # file to read, or None when ``data`` holds the bytes
-    data: bytes | None
-    executable: bool
-    component: str
-    kind: str
-
-    def size(self) -> int:
-        if self.data is not None:
-            return len(self.data)
-        assert self.source is not None
-        return self.source.stat().st_size
-
-    def read(self) -> bytes:
-        if self.data is not None:
-            return self.data
-        assert self.source is not None
-        return self.source.read_bytes()
 
 
 @dataclass(frozen=True)
@@ -397,7 +375,6 @@ def app_entries(
 def _excluded_by_user_rules(root: Path, rels: list[str]) -> set[str]:
     """Which of these paths the function's .gcloudignore and .pyfnignore leave out, as
     the trim step will judge them (a directory by a file inside it)."""
-    from pyfn_action.bundle.trim import plan_trim, user_rules  # trim builds on this module
 
     probes = {f"app/{rel}.pyfn-probe" if rel.endswith("/") else f"app/{rel}": rel for rel in rels}
     entries = [Entry(arcname, None, b"", False, "app", "app") for arcname in probes]

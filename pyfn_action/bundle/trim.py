@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pathspec
 
-from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.entry import Entry
 from pyfn_action.errors import ConfigError
 from pyfn_action.sizes import format_size
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pyfn_action.bundle.deflate import Compressed, DeflateCache, compress_all
-from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.entry import Entry
 from pyfn_action.errors import BundleError
 from pyfn_action.fetch import sha256_file
 from pyfn_action.progress import ProgressFactory, silent

@@ -17,7 +17,6 @@ import urllib.request
 from collections.abc import Iterable
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -28,10 +27,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from pyfn_action.deps.sources import Sources
 from pyfn_action.fetch import redact_url, scrub
-
-if TYPE_CHECKING:
-    from pyfn_action.deps.requirements import Sources
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pyfn_action import __version__
-from pyfn_action.deps.requirements import Distribution, Installed, Sources
+from pyfn_action.deps.requirements import Distribution, Installed
+from pyfn_action.deps.sources import Sources
 from pyfn_action.fetch import cache_lock
 from pyfn_action.runtime.targets import Target
 

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from pyfn_action import __version__, secrets
 from pyfn_action.bundle.bytecode import cache_tag, compile_entries
+from pyfn_action.bundle.entry import Entry
+from pyfn_action.bundle.native import inspect_entries
 from pyfn_action.bundle.source import check_source
-from pyfn_action.bundle.stage import Entry, credential_files, stage
+from pyfn_action.bundle.stage import credential_files, stage
 from pyfn_action.bundle.trim import (
     Effect,
     TrimPlan,
@@ -31,10 +33,10 @@ from pyfn_action.bundle.trim import (
 from pyfn_action.bundle.zipper import ZIP_EPOCH_MIN, ZipResult, write_zip
 from pyfn_action.config import Config, config_file, key_line
 from pyfn_action.deps import sitecache
-from pyfn_action.deps.native import inspect_entries
 from pyfn_action.deps.pip_runner import interpreter_for
 from pyfn_action.deps.reqfile import Requirements, read_requirements
-from pyfn_action.deps.requirements import Installed, Sources, install_requirements
+from pyfn_action.deps.requirements import Installed, install_requirements
+from pyfn_action.deps.sources import Sources
 from pyfn_action.errors import (
     BudgetExceeded,
     BundleError,

@@ -10,7 +10,6 @@ names the input it is about.
 from __future__ import annotations
 
 import glob
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +17,7 @@ from typing import Any
 
 from pyfn_action.config import DEPLOY_KEYS, KEYS, Key, _apply, _bool, read_file_config
 from pyfn_action.errors import ConfigError, SourceError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on older interpreters only
-    import tomli as tomllib
+from pyfn_action.toml import tomllib
 
 # Inputs that are pyfn settings: input name → configuration key.
 BUILD_INPUTS = {

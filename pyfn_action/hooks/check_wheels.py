@@ -31,20 +31,17 @@ from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_wheel_filename
 
+from pyfn_action.bundle.native import judge
 from pyfn_action.deps import index
-from pyfn_action.deps.native import judge
 from pyfn_action.deps.pip_runner import interpreter_for
-from pyfn_action.deps.requirements import Interpreter, Sources, build_from_source
+from pyfn_action.deps.requirements import Interpreter, build_from_source
+from pyfn_action.deps.sources import Sources
 from pyfn_action.errors import PyfnError
 from pyfn_action.runtime.elf import NotElf, read_elf
 from pyfn_action.runtime.libdeps import load_image_libs
 from pyfn_action.runtime.pypy import Runtime, cached_runtimes, local_runtime
 from pyfn_action.runtime.targets import Target, parse_glibc
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from pyfn_action.toml import tomllib
 
 CACHE_SECONDS = 24 * 3600
 PIP_TIMEOUT_SECONDS = 300

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -10,10 +9,7 @@ from typing import Any
 
 from packaging.tags import Tag, compatible_tags, generic_tags
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from pyfn_action.toml import tomllib
 
 # Legacy manylinux names and the glibc each stands for (PEP 600).
 _LEGACY = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}

@@ -26,7 +26,7 @@ from pyfn_action.bundle.deflate import (
     compress,
     compress_all,
 )
-from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.zipper import COMPRESS_LEVEL, write_zip
 
 SOURCE = b"def hello(request):\n    return 'hello from the real source'\n" * 40

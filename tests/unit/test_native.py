@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.bundle.stage import Entry
-from pyfn_action.deps.native import inspect_entries, judge
+from pyfn_action.bundle.entry import Entry
+from pyfn_action.bundle.native import inspect_entries, judge
 from pyfn_action.runtime.elf import ElfInfo
 from pyfn_action.runtime.targets import Target
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.entry import Entry
 from pyfn_action.errors import CredentialsFound
 from pyfn_action.secrets import Limits, Scan, scan_content, scan_file
 

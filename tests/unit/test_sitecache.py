@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.deps.requirements import Distribution, Installed, Sources
+from pyfn_action.deps.requirements import Distribution, Installed
 from pyfn_action.deps.sitecache import cache_key, installed_site
+from pyfn_action.deps.sources import Sources
 from pyfn_action.runtime.targets import Target
 
 TARGET = Target("3.11", "73", "x86_64", (2, 35))

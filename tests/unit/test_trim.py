@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.trim import (
     TrimError,
     builtin_rules,

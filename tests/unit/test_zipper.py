@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.zipper import write_zip, zip_time
 from pyfn_action.errors import BundleError
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyfn_action.bundle.stage import Entry
+from pyfn_action.bundle.entry import Entry
 from pyfn_action.runtime.elf import ElfInfo, NotElf, read_elf
 from pyfn_action.runtime.libdeps import load_image_libs
 from pyfn_action.runtime.targets import Target
