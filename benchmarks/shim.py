@@ -65,6 +65,7 @@ from pyfn_action.config import resolve
 from pyfn_action.flows import serve
 from pyfn_action.flows.build import build
 from pyfn_action.flows.jobs import cache_dir as default_cache_dir
+from pyfn_action.report.manifest import read_tree
 from pyfn_action.runtime.pack import pack_runtime
 
 REPO = Path(__file__).resolve().parents[1]
@@ -368,14 +369,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pyfn-bench-shim-") as tmp_name:
         tmp = Path(tmp_name)
         ours_root, setup_seconds = _bundle(args, tmp)
-        manifest = json.loads((ours_root / "pyfn" / "manifest.json").read_text())
-        runtime = manifest["runtime"]
+        runtime = read_tree(ours_root).runtime
         spawn_root, native_root = tmp / "spawn", tmp / "native"
         spawn_root.mkdir()
         native_root.mkdir()
         (native_root / "index.js").write_text(NATIVE_JS)
         (spawn_root / "handler.py").write_text(HANDLER_PY)
-        pypy, lib = ours_root / runtime["executable"], ours_root / "pypy" / "lib"
+        pypy, lib = ours_root / str(runtime["executable"]), ours_root / "pypy" / "lib"
         js = SPAWN_JS % {"pypy": json.dumps(str(pypy)), "lib": json.dumps(str(lib))}
         (spawn_root / "index.js").write_text(js)
         script = tmp / "bench.lua"

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from pyfn_action import __version__
 from pyfn_action.config import (
@@ -26,9 +26,6 @@ from pyfn_action.config import (
 from pyfn_action.errors import PyfnError
 from pyfn_action.flows.jobs import cache_dir, source_date_epoch
 from pyfn_action.progress import ProgressTask, silent
-
-if TYPE_CHECKING:
-    from pyfn_action.report.model import Report
 
 log = logging.getLogger("pyfn_action")
 
@@ -202,7 +199,7 @@ def _build(config: Config, env: Mapping[str, str]) -> Any:
 
 def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
     from pyfn_action.bundle.trim import plan_dict, render_plan
-    from pyfn_action.report.model import render_table
+    from pyfn_action.report.render import render_table
 
     config = resolve(Path(args.source), env=env, flags=_flags(args, KEYS))
     _set_debug(config.debug)
@@ -223,17 +220,19 @@ def _cmd_build(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
 
 
 def _cmd_report(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    from pyfn_action.report import compare as sizereport
+    from pyfn_action.report import render
+    from pyfn_action.report.compare import compare
+    from pyfn_action.report.model import load
 
-    report = sizereport.load(Path(args.report))
-    base = sizereport.load(Path(args.base)) if args.base else None
-    comparison = sizereport.compare(report, base)
-    render = {
-        "text": sizereport.render_text,
-        "markdown": sizereport.render_markdown,
-        "json": sizereport.render_json,
+    report = load(Path(args.report))
+    base = load(Path(args.base)) if args.base else None
+    comparison = compare(report, base)
+    renderer = {
+        "text": render.render_text,
+        "markdown": render.render_markdown,
+        "json": render.render_json,
     }[args.format]
-    stdout.write(render(comparison))
+    stdout.write(renderer(comparison))
     return 0
 
 
@@ -265,10 +264,9 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     previous = signal.signal(signal.SIGTERM, terminate)
     with tempfile.TemporaryDirectory(prefix="pyfn-serve-") as tmp:
         root = Path(tmp) / "bundle"
-        serve.unpack_bundle(bundle, root)  # a bad bundle fails before anything is installed
+        # A bad bundle fails before anything is installed.
+        entry_point = serve.unpack_bundle(bundle, root).function.entry_point
         framework = serve.ensure_framework(cache, env)
-        manifest = json.loads((root / "pyfn" / "manifest.json").read_text())
-        entry_point = manifest["function"]["entry_point"]
         process = serve.start(
             framework, root, entry_point=entry_point, host=args.host, port=args.port, env=env
         )
@@ -311,30 +309,19 @@ def _cmd_upload(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
 
 
 def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
-    from pyfn_action.flows.jobs import deploy_function, prepare_deploy
+    from pyfn_action.flows.jobs import deploy
 
     source = Path(args.source)
     build_keys = {k: KEYS[k] for k in KEYS if k != "dry_run"}
     config = resolve(source, env=env, flags=_flags(args, build_keys))
     _set_debug(config.debug)
     settings = resolve_deploy(source, env=env, flags=_flags(args, DEPLOY_KEYS))
-    dry_run = bool(args.dry_run)
-    inputs = prepare_deploy(config, settings, env, dry_run=dry_run)
-    outcome = deploy_function(inputs, env, dry_run=dry_run, progress=terminal_progress)
-    if outcome.dry_run:
-        return _print_plan(stdout, config.json, outcome.plan, uri=outcome.object_uri,
-                           report=outcome.report, existing=outcome.existing)  # fmt: skip
-    uploaded, done = outcome.uploaded, outcome.deployed
-    assert uploaded is not None and done is not None
+    outcome = deploy(config, settings, env, dry_run=bool(args.dry_run),
+                     progress=terminal_progress)  # fmt: skip
     if config.json:
-        out = {"upload": uploaded.to_dict(), "deploy": done.to_dict(),
-               "sha256": outcome.report.bundle.sha256}  # fmt: skip
-        stdout.write(json.dumps(out, indent=2) + "\n")
+        stdout.write(json.dumps(outcome.to_dict(), indent=2) + "\n")
     else:
-        stdout.write(f"{done.action}d {done.name}: {done.state}\n")
-        if done.url:
-            stdout.write(f"url: {done.url}\n")
-        stdout.write(f"source: {uploaded}\n")
+        stdout.write(outcome.to_text())
     return 0
 
 
@@ -359,44 +346,6 @@ def _cmd_comment(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
     comments = Comments(api, repository, token)
     for posted in post_bodies(comments, args.pr, bodies, head_sha=args.head_sha):
         stdout.write(f"{posted.action} {posted.url}\n")
-    return 0
-
-
-def _print_plan(
-    stdout: TextIO, as_json: bool, plan: Any, *, uri: str, report: Report, existing: bool | None
-) -> int:
-    requests = plan.requests()
-    action = None if existing is None else ("update" if existing else "create")
-    out: dict[str, Any] = {
-        "dry_run": True,
-        "function": plan.target.path,
-        "gen": plan.target.gen,
-        "action": action,
-        "upload": {
-            "sha256": report.bundle.sha256,
-            "size": report.bundle.compressed_bytes,
-            "object": uri,
-        },
-        "update_mask": plan.update_mask,
-        "requests": requests if action is None else {action: requests[action]},
-        "notes": plan.notes,
-    }
-    if as_json:
-        stdout.write(json.dumps(out, indent=2) + "\n")
-        return 0
-    stdout.write("Dry run: nothing is uploaded or deployed.\n\n")
-    size = report.bundle.compressed_bytes / 1e6
-    stdout.write(f"upload  the bundle ({size:.1f} MB) → {uri} (if absent)\n")
-    what = {None: "create if absent, update if present", "create": "create", "update": "update"}
-    stdout.write(f"deploy  {plan.target.path} ({plan.target.gen} gen): {what[action]}\n")
-    stdout.write(f"update mask: {','.join(plan.update_mask)}\n")
-    for note in plan.notes:
-        stdout.write(f"note: {note}\n")
-    for name, request in out["requests"].items():
-        query = "&".join(f"{k}={v}" for k, v in request["query"].items())
-        stdout.write(f"\n{name}: {request['method']} {request['path']}"
-                     + (f"?{query}" if query else "") + "\n")  # fmt: skip
-        stdout.write(json.dumps(request["body"], indent=2) + "\n")
     return 0
 
 

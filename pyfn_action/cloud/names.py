@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pyfn_action.errors import CloudCredentialsError, CloudError, ConfigError, PyfnError
+from pyfn_action.runtime.targets import generation, generations
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +27,6 @@ SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "CLOUDSDK_PROJECT",
                      "GCLOUD_PROJECT")  # fmt: skip
 
-# The services a deployment needs, as `gcloud services enable` takes them.
-SERVICES = {
-    1: ("cloudfunctions.googleapis.com", "cloudbuild.googleapis.com"),
-    2: (
-        "cloudfunctions.googleapis.com",
-        "cloudbuild.googleapis.com",
-        "artifactregistry.googleapis.com",
-        "run.googleapis.com",
-    ),
-}
 DEPLOY_ROLES = (
     "roles/cloudfunctions.developer on the project",
     "roles/iam.serviceAccountUser on the function's runtime service account",
@@ -46,8 +37,6 @@ UPLOAD_ROLES = ("object write on the bucket (roles/storage.objectUser: get and c
 
 _BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$")
 _GOOGLE_LIKE = re.compile(r"g[o0]{2}g[l1]e")
-_FUNCTION_V2 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_FUNCTION_V1 = re.compile(r"^[A-Za-z]([-_A-Za-z0-9]*[A-Za-z0-9])?$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 _PROJECT = re.compile(r"^([a-z][-a-z0-9.]*[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 _TOPIC = re.compile(r"^[A-Za-z][-A-Za-z0-9_.~+%]{2,254}$")
@@ -105,22 +94,25 @@ def check_bucket(name: str | None) -> str:
 
 
 def check_function_name(name: str, gen: int) -> str:
-    """A function ID the given generation accepts."""
-    rule = (
-        "2nd gen function names are lowercase letters, digits and '-', start with a letter "
-        "and end with a letter or digit, at most 63 characters"
-        if gen == 2
-        else "1st gen function names are letters, digits, '-' and '_', start with a letter "
-        "and end with a letter or digit, at most 63 characters"
-    )
-    pattern = _FUNCTION_V2 if gen == 2 else _FUNCTION_V1
-    if len(name) > 63 or not pattern.match(name):
+    """A function ID that generation ``gen`` accepts, by its rule in ``targets.toml``.
+
+    A refused name comes with a suggestion that every generation accepts.
+    """
+    rules = generation(gen)
+    if len(name) > rules.name_max_length or not rules.name_pattern.match(name):
         hint = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-        fix = f"Set --name, e.g. --name {hint}" if hint and _FUNCTION_V2.match(hint) else ""
+        fix = f"Set --name, e.g. --name {hint}" if hint and _valid_everywhere(hint) else ""
         raise ConfigError(
-            f"{name!r} is not a valid Cloud Functions name", why=rule, fix=fix or "Set --name"
+            f"{name!r} is not a valid Cloud Functions name",
+            why=rules.name_rule,
+            fix=fix or "Set --name",
         )
     return name
+
+
+def _valid_everywhere(name: str) -> bool:
+    """Whether ``name`` follows every generation's pattern (its length is judged apart)."""
+    return all(g.name_pattern.match(name) for g in generations())
 
 
 def check_region(region: str | None) -> str:
@@ -155,17 +147,23 @@ def check_project(project: str | None) -> str:
     return project
 
 
-def check_topic(topic: str, project: str) -> str:
-    """``projects/P/topics/T`` for a topic name or full path."""
+def topic_ref(topic: str) -> tuple[str | None, str]:
+    """A Pub/Sub topic's project (``None``: not named) and name, the name judged."""
     m = re.match(r"^projects/([^/]+)/topics/([^/]+)$", topic)
-    owner, name = (m.group(1), m.group(2)) if m else (project, topic)
+    owner, name = (m.group(1), m.group(2)) if m else (None, topic)
     if not _TOPIC.match(name) or name.startswith("goog"):
         raise ConfigError(
             f"{topic!r} is not a Pub/Sub topic",
             why="topic names are 3-255 letters, digits and -_.~+%, start with a letter and do "
             "not start with 'goog'",
         )
-    return f"projects/{owner}/topics/{name}"
+    return owner, name
+
+
+def check_topic(topic: str, project: str) -> str:
+    """``projects/P/topics/T`` for a topic name or full path."""
+    owner, name = topic_ref(topic)
+    return f"projects/{owner or project}/topics/{name}"
 
 
 def check_env_vars(pairs: tuple[tuple[str, str], ...], what: str = "environment variable") -> None:
@@ -308,7 +306,7 @@ def api_error(
     message = _HTTP_PREFIX.sub("", first_line(exc.message or "")) or str(exc.code)
     bad_region = region is not None and bool(_BAD_LOCATION.search(message))
     reason = getattr(exc, "reason", None) or ""
-    services = " ".join(SERVICES[gen])
+    services = " ".join(generation(gen).services)
     if reason in ("SERVICE_DISABLED", "ACCESS_NOT_CONFIGURED") or (
         isinstance(exc, gexc.Forbidden)
         and ("has not been used" in message or "is disabled" in message)

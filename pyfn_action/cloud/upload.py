@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import logging
 import zipfile
 from collections.abc import Callable, Mapping
@@ -28,6 +27,7 @@ from typing import Any, BinaryIO
 from pyfn_action.cloud.names import api_error, check_bucket, first_line
 from pyfn_action.errors import PyfnError, UploadError
 from pyfn_action.progress import ProgressFactory, silent
+from pyfn_action.report import manifest
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +101,15 @@ def object_name(prefix: str, name: str, sha256: str) -> str:
 def bundle_name(bundle: Path) -> str:
     """The function name recorded in a pyfn bundle's manifest."""
     try:
-        with zipfile.ZipFile(bundle) as zf:
-            manifest = json.loads(zf.read("pyfn/manifest.json"))
-        name = manifest["function"]["name"]
+        return manifest.read_bundle(bundle).function.name
     except FileNotFoundError:
         raise UploadError(f"{bundle} does not exist", fix="Build it with pyfn build") from None
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, manifest.ManifestError, zipfile.BadZipFile) as exc:
         raise UploadError(
             f"{bundle} is not a pyfn bundle",
-            why=f"no readable pyfn/manifest.json ({exc})",
+            why=f"no readable {manifest.PATH} ({exc})",
             fix="Build it with pyfn build, or pass --name",
         ) from None
-    if not isinstance(name, str) or not name:
-        raise UploadError(f"{bundle} names no function in its manifest", fix="Pass --name")
-    return name
 
 
 def storage_client(credentials: Any, project: str | None, env: Mapping[str, str]) -> Any:

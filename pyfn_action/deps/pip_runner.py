@@ -1,10 +1,12 @@
-"""Which Python runs pip for a build, and the pip it runs.
+"""Which Python runs pip for a build, the pip it runs, and running it.
 
 pip runs inside the target PyPy whenever this machine can execute it, so that
 environment markers are judged by the interpreter that will load the code. The
 pip it runs is the runtime's own (its ``ensurepip`` wheel), unpacked once into
 the cache, or else this environment's pip when that supports the runtime's
-Python.
+Python. Otherwise this Python's pip runs, told the target by flags
+(:func:`target_args`). Whatever pip prints comes back with the credentials of
+index URLs masked.
 """
 
 from __future__ import annotations
@@ -13,23 +15,100 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
+import platform
+import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from pyfn_action.deps.requirements import Interpreter, host_can_run
-from pyfn_action.errors import BundleError
+from pyfn_action.deps.sources import mask_text, url_secrets
+from pyfn_action.errors import BundleError, RequirementsError
 from pyfn_action.fetch import cache_lock, sha256_file
 from pyfn_action.runtime.pypy import Runtime
 from pyfn_action.runtime.targets import Target
 
 log = logging.getLogger(__name__)
+
+# pip reads these from the environment: their credentials are as secret as --index-url's.
+_PIP_URL_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
+
+PIP_TIMEOUT_SECONDS = 1800
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """How to run pip: the target PyPy itself, or this Python with target flags."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    is_target: bool
+
+
+def host_can_run(target: Target) -> bool:
+    """Whether this machine can execute the target's PyPy binary."""
+    machine = platform.machine().lower()
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    return platform.system() == "Linux" and machine == target.arch
+
+
+def host_interpreter(env: Mapping[str, str]) -> Interpreter:
+    """This Python's pip, in ``env``: it learns the target from :func:`target_args`."""
+    return Interpreter((sys.executable,), dict(env), is_target=False)
+
+
+def target_args(target: Target) -> list[str]:
+    """pip's flags for the target's wheels: every platform tag, PyPy, its Python and ABI."""
+    args = [arg for p in target.platforms() for arg in ("--platform", p)]
+    return args + [
+        "--implementation", "pp",
+        "--python-version", target.python_version,
+        "--abi", target.abi,
+    ]  # fmt: skip
+
+
+def run_pip(
+    interpreter: Interpreter, args: list[str], *, timeout: float = PIP_TIMEOUT_SECONDS
+) -> subprocess.CompletedProcess[str]:
+    """pip run with ``args``; its output comes back with credentials masked, as every
+    message and log line that quotes it must show it."""
+    argv = [*interpreter.argv, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
+    secrets = url_secrets([*argv, *(interpreter.env.get(name, "") for name in _PIP_URL_VARIABLES)])
+    log.debug("running %s", mask_text(shlex.join(argv), secrets))
+    try:
+        result = subprocess.run(
+            argv,
+            env=dict(interpreter.env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RequirementsError(
+            f"pip did not finish within {timeout:g} s",
+            fix="Check that the package index is reachable",
+        ) from exc
+    except OSError as exc:
+        raise RequirementsError(f"Cannot run pip with {argv[0]}", why=str(exc)) from exc
+    result.stdout = mask_text(result.stdout or "", secrets)
+    result.stderr = mask_text(result.stderr or "", secrets)
+    if result.stdout:
+        log.debug("%s", result.stdout)
+    return result
+
+
+def pip_tail(text: str, lines: int = 12) -> str:
+    """The last ``lines`` pip wrote, without its warnings about install locations."""
+    kept = [ln for ln in text.strip().splitlines() if not ln.startswith("WARNING: Location")]
+    return "\n".join(kept[-lines:])
 
 
 def interpreter_for(
@@ -43,7 +122,7 @@ def interpreter_for(
             "host, and sdists cannot be built",
             target.arch,
         )
-        return Interpreter((sys.executable,), dict(env), is_target=False)
+        return host_interpreter(env)
     child = dict(env)
     child["PYTHONPATH"] = str(_pip_for_target(runtime, cache_dir))
     child["PYTHONNOUSERSITE"] = "1"

@@ -3,12 +3,16 @@
 Every line is judged: a PEP 508 requirement, a local path inside the source
 tree, a URL, or one of the pip options that make sense in a bundle. Included
 files (``-r``, ``-c``) must stay inside the source tree too.
+
+Checks that look at one file at a time and report each line in place (the
+pre-commit hooks) read the same lines with :func:`requirement_specs`, and a
+``pyproject.toml``'s dependencies with :func:`project_requirements`.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from pyfn_action.errors import Finding, RequirementsError
+from pyfn_action.toml import tomllib
 
 # Options pip accepts in a requirements file that pyfn passes through unchanged.
 _PASS_OPTIONS = {
@@ -141,8 +146,8 @@ def _judge_line(
             f"{option} is not an option pyfn can pass to pip in a requirements file",
             f"Use one of {', '.join(sorted(_PASS_OPTIONS))}, or set it in pyfn's configuration",
         )
-    requirement = line.split(" --hash", 1)[0].strip().rstrip(";").strip()
-    if requirement.startswith((".", "/")) or requirement.startswith("file:"):
+    requirement = _requirement_text(line)
+    if _is_local(requirement):
         local = path.parent / requirement.removeprefix("file:")
         if not local.resolve().is_relative_to(root):
             raise _error(
@@ -164,3 +169,39 @@ def _judge_line(
             "Write it as PEP 508 requires, e.g. requests>=2.31 or name @ https://host/name.whl",
         ) from exc
     names.setdefault(canonicalize_name(parsed.name), (path, lineno))
+
+
+def _requirement_text(line: str) -> str:
+    """The requirement on a line, without the ``--hash`` options pip allows after it."""
+    return line.split(" --hash", 1)[0].strip().rstrip(";").strip()
+
+
+def _is_local(requirement: str) -> bool:
+    """Whether a requirement names a local path rather than a distribution."""
+    return requirement.startswith((".", "/")) or requirement.startswith("file:")
+
+
+def requirement_specs(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, requirement) for every requirement a requirements file names.
+
+    The lines are read as :func:`read_requirements` reads them (continuations joined,
+    comments and ``--hash`` options dropped); options, included files and local paths
+    are passed over. The requirements are not parsed: whoever checks them reports a
+    bad one at its line.
+    """
+    for lineno, line in _logical_lines(text):
+        if line.startswith("-"):
+            continue
+        requirement = _requirement_text(line)
+        if requirement and not _is_local(requirement):
+            yield lineno, requirement
+
+
+def project_requirements(text: str) -> list[str]:
+    """Every requirement of a ``pyproject.toml``'s ``[project]``: its dependencies, then
+    each optional group's. Raises ``tomllib.TOMLDecodeError`` for text that is not TOML."""
+    project = tomllib.loads(text).get("project", {})
+    specs = list(project.get("dependencies", []))
+    for group in project.get("optional-dependencies", {}).values():
+        specs += group
+    return [str(spec) for spec in specs]

@@ -15,15 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import re
-import shlex
-import shutil
-import subprocess
 import urllib.parse
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
@@ -32,7 +28,6 @@ from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag
 from packaging.utils import (
     InvalidWheelFilename,
     canonicalize_name,
@@ -40,27 +35,16 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from pyfn_action.deps import index
-from pyfn_action.deps.sources import Sources, mask_text, mask_url, url_secrets
+from pyfn_action.deps.pip_runner import Interpreter as Interpreter  # also imported from here
+from pyfn_action.deps.pip_runner import pip_tail, run_pip, target_args
+from pyfn_action.deps.sdist import build_for_target, no_wheel
+from pyfn_action.deps.sources import Sources
 from pyfn_action.errors import NoCompatibleWheel, RequirementsError
 from pyfn_action.runtime.targets import Target
 
 log = logging.getLogger(__name__)
 
-# pip reads these from the environment: their credentials are as secret as --index-url's.
-_PIP_URL_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
-
-PIP_TIMEOUT_SECONDS = 1800
 _NO_MATCH = re.compile(r"No matching distribution found for (?P<spec>\S+)")
-
-
-@dataclass(frozen=True)
-class Interpreter:
-    """How to run pip: the target PyPy itself, or this Python with target flags."""
-
-    argv: tuple[str, ...]
-    env: Mapping[str, str]
-    is_target: bool
 
 
 @dataclass(frozen=True)
@@ -120,16 +104,18 @@ def install_requirements(
     remaining = [p for p in pins if p.chosen.endswith(".whl")]
     if from_source and not interpreter.is_target:
         first = from_source[0]
-        raise _no_wheel(first.spec, first.name, target, sources, built=None)
+        raise no_wheel(first.spec, first.name, target, sources, built=None)
     for pin in from_source:
-        _build_from_source(pin, interpreter, target, sources, wheelhouse, cache_dir, tags)
+        build_for_target(
+            pin.spec, pin.name, pin.version, interpreter, target, sources, wheelhouse, tags
+        )
     for _ in range(len(pins) + 1):
         if not remaining:
             break
-        result = _pip(
+        result = run_pip(
             interpreter,
             ["download", "--no-deps", "--dest", str(wheelhouse), "--only-binary=:all:"]
-            + _target_args(target)
+            + target_args(target)
             + sources.pip_args()
             + _cache_args(cache_dir)
             + [p.spec for p in remaining],
@@ -140,13 +126,15 @@ def install_requirements(
         if failed is None:
             raise RequirementsError(
                 "pip could not download the requirements for the target",
-                why=_tail(result.stderr),
+                why=pip_tail(result.stderr),
                 fix="Check that the package index is reachable (index_url, find_links)",
             )
         remaining.remove(failed)
         if not interpreter.is_target:
-            raise _no_wheel(failed.spec, failed.name, target, sources, built=None)
-        _build_from_source(failed, interpreter, target, sources, wheelhouse, cache_dir, tags)
+            raise no_wheel(failed.spec, failed.name, target, sources, built=None)
+        build_for_target(
+            failed.spec, failed.name, failed.version, interpreter, target, sources, wheelhouse, tags
+        )
     wheels = sorted(wheelhouse.glob("*.whl"))
     _check_wheels(wheels, target, wheelhouse)
     return Installed(site, tuple(_install(w, site) for w in wheels))
@@ -162,8 +150,8 @@ def _resolve(
 ) -> list[Pin]:
     """The full set of distributions the requirements need, as pip resolves it."""
     report = work / "resolution.json"
-    extra = [] if interpreter.is_target else _target_args(target) + ["--only-binary=:all:"]
-    result = _pip(
+    extra = [] if interpreter.is_target else target_args(target) + ["--only-binary=:all:"]
+    result = run_pip(
         interpreter,
         ["install", "--dry-run", "--ignore-installed", "--prefer-binary", "--quiet",
          "--report", str(report)]
@@ -175,10 +163,10 @@ def _resolve(
     if result.returncode != 0:
         spec = _unmatched(result.stderr)
         if spec is not None:
-            raise _no_wheel(spec, _spec_name(spec), target, sources, built=None)
+            raise no_wheel(spec, _spec_name(spec), target, sources, built=None)
         raise RequirementsError(
             f"pip could not resolve the requirements for PyPy {target.python_version}",
-            why=_tail(result.stderr),
+            why=pip_tail(result.stderr),
             fix="Read pip's message above; check the versions you pin and the index "
             "(index_url, find_links)",
         )
@@ -206,64 +194,8 @@ def _failed_pin(stderr: str, pins: list[Pin]) -> Pin | None:
     return next((p for p in pins if canonicalize_name(p.name) == name), None)
 
 
-def _target_args(target: Target) -> list[str]:
-    args = [arg for p in target.platforms() for arg in ("--platform", p)]
-    return args + [
-        "--implementation", "pp",
-        "--python-version", target.python_version,
-        "--abi", target.abi,
-    ]  # fmt: skip
-
-
 def _cache_args(cache_dir: Path) -> list[str]:
     return ["--cache-dir", str(cache_dir / "pip")]
-
-
-def _pip(interpreter: Interpreter, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """pip run with ``args``; its output comes back with credentials masked, as every
-    message and log line that quotes it must show it."""
-    argv = [*interpreter.argv, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
-    secrets = url_secrets([*argv, *(interpreter.env.get(name, "") for name in _PIP_URL_VARIABLES)])
-    log.debug("running %s", mask_text(shlex.join(argv), secrets))
-    try:
-        result = subprocess.run(
-            argv,
-            env=dict(interpreter.env),
-            capture_output=True,
-            text=True,
-            timeout=PIP_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RequirementsError(
-            f"pip did not finish within {PIP_TIMEOUT_SECONDS} s",
-            fix="Check that the package index is reachable",
-        ) from exc
-    except OSError as exc:
-        raise RequirementsError(f"Cannot run pip with {argv[0]}", why=str(exc)) from exc
-    result.stdout = mask_text(result.stdout or "", secrets)
-    result.stderr = mask_text(result.stderr or "", secrets)
-    if result.stdout:
-        log.debug("%s", result.stdout)
-    return result
-
-
-def _tail(text: str, lines: int = 12) -> str:
-    kept = [ln for ln in text.strip().splitlines() if not ln.startswith("WARNING: Location")]
-    return "\n".join(kept[-lines:])
-
-
-def _build_reason(stderr: str, lines: int = 4) -> str:
-    """What a failed build said itself: the end of the subprocess output pip quotes
-    between ``╰─> [N lines of output]`` and ``[end of output]``, else pip's last lines."""
-    end = stderr.rfind("[end of output]")
-    start = stderr.rfind("lines of output]", 0, end) if end >= 0 else -1
-    if start >= 0:
-        quoted = stderr[start + len("lines of output]") : end].splitlines()
-        kept = [ln.strip() for ln in quoted if ln.strip()]
-        if kept:
-            return "\n".join(kept[-lines:])
-    return _tail(stderr, lines)
 
 
 def _unmatched(stderr: str) -> str | None:
@@ -273,97 +205,6 @@ def _unmatched(stderr: str) -> str | None:
 
 def _spec_name(spec: str) -> str:
     return canonicalize_name(re.split(r"[<>=!~;\[ @]", spec, maxsplit=1)[0])
-
-
-@dataclass(frozen=True)
-class SourceBuild:
-    """What building one sdist with the target PyPy gave: wheels, or pip's reason."""
-
-    wheels: tuple[Path, ...]
-    failure: str  # the last lines pip wrote, when it built nothing
-
-
-def build_from_source(
-    spec: str, name: str, interpreter: Interpreter, sources: Sources, out: Path
-) -> SourceBuild:
-    """``pip wheel`` of ``spec`` from its sdist, by ``interpreter``, into ``out``."""
-    result = _pip(
-        interpreter,
-        ["wheel", "--no-deps", "--no-binary", name, "--wheel-dir", str(out)]
-        + sources.pip_args()
-        # Not pip's cache: pip would take a wheel found there for the sdist's URL
-        # unchecked, and the cache may be shared (CI). The build itself is cached
-        # with the installed site.
-        + ["--no-cache-dir"]
-        + [spec],
-    )
-    wheels = tuple(sorted(out.glob("*.whl")))
-    if result.returncode != 0 or not wheels:
-        log.debug("building %s failed:\n%s", mask_url(spec), result.stderr)
-        reason = _build_reason(result.stderr) or f"pip exited with {result.returncode}"
-        return SourceBuild((), reason)
-    return SourceBuild(wheels, "")
-
-
-def _build_from_source(
-    pin: Pin,
-    interpreter: Interpreter,
-    target: Target,
-    sources: Sources,
-    wheelhouse: Path,
-    cache_dir: Path,
-    tags: frozenset[Tag],
-) -> None:
-    """Build ``pin`` from source with the target PyPy; keep it only if the target loads it."""
-    log.info("no %s wheel of %s %s; building it from source", target.abi, pin.name, pin.version)
-    out = wheelhouse / f".build-{canonicalize_name(pin.name)}"
-    shutil.rmtree(out, ignore_errors=True)
-    try:
-        built = build_from_source(pin.spec, pin.name, interpreter, sources, out)
-        if built.failure:
-            raise _no_wheel(pin.spec, pin.name, target, sources, built=None,
-                            build_log=built.failure)  # fmt: skip
-        for wheel in built.wheels:
-            if not (parse_wheel_filename(wheel.name)[3] & tags):
-                raise _no_wheel(pin.spec, pin.name, target, sources, built=wheel.name)
-            os.replace(wheel, wheelhouse / wheel.name)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-
-
-def _no_wheel(
-    spec: str,
-    name: str,
-    target: Target,
-    sources: Sources,
-    *,
-    built: str | None,
-    build_log: str = "",
-) -> NoCompatibleWheel:
-    existing = index.existing_tags(name, sources)
-    found = (
-        f"tags that exist for {name}: {index.summarize(existing)}"
-        if existing
-        else f"no wheel of {name} was found on the configured index"
-    )
-    if built:
-        why = (
-            f"its source builds into native code ({built}), which is not portable to "
-            f"the target; {found}"
-        )
-    else:
-        why = f"no wheel or buildable pure-Python source for {target.abi} on "
-        why += f"manylinux ≤ glibc {target.glibc[0]}.{target.glibc[1]} {target.arch}; {found}"
-        if build_log:
-            why += f"; building from source failed: {build_log}"
-    error = NoCompatibleWheel(
-        f"Requirement {mask_url(spec)} has no wheel PyPy {target.python_version} can load",
-        why=why,
-        fix="Use a release that ships PyPy (pp) or pure-Python (py3-none-any) wheels, "
-        "or replace the package with a pure-Python alternative",
-    )
-    error.requirement = name
-    return error
 
 
 def _metadata(wheel: Path) -> tuple[str, str, str | None]:
@@ -460,10 +301,3 @@ def _recorded_files(site: Path, name: str, version: str) -> tuple[str, ...]:
             paths = (row.rsplit(",", 2)[0].strip('"') for row in rows if row.strip())
             return tuple(sorted(os.path.normpath(p).replace(os.sep, "/") for p in paths))
     raise RequirementsError(f"{name} {version} was installed without a RECORD")
-
-
-def host_can_run(target: Target) -> bool:
-    """Whether this machine can execute the target's PyPy binary."""
-    machine = platform.machine().lower()
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-    return platform.system() == "Linux" and machine == target.arch

@@ -7,7 +7,6 @@ child processes see is passed in.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -47,7 +46,8 @@ from pyfn_action.errors import (
 from pyfn_action.fetch import redact_url
 from pyfn_action.progress import ProgressFactory, silent
 from pyfn_action.report import budget
-from pyfn_action.report.model import BundleSummary, Report, components_from
+from pyfn_action.report.manifest import FunctionInfo, Manifest
+from pyfn_action.report.model import BundleSummary, Limit, Report, components_from
 from pyfn_action.runtime.pypy import Runtime, RuntimeRequest, resolve_runtime
 from pyfn_action.runtime.targets import Target, generation
 from pyfn_action.sizes import format_size
@@ -199,8 +199,8 @@ def build(
                     "gen": config.gen,
                 },
                 warnings=staged.warnings,
+                limits=tuple(limits),
                 extra={
-                    "limits": [limit.to_dict() for limit in limits],
                     "trim": [_effect_dict(e) for e in plan.effects],
                     "native": native.to_dict(),
                 },
@@ -240,7 +240,7 @@ class _Locator:
 
 
 def _budget_findings(
-    limits: Sequence[budget.Limit], zipped: ZipResult, config: Config, where: _Locator
+    limits: Sequence[Limit], zipped: ZipResult, config: Config, where: _Locator
 ) -> list[Finding]:
     """The exceeded limits (on the line that sets the budget) and the largest source files."""
     findings = []
@@ -370,23 +370,20 @@ def _manifest(
     installed: Installed,
     request_timeout: int | None,
 ) -> bytes:
-    function: dict[str, object] = {
-        "name": config.name,
-        "entry_point": config.entry_point,
-        "signature": config.signature,
-        "script": config.script,
-        "stdin": config.stdin,
-        "gen": config.gen,
-    }
-    if request_timeout is not None:
-        function["timeout"] = request_timeout
-    data = {
-        "pyfn_version": __version__,
-        "function": function,
-        "runtime": _runtime_dict(runtime, target),
-        "packages": [
+    return Manifest(
+        pyfn_version=__version__,
+        function=FunctionInfo(
+            name=config.name,
+            entry_point=config.entry_point,
+            signature=config.signature,
+            script=config.script,
+            stdin=config.stdin,
+            gen=config.gen,
+            timeout=request_timeout,
+        ),
+        runtime=_runtime_dict(runtime, target),
+        packages=tuple(
             {"name": d.name, "version": d.version, "wheel": d.wheel}
             for d in installed.distributions
-        ],
-    }
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+        ),
+    ).to_bytes()

@@ -9,6 +9,7 @@ progress and stage messages go through the callables passed in.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import tempfile
 from collections.abc import Callable, Mapping
@@ -23,7 +24,9 @@ from pyfn_action.errors import PyfnError
 from pyfn_action.progress import ProgressFactory, silent
 
 if TYPE_CHECKING:
-    from pyfn_action.cloud.deploy import Deployed, Plan, Target
+    from pyfn_action.cloud.apply import Deployed
+    from pyfn_action.cloud.plan import Plan
+    from pyfn_action.cloud.rules import FunctionAddress
     from pyfn_action.cloud.upload import Uploaded
     from pyfn_action.flows.build import BuildResult
     from pyfn_action.report.model import Report
@@ -105,16 +108,21 @@ def upload_bundle(
 
 @dataclass(frozen=True)
 class DeployInputs:
-    """What a deploy starts from, every name checked and the function read."""
+    """What a deploy starts from: every name and setting checked, the plan made (once),
+    and the function read."""
 
     config: Config
     settings: DeploySettings
-    target: Target
+    plan: Plan  # names no bundle yet: the upload pins it
     bucket: str
     credentials: Any  # None in a dry run without credentials
     api: Any  # the Cloud Functions client, None without credentials
     deployed: Any  # the function as it is now, None if absent or unread
     exists: bool | None  # None: not known (a dry run that could not read it)
+
+    @property
+    def address(self) -> FunctionAddress:
+        return self.plan.address
 
 
 @dataclass(frozen=True)
@@ -133,30 +141,97 @@ class DeployOutcome:
     def dry_run(self) -> bool:
         return self.deployed is None
 
+    @property
+    def action(self) -> str | None:
+        """What a dry run would do: ``create``, ``update``, or ``None`` (not known)."""
+        return None if self.existing is None else ("update" if self.existing else "create")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The outcome as ``--json`` shows it."""
+        if self.deployed is not None:
+            assert self.uploaded is not None
+            return {"upload": self.uploaded.to_dict(), "deploy": self.deployed.to_dict(),
+                    "sha256": self.report.bundle.sha256}  # fmt: skip
+        requests = self.plan.requests()
+        action = self.action
+        return {
+            "dry_run": True,
+            "function": self.plan.address.path,
+            "gen": self.plan.generation.gen,
+            "action": action,
+            "upload": {
+                "sha256": self.report.bundle.sha256,
+                "size": self.report.bundle.compressed_bytes,
+                "object": self.object_uri,
+            },
+            "update_mask": self.plan.update_mask,
+            "requests": requests if action is None else {action: requests[action]},
+            "notes": self.plan.notes,
+        }
+
+    def to_text(self) -> str:
+        """The outcome as the command shows it on a terminal."""
+        if self.deployed is not None:
+            done = self.deployed
+            lines = [f"{done.action}d {done.name}: {done.state}"]
+            if done.url:
+                lines.append(f"url: {done.url}")
+            lines.append(f"source: {self.uploaded}")
+            return "".join(line + "\n" for line in lines)
+        plan, out = self.plan, self.to_dict()
+        size = self.report.bundle.compressed_bytes / 1e6
+        what = {None: "create if absent, update if present", "create": "create", "update": "update"}
+        text = "Dry run: nothing is uploaded or deployed.\n\n"
+        text += f"upload  the bundle ({size:.1f} MB) → {self.object_uri} (if absent)\n"
+        text += (f"deploy  {plan.address.path} ({plan.generation.gen} gen): "
+                 f"{what[self.action]}\n")  # fmt: skip
+        text += f"update mask: {','.join(plan.update_mask)}\n"
+        text += "".join(f"note: {note}\n" for note in plan.notes)
+        for name, request in out["requests"].items():
+            query = "&".join(f"{k}={v}" for k, v in request["query"].items())
+            text += (f"\n{name}: {request['method']} {request['path']}"
+                     + (f"?{query}" if query else "") + "\n")  # fmt: skip
+            text += json.dumps(request["body"], indent=2) + "\n"
+        return text
+
+
+def deploy(
+    config: Config,
+    settings: DeploySettings,
+    env: Mapping[str, str],
+    *,
+    dry_run: bool,
+    progress: ProgressFactory = silent,
+    say: Callable[[str], None] = log.info,
+) -> DeployOutcome:
+    """``pyfn deploy``: :func:`prepare_deploy`, then :func:`deploy_function`."""
+    inputs = prepare_deploy(config, settings, env, dry_run=dry_run)
+    return deploy_function(inputs, env, dry_run=dry_run, progress=progress, say=say)
+
 
 def prepare_deploy(
     config: Config, settings: DeploySettings, env: Mapping[str, str], *, dry_run: bool
 ) -> DeployInputs:
-    """Judge every name and setting before the first call, then read the function.
+    """Judge every name and setting before the first call, make the plan, read the function.
 
     A dry run goes on without credentials, and without the function if it
     cannot be read; a real deploy stops at either.
     """
-    from pyfn_action.cloud import deploy
+    from pyfn_action.cloud import apply
     from pyfn_action.cloud import names as cloud
+    from pyfn_action.cloud.plan import make_plan
+    from pyfn_action.cloud.rules import FunctionAddress, check
     from pyfn_action.errors import CloudCredentialsError
+    from pyfn_action.runtime.targets import generation
 
     config = dataclasses.replace(config, dry_run=False)
+    gen = generation(config.gen)
     cloud.check_function_name(config.name, config.gen)
     region = cloud.check_region(settings.region)
     bucket = cloud.check_bucket(settings.bucket)
     if settings.project:
         cloud.check_project(settings.project)
-    early = deploy.Target(project=settings.project or cloud.project_from_env(env)
-                          or "unknown-project", region=region, name=config.name,
-                          gen=config.gen)  # fmt: skip
-    deploy.plan(settings, early, entry_point=config.entry_point, signature=config.signature,
-                source=None)  # fmt: skip
+    checked = check(settings, gen, name=config.name, signature=config.signature)
 
     credentials: Any = None
     try:
@@ -167,18 +242,19 @@ def prepare_deploy(
         log.info("no Google Cloud credentials: the plan is made without reading the function")
         adc_project = cloud.project_from_env(env)
     project = cloud.check_project(settings.project or adc_project)
-    target = deploy.Target(project=project, region=region, name=config.name, gen=config.gen)
+    address = FunctionAddress(project=project, region=region, name=config.name)
+    the_plan = make_plan(checked, address, entry_point=config.entry_point)
     api, deployed, exists = None, None, None
     if credentials is not None:
-        api = deploy.client(config.gen, credentials, env)
+        api = apply.client(gen, credentials, env)
         try:
-            deployed = deploy.read_function(api, target)
+            deployed = apply.read_function(api, address, gen)
             exists = deployed is not None
         except PyfnError as exc:
             if not dry_run:
                 raise
-            log.warning("could not read %s: %s", target.path, exc.message)
-    return DeployInputs(config, settings, target, bucket, credentials, api, deployed, exists)
+            log.warning("could not read %s: %s", address.path, exc.message)
+    return DeployInputs(config, settings, the_plan, bucket, credentials, api, deployed, exists)
 
 
 def deploy_function(
@@ -191,16 +267,18 @@ def deploy_function(
 ) -> DeployOutcome:
     """Build, upload to the staging bucket, and create or update the function.
 
-    The bundle records the request timeout the function will have (set now, or
-    the deployed one's), so the shim stops a handler when the platform gives up.
-    A dry run builds into a temporary directory and stops at the plan.
+    The plan is the one :func:`prepare_deploy` made; the upload only pins the
+    bundle in it. The bundle records the request timeout the function will have
+    (set now, or the deployed one's), so the shim stops a handler when the
+    platform gives up. A dry run builds into a temporary directory and stops at
+    the plan.
     """
-    from pyfn_action.cloud import deploy
+    from pyfn_action.cloud import apply
     from pyfn_action.cloud.upload import object_name, storage_client, upload
 
-    config, settings, target = inputs.config, inputs.settings, inputs.target
-    request_timeout = settings.function_timeout or deploy.request_timeout(
-        inputs.deployed, config.gen
+    config, settings, address = inputs.config, inputs.settings, inputs.address
+    request_timeout = settings.function_timeout or apply.request_timeout(
+        inputs.deployed, inputs.plan.generation
     )
     with tempfile.TemporaryDirectory(prefix="pyfn-deploy-") as tmp:
         if dry_run:
@@ -210,24 +288,21 @@ def deploy_function(
         key = object_name(settings.prefix, config.name, result.report.bundle.sha256)
         uri = f"gs://{inputs.bucket}/{key}"
         if dry_run:
-            the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
-                                   signature=config.signature, source=None)  # fmt: skip
-            return DeployOutcome(result, result.report, the_plan.staged(inputs.bucket, key),
+            return DeployOutcome(result, result.report, inputs.plan.staged(inputs.bucket, key),
                                  uri, inputs.exists)  # fmt: skip
         uploaded = upload(
             result.bundle,
             bucket=inputs.bucket,
             name=config.name,
             prefix=settings.prefix,
-            client=storage_client(inputs.credentials, target.project, env),
+            client=storage_client(inputs.credentials, address.project, env),
             progress=progress,
-            region=target.region,
+            region=address.region,
         )
     if not uploaded.skipped:  # upload() itself says when it was already there
         say(f"uploaded {uploaded}")
-    the_plan = deploy.plan(settings, target, entry_point=config.entry_point,
-                           signature=config.signature, source=uploaded)  # fmt: skip
+    the_plan = inputs.plan.with_source(uploaded)
     for note in the_plan.notes:
         say(note)
-    done = deploy.apply(the_plan, inputs.api, timeout=settings.timeout, say=say)
+    done = apply.apply(the_plan, inputs.api, timeout=settings.timeout, say=say)
     return DeployOutcome(result, result.report, the_plan, uri, inputs.exists, uploaded, done)

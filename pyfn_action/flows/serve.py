@@ -26,11 +26,13 @@ from typing import IO
 
 from pyfn_action.errors import ServeError
 from pyfn_action.fetch import cache_lock
+from pyfn_action.report import manifest
 
 log = logging.getLogger(__name__)
 
 NPM_TIMEOUT_SECONDS = 600
 _NODE_FILES = ("package.json", "package-lock.json", "serve.js")
+_BUILD_ONE = "Build one with pyfn build"
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,9 @@ def _install(npm: str, home: Path, env: Mapping[str, str]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def unpack_bundle(bundle: Path, dest: Path) -> None:
-    """Extract ``bundle`` into ``dest`` with the Unix modes its entries carry."""
+def unpack_bundle(bundle: Path, dest: Path) -> manifest.Manifest:
+    """Extract ``bundle`` into ``dest`` with the Unix modes its entries carry, and
+    return its manifest."""
     root = dest.resolve()
     try:
         with zipfile.ZipFile(bundle) as zf:
@@ -150,11 +153,12 @@ def unpack_bundle(bundle: Path, dest: Path) -> None:
         raise ServeError(
             f"Cannot unpack {bundle}", why=str(exc), fix="Rebuild it with pyfn build"
         ) from exc
-    if not (dest / "index.js").is_file() or not (dest / "pyfn" / "manifest.json").is_file():
-        raise ServeError(
-            f"{bundle} is not a pyfn bundle (no index.js or pyfn/manifest.json)",
-            fix="Build one with pyfn build",
-        )
+    if not (dest / "index.js").is_file():
+        raise ServeError(f"{bundle} is not a pyfn bundle (no index.js)", fix=_BUILD_ONE)
+    try:
+        return manifest.read_tree(dest)
+    except (OSError, manifest.ManifestError) as exc:
+        raise ServeError(f"{bundle} is not a pyfn bundle", why=str(exc), fix=_BUILD_ONE) from exc
 
 
 def start(

@@ -36,6 +36,9 @@ from pyfn_action.github.event import Event, read_event
 from pyfn_action.github.inputs import Inputs, parse
 from pyfn_action.github.workflow import Runner
 from pyfn_action.report import compare as sizereport
+from pyfn_action.report.model import Report
+from pyfn_action.report.model import load as load_report
+from pyfn_action.report.render import render_markdown
 
 if TYPE_CHECKING:
     from pyfn_action.flows.jobs import DeployInputs
@@ -154,7 +157,7 @@ def _run(
     inputs: Inputs,
     event: Event,
     functions: list[Function],
-    base_report: dict[str, Any] | None,
+    base_report: Report | None,
     env: Mapping[str, str],
     runner: Runner,
 ) -> int:
@@ -176,7 +179,7 @@ def _run(
             _annotate(runner, finding, env, error=finding.kind == "native")
         if function.error is not None and inputs.deploy:
             break  # deploy nothing more once one function failed
-    bases: dict[str, dict[str, Any] | None]
+    bases: dict[str, Report | None]
     if base_report is not None:
         base_label, bases = "the base report", {f.name: base_report for f in functions}
     else:
@@ -232,7 +235,7 @@ def _bases(
     functions: list[Function],
     env: Mapping[str, str],
     runner: Runner,
-) -> tuple[str, dict[str, dict[str, Any] | None]]:
+) -> tuple[str, dict[str, Report | None]]:
     """Each function's report at the base (``None``: not there), and how to name the base.
 
     A function missing from the mapping has no comparison (not a pull request,
@@ -242,7 +245,7 @@ def _bases(
     if not event.is_pull_request or event.base_sha is None or not wanted:
         return "", {}
     label = f"`{_code(event.base_ref or 'base')}` ({event.base_sha[:7]})"
-    bases: dict[str, dict[str, Any] | None] = {}
+    bases: dict[str, Report | None] = {}
     with runner.group(f"pyfn: build at the base, {event.base_ref or ''} {event.base_sha[:12]}"):
         try:
             root = repository_root(inputs.workdir, env)
@@ -260,7 +263,7 @@ def _bases(
 
 def _base_report(
     function: Function, root: Path, tree: Path, out: Path, inputs: Inputs, env: Mapping[str, str]
-) -> tuple[bool, dict[str, Any] | None]:
+) -> tuple[bool, Report | None]:
     """Whether the base is known and, if so, the function's report there (``None``: new)."""
     try:
         relative = function.source.relative_to(root.resolve())
@@ -278,12 +281,12 @@ def _base_report(
     except PyfnError as exc:
         log.warning("%s could not be built at the base: %s", function.name, exc.message)
         return False, None
-    return (True, report.to_dict()) if report is not None else (False, None)
+    return (True, report) if report is not None else (False, None)
 
 
-def _load_base_report(path: Path) -> dict[str, Any]:
+def _load_base_report(path: Path) -> Report:
     try:
-        return sizereport.load(path)
+        return load_report(path)
     except ReportError as exc:
         raise ReportError(f"The input 'base-report': {exc.what}", why=exc.why,
                           fix=exc.fix) from None  # fmt: skip
@@ -292,7 +295,7 @@ def _load_base_report(path: Path) -> dict[str, Any]:
 def _render(
     function: Function,
     known: bool,
-    base: dict[str, Any] | None,
+    base: Report | None,
     base_label: str,
     runner: Runner,
 ) -> None:
@@ -303,12 +306,12 @@ def _render(
     if function.report is None:
         return
     function.comparison = sizereport.compare(
-        function.report.to_dict(),
+        function.report,
         base,
         new_function=known and base is None,
         base_label=base_label if base is not None else "",
     )
-    body = sizereport.render_markdown(function.comparison)
+    body = render_markdown(function.comparison)
     out = function.config.out
     out.mkdir(parents=True, exist_ok=True)
     function.comment_path = out / "comment.md"

@@ -21,7 +21,7 @@ import requests
 
 from pyfn_action import __version__
 from pyfn_action.errors import PyfnError
-from pyfn_action.report.compare import COMMENT_LIMIT, truncate
+from pyfn_action.report.render import COMMENT_LIMIT, truncate
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,19 +31,29 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_wheel_filename
 
 from pyfn_action.bundle.native import judge
+from pyfn_action.config import ARCHES
 from pyfn_action.deps import index
-from pyfn_action.deps.pip_runner import interpreter_for
-from pyfn_action.deps.requirements import Interpreter, build_from_source
+from pyfn_action.deps.pip_runner import (
+    Interpreter,
+    host_interpreter,
+    interpreter_for,
+    run_pip,
+    target_args,
+)
+from pyfn_action.deps.reqfile import project_requirements, requirement_specs
+from pyfn_action.deps.sdist import build_from_source
 from pyfn_action.deps.sources import Sources
 from pyfn_action.errors import PyfnError
+from pyfn_action.flows.jobs import cache_dir
 from pyfn_action.runtime.elf import NotElf, read_elf
 from pyfn_action.runtime.libdeps import load_image_libs
 from pyfn_action.runtime.pypy import Runtime, cached_runtimes, local_runtime
-from pyfn_action.runtime.targets import Target, parse_glibc
+from pyfn_action.runtime.targets import Target, image_glibc, parse_glibc, pypy_lines, pypy_target
 from pyfn_action.toml import tomllib
 
 CACHE_SECONDS = 24 * 3600
-PIP_TIMEOUT_SECONDS = 300
+PIP_TIMEOUT_SECONDS = 300  # per pip run; pip's own network timeout is 15 s, one retry
+_PIP_NETWORK = ["--retries", "1", "--timeout", "15"]
 FAILING = ("none", "invalid")
 # What pip says when it cannot reach an index (it then reports no match at all).
 _UNREACHABLE = (
@@ -79,25 +88,20 @@ def _environment(target: Target) -> dict[str, str]:
 
 
 def requirements_in(path: Path) -> Iterator[tuple[str, str]]:
-    """(where, requirement) pairs from a requirements file or a pyproject.toml."""
+    """(where, requirement) pairs from a requirements file or a pyproject.toml, read by
+    the reader ``pyfn build`` uses; a ``!`` marks what could not be read."""
     if path.name == "pyproject.toml":
         try:
-            project = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {})
+            specs = project_requirements(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             yield f"{path}", f"!invalid TOML: {exc}"
             return
-        for spec in project.get("dependencies", []):
+        for spec in specs:
             yield str(path), spec
-        for specs in project.get("optional-dependencies", {}).values():
-            for spec in specs:
-                yield str(path), spec
         return
     text = path.read_text(encoding="utf-8", errors="replace")
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith(("#", "-")) or line.startswith((".", "/", "file:")):
-            continue
-        yield f"{path}:{number}", line
+    for number, spec in requirement_specs(text):
+        yield f"{path}:{number}", spec
 
 
 class SdistBuilder:
@@ -108,6 +112,7 @@ class SdistBuilder:
     def __init__(self, interpreter: Interpreter, target: Target, sources: Sources,
                  cache: Path) -> None:  # fmt: skip
         self.interpreter = interpreter
+        self.downloader = host_interpreter(os.environ)  # fetches the sdist, as before a build
         self.target = target
         self.sources = sources
         self.cache_file = cache / "sdist-builds.json"
@@ -119,13 +124,11 @@ class SdistBuilder:
     def judge(self, requirement: Requirement) -> tuple[str, str]:
         with tempfile.TemporaryDirectory(prefix="pyfn-sdist-") as tmp:
             work = Path(tmp)
-            result = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps",
-                 "--no-binary", requirement.name,
-                 "--disable-pip-version-check", "--no-input", "--retries", "1",
-                 "--timeout", "15", "-d", str(work / "sdist"), *self.sources.pip_args(),
-                 str(requirement)],
-                capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False,
+            result = run_pip(
+                self.downloader,
+                ["download", "--no-deps", "--no-binary", requirement.name, *_PIP_NETWORK,
+                 "-d", str(work / "sdist"), *self.sources.pip_args(), str(requirement)],
+                timeout=PIP_TIMEOUT_SECONDS,
             )  # fmt: skip
             sdists = sorted((work / "sdist").glob("*")) if result.returncode == 0 else []
             if len(sdists) != 1:
@@ -203,6 +206,7 @@ class Checker:
                  builder: SdistBuilder | None = None) -> None:  # fmt: skip
         self.target = target
         self.sources = sources
+        self.pip = host_interpreter(os.environ)  # told the target by flags
         self.builder = builder
         self.cache_file = cache / "native-wheels.json"
         try:
@@ -233,23 +237,22 @@ class Checker:
         cached = self.cache.get(key)
         if cached and time.time() - float(cached[2]) < CACHE_SECONDS:
             return Verdict(f"{where} {requirement}", str(cached[0]), str(cached[1]))
-        kind, detail = self._resolve(requirement)
+        try:
+            kind, detail = self._resolve(requirement)
+        except PyfnError as exc:  # pip could not run, or did not finish
+            kind, detail = "unknown", f"could not check (offline?): {exc.message}"
         if kind != "unknown":
             self.cache[key] = [kind, detail, time.time()]
         return Verdict(f"{where} {requirement}", kind, detail)
 
     def _resolve(self, requirement: Requirement) -> tuple[str, str]:
         target = self.target
-        args = [arg for p in target.platforms() for arg in ("--platform", p)]
-        args += ["--implementation", "pp", "--python-version", target.python_version,
-                 "--abi", target.abi, *self.sources.pip_args()]  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="pyfn-wheels-") as tmp:
-            result = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                 "--disable-pip-version-check", "--no-input", "--retries", "1",
-                 "--timeout", "15", "-d", tmp, *args,
-                 str(requirement)],
-                capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False,
+            result = run_pip(
+                self.pip,
+                ["download", "--no-deps", "--only-binary=:all:", *_PIP_NETWORK, "-d", tmp,
+                 *target_args(target), *self.sources.pip_args(), str(requirement)],
+                timeout=PIP_TIMEOUT_SECONDS,
             )  # fmt: skip
             wheels = sorted(Path(tmp).glob("*.whl"))
         if result.returncode == 0 and wheels:
@@ -296,11 +299,11 @@ class Checker:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyfn-check-wheels", description=__doc__)
     parser.add_argument("filenames", nargs="*")
-    parser.add_argument(
-        "--runtime", default="pypy3.11", choices=("pypy3.11", "pypy3.10", "pypy3.9")
-    )
-    parser.add_argument("--arch", default="x86_64", choices=("x86_64", "aarch64"))
-    parser.add_argument("--glibc", default="2.35", help="the target image's glibc (2.35)")
+    runtimes = tuple(pypy_lines())
+    glibc = "{}.{}".format(*image_glibc())
+    parser.add_argument("--runtime", default=runtimes[0], choices=runtimes)
+    parser.add_argument("--arch", default=ARCHES[0], choices=ARCHES)
+    parser.add_argument("--glibc", default=glibc, help=f"the target image's glibc ({glibc})")
     parser.add_argument("--index-url")
     parser.add_argument("--extra-index-url", action="append", default=[])
     parser.add_argument("--find-links", action="append", default=[])
@@ -314,15 +317,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        glibc = parse_glibc(args.glibc)
+        target = pypy_target(args.runtime, args.arch, parse_glibc(args.glibc))
     except ValueError as exc:
         parser.error(str(exc))
-    target = Target(args.runtime.removeprefix("pypy"), "73", args.arch, glibc)
     sources = Sources(
         args.index_url, tuple(args.extra_index_url), tuple(args.find_links), args.no_index
     )
-    from pyfn_action.flows.jobs import cache_dir
-
     cache = cache_dir(args.cache_dir)
     builder = None
     try:

@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from pyfn_action.bundle.zipper import ZipResult
 from pyfn_action.config import Budget
 from pyfn_action.errors import BudgetExceeded
-from pyfn_action.report.model import Component
+from pyfn_action.report.model import Component, Limit
 from pyfn_action.runtime.targets import Generation
 from pyfn_action.sizes import format_size
 
 _SHOWN = 10
-
-
-@dataclass(frozen=True)
-class Limit:
-    name: str
-    limit_bytes: int
-    used_bytes: int
-
-    @property
-    def ok(self) -> bool:
-        return self.used_bytes <= self.limit_bytes
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "limit_bytes": self.limit_bytes,
-            "used_bytes": self.used_bytes,
-            "ok": self.ok,
-        }
 
 
 def limits_for(gen: Generation, budget: Budget, zipped: ZipResult) -> list[Limit]:

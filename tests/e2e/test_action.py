@@ -24,7 +24,8 @@ from support.wheels import make_wheel
 
 from pyfn_action.cloud.names import PROJECT_VARIABLES
 from pyfn_action.github.action import run
-from pyfn_action.report.compare import COMMENT_LIMIT, marker
+from pyfn_action.report.compare import marker
+from pyfn_action.report.render import COMMENT_LIMIT
 
 pytestmark = pytest.mark.e2e
 TOKEN = "ghs_loopback-test-token"  # noqa: S105 - the fake's token

@@ -24,10 +24,23 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from pyfn_action.cloud.upload import Uploaded
+
 from .servers import running
 
 HOST = "127.0.0.1"
 TOKEN = "ya29.fake-access-token-for-loopback-tests"  # noqa: S105 - a test double's token
+# A bundle as `pyfn upload` leaves it in the staging bucket, for plans made without one.
+STAGED = Uploaded(
+    bucket="stage",
+    object="pyfn/hello/" + "a" * 64 + ".zip",
+    generation=1712345678901234,
+    size=10,
+    sha256="a" * 64,
+    md5="md5",
+    crc32c="crc",
+    skipped=False,
+)
 
 
 def discovery_document(version: str) -> dict[str, Any]:

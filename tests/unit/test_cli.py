@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -77,7 +78,8 @@ def test_serve_bundle_takes_the_cache_dir_from_the_flag_or_the_environment(
         seen.append(cache)
         raise ServeError("stop here")
 
-    monkeypatch.setattr(serve, "unpack_bundle", lambda bundle, root: None)
+    unpacked = SimpleNamespace(function=SimpleNamespace(entry_point="main"))
+    monkeypatch.setattr(serve, "unpack_bundle", lambda bundle, root: unpacked)
     monkeypatch.setattr(serve, "ensure_framework", ensure_framework)
     wanted = tmp_path / "my-cache"
     args = ["serve", "--bundle", str(tmp_path / "b.zip")]

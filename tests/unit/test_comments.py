@@ -9,7 +9,8 @@ import requests
 from support.github_api import FakeGitHub, fake_github
 
 from pyfn_action.github.comments import CommentError, Comments, post_bodies
-from pyfn_action.report.compare import COMMENT_LIMIT, TRUNCATED_NOTE, marker
+from pyfn_action.report.compare import marker
+from pyfn_action.report.render import COMMENT_LIMIT, TRUNCATED_NOTE
 
 TOKEN = "ghs_unit-test-token"  # noqa: S105 - the fake's token
 REPO = "acme/fns"

@@ -7,23 +7,14 @@ import json
 from typing import Any
 
 import pytest
-from support.functions_api import Schema
+from support.functions_api import STAGED, Schema
 
-from pyfn_action.cloud.deploy import Target, plan
-from pyfn_action.cloud.upload import Uploaded
+from pyfn_action.cloud.plan import Plan, plan
+from pyfn_action.cloud.rules import FunctionAddress
 from pyfn_action.config import DeploySettings, resolve_deploy
 from pyfn_action.errors import ConfigError
+from pyfn_action.runtime.targets import generation
 
-SOURCE = Uploaded(
-    bucket="stage",
-    object="pyfn/hello/" + "a" * 64 + ".zip",
-    generation=1712345678901234,
-    size=10,
-    sha256="a" * 64,
-    md5="md5",
-    crc32c="crc",
-    skipped=False,
-)
 EVERYTHING = {
     "memory": "1Gi",
     "function_timeout": "120s",
@@ -41,13 +32,13 @@ def settings(**flags: Any) -> DeploySettings:
     return resolve_deploy(None, env={}, flags=flags)
 
 
-def target(gen: int = 2, name: str = "hello") -> Target:
-    return Target(project="demo-proj", region="asia-northeast1", name=name, gen=gen)
+def address(name: str = "hello") -> FunctionAddress:
+    return FunctionAddress(project="demo-proj", region="asia-northeast1", name=name)
 
 
-def make(gen: int = 2, signature: str = "http", **flags: Any) -> Any:
-    return plan(settings(**flags), target(gen), entry_point="hello", signature=signature,
-                source=SOURCE)  # fmt: skip
+def make(gen: int = 2, signature: str = "http", **flags: Any) -> Plan:
+    return plan(settings(**flags), address(), generation(gen), entry_point="hello",
+                signature=signature).with_source(STAGED)  # fmt: skip
 
 
 @pytest.mark.parametrize("gen", [1, 2])
@@ -73,7 +64,7 @@ def test_every_body_and_mask_fits_the_discovery_schema(gen: int, flags: dict[str
 def test_v2_body_pins_the_generation_and_masks_only_what_is_set() -> None:
     p = make(2, memory="512MB", max_instances="3")
     storage = p.body["buildConfig"]["source"]["storageSource"]
-    assert storage == {"bucket": "stage", "object": SOURCE.object, "generation": "1712345678901234"}
+    assert storage == {"bucket": "stage", "object": STAGED.object, "generation": "1712345678901234"}
     assert p.body["buildConfig"]["runtime"] == "nodejs22"
     assert p.body["buildConfig"]["entryPoint"] == "hello"
     assert p.body["name"] == "projects/demo-proj/locations/asia-northeast1/functions/hello"
@@ -115,7 +106,7 @@ def test_v2_everything_maps_to_the_api_fields() -> None:
 def test_v1_body_uses_the_archive_url_and_v1_field_names() -> None:
     p = make(1, **EVERYTHING)
     body = p.body
-    assert body["sourceArchiveUrl"] == f"gs://stage/{SOURCE.object}"
+    assert body["sourceArchiveUrl"] == f"gs://stage/{STAGED.object}"
     assert body["availableMemoryMb"] == 1024
     assert body["timeout"] == "120s"
     assert body["minInstances"] == 1 and body["maxInstances"] == 5
@@ -201,8 +192,8 @@ def test_bad_settings_are_refused_with_the_rule(
     ],
 )  # fmt: skip
 def test_function_names_follow_each_generations_rule(gen: int, name: str, ok: bool) -> None:
-    build = lambda: plan(DeploySettings(), target(gen, name), entry_point="main",  # noqa: E731
-                         signature="http", source=SOURCE)  # fmt: skip
+    build = lambda: plan(DeploySettings(), address(name), generation(gen),  # noqa: E731
+                         entry_point="main", signature="http")  # fmt: skip
     if ok:
         build()
     else:
@@ -254,11 +245,11 @@ def test_deploy_keys_in_the_config_file_do_not_disturb_the_build(tmp_path: Any) 
 def test_the_api_endpoint_can_be_overridden(variable: str, gen: int) -> None:
     from google.auth.credentials import AnonymousCredentials
 
-    from pyfn_action.cloud.deploy import client
+    from pyfn_action.cloud.apply import client
 
-    api = client(gen, AnonymousCredentials(), {variable: "http://127.0.0.1:9/"})
+    api = client(generation(gen), AnonymousCredentials(), {variable: "http://127.0.0.1:9/"})
     assert api._transport._host == "http://127.0.0.1:9"
-    default = client(gen, AnonymousCredentials(), {})
+    default = client(generation(gen), AnonymousCredentials(), {})
     assert default._transport._host == "https://cloudfunctions.googleapis.com"
 
 
@@ -283,7 +274,7 @@ class _Api:
 
 
 def test_interrupting_the_wait_says_the_operation_goes_on() -> None:
-    from pyfn_action.cloud.deploy import apply
+    from pyfn_action.cloud.apply import apply
 
     said: list[str] = []
 
@@ -297,7 +288,7 @@ def test_interrupting_the_wait_says_the_operation_goes_on() -> None:
 
 
 def test_the_wait_is_bounded_by_the_timeout_on_its_own_clock() -> None:
-    from pyfn_action.cloud.deploy import apply
+    from pyfn_action.cloud.apply import apply
     from pyfn_action.errors import DeployTimeout
 
     now = [0.0]
@@ -326,3 +317,43 @@ def test_retry_on_failure_for_event_functions(gen: int, key: str, value: object)
     with pytest.raises(ConfigError) as caught:
         make(gen, "http", retry=True)
     assert "no event trigger" in caught.value.message
+
+
+def test_a_deploy_judges_and_plans_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """prepare_deploy judges the settings and makes the plan; deploy_function only pins
+    the bundle in it (here: a dry run, which stages it)."""
+    from types import SimpleNamespace
+
+    from pyfn_action.cloud import names, rules
+    from pyfn_action.cloud import plan as plan_module
+    from pyfn_action.config import resolve
+    from pyfn_action.errors import CloudCredentialsError
+    from pyfn_action.flows import jobs
+
+    calls: list[str] = []
+
+    def counted(name: str, real: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    def no_credentials(*args: Any, **kwargs: Any) -> Any:
+        raise CloudCredentialsError("none here")
+
+    monkeypatch.setattr(rules, "check", counted("check", rules.check))
+    monkeypatch.setattr(plan_module, "make_plan", counted("make_plan", plan_module.make_plan))
+    monkeypatch.setattr(names, "credentials", no_credentials)
+    report = SimpleNamespace(bundle=SimpleNamespace(sha256="d" * 64, compressed_bytes=1))
+    built = SimpleNamespace(bundle=tmp_path / "bundle.zip", report=report)
+    monkeypatch.setattr(jobs, "build_function", lambda *a, **k: (calls.append("build"), built)[1])
+    (tmp_path / "main.py").write_text("def hello(request):\n    return 'hi'\n")
+    config = resolve(tmp_path, env={}, flags={"name": "hello", "entry_point": "hello"})
+    deploy_settings = settings(project="demo-proj", region="us-central1", bucket="stage",
+                               memory="512Mi")  # fmt: skip
+    outcome = jobs.deploy(config, deploy_settings, {}, dry_run=True)
+    assert calls == ["check", "make_plan", "build"]
+    storage = outcome.plan.body["buildConfig"]["source"]["storageSource"]
+    assert storage == {"bucket": "stage", "object": "pyfn/hello/" + "d" * 64 + ".zip"}
+    assert outcome.to_dict()["action"] is None  # the function could not be read

@@ -1,4 +1,9 @@
-"""Every hook pre-commit can run is documented, and points at an installed command."""
+"""Every hook pre-commit can run is documented, and points at an installed command.
+
+docs/hooks.md documents each hook in full (its own section, its console script and
+the configuration that enables it); README shows the configuration and links each
+hook to its section.
+"""
 
 from __future__ import annotations
 
@@ -26,13 +31,21 @@ def _hooks() -> list[dict[str, str]]:
     return hooks
 
 
-def test_every_hook_is_documented_in_the_readme() -> None:
-    readme = (REPO / "README.md").read_text()
+def test_every_hook_is_documented_in_the_hooks_page() -> None:
+    page = (REPO / "docs" / "hooks.md").read_text()
     hooks = _hooks()
     assert hooks
     for hook in hooks:
-        assert f"### `{hook['id']}`" in readme, hook["id"]
+        assert re.search(rf"^#+ `{re.escape(hook['id'])}`$", page, re.M), hook["id"]
+        assert f"id: {hook['id']}" in page, hook["id"]
+        assert re.search(rf"Console script:\s+`{re.escape(hook['entry'])}`", page), hook["entry"]
+
+
+def test_every_hook_is_configured_and_linked_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    for hook in _hooks():
         assert f"id: {hook['id']}" in readme, hook["id"]
+        assert f"(docs/hooks.md#{hook['id']})" in readme, hook["id"]
 
 
 def test_every_hook_entry_is_a_console_script() -> None:

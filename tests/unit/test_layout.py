@@ -144,4 +144,4 @@ def test_the_checks_see_what_they_judge() -> None:
     graph = _graph()
     assert "bundle.entry" in graph["bundle.stage"]
     assert "flows.build" in graph["flows.jobs"] or "flows.build" in set().union(*graph.values())
-    assert _rank("cli") > _rank("flows.jobs") > _rank("cloud.deploy") > _rank("runtime.pypy")
+    assert _rank("cli") > _rank("flows.jobs") > _rank("cloud.apply") > _rank("runtime.pypy")

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from pyfn_action.deps import requirements as req
-from pyfn_action.deps.pip_runner import _pip_for_target
-from pyfn_action.errors import BundleError, RequirementsError
+from pyfn_action.deps import sdist
+from pyfn_action.deps.pip_runner import Interpreter, _pip_for_target
+from pyfn_action.deps.sources import Sources, mask_text, mask_url
+from pyfn_action.errors import BundleError, NoCompatibleWheel, RequirementsError
 from pyfn_action.runtime.pypy import Runtime
 from pyfn_action.runtime.targets import Target
 
@@ -103,7 +105,7 @@ INDEX = "https://alice:s3cr3t-pass@pypi.internal.example/simple?token=t0ken-in-q
 EXTRA = "https://bare-t0ken-user@extra.example/simple/"
 
 
-def _fake_pip(tmp_path: Path) -> req.Interpreter:
+def _fake_pip(tmp_path: Path) -> Interpreter:
     """A 'pip' that echoes its command line and fails the way pip does, quoting URLs
     (pip hides a password in userinfo, but not one in the query, nor one it decoded)."""
     script = tmp_path / "fakepip.py"
@@ -121,7 +123,7 @@ def _fake_pip(tmp_path: Path) -> req.Interpreter:
         )
     )
     env = {"PIP_INDEX_URL": "https://bob:env-pa55word@env.example/simple"}
-    return req.Interpreter((sys.executable, str(script)), env, is_target=True)
+    return Interpreter((sys.executable, str(script)), env, is_target=True)
 
 
 def _target() -> Target:
@@ -131,7 +133,7 @@ def _target() -> Target:
 def test_credentials_in_index_urls_are_masked_in_debug_logs_and_errors(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sources = req.Sources(index_url=INDEX, extra_index_urls=(EXTRA,), find_links=(EXTRA,))
+    sources = Sources(index_url=INDEX, extra_index_urls=(EXTRA,), find_links=(EXTRA,))
     with caplog.at_level(logging.DEBUG), pytest.raises(RequirementsError) as caught:
         req.install_requirements(
             ["flask"], requirement_files=[], target=_target(), interpreter=_fake_pip(tmp_path),
@@ -168,14 +170,14 @@ def test_credentials_in_index_urls_are_masked_in_debug_logs_and_errors(
     ],
 )  # fmt: skip
 def test_redact_url(url: str, shown: str) -> None:
-    assert req.mask_url(url) == shown
-    assert req.mask_text(f"see {url}, then") == f"see {shown}, then"
+    assert mask_url(url) == shown
+    assert mask_text(f"see {url}, then") == f"see {shown}, then"
 
 
 def test_a_direct_url_requirement_is_masked_in_the_no_wheel_message() -> None:
-    error = req._no_wheel(
+    error = sdist.no_wheel(
         "pkg @ https://u:s3cr3t-pass@host/pkg-1.0.tar.gz?sig=t0ken-in-query",
-        "pkg", _target(), req.Sources(no_index=True), built=None,
+        "pkg", _target(), Sources(no_index=True), built=None,
     )  # fmt: skip
     assert "s3cr3t-pass" not in error.message and "t0ken-in-query" not in error.message
     assert "pkg @ https://u:***@host/pkg-1.0.tar.gz?sig=***" in error.message
@@ -196,8 +198,8 @@ def test_a_resolved_file_url_with_a_query_is_judged_by_its_path(tmp_path: Path) 
             """
         )
     )
-    interpreter = req.Interpreter((sys.executable, str(script)), {}, is_target=True)
-    pins = req._resolve(["demo"], interpreter, _target(), req.Sources(), tmp_path, tmp_path)
+    interpreter = Interpreter((sys.executable, str(script)), {}, is_target=True)
+    pins = req._resolve(["demo"], interpreter, _target(), Sources(), tmp_path, tmp_path)
     assert [(p.name, p.chosen) for p in pins] == [("demo", "demo-1.0-py3-none-any.whl")]
 
 
@@ -207,12 +209,11 @@ def test_sdists_are_built_without_pips_wheel_cache(tmp_path: Path) -> None:
     script = tmp_path / "argvpip.py"
     log_file = tmp_path / "argv.txt"
     script.write_text(f"import sys\nopen({str(log_file)!r}, 'a').write(' '.join(sys.argv))\n")
-    interpreter = req.Interpreter((sys.executable, str(script)), {}, is_target=True)
-    pin = req.Pin("demo", "1.0", "demo==1.0", "demo-1.0.tar.gz")
-    with pytest.raises(req.NoCompatibleWheel):  # the fake builds nothing
-        req._build_from_source(
-            pin, interpreter, _target(), req.Sources(no_index=True), tmp_path / "wh",
-            tmp_path / "cache", _target().tags(),
+    interpreter = Interpreter((sys.executable, str(script)), {}, is_target=True)
+    with pytest.raises(NoCompatibleWheel):  # the fake builds nothing
+        sdist.build_for_target(
+            "demo==1.0", "demo", "1.0", interpreter, _target(), Sources(no_index=True),
+            tmp_path / "wh", _target().tags(),
         )  # fmt: skip
     argv = log_file.read_text()
     assert " wheel " in argv and "--no-cache-dir" in argv and "--cache-dir" not in argv

@@ -9,6 +9,15 @@ import pytest
 from pyfn_action.cli import run
 from pyfn_action.errors import ServeError
 from pyfn_action.flows.serve import ensure_framework, unpack_bundle
+from pyfn_action.report.manifest import FunctionInfo, Manifest
+
+_MANIFEST = Manifest(
+    pyfn_version="0",
+    function=FunctionInfo(
+        name="f", entry_point="main", signature="http", script=None, stdin=None, gen=2
+    ),
+    runtime={"executable": "pypy/bin/pypy3.11"},
+).to_bytes()
 
 
 def _zip(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
@@ -23,10 +32,10 @@ def _zip(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
 def test_unpack_keeps_modes(tmp_path: Path) -> None:
     bundle = _zip(tmp_path / "b.zip", {
         "index.js": (b"//", 0o644),
-        "pyfn/manifest.json": (b"{}", 0o644),
+        "pyfn/manifest.json": (_MANIFEST, 0o644),
         "pypy/bin/pypy3.11": (b"\x7fELF", 0o755),
     })  # fmt: skip
-    unpack_bundle(bundle, tmp_path / "out")
+    assert unpack_bundle(bundle, tmp_path / "out").function.entry_point == "main"
     assert (tmp_path / "out" / "pypy" / "bin" / "pypy3.11").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "out" / "index.js").stat().st_mode & 0o777 == 0o644
 
@@ -45,6 +54,9 @@ def test_unpack_refuses_what_is_not_a_bundle(tmp_path: Path) -> None:
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
     with pytest.raises(ServeError, match="Cannot unpack"):
         unpack_bundle(tmp_path / "junk.zip", tmp_path / "out2")
+    incomplete = {"index.js": (b"//", 0o644), "pyfn/manifest.json": (b"{}", 0o644)}
+    with pytest.raises(ServeError, match="not a complete manifest"):
+        unpack_bundle(_zip(tmp_path / "c.zip", incomplete), tmp_path / "out3")
 
 
 def test_missing_node_says_how_to_get_it(tmp_path: Path) -> None:

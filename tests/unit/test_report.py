@@ -7,20 +7,23 @@ from pathlib import Path
 import pytest
 
 from pyfn_action.cli import run
-from pyfn_action.report.compare import (
+from pyfn_action.errors import ReportError
+from pyfn_action.report.compare import compare, marker
+from pyfn_action.report.model import Component, Limit, Report, load
+from pyfn_action.report.render import (
     COMMENT_LIMIT,
     TRUNCATED_NOTE,
-    ReportError,
-    compare,
     headline,
-    load,
-    marker,
     render_markdown,
     truncate,
 )
 
 
-def _report(components: dict[str, tuple[int, int]], **extra: object) -> dict:  # type: ignore[type-arg]
+def _report(components: dict[str, tuple[int, int]], **extra: object) -> Report:
+    return Report.from_dict(_report_dict(components, **extra))
+
+
+def _report_dict(components: dict[str, tuple[int, int]], **extra: object) -> dict:  # type: ignore[type-arg]
     comps = [
         {"name": n, "kind": "package", "compressed_bytes": c, "uncompressed_bytes": u, "files": 1}
         for n, (c, u) in components.items()
@@ -91,8 +94,8 @@ def test_incomplete_report_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
 def test_report_command(tmp_path: Path, fmt: str) -> None:
-    head = _write(tmp_path, "head.json", _report({"flask": (200, 600)}))
-    base = _write(tmp_path, "base.json", _report({"flask": (100, 600)}))
+    head = _write(tmp_path, "head.json", _report_dict({"flask": (200, 600)}))
+    base = _write(tmp_path, "base.json", _report_dict({"flask": (100, 600)}))
     out, err = io.StringIO(), io.StringIO()
     code = run(["report", str(head), "--base", str(base), "--format", fmt], {}, out, err)
     assert code == 0, err.getvalue()
@@ -150,3 +153,48 @@ def test_truncate_cuts_at_a_line_and_says_so() -> None:
     assert len(cut) <= 5000 and cut.endswith(TRUNCATED_NOTE)
     assert cut[: -len(TRUNCATED_NOTE)].splitlines()[-1].startswith("line ")
     assert truncate("short", 5000) == "short"
+
+
+def test_report_round_trips_through_its_json_form() -> None:
+    report = Report.from_dict(
+        _report_dict(
+            {"flask": (200, 600)},
+            limits=[
+                {"name": "budget compressed", "limit_bytes": 100, "used_bytes": 200, "ok": False}
+            ],
+            trim=[{"rule": "*.pyi"}],
+        )
+    )
+    assert report.limits == (Limit("budget compressed", 100, 200),)
+    assert report.components[0] == Component("flask", "package", 200, 600, 1)
+    assert report.extra == {"trim": [{"rule": "*.pyi"}]}
+    again = Report.from_dict(json.loads(report.to_json()))
+    assert again == report
+    assert again.to_dict() == report.to_dict()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"compressed_bytes": -1},
+        {"compressed_bytes": True},
+        {"compressed_bytes": "12"},
+        {"compressed_bytes": 1.5},
+        {"compressed_bytes": float("nan")},
+        {"name": 7},
+        {"kind": None},
+    ],
+)
+def test_hostile_component_values_are_refused(tmp_path: Path, bad: dict[str, object]) -> None:
+    data = _report_dict({"flask": (200, 600)})
+    data["components"][0].update(bad)
+    with pytest.raises(ReportError, match="not a complete pyfn report"):
+        load(_write(tmp_path, "r.json", data))
+
+
+@pytest.mark.parametrize("field", ["limits", "components", "warnings"])
+def test_lists_that_are_not_lists_are_refused(tmp_path: Path, field: str) -> None:
+    data = _report_dict({"flask": (200, 600)})
+    data[field] = {"not": "a list"}
+    with pytest.raises(ReportError, match="not a complete pyfn report"):
+        load(_write(tmp_path, "r.json", data))

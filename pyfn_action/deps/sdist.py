@@ -1,0 +1,134 @@
+"""Requirements that have no wheel for the target: built from their sdist by the target
+PyPy, and kept only when the target can load what the build gives.
+
+``pip wheel`` builds without pip's wheel cache: pip would take a wheel it found there
+for the sdist's URL unchecked, and the cache may be shared. A failed build is reported
+in its own words (the end of the output pip quotes), never pip's generic summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.tags import Tag
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from pyfn_action.deps import index
+from pyfn_action.deps.pip_runner import Interpreter, pip_tail, run_pip
+from pyfn_action.deps.sources import Sources, mask_url
+from pyfn_action.errors import NoCompatibleWheel
+from pyfn_action.runtime.targets import Target
+
+log = logging.getLogger(__name__)
+
+
+def _build_reason(stderr: str, lines: int = 4) -> str:
+    """What a failed build said itself: the end of the subprocess output pip quotes
+    between ``╰─> [N lines of output]`` and ``[end of output]``, else pip's last lines."""
+    end = stderr.rfind("[end of output]")
+    start = stderr.rfind("lines of output]", 0, end) if end >= 0 else -1
+    if start >= 0:
+        quoted = stderr[start + len("lines of output]") : end].splitlines()
+        kept = [ln.strip() for ln in quoted if ln.strip()]
+        if kept:
+            return "\n".join(kept[-lines:])
+    return pip_tail(stderr, lines)
+
+
+@dataclass(frozen=True)
+class SourceBuild:
+    """What building one sdist with the target PyPy gave: wheels, or pip's reason."""
+
+    wheels: tuple[Path, ...]
+    failure: str  # the last lines pip wrote, when it built nothing
+
+
+def build_from_source(
+    spec: str, name: str, interpreter: Interpreter, sources: Sources, out: Path
+) -> SourceBuild:
+    """``pip wheel`` of ``spec`` from its sdist, by ``interpreter``, into ``out``."""
+    result = run_pip(
+        interpreter,
+        ["wheel", "--no-deps", "--no-binary", name, "--wheel-dir", str(out)]
+        + sources.pip_args()
+        # Not pip's cache: pip would take a wheel found there for the sdist's URL
+        # unchecked, and the cache may be shared (CI). The build itself is cached
+        # with the installed site.
+        + ["--no-cache-dir"]
+        + [spec],
+    )
+    wheels = tuple(sorted(out.glob("*.whl")))
+    if result.returncode != 0 or not wheels:
+        log.debug("building %s failed:\n%s", mask_url(spec), result.stderr)
+        reason = _build_reason(result.stderr) or f"pip exited with {result.returncode}"
+        return SourceBuild((), reason)
+    return SourceBuild(wheels, "")
+
+
+def build_for_target(
+    spec: str,
+    name: str,
+    version: str,
+    interpreter: Interpreter,
+    target: Target,
+    sources: Sources,
+    wheelhouse: Path,
+    tags: frozenset[Tag],
+) -> None:
+    """Build ``name`` ``version`` (asked for as ``spec``) from source with the target
+    PyPy into ``wheelhouse``; keep it only if the target loads it, else raise
+    :class:`NoCompatibleWheel`."""
+    log.info("no %s wheel of %s %s; building it from source", target.abi, name, version)
+    out = wheelhouse / f".build-{canonicalize_name(name)}"
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        built = build_from_source(spec, name, interpreter, sources, out)
+        if built.failure:
+            raise no_wheel(spec, name, target, sources, built=None, build_log=built.failure)
+        for wheel in built.wheels:
+            if not (parse_wheel_filename(wheel.name)[3] & tags):
+                raise no_wheel(spec, name, target, sources, built=wheel.name)
+            os.replace(wheel, wheelhouse / wheel.name)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def no_wheel(
+    spec: str,
+    name: str,
+    target: Target,
+    sources: Sources,
+    *,
+    built: str | None,
+    build_log: str = "",
+) -> NoCompatibleWheel:
+    """The error for a requirement the target cannot load: which tags do exist for it,
+    and what building it gave (a native wheel, or the build's own last words)."""
+    existing = index.existing_tags(name, sources)
+    found = (
+        f"tags that exist for {name}: {index.summarize(existing)}"
+        if existing
+        else f"no wheel of {name} was found on the configured index"
+    )
+    if built:
+        why = (
+            f"its source builds into native code ({built}), which is not portable to "
+            f"the target; {found}"
+        )
+    else:
+        why = f"no wheel or buildable pure-Python source for {target.abi} on "
+        why += f"manylinux ≤ glibc {target.glibc[0]}.{target.glibc[1]} {target.arch}; {found}"
+        if build_log:
+            why += f"; building from source failed: {build_log}"
+    error = NoCompatibleWheel(
+        f"Requirement {mask_url(spec)} has no wheel PyPy {target.python_version} can load",
+        why=why,
+        fix="Use a release that ships PyPy (pp) or pure-Python (py3-none-any) wheels, "
+        "or replace the package with a pure-Python alternative",
+    )
+    error.requirement = name
+    return error

@@ -1,0 +1,112 @@
+"""The bundle's own description, ``pyfn/manifest.json``: what the function is, which
+runtime and packages it carries, and which pyfn built it.
+
+Written once by the build (its bytes are part of the bundle, so they depend on the
+inputs alone: keys sorted, no times); read by the shim's worker (which entry point
+to load), ``pyfn serve`` and ``pyfn upload`` (the function's name), and by tests.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PATH = "pyfn/manifest.json"  # inside the bundle
+
+
+class ManifestError(ValueError):
+    """The manifest is missing, unreadable or incomplete."""
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    name: str
+    entry_point: str
+    signature: str
+    script: str | None
+    stdin: str | None
+    gen: int
+    timeout: int | None = None  # seconds; the shim's own request timeout
+
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "name": self.name,
+            "entry_point": self.entry_point,
+            "signature": self.signature,
+            "script": self.script,
+            "stdin": self.stdin,
+            "gen": self.gen,
+        }
+        if self.timeout is not None:
+            data["timeout"] = self.timeout
+        return data
+
+
+@dataclass(frozen=True)
+class Manifest:
+    pyfn_version: str
+    function: FunctionInfo
+    runtime: Mapping[str, object]
+    packages: tuple[Mapping[str, object], ...] = field(default=())
+
+    def to_bytes(self) -> bytes:
+        data = {
+            "pyfn_version": self.pyfn_version,
+            "function": self.function.to_dict(),
+            "runtime": dict(self.runtime),
+            "packages": [dict(p) for p in self.packages],
+        }
+        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Manifest:
+        try:
+            raw: Any = json.loads(data)
+            function = raw["function"]
+            timeout = function.get("timeout")
+            return cls(
+                pyfn_version=str(raw["pyfn_version"]),
+                function=FunctionInfo(
+                    name=_text(function["name"]),
+                    entry_point=_text(function["entry_point"]),
+                    signature=_text(function["signature"]),
+                    script=function.get("script"),
+                    stdin=function.get("stdin"),
+                    gen=int(function["gen"]),
+                    timeout=None if timeout is None else int(timeout),
+                ),
+                runtime=dict(raw["runtime"]),
+                packages=tuple(dict(p) for p in raw.get("packages", [])),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ManifestError(f"{PATH} is not a complete manifest ({exc!r})") from exc
+
+
+def read_bundle(bundle: Path) -> Manifest:
+    """The manifest of a bundle zip. Raises ``OSError`` (``FileNotFoundError`` for no
+    file), ``zipfile.BadZipFile`` or :class:`ManifestError`."""
+    with zipfile.ZipFile(bundle) as zf:
+        try:
+            data = zf.read(PATH)
+        except KeyError:
+            raise ManifestError(f"no {PATH}") from None
+    return Manifest.from_bytes(data)
+
+
+def read_tree(root: Path) -> Manifest:
+    """The manifest of an unpacked bundle."""
+    try:
+        data = (root / PATH).read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(f"no {PATH}") from None
+    return Manifest.from_bytes(data)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
