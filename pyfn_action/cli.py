@@ -25,40 +25,12 @@ from pyfn_action.config import (
 )
 from pyfn_action.errors import PyfnError
 from pyfn_action.flows.jobs import cache_dir, source_date_epoch
-from pyfn_action.progress import ProgressTask, silent
+from pyfn_action.progress import terminal_progress
 
 log = logging.getLogger("pyfn_action")
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-class _Bar:
-    def __init__(self, label: str, total: int | None, unit: str) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(
-            total=total,
-            desc=label,
-            unit=unit,
-            unit_scale=True,
-            unit_divisor=1024,
-            leave=False,
-            file=sys.stderr,
-        )
-
-    def advance(self, n: int) -> None:
-        self._bar.update(n)
-
-    def close(self) -> None:
-        self._bar.close()
-
-
-def terminal_progress(label: str, total: int | None, unit: str = "B") -> ProgressTask:
-    """Progress bars on a terminal, nothing when stderr is a file or a CI log."""
-    if sys.stderr.isatty():
-        return _Bar(label, total, unit)
-    return silent(label, total, unit)
 
 
 # --- argument parsing ---------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +29,7 @@ from pyfn_action.deps.requirements import Installed
 from pyfn_action.errors import BundleError
 from pyfn_action.runtime.pypy import Runtime
 from pyfn_action.secrets import shown_name
+from pyfn_action.secrets.envfiles import CredentialFiles
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +57,6 @@ APP_DEFAULT_IGNORES = (
     "gha-creds-*.json",
 )
 
-# Variables that name the credentials file pyfn and gcloud run with: that file is never
-# bundled, whatever it holds, and neither is a link to it or a copy of it.
-CREDENTIAL_VARIABLES = (
-    "GOOGLE_APPLICATION_CREDENTIALS",
-    "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE",  # gcloud's; google-github-actions/auth sets it
-    "GOOGLE_GHA_CREDS_PATH",  # google-github-actions/auth
-)
-# A credentials file is a few KB: a copy of one is looked for only in that range (an
-# empty or tiny "credentials file" must not take every empty __init__.py with it).
-_COPY_CHECKED = range(64, 1_000_001)
-
 _NOT_REGULAR = {
     stat.S_IFIFO: "a FIFO (named pipe)",
     stat.S_IFSOCK: "a socket",
@@ -79,16 +69,6 @@ _NOT_REGULAR = {
 class Staged:
     entries: tuple[Entry, ...]
     warnings: tuple[str, ...]
-
-
-def credential_files(env: Mapping[str, str]) -> tuple[Path, ...]:
-    """The credentials files the environment names (relative paths are the process's)."""
-    paths: list[Path] = []
-    for name in CREDENTIAL_VARIABLES:
-        value = env.get(name)
-        if value and Path(value) not in paths:
-            paths.append(Path(value))
-    return tuple(paths)
 
 
 def _is_exec(path: Path) -> bool:
@@ -205,40 +185,6 @@ def site_entries(installed: Installed) -> Iterator[Entry]:
         yield Entry(f"site/{found.rel}", path, None, _is_exec(path), name, "package")
 
 
-class _CredentialFiles:
-    """Recognises the credentials files by identity (the file, a hard link, a link to it)
-    or by content (a copy), never by what they hold."""
-
-    def __init__(self, paths: Iterable[Path]) -> None:
-        self.files: list[tuple[os.stat_result, Path]] = []
-        for path in paths:
-            try:
-                info = os.stat(path)
-            except OSError:
-                continue  # not there: nothing to keep out
-            if stat.S_ISREG(info.st_mode):
-                self.files.append((info, path))
-
-    def judge(self, path: Path, info: os.stat_result) -> str | None:
-        for known, known_path in self.files:
-            if (info.st_dev, info.st_ino) == (known.st_dev, known.st_ino):
-                return "is the credentials file named in the environment"
-            if (
-                info.st_size == known.st_size
-                and known.st_size in _COPY_CHECKED
-                and _same_bytes(path, known_path)
-            ):
-                return "is a copy of the credentials file named in the environment"
-        return None
-
-
-def _same_bytes(one: Path, other: Path) -> bool:
-    try:
-        return one.read_bytes() == other.read_bytes()
-    except OSError:
-        return False
-
-
 def _ignored(spec: pathspec.GitIgnoreSpec, rel: str) -> bool:
     """Whether the rules exclude a file, or a directory above it."""
     return spec.match_file(rel) or any(spec.match_file(p + "/") for p in _parents(rel))
@@ -308,7 +254,7 @@ def app_entries(
     """
     root = source.resolve()
     spec = pathspec.GitIgnoreSpec.from_lines([*APP_DEFAULT_IGNORES, *extra_ignores])
-    credentials = _CredentialFiles(never_bundle)
+    credentials = CredentialFiles(never_bundle)
     entries: list[Entry] = []
     warnings: list[str] = []
     undecodable: list[str] = []
@@ -417,7 +363,8 @@ def stage(
 ) -> Staged:
     """Every entry of the bundle, sorted by name, with duplicate names refused.
 
-    ``never_bundle``: the credentials files the environment names (:func:`credential_files`).
+    ``never_bundle``: the credentials files the environment names
+    (:func:`pyfn_action.secrets.envfiles.credential_files`).
     """
     app, warnings = app_entries(source, app_ignores, never_bundle=never_bundle)
     entries = [

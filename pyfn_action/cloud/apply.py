@@ -2,7 +2,7 @@
 
 :func:`apply` reads the function, creates it if absent or patches the masked
 fields otherwise, then polls the long-running operation until it ends or the
-wait timeout fires. Errors become advice (:func:`pyfn_action.cloud.names.api_error`).
+wait timeout fires. Errors become advice (:func:`pyfn_action.cloud.api_errors.api_error`).
 
 Both API versions go through Google's client library (``google-cloud-functions``)
 over its REST transport; what differs between them (the client, the resource's
@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pyfn_action.cloud.names import api_error, is_bad_location
+from pyfn_action.cloud.api_errors import api_error, is_bad_location
 from pyfn_action.cloud.plan import Plan
 from pyfn_action.cloud.rules import FunctionAddress
 from pyfn_action.errors import DeployError, DeployTimeout, PyfnError

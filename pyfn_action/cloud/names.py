@@ -1,37 +1,18 @@
-"""What every call to Google Cloud shares: names checked before any call,
-Application Default Credentials, and API errors turned into advice.
-
-Nothing here talks to the network except :func:`credentials`, which asks
-google-auth for Application Default Credentials (what
-google-github-actions/auth sets up in CI, or ``gcloud auth
-application-default login`` on a workstation). No key file is ever read from
-a function's source or bundle.
-"""
+"""Names checked before any call to Google Cloud: bucket, function, region, project,
+topic, environment variables, labels and service accounts, each with the rule it
+breaks and how to fix it. Nothing here talks to the network."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
 import re
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
-from pyfn_action.errors import CloudCredentialsError, CloudError, ConfigError, PyfnError
+from pyfn_action.errors import ConfigError
 from pyfn_action.runtime.targets import generation, generations
 
 log = logging.getLogger(__name__)
 
-SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
-# Where google-github-actions/auth and gcloud put the project, in the order they win.
-PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "CLOUDSDK_PROJECT",
-                     "GCLOUD_PROJECT")  # fmt: skip
-
-DEPLOY_ROLES = (
-    "roles/cloudfunctions.developer on the project",
-    "roles/iam.serviceAccountUser on the function's runtime service account",
-)
-UPLOAD_ROLES = ("object write on the bucket (roles/storage.objectUser: get and create)",)
 
 # --- names, checked before any call ------------------------------------------------
 
@@ -43,10 +24,6 @@ _TOPIC = re.compile(r"^[A-Za-z][-A-Za-z0-9_.~+%]{2,254}$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-_HTTP_PREFIX = re.compile(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ")
-_BAD_LOCATION = re.compile(
-    r"\blocation\b.*\b(not found|not supported|unsupported|invalid|not valid)", re.IGNORECASE
-)
 _EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$")
 RESERVED_ENV = frozenset(
     {"FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE", "K_SERVICE", "K_REVISION",
@@ -198,204 +175,3 @@ def check_email(email: str) -> str:
             why="it looks like NAME@PROJECT.iam.gserviceaccount.com",
         )
     return email
-
-
-# --- credentials ------------------------------------------------------------------
-
-
-def credentials(
-    env: Mapping[str, str], source: Path | None = None, *, needed_for: str = "deploy"
-) -> tuple[Any, str | None]:
-    """Application Default Credentials and the project they name.
-
-    A credentials file inside the function's source is refused: it would be a
-    key file next to code that is about to be bundled.
-    """
-    import google.auth
-    from google.auth.exceptions import DefaultCredentialsError
-
-    path = env.get("GOOGLE_APPLICATION_CREDENTIALS")
-    if path and source is not None:
-        try:
-            inside = Path(path).resolve().is_relative_to(source.resolve())
-        except OSError:
-            inside = False
-        if inside:
-            log.warning(
-                "GOOGLE_APPLICATION_CREDENTIALS points inside the function's source (%s); "
-                "it is used to call Google Cloud but never bundled",
-                path,
-            )
-    try:
-        # google-auth reads its variables (GOOGLE_APPLICATION_CREDENTIALS and the
-        # gcloud configuration) from the process environment, as every Google tool does.
-        creds, project = google.auth.default(scopes=list(SCOPES))
-    except DefaultCredentialsError as exc:
-        raise CloudCredentialsError(
-            f"No Google Cloud credentials found to {needed_for}",
-            why=first_line(str(exc)),
-            fix="In GitHub Actions, run google-github-actions/auth before this step; on a "
-            "workstation, run gcloud auth application-default login. The account needs "
-            + _roles(needed_for),
-        ) from None
-    return creds, project_from_env(env) or project
-
-
-def project_from_env(env: Mapping[str, str]) -> str | None:
-    return next((env[name] for name in PROJECT_VARIABLES if env.get(name)), None)
-
-
-def _roles(needed_for: str) -> str:
-    roles = UPLOAD_ROLES if needed_for == "upload" else DEPLOY_ROLES + UPLOAD_ROLES
-    return "; ".join(roles)
-
-
-def first_line(text: str) -> str:
-    """The first non-empty line of an error text: the rest is a server's detail or a URL."""
-    return text.strip().splitlines()[0] if text.strip() else ""
-
-
-# --- errors -------------------------------------------------------------------------
-
-
-def api_error(
-    exc: BaseException,
-    *,
-    doing: str,
-    kind: type[CloudError] = CloudError,
-    project: str | None = None,
-    region: str | None = None,
-    bucket: str | None = None,
-    gen: int = 2,
-) -> PyfnError:
-    """The advice for an exception raised by a Google client library.
-
-    ``doing`` completes "while …", e.g. "uploading gs://b/o".
-    """
-    from google.api_core import exceptions as gexc
-    from google.auth.exceptions import GoogleAuthError, RefreshError, TransportError
-
-    what = f"Google Cloud refused {doing}"
-    if isinstance(exc, gexc.RetryError) and exc.cause is not None:
-        # Retries ran out: judge by the last error, and say that it was retried.
-        last = api_error(exc.cause, doing=doing, kind=kind, project=project, region=region,
-                         bucket=bucket, gen=gen)  # fmt: skip
-        last.why = "; ".join(p for p in (last.why, "retried until the retry budget ran out") if p)
-        last.args = (last.message,)
-        return last
-    if isinstance(exc, (RefreshError, TransportError)) or (
-        isinstance(exc, GoogleAuthError) and not isinstance(exc, gexc.GoogleAPIError)
-    ):
-        return CloudCredentialsError(
-            f"The Google Cloud credentials could not be used for {doing}",
-            why=first_line(str(exc)),
-            fix="Check the credentials (google-github-actions/auth in CI, gcloud auth "
-            "application-default login locally); the account needs "
-            + _roles("upload" if "upload" in doing else "deploy"),
-        )
-    if not isinstance(exc, gexc.GoogleAPICallError):
-        if _is_network(exc):
-            return kind(
-                f"Could not reach Google Cloud while {doing}",
-                why=first_line(str(exc)) or type(exc).__name__,
-                fix="Check the network or proxy settings and run again; nothing was changed "
-                "that a rerun cannot finish",
-            )
-        return kind(f"{doing} failed", why=f"{type(exc).__name__}: {first_line(str(exc))}")
-    # HTTP errors start with "METHOD URL: "; the URL says nothing the user needs.
-    message = _HTTP_PREFIX.sub("", first_line(exc.message or "")) or str(exc.code)
-    bad_region = region is not None and bool(_BAD_LOCATION.search(message))
-    reason = getattr(exc, "reason", None) or ""
-    services = " ".join(generation(gen).services)
-    if reason in ("SERVICE_DISABLED", "ACCESS_NOT_CONFIGURED") or (
-        isinstance(exc, gexc.Forbidden)
-        and ("has not been used" in message or "is disabled" in message)
-    ):
-        return kind(
-            f"A Google Cloud API is not enabled in project {project or '(unknown)'}",
-            why=message,
-            fix=f"Enable it: gcloud services enable {services}"
-            + (f" --project {project}" if project else ""),
-        )
-    if isinstance(exc, gexc.Unauthorized):  # 401 UNAUTHENTICATED
-        return CloudCredentialsError(
-            f"Google Cloud did not accept the credentials while {doing}",
-            why=message,
-            fix="Refresh them (gcloud auth application-default login, or check the "
-            "google-github-actions/auth step)",
-        )
-    if isinstance(exc, gexc.Forbidden):  # 403 PERMISSION_DENIED
-        needed = _roles("upload" if bucket and "upload" in doing else "deploy")
-        return kind(
-            f"Permission denied while {doing}",
-            why=message,
-            fix=f"Grant the account {needed}",
-        )
-    if isinstance(exc, gexc.TooManyRequests):  # 429 RESOURCE_EXHAUSTED
-        return kind(
-            f"Quota exceeded while {doing}",
-            why=message,
-            fix="Wait and run again, or ask for more quota in the console (IAM & Admin → Quotas)",
-        )
-    if isinstance(exc, gexc.NotFound):
-        if bucket is not None:
-            return kind(
-                f"Bucket gs://{bucket} does not exist (or the account cannot see it)",
-                why=message,
-                fix=f"Create it: gcloud storage buckets create gs://{bucket}"
-                + (f" --location {region}" if region else "")
-                + ", or pass an existing one with --bucket",
-            )
-        if bad_region:
-            return kind(
-                f"Region {region!r} is not available to Cloud Functions",
-                why=message,
-                fix="Pick one from gcloud functions regions list",
-            )
-        return kind(f"Not found while {doing}", why=message)
-    if isinstance(exc, gexc.Conflict):  # 409 ABORTED / ALREADY_EXISTS
-        return kind(
-            f"Another change is in progress while {doing}",
-            why=message,
-            fix="Wait for the other deployment to finish, then run again",
-        )
-    if isinstance(exc, gexc.BadRequest):  # 400 INVALID_ARGUMENT / FAILED_PRECONDITION
-        if bad_region:
-            return kind(
-                f"Region {region!r} is not available to Cloud Functions",
-                why=message,
-                fix="Pick one from gcloud functions regions list",
-            )
-        details = "; ".join(_violations(exc))
-        return kind(
-            f"{what}: the request is invalid",
-            why=message + (f" ({details})" if details else ""),
-            fix="Correct the setting it names",
-        )
-    return kind(
-        f"{what}: HTTP {exc.code}",
-        why=message,
-        fix="Transient errors were retried; run again later",
-    )
-
-
-def is_bad_location(exc: Any) -> bool:
-    """Whether a NotFound or BadRequest is about the region rather than the resource."""
-    message = _HTTP_PREFIX.sub("", first_line(getattr(exc, "message", "") or ""))
-    return bool(_BAD_LOCATION.search(message))
-
-
-def _violations(exc: Any) -> list[str]:
-    out: list[str] = []
-    for detail in getattr(exc, "details", None) or []:
-        for violation in getattr(detail, "field_violations", None) or []:
-            out.append(f"{violation.field}: {violation.description}")
-    return out
-
-
-def _is_network(exc: BaseException) -> bool:
-    import requests
-
-    return isinstance(
-        exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
-    )

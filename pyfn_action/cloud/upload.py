@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pyfn_action.cloud.names import api_error, check_bucket, first_line
+from pyfn_action.cloud.api_errors import api_error
+from pyfn_action.cloud.auth import first_line
+from pyfn_action.cloud.names import check_bucket
 from pyfn_action.errors import PyfnError, UploadError
 from pyfn_action.progress import ProgressFactory, silent
 from pyfn_action.report import manifest
@@ -107,7 +109,7 @@ def bundle_name(bundle: Path) -> str:
     except (OSError, manifest.ManifestError, zipfile.BadZipFile) as exc:
         raise UploadError(
             f"{bundle} is not a pyfn bundle",
-            why=f"no readable {manifest.PATH} ({exc})",
+            why=str(exc) if isinstance(exc, manifest.ManifestError) else f"{manifest.PATH}: {exc}",
             fix="Build it with pyfn build, or pass --name",
         ) from None
 

@@ -19,7 +19,7 @@ from pyfn_action.bundle.bytecode import cache_tag, compile_entries
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.native import inspect_entries
 from pyfn_action.bundle.source import check_source
-from pyfn_action.bundle.stage import credential_files, stage
+from pyfn_action.bundle.stage import stage
 from pyfn_action.bundle.trim import (
     Effect,
     TrimPlan,
@@ -50,6 +50,7 @@ from pyfn_action.report.manifest import FunctionInfo, Manifest
 from pyfn_action.report.model import BundleSummary, Limit, Report, components_from
 from pyfn_action.runtime.pypy import Runtime, RuntimeRequest, resolve_runtime
 from pyfn_action.runtime.targets import Target, generation
+from pyfn_action.secrets.envfiles import credential_files
 from pyfn_action.sizes import format_size
 
 log = logging.getLogger(__name__)

@@ -83,6 +83,7 @@ def upload_bundle(
     progress: ProgressFactory = silent,
 ) -> Uploaded:
     """Upload a built bundle to the staging bucket (``pyfn upload``)."""
+    from pyfn_action.cloud import auth
     from pyfn_action.cloud import names as cloud
     from pyfn_action.cloud.upload import bundle_name, storage_client, upload
 
@@ -91,7 +92,7 @@ def upload_bundle(
     name = cloud.check_function_name(name or bundle_name(bundle), gen=1)
     credentials = None
     if not env.get("STORAGE_EMULATOR_HOST"):
-        credentials = cloud.credentials(env, None, needed_for="upload")[0]
+        credentials = auth.credentials(env, None, needed_for="upload")[0]
     return upload(
         bundle,
         bucket=bucket,
@@ -217,7 +218,7 @@ def prepare_deploy(
     A dry run goes on without credentials, and without the function if it
     cannot be read; a real deploy stops at either.
     """
-    from pyfn_action.cloud import apply
+    from pyfn_action.cloud import apply, auth
     from pyfn_action.cloud import names as cloud
     from pyfn_action.cloud.plan import make_plan
     from pyfn_action.cloud.rules import FunctionAddress, check
@@ -235,12 +236,12 @@ def prepare_deploy(
 
     credentials: Any = None
     try:
-        credentials, adc_project = cloud.credentials(env, config.source)
+        credentials, adc_project = auth.credentials(env, config.source)
     except CloudCredentialsError:
         if not dry_run:
             raise
         log.info("no Google Cloud credentials: the plan is made without reading the function")
-        adc_project = cloud.project_from_env(env)
+        adc_project = auth.project_from_env(env)
     project = cloud.check_project(settings.project or adc_project)
     address = FunctionAddress(project=project, region=region, name=config.name)
     the_plan = make_plan(checked, address, entry_point=config.entry_point)

@@ -11,33 +11,28 @@ with one warning saying why).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
 import re
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pyfn_action import __version__
-from pyfn_action.cloud.names import project_from_env
+from pyfn_action.cloud.auth import project_from_env
 from pyfn_action.config import Config, DeploySettings, resolve, resolve_deploy
-from pyfn_action.deps.reqfile import read_requirements
-from pyfn_action.errors import BudgetExceeded, ConfigError, Finding, PyfnError, ReportError
-from pyfn_action.flows.jobs import build_function, cache_dir, deploy_function, prepare_deploy
-from pyfn_action.github.base import BaseUnavailable, repository_root, worktree
+from pyfn_action.errors import BudgetExceeded, ConfigError, Finding, PyfnError
+from pyfn_action.flows.jobs import build_function, deploy_function, prepare_deploy
+from pyfn_action.github.base import base_reports, load_base_report
+from pyfn_action.github.cachekey import cache_key
 from pyfn_action.github.comments import CommentError, Comments
 from pyfn_action.github.event import Event, read_event
 from pyfn_action.github.inputs import Inputs, parse
 from pyfn_action.github.workflow import Runner
 from pyfn_action.report import compare as sizereport
 from pyfn_action.report.model import Report
-from pyfn_action.report.model import load as load_report
 from pyfn_action.report.render import render_markdown
 
 if TYPE_CHECKING:
@@ -93,7 +88,7 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
         return 2
     try:
         if list(args) == ["--cache-key"]:
-            return _cache_key(env, runner, cwd)
+            return cache_key(env, runner, cwd)
         if args:
             raise ConfigError(
                 f"Unknown arguments {' '.join(args)!r}",
@@ -103,7 +98,7 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
         for secret in inputs.secrets:
             runner.mask(secret)
         event = read_event(env)
-        base_report = _load_base_report(inputs.base_report) if inputs.base_report else None
+        base_report = load_base_report(inputs.base_report) if inputs.base_report else None
         functions = _functions(inputs, env)
         return _run(inputs, event, functions, base_report, env, runner)
     except PyfnError as exc:
@@ -183,7 +178,8 @@ def _run(
     if base_report is not None:
         base_label, bases = "the base report", {f.name: base_report for f in functions}
     else:
-        base_label, bases = _bases(inputs, event, functions, env, runner)
+        wanted = [(f.name, f.source) for f in functions if f.report is not None]
+        base_label, bases = base_reports(inputs, event, wanted, env, runner)
     for function in functions:
         known = function.name in bases
         _render(function, known, bases.get(function.name), base_label, runner)
@@ -227,69 +223,6 @@ def _build_or_deploy(function: Function, env: Mapping[str, str]) -> None:
         result.report_path,
     )
     function.findings = list(result.findings)
-
-
-def _bases(
-    inputs: Inputs,
-    event: Event,
-    functions: list[Function],
-    env: Mapping[str, str],
-    runner: Runner,
-) -> tuple[str, dict[str, Report | None]]:
-    """Each function's report at the base (``None``: not there), and how to name the base.
-
-    A function missing from the mapping has no comparison (not a pull request,
-    or its base could not be built).
-    """
-    wanted = [f for f in functions if f.report is not None]
-    if not event.is_pull_request or event.base_sha is None or not wanted:
-        return "", {}
-    label = f"`{_code(event.base_ref or 'base')}` ({event.base_sha[:7]})"
-    bases: dict[str, Report | None] = {}
-    with runner.group(f"pyfn: build at the base, {event.base_ref or ''} {event.base_sha[:12]}"):
-        try:
-            root = repository_root(inputs.workdir, env)
-            with ExitStack() as stack:
-                tree = stack.enter_context(worktree(root, event.base_sha, env))
-                out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pyfn-base-")))
-                for function in wanted:
-                    known, base = _base_report(function, root, tree, out, inputs, env)
-                    if known:
-                        bases[function.name] = base
-        except BaseUnavailable as exc:
-            runner.warning(f"No size comparison with the base: {exc.message}", title="pyfn")
-    return label, bases
-
-
-def _base_report(
-    function: Function, root: Path, tree: Path, out: Path, inputs: Inputs, env: Mapping[str, str]
-) -> tuple[bool, Report | None]:
-    """Whether the base is known and, if so, the function's report there (``None``: new)."""
-    try:
-        relative = function.source.relative_to(root.resolve())
-    except ValueError:
-        return False, None
-    source = tree / relative
-    if not (source / "main.py").is_file() and not (source / "pyfn.toml").is_file():
-        return True, None
-    try:
-        config = resolve(source, env=env, flags=inputs.flags)
-        config = dataclasses.replace(config, out=out / function.name, dry_run=False)
-        report = build_function(config, env).report
-    except BudgetExceeded as exc:
-        report = exc.report
-    except PyfnError as exc:
-        log.warning("%s could not be built at the base: %s", function.name, exc.message)
-        return False, None
-    return (True, report) if report is not None else (False, None)
-
-
-def _load_base_report(path: Path) -> Report:
-    try:
-        return load_report(path)
-    except ReportError as exc:
-        raise ReportError(f"The input 'base-report': {exc.what}", why=exc.why,
-                          fix=exc.fix) from None  # fmt: skip
 
 
 def _render(
@@ -406,60 +339,6 @@ def _workspace_path(path: Path, env: Mapping[str, str]) -> str | None:
         return path.resolve().relative_to(workspace).as_posix()
     except (ValueError, OSError):
         return None
-
-
-def _code(text: str) -> str:
-    """Text that came from an event, safe inside a markdown code span."""
-    return "".join(c for c in text if c.isprintable() and c != "`")[:100]
-
-
-# --- the cache key ----------------------------------------------------------------------
-
-
-def _cache_key(env: Mapping[str, str], runner: Runner, cwd: Path) -> int:
-    """``key``, ``restore-keys`` and ``path`` outputs for actions/cache.
-
-    The key names pyfn's version, the runner, the runtime (line, release or
-    archive, CPU), the target (generation) and a hash of every requirements
-    file; the restore keys fall back to the same target, then to the runtime alone.
-    """
-    inputs = parse(env, cwd=cwd)
-    configs = [resolve(source, env=env, flags=inputs.flags) for source in inputs.sources]
-    runtime = "+".join(sorted({_runtime_id(c) for c in configs}))
-    target = "+".join(sorted({f"gen{c.gen}" for c in configs}))
-    digest = hashlib.sha256()
-    for config in configs:
-        for path in _requirement_files(config):
-            digest.update(path.relative_to(config.source).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes() + b"\0")
-        sources = (config.index_url, config.extra_index_urls, config.find_links)
-        digest.update(repr(sources).encode() + b"\0")
-    prefix = f"pyfn-{__version__}-{env.get('RUNNER_OS', 'Linux')}-{env.get('RUNNER_ARCH', 'X64')}"
-    key = f"{prefix}-{runtime}-{target}-{digest.hexdigest()[:20]}"
-    restore = [f"{prefix}-{runtime}-{target}-", f"{prefix}-{runtime}-"]
-    paths = sorted({str(cache_dir(c.cache_dir)) for c in configs})
-    runner.set_output("key", key)
-    runner.set_output("restore-keys", "\n".join(restore))
-    runner.set_output("path", "\n".join(paths))
-    log.info("cache key %s", key)
-    return 0
-
-
-def _runtime_id(config: Config) -> str:
-    parts = [config.runtime, config.pypy_version or "newest", config.arch]
-    if config.pypy_sha256:
-        parts.append(config.pypy_sha256[:16])
-    return "-".join(parts)
-
-
-def _requirement_files(config: Config) -> Iterator[Path]:
-    path = config.source / config.requirements
-    if not path.is_file():
-        return
-    try:
-        yield from read_requirements(path, config.source).files
-    except PyfnError:
-        yield path  # the build will say what is wrong with it
 
 
 # --- logging --------------------------------------------------------------------------

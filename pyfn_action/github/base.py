@@ -1,4 +1,5 @@
-"""The pull request's base: the same function, checked out at the base commit.
+"""The pull request's base: the same functions, built at the base commit, for the
+size comparison (or a report given with the input ``base-report``).
 
 ``actions/checkout`` leaves a shallow clone of the merge commit, so the base
 commit may not be there: it is fetched by SHA (``git fetch --depth=1 origin
@@ -9,14 +10,23 @@ function is built there with the same caches, which makes it a warm build.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
-from pyfn_action.errors import PyfnError
+from pyfn_action.config import resolve
+from pyfn_action.errors import BudgetExceeded, PyfnError, ReportError
+from pyfn_action.flows.jobs import build_function
+from pyfn_action.github.event import Event
+from pyfn_action.github.inputs import Inputs
+from pyfn_action.github.workflow import Runner
+from pyfn_action.report.model import Report
+from pyfn_action.report.model import load as load_report
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +85,78 @@ def worktree(root: Path, sha: str, env: Mapping[str, str]) -> Iterator[Path]:
         _git(["worktree", "remove", "--force", "--", str(tree)], root, git_env)
         shutil.rmtree(parent, ignore_errors=True)
         _git(["worktree", "prune"], root, git_env)
+
+
+def base_reports(
+    inputs: Inputs,
+    event: Event,
+    functions: Sequence[tuple[str, Path]],
+    env: Mapping[str, str],
+    runner: Runner,
+) -> tuple[str, dict[str, Report | None]]:
+    """Each function's report at the base (``None``: not there), and how to name the base;
+    ``functions`` are (name, source directory) pairs.
+
+    A function missing from the mapping has no comparison (not a pull request,
+    or its base could not be built).
+    """
+    if not event.is_pull_request or event.base_sha is None or not functions:
+        return "", {}
+    label = f"`{_code(event.base_ref or 'base')}` ({event.base_sha[:7]})"
+    bases: dict[str, Report | None] = {}
+    with runner.group(f"pyfn: build at the base, {event.base_ref or ''} {event.base_sha[:12]}"):
+        try:
+            root = repository_root(inputs.workdir, env)
+            with ExitStack() as stack:
+                tree = stack.enter_context(worktree(root, event.base_sha, env))
+                out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pyfn-base-")))
+                for name, source in functions:
+                    known, base = _base_report(name, source, root, tree, out, inputs, env)
+                    if known:
+                        bases[name] = base
+        except BaseUnavailable as exc:
+            runner.warning(f"No size comparison with the base: {exc.message}", title="pyfn")
+    return label, bases
+
+
+def _base_report(
+    name: str,
+    source: Path,
+    root: Path,
+    tree: Path,
+    out: Path,
+    inputs: Inputs,
+    env: Mapping[str, str],
+) -> tuple[bool, Report | None]:
+    """Whether the base is known and, if so, the function's report there (``None``: new)."""
+    try:
+        relative = source.relative_to(root.resolve())
+    except ValueError:
+        return False, None
+    at_base = tree / relative
+    if not (at_base / "main.py").is_file() and not (at_base / "pyfn.toml").is_file():
+        return True, None
+    try:
+        config = resolve(at_base, env=env, flags=inputs.flags)
+        config = dataclasses.replace(config, out=out / name, dry_run=False)
+        report = build_function(config, env).report
+    except BudgetExceeded as exc:
+        report = exc.report
+    except PyfnError as exc:
+        log.warning("%s could not be built at the base: %s", name, exc.message)
+        return False, None
+    return (True, report) if report is not None else (False, None)
+
+
+def load_base_report(path: Path) -> Report:
+    """The report given with the input ``base-report``."""
+    try:
+        return load_report(path)
+    except ReportError as exc:
+        raise ReportError(f"The input 'base-report': {exc.what}", why=exc.why,
+                          fix=exc.fix) from None  # fmt: skip
+
+
+def _code(text: str) -> str:
+    """Text that came from an event, safe inside a markdown code span."""
+    return "".join(c for c in text if c.isprintable() and c != "`")[:100]

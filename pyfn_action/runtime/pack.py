@@ -12,24 +12,27 @@ official build takes it too::
 
 The interpreter is asked where its files are; the ELF files found are followed
 through DT_NEEDED, and every library not in ``data/image-libs.txt`` is
-bundled. The tar is deterministic (sorted members, fixed times, owners and
-modes), written to a temporary file and renamed into place.
+bundled. Compiled bytecode (``__pycache__``) is left out: it is the installation's
+own state, written by the package manager and by any run that may write there, and
+it differs from one machine to the next even for the same package (``pyfn build``
+compiles every module it ships for the target anyway). The tar is deterministic
+(sorted members, fixed times, owners and modes), written to a temporary file and
+renamed into place.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import posixpath
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyfn_action.errors import PackError
 from pyfn_action.progress import ProgressFactory, silent
 from pyfn_action.runtime.elf import ElfInfo, NotElf, is_elf, read_elf
+from pyfn_action.runtime.interpreter import FIX_INTERPRETER, Interpreter, describe
 from pyfn_action.runtime.libdeps import LibraryResolver, libraries_to_bundle, load_image_libs
 from pyfn_action.runtime.tarball import COMPRESSIONS, TarEntry, compression_for, write_tar
 from pyfn_action.runtime.targets import generation
@@ -37,26 +40,10 @@ from pyfn_action.sizes import format_size
 
 log = logging.getLogger(__name__)
 
-QUERY_TIMEOUT_SECONDS = 60
 DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z
 _ARCH_SUFFIX = {"x86_64": "linux64", "aarch64": "aarch64"}
 _SITE_DIRS = frozenset({"site-packages", "dist-packages"})
 _LIBPYPY = re.compile(r"^libpypy\d+(\.\d+)?-c\.so")
-_QUERY = """\
-import importlib.machinery, json, os, sys, sysconfig
-v = getattr(sys, "pypy_version_info", None)
-p = sysconfig.get_paths()
-print(json.dumps({
-    "implementation": sys.implementation.name,
-    "python": "%d.%d" % sys.version_info[:2],
-    "pypy": None if v is None else "%d.%d.%d" % tuple(v[:3]),
-    "executable": os.path.realpath(sys.executable),
-    "stdlib": p["stdlib"],
-    "include": p.get("include"),
-    "ext_suffixes": importlib.machinery.EXTENSION_SUFFIXES,
-}))
-"""
-_FIX_INTERPRETER = "Pass the path of an installed PyPy 3, e.g. /usr/bin/pypy3"
 _FIX_REINSTALL = "Reinstall PyPy, or pack an installation that runs on this machine"
 
 
@@ -72,16 +59,6 @@ class PackResult:
     bundled_libs: tuple[str, ...]  # sonames copied into lib/
     glibc_required: tuple[int, int] | None  # newest over every ELF file packed
     top: str  # "pypy3.9-v7.3.11-linux64"
-
-
-@dataclass(frozen=True)
-class _Interpreter:
-    python: str
-    pypy: str
-    executable: Path
-    stdlib: Path
-    include: Path | None
-    ext_suffixes: tuple[str, ...]
 
 
 def pack_runtime(
@@ -102,13 +79,13 @@ def pack_runtime(
             f"SOURCE_DATE_EPOCH {source_date_epoch} is negative",
             fix="Set SOURCE_DATE_EPOCH to a Unix time of 0 or later",
         )
-    found = _query(interpreter)
+    found = describe(interpreter)
     exe = _read(found.executable)
     if exe.machine not in _ARCH_SUFFIX:
         raise PackError(
             f"{found.executable} is built for {exe.machine}",
             why="pyfn supports x86_64 and aarch64 runtimes only",
-            fix=_FIX_INTERPRETER,
+            fix=FIX_INTERPRETER,
         )
     top = f"pypy{found.python}-v{found.pypy}-{_ARCH_SUFFIX[exe.machine]}"
     entries, elves, bundled = _plan(found, exe)
@@ -144,7 +121,7 @@ def pack_runtime(
 
 
 def _plan(
-    found: _Interpreter, exe: ElfInfo
+    found: Interpreter, exe: ElfInfo
 ) -> tuple[dict[str, TarEntry], list[ElfInfo], dict[str, ElfInfo]]:
     """The members below the top directory, the ELF files among them, the bundled libraries."""
     py = found.python
@@ -238,63 +215,6 @@ def _compression(output: Path) -> str:
     )
 
 
-def _query(interpreter: Path) -> _Interpreter:
-    if not interpreter.exists():
-        raise PackError(f"PyPy interpreter {interpreter} does not exist", fix=_FIX_INTERPRETER)
-    try:
-        proc = subprocess.run(
-            [str(interpreter), "-S", "-c", _QUERY],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=QUERY_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise PackError(
-            f"{interpreter} did not answer within {QUERY_TIMEOUT_SECONDS} s",
-            fix=_FIX_INTERPRETER,
-        ) from exc
-    except OSError as exc:
-        raise PackError(
-            f"Cannot run {interpreter}", why=exc.strerror or str(exc), fix=_FIX_INTERPRETER
-        ) from exc
-    lines = proc.stdout.strip().splitlines()
-    try:
-        if proc.returncode != 0 or not lines:
-            raise ValueError(proc.stderr.strip()[-500:] or f"exit status {proc.returncode}")
-        data = json.loads(lines[-1])
-        implementation, pypy = str(data["implementation"]), str(data["pypy"] or "")
-        include = data.get("include")
-        found = _Interpreter(
-            python=str(data["python"]),
-            pypy=pypy,
-            executable=Path(data["executable"]),
-            stdlib=Path(data["stdlib"]),
-            include=Path(include) if include else None,
-            ext_suffixes=tuple(str(s) for s in data["ext_suffixes"]),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise PackError(
-            f"{interpreter} could not describe itself",
-            why=str(exc),
-            fix=_FIX_INTERPRETER,
-        ) from exc
-    if implementation != "pypy" or not re.fullmatch(r"\d+\.\d+\.\d+", pypy):
-        raise PackError(
-            f"{interpreter} is not PyPy",
-            why=f"it is {implementation} {found.python}",
-            fix=_FIX_INTERPRETER,
-        )
-    if not re.fullmatch(r"3\.\d+", found.python):
-        raise PackError(
-            f"{interpreter} is PyPy for Python {found.python}",
-            why="pyfn runs PyPy 3 only",
-            fix=_FIX_INTERPRETER,
-        )
-    return found
-
-
 def _read(path: Path) -> ElfInfo:
     try:
         return read_elf(path)
@@ -359,6 +279,8 @@ def _add_tree(
         if child.is_symlink():
             _add_link(child, name, root, entries, elves, ancestors)
         elif child.is_dir():
+            if child.name == "__pycache__":
+                continue  # this installation's own bytecode: see the module's docstring
             if at_top and child.name in _SITE_DIRS:
                 entries[name] = TarEntry.directory()
             else:
@@ -400,7 +322,7 @@ def _add_link(
         _add_regular(target, name, entries, elves)
 
 
-def _check_extensions(found: _Interpreter, entries: dict[str, TarEntry]) -> None:
+def _check_extensions(found: Interpreter, entries: dict[str, TarEntry]) -> None:
     prefix = f"lib/pypy{found.python}/"
     suffixes = found.ext_suffixes
     if not any(n.startswith(prefix) and n.endswith(suffixes) for n in entries):

@@ -22,7 +22,7 @@ from support.repos import GIT_ENV, NAME, OWNER, PR, Repo, git, pull_request_even
 from support.servers import index_routes, serve
 from support.wheels import make_wheel
 
-from pyfn_action.cloud.names import PROJECT_VARIABLES
+from pyfn_action.cloud.auth import PROJECT_VARIABLES
 from pyfn_action.github.action import run
 from pyfn_action.report.compare import marker
 from pyfn_action.report.render import COMMENT_LIMIT

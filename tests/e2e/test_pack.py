@@ -118,7 +118,7 @@ def test_layout(pypy_archive: PackResult) -> None:
     for m in members:
         assert (m.uid, m.gid, m.uname, m.gname) == (0, 0, "", "")
         if not m.isfile():
-            assert m.mtime == 315532800, m.name  # files keep theirs, for valid bytecode
+            assert m.mtime == 315532800, m.name  # files keep theirs, as installed
         assert m.mode in (0o644, 0o755), m.name
         assert m.name == TOP or m.name.startswith(f"{TOP}/")
         assert m.isdir() or m.isfile() or m.issym(), m.name
@@ -137,7 +137,8 @@ def test_layout(pypy_archive: PackResult) -> None:
     stdlib = f"{TOP}/lib/pypy3.9/"
     assert f"{stdlib}os.py" in by_name
     assert f"{TOP}/include/pypy3.9/pypy_decl.h" in by_name
-    assert any(n.startswith(stdlib) and "/__pycache__/" in n for n in names), "kept as is"
+    # The installation's own bytecode differs between machines: never packed.
+    assert not [n for n in names if "/__pycache__" in n]
     assert any(n.startswith(f"{stdlib}test/") for n in names), "test suites are kept"
     assert f"{stdlib}EXTERNALLY-MANAGED" not in by_name
     assert not [n for n in names if "-packages/" in n and n.startswith(stdlib)]

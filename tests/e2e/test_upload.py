@@ -18,6 +18,7 @@ from support.gcs import Fault, Proxy, emulator, object_meta, proxy, put_object
 
 from pyfn_action.cloud.upload import CHUNK_SIZE, digests, object_name, storage_client, upload
 from pyfn_action.errors import UploadError
+from pyfn_action.report.manifest import PATH, FunctionInfo, Manifest
 
 pytestmark = pytest.mark.e2e
 BUCKET = "pyfn-stage"
@@ -39,8 +40,9 @@ def make_bundle(path: Path, name: str = "hello", size: int = CHUNK_SIZE + 3 * 10
     """A bundle-shaped zip with incompressible content spanning two upload chunks."""
     rng = random.Random(path.name + str(size))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        manifest = {"function": {"name": name, "entry_point": name}}
-        zf.writestr("pyfn/manifest.json", json.dumps(manifest))
+        function = FunctionInfo(name=name, entry_point=name, signature="http", script=None,
+                                stdin=None, gen=2)  # fmt: skip
+        zf.writestr(PATH, Manifest(pyfn_version="0", function=function, runtime={}).to_bytes())
         zf.writestr("payload.bin", rng.randbytes(size))
     return path
 

@@ -7,7 +7,8 @@ import requests
 from google.api_core import exceptions as gexc
 from google.auth.exceptions import RefreshError
 
-from pyfn_action.cloud.names import api_error, check_bucket, check_project, check_region
+from pyfn_action.cloud.api_errors import api_error
+from pyfn_action.cloud.names import check_bucket, check_project, check_region
 from pyfn_action.errors import CloudCredentialsError, ConfigError, DeployError, UploadError
 
 

@@ -324,7 +324,7 @@ def test_a_deploy_judges_and_plans_once(monkeypatch: pytest.MonkeyPatch, tmp_pat
     the bundle in it (here: a dry run, which stages it)."""
     from types import SimpleNamespace
 
-    from pyfn_action.cloud import names, rules
+    from pyfn_action.cloud import auth, rules
     from pyfn_action.cloud import plan as plan_module
     from pyfn_action.config import resolve
     from pyfn_action.errors import CloudCredentialsError
@@ -344,7 +344,7 @@ def test_a_deploy_judges_and_plans_once(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
     monkeypatch.setattr(rules, "check", counted("check", rules.check))
     monkeypatch.setattr(plan_module, "make_plan", counted("make_plan", plan_module.make_plan))
-    monkeypatch.setattr(names, "credentials", no_credentials)
+    monkeypatch.setattr(auth, "credentials", no_credentials)
     report = SimpleNamespace(bundle=SimpleNamespace(sha256="d" * 64, compressed_bytes=1))
     built = SimpleNamespace(bundle=tmp_path / "bundle.zip", report=report)
     monkeypatch.setattr(jobs, "build_function", lambda *a, **k: (calls.append("build"), built)[1])

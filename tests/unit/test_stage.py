@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.bundle.stage import app_entries, credential_files, runtime_entries, site_entries
+from pyfn_action.bundle.stage import app_entries, runtime_entries, site_entries
 from pyfn_action.deps.requirements import Installed
 from pyfn_action.errors import BundleError
 from pyfn_action.runtime.pypy import Runtime
+from pyfn_action.secrets.envfiles import credential_files
 
 
 def _src(tmp_path: Path) -> Path:
