@@ -219,10 +219,12 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
         bundle = Path(args.bundle)
         given = resolve_keys(["cache_dir"], env=env, flags=_flags(args, KEYS))
         cache = cache_dir(given.get("cache_dir"))
+        node_runtime = resolve_deploy(None, env=env, flags={}).node_runtime
     else:
         config = resolve(Path(args.source), env=env, flags=_flags(args, KEYS))
         _set_debug(config.debug)
         cache = cache_dir(config.cache_dir)
+        node_runtime = resolve_deploy(config.source, env=env, flags={}).node_runtime
         result = _build(config, env)
         if result.bundle is None:
             from pyfn_action.errors import ServeError
@@ -238,12 +240,16 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
         root = Path(tmp) / "bundle"
         # A bad bundle fails before anything is installed.
         entry_point = serve.unpack_bundle(bundle, root).function.entry_point
-        framework = serve.ensure_framework(cache, env)
+        framework = serve.ensure_framework(cache, env, serve.declared_framework(root))
+        mismatch = serve.runtime_mismatch(framework, node_runtime, env)
+        if mismatch:
+            log.warning("%s", mismatch)
         process = serve.start(
             framework, root, entry_point=entry_point, host=args.host, port=args.port, env=env
         )
         shown = f"[{args.host}]" if ":" in args.host else args.host
         stdout.write(f"Serving {entry_point} from {bundle} at http://{shown}:{args.port}/ "
+                     f"under the Node.js Functions Framework {framework.package.spec} "
                      "(Ctrl-C to stop)\n")  # fmt: skip
         stdout.flush()
         try:

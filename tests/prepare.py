@@ -3,7 +3,9 @@
 - the distributions they install into bundles, into tests/.wheelhouse (the
   tests serve it as a package index on 127.0.0.1);
 - the pinned Node.js Functions Framework, into tests/.cache (the tests run
-  bundles under it, as `pyfn serve` does);
+  bundles under it, as `pyfn serve` does), and OTHER_FRAMEWORK, a second version a
+  bundle may declare: both go through npm's cache in tests/.npm-cache, from which
+  the tests lock and install them offline;
 - pyfn's own dependencies and build backend, into tests/.hookhouse, from which
   the pre-commit tests install this repository's hooks with no index.
 
@@ -22,12 +24,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 from pathlib import Path
 
+from pyfn_action.bundle.nodepackage import declare
 from pyfn_action.flows.serve import ensure_framework
 
 HERE = Path(__file__).parent
 WHEELHOUSE = HERE / ".wheelhouse"
 CACHE = HERE / ".cache"
 HOOKHOUSE = HERE / ".hookhouse"
+NPM_CACHE = HERE / ".npm-cache"
+OTHER_FRAMEWORK = "5.0.2"  # a released version other than the pinned one
 TARGET = [
     "--platform", "manylinux2014_x86_64",
     "--platform", "manylinux_2_17_x86_64",
@@ -66,8 +71,10 @@ def main() -> int:
         [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(HOOKHOUSE), *needs], check=True
     )
     print(f"hookhouse: {len(list(HOOKHOUSE.iterdir()))} files in {HOOKHOUSE}")
-    framework = ensure_framework(CACHE, os.environ)
-    print(f"Node.js Functions Framework: {framework.home}")
+    npm_env = {**os.environ, "npm_config_cache": str(NPM_CACHE)}
+    for spec in (None, OTHER_FRAMEWORK):
+        framework = ensure_framework(CACHE, npm_env, declare(spec, CACHE, npm_env))
+        print(f"Node.js Functions Framework {framework.package.spec}: {framework.home}")
     return 0
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pathspec
 
 from pyfn_action.bundle.entry import Entry
+from pyfn_action.bundle.nodepackage import NodePackage
 from pyfn_action.bundle.trim import plan_trim, user_rules
 from pyfn_action.deps.requirements import Installed
 from pyfn_action.errors import BundleError
@@ -339,11 +340,13 @@ def _parents(rel: str) -> Iterator[str]:
         yield "/".join(parts[:i])
 
 
-def shim_entries(manifest: bytes) -> Iterator[Entry]:
-    """The Node shim and the Python side of its protocol, plus the manifest."""
+def shim_entries(manifest: bytes, node: NodePackage) -> Iterator[Entry]:
+    """The Node shim, the framework it declares, the Python side of its protocol, and
+    the manifest."""
     shim = resources.files("pyfn_action").joinpath("shim")
-    for name in ("index.js", "package.json"):
-        yield Entry(name, None, shim.joinpath(name).read_bytes(), False, "shim", "shim")
+    yield Entry("index.js", None, shim.joinpath("index.js").read_bytes(), False, "shim", "shim")
+    yield Entry("package.json", None, node.package_json, False, "shim", "shim")
+    yield Entry("package-lock.json", None, node.lock, False, "shim", "shim")
     worker = shim.joinpath("pyfn")
     if worker.is_dir():
         for item in sorted(worker.iterdir(), key=lambda t: t.name):
@@ -357,6 +360,7 @@ def stage(
     installed: Installed,
     source: Path,
     manifest: bytes,
+    node: NodePackage,
     *,
     app_ignores: Iterable[str] = (),
     never_bundle: Iterable[Path] = (),
@@ -368,7 +372,7 @@ def stage(
     """
     app, warnings = app_entries(source, app_ignores, never_bundle=never_bundle)
     entries = [
-        *shim_entries(manifest),
+        *shim_entries(manifest, node),
         *runtime_entries(runtime),
         *site_entries(installed),
         *app,

@@ -232,6 +232,7 @@ def protected_files(runtime_python: str, module: str) -> list[str]:
     return [
         "index.js",
         "package.json",
+        "package-lock.json",
         "pyfn/manifest.json",
         "pyfn/worker.py",
         f"pypy/bin/pypy{runtime_python}",

@@ -42,6 +42,14 @@ class Plan:
         body = body_builder(self.generation).with_source(_copy(self.body), source)
         return Plan(self.address, self.generation, body, self.update_mask, list(self.notes))
 
+    @property
+    def node_runtime(self) -> str:
+        """The Node.js runtime the body asks for (``nodejs22``), read where the API has it."""
+        holder: Any = self.body
+        for part in self.generation.fields["runtime"].split("."):
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        return holder if isinstance(holder, str) else ""
+
     def staged(self, bucket: str, key: str) -> Plan:
         """For a dry run: the object the bundle would be uploaded to, its generation unknown."""
         body, note = body_builder(self.generation).staged(_copy(self.body), bucket, key)

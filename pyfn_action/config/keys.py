@@ -22,6 +22,7 @@ from pyfn_action.config.values import (
     _gen,
     _identifier,
     _memory,
+    _node_framework,
     _node_runtime,
     _path,
     _prefix,
@@ -74,6 +75,12 @@ KEYS: dict[str, Key] = {
         Key("requirements", _str, "requirements file in the source (requirements.txt)"),
         Key("script", _str, "script mode: the script run per request"),
         Key("stdin", _choice(STDIN_KINDS), "script mode: headers, body, query or request"),
+        Key(
+            "node_framework",
+            _node_framework,
+            "Node.js Functions Framework the bundle declares: an exact version or "
+            "npm:NAME@VERSION (default: the version pyfn pins)",
+        ),
         Key("out", _path, "output directory (default: ./dist)"),
         Key("pypy_archive", _str, "a PyPy archive (path or URL) in the official layout"),
         Key("pypy_sha256", _sha256, "the SHA-256 of --pypy-archive"),

@@ -33,6 +33,7 @@ class Config:
     requirements: str = "requirements.txt"
     script: str | None = None
     stdin: str = "body"
+    node_framework: str | None = None  # None: the version pyfn pins
     out: Path = Path("dist")
     pypy_archive: str | None = None
     pypy_sha256: str | None = None

@@ -9,6 +9,7 @@ layered again as flags.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -235,4 +236,30 @@ def _node_runtime(value: Any) -> str:
     text = _str(value)
     if not (text.startswith("nodejs") and text[6:].isdigit()):
         raise ValueError(f"{text!r} is not a Cloud Functions Node.js runtime such as nodejs22")
+    return text
+
+
+# The Node.js Functions Framework a bundle declares: pinned exactly, or a mirror of it
+# named as an npm alias. Ranges are refused: what is deployed must be what was tested.
+NODE_FRAMEWORK_PACKAGE = "@google-cloud/functions-framework"
+_SEMVER = r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?"
+_NPM_ALIAS = re.compile(rf"^npm:((?:@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*)@({_SEMVER})$")
+
+
+def node_framework_parts(spec: str) -> tuple[str, str]:
+    """(package, exact version) of a framework declaration; ``ValueError`` if not pinned."""
+    if re.fullmatch(_SEMVER, spec):
+        return NODE_FRAMEWORK_PACKAGE, spec
+    alias = _NPM_ALIAS.match(spec)
+    if alias:
+        return alias.group(1), alias.group(2)
+    raise ValueError(
+        f"{spec!r} is not an exact version (such as 5.0.5) or an npm alias of one "
+        "(such as npm:@corp/functions-framework@5.0.5)"
+    )
+
+
+def _node_framework(value: Any) -> str:
+    text = _str(value)
+    node_framework_parts(text)
     return text

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyfn_action import __version__, secrets
+from pyfn_action.bundle import nodepackage
 from pyfn_action.bundle.bytecode import cache_tag, compile_entries
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.native import inspect_entries
+from pyfn_action.bundle.nodepackage import NodePackage
 from pyfn_action.bundle.source import check_source
 from pyfn_action.bundle.stage import stage
 from pyfn_action.bundle.trim import (
@@ -93,6 +95,9 @@ def build(
         if (config.source / config.requirements).is_file()
         else None
     )
+    # The framework the bundle declares, locked now: a version npm cannot find fails
+    # before the runtime is fetched.
+    node = nodepackage.declare(config.node_framework, cache_dir, env)
     runtime = resolve_runtime(
         RuntimeRequest(
             runtime=config.runtime,
@@ -144,9 +149,10 @@ def build(
                 file, line = requirements.where(exc.requirement)
                 exc.findings = (Finding("native", exc.what, file, line),)
             raise
-        manifest = _manifest(config, runtime, target, installed, request_timeout)
+        manifest = _manifest(config, runtime, target, installed, node, request_timeout)
         staged = stage(
-            runtime, installed, source.root, manifest, app_ignores=_out_ignores(config, out),
+            runtime, installed, source.root, manifest, node,
+            app_ignores=_out_ignores(config, out),
             never_bundle=credential_files(env),
         )  # fmt: skip
         for warning in staged.warnings:
@@ -205,6 +211,7 @@ def build(
                     "trim": [_effect_dict(e) for e in plan.effects],
                     "native": native.to_dict(),
                 },
+                node_framework=node.spec,
             )
             try:
                 budget.check(limits, zipped, report.components)
@@ -369,6 +376,7 @@ def _manifest(
     runtime: Runtime,
     target: Target,
     installed: Installed,
+    node: NodePackage,
     request_timeout: int | None,
 ) -> bytes:
     return Manifest(
@@ -387,4 +395,5 @@ def _manifest(
             {"name": d.name, "version": d.version, "wheel": d.wheel}
             for d in installed.distributions
         ),
+        node_framework=node.spec,
     ).to_bytes()

@@ -152,7 +152,7 @@ class DeployOutcome:
         if self.deployed is not None:
             assert self.uploaded is not None
             return {"upload": self.uploaded.to_dict(), "deploy": self.deployed.to_dict(),
-                    "sha256": self.report.bundle.sha256}  # fmt: skip
+                    "sha256": self.report.bundle.sha256, "runtime": self.runtime}  # fmt: skip
         requests = self.plan.requests()
         action = self.action
         return {
@@ -160,6 +160,7 @@ class DeployOutcome:
             "function": self.plan.address.path,
             "gen": self.plan.generation.gen,
             "action": action,
+            "runtime": self.runtime,
             "upload": {
                 "sha256": self.report.bundle.sha256,
                 "size": self.report.bundle.compressed_bytes,
@@ -170,6 +171,16 @@ class DeployOutcome:
             "notes": self.plan.notes,
         }
 
+    @property
+    def runtime(self) -> dict[str, str | None]:
+        """What runs the function: the Node.js runtime and the framework the bundle declares."""
+        return {"node_runtime": self.plan.node_runtime,
+                "node_framework": self.report.node_framework}  # fmt: skip
+
+    def _runtime_text(self) -> str:
+        framework = self.report.node_framework or "not declared (an older bundle)"
+        return f"{self.plan.node_runtime}, Node.js Functions Framework {framework}"
+
     def to_text(self) -> str:
         """The outcome as the command shows it on a terminal."""
         if self.deployed is not None:
@@ -178,6 +189,7 @@ class DeployOutcome:
             if done.url:
                 lines.append(f"url: {done.url}")
             lines.append(f"source: {self.uploaded}")
+            lines.append(f"runtime: {self._runtime_text()}")
             return "".join(line + "\n" for line in lines)
         plan, out = self.plan, self.to_dict()
         size = self.report.bundle.compressed_bytes / 1e6
@@ -186,6 +198,7 @@ class DeployOutcome:
         text += f"upload  the bundle ({size:.1f} MB) → {self.object_uri} (if absent)\n"
         text += (f"deploy  {plan.address.path} ({plan.generation.gen} gen): "
                  f"{what[self.action]}\n")  # fmt: skip
+        text += f"runtime {self._runtime_text()}\n"
         text += f"update mask: {','.join(plan.update_mask)}\n"
         text += "".join(f"note: {note}\n" for note in plan.notes)
         for name, request in out["requests"].items():

@@ -52,14 +52,17 @@ class Manifest:
     function: FunctionInfo
     runtime: Mapping[str, object]
     packages: tuple[Mapping[str, object], ...] = field(default=())
+    node_framework: str | None = None  # what package.json declares; None: an older bundle
 
     def to_bytes(self) -> bytes:
-        data = {
+        data: dict[str, object] = {
             "pyfn_version": self.pyfn_version,
             "function": self.function.to_dict(),
             "runtime": dict(self.runtime),
             "packages": [dict(p) for p in self.packages],
         }
+        if self.node_framework is not None:
+            data["node_framework"] = self.node_framework
         return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -81,6 +84,7 @@ class Manifest:
                 ),
                 runtime=dict(raw["runtime"]),
                 packages=tuple(dict(p) for p in raw.get("packages", [])),
+                node_framework=_optional_text(raw.get("node_framework")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"{PATH} is not a complete manifest ({exc!r})") from exc
@@ -110,3 +114,7 @@ def _text(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected a non-empty string, got {value!r}")
     return value
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)

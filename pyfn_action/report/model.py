@@ -102,6 +102,7 @@ class Report:
     limits: tuple[Limit, ...] = ()
     version: int = REPORT_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)  # trim effects, native findings
+    node_framework: str | None = None  # the Node.js Functions Framework package.json declares
 
     @property
     def function_name(self) -> str:
@@ -118,6 +119,8 @@ class Report:
             "warnings": list(self.warnings),
             "limits": [limit.to_dict() for limit in self.limits],
         }
+        if self.node_framework is not None:
+            data["node_framework"] = self.node_framework
         data.update(self.extra)
         return data
 
@@ -134,7 +137,8 @@ class Report:
                 why=f"it reads versions {', '.join(map(str, SUPPORTED_VERSIONS))}",
                 fix="Rebuild with this pyfn, or use the pyfn that wrote the report",
             )
-        known = {"version", "bundle", "components", "runtime", "function", "warnings", "limits"}
+        known = {"version", "bundle", "components", "runtime", "function", "warnings", "limits",
+                 "node_framework"}  # fmt: skip
         try:
             runtime, function = data.get("runtime", {}), data.get("function", {})
             if not isinstance(runtime, dict) or not isinstance(function, dict):
@@ -148,6 +152,7 @@ class Report:
                 limits=tuple(Limit.from_dict(x) for x in _list(data.get("limits", []))),
                 version=version,
                 extra={k: v for k, v in data.items() if k not in known},
+                node_framework=_optional_text(data.get("node_framework")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ReportError(f"{where} is not a complete pyfn report", why=repr(exc)) from exc
@@ -184,6 +189,10 @@ def _text(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
     return value
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
 
 
 def _count(value: object) -> int:

@@ -48,6 +48,9 @@ def render_table(report: Report) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     out = [line(header), rule, *(line(r) for r in rows), rule, line(total)]
+    if report.node_framework:
+        out.append(f"\nruns under the Node.js Functions Framework {report.node_framework} "
+                   "(package.json and its lockfile)")  # fmt: skip
     return "\n".join(out) + "\n"
 
 

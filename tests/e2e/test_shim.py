@@ -26,6 +26,7 @@ import pytest
 from conftest import REPO, Served, hermetic_env, pyfn
 from support.servers import free_port
 
+from pyfn_action.bundle.nodepackage import pinned
 from pyfn_action.flows import serve
 from pyfn_action.flows.serve import Framework, framework_home
 
@@ -42,7 +43,7 @@ def framework() -> Framework:
     node = shutil.which("node")
     if node is None or not (home / ".complete").is_file():
         pytest.fail("the Node.js Functions Framework is missing: run `python tests/prepare.py`")
-    return Framework(home, node)
+    return Framework(home, node, pinned())
 
 
 @pytest.fixture(scope="module")
@@ -553,8 +554,11 @@ def test_pyfn_serve_prints_the_url_and_stops_cleanly(
     )  # fmt: skip
     try:
         assert process.stdout is not None
-        first = process.stdout.readline().decode()
-        assert f"http://127.0.0.1:{port}/" in first, first
+        # The URL line, after any warning (a local Node.js that is not the deploy's).
+        shown: list[str] = []
+        while len(shown) < 5 and not any(f"http://127.0.0.1:{port}/" in x for x in shown):
+            shown.append(process.stdout.readline().decode())
+        assert f"http://127.0.0.1:{port}/" in shown[-1], shown
         server = Server(port, tmp_path / "unused.log", process)
         deadline = time.monotonic() + START_TIMEOUT
         while True:

@@ -74,7 +74,7 @@ def test_serve_bundle_takes_the_cache_dir_from_the_flag_or_the_environment(
 
     seen: list[Path] = []
 
-    def ensure_framework(cache: Path, env: object) -> None:
+    def ensure_framework(cache: Path, env: object, package: object) -> None:
         seen.append(cache)
         raise ServeError("stop here")
 

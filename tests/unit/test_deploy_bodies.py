@@ -91,7 +91,8 @@ def test_the_dry_run_output_is_the_one_recorded(case: dict[str, Any]) -> None:
     key = "pyfn/hello/" + "c" * 64 + ".zip"
     p = _plan(case["gen"], case["signature"], case["flags"]).staged("stage", key)
     report: Any = SimpleNamespace(
-        bundle=SimpleNamespace(sha256="c" * 64, compressed_bytes=12_345_678)
+        bundle=SimpleNamespace(sha256="c" * 64, compressed_bytes=12_345_678),
+        node_framework="5.0.5",
     )
     outcome = DeployOutcome(None, report, p, f"gs://stage/{key}", case["existing"])  # type: ignore[arg-type]
     shown = json.dumps(outcome.to_dict(), indent=2) + "\n" if case["json"] else outcome.to_text()

@@ -345,7 +345,9 @@ def test_a_deploy_judges_and_plans_once(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(rules, "check", counted("check", rules.check))
     monkeypatch.setattr(plan_module, "make_plan", counted("make_plan", plan_module.make_plan))
     monkeypatch.setattr(auth, "credentials", no_credentials)
-    report = SimpleNamespace(bundle=SimpleNamespace(sha256="d" * 64, compressed_bytes=1))
+    report = SimpleNamespace(
+        bundle=SimpleNamespace(sha256="d" * 64, compressed_bytes=1), node_framework="5.0.5"
+    )
     built = SimpleNamespace(bundle=tmp_path / "bundle.zip", report=report)
     monkeypatch.setattr(jobs, "build_function", lambda *a, **k: (calls.append("build"), built)[1])
     (tmp_path / "main.py").write_text("def hello(request):\n    return 'hi'\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,14 @@ def test_round_trip(timeout: int | None) -> None:
     assert Manifest.from_bytes(manifest.to_bytes()) == manifest
 
 
+def test_the_declared_node_framework_is_recorded() -> None:
+    declared = replace(_manifest(), node_framework="npm:@corp/functions-framework@5.0.5")
+    assert json.loads(declared.to_bytes())["node_framework"] == declared.node_framework
+    assert Manifest.from_bytes(declared.to_bytes()) == declared
+    assert "node_framework" not in json.loads(_manifest().to_bytes())  # an older bundle's
+    assert Manifest.from_bytes(_manifest().to_bytes()).node_framework is None
+
+
 def test_read_from_a_bundle_and_from_a_tree(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.zip"
     with zipfile.ZipFile(bundle, "w") as zf:
@@ -64,6 +73,8 @@ def test_read_from_a_bundle_and_from_a_tree(tmp_path: Path) -> None:
         b' "signature": "http", "gen": 2}}',
         b'{"pyfn_version": "1", "runtime": {}, "function": {"name": "f", "entry_point": "h",'
         b' "signature": "http", "gen": "two"}}',
+        b'{"pyfn_version": "1", "runtime": {}, "function": {"name": "f", "entry_point": "h",'
+        b' "signature": "http", "gen": 2}, "node_framework": 5}',
     ],
 )
 def test_incomplete_manifests_are_refused(data: bytes) -> None:

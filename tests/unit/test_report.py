@@ -15,6 +15,7 @@ from pyfn_action.report.render import (
     TRUNCATED_NOTE,
     headline,
     render_markdown,
+    render_table,
     truncate,
 )
 
@@ -163,14 +164,22 @@ def test_report_round_trips_through_its_json_form() -> None:
                 {"name": "budget compressed", "limit_bytes": 100, "used_bytes": 200, "ok": False}
             ],
             trim=[{"rule": "*.pyi"}],
+            node_framework="5.0.5",
         )
     )
+    assert report.node_framework == "5.0.5"
+    assert "Node.js Functions Framework 5.0.5" in render_table(report)
     assert report.limits == (Limit("budget compressed", 100, 200),)
     assert report.components[0] == Component("flask", "package", 200, 600, 1)
     assert report.extra == {"trim": [{"rule": "*.pyi"}]}
     again = Report.from_dict(json.loads(report.to_json()))
     assert again == report
     assert again.to_dict() == report.to_dict()
+    older = _report({"flask": (200, 600)})  # a report of a pyfn that did not record it
+    assert older.node_framework is None and "node_framework" not in older.to_dict()
+    assert "Functions Framework" not in render_table(older)
+    with pytest.raises(ReportError):
+        Report.from_dict(_report_dict({"flask": (200, 600)}, node_framework=5))
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pyfn_action.bundle.nodepackage import pinned
 from pyfn_action.cli import run
 from pyfn_action.errors import ServeError
 from pyfn_action.flows.serve import ensure_framework, unpack_bundle
@@ -93,6 +94,8 @@ echo run >> "$NPM_RUNS"
 sleep 1
 mkdir -p node_modules/@google-cloud/functions-framework/build/src
 echo '// main' > node_modules/@google-cloud/functions-framework/build/src/main.js
+echo '{"name": "@google-cloud/functions-framework", "version": "'"$FF_VERSION"'"}' \
+  > node_modules/@google-cloud/functions-framework/package.json
 """
 INSTALL = """
 import os, sys, time
@@ -106,21 +109,28 @@ print(ensure_framework(Path(sys.argv[1]), dict(os.environ)).home)
 """
 
 
-def test_concurrent_serves_install_the_framework_once(tmp_path: Path) -> None:
+def _fake_npm_env(tmp_path: Path, script: str, version: str) -> dict[str, str]:
+    """The real node beside a fake npm that installs framework ``version``."""
     import os
     import shutil
-    import subprocess
-    import sys
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "npm").write_text(FAKE_NPM)
+    (bin_dir / "npm").write_text(script)
     (bin_dir / "npm").chmod(0o755)
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not on PATH (CI installs it)")
     (bin_dir / "node").symlink_to(node)
-    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "NPM_RUNS": str(tmp_path / "runs")}
+    return {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "NPM_RUNS": str(tmp_path / "runs"),
+            "FF_VERSION": version}  # fmt: skip
+
+
+def test_concurrent_serves_install_the_framework_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = _fake_npm_env(tmp_path, FAKE_NPM, pinned().version)
     cache, barrier = tmp_path / "cache", tmp_path / "go"
     procs = [
         subprocess.Popen([sys.executable, "-c", INSTALL, str(cache), str(barrier)], env=env,
@@ -133,3 +143,12 @@ def test_concurrent_serves_install_the_framework_once(tmp_path: Path) -> None:
     assert results[0][0] == results[1][0]
     assert (tmp_path / "runs").read_text().count("run") == 1
     assert [p.name for p in cache.rglob("*.lock")] == []
+
+
+def test_an_install_of_another_version_is_refused_and_not_kept(tmp_path: Path) -> None:
+    """npm ci that installs anything but the declared version leaves nothing behind."""
+    env = _fake_npm_env(tmp_path, FAKE_NPM.replace("sleep 1", ""), "0.0.1")
+    with pytest.raises(ServeError, match=r"did not install the declared .* 5\.0\.5"):
+        ensure_framework(tmp_path / "cache", env)
+    homes = tmp_path / "cache" / "node-functions-framework"
+    assert [p.name for p in homes.iterdir() if not p.name.endswith(".lock")] == []
