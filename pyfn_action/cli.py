@@ -244,9 +244,8 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
         mismatch = serve.runtime_mismatch(framework, node_runtime, env)
         if mismatch:
             log.warning("%s", mismatch)
-        process = serve.start(
-            framework, root, entry_point=entry_point, host=args.host, port=args.port, env=env
-        )
+        process = serve.start(framework, root, entry_point=entry_point, host=args.host,
+                              port=args.port, env=env, cleanup=Path(tmp))  # fmt: skip
         shown = f"[{args.host}]" if ":" in args.host else args.host
         stdout.write(f"Serving {entry_point} from {bundle} at http://{shown}:{args.port}/ "
                      f"under the Node.js Functions Framework {framework.package.spec} "

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 NPM_TIMEOUT_SECONDS = 600
 NODE_VERSION_TIMEOUT_SECONDS = 30
 _BUILD_ONE = "Build one with pyfn build"
+# The write end of each started framework's watch pipe, by its pid (see start()).
+_WATCHED: dict[int, int] = {}
 
 
 @dataclass(frozen=True)
@@ -249,16 +251,24 @@ def start(
     port: int,
     env: Mapping[str, str],
     output: IO[bytes] | None = None,
+    cleanup: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start the framework on ``bundle_dir`` in a new process group.
 
-    Its output (the function's logs) goes to ``output``, or to this process's own.
+    Its output (the function's logs) goes to ``output``, or to this process's own. The
+    framework watches a pipe from this process: when this process ends, however it ends,
+    the framework removes ``cleanup`` (the unpacked bundle's directory) and kills its
+    own process group.
     """
     child_env = dict(env)
+    watch_read, watch_write = os.pipe()
     child_env.update(
         PYFN_SERVE_HOST=host,
+        PYFN_SERVE_WATCH_FD=str(watch_read),
         NODE_ENV=child_env.get("NODE_ENV", "development"),
     )
+    if cleanup is not None:
+        child_env["PYFN_SERVE_CLEANUP"] = str(cleanup)
     argv = [
         framework.node,
         str(framework.launcher),
@@ -268,14 +278,23 @@ def start(
         "--signature-type=http",
     ]
     log.debug("starting %s", " ".join(argv))
-    return subprocess.Popen(
-        argv,
-        cwd=bundle_dir,
-        env=child_env,
-        stdout=output,
-        stderr=subprocess.STDOUT if output is not None else None,
-        start_new_session=True,
-    )
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=bundle_dir,
+            env=child_env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
+            start_new_session=True,
+            pass_fds=(watch_read,),
+        )
+    except BaseException:
+        os.close(watch_write)
+        raise
+    finally:
+        os.close(watch_read)
+    _WATCHED[process.pid] = watch_write  # kept open (never inherited) while it runs
+    return process
 
 
 def stop(process: subprocess.Popen[bytes], grace_seconds: float = 5.0) -> int:
@@ -288,4 +307,8 @@ def stop(process: subprocess.Popen[bytes], grace_seconds: float = 5.0) -> int:
     # Node itself if it did not stop, and any worker still in the group.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    return process.wait() if code is None else code
+    code = process.wait() if code is None else code
+    watch = _WATCHED.pop(process.pid, None)
+    if watch is not None:
+        os.close(watch)
+    return code

@@ -583,6 +583,50 @@ def test_pyfn_serve_prints_the_url_and_stops_cleanly(
             process.wait(timeout=10)
 
 
+def test_pyfn_serve_killed_with_its_process_group_leaves_nothing(
+    shim_bundle: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """SIGKILL to pyfn serve's process group (as a conformance client stops it): Node,
+    which runs in a group of its own, goes too, with its workers and the unpacked bundle."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
+    env.update(PYFN_CACHE_DIR=str(TEST_CACHE), TMPDIR=str(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyfn_action", "serve", "--bundle", str(shim_bundle),
+         "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        server = Server(port, tmp_path / "unused.log", process)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                assert server.get("/?name=kill", timeout=30) == (200, b"Hello, kill!\n")
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert _processes_under(str(tmp_path)), "node and its workers run"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while _processes_under(str(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_under(str(tmp_path)) == []  # no orphan left listening
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        assert not list(tmp_path.glob("pyfn-serve-*"))  # the unpacked bundle is gone
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in _processes_under(str(tmp_path)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 # --- hostile functions: user code costs at most its own worker ----------------------
 
 MiB = 1024 * 1024
