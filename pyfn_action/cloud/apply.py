@@ -81,6 +81,9 @@ class _V1:
         duration = function.timeout  # a datetime.timedelta in proto-plus, or None
         return int(duration.total_seconds()) if duration else 0
 
+    def request_concurrency(self, function: Any) -> int:
+        return 1  # 1st gen: one request per instance at a time
+
     def source(self, body: Mapping[str, Any]) -> str:
         return str(body.get("sourceArchiveUrl"))
 
@@ -121,6 +124,9 @@ class _V2:
 
     def request_timeout(self, function: Any) -> int:
         return int(function.service_config.timeout_seconds or 0)
+
+    def request_concurrency(self, function: Any) -> int:
+        return int(function.service_config.max_instance_request_concurrency or 0)
 
     def source(self, body: Mapping[str, Any]) -> str:
         storage = body["buildConfig"]["source"]["storageSource"]
@@ -172,6 +178,18 @@ def request_timeout(function: Any, gen: Generation) -> int | None:
     if function is None:
         return None
     return _version(gen).request_timeout(function) or None
+
+
+def request_concurrency(setting: int | None, function: Any, gen: Generation) -> int:
+    """How many requests one instance is sent at once: what the deploy sets, else what the
+    deployed function has, else the platform's default (one)."""
+    if "concurrency" not in gen.fields:
+        return 1  # a generation without the setting: one request per instance at a time
+    if setting is not None:
+        return setting
+    if function is not None:
+        return _version(gen).request_concurrency(function) or 1
+    return 1
 
 
 def apply(

@@ -112,11 +112,12 @@ def _trigger_kind(settings: DeploySettings) -> str:
 
 def _check(settings: DeploySettings, generation: Generation, signature: str, trigger: str) -> None:
     kind = "http" if trigger == "http" else "event"
-    if kind == "event" and signature != "cloudevent":
+    if kind == "event" and signature not in ("cloudevent", "event"):
         raise ConfigError(
-            f"A {trigger} trigger needs a CloudEvent function, but signature is {signature!r}",
+            f"A {trigger} trigger needs an event function, but signature is {signature!r}",
             fix='Set signature = "cloudevent" and decorate the function with '
-            "@functions_framework.cloud_event",
+            '@functions_framework.cloud_event, or signature = "event" for a legacy '
+            "def handler(data, context)",
         )
     if kind == "http" and settings.retry:
         raise ConfigError(
@@ -124,9 +125,9 @@ def _check(settings: DeploySettings, generation: Generation, signature: str, tri
             why="only event-driven functions are retried; an HTTP caller retries itself",
             fix="Drop --retry, or set --trigger-topic or --trigger-bucket",
         )
-    if kind == "http" and signature == "cloudevent":
+    if kind == "http" and signature in ("cloudevent", "event"):
         raise ConfigError(
-            "signature is 'cloudevent' but no event trigger is set",
+            f"signature is {signature!r} but no event trigger is set",
             fix="Set --trigger-topic or --trigger-bucket, or use an HTTP function",
         )
     if settings.function_timeout is not None:

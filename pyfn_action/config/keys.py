@@ -35,7 +35,7 @@ from pyfn_action.config.values import (
     _whole_seconds,
 )
 
-SIGNATURES = ("http", "cloudevent", "script")
+SIGNATURES = ("http", "cloudevent", "event", "script")
 RUNTIMES = ("pypy3.11", "pypy3.10")
 ARCHES = ("x86_64", "aarch64")
 STDIN_KINDS = ("headers", "body", "query", "request")
@@ -66,7 +66,7 @@ KEYS: dict[str, Key] = {
     for k in (
         Key("name", _str, "function name (default: the source directory's name)"),
         Key("entry_point", _identifier, "Python function to serve (default: the name)"),
-        Key("signature", _choice(SIGNATURES), "http, cloudevent or script"),
+        Key("signature", _choice(SIGNATURES), "http, cloudevent, event (legacy) or script"),
         Key("runtime", _choice(RUNTIMES), "PyPy line: pypy3.11 (default) or pypy3.10"),
         Key("pypy_version", _pypy_version, "exact PyPy release, e.g. 7.3.19 (default: newest)"),
         Key("arch", _choice(ARCHES), "target CPU: x86_64 (default) or aarch64"),

@@ -79,12 +79,15 @@ def build(
     source_date_epoch: int = ZIP_EPOCH_MIN,
     progress: ProgressFactory = silent,
     request_timeout: int | None = None,
+    request_concurrency: int | None = None,
 ) -> BuildResult:
     """Build ``config.source`` into ``config.out/bundle.zip`` and ``config.out/report.json``.
 
     ``request_timeout`` (seconds) is the deployed function's timeout, recorded in
     the manifest so that the shim stops a handler when the platform gives up on
     the request; a local build leaves it to ``PYFN_TIMEOUT`` or the shim's 60 s.
+    ``request_concurrency`` is how many requests the platform sends one instance at
+    once, recorded so that the shim starts no more threads than that needs.
     """
     out = config.out if config.dry_run else _writable_out(config.out)
     # Judge the source and its requirements before anything is downloaded.
@@ -149,7 +152,9 @@ def build(
                 file, line = requirements.where(exc.requirement)
                 exc.findings = (Finding("native", exc.what, file, line),)
             raise
-        manifest = _manifest(config, runtime, target, installed, node, request_timeout)
+        manifest = _manifest(
+            config, runtime, target, installed, node, request_timeout, request_concurrency
+        )
         staged = stage(
             runtime, installed, source.root, manifest, node,
             app_ignores=_out_ignores(config, out),
@@ -378,6 +383,7 @@ def _manifest(
     installed: Installed,
     node: NodePackage,
     request_timeout: int | None,
+    request_concurrency: int | None = None,
 ) -> bytes:
     return Manifest(
         pyfn_version=__version__,
@@ -389,6 +395,7 @@ def _manifest(
             stdin=config.stdin,
             gen=config.gen,
             timeout=request_timeout,
+            concurrency=request_concurrency,
         ),
         runtime=_runtime_dict(runtime, target),
         packages=tuple(

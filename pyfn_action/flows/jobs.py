@@ -60,6 +60,7 @@ def build_function(
     *,
     progress: ProgressFactory = silent,
     request_timeout: int | None = None,
+    request_concurrency: int | None = None,
 ) -> BuildResult:
     """Build ``config.source`` into ``config.out`` with the configured cache."""
     from pyfn_action.flows.build import build
@@ -71,6 +72,7 @@ def build_function(
         source_date_epoch=source_date_epoch(env),
         progress=progress,
         request_timeout=request_timeout,
+        request_concurrency=request_concurrency,
     )
 
 
@@ -294,10 +296,14 @@ def deploy_function(
     request_timeout = settings.function_timeout or apply.request_timeout(
         inputs.deployed, inputs.plan.generation
     )
+    request_concurrency = apply.request_concurrency(
+        settings.concurrency, inputs.deployed, inputs.plan.generation
+    )
     with tempfile.TemporaryDirectory(prefix="pyfn-deploy-") as tmp:
         if dry_run:
             config = dataclasses.replace(config, out=Path(tmp) / "dist")
-        result = build_function(config, env, progress=progress, request_timeout=request_timeout)
+        result = build_function(config, env, progress=progress, request_timeout=request_timeout,
+                                request_concurrency=request_concurrency)  # fmt: skip
         assert result.bundle is not None and result.report is not None
         key = object_name(settings.prefix, config.name, result.report.bundle.sha256)
         uri = f"gs://{inputs.bucket}/{key}"

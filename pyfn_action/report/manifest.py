@@ -31,6 +31,7 @@ class FunctionInfo:
     stdin: str | None
     gen: int
     timeout: int | None = None  # seconds; the shim's own request timeout
+    concurrency: int | None = None  # requests the platform sends one instance at once
 
     def to_dict(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -43,6 +44,8 @@ class FunctionInfo:
         }
         if self.timeout is not None:
             data["timeout"] = self.timeout
+        if self.concurrency is not None:
+            data["concurrency"] = self.concurrency
         return data
 
 
@@ -71,6 +74,7 @@ class Manifest:
             raw: Any = json.loads(data)
             function = raw["function"]
             timeout = function.get("timeout")
+            concurrency = function.get("concurrency")
             return cls(
                 pyfn_version=str(raw["pyfn_version"]),
                 function=FunctionInfo(
@@ -81,6 +85,7 @@ class Manifest:
                     stdin=function.get("stdin"),
                     gen=int(function["gen"]),
                     timeout=None if timeout is None else int(timeout),
+                    concurrency=None if concurrency is None else int(concurrency),
                 ),
                 runtime=dict(raw["runtime"]),
                 packages=tuple(dict(p) for p in raw.get("packages", [])),

@@ -45,6 +45,8 @@ const MAX_FRAME_HEADER = 1024 * 1024;
 const MAX_RESPONSE_BODY = 64 * 1024 * 1024;
 const MAX_LOG_LINE = 64 * 1024; // characters per log entry: well within Cloud Logging's 256 KB
 const MAX_WORKERS = 64;
+const MAX_THREADS = 1000; // per worker: Cloud Functions sends at most 1,000 requests at once
+const MAX_QUEUE = 100000;
 const DEFAULT_LOAD_TIMEOUT = 300;
 const PLATFORM_MAX_TIMEOUT = Number(FUNCTION.gen) === 1 ? 540 : 3600; // seconds, HTTP functions
 const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
@@ -77,11 +79,45 @@ function readSettings(env) {
   const recorded = integer('the manifest\'s function.timeout', FUNCTION.timeout, 60, PLATFORM_MAX_TIMEOUT);
   const timeout = integer('PYFN_TIMEOUT', env.PYFN_TIMEOUT, recorded, PLATFORM_MAX_TIMEOUT);
   const loadTimeout = integer('PYFN_LOAD_TIMEOUT', env.PYFN_LOAD_TIMEOUT, DEFAULT_LOAD_TIMEOUT, PLATFORM_MAX_TIMEOUT);
-  return {workers, timeout, loadTimeout, problems};
+  // Threads per worker: the native Python runtime's rule (gunicorn's threads = 4 × the
+  // instance's CPUs), but no more than the instance is sent at once (the concurrency
+  // pyfn deploy recorded) needs across the workers.
+  const concurrency = integer('the manifest\'s function.concurrency', FUNCTION.concurrency, 0, MAX_THREADS);
+  let fallbackThreads = Math.min(MAX_THREADS, 4 * instanceCpus(cpus));
+  if (concurrency > 0) fallbackThreads = Math.min(fallbackThreads, Math.ceil(concurrency / workers));
+  const threads = integer('PYFN_THREADS', env.PYFN_THREADS, Math.max(1, fallbackThreads), MAX_THREADS);
+  const queue = integer('PYFN_QUEUE', env.PYFN_QUEUE, Math.max(64, 4 * workers * threads), MAX_QUEUE);
+  return {workers, threads, queue, timeout, loadTimeout, problems};
+}
+
+// The CPUs this instance may use: the cgroup's quota (cpu.max, or v1's cfs files),
+// rounded up, when there is one below what the host has; else the host's count.
+function instanceCpus(hostCpus) {
+  const read = file => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim();
+    } catch (e) {
+      return '';
+    }
+  };
+  let quota = NaN;
+  let period = NaN;
+  const root = process.env.PYFN_CGROUP_ROOT || '/sys/fs/cgroup'; // where cgroupfs is mounted
+  const v2 = read(path.join(root, 'cpu.max')).split(/\s+/);
+  if (v2.length === 2 && v2[0] !== 'max') {
+    [quota, period] = v2.map(Number);
+  } else if (!v2[0]) {
+    quota = Number(read(path.join(root, 'cpu', 'cpu.cfs_quota_us')));
+    period = Number(read(path.join(root, 'cpu', 'cpu.cfs_period_us')));
+  }
+  if (quota > 0 && period > 0) return Math.max(1, Math.min(hostCpus, Math.ceil(quota / period)));
+  return hostCpus;
 }
 
 const SETTINGS = readSettings(process.env);
 const WORKERS = SETTINGS.workers;
+const THREADS = SETTINGS.threads;
+const QUEUE_LIMIT = SETTINGS.queue;
 const TIMEOUT_MS = SETTINGS.timeout * 1000;
 const LOAD_TIMEOUT_MS = SETTINGS.loadTimeout * 1000;
 
@@ -137,6 +173,7 @@ function workerEnv() {
   env.PYTHONUNBUFFERED = '1';
   env.PYTHONDONTWRITEBYTECODE = '1';
   env.PYTHONNOUSERSITE = '1';
+  env.PYFN_THREADS = String(THREADS);
   delete env.PYTHONPATH;
   delete env.PYTHONHOME;
   return env;
@@ -252,7 +289,8 @@ class Worker {
   constructor(pool) {
     this.pool = pool;
     this.ready = false;
-    this.job = null;
+    this.jobs = new Map(); // id → the requests it runs (answered or not: its threads are busy)
+    this.stuck = 0; // of those, answered 504 already: their threads are still running
     this.dead = false;
     this.closing = false;
     this.started = Date.now();
@@ -313,8 +351,8 @@ class Worker {
       }
       return;
     }
-    const job = this.job;
-    if (!job || header.type !== undefined || header.id !== job.id) {
+    const job = header.type === undefined ? this.jobs.get(header.id) : undefined;
+    if (!job) {
       this.protocolError('a frame for a request it was not given');
       return;
     }
@@ -322,27 +360,52 @@ class Worker {
       this.protocolError('a response of the wrong shape');
       return;
     }
-    this.job = null;
+    this.jobs.delete(header.id);
+    if (job.done) this.stuck -= 1; // answered 504 already: its thread is free again
     job.worker = null;
     this.pool.dispatch(); // the next request first: the worker runs it while this one is answered
     job.finish(header.status, header.headers, body);
+  }
+
+  // Whether it can take one more request now.
+  free() {
+    return this.ready && !this.dead && !this.closing && this.jobs.size < THREADS;
+  }
+
+  // A request that ran past its timeout was answered 504. Its thread cannot be stopped
+  // from outside, so it is left to finish (its answer is dropped), unless every thread
+  // of the worker is now stuck that way: then the worker is restarted.
+  abandon(job) {
+    this.stuck += 1;
+    if (this.stuck >= THREADS) {
+      const all = THREADS === 1 ? 'its one thread is' : `all ${THREADS} of its threads are`;
+      log('ERROR', `pyfn worker ${this.pid}: ${all} stuck past the request timeout; restarting it`);
+      this.kill();
+      this.failAll();
+    }
+  }
+
+  // Every request it still runs that is not answered yet: 500 (it is gone or going).
+  failAll() {
+    const jobs = [...this.jobs.values()];
+    this.jobs.clear();
+    this.stuck = 0;
+    for (const job of jobs) {
+      job.worker = null;
+      job.fail(500, INTERNAL_ERROR);
+    }
   }
 
   // The worker broke the protocol: whatever it sends next cannot be trusted.
   protocolError(why) {
     if (this.closing || this.dead) return;
     log('ERROR', `pyfn worker ${this.pid} broke the shim's protocol (${why}); killing it`);
-    const job = this.job;
-    this.job = null;
     this.kill();
-    if (job) {
-      job.worker = null;
-      job.fail(500, INTERNAL_ERROR);
-    }
+    this.failAll();
   }
 
   send(job) {
-    this.job = job;
+    this.jobs.set(job.id, job);
     job.worker = this;
     const parts = frame(job.header, job.body);
     if (parts.length === 1) {
@@ -378,12 +441,12 @@ class Worker {
     this.dead = true;
     clearTimeout(this.loadTimer);
     if (!err && this.pid) this.killGroup(); // what it started does not outlive it
-    const job = this.job;
-    this.job = null;
-    if (job) {
-      job.worker = null;
-      log('ERROR', `pyfn worker ${this.pid} died (${signal || code}) during ${job.header.method} ${job.header.url}`);
-      job.fail(500, INTERNAL_ERROR);
+    const running = [...this.jobs.values()].filter(job => !job.done);
+    this.failAll();
+    if (running.length) {
+      const what = running.slice(0, 3).map(job => `${job.header.method} ${job.header.url}`).join(', ');
+      const more = running.length > 3 ? ` and ${running.length - 3} more` : '';
+      log('ERROR', `pyfn worker ${this.pid} died (${signal || code}) during ${what}${more}`);
     } else if (err) {
       log('ERROR', `pyfn: cannot start ${PYPY}: ${err.message}`);
     } else if (!this.ready) {
@@ -401,6 +464,7 @@ class Pool {
     this.nextId = 1;
     this.loadFailed = false;
     this.restarts = 0;
+    this.lastShed = 0;
   }
 
   // Workers start one after another: the first is ready sooner when they do not
@@ -441,6 +505,18 @@ class Pool {
   submit(job) {
     job.id = this.nextId++;
     job.header.id = job.id;
+    if (this.queue.length >= QUEUE_LIMIT) {
+      // Beyond what the workers run and the queue holds: shed load, never buffer without
+      // bound. The client (or the platform) retries.
+      const now = Date.now();
+      if (now - this.lastShed > 10000) {
+        this.lastShed = now;
+        log('WARNING', `pyfn: ${this.queue.length} requests already wait (PYFN_QUEUE); answering 503`);
+      }
+      job.finish(503, [['Content-Type', TEXT], ['Retry-After', '1']],
+        Buffer.from('Service Unavailable: too many requests at once, retry shortly\n'));
+      return;
+    }
     this.queue.push(job);
     if (this.workers.length === 0) this.start();
     this.dispatch();
@@ -452,12 +528,17 @@ class Pool {
     if (at >= 0) this.queue.splice(at, 1);
   }
 
-  // Idle workers are taken in order, the oldest first: light traffic keeps going to
-  // the same worker, whose JIT has compiled the function's hot paths.
+  // The least busy worker takes the next request, the oldest first among equals: light
+  // traffic keeps going to the same worker, whose JIT has compiled the function's hot
+  // paths, and concurrent requests spread over the workers before they share threads.
   dispatch() {
-    for (const worker of this.workers) {
-      if (this.queue.length === 0) return;
-      if (worker.ready && !worker.job && !worker.dead && !worker.closing) worker.send(this.queue.shift());
+    while (this.queue.length > 0) {
+      let best = null;
+      for (const worker of this.workers) {
+        if (worker.free() && (best === null || worker.jobs.size < best.jobs.size)) best = worker;
+      }
+      if (best === null) return;
+      best.send(this.queue.shift());
     }
   }
 
@@ -484,16 +565,11 @@ class Job {
   timedOut() {
     if (this.done) return;
     const worker = this.worker;
-    const where = worker ? 'restarting its worker' : 'it waited for a worker';
-    log('ERROR', `pyfn: ${this.header.method} ${this.header.url} ran past ${TIMEOUT_MS / 1000} s; ${where}`);
-    if (worker) {
-      worker.job = null;
-      this.worker = null;
-      worker.kill();
-    } else {
-      this.pool.withdraw(this);
-    }
+    const where = worker ? `on worker ${worker.pid}` : 'waiting for a worker';
+    log('ERROR', `pyfn: ${this.header.method} ${this.header.url} ran past ${TIMEOUT_MS / 1000} s ${where}; answered 504`);
+    if (!worker) this.pool.withdraw(this);
     this.fail(504, 'Gateway Timeout: the function ran past its timeout\n');
+    if (worker) worker.abandon(this); // after: done, so a late answer is dropped
   }
 
   clientGone() {
@@ -691,11 +767,12 @@ const handler = FUNCTION.signature === 'script' ? handleScript : handleFramework
 {
   const used = FUNCTION.signature === 'script'
     ? `script mode, request timeout ${SETTINGS.timeout} s`
-    : `${WORKERS} worker${WORKERS === 1 ? '' : 's'}, request timeout ${SETTINGS.timeout} s, ` +
-      `load timeout ${SETTINGS.loadTimeout} s`;
+    : `${WORKERS} worker${WORKERS === 1 ? '' : 's'} × ${THREADS} thread${THREADS === 1 ? '' : 's'}, ` +
+      `queue ${QUEUE_LIMIT}, request timeout ${SETTINGS.timeout} s, load timeout ${SETTINGS.loadTimeout} s`;
   const problems = SETTINGS.problems.length ? `; ${SETTINGS.problems.join('; ')}` : '';
   log(problems ? 'WARNING' : 'INFO', `pyfn settings: ${used}${problems}`,
-    {workers: WORKERS, timeout: SETTINGS.timeout, load_timeout: SETTINGS.loadTimeout});
+    {workers: WORKERS, threads: THREADS, queue: QUEUE_LIMIT, timeout: SETTINGS.timeout,
+      load_timeout: SETTINGS.loadTimeout});
 }
 
 if (FUNCTION.signature !== 'script') {

@@ -343,6 +343,56 @@ def test_cloud_events_binary_and_structured(
         assert {"got_event": "structured-1", "type": "t.structured", "data": {"n": 2}} in seen
 
 
+def test_legacy_event_functions_get_data_and_context(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """signature = "event": a legacy event (1st gen) and a CloudEvent (2nd gen, converted
+    by the Python framework's own mapping) both reach ``handler(data, context)``."""
+    with serving(unpacked, framework, tmp_path, "background", "event") as server:
+        legacy = {
+            "context": {"eventId": "legacy-1", "timestamp": "2026-12-01T10:00:00.000Z",
+                        "eventType": "google.pubsub.topic.publish",
+                        "resource": "projects/p/topics/t"},
+            "data": {"data": "aGVsbG8="},
+        }  # fmt: skip
+        status, _, _, _ = server.request(
+            "POST", "/", body=json.dumps(legacy).encode(),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        assert status == 200
+        message = {"message": {"data": "d29ybGQ=", "messageId": "ce-1",
+                               "publishTime": "2026-12-01T10:00:01.000Z"},
+                   "subscription": "projects/p/subscriptions/s"}  # fmt: skip
+        status, _, _, _ = server.request(
+            "POST", "/", body=json.dumps(message).encode(),
+            headers={"Content-Type": "application/json", "ce-id": "ce-1",
+                     "ce-specversion": "1.0", "ce-time": "2026-12-01T10:00:01.000Z",
+                     "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+                     "ce-source": "//pubsub.googleapis.com/projects/p/topics/t"},
+        )  # fmt: skip
+        assert status == 200
+        # The framework's own answer to a GET, as on the native runtime: the function is
+        # not called (the log holds two events below, no third).
+        assert server.get("/") == (200, b"")
+        entries = server.wait_for_log(lambda e: '"event_id": "ce-1"' in str(e.get("message")))
+        seen = {
+            got["event_id"]: got
+            for got in (json.loads(str(e["message"])) for e in entries
+                        if "got_data" in str(e.get("message")))
+        }  # fmt: skip
+        assert seen["legacy-1"] == {
+            "got_data": {"data": "aGVsbG8="}, "event_id": "legacy-1",
+            "timestamp": "2026-12-01T10:00:00.000Z", "event_type": "google.pubsub.topic.publish",
+            "resource": "projects/p/topics/t",
+        }  # fmt: skip
+        assert set(seen) == {"legacy-1", "ce-1"}
+        converted = seen["ce-1"]
+        assert converted["event_type"] == "google.pubsub.topic.publish"
+        assert converted["timestamp"] == "2026-12-01T10:00:01.000Z"
+        assert converted["got_data"]["data"] == "d29ybGQ="
+        assert "projects/p/topics/t" in json.dumps(converted["resource"])
+
+
 # --- faults are never 200 --------------------------------------------------------
 
 
@@ -373,11 +423,179 @@ def _times_out_after_two_seconds(server: Server) -> None:
 def test_timeout_is_504_and_the_worker_is_replaced(
     unpacked: Path, framework: Framework, tmp_path: Path
 ) -> None:
+    """One thread: the stuck thread cannot be left to finish, so the worker is replaced."""
     with serving(
-        unpacked, framework, tmp_path, "slow", PYFN_TIMEOUT="2", PYFN_WORKERS="1"
-    ) as server:
-        _times_out_after_two_seconds(server)
-        assert server.get("/?seconds=0", timeout=30) == (200, b"slept\n")
+        unpacked, framework, tmp_path, "mixed", PYFN_TIMEOUT="2", PYFN_WORKERS="1",
+        PYFN_THREADS="1",
+    ) as server:  # fmt: skip
+        before = server.get("/")[1].split()[1]
+        status, _ = server.get("/?seconds=30", timeout=20)
+        assert status == 504
+        status, after = server.get("/", timeout=30)
+        assert status == 200 and after.split()[1] != before  # a new worker answered
+        entries = server.wait_for_log(lambda e: "restarting it" in str(e.get("message")))
+        assert any("its one thread is stuck" in str(e.get("message")) for e in entries)
+
+
+# --- concurrent requests: threads in each worker ----------------------------------------
+
+
+def _concurrently(server: Server, paths: list[str], timeout: float = 60) -> list[tuple[int, bytes]]:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        return list(pool.map(lambda path: server.get(path, timeout=timeout), paths))
+
+
+def test_concurrent_requests_run_on_threads(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """Ten concurrent 1 s requests take about one second, not five (two workers)."""
+    with serving(unpacked, framework, tmp_path, "mixed", PYFN_WORKERS="2") as server:
+        server.wait_for_workers(2)
+        _concurrently(server, ["/"] * 4)  # every thread is started
+        started = time.monotonic()
+        answers = _concurrently(server, ["/?seconds=1"] * 10)
+        elapsed = time.monotonic() - started
+        assert [status for status, _ in answers] == [200] * 10
+        one = time.monotonic()
+        assert server.get("/?seconds=1")[0] == 200
+        single = time.monotonic() - one
+        assert elapsed < 2 * single, (elapsed, single)
+        # The settings line names what was used: 4 threads per CPU by default.
+        entries = server.wait_for_log(lambda e: "pyfn settings" in str(e.get("message")))
+        settings = next(e for e in entries if "pyfn settings" in str(e.get("message")))
+        assert int(str(settings["threads"])) >= 4
+
+
+def _settings_line(unpacked: Path, framework: Framework, tmp_path: Path, **env: str) -> dict:  # type: ignore[type-arg]
+    """The settings index.js logs as it loads (its workers are stopped right after)."""
+    import subprocess
+
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
+    child_env["PYFN_WORKERS"] = "1"
+    child_env.update(env)
+    process = subprocess.Popen(
+        [framework.node, "-e", "require(process.argv[1])", str(unpacked / "index.js")],
+        cwd=unpacked, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        for _ in range(50):
+            line = process.stdout.readline()
+            if not line:
+                break
+            entry = json.loads(line)
+            if str(entry.get("message", "")).startswith("pyfn settings"):
+                return dict(entry)
+        raise AssertionError("index.js logged no settings line")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("files", "cpus"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),  # cgroup v2: 1.5 CPUs, rounded up
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # v1
+    ],
+)
+def test_threads_default_to_four_per_cpu_of_the_cgroup(
+    unpacked: Path, framework: Framework, tmp_path: Path, files: dict[str, str], cpus: int
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    host = len(os.sched_getaffinity(0))
+    settings = _settings_line(unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(tmp_path))
+    assert settings["threads"] == 4 * min(cpus, host)
+    unlimited = tmp_path / "unlimited"
+    unlimited.mkdir()
+    (unlimited / "cpu.max").write_text("max 100000\n")
+    settings = _settings_line(unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(unlimited))
+    assert settings["threads"] == 4 * host
+    settings = _settings_line(unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(tmp_path),
+                              PYFN_THREADS="3")  # fmt: skip
+    assert settings["threads"] == 3
+
+
+def test_threads_follow_the_concurrency_the_deploy_recorded(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    manifest_path = unpacked / "pyfn" / "manifest.json"
+    original = manifest_path.read_text()
+    manifest = json.loads(original)
+    try:
+        for concurrency, workers, threads in ((1, "1", 1), (3, "1", 3), (5, "2", 3)):
+            manifest["function"]["concurrency"] = concurrency
+            manifest_path.write_text(json.dumps(manifest))
+            settings = _settings_line(unpacked, framework, tmp_path, PYFN_WORKERS=workers)
+            assert settings["threads"] == threads, (concurrency, settings)
+    finally:
+        manifest_path.write_text(original)
+
+
+def test_faults_under_concurrency_cost_only_their_own_request(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """Among twenty concurrent requests, one raising gets 500 and one running past the
+    timeout gets 504; the eighteen others, sharing the same workers, get 200."""
+    with serving(
+        unpacked, framework, tmp_path, "mixed", PYFN_WORKERS="2", PYFN_THREADS="10",
+        PYFN_TIMEOUT="2",
+    ) as server:  # fmt: skip
+        server.wait_for_workers(2)
+        ready = {line.split()[2] for line in server.ready_workers()}
+        paths = ["/?do=raise", "/?do=hang&seconds=30"] + ["/?seconds=0.5"] * 18
+        answers = _concurrently(server, paths)
+        assert answers[0][0] == 500 and b"own failure" not in answers[0][1]
+        assert answers[1][0] == 504
+        assert [status for status, _ in answers[2:]] == [200] * 18
+        # No worker was restarted for the timeout: the two first ones served them all.
+        assert {body.split()[1].decode() for _, body in answers[2:]} <= ready
+        assert server.get("/")[0] == 200
+        entries = server.wait_for_log(lambda e: "answered 504" in str(e.get("message")))
+        assert not any("restarting it" in str(e.get("message")) for e in entries)
+        assert len(server.ready_workers()) == 2
+
+
+def test_a_worker_that_dies_fails_exactly_its_requests_in_flight(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(
+        unpacked, framework, tmp_path, "mixed", PYFN_WORKERS="1", PYFN_THREADS="4",
+    ) as server:  # fmt: skip
+        first = server.get("/")[1].split()[1]
+        paths = ["/?do=crash&seconds=0.5", "/?seconds=3", "/?seconds=3"]
+        answers = _concurrently(server, paths)
+        assert [status for status, _ in answers] == [500, 500, 500]
+        status, body = server.get("/", timeout=30)
+        assert status == 200 and body.split()[1] != first  # the replacement serves
+        entries = server.wait_for_log(lambda e: "died" in str(e.get("message")))
+        died = [str(e["message"]) for e in entries if "died" in str(e.get("message"))]
+        assert died and "GET /?do=crash" in died[0] and died[0].count("GET /?seconds=3") == 2
+
+
+def test_beyond_the_queue_requests_get_503_with_retry_after(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(
+        unpacked, framework, tmp_path, "mixed", PYFN_WORKERS="1", PYFN_THREADS="1",
+        PYFN_QUEUE="2",
+    ) as server:  # fmt: skip
+        server.get("/")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+            futures = [
+                pool.submit(server.request, "GET", "/?seconds=1.5", timeout=60) for _ in range(6)
+            ]
+            results = [f.result() for f in futures]
+        statuses = sorted(r[0] for r in results)
+        assert statuses == [200, 200, 200, 503, 503, 503]  # 1 running + 2 queued
+        for status, headers, body, _ in results:
+            if status == 503:
+                assert headers.get("Retry-After") == "1" and b"retry" in body
 
 
 def test_the_request_timeout_recorded_by_deploy_applies(
@@ -879,7 +1097,10 @@ def test_a_worker_dying_while_it_loads_leaves_the_queue_to_the_healthy_one(
 def test_a_client_that_disconnects_cancels_its_queued_request(
     unpacked: Path, framework: Framework, tmp_path: Path, reset: bool
 ) -> None:
-    with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
+    # One worker with one thread: the second request waits in the queue.
+    with serving(
+        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_THREADS="1"
+    ) as server:
         server.get("/?do=pid", timeout=60)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             slow = pool.submit(server.get, "/?do=sleep&seconds=2", 30)
@@ -968,9 +1189,11 @@ def test_a_killed_worker_takes_the_processes_it_started(
     unpacked: Path, framework: Framework, tmp_path: Path
 ) -> None:
     record = tmp_path / "child.pid"
+    # One thread: a request past its timeout restarts the worker (see the threads' tests).
     with serving(
-        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_TIMEOUT="2"
-    ) as server:
+        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_TIMEOUT="2",
+        PYFN_THREADS="1",
+    ) as server:  # fmt: skip
         server.get("/?do=pid", timeout=60)
         status, _ = server.get(f"/?do=spawn-and-hang&file={record}", timeout=30)
         assert status == 504

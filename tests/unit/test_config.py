@@ -70,7 +70,7 @@ def test_unknown_key_suggests_the_closest(src: Path) -> None:
     [
         ("gen", "3", "not 1 or 2"),
         ("runtime", "pypy2.7", "not one of"),
-        ("signature", "event", "not one of"),
+        ("signature", "background", "not one of"),
         ("pypy_sha256", "abc", "64 hex"),
         ("budget", "lots", "not a size"),
         ("entry_point", "not-an-identifier", "identifier"),
@@ -79,6 +79,14 @@ def test_unknown_key_suggests_the_closest(src: Path) -> None:
 def test_invalid_values(src: Path, key: str, value: str, reason: str) -> None:
     with pytest.raises(ConfigError, match=reason):
         resolve(src, env={f"PYFN_{key.upper()}": value}, flags={})
+
+
+@pytest.mark.parametrize("signature", ["http", "cloudevent", "event", "script"])
+def test_every_signature_the_frameworks_serve_is_accepted(src: Path, signature: str) -> None:
+    env = {"PYFN_SIGNATURE": signature}
+    if signature == "script":
+        env["PYFN_SCRIPT"] = "main.py"
+    assert resolve(src, env=env, flags={}).signature == signature
 
 
 def test_archive_needs_its_checksum(src: Path) -> None:

@@ -147,6 +147,15 @@ def test_dry_run_requests_hide_environment_values() -> None:
     assert p.requests()["create"]["query"] == {"functionId": "hello"}
 
 
+@pytest.mark.parametrize("gen", [1, 2])
+def test_a_legacy_event_function_deploys_with_an_event_trigger(gen: int) -> None:
+    address = FunctionAddress(project="demo-proj", region="us-central1", name="hello")
+    settings = resolve_deploy(None, env={}, flags={"trigger_topic": "orders"})
+    p = plan(settings, address, generation(gen), entry_point="hello", signature="event")
+    assert "eventTrigger" in p.body
+    assert "orders" in json.dumps(p.body["eventTrigger"])
+
+
 @pytest.mark.parametrize(
     ("gen", "signature", "flags", "message"),
     [
@@ -159,8 +168,11 @@ def test_dry_run_requests_hide_environment_values() -> None:
         (2, "http", {"concurrency": "8", "cpu": "0.5"}, "needs at least 1 vCPU"),
         (2, "http", {"concurrency": "0"}, "1 to 1000"),
         (2, "http", {"min_instances": "4", "max_instances": "2"}, "above max_instances"),
-        (2, "http", {"trigger_topic": "t-1"}, "needs a CloudEvent function"),
+        (2, "http", {"trigger_topic": "t-1"}, "needs an event function"),
+        (1, "script", {"trigger_bucket": "uploads"}, "needs an event function"),
         (2, "cloudevent", {}, "no event trigger"),
+        (1, "event", {}, "'event' but no event trigger"),
+        (1, "event", {"trigger_topic": "t-1", "function_timeout": "541"}, "at most 540 s"),
         (2, "cloudevent", {"trigger_topic": "ab", "trigger_bucket": "uploads"}, "Both"),
         (2, "cloudevent", {"trigger_topic": "goog-topic"}, "not a Pub/Sub topic"),
         (2, "cloudevent", {"trigger_bucket": "Bad_Bucket"}, "bucket name"),
@@ -359,3 +371,15 @@ def test_a_deploy_judges_and_plans_once(monkeypatch: pytest.MonkeyPatch, tmp_pat
     storage = outcome.plan.body["buildConfig"]["source"]["storageSource"]
     assert storage == {"bucket": "stage", "object": "pyfn/hello/" + "d" * 64 + ".zip"}
     assert outcome.to_dict()["action"] is None  # the function could not be read
+
+
+def test_the_concurrency_the_instance_gets_is_recorded_for_the_shim() -> None:
+    from types import SimpleNamespace
+
+    from pyfn_action.cloud.apply import request_concurrency
+
+    deployed = SimpleNamespace(service_config=SimpleNamespace(max_instance_request_concurrency=80))
+    assert request_concurrency(None, None, generation(1)) == 1  # 1st gen: always one
+    assert request_concurrency(None, None, generation(2)) == 1  # the platform's default
+    assert request_concurrency(None, deployed, generation(2)) == 80  # what is deployed
+    assert request_concurrency(8, deployed, generation(2)) == 8  # what the deploy sets

@@ -45,6 +45,14 @@ def test_round_trip(timeout: int | None) -> None:
     assert Manifest.from_bytes(manifest.to_bytes()) == manifest
 
 
+def test_the_deployed_concurrency_is_recorded() -> None:
+    function = replace(_manifest().function, concurrency=80)
+    manifest = replace(_manifest(), function=function)
+    assert json.loads(manifest.to_bytes())["function"]["concurrency"] == 80
+    assert Manifest.from_bytes(manifest.to_bytes()) == manifest
+    assert "concurrency" not in json.loads(_manifest().to_bytes())["function"]
+
+
 def test_the_declared_node_framework_is_recorded() -> None:
     declared = replace(_manifest(), node_framework="npm:@corp/functions-framework@5.0.5")
     assert json.loads(declared.to_bytes())["node_framework"] == declared.node_framework

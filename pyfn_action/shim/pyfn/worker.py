@@ -10,8 +10,10 @@ turns those streams into log lines. Before the function is loaded, the two
 pipes move to high, close-on-exec descriptors and 3 and 4 are closed: the user's
 code, the programs it runs and the children it forks do not find them there.
 The user's code is the standard Python Functions Framework code; its WSGI app is
-called in-process, one request at a time. This file must run on every PyPy 3 the
-bundle may carry (3.9 and later).
+called in-process, on up to ``PYFN_THREADS`` threads at once (index.js never sends
+more): each response carries its request's id, so answers go back in the order
+they finish. With one thread, requests run on the main thread. This file must run
+on every PyPy 3 the bundle may carry (3.9 and later).
 
 index.js starts it with PyPy's JIT off (``--jit off``): tracing import-time code
 that runs once only slows the cold start. The JIT is switched on once the
@@ -29,9 +31,11 @@ import io
 import json
 import logging
 import os
+import queue
 import select
 import struct
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -55,6 +59,16 @@ MAX_RESPONSE_HEADER = 1024 * 1024
 _PROTOCOL_FD_BASES = (960, 240, 64, 10)
 _PR_SET_PDEATHSIG = 1
 _BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_THREADS = 1000
+
+
+def _threads_setting() -> int:
+    """``PYFN_THREADS``, as index.js sets it (it judged the value): 1 if absent."""
+    raw = os.environ.get("PYFN_THREADS", "")
+    return min(int(raw), MAX_THREADS) if raw.isdigit() and int(raw) > 0 else 1
+
+
+_THREADS = _threads_setting()
 
 
 def _die_with_parent(parent: int | None, quick: bool = True) -> bool:
@@ -234,7 +248,7 @@ def make_environ(request: dict[str, Any], body: bytes) -> dict[str, Any]:
         "wsgi.url_scheme": request.get("scheme", "http"),
         "wsgi.input": io.BytesIO(body),
         "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
+        "wsgi.multithread": _THREADS > 1,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
@@ -298,6 +312,11 @@ def _add_paths(app: str, site_dir: str) -> None:
     sys.path[:0] = [app, site_dir]
 
 
+def _framework_signature(signature: str) -> str:
+    """The Python Functions Framework's signature type (script mode is not served here)."""
+    return signature if signature in ("cloudevent", "event") else "http"
+
+
 def load_app(manifest: dict[str, Any]) -> WsgiApp:
     function = manifest["function"]
     _add_paths(os.path.join(_BUNDLE, "app"), os.path.join(_BUNDLE, "site"))
@@ -313,7 +332,7 @@ def load_app(manifest: dict[str, Any]) -> WsgiApp:
         if collecting:
             gc.enable()
 
-    signature = "cloudevent" if function["signature"] == "cloudevent" else "http"
+    signature = _framework_signature(function["signature"])
     app: WsgiApp = functions_framework.create_app(
         target=function["entry_point"],
         source=os.path.join(_BUNDLE, "app", "main.py"),
@@ -330,7 +349,8 @@ def _warmup_request(signature: str) -> dict[str, Any]:
     """A request the framework answers itself, without calling the user's function.
 
     HTTP functions: /robots.txt, which the Functions Framework always answers 404.
-    CloudEvent functions: a GET, which it answers 405.
+    CloudEvent functions: a GET, which it answers 405; legacy event functions: a GET,
+    which it answers with an empty 200 of its own.
     """
     path = "/robots.txt" if signature == "http" else "/"
     return {
@@ -401,46 +421,71 @@ class WarmUp:
             self.left = 0  # whatever went wrong, real requests will show it
 
 
-def serve(
-    app: WsgiApp,
-    request_fd: int = REQUEST_FD,
-    response_fd: int = RESPONSE_FD,
-    *,
-    warmup: int = 0,
-    signature: str = "http",
-    start_jit: Callable[[], None] = lambda: None,
-) -> None:
-    """Answer framed requests until the pipe closes.
+class Requests:
+    """Runs requests and writes their responses: on the calling thread when there is one
+    thread, else on up to ``threads`` threads, started as requests need them.
 
-    While no request is waiting, up to ``warmup`` synthetic requests that never
-    reach the user's code run through the framework, so PyPy's JIT has compiled
-    its hot paths before real traffic needs them. A real request never waits
-    behind more than one of them, and one already queued while the worker was
-    loading goes before all of them.
-
-    ``start_jit`` runs once, when the worker is first idle or has answered its
-    first request: a request that waited for a cold start is not also made to
-    wait for the JIT to trace code that the first request runs once.
+    A request's exception is its own 500; the response frames of several threads
+    never interleave. ``start_jit`` runs once, after the first response.
     """
-    reader = FrameReader(request_fd)
-    warm = WarmUp(app, signature, warmup)
-    grace = FIRST_REQUEST_GRACE
-    jit_started = False
-    while True:
-        if warm.left > 0 and not reader.pending(grace):
-            if not jit_started:
-                jit_started = True
-                start_jit()
-            warm.step()
-            grace = 0.0
-            continue
-        frame = reader.read()
-        if frame is None:
-            return  # index.js closed the pipe: its process is gone or shutting down
-        request, body = frame
+
+    def __init__(
+        self, app: WsgiApp, response_fd: int, threads: int, start_jit: Callable[[], None]
+    ) -> None:
+        self.app = app
+        self.response_fd = response_fd
+        self.threads = max(1, threads)
+        self.start_jit = start_jit
+        self.jit_started = False
+        self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.active = 0  # requests taken and not yet answered
+        self.started = 0  # threads started
+        self.waiting: queue.SimpleQueue[tuple[dict[str, Any], bytes]] = queue.SimpleQueue()
+        # One thread: SystemExit ends the worker, as it always has (index.js answers 500
+        # and replaces it). Several: it is that request's 500 alone.
+        self.caught: type[BaseException] = Exception if self.threads == 1 else BaseException
+
+    def idle(self) -> bool:
+        return self.active == 0
+
+    def jit_once(self) -> None:
+        with self.lock:
+            if self.jit_started:
+                return
+            self.jit_started = True
+        self.start_jit()
+
+    def submit(self, request: dict[str, Any], body: bytes) -> None:
+        if self.threads == 1:
+            self.run(request, body)
+            return
+        with self.lock:
+            self.active += 1
+            if self.active > self.started and self.started < self.threads:
+                self.started += 1
+                threading.Thread(
+                    target=self._loop, name=f"pyfn-request-{self.started}", daemon=True
+                ).start()
+        self.waiting.put((request, body))
+
+    def _loop(self) -> None:
+        while True:
+            request, body = self.waiting.get()
+            try:
+                self.run(request, body)
+            except BaseException:  # a thread's end must not lose its count
+                logging.getLogger("pyfn.worker").error(
+                    "request thread failed\n%s", traceback.format_exc()
+                )
+            finally:
+                with self.lock:
+                    self.active -= 1
+
+    def run(self, request: dict[str, Any], body: bytes) -> None:
         try:
-            status, headers, payload = call_app(app, request, body)
-        except Exception:
+            status, headers, payload = call_app(self.app, request, body)
+        except self.caught:
             logging.getLogger("pyfn.worker").error(
                 "unhandled error in %s %s\n%s",
                 request.get("method"), request.get("url"), traceback.format_exc(),
@@ -450,10 +495,52 @@ def serve(
                 [["Content-Type", "text/plain"]],
                 b"Internal Server Error\n",
             )
-        write_response(response_fd, request["id"], status, headers, payload)
-        if not jit_started:
-            jit_started = True
-            start_jit()
+        with self.write_lock:
+            write_response(self.response_fd, request["id"], status, headers, payload)
+        if not self.jit_started:
+            self.jit_once()
+
+
+def serve(
+    app: WsgiApp,
+    request_fd: int = REQUEST_FD,
+    response_fd: int = RESPONSE_FD,
+    *,
+    warmup: int = 0,
+    signature: str = "http",
+    start_jit: Callable[[], None] = lambda: None,
+    threads: int = 1,
+) -> None:
+    """Answer framed requests until the pipe closes.
+
+    While no request is waiting or running, up to ``warmup`` synthetic requests
+    that never reach the user's code run through the framework, so PyPy's JIT has
+    compiled its hot paths before real traffic needs them. A real request never
+    waits behind more than one of them, and one already queued while the worker
+    was loading goes before all of them.
+
+    ``start_jit`` runs once, when the worker is first idle or has answered its
+    first request: a request that waited for a cold start is not also made to
+    wait for the JIT to trace code that the first request runs once.
+    """
+    reader = FrameReader(request_fd)
+    warm = WarmUp(app, signature, warmup)
+    requests = Requests(app, response_fd, threads, start_jit)
+    grace = FIRST_REQUEST_GRACE
+    while True:
+        if warm.left > 0:
+            idle = requests.idle()
+            # Busy: look again soon, for the moment the worker is idle.
+            if not reader.pending(grace if idle else 0.05):
+                if idle:
+                    requests.jit_once()
+                    warm.step()
+                    grace = 0.0
+                continue
+        frame = reader.read()
+        if frame is None:
+            return  # index.js closed the pipe: its process is gone or shutting down
+        requests.submit(*frame)
 
 
 def _tune_jit() -> None:
@@ -504,10 +591,10 @@ def main() -> int:
     write_frame(response_fd, {"type": "ready", "pid": os.getpid(), "load_ms": load_ms})
     if not parent_watched:
         _die_with_parent(parent, quick=False)  # slow: ctypes takes tens of ms to import
-    signature = "cloudevent" if manifest["function"]["signature"] == "cloudevent" else "http"
+    signature = _framework_signature(manifest["function"]["signature"])
     serve(
         app, request_fd, response_fd,
-        warmup=_warmup_count(), signature=signature, start_jit=_tune_jit,
+        warmup=_warmup_count(), signature=signature, start_jit=_tune_jit, threads=_THREADS,
     )  # fmt: skip
     return 0
 

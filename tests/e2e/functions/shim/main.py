@@ -296,3 +296,33 @@ def hostile(request):
             response.headers.add("X-H", "v" * 100 + str(i))
         return response
     return "unknown\n"
+
+
+def background(data, context):
+    """A 1st gen background (legacy event) function: signature = "event"."""
+    print(
+        json.dumps(
+            {
+                "got_data": data,
+                "event_id": context.event_id,
+                "timestamp": context.timestamp,
+                "event_type": context.event_type,
+                "resource": context.resource,
+            },
+            sort_keys=True,
+        )
+    )
+
+
+@functions_framework.http
+def mixed(request):
+    """Concurrent requests of several kinds: each answers for itself."""
+    do = request.args.get("do", "ok")
+    seconds = float(request.args.get("seconds", "0"))
+    if do == "raise":
+        raise RuntimeError("this request's own failure")
+    if do == "crash":
+        time.sleep(seconds)
+        os._exit(3)
+    time.sleep(seconds)
+    return f"{do} {os.getpid()}\n"
