@@ -293,6 +293,13 @@ def test_large_and_binary_bodies_round_trip(
             )  # fmt: skip
             assert status == 200
             assert hashlib.sha256(data).digest() == hashlib.sha256(body).digest(), size
+        # A JSON body, as the conformance client sends one: the exact bytes, whitespace,
+        # key order and escapes included, though the Node framework parsed it on the way.
+        sent = b'{ "b" : 1,\n  "a": [1.0, 2e3, "\\u00e9\xc3\xa9"], "z": null }'
+        status, _, data, _ = server.request(
+            "POST", "/", body=sent, headers={"Content-Type": "application/json"}
+        )
+        assert (status, data) == (200, sent)
 
 
 def test_non_utf8_query_and_headers(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
@@ -341,6 +348,76 @@ def test_cloud_events_binary_and_structured(
         ]
         assert {"got_event": "binary-1", "type": "t.binary", "data": {"n": 1}} in seen
         assert {"got_event": "structured-1", "type": "t.structured", "data": {"n": 2}} in seen
+
+
+LEGACY_EVENTS = [
+    (
+        {"context": {"eventId": "pubsub-1", "timestamp": "2026-12-01T10:00:00.000Z",
+                     "eventType": "google.pubsub.topic.publish",
+                     "resource": {"service": "pubsub.googleapis.com",
+                                  "name": "projects/p/topics/t",
+                                  "type": "type.googleapis.com/google.pubsub.v1.PubsubMessage"}},
+         "data": {"@type": "type.googleapis.com/google.pubsub.v1.PubsubMessage",
+                  "data": "aGk=", "attributes": {"a": "1"}}},
+        "google.cloud.pubsub.topic.v1.messagePublished",
+    ),
+    (
+        {"context": {"eventId": "storage-1", "timestamp": "2026-12-01T10:00:00.000Z",
+                     "eventType": "google.storage.object.finalize",
+                     "resource": {"service": "storage.googleapis.com",
+                                  "name": "projects/_/buckets/b/objects/o.txt",
+                                  "type": "storage#object"}},
+         "data": {"bucket": "b", "name": "o.txt", "size": "3"}},
+        "google.cloud.storage.object.v1.finalized",
+    ),
+    (
+        {"eventType": "providers/google.firebase.database/eventTypes/ref.write",
+         "params": {"child": "xyz"}, "auth": {"admin": True}, "domain": "firebaseio.com",
+         "data": None, "delta": {"grandchild": "other"},
+         "resource": "projects/_/instances/my-db/refs/gcf-test/xyz",
+         "timestamp": "2026-12-01T10:00:00.000Z", "eventId": "firebase-1"},
+        "google.firebase.database.ref.v1.written",
+    ),
+]  # fmt: skip
+
+
+def test_a_cloudevent_function_gets_legacy_events_converted(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """Pub/Sub, Storage and Firebase events in the legacy shape reach a CloudEvent function
+    as CloudEvents, with the Python framework's own mapping of their types."""
+    with serving(unpacked, framework, tmp_path, "event", "cloudevent") as server:
+        for event, _ in LEGACY_EVENTS:
+            status, _, body, _ = server.request(
+                "POST", "/", body=json.dumps(event).encode(),
+                headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+            assert status == 200, body
+        entries = server.wait_for_log(lambda e: "firebase-1" in str(e.get("message")))
+        seen = {
+            got["got_event"]: got
+            for got in (json.loads(str(e["message"])) for e in entries
+                        if "got_event" in str(e.get("message")))
+        }  # fmt: skip
+        assert {name: seen[name]["type"] for name in seen} == {
+            "pubsub-1": LEGACY_EVENTS[0][1],
+            "storage-1": LEGACY_EVENTS[1][1],
+            "firebase-1": LEGACY_EVENTS[2][1],
+        }
+        assert seen["pubsub-1"]["data"]["message"]["data"] == "aGk="
+        assert seen["storage-1"]["data"]["name"] == "o.txt"
+
+
+def test_a_typed_function_round_trips_its_type(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    with serving(unpacked, framework, tmp_path, "swap") as server:
+        status, _, body, _ = server.request(
+            "POST", "/", body=b'{"x": 1, "y": [2, "three"]}',
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        assert status == 200, body
+        assert json.loads(body) == {"x": [2, "three"], "y": 1}
 
 
 def test_legacy_event_functions_get_data_and_context(

@@ -326,3 +326,22 @@ def mixed(request):
         os._exit(3)
     time.sleep(seconds)
     return f"{do} {os.getpid()}\n"
+
+
+class Point:
+    """A typed function's input and output: from_dict and to_dict, as the framework wants."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    @staticmethod
+    def from_dict(obj):
+        return Point(obj["x"], obj["y"])
+
+    def to_dict(self):
+        return {"x": self.x, "y": self.y}
+
+
+@functions_framework.typed
+def swap(point: Point):
+    return Point(point.y, point.x)
