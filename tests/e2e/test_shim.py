@@ -655,6 +655,30 @@ def test_a_worker_that_dies_fails_exactly_its_requests_in_flight(
         assert died and "GET /?do=crash" in died[0] and died[0].count("GET /?seconds=3") == 2
 
 
+def test_a_worker_that_dies_leaves_the_other_workers_requests_alone(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """Two workers: a long request on each, then a crash on the first (the least busy
+    worker, oldest first). The first worker's two requests get 500; the second's, 200."""
+    with serving(
+        unpacked, framework, tmp_path, "mixed", PYFN_WORKERS="2", PYFN_THREADS="2",
+    ) as server:  # fmt: skip
+        server.wait_for_workers(2)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+            first = pool.submit(server.get, "/?seconds=3", 60)
+            time.sleep(0.5)
+            second = pool.submit(server.get, "/?seconds=3", 60)
+            time.sleep(0.5)
+            crash = pool.submit(server.get, "/?do=crash&seconds=0.5", 60)
+            answers = [first.result(), second.result(), crash.result()]
+        assert [status for status, _ in answers] == [500, 200, 500]
+        survivor = answers[1][1].split()[1].decode()
+        entries = server.wait_for_log(lambda e: "died" in str(e.get("message")))
+        died = [str(e["message"]) for e in entries if "died" in str(e.get("message"))]
+        assert len(died) == 1 and survivor not in died[0]
+        assert died[0].count("GET /?seconds=3") == 1 and "GET /?do=crash" in died[0]
+
+
 def test_beyond_the_queue_requests_get_503_with_retry_after(
     unpacked: Path, framework: Framework, tmp_path: Path
 ) -> None:
