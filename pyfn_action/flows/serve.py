@@ -267,6 +267,9 @@ def start(
         PYFN_SERVE_WATCH_FD=str(watch_read),
         NODE_ENV=child_env.get("NODE_ENV", "development"),
     )
+    # Only the directory named here is ever removed: never one the caller's environment
+    # happened to name.
+    child_env.pop("PYFN_SERVE_CLEANUP", None)
     if cleanup is not None:
         child_env["PYFN_SERVE_CLEANUP"] = str(cleanup)
     argv = [

@@ -152,3 +152,25 @@ def test_an_install_of_another_version_is_refused_and_not_kept(tmp_path: Path) -
         ensure_framework(tmp_path / "cache", env)
     homes = tmp_path / "cache" / "node-functions-framework"
     assert [p.name for p in homes.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_the_launcher_removes_only_the_directory_serve_names(tmp_path: Path) -> None:
+    """A PYFN_SERVE_CLEANUP in the caller's environment never reaches the launcher."""
+    import os
+
+    from pyfn_action.flows.serve import Framework, start, stop
+
+    seen = tmp_path / "env"
+    node = tmp_path / "node"
+    node.write_text(f"#!/bin/sh\nenv > {seen}\n")
+    node.chmod(0o755)
+    framework = Framework(tmp_path, str(node), pinned())
+    env = {"PATH": os.environ["PATH"], "PYFN_SERVE_CLEANUP": str(tmp_path / "precious")}
+    for cleanup, wanted in ((None, None), (tmp_path / "unpacked", str(tmp_path / "unpacked"))):
+        process = start(framework, tmp_path, entry_point="f", host="127.0.0.1", port=1, env=env,
+                        cleanup=cleanup)  # fmt: skip
+        process.wait(timeout=10)  # the stand-in writes its environment and exits
+        stop(process)
+        named = [line.split("=", 1)[1] for line in seen.read_text().splitlines()
+                 if line.startswith("PYFN_SERVE_CLEANUP=")]  # fmt: skip
+        assert named == ([] if wanted is None else [wanted])
