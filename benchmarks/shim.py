@@ -107,12 +107,11 @@ exports.hello = (req, res) => {
   else res.status(500).send('Internal Server Error\\n');
 };
 """
-# Counts and checks every response; stops its thread after BENCH_LIMIT of them and
-# says so on stdout (the benchmark then interrupts wrk, which reports at once);
-# prints one JSON line of figures at the end.
-WRK_LUA = """local limit = tonumber(os.getenv("BENCH_LIMIT"))
-local expected = os.getenv("BENCH_BODY")
-local threads = {}
+# Counts and checks every response against ``expected``; stops its thread after
+# ``limit`` of them and says so on stdout (the benchmark then interrupts wrk, which
+# reports at once); prints one JSON line of figures at the end. Every wrk script of the
+# benchmarks ends with it, after setting ``limit`` and ``expected``.
+WRK_LUA_CHECK = """local threads = {}
 function setup(thread) table.insert(threads, thread) end
 count, bad = 0, 0
 function response(status, headers, body)
@@ -134,6 +133,12 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(95), latency.mean))
 end
 """
+WRK_LUA = (
+    """limit = tonumber(os.getenv("BENCH_LIMIT"))
+expected = os.getenv("BENCH_BODY")
+"""
+    + WRK_LUA_CHECK
+)
 _READY = re.compile(r"pyfn worker (\d+) ready in (\d+) ms")
 
 
@@ -154,10 +159,21 @@ def _wrk_path() -> str:
 
 
 def _wrk(
-    wrk: str, script: Path, port: int, connections: int, seconds: int, limit: int
+    wrk: str,
+    script: Path,
+    port: int,
+    connections: int,
+    seconds: int,
+    limit: int,
+    extra_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """One wrk run: ``connections`` keep-alive clients for at most ``seconds`` / ``limit``."""
-    env = {**os.environ, "BENCH_LIMIT": str(limit), "BENCH_BODY": BODY.decode()}
+    env = {
+        **os.environ,
+        "BENCH_LIMIT": str(limit),
+        "BENCH_BODY": BODY.decode(),
+        **(extra_env or {}),
+    }
     argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={REQUEST_TIMEOUT}s",
             "-s", str(script), f"http://{HOST}:{port}/"]  # fmt: skip
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as process:
@@ -308,9 +324,8 @@ def _measure_all(
             v.figures["worker_load_ms"] = loads
 
 
-def _bundle(args: Any, tmp: Path) -> tuple[Path, float]:
-    """Build and unpack the trivial function; returns the unpacked root and seconds taken."""
-    start = time.perf_counter()
+def runtime_archive(args: Any, tmp: Path) -> tuple[str, str]:
+    """--pypy-archive and its SHA-256, or Debian's pypy3 packed with ``pyfn runtime pack``."""
     archive, sha = args.pypy_archive, args.pypy_sha256
     if not archive:
         pypy = shutil.which("pypy3")
@@ -318,6 +333,13 @@ def _bundle(args: Any, tmp: Path) -> tuple[Path, float]:
             raise SystemExit("no --pypy-archive and no pypy3 on PATH to pack")
         packed = pack_runtime(Path(pypy), tmp / "pypy3.9-v7.3.11-linux64.tar.gz")
         archive, sha = str(packed.path), packed.sha256
+    return archive, sha
+
+
+def _bundle(args: Any, tmp: Path) -> tuple[Path, float]:
+    """Build and unpack the trivial function; returns the unpacked root and seconds taken."""
+    start = time.perf_counter()
+    archive, sha = runtime_archive(args, tmp)
     app = tmp / "app"
     app.mkdir()
     (app / "main.py").write_text(MAIN_PY)

@@ -210,7 +210,6 @@ def _cmd_report(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
 
 def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
     import signal
-    import tempfile
 
     from pyfn_action.flows import serve
 
@@ -236,16 +235,15 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, terminate)
-    with tempfile.TemporaryDirectory(prefix="pyfn-serve-") as tmp:
-        root = Path(tmp) / "bundle"
-        # A bad bundle fails before anything is installed.
-        entry_point = serve.unpack_bundle(bundle, root).function.entry_point
+    # A bad bundle fails before anything is installed.
+    with serve.served_copy(bundle, cache) as copy:
+        root, entry_point = copy.root, copy.manifest.function.entry_point
         framework = serve.ensure_framework(cache, env, serve.declared_framework(root))
         mismatch = serve.runtime_mismatch(framework, node_runtime, env)
         if mismatch:
             log.warning("%s", mismatch)
         process = serve.start(framework, root, entry_point=entry_point, host=args.host,
-                              port=args.port, env=env, cleanup=Path(tmp))  # fmt: skip
+                              port=args.port, env=env, cleanup=copy.cleanup)  # fmt: skip
         shown = f"[{args.host}]" if ":" in args.host else args.host
         stdout.write(f"Serving {entry_point} from {bundle} at http://{shown}:{args.port}/ "
                      f"under the Node.js Functions Framework {framework.package.spec} "

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 PACKAGE = NODE_FRAMEWORK_PACKAGE
 NPM_TIMEOUT_SECONDS = 600
+# Node loads the bundle's index.js before the framework, so its PyPy workers start while
+# the framework loads (Node's working directory is the bundle's root, on Cloud Functions
+# as under pyfn serve). index.js keeps it from the processes it starts.
+PRELOAD_OPTION = "--require ./index.js"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,15 @@ class NodePackage:
         """A short digest of both files: one installation per declaration."""
         digest = hashlib.sha256(self.package_json + b"\0" + self.lock)
         return digest.hexdigest()[:16]
+
+
+def node_options(existing: str | None) -> str:
+    """``NODE_OPTIONS`` for a bundle's Node: the preload first, then what was there."""
+    if not existing or not existing.strip():
+        return PRELOAD_OPTION
+    if PRELOAD_OPTION in existing:
+        return existing
+    return f"{PRELOAD_OPTION} {existing.strip()}"
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

@@ -84,6 +84,9 @@ class _V1:
     def request_concurrency(self, function: Any) -> int:
         return 1  # 1st gen: one request per instance at a time
 
+    def environment(self, function: Any) -> Mapping[str, str]:
+        return function.environment_variables or {}
+
     def source(self, body: Mapping[str, Any]) -> str:
         return str(body.get("sourceArchiveUrl"))
 
@@ -127,6 +130,9 @@ class _V2:
 
     def request_concurrency(self, function: Any) -> int:
         return int(function.service_config.max_instance_request_concurrency or 0)
+
+    def environment(self, function: Any) -> Mapping[str, str]:
+        return function.service_config.environment_variables or {}
 
     def source(self, body: Mapping[str, Any]) -> str:
         storage = body["buildConfig"]["source"]["storageSource"]
@@ -178,6 +184,13 @@ def request_timeout(function: Any, gen: Generation) -> int | None:
     if function is None:
         return None
     return _version(gen).request_timeout(function) or None
+
+
+def environment(function: Any, gen: Generation) -> dict[str, str] | None:
+    """A deployed function's runtime environment variables (None: no function)."""
+    if function is None:
+        return None
+    return {str(k): str(v) for k, v in _version(gen).environment(function).items()}
 
 
 def request_concurrency(setting: int | None, function: Any, gen: Generation) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pyfn_action.bundle.nodepackage import node_options
 from pyfn_action.cloud.names import check_topic
 from pyfn_action.cloud.rules import SETTINGS, Checked, FunctionAddress
 from pyfn_action.cloud.upload import Uploaded
@@ -123,7 +124,14 @@ class _Builder:
             return self._memory(value)
         if setting == "function_timeout":
             return self._timeout(value)
-        if setting in ("env_vars", "labels"):
+        if setting == "env_vars":
+            # The variables configured, and NODE_OPTIONS, which has Node load the bundle's
+            # index.js (and start its workers) first. Without any configured, the plan
+            # adds NODE_OPTIONS to what the function has (Plan.with_environment).
+            variables = dict(value)
+            variables["NODE_OPTIONS"] = node_options(variables.get("NODE_OPTIONS"))
+            return variables
+        if setting == "labels":
             return dict(value)
         if setting == "ingress":
             return INGRESS_ENUM[value]

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyfn_action.cloud.bodies import body_builder
+from pyfn_action.bundle.nodepackage import PRELOAD_OPTION, node_options
+from pyfn_action.cloud.bodies import Body, body_builder
 from pyfn_action.cloud.rules import Checked, FunctionAddress, check
 from pyfn_action.cloud.upload import Uploaded
 from pyfn_action.config import DeploySettings
@@ -41,6 +42,29 @@ class Plan:
         API version can pin it."""
         body = body_builder(self.generation).with_source(_copy(self.body), source)
         return Plan(self.address, self.generation, body, self.update_mask, list(self.notes))
+
+    def with_environment(self, deployed: Mapping[str, str] | None, exists: bool | None) -> Plan:
+        """The plan with ``NODE_OPTIONS`` preloading the bundle's ``index.js``, where the
+        deploy sets no environment of its own: on a new function, the one variable; on an
+        existing one whose variables (``deployed``) lack it, theirs and it (the variables
+        are one field: all of them are sent); else nothing. Whether the function exists
+        unknown (a dry run without credentials): a note says what will happen."""
+        path = self.generation.fields["env_vars"]
+        if path in self.update_mask:
+            return self  # configured: the builder added NODE_OPTIONS
+        if exists is None:
+            note = (f"NODE_OPTIONS={PRELOAD_OPTION} will be added to the function's "
+                    "environment variables, which are kept")  # fmt: skip
+            return Plan(self.address, self.generation, self.body, self.update_mask,
+                        [*self.notes, note])  # fmt: skip
+        env = dict(deployed or {}) if exists else {}
+        options = node_options(env.get("NODE_OPTIONS"))
+        if exists and env.get("NODE_OPTIONS") == options:
+            return self
+        env["NODE_OPTIONS"] = options
+        built = Body(_copy(self.body), list(self.update_mask))
+        built.put(path, env)
+        return Plan(self.address, self.generation, built.body, built.update_mask, list(self.notes))
 
     @property
     def node_runtime(self) -> str:

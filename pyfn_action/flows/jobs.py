@@ -270,6 +270,7 @@ def prepare_deploy(
             if not dry_run:
                 raise
             log.warning("could not read %s: %s", address.path, exc.message)
+    the_plan = the_plan.with_environment(apply.environment(deployed, gen), exists)
     return DeployInputs(config, settings, the_plan, bucket, credentials, api, deployed, exists)
 
 

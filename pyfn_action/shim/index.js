@@ -7,8 +7,11 @@
 // free worker over a framed protocol on pipes (fd 3 requests, fd 4 responses;
 // the worker moves them out of its user code's reach before loading it):
 //   u32 header length | u32 body length | header JSON | body bytes
-// Nothing is spawned per request. Script mode: one process per request, fed
-// JSON on stdin, its stdout the response body.
+// Nothing is spawned per request. The shim answers every request itself, from the
+// raw HTTP request, as the native Python runtime's server does: the Node framework's
+// server gets the shim's listener instead of its express app (see directListener).
+// Script mode: one process per request, fed JSON on stdin, its stdout the response
+// body, through the framework's express app.
 //
 // Settings (environment), each an integer >= 1, checked once at load and reported
 // in one log line ("pyfn settings: ..."); an invalid value is replaced, and said so:
@@ -28,8 +31,10 @@
 
 const {spawn} = require('child_process');
 const fs = require('fs');
+const http = require('http');
 const os = require('os');
 const path = require('path');
+const zlib = require('zlib');
 
 const ROOT = __dirname;
 const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'pyfn', 'manifest.json'), 'utf8'));
@@ -45,11 +50,19 @@ const MAX_FRAME_HEADER = 1024 * 1024;
 const MAX_RESPONSE_BODY = 64 * 1024 * 1024;
 const MAX_LOG_LINE = 64 * 1024; // characters per log entry: well within Cloud Logging's 256 KB
 const MAX_WORKERS = 64;
+// Resident memory the default number of workers is sized by (bytes): Node with the
+// framework, and one PyPy worker serving at full load, each with headroom. Measured by
+// benchmarks/vs_native.py.
+const NODE_MEMORY = 96 * 1024 * 1024;
+const WORKER_MEMORY = 192 * 1024 * 1024;
 const MAX_THREADS = 1000; // per worker: Cloud Functions sends at most 1,000 requests at once
 const MAX_QUEUE = 100000;
 const DEFAULT_LOAD_TIMEOUT = 300;
 const PLATFORM_MAX_TIMEOUT = Number(FUNCTION.gen) === 1 ? 540 : 3600; // seconds, HTTP functions
 const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+// Request bodies: the Node framework's limit, and the encodings its body parsers decode.
+const MAX_REQUEST_BODY = 1024 * 1024 * 1024;
+const DECODERS = {gzip: zlib.createGunzip, deflate: zlib.createInflate, br: zlib.createBrotliDecompress};
 const INTERNAL_ERROR = 'Internal Server Error\n';
 const TEXT = 'text/plain; charset=utf-8';
 
@@ -74,8 +87,9 @@ function readSettings(env) {
     }
     return Number(text);
   };
-  const cpus = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  const workers = integer('PYFN_WORKERS', env.PYFN_WORKERS, Math.max(1, Math.min(cpus, MAX_WORKERS)), MAX_WORKERS);
+  const host = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const limits = instanceLimits(host, os.totalmem());
+  const workers = integer('PYFN_WORKERS', env.PYFN_WORKERS, defaultWorkers(limits), MAX_WORKERS);
   const recorded = integer('the manifest\'s function.timeout', FUNCTION.timeout, 60, PLATFORM_MAX_TIMEOUT);
   const timeout = integer('PYFN_TIMEOUT', env.PYFN_TIMEOUT, recorded, PLATFORM_MAX_TIMEOUT);
   const loadTimeout = integer('PYFN_LOAD_TIMEOUT', env.PYFN_LOAD_TIMEOUT, DEFAULT_LOAD_TIMEOUT, PLATFORM_MAX_TIMEOUT);
@@ -83,16 +97,27 @@ function readSettings(env) {
   // instance's CPUs), but no more than the instance is sent at once (the concurrency
   // pyfn deploy recorded) needs across the workers.
   const concurrency = integer('the manifest\'s function.concurrency', FUNCTION.concurrency, 0, MAX_THREADS);
-  let fallbackThreads = Math.min(MAX_THREADS, 4 * instanceCpus(cpus));
+  let fallbackThreads = Math.min(MAX_THREADS, 4 * limits.cpus);
   if (concurrency > 0) fallbackThreads = Math.min(fallbackThreads, Math.ceil(concurrency / workers));
   const threads = integer('PYFN_THREADS', env.PYFN_THREADS, Math.max(1, fallbackThreads), MAX_THREADS);
   const queue = integer('PYFN_QUEUE', env.PYFN_QUEUE, Math.max(64, 4 * workers * threads), MAX_QUEUE);
-  return {workers, threads, queue, timeout, loadTimeout, problems};
+  return {workers, threads, queue, timeout, loadTimeout, problems, limits};
 }
 
-// The CPUs this instance may use: the cgroup's quota (cpu.max, or v1's cfs files),
-// rounded up, when there is one below what the host has; else the host's count.
-function instanceCpus(hostCpus) {
+// One worker per CPU the instance may use, as many as its memory carries: Node's share
+// and each worker's, busy, fit below the limit with room to spare. At least one.
+function defaultWorkers(limits) {
+  const carried = Math.floor((limits.memory - NODE_MEMORY) / WORKER_MEMORY);
+  return Math.max(1, Math.min(limits.cpus, carried, MAX_WORKERS));
+}
+
+// What this instance may use, from its cgroup (v2, else v1): CPUs from the quota
+// (cpu.max, or v1's cpu.cfs_quota_us / cpu.cfs_period_us), rounded up; memory from
+// memory.max (or v1's memory.limit_in_bytes). Each only when below the host's; else
+// the host's. The files are read in this process's own cgroup (/proc/self/cgroup),
+// else at the root of the mount (a container's view). PYFN_CGROUP_ROOT names another
+// mount point (tests use fake files).
+function instanceLimits(hostCpus, hostMemory) {
   const read = file => {
     try {
       return fs.readFileSync(file, 'utf8').trim();
@@ -100,18 +125,39 @@ function instanceCpus(hostCpus) {
       return '';
     }
   };
+  const root = process.env.PYFN_CGROUP_ROOT || '/sys/fs/cgroup';
+  const own = {};
+  for (const line of read('/proc/self/cgroup').split('\n')) {
+    const first = line.indexOf(':');
+    const second = line.indexOf(':', first + 1);
+    if (first < 0 || second < 0) continue;
+    const where = line.slice(second + 1);
+    for (const controller of line.slice(first + 1, second).split(',')) own[controller || 'v2'] = where;
+  }
+  // The first of `name` found in the process's own cgroup of `controller`, then the root.
+  const find = (controller, name) => {
+    const base = controller === 'v2' ? root : path.join(root, controller);
+    const dirs = own[controller] && own[controller] !== '/' ? [path.join(base, own[controller]), base] : [base];
+    for (const dir of dirs) {
+      const text = read(path.join(dir, name));
+      if (text) return text;
+    }
+    return '';
+  };
   let quota = NaN;
   let period = NaN;
-  const root = process.env.PYFN_CGROUP_ROOT || '/sys/fs/cgroup'; // where cgroupfs is mounted
-  const v2 = read(path.join(root, 'cpu.max')).split(/\s+/);
-  if (v2.length === 2 && v2[0] !== 'max') {
-    [quota, period] = v2.map(Number);
-  } else if (!v2[0]) {
-    quota = Number(read(path.join(root, 'cpu', 'cpu.cfs_quota_us')));
-    period = Number(read(path.join(root, 'cpu', 'cpu.cfs_period_us')));
+  const cpuMax = find('v2', 'cpu.max');
+  if (cpuMax) {
+    [quota, period] = cpuMax.split(/\s+/).map(Number); // 'max 100000': NaN, no quota
+  } else {
+    quota = Number(find('cpu', 'cpu.cfs_quota_us'));
+    period = Number(find('cpu', 'cpu.cfs_period_us'));
   }
-  if (quota > 0 && period > 0) return Math.max(1, Math.min(hostCpus, Math.ceil(quota / period)));
-  return hostCpus;
+  let cpus = hostCpus;
+  if (quota > 0 && period > 0) cpus = Math.max(1, Math.min(hostCpus, Math.ceil(quota / period)));
+  let memory = Number(find('v2', 'memory.max') || find('memory', 'memory.limit_in_bytes'));
+  if (!(memory > 0) || memory > hostMemory) memory = hostMemory; // 'max' or v1's near-2^63
+  return {cpus, memory};
 }
 
 const SETTINGS = readSettings(process.env);
@@ -166,8 +212,18 @@ function pipeLog(stream, severity, pid) {
   stream.on('error', () => {}); // the worker's exit is handled on 'exit'
 }
 
+// `pyfn deploy` and `pyfn serve` set NODE_OPTIONS so that Node loads this file before the
+// framework (the workers start while it loads). The processes it starts do not inherit
+// that: a `node` the function runs elsewhere would not find ./index.js.
+const PRELOAD_OPTION = '--require ./index.js';
+
 function workerEnv() {
   const env = Object.assign({}, process.env);
+  if (env.NODE_OPTIONS !== undefined) {
+    const rest = env.NODE_OPTIONS.split(PRELOAD_OPTION).join(' ').trim();
+    if (rest) env.NODE_OPTIONS = rest;
+    else delete env.NODE_OPTIONS;
+  }
   const lib = path.join(ROOT, 'pypy', 'lib');
   env.LD_LIBRARY_PATH = env.LD_LIBRARY_PATH ? `${lib}:${env.LD_LIBRARY_PATH}` : lib;
   env.PYTHONUNBUFFERED = '1';
@@ -641,15 +697,15 @@ function requestBody(req) {
   return Buffer.alloc(0);
 }
 
-// The Node framework has already decoded gzip/deflate/br bodies (rawBody holds
-// the decoded bytes) but leaves the headers: forward what the bytes now are.
-function requestHeaders(req, body) {
+// gzip/deflate/br bodies arrive decoded (as the Node framework's body parsers decode
+// them): the headers say what the bytes now are.
+function requestHeaders(req, body, decoded) {
   const headers = [];
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const key = raw[i].toLowerCase();
     if (key === 'content-length' || key === 'transfer-encoding') continue;
-    if (key === 'content-encoding' && Buffer.isBuffer(req.rawBody)) continue;
+    if (key === 'content-encoding' && decoded) continue;
     headers.push([raw[i], raw[i + 1]]);
   }
   if (body.length || req.headers['content-length'] !== undefined) {
@@ -660,17 +716,108 @@ function requestHeaders(req, body) {
 
 const pool = new Pool(WORKERS);
 
+// Through the framework's express app (only where the framework must route: see
+// directListener): its body parsers have read (and decoded) the body.
 function handleFramework(req, res) {
   const body = requestBody(req);
+  submitRequest(req, res, body, Buffer.isBuffer(req.rawBody), req.originalUrl || req.url,
+    req.protocol || 'http');
+}
+
+function submitRequest(req, res, body, decoded, url, scheme) {
   const header = {
     method: req.method,
-    url: req.originalUrl || req.url,
+    url,
     http_version: req.httpVersion,
-    headers: requestHeaders(req, body),
+    headers: requestHeaders(req, body, decoded),
     remote: (req.socket && req.socket.remoteAddress) || '127.0.0.1',
-    scheme: req.protocol || 'http',
+    scheme,
   };
   pool.submit(new Job(pool, res, header, body));
+}
+
+function plainAnswer(res, status, message) {
+  if (res.headersSent || res.destroyed) return;
+  res.statusCode = status;
+  res.setHeader('Content-Type', TEXT);
+  res.setHeader('Content-Length', Buffer.byteLength(message));
+  res.end(message);
+}
+
+// A request straight from Node's HTTP server. The framework's express app would parse
+// every body (JSON, text, forms) and run its middleware first, about a quarter of a
+// millisecond a request, more than the whole trip to a warm worker, for work the
+// Python framework does again; the Python framework also answers the routes the Node
+// one filters (/favicon.ico, /robots.txt). So the shim reads the raw body itself,
+// decoded as the framework's body parsers decode it (gzip, deflate, br; another
+// encoding is 415), up to the framework's limit (413 above it), and takes the scheme
+// from X-Forwarded-Proto as the framework's app does (it trusts the proxy).
+function handleDirect(req, res) {
+  const encoding = String(req.headers['content-encoding'] || 'identity').trim().toLowerCase();
+  let source = req;
+  if (encoding !== 'identity') {
+    const decoder = DECODERS[encoding];
+    if (!decoder) {
+      req.resume();
+      plainAnswer(res, 415, `Unsupported Media Type: content encoding "${encoding.slice(0, 40)}" is not supported\n`);
+      return;
+    }
+    source = req.pipe(decoder());
+  }
+  const chunks = [];
+  let size = 0;
+  let over = false;
+  source.on('data', chunk => {
+    if (over) return;
+    size += chunk.length;
+    if (size > MAX_REQUEST_BODY) {
+      over = true;
+      chunks.length = 0;
+      req.unpipe();
+      req.resume(); // drained, not kept
+      plainAnswer(res, 413, 'Payload Too Large\n');
+      return;
+    }
+    chunks.push(chunk);
+  });
+  source.on('error', () => {
+    if (over) return;
+    over = true;
+    chunks.length = 0;
+    req.resume();
+    plainAnswer(res, 400, 'Bad Request: the body could not be decoded\n');
+  });
+  source.on('end', () => {
+    if (over) return;
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+    const forwarded = req.headers['x-forwarded-proto'];
+    const scheme = forwarded ? String(forwarded).split(',')[0].trim() : (req.socket && req.socket.encrypted ? 'https' : 'http');
+    submitRequest(req, res, body, encoding !== 'identity', req.url, scheme);
+  });
+}
+
+// The framework creates one HTTP server, for its express app: in framework mode it gets
+// handleDirect instead, unless the framework was told to filter routes (IGNORED_ROUTES
+// or --ignored-routes), which only its app does.
+function directListener() {
+  if (FUNCTION.signature === 'script') return null;
+  if (process.env.IGNORED_ROUTES !== undefined) return null;
+  if (process.argv.some(arg => arg === '--ignored-routes' || arg.startsWith('--ignored-routes='))) return null;
+  return handleDirect;
+}
+
+{
+  const createServer = http.createServer;
+  http.createServer = function (...args) {
+    http.createServer = createServer; // the framework's one server only
+    const direct = directListener();
+    const at = args.findIndex(arg => typeof arg === 'function');
+    if (direct && at >= 0) {
+      args[at] = direct;
+      log('DEBUG', 'pyfn: requests go straight to the workers, not through the framework\'s express app');
+    }
+    return createServer.apply(this, args);
+  };
 }
 
 function scriptInput(req) {
@@ -768,11 +915,14 @@ const handler = FUNCTION.signature === 'script' ? handleScript : handleFramework
   const used = FUNCTION.signature === 'script'
     ? `script mode, request timeout ${SETTINGS.timeout} s`
     : `${WORKERS} worker${WORKERS === 1 ? '' : 's'} × ${THREADS} thread${THREADS === 1 ? '' : 's'}, ` +
-      `queue ${QUEUE_LIMIT}, request timeout ${SETTINGS.timeout} s, load timeout ${SETTINGS.loadTimeout} s`;
+      `queue ${QUEUE_LIMIT}, request timeout ${SETTINGS.timeout} s, load timeout ${SETTINGS.loadTimeout} s ` +
+      `(instance: ${SETTINGS.limits.cpus} CPU${SETTINGS.limits.cpus === 1 ? '' : 's'}, ` +
+      `${Math.round(SETTINGS.limits.memory / 1048576)} MiB)`;
   const problems = SETTINGS.problems.length ? `; ${SETTINGS.problems.join('; ')}` : '';
   log(problems ? 'WARNING' : 'INFO', `pyfn settings: ${used}${problems}`,
     {workers: WORKERS, threads: THREADS, queue: QUEUE_LIMIT, timeout: SETTINGS.timeout,
-      load_timeout: SETTINGS.loadTimeout});
+      load_timeout: SETTINGS.loadTimeout, cpus: SETTINGS.limits.cpus,
+      memory_mib: Math.round(SETTINGS.limits.memory / 1048576)});
 }
 
 if (FUNCTION.signature !== 'script') {

@@ -404,7 +404,8 @@ def test_a_push_with_deploy_true_deploys_and_sets_the_url(
     assert json.loads(step.outputs["reports"])["hello"]["url"] == url
     [create] = cloud.fake.changes()
     assert create.body["serviceConfig"]["environmentVariables"] == {
-        "MODE": "prod", "ORIGINS": "a.test,b.test"}  # fmt: skip
+        "MODE": "prod", "ORIGINS": "a.test,b.test",
+        "NODE_OPTIONS": "--require ./index.js"}  # fmt: skip
     storage = create.body["buildConfig"]["source"]["storageSource"]
     assert storage["object"].endswith(step.outputs["sha256"] + ".zip")
     assert cloud.fake.violations == [] and cloud.uploads() == 1

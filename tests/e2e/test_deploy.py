@@ -54,7 +54,9 @@ def test_deploy_creates_then_updates_only_what_is_set(cloud: Cloud, tmp_path: Pa
     meta = object_meta(cloud.proxy.upstream, BUCKET, storage["object"])
     assert meta is not None and str(meta["generation"]) == storage["generation"]
     assert storage["object"].startswith("pyfn/hello/") and storage["object"].endswith(".zip")
-    assert create.body["serviceConfig"]["environmentVariables"] == {"MODE": "prod"}
+    assert create.body["serviceConfig"]["environmentVariables"] == {
+        "MODE": "prod", "NODE_OPTIONS": "--require ./index.js"
+    }  # fmt: skip
     assert f"source: gs://{BUCKET}/{storage['object']}#{storage['generation']}" in first.stdout
     assert cloud.uploads() == 1
     # The secret material never reaches the output.
@@ -81,7 +83,21 @@ def test_deploy_creates_then_updates_only_what_is_set(cloud: Cloud, tmp_path: Pa
     assert stored["labels"] == {"owner": "ops"}
     assert stored["serviceConfig"]["maxInstanceCount"] == 7
     assert stored["serviceConfig"]["availableMemory"] == "1Gi"
-    assert stored["serviceConfig"]["environmentVariables"] == {"MODE": "prod"}
+    assert stored["serviceConfig"]["environmentVariables"] == {
+        "MODE": "prod", "NODE_OPTIONS": "--require ./index.js"
+    }  # fmt: skip
+    assert cloud.fake.violations == []
+
+    # Variables set elsewhere that lost the preload: kept, and the preload comes back.
+    stored["serviceConfig"]["environmentVariables"] = {"FROM_CONSOLE": "1"}
+    third = cloud.deploy(src, "--memory", "1Gi")
+    assert third.code == 0, third.stderr
+    patch = cloud.fake.changes()[-1]
+    assert "serviceConfig.environmentVariables" in patch.query["updateMask"].split(",")
+    stored = cloud.fake.functions["v2"][create.body["name"]]
+    assert stored["serviceConfig"]["environmentVariables"] == {
+        "FROM_CONSOLE": "1", "NODE_OPTIONS": "--require ./index.js"
+    }  # fmt: skip
     assert cloud.fake.violations == []
 
 

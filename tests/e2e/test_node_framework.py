@@ -208,6 +208,8 @@ def _calls(port: int) -> int:
 def test_the_module_is_loaded_before_the_server_listens(contract: int) -> None:
     state = json.loads(_get(contract, "/state")[1])
     assert state["listenCallsSeenByTheModule"] == 1
+    # One HTTP server, made with http.createServer after the module loaded.
+    assert state["createServerCallsSeenByTheModule"] == 1
 
 
 @pytest.mark.parametrize(

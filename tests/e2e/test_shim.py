@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,10 +320,79 @@ def test_non_utf8_query_and_headers(unpacked: Path, framework: Framework, tmp_pa
         assert seen["path"] == "/p"
         assert seen["headers"]["X-Bin"] == "caf\u00e9"
         assert "caf\u00e9" in seen["args"]["r"]
-        # Express's router answers an undecodable *path* with its own 400; nothing breaks
-        assert server.get("/p%ff")[0] == 400
+        # An undecodable *path* reaches the function, as on the native Python runtime
+        # (the Node framework's router would have answered 400); nothing breaks.
+        status, body = server.get("/p%ff")
+        assert status == 200 and json.loads(body)["path"].startswith("/p")
         status, body = server.get("/?after=1")
         assert status == 200 and json.loads(body)["args"] == {"after": ["1"]}
+
+
+def test_requests_reach_python_as_on_the_native_runtime(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """The shim reads the raw request itself (not through the Node framework's express
+    app): what the native Python runtime hands the function, the function gets here,
+    where express would have answered first; bodies are still decoded as the Node
+    framework decodes them, and an encoding it cannot decode is 415."""
+    with serving(unpacked, framework, tmp_path, "echo") as server:
+        # JSON that does not parse: the function decides (get_json(silent=True) is None).
+        status, _, body, _ = server.request(
+            "POST", "/", body=b'{"a": ', headers={"Content-Type": "application/json"}
+        )
+        seen = json.loads(body)
+        assert status == 200 and seen["json"] is None and seen["length"] == 6
+        # More than 1,000 form fields: all of them reach Flask.
+        form = "&".join(f"p{i}={i}" for i in range(1500)).encode()
+        status, _, body, _ = server.request(
+            "POST", "/", body=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )  # fmt: skip
+        assert status == 200 and len(json.loads(body)["form"]) == 1500
+        # deflate and br bodies arrive decoded, without the header that no longer holds.
+        plain = b'{"k": "' + b"v" * 5000 + b'"}'
+        for encoding, packed in (("deflate", zlib.compress(plain)),
+                                 ("br", _brotli(plain, framework.node))):  # fmt: skip
+            status, _, body, _ = server.request(
+                "POST", "/", body=packed,
+                headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+            )  # fmt: skip
+            seen = json.loads(body)
+            assert status == 200, body
+            assert seen["length"] == len(plain) and seen["json"] == {"k": "v" * 5000}
+            assert "Content-Encoding" not in seen["headers"]
+        # An encoding nobody decodes, or a body that is not what its encoding says.
+        status, _, body, _ = server.request(
+            "POST", "/", body=b"xx", headers={"Content-Encoding": "zstd"}
+        )
+        assert status == 415 and b"zstd" in body
+        status, _, _, _ = server.request(
+            "POST", "/", body=b"not gzip", headers={"Content-Encoding": "gzip"}
+        )
+        assert status == 400
+        assert server.get("/?after=1")[0] == 200
+
+
+def _brotli(data: bytes, node: str) -> bytes:
+    """``data`` compressed with brotli, by Node's zlib (Python's standard library has none)."""
+    import subprocess
+
+    script = (
+        "process.stdout.write(require('zlib').brotliCompressSync(require('fs').readFileSync(0)))"
+    )
+    return subprocess.run([node, "-e", script], input=data, capture_output=True,
+                          check=True, timeout=60).stdout  # fmt: skip
+
+
+def test_ignored_routes_go_through_the_framework(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """IGNORED_ROUTES asks the Node framework to answer some paths 404 itself: then every
+    request goes through its express app, and the rest still reach the function."""
+    with serving(unpacked, framework, tmp_path, "echo", IGNORED_ROUTES="/skipped") as server:
+        assert server.get("/skipped")[0] == 404
+        status, body = server.get("/served?x=1")
+        assert status == 200 and json.loads(body)["args"] == {"x": ["1"]}
 
 
 def test_cloud_events_binary_and_structured(
@@ -598,6 +668,54 @@ def test_threads_default_to_four_per_cpu_of_the_cgroup(
     assert settings["threads"] == 3
 
 
+@pytest.mark.parametrize(
+    ("files", "cpus", "memory_mib"),
+    [
+        ({"cpu.max": "400000 100000\n", "memory.max": f"{256 * 2**20}\n"}, 4, 256),  # v2
+        ({"cpu.max": "400000 100000\n", "memory.max": f"{2**30}\n"}, 4, 1024),
+        ({"cpu.max": "100000 100000\n", "memory.max": f"{2**30}\n"}, 1, 1024),
+        ({"cpu.max": "max 100000\n", "memory.max": "max\n"}, None, None),  # no limits
+        (  # cgroup v1
+            {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n",
+             "memory/memory.limit_in_bytes": f"{480 * 2**20}\n"},
+            None, 480,
+        ),
+        ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None, None),  # v1, none
+    ],
+)  # fmt: skip
+def test_workers_default_to_what_the_instance_carries(
+    unpacked: Path,
+    framework: Framework,
+    tmp_path: Path,
+    files: dict[str, str],
+    cpus: int | None,
+    memory_mib: int | None,
+) -> None:
+    """One worker per CPU of the cgroup's quota, as many as its memory limit carries
+    (96 MiB for Node and 192 MiB for each busy worker): a 256 MiB instance gets one."""
+    root = tmp_path / "cgroup"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    host_cpus = len(os.sched_getaffinity(0))
+    host_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    want_cpus = min(cpus or host_cpus, host_cpus)
+    want_mib = min(memory_mib or host_mib, host_mib)
+    carried = (want_mib - 96) // 192
+    settings = _settings_line(unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(root),
+                              PYFN_WORKERS="")  # fmt: skip
+    assert settings["cpus"] == want_cpus
+    assert abs(settings["memory_mib"] - want_mib) <= 1
+    assert settings["workers"] == max(1, min(want_cpus, carried)), settings
+    assert settings["threads"] == 4 * want_cpus
+    if memory_mib == 256:
+        assert settings["workers"] == 1
+    # PYFN_WORKERS still overrides the default.
+    settings = _settings_line(unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(root),
+                              PYFN_WORKERS="3")  # fmt: skip
+    assert settings["workers"] == 3
+
+
 def test_threads_follow_the_concurrency_the_deploy_recorded(
     unpacked: Path, framework: Framework, tmp_path: Path
 ) -> None:
@@ -856,6 +974,25 @@ def _processes_under(marker: str) -> list[int]:
     return _pids_alive(found)
 
 
+def _serve_cache(tmp_path: Path) -> Path:
+    """A cache of the test's own for pyfn serve (its unpacked copies land in there, so
+    the processes that run from them are found under ``tmp_path``), sharing the tests'
+    installed framework."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "node-functions-framework").symlink_to(TEST_CACHE / "node-functions-framework")
+    return cache
+
+
+def _assert_kept_for_reuse(tmp_path: Path, bundle: Path) -> None:
+    """The unpacked copy stays in the cache, complete, keyed by the bundle's SHA-256."""
+    digest = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    served = tmp_path / "cache" / "served"
+    assert [p.name for p in served.iterdir() if p.is_dir()] == [digest]
+    assert (served / digest / ".complete").is_file()
+    assert (served / digest / "bundle" / "index.js").is_file()
+
+
 @pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM])
 def test_pyfn_serve_prints_the_url_and_stops_cleanly(
     shim_bundle: Path, framework: Framework, tmp_path: Path, stop_with: signal.Signals
@@ -865,7 +1002,7 @@ def test_pyfn_serve_prints_the_url_and_stops_cleanly(
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
-    env.update(PYFN_CACHE_DIR=str(TEST_CACHE), TMPDIR=str(tmp_path))
+    env.update(PYFN_CACHE_DIR=str(_serve_cache(tmp_path)), TMPDIR=str(tmp_path))
     process = subprocess.Popen(
         [sys.executable, "-m", "pyfn_action", "serve", "--bundle", str(shim_bundle),
          "--port", str(port)],
@@ -895,7 +1032,8 @@ def test_pyfn_serve_prints_the_url_and_stops_cleanly(
         while _processes_under(str(tmp_path)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _processes_under(str(tmp_path)) == []  # no orphans
-        assert not list(tmp_path.glob("pyfn-serve-*"))  # the unpacked bundle is gone
+        assert not list(tmp_path.glob("pyfn-serve-*"))  # nothing unpacked elsewhere
+        _assert_kept_for_reuse(tmp_path, shim_bundle)
     finally:
         if process.poll() is None:
             process.kill()
@@ -912,7 +1050,7 @@ def test_pyfn_serve_killed_with_its_process_group_leaves_nothing(
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
-    env.update(PYFN_CACHE_DIR=str(TEST_CACHE), TMPDIR=str(tmp_path))
+    env.update(PYFN_CACHE_DIR=str(_serve_cache(tmp_path)), TMPDIR=str(tmp_path))
     process = subprocess.Popen(
         [sys.executable, "-m", "pyfn_action", "serve", "--bundle", str(shim_bundle),
          "--port", str(port)],
@@ -937,7 +1075,8 @@ def test_pyfn_serve_killed_with_its_process_group_leaves_nothing(
         assert _processes_under(str(tmp_path)) == []  # no orphan left listening
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
-        assert not list(tmp_path.glob("pyfn-serve-*"))  # the unpacked bundle is gone
+        assert not list(tmp_path.glob("pyfn-serve-*"))  # nothing unpacked elsewhere
+        _assert_kept_for_reuse(tmp_path, shim_bundle)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -79,7 +81,14 @@ def test_serve_bundle_takes_the_cache_dir_from_the_flag_or_the_environment(
         raise ServeError("stop here")
 
     unpacked = SimpleNamespace(function=SimpleNamespace(entry_point="main"))
-    monkeypatch.setattr(serve, "unpack_bundle", lambda bundle, root: unpacked)
+
+    @contextlib.contextmanager
+    def served_copy(bundle: Path, cache: Path) -> Iterator[SimpleNamespace]:
+        seen.append(cache)  # the unpacked copy goes into the same cache
+        yield SimpleNamespace(root=tmp_path, manifest=unpacked, cleanup=None)
+
+    monkeypatch.setattr(serve, "served_copy", served_copy)
+    monkeypatch.setattr(serve, "declared_framework", lambda root: None)
     monkeypatch.setattr(serve, "ensure_framework", ensure_framework)
     wanted = tmp_path / "my-cache"
     args = ["serve", "--bundle", str(tmp_path / "b.zip")]
@@ -90,7 +99,7 @@ def test_serve_bundle_takes_the_cache_dir_from_the_flag_or_the_environment(
         env["PYFN_CACHE_DIR"] = str(wanted)
     code, _, err = pyfn(args, env)
     assert code == 8 and "stop here" in err
-    assert seen == [wanted]
+    assert seen == [wanted, wanted]
 
 
 def test_upload_judges_its_settings_like_every_command(tmp_path: Path) -> None:

@@ -99,6 +99,59 @@ def test_the_dry_run_output_is_the_one_recorded(case: dict[str, Any]) -> None:
     assert shown == case["output"]
 
 
+@pytest.mark.parametrize("gen", [1, 2])
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        (None, "--require ./index.js"),
+        ("--max-old-space-size=200", "--require ./index.js --max-old-space-size=200"),
+        ("--require ./index.js --trace-warnings", "--require ./index.js --trace-warnings"),
+    ],
+)
+def test_the_deploy_has_node_load_the_bundle_first(gen: int, given: str | None, sent: str) -> None:
+    """NODE_OPTIONS preloads index.js (its workers start while the framework loads),
+    before whatever NODE_OPTIONS the user configured, and the rest of the environment
+    is kept."""
+    env = {"env_vars": f"NODE_OPTIONS={given},A=1"} if given else {"env_vars": "A=1"}
+    p = _plan(gen, "http", env)
+    path = generation(gen).fields["env_vars"]
+    holder = p.body
+    for part in path.split("."):
+        holder = holder[part]
+    assert holder == {"A": "1", "NODE_OPTIONS": sent}
+    assert path in p.update_mask
+
+
+def _env(p: Plan) -> dict[str, str] | None:
+    holder: Any = p.body
+    for part in p.generation.fields["env_vars"].split("."):
+        holder = holder.get(part) if isinstance(holder, dict) else None
+    return holder
+
+
+@pytest.mark.parametrize("gen", [1, 2])
+def test_without_configured_variables_the_preload_joins_what_the_function_has(gen: int) -> None:
+    """A new function gets NODE_OPTIONS alone; an existing one keeps its variables (set in
+    the console, say) and gains it, all sent since they are one field; one that has it
+    already is not touched; unknown (a dry run without credentials) is a note."""
+    path = generation(gen).fields["env_vars"]
+    bare = _plan(gen, "http", {})
+    assert path not in bare.update_mask and _env(bare) is None
+    created = bare.with_environment(None, exists=False)
+    assert _env(created) == {"NODE_OPTIONS": "--require ./index.js"}
+    assert created.update_mask == [*bare.update_mask, path]
+    kept = bare.with_environment({"MODE": "prod", "NODE_OPTIONS": "--trace-warnings"}, True)
+    assert _env(kept) == {"MODE": "prod", "NODE_OPTIONS": "--require ./index.js --trace-warnings"}
+    assert path in kept.update_mask
+    assert bare.with_environment({"NODE_OPTIONS": "--require ./index.js"}, True) == bare
+    unknown = bare.with_environment(None, None)
+    assert unknown.body == bare.body and unknown.update_mask == bare.update_mask
+    assert any("NODE_OPTIONS" in note for note in unknown.notes)
+    assert _env(bare) is None  # the original plan is left as it was
+    configured = _plan(gen, "http", {"env_vars": "A=1"})
+    assert configured.with_environment({"B": "2"}, True) == configured  # replaced, as set
+
+
 def test_the_api_version_in_the_data_picks_the_builder() -> None:
     assert isinstance(body_builder(generation(1)), V1Body)
     assert isinstance(body_builder(generation(2)), V2Body)

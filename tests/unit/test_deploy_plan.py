@@ -90,7 +90,9 @@ def test_v2_everything_maps_to_the_api_fields() -> None:
     assert service["maxInstanceRequestConcurrency"] == 8
     assert service["availableCpu"] == "1"  # concurrency above 1 needs a whole vCPU
     assert any("cpu set to 1" in n for n in p.notes)
-    assert service["environmentVariables"] == {"API_TOKEN": "s3cret", "LOG_LEVEL": "debug"}
+    assert service["environmentVariables"] == {
+        "API_TOKEN": "s3cret", "LOG_LEVEL": "debug", "NODE_OPTIONS": "--require ./index.js"
+    }  # fmt: skip
     assert service["secretEnvironmentVariables"] == [
         {"key": "DB_PASSWORD", "projectId": "demo-proj", "secret": "db-pass", "version": "3"}
     ]

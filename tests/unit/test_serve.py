@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from pyfn_action.bundle.nodepackage import pinned
 from pyfn_action.cli import run
 from pyfn_action.errors import ServeError
-from pyfn_action.flows.serve import ensure_framework, unpack_bundle
+from pyfn_action.flows.serve import SERVED_KEEP, ensure_framework, served_copy, unpack_bundle
 from pyfn_action.report.manifest import FunctionInfo, Manifest
 
 _MANIFEST = Manifest(
@@ -85,7 +86,9 @@ def test_serve_cli_reports_a_bad_bundle(tmp_path: Path) -> None:
     code = run(["serve", "--bundle", str(tmp_path / "bad.zip")], env, out, err)
     assert code == 8
     assert err.getvalue().startswith("pyfn: error: Cannot unpack")
-    assert not (tmp_path / "c").exists()  # judged before the framework was fetched
+    # Judged before the framework was fetched, and nothing unpacked is kept.
+    assert not (tmp_path / "c" / "node-functions-framework").exists()
+    assert not [p for p in (tmp_path / "c" / "served").iterdir() if p.is_dir()]
 
 
 FAKE_NPM = """#!/bin/sh
@@ -174,3 +177,97 @@ def test_the_launcher_removes_only_the_directory_serve_names(tmp_path: Path) -> 
         named = [line.split("=", 1)[1] for line in seen.read_text().splitlines()
                  if line.startswith("PYFN_SERVE_CLEANUP=")]  # fmt: skip
         assert named == ([] if wanted is None else [wanted])
+
+
+def _bundle(tmp_path: Path, name: str = "b.zip", text: bytes = b"//") -> Path:
+    return _zip(tmp_path / name, {
+        "index.js": (text, 0o644),
+        "pyfn/manifest.json": (_MANIFEST, 0o644),
+        "pypy/bin/pypy3.11": (b"\x7fELF", 0o755),
+    })  # fmt: skip
+
+
+def test_a_served_copy_is_reused_while_it_matches_the_bundle(tmp_path: Path) -> None:
+    bundle, cache = _bundle(tmp_path), tmp_path / "cache"
+    with served_copy(bundle, cache) as first:
+        assert not first.reused and first.cleanup is None
+        assert first.root.is_relative_to(cache) and (first.root / "index.js").read_bytes() == b"//"
+        inode = (first.root / "index.js").stat().st_ino
+    with served_copy(bundle, cache) as again:
+        assert again.reused and again.root == first.root
+        assert (again.root / "index.js").stat().st_ino == inode  # not unpacked again
+        assert again.manifest.function.entry_point == "main"
+
+
+@pytest.mark.parametrize("change", ["edit", "same-size", "add", "remove", "chmod", "incomplete"])
+def test_a_served_copy_that_differs_in_any_way_is_unpacked_again(
+    tmp_path: Path, change: str
+) -> None:
+    bundle, cache = _bundle(tmp_path), tmp_path / "cache"
+    with served_copy(bundle, cache) as first:
+        root = first.root
+    if change == "edit":
+        (root / "index.js").write_bytes(b"// changed")
+    elif change == "same-size":
+        (root / "index.js").write_bytes(b"!!")  # only the CRC tells
+    elif change == "add":
+        (root / "app.db").write_bytes(b"")
+    elif change == "remove":
+        (root / "pypy" / "bin" / "pypy3.11").unlink()
+    elif change == "chmod":
+        (root / "pypy" / "bin" / "pypy3.11").chmod(0o644)
+    else:
+        (root.parent / ".complete").unlink()  # as if unpacking had been cut short
+    with served_copy(bundle, cache) as again:
+        assert not again.reused and again.root == root
+        assert (root / "index.js").read_bytes() == b"//"
+        assert (root / "pypy" / "bin" / "pypy3.11").stat().st_mode & 0o777 == 0o755
+        assert not (root / "app.db").exists()
+
+
+def test_a_changed_copy_in_use_is_left_to_its_holder(tmp_path: Path) -> None:
+    bundle, cache = _bundle(tmp_path), tmp_path / "cache"
+    with served_copy(bundle, cache) as holder:
+        (holder.root / "state.json").write_text("{}")  # the function writes beside itself
+        with served_copy(bundle, cache) as other:
+            assert other.cleanup is not None and not other.root.is_relative_to(cache)
+            assert not (other.root / "state.json").exists()
+            private = other.cleanup
+        assert not private.exists()  # a private copy goes when its serve ends
+        assert (holder.root / "state.json").read_text() == "{}"  # untouched
+
+
+def test_served_copies_are_pruned_but_never_one_in_use(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    bundles = [_bundle(tmp_path, f"b{n}.zip", f"// {n}".encode()) for n in range(7)]
+    with served_copy(bundles[0], cache) as held:
+        os.utime(held.root.parent / ".complete", (1, 1))  # the least recently served
+        for n, bundle in enumerate(bundles[1:], 1):
+            with served_copy(bundle, cache) as copy:
+                os.utime(copy.root.parent / ".complete", (1000 + n, 1000 + n))
+        kept = sorted(p.name for p in (cache / "served").iterdir() if p.is_dir())
+        assert held.root.is_dir()  # the oldest, but in use
+        assert len(kept) == SERVED_KEEP + 1
+    with served_copy(bundles[6], cache):
+        pass
+    kept = [p for p in (cache / "served").iterdir() if p.is_dir()]
+    assert len(kept) == SERVED_KEEP
+
+
+def test_a_cache_that_cannot_be_written_serves_a_private_copy(tmp_path: Path) -> None:
+    bundle, cache = _bundle(tmp_path), tmp_path / "cache"
+    cache.write_text("not a directory")
+    with served_copy(bundle, cache) as copy:
+        assert copy.cleanup is not None and (copy.root / "index.js").is_file()
+    assert not copy.cleanup.exists()
+
+
+def test_a_bad_bundle_is_refused_before_anything_is_kept(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with pytest.raises(ServeError, match="not a pyfn bundle"):
+        with served_copy(_zip(tmp_path / "x.zip", {"x": (b"", 0o644)}), cache):
+            pass
+    assert not [p for p in (cache / "served").iterdir() if p.is_dir()]
+    with pytest.raises(ServeError, match="Cannot unpack"):
+        with served_copy(tmp_path / "missing.zip", cache):
+            pass

@@ -1,9 +1,16 @@
 'use strict';
 // A plain Node.js function that reports what the Functions Framework gave it: the
 // contract the pyfn shim relies on, observed without the shim in the way.
+const http = require('http');
 const net = require('net');
 
-const state = {listenCallsSeenByTheModule: 0, calls: 0};
+const state = {listenCallsSeenByTheModule: 0, createServerCallsSeenByTheModule: 0, calls: 0};
+const createServer = http.createServer;
+http.createServer = function (...args) {
+  // The server the framework makes for its app: the pyfn shim takes its requests here.
+  state.createServerCallsSeenByTheModule += 1;
+  return createServer.apply(this, args);
+};
 const listen = net.Server.prototype.listen;
 net.Server.prototype.listen = function (...args) {
   // Seen only if this module was loaded before the framework started its server.
