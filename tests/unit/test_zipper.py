@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import stat
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from pyfn_action.bundle import zipper
 from pyfn_action.bundle.entry import Entry
-from pyfn_action.bundle.zipper import write_zip, zip_time
+from pyfn_action.bundle.zipper import BLOCKS_KEPT, write_zip, zip_time
 from pyfn_action.errors import BundleError
 
 
@@ -83,6 +85,7 @@ def test_cache_warm_and_cold_give_the_same_bytes(tmp_path: Path) -> None:
 def test_corrupt_cache_entry_is_recomputed_not_used(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     good = write_zip(_entries(tmp_path), tmp_path / "a" / "b.zip", cache_dir=cache)
+    shutil.rmtree(cache / "zipblocks")  # the runtime's file goes through the Deflate cache
     for path in (cache / "deflate").rglob("*"):
         if path.is_file():
             data = bytearray(path.read_bytes())
@@ -128,3 +131,88 @@ def test_a_name_too_long_for_a_zip_is_an_error(tmp_path: Path) -> None:
     entries = [Entry("app/" + "a/" * 40_000 + "x.py", None, b"x", False, "app", "app")]
     with pytest.raises(BundleError, match="too long"):
         write_zip(entries, tmp_path / "out" / "bundle.zip")
+
+
+def _layered(tmp_path: Path, tag: str = "") -> list[Entry]:
+    """A runtime and a site on disk (the parts kept as blocks) around data entries."""
+    files = tmp_path / "files"
+    entries = [
+        Entry("app/main.py", None, f"print('hi'){tag}\n".encode() * 50, False, "app", "app"),
+        Entry("index.js", None, b"module.exports = {}\n", False, "shim", "shim"),
+        Entry("tail.txt", None, b"after the blocks\n", False, "shim", "shim"),  # sorts last
+    ]
+    for arcname, size, executable in (("pypy/bin/pypy3.11", 3000, True),
+                                      ("pypy/lib/os.py", 900, False),
+                                      ("site/flask/app.py", 2000, False),
+                                      ("site/flask/__init__.py", 0, False)):  # fmt: skip
+        path = files / arcname
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes((arcname.encode() + b"\n") * (size // 20))
+        entries.append(Entry(arcname, path, None, executable, "runtime", "runtime"))
+    return entries
+
+
+def test_runtime_and_site_blocks_are_reused_byte_for_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    plain = write_zip(_layered(tmp_path), tmp_path / "plain" / "b.zip")
+    cold = write_zip(_layered(tmp_path), tmp_path / "cold" / "b.zip", cache_dir=cache)
+    assert cold.sha256 == plain.sha256 and cold.entries == plain.entries
+    assert len(list((cache / "zipblocks").glob("*.blk"))) == 2  # pypy/ and site/
+    read: list[int] = []
+    real = zipper.compress_all
+
+    def counting(contents, cache, **kw):  # type: ignore[no-untyped-def]
+        read.append(len(contents))
+        return real(contents, cache, **kw)
+
+    monkeypatch.setattr(zipper, "compress_all", counting)
+    warm = write_zip(_layered(tmp_path, "!"), tmp_path / "warm" / "b.zip", cache_dir=cache)
+    fresh = write_zip(_layered(tmp_path, "!"), tmp_path / "fresh" / "b.zip")
+    assert read == [3, 7]  # warm: only the entries outside the blocks were read
+    assert warm.sha256 == fresh.sha256 and warm.entries == fresh.entries
+    with zipfile.ZipFile(warm.path) as zf:
+        assert zf.testzip() is None
+        assert zf.read("tail.txt") == b"after the blocks\n"  # offsets after a block hold
+        assert zf.read("site/flask/app.py").startswith(b"site/flask/app.py")
+
+
+def test_a_changed_file_makes_a_new_block(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    write_zip(_layered(tmp_path), tmp_path / "a" / "b.zip", cache_dir=cache)
+    target = tmp_path / "files" / "site" / "flask" / "app.py"
+    data = target.read_bytes()
+    target.write_bytes(data.replace(b"site", b"SITE"))  # same size, other bytes
+    again = write_zip(_layered(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache)
+    fresh = write_zip(_layered(tmp_path), tmp_path / "c" / "b.zip")
+    assert again.sha256 == fresh.sha256
+    with zipfile.ZipFile(again.path) as zf:
+        assert zf.read("site/flask/app.py").startswith(b"SITE/flask/app.py")
+
+
+def test_a_damaged_block_is_deleted_and_written_anew(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "cache"
+    good = write_zip(_layered(tmp_path), tmp_path / "a" / "b.zip", cache_dir=cache)
+    for block in (cache / "zipblocks").glob("*.blk"):
+        data = bytearray(block.read_bytes())
+        data[-3] ^= 0xFF  # one flipped byte in the compressed data
+        block.write_bytes(bytes(data))
+    again = write_zip(_layered(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache)
+    assert again.sha256 == good.sha256
+    assert "damaged" in caplog.text
+    with zipfile.ZipFile(again.path) as zf:
+        assert zf.testzip() is None
+    third = write_zip(_layered(tmp_path), tmp_path / "c" / "b.zip", cache_dir=cache)
+    assert third.sha256 == good.sha256  # the blocks written anew are good
+
+
+def test_only_the_most_recent_blocks_are_kept(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    for n in range(BLOCKS_KEPT):  # each run: two new blocks
+        shutil.rmtree(tmp_path / "files", ignore_errors=True)  # new files: new keys
+        write_zip(_layered(tmp_path), tmp_path / f"z{n}" / "b.zip", cache_dir=cache)
+    assert len(list((cache / "zipblocks").glob("*.blk"))) == BLOCKS_KEPT
