@@ -28,7 +28,9 @@ sides must agree on before anything is timed):
 * ``wait``: waits 100 ms (``time.sleep``, as a handler waits on an API): only
   concurrency helps.
 
-For each workload: p50/p95 of --requests sequential requests after --warmup ones,
+For each workload, all sides up and idle for --settle seconds (pyfn's workers warm
+PyPy's JIT while idle; what requests right after a cold start cost is measured
+apart, below): p50/p95 of --requests sequential requests after --warmup ones,
 and requests per second with --clients concurrent clients in --rounds rounds that
 take turns over the servers. Then, on the trivial function: cold start (process
 start to the first 200, the median of --cold-starts fresh starts taken in turns),
@@ -571,6 +573,9 @@ def main() -> int:
                         side.up(framework, venv, workload, log, checks[workload])
                     )
                     ports[side.name] = port
+                # Every side idle alike first, as an instance between its cold start and
+                # its traffic: pyfn's workers warm PyPy's JIT while idle.
+                time.sleep(args.settle)
                 figures = _measure(wrk, script, ports, args, checks[workload])
             native = figures["native"]
             names = [s.name for s in sides[1:]]
