@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -187,6 +188,19 @@ def _acquire(path: Path, what: str) -> int | None:
             os.close(fd)
             raise
         os.close(fd)
+
+
+# A file's times move in the kernel's coarse ticks (milliseconds), so a change made in
+# the same tick as the last one leaves them as they were. A result about a file's bytes
+# is kept by the file's identity (path, size, times, inode) only once its change time is
+# older than this: any later change then gets another change time (as git's index
+# treats "racily clean" files).
+SETTLED_SECONDS = 2.0
+
+
+def settled(st: os.stat_result) -> bool:
+    """Whether a file's identity may stand for its bytes from now on (see SETTLED_SECONDS)."""
+    return time.time() - st.st_ctime_ns / 1e9 > SETTLED_SECONDS
 
 
 def sha256_file(path: Path) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.deps.requirements import Interpreter
+from pyfn_action.fetch import settled
 from pyfn_action.runtime.pypy import Runtime
 
 log = logging.getLogger(__name__)
@@ -106,10 +107,15 @@ def compile_entries(
     store = cache_dir / "bytecode" / f"{COMPILER_VERSION}-{runtime.sha256[:16]}"
     sources = [e for e in entries if e.arcname.endswith(".py")]
     planned: dict[str, tuple[Entry, Path]] = {}
+    known = _SourceKeys(store / "sources.json")
     for entry in sources:
-        data = entry.read()
-        key = hashlib.sha256(entry.arcname.encode() + b"\0" + data).hexdigest()
+        key = known.get(entry)
+        if key is None:
+            data = entry.read()
+            key = hashlib.sha256(entry.arcname.encode() + b"\0" + data).hexdigest()
+            known.put(entry, key)
         planned[pyc_name(entry.arcname, tag)] = (entry, store / key[:2] / f"{key}.pyc")
+    known.save()
     missing = {arc: pair for arc, pair in planned.items() if not pair[1].is_file()}
     failed = _compile(missing, interpreter, store) if missing else set()
     if missing:
@@ -122,6 +128,77 @@ def compile_entries(
     replaced = {e.arcname for e in compiled}
     kept = [e for e in entries if e.arcname not in replaced]
     return sorted([*kept, *compiled], key=lambda e: e.arcname)
+
+
+class _SourceKeys:
+    """Each source file's bytecode key (its name and bytes, hashed), kept by the file's
+    identity (path, size, modification and change times, inode), so that a rebuild reads
+    only the sources that changed. Kept only once a file's change time has settled
+    (``fetch.settled``); a file cannot change without its change time moving, and a
+    cache restored from elsewhere has other inodes and times, so nothing of it matches."""
+
+    LIMIT = 200_000  # entries kept: those of this build first
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: dict[str, list[object]] = {}
+        self.changed = False
+        try:
+            data = json.loads(path.read_bytes())
+            self.known: dict[str, list[object]] = dict(data["sources"])
+        except (OSError, ValueError, TypeError, KeyError):
+            self.known = {}
+
+    @staticmethod
+    def _identity(entry: Entry) -> tuple[str, list[object], bool] | None:
+        if entry.source is None:
+            return None
+        try:
+            st = entry.source.stat()
+        except OSError:
+            return None
+        fields: list[object] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+        return f"{entry.arcname}\0{entry.source}", fields, settled(st)
+
+    def get(self, entry: Entry) -> str | None:
+        found = self._identity(entry)
+        if found is None:
+            return None
+        name, fields, _ = found
+        kept = self.known.get(name)
+        if not isinstance(kept, list) or kept[:-1] != fields or not isinstance(kept[-1], str):
+            return None
+        self.seen[name] = kept
+        return kept[-1]
+
+    def put(self, entry: Entry, key: str) -> None:
+        found = self._identity(entry)
+        if found is not None and found[2]:
+            name, fields, _ = found
+            self.seen[name] = [*fields, key]
+            self.changed = True
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        merged = dict(self.seen)
+        for name, kept in self.known.items():
+            if len(merged) >= self.LIMIT:
+                break
+            merged.setdefault(name, kept)
+        tmp = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".sources-", dir=self.path.parent)
+            with os.fdopen(fd, "w") as out:
+                json.dump({"sources": merged}, out)
+            os.replace(tmp, self.path)
+            tmp = None
+        except OSError as exc:  # the next build reads the sources again
+            log.debug("cannot write %s: %s", self.path, exc)
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
 
 
 def _compile(

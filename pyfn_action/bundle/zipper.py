@@ -13,8 +13,11 @@ headers and data, and their central records, exactly as written, in
 timestamp, so a later build whose runtime and site files are those same files
 copies the block instead of reading, hashing, checking and compressing 90 MB
 again; the bytes are the ones writing them anew would give. Any file that changed
-(its change time moves with it) or moved makes a new key; a block whose checksum
-fails is deleted and rebuilt.
+(its change time moves with it) or moved makes a new key; a block is kept only once
+its files' change times have settled (``fetch.settled``: a change in the same tick
+of the kernel's clock would leave them as they were); a block whose checksum fails
+is deleted and rebuilt. A cache restored from elsewhere has other inodes and times:
+its blocks never match.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import BinaryIO
 from pyfn_action.bundle.deflate import Compressed, DeflateCache, compress_all
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.errors import BundleError
-from pyfn_action.fetch import sha256_file
+from pyfn_action.fetch import settled, sha256_file
 from pyfn_action.progress import ProgressFactory, silent
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip can hold
@@ -207,24 +210,29 @@ def _segments(ordered: Sequence[Entry], blocks: Path | None, key_base: str) -> l
         if not segment.prefix or any(e.source is None for e in segment.entries):
             continue
         try:
-            segment.key = _block_key(segment.entries, key_base)
+            key, steady = _block_key(segment.entries, key_base)
         except OSError:
             continue
-        path = blocks / f"{segment.key}.blk"
+        path = blocks / f"{key}.blk"
         if _load_block(segment, path):
             segment.block = path
+        elif steady:  # kept only once its files' times can tell a later change
+            segment.key = key
     return segments
 
 
-def _block_key(entries: Sequence[Entry], key_base: str) -> str:
+def _block_key(entries: Sequence[Entry], key_base: str) -> tuple[str, bool]:
+    """The block's key, and whether all its files have settled (``fetch.settled``)."""
     digest = hashlib.sha256(key_base.encode())
+    steady = True
     for e in entries:
         assert e.source is not None
         st = e.source.stat()
+        steady = steady and settled(st)
         fields = (e.arcname, e.executable, e.component, e.kind, str(e.source), st.st_size,
                   st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)  # fmt: skip
         digest.update(json.dumps(fields).encode() + b"\n")
-    return digest.hexdigest()
+    return digest.hexdigest(), steady
 
 
 def _load_block(segment: _Segment, path: Path) -> bool:

@@ -11,6 +11,7 @@ index URLs masked.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import logging
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from packaging.version import Version
 
 from pyfn_action.deps.sources import mask_text, url_secrets
 from pyfn_action.errors import BundleError, RequirementsError
-from pyfn_action.fetch import cache_lock, sha256_file
+from pyfn_action.fetch import cache_lock, settled, sha256_file
 from pyfn_action.runtime.pypy import Runtime
 from pyfn_action.runtime.targets import Target
 
@@ -146,8 +147,9 @@ def _pip_for_target(runtime: Runtime, cache_dir: Path) -> Path:
     )
     if wheels:
         wheel = wheels[-1]
+        key = f"wheel-{sha256_file(wheel)[:16]}"
         return _cached_tree(
-            cache_dir, f"wheel-{sha256_file(wheel)[:16]}", _unpack_wheel(wheel), _wheel_files(wheel)
+            cache_dir, key, _unpack_wheel(wheel), _wheel_files(wheel), sources=(wheel,)
         )
     spec = importlib.util.find_spec("pip")
     if spec is None or not spec.submodule_search_locations:
@@ -166,7 +168,9 @@ def _pip_for_target(runtime: Runtime, cache_dir: Path) -> Path:
     def copy(dest: Path) -> None:
         shutil.copytree(host_pip, dest / "pip", ignore=shutil.ignore_patterns("__pycache__"))
 
-    return _cached_tree(cache_dir, f"host-{version}", copy, _dir_files(host_pip, "pip"))
+    return _cached_tree(
+        cache_dir, f"host-{version}", copy, _dir_files(host_pip, "pip"), sources=(host_pip,)
+    )
 
 
 def _unpack_wheel(wheel: Path) -> Callable[[Path], None]:
@@ -236,16 +240,60 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _cached_tree(cache_dir: Path, key: str, fill: Callable[[Path], None], files: Files) -> Path:
+def _tree_identity(roots: Sequence[Path]) -> tuple[str, bool]:
+    """Every file and directory under ``roots`` as the kernel describes it (path, type,
+    size, modification and change times in ns, inode, device), and whether all of them
+    have settled (:func:`pyfn_action.fetch.settled`)."""
+    digest = hashlib.sha256()
+    steady = True
+    for root in roots:
+        paths = [root]
+        if root.is_dir() and not root.is_symlink():
+            for where, dirs, names in os.walk(root):
+                dirs.sort()
+                paths.extend(Path(where, name) for name in sorted(dirs + names))
+        for path in paths:
+            st = path.lstat()
+            steady = steady and settled(st)
+            fields = (str(path), st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                      st.st_ino, st.st_dev)  # fmt: skip
+            digest.update(repr(fields).encode() + b"\n")
+    return digest.hexdigest(), steady
+
+
+def _cached_tree(
+    cache_dir: Path,
+    key: str,
+    fill: Callable[[Path], None],
+    files: Files,
+    *,
+    sources: Sequence[Path],
+) -> Path:
     """``<cache>/pip-for-pypy/<key>``, filled once through a temporary directory, and
     used only while it holds exactly ``files``. Concurrent builds take turns (a lock per
-    key), so none removes a copy another is about to run."""
+    key), so none removes a copy another is about to run.
+
+    Checking ``files`` byte for byte is done once: a stamp beside the copy then records
+    the identity of every file of the copy and of its ``sources`` (path, size, times,
+    inode), once their change times have settled. While both are the same files, the
+    copy is used without reading them again; a file cannot change without its change
+    time moving, and a cache restored from
+    elsewhere (a shared CI cache) has other inodes and times, so its stamps never match
+    and its copies are checked byte for byte."""
     home = cache_dir / "pip-for-pypy" / key
+    stamp = home.parent / f"{key}.checked"
     with cache_lock(home.parent / f"{key}.lock", what="pip for PyPy"):
         if home.is_dir() and not home.is_symlink():
+            try:
+                if stamp.read_text() == _tree_identity([home, *sources])[0]:
+                    return home
+            except OSError:
+                pass
             if _holds_exactly(home, files):
+                _write_stamp(stamp, [home, *sources])
                 return home
             log.warning("the cached pip in %s is not what it was made from; making it again", home)
+        stamp.unlink(missing_ok=True)
         _remove(home)  # an incomplete or altered copy is never used
         home.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".pip-", dir=home.parent))
@@ -261,4 +309,24 @@ def _cached_tree(cache_dir: Path, key: str, fill: Callable[[Path], None], files:
                 ) from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        if _holds_exactly(home, files):
+            _write_stamp(stamp, [home, *sources])
     return home
+
+
+def _write_stamp(stamp: Path, roots: Sequence[Path]) -> None:
+    identity, steady = _tree_identity(roots)
+    if not steady:
+        return  # changed too recently to be told by its times: checked again next time
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".", dir=stamp.parent)
+        with os.fdopen(fd, "w") as out:
+            out.write(identity)
+        os.replace(tmp, stamp)
+        tmp = None
+    except OSError as exc:  # no stamp: the next build checks byte for byte again
+        log.debug("cannot write %s: %s", stamp, exc)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)

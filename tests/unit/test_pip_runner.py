@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import sys
 import textwrap
 import zipfile
@@ -38,6 +39,39 @@ def test_prefers_the_runtimes_own_pip(tmp_path: Path) -> None:
     assert (home / "pip" / "__main__.py").read_bytes() == b"# newest"
     assert _pip_for_target(runtime, tmp_path / "cache") == home  # unpacked once
     assert [p.name for p in home.parent.iterdir()] == [home.name]  # no temporaries
+
+
+def test_the_byte_for_byte_check_is_done_once_while_nothing_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyfn_action.deps import pip_runner
+
+    runtime = _runtime(tmp_path, "3.10", {"pip-24.0-py3-none-any.whl": b"# the real pip"})
+    checks: list[Path] = []
+    real = pip_runner._holds_exactly
+
+    def counted(home: Path, files: pip_runner.Files) -> bool:
+        checks.append(home)
+        return real(home, files)
+
+    monkeypatch.setattr(pip_runner, "_holds_exactly", counted)
+    home = _pip_for_target(runtime, tmp_path / "cache")  # made and checked
+    # Just made: its times cannot yet tell a change in the same tick, so no stamp.
+    assert not (home.parent / f"{home.name}.checked").exists()
+    from pyfn_action import fetch
+
+    monkeypatch.setattr(fetch, "SETTLED_SECONDS", -1.0)  # as if made long ago
+    assert _pip_for_target(runtime, tmp_path / "cache") == home  # checked, stamped
+    made = len(checks)
+    assert _pip_for_target(runtime, tmp_path / "cache") == home
+    assert len(checks) == made  # the stamp says the same files: not read again
+    # Same size, other bytes: the file's change time moves, so it is checked and remade.
+    (home / "pip" / "__main__.py").write_bytes(b"# the evil pip")
+    st = (home / "pip" / "__main__.py").stat()  # a later time, as a change after 2 s gets
+    os.utime(home / "pip" / "__main__.py", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert _pip_for_target(runtime, tmp_path / "cache") == home
+    assert len(checks) > made
+    assert (home / "pip" / "__main__.py").read_bytes() == b"# the real pip"
 
 
 def test_falls_back_to_this_pip_when_it_supports_the_runtime(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import stat
 import zipfile
@@ -85,7 +86,7 @@ def test_cache_warm_and_cold_give_the_same_bytes(tmp_path: Path) -> None:
 def test_corrupt_cache_entry_is_recomputed_not_used(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     good = write_zip(_entries(tmp_path), tmp_path / "a" / "b.zip", cache_dir=cache)
-    shutil.rmtree(cache / "zipblocks")  # the runtime's file goes through the Deflate cache
+    shutil.rmtree(cache / "zipblocks", ignore_errors=True)  # the runtime file: Deflate cache
     for path in (cache / "deflate").rglob("*"):
         if path.is_file():
             data = bytearray(path.read_bytes())
@@ -133,6 +134,14 @@ def test_a_name_too_long_for_a_zip_is_an_error(tmp_path: Path) -> None:
         write_zip(entries, tmp_path / "out" / "bundle.zip")
 
 
+@pytest.fixture
+def settled_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files count as settled at once (they were just made): blocks are kept."""
+    from pyfn_action import fetch
+
+    monkeypatch.setattr(fetch, "SETTLED_SECONDS", -1.0)
+
+
 def _layered(tmp_path: Path, tag: str = "") -> list[Entry]:
     """A runtime and a site on disk (the parts kept as blocks) around data entries."""
     files = tmp_path / "files"
@@ -153,6 +162,7 @@ def _layered(tmp_path: Path, tag: str = "") -> list[Entry]:
     return entries
 
 
+@pytest.mark.usefixtures("settled_now")
 def test_runtime_and_site_blocks_are_reused_byte_for_byte(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,12 +189,15 @@ def test_runtime_and_site_blocks_are_reused_byte_for_byte(
         assert zf.read("site/flask/app.py").startswith(b"site/flask/app.py")
 
 
+@pytest.mark.usefixtures("settled_now")
 def test_a_changed_file_makes_a_new_block(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     write_zip(_layered(tmp_path), tmp_path / "a" / "b.zip", cache_dir=cache)
     target = tmp_path / "files" / "site" / "flask" / "app.py"
     data = target.read_bytes()
     target.write_bytes(data.replace(b"site", b"SITE"))  # same size, other bytes
+    st = target.stat()  # and a later time, as a change after the file settled gets
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     again = write_zip(_layered(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache)
     fresh = write_zip(_layered(tmp_path), tmp_path / "c" / "b.zip")
     assert again.sha256 == fresh.sha256
@@ -192,6 +205,7 @@ def test_a_changed_file_makes_a_new_block(tmp_path: Path) -> None:
         assert zf.read("site/flask/app.py").startswith(b"SITE/flask/app.py")
 
 
+@pytest.mark.usefixtures("settled_now")
 def test_a_damaged_block_is_deleted_and_written_anew(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -210,9 +224,20 @@ def test_a_damaged_block_is_deleted_and_written_anew(
     assert third.sha256 == good.sha256  # the blocks written anew are good
 
 
+@pytest.mark.usefixtures("settled_now")
 def test_only_the_most_recent_blocks_are_kept(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     for n in range(BLOCKS_KEPT):  # each run: two new blocks
         shutil.rmtree(tmp_path / "files", ignore_errors=True)  # new files: new keys
         write_zip(_layered(tmp_path), tmp_path / f"z{n}" / "b.zip", cache_dir=cache)
     assert len(list((cache / "zipblocks").glob("*.blk"))) == BLOCKS_KEPT
+
+
+def test_no_block_is_kept_of_files_changed_a_moment_ago(tmp_path: Path) -> None:
+    """A change in the same tick of the kernel's clock would leave a file's times as they
+    were: a block is kept only once its files' change times are older than that."""
+    cache = tmp_path / "cache"
+    first = write_zip(_layered(tmp_path), tmp_path / "a" / "b.zip", cache_dir=cache)
+    assert not list((cache / "zipblocks").glob("*.blk"))
+    again = write_zip(_layered(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache)
+    assert again.sha256 == first.sha256
