@@ -198,9 +198,31 @@ def _acquire(path: Path, what: str) -> int | None:
 SETTLED_SECONDS = 2.0
 
 
+def file_identity(st: os.stat_result) -> list[int]:
+    """A file as the kernel describes it: type and mode, size, modification and change
+    times (ns), inode and device. Its bytes cannot change without the change time
+    moving (once :func:`settled`); a copy elsewhere (a restored cache) has another."""
+    return [st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
 def settled(st: os.stat_result) -> bool:
     """Whether a file's identity may stand for its bytes from now on (see SETTLED_SECONDS)."""
     return time.time() - st.st_ctime_ns / 1e9 > SETTLED_SECONDS
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name beside ``path`` and rename it into place, so
+    ``path`` is never half-written; the temporary is removed if anything fails (the
+    OSError is raised)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def sha256_file(path: Path) -> str:

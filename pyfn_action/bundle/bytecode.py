@@ -22,13 +22,13 @@ import posixpath
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.deps.requirements import Interpreter
-from pyfn_action.fetch import settled
+from pyfn_action.fetch import file_identity, replace_file, settled
 from pyfn_action.runtime.pypy import Runtime
 
 log = logging.getLogger(__name__)
@@ -109,11 +109,7 @@ def compile_entries(
     planned: dict[str, tuple[Entry, Path]] = {}
     known = _SourceKeys(store / "sources.json")
     for entry in sources:
-        key = known.get(entry)
-        if key is None:
-            data = entry.read()
-            key = hashlib.sha256(entry.arcname.encode() + b"\0" + data).hexdigest()
-            known.put(entry, key)
+        key = known.key(entry, _source_key)
         planned[pyc_name(entry.arcname, tag)] = (entry, store / key[:2] / f"{key}.pyc")
     known.save()
     missing = {arc: pair for arc, pair in planned.items() if not pair[1].is_file()}
@@ -130,12 +126,17 @@ def compile_entries(
     return sorted([*kept, *compiled], key=lambda e: e.arcname)
 
 
+def _source_key(entry: Entry) -> str:
+    """Where a source's bytecode is stored: its name and bytes, hashed."""
+    return hashlib.sha256(entry.arcname.encode() + b"\0" + entry.read()).hexdigest()
+
+
 class _SourceKeys:
-    """Each source file's bytecode key (its name and bytes, hashed), kept by the file's
-    identity (path, size, modification and change times, inode), so that a rebuild reads
-    only the sources that changed. Kept only once a file's change time has settled
-    (``fetch.settled``); a file cannot change without its change time moving, and a
-    cache restored from elsewhere has other inodes and times, so nothing of it matches."""
+    """Each source file's bytecode key, kept by the file's identity
+    (``fetch.file_identity``), so that a rebuild reads only the sources that changed.
+    Kept only once a file's change time has settled (``fetch.settled``); a file cannot
+    change without its change time moving, and a cache restored from elsewhere has other
+    inodes and times, so nothing of it matches."""
 
     LIMIT = 200_000  # entries kept: those of this build first
 
@@ -149,34 +150,25 @@ class _SourceKeys:
         except (OSError, ValueError, TypeError, KeyError):
             self.known = {}
 
-    @staticmethod
-    def _identity(entry: Entry) -> tuple[str, list[object], bool] | None:
-        if entry.source is None:
-            return None
+    def key(self, entry: Entry, compute: Callable[[Entry], str]) -> str:
+        """The entry's key as kept, if its file is the same file; else ``compute``'s,
+        kept for next time if the file has settled."""
         try:
-            st = entry.source.stat()
+            st = entry.source.stat() if entry.source is not None else None
         except OSError:
-            return None
-        fields: list[object] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-        return f"{entry.arcname}\0{entry.source}", fields, settled(st)
-
-    def get(self, entry: Entry) -> str | None:
-        found = self._identity(entry)
-        if found is None:
-            return None
-        name, fields, _ = found
+            st = None
+        if st is None:  # bytes without a file, or no file to describe: never kept
+            return compute(entry)
+        name, fields = f"{entry.arcname}\0{entry.source}", file_identity(st)
         kept = self.known.get(name)
-        if not isinstance(kept, list) or kept[:-1] != fields or not isinstance(kept[-1], str):
-            return None
-        self.seen[name] = kept
-        return kept[-1]
-
-    def put(self, entry: Entry, key: str) -> None:
-        found = self._identity(entry)
-        if found is not None and found[2]:
-            name, fields, _ = found
+        if isinstance(kept, list) and kept[:-1] == fields and isinstance(kept[-1], str):
+            self.seen[name] = kept
+            return kept[-1]
+        key = compute(entry)
+        if settled(st):
             self.seen[name] = [*fields, key]
             self.changed = True
+        return key
 
     def save(self) -> None:
         if not self.changed:
@@ -186,19 +178,10 @@ class _SourceKeys:
             if len(merged) >= self.LIMIT:
                 break
             merged.setdefault(name, kept)
-        tmp = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".sources-", dir=self.path.parent)
-            with os.fdopen(fd, "w") as out:
-                json.dump({"sources": merged}, out)
-            os.replace(tmp, self.path)
-            tmp = None
+            replace_file(self.path, json.dumps({"sources": merged}).encode())
         except OSError as exc:  # the next build reads the sources again
             log.debug("cannot write %s: %s", self.path, exc)
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
 
 
 def _compile(

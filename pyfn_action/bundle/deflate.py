@@ -24,12 +24,13 @@ import logging
 import os
 import stat
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from pyfn_action.fetch import replace_file
 
 log = logging.getLogger(__name__)
 
@@ -181,19 +182,10 @@ class DeflateCache:
         path = self._path(digest)
         head = _HEAD.pack(_MAGIC, item.method, item.crc32, item.size, len(item.payload))
         check = _check(head, self.level, digest, item.payload)
-        tmp = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".", dir=path.parent)
-            with os.fdopen(fd, "wb") as out:
-                out.write(head + check + item.payload)
-            os.replace(tmp, path)
-            tmp = None
+            replace_file(path, head + check + item.payload)
         except OSError as exc:
             log.warning("cannot write deflate cache entry %s: %s", path, exc.strerror or exc)
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
 
 
 def compress_all(

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyfn_action.bundle.entry import Entry
+from pyfn_action.fetch import replace_file
 from pyfn_action.runtime.elf import ElfInfo, NotElf, read_elf
 from pyfn_action.runtime.libdeps import load_image_libs
 from pyfn_action.runtime.targets import Target
@@ -118,16 +117,8 @@ class ElfCache:
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(self.data, out)
-            os.replace(tmp, self.path)  # concurrent builds: the last one's facts win
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        # Concurrent builds: the last one's facts win.
+        replace_file(self.path, json.dumps(self.data).encode())
 
 
 def inspect_entries(

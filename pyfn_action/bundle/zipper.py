@@ -38,7 +38,7 @@ from typing import BinaryIO
 from pyfn_action.bundle.deflate import Compressed, DeflateCache, compress_all
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.errors import BundleError
-from pyfn_action.fetch import settled, sha256_file
+from pyfn_action.fetch import file_identity, settled, sha256_file
 from pyfn_action.progress import ProgressFactory, silent
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip can hold
@@ -229,8 +229,7 @@ def _block_key(entries: Sequence[Entry], key_base: str) -> tuple[str, bool]:
         assert e.source is not None
         st = e.source.stat()
         steady = steady and settled(st)
-        fields = (e.arcname, e.executable, e.component, e.kind, str(e.source), st.st_size,
-                  st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)  # fmt: skip
+        fields = [e.arcname, e.executable, e.component, e.kind, str(e.source), *file_identity(st)]
         digest.update(json.dumps(fields).encode() + b"\n")
     return digest.hexdigest(), steady
 

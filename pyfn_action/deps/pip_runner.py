@@ -32,7 +32,7 @@ from packaging.version import Version
 
 from pyfn_action.deps.sources import mask_text, url_secrets
 from pyfn_action.errors import BundleError, RequirementsError
-from pyfn_action.fetch import cache_lock, settled, sha256_file
+from pyfn_action.fetch import cache_lock, file_identity, replace_file, settled, sha256_file
 from pyfn_action.runtime.pypy import Runtime
 from pyfn_action.runtime.targets import Target
 
@@ -255,9 +255,7 @@ def _tree_identity(roots: Sequence[Path]) -> tuple[str, bool]:
         for path in paths:
             st = path.lstat()
             steady = steady and settled(st)
-            fields = (str(path), st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                      st.st_ino, st.st_dev)  # fmt: skip
-            digest.update(repr(fields).encode() + b"\n")
+            digest.update(repr([str(path), *file_identity(st)]).encode() + b"\n")
     return digest.hexdigest(), steady
 
 
@@ -318,15 +316,7 @@ def _write_stamp(stamp: Path, roots: Sequence[Path]) -> None:
     identity, steady = _tree_identity(roots)
     if not steady:
         return  # changed too recently to be told by its times: checked again next time
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".", dir=stamp.parent)
-        with os.fdopen(fd, "w") as out:
-            out.write(identity)
-        os.replace(tmp, stamp)
-        tmp = None
+        replace_file(stamp, identity.encode())
     except OSError as exc:  # no stamp: the next build checks byte for byte again
         log.debug("cannot write %s: %s", stamp, exc)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)

@@ -44,6 +44,7 @@ from pyfn_action.deps.reqfile import project_requirements, requirement_specs
 from pyfn_action.deps.sdist import build_from_source
 from pyfn_action.deps.sources import Sources
 from pyfn_action.errors import PyfnError
+from pyfn_action.fetch import replace_file
 from pyfn_action.flows.jobs import cache_dir
 from pyfn_action.runtime.elf import NotElf, read_elf
 from pyfn_action.runtime.libdeps import load_image_libs
@@ -172,15 +173,7 @@ class SdistBuilder:
 
 def _save_json(path: Path, data: object) -> None:
     """Written whole to a temporary name and renamed: never a half-written cache file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(path, json.dumps(data).encode())
 
 
 def find_pypy(target: Target, cache: Path, given: Path | None) -> Runtime | None:

@@ -23,6 +23,17 @@ def _entry(path: Path, arcname: str = "site/m.py") -> Entry:
     return Entry(arcname, path, None, False, "m", "package")
 
 
+def _kept(keys: _SourceKeys, entry: Entry) -> str | None:
+    """The key kept for ``entry``, or None if the memory had none (one was computed)."""
+    computed: list[Entry] = []
+    key = keys.key(entry, lambda e: computed.append(e) or "computed")
+    return None if computed else key
+
+
+def _remember(keys: _SourceKeys, entry: Entry, key: str) -> None:
+    assert keys.key(entry, lambda e: key) == key
+
+
 def test_a_key_is_kept_by_identity_and_dropped_when_the_file_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -31,27 +42,26 @@ def test_a_key_is_kept_by_identity_and_dropped_when_the_file_changes(
     source.write_text("x = 1\n")
     store = tmp_path / "store" / "sources.json"
     keys = _SourceKeys(store)
-    assert keys.get(_entry(source)) is None
-    keys.put(_entry(source), "k1")
+    _remember(keys, _entry(source), "k1")  # none kept yet: computed, and kept
     keys.save()
     again = _SourceKeys(store)
-    assert again.get(_entry(source)) == "k1"
-    assert again.get(_entry(source, "site/other.py")) is None  # another name: another key
+    assert _kept(again, _entry(source)) == "k1"
+    assert _kept(again, _entry(source, "site/other.py")) is None  # another name: another key
     source.write_text("x = 2\n")  # same size, other bytes, a later time (as after 2 s)
     later(source)
-    assert _SourceKeys(store).get(_entry(source)) is None
+    assert _kept(_SourceKeys(store), _entry(source)) is None
     data = Entry("app/gen.py", None, b"x = 3\n", False, "app", "app")
-    keys.put(data, "k2")  # bytes without a file have no identity: never kept
-    assert keys.get(data) is None
+    _remember(keys, data, "k2")  # bytes without a file have no identity: never kept
+    assert _kept(keys, data) is None
 
 
 def test_a_file_changed_a_moment_ago_is_not_kept(tmp_path: Path) -> None:
     source = tmp_path / "m.py"
     source.write_text("x = 1\n")
     keys = _SourceKeys(tmp_path / "sources.json")
-    keys.put(_entry(source), "k1")  # its times could not tell a change in the same tick
+    _remember(keys, _entry(source), "k1")  # its times could not tell a same-tick change
     keys.save()
-    assert _SourceKeys(tmp_path / "sources.json").get(_entry(source)) is None
+    assert _kept(_SourceKeys(tmp_path / "sources.json"), _entry(source)) is None
 
 
 @pytest.mark.parametrize("content", [b"not json", b'{"sources": 3}', b'{"other": {}}'])
@@ -60,4 +70,4 @@ def test_a_damaged_memory_is_ignored(tmp_path: Path, content: bytes) -> None:
     store.write_bytes(content)
     source = tmp_path / "m.py"
     source.write_text("x = 1\n")
-    assert _SourceKeys(store).get(_entry(source)) is None
+    assert _kept(_SourceKeys(store), _entry(source)) is None
