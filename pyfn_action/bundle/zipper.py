@@ -101,7 +101,8 @@ class _Segment:
     prefix: str  # a BLOCK_PREFIXES run, or "" for the rest
     entries: list[Entry]
     compressed: Sequence[Compressed] | None = None  # None: from ``block``
-    block: Path | None = None
+    block: BinaryIO | None = None  # a cached block, open and checked
+    data_at: int = 0  # where the block's local headers and data start in it
     key: str | None = None  # a block to keep, once written
     local_size: int = 0
     central: bytes = b""  # central records, offsets from the segment's start
@@ -213,10 +214,9 @@ def _segments(ordered: Sequence[Entry], blocks: Path | None, key_base: str) -> l
             key, steady = _block_key(segment.entries, key_base)
         except OSError:
             continue
-        path = blocks / f"{key}.blk"
-        if _load_block(segment, path):
-            segment.block = path
-        elif steady:  # kept only once its files' times can tell a later change
+        if _load_block(segment, blocks / f"{key}.blk"):
+            continue
+        if steady:  # kept only once its files' times can tell a later change
             segment.key = key
     return segments
 
@@ -235,47 +235,54 @@ def _block_key(entries: Sequence[Entry], key_base: str) -> tuple[str, bool]:
 
 
 def _load_block(segment: _Segment, path: Path) -> bool:
-    """Read a block's index and central records, its checksum verified; False if it is not
-    there or fails (then it is deleted)."""
+    """Open a block, check its checksum, and read its index and central records into
+    ``segment``, which keeps it open for copying (so a prune by another build cannot
+    take it away in between); False if it is not there or fails (then it is deleted)."""
     try:
-        with path.open("rb") as fh:
-            magic, check, meta_size, central_size = _BLOCK_HEAD.unpack(fh.read(_BLOCK_HEAD.size))
-            if magic != _BLOCK_MAGIC:
-                raise ValueError("not a block")
-            digest = hashlib.sha256()
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-            if digest.digest() != check:
-                raise ValueError("checksum mismatch")
-            fh.seek(_BLOCK_HEAD.size)
-            meta = json.loads(fh.read(meta_size))
-            central = fh.read(central_size)
+        fh = path.open("rb")
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        log.warning("cannot read zip block %s (%s): writing those entries anew", path.name, exc)
+        return False
+    try:
+        magic, check, meta_size, central_size = _BLOCK_HEAD.unpack(fh.read(_BLOCK_HEAD.size))
+        if magic != _BLOCK_MAGIC:
+            raise ValueError("not a block")
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+        if digest.digest() != check:
+            raise ValueError("checksum mismatch")
+        fh.seek(_BLOCK_HEAD.size)
+        meta = json.loads(fh.read(meta_size))
+        central = fh.read(central_size)
         written = tuple(Written(*row) for row in meta["written"])
         if [w.arcname for w in written] != [e.arcname for e in segment.entries]:
             raise ValueError("other entries")
-    except FileNotFoundError:
-        return False
+        local_size = int(meta["local_size"])
     except (OSError, ValueError, TypeError, KeyError, struct.error) as exc:
+        fh.close()
         log.warning("zip block %s is damaged (%s): writing those entries anew", path.name, exc)
         path.unlink(missing_ok=True)
         return False
-    segment.central, segment.written = central, written
-    segment.local_size = int(meta["local_size"])
+    segment.block, segment.data_at = fh, _BLOCK_HEAD.size + meta_size + central_size
+    segment.central, segment.written, segment.local_size = central, written, local_size
     with contextlib.suppress(OSError):
         os.utime(path)  # the most recently used
     return True
 
 
 def _copy_block(segment: _Segment, out: BinaryIO) -> None:
-    assert segment.block is not None
-    with segment.block.open("rb") as fh:
-        fh.seek(_BLOCK_HEAD.size + len(_meta(segment)) + len(segment.central))
-        copied = 0
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            out.write(chunk)
-            copied += len(chunk)
+    fh = segment.block
+    assert fh is not None
+    fh.seek(segment.data_at)
+    copied = 0
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        out.write(chunk)
+        copied += len(chunk)
     if copied != segment.local_size:
-        raise OSError(f"zip block {segment.block} ended early: write the bundle again")
+        raise OSError(f"zip block {fh.name} ended early: write the bundle again")
 
 
 def _meta(segment: _Segment) -> bytes:
@@ -374,6 +381,7 @@ def write_zip(
     bar = None
     blocks = cache_dir / "zipblocks" if cache_dir else None
     key_base = json.dumps([_BLOCK_MAGIC.decode(), level, list(date_time)])
+    segments: list[_Segment] = []
     try:
         segments = _segments(ordered, blocks, key_base)
         fresh = [e for s in segments if s.block is None for e in s.entries]
@@ -411,6 +419,9 @@ def write_zip(
         if bar is not None:
             bar.close()
         tmp.unlink(missing_ok=True)
+        for segment in segments:
+            if segment.block is not None:
+                segment.block.close()
     written = tuple(w for segment in segments for w in segment.written)
     return ZipResult(
         path=dest,

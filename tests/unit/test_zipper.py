@@ -241,3 +241,24 @@ def test_no_block_is_kept_of_files_changed_a_moment_ago(tmp_path: Path) -> None:
     assert not list((cache / "zipblocks").glob("*.blk"))
     again = write_zip(_layered(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache)
     assert again.sha256 == first.sha256
+
+
+@pytest.mark.usefixtures("settled_now")
+def test_a_block_removed_while_the_zip_is_written_is_still_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another build may prune a block between the check and the copy: the block is held
+    open from the one to the other."""
+    cache = tmp_path / "cache"
+    first = write_zip(_layered(tmp_path), tmp_path / "a" / "b.zip", cache_dir=cache)
+    real = zipper._copy_block
+    removed: list[str] = []
+
+    def pruned_meanwhile(segment, out):  # type: ignore[no-untyped-def]
+        Path(segment.block.name).unlink()
+        removed.append(segment.block.name)
+        real(segment, out)
+
+    monkeypatch.setattr(zipper, "_copy_block", pruned_meanwhile)
+    again = write_zip(_layered(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache)
+    assert len(removed) == 2 and again.sha256 == first.sha256
