@@ -352,7 +352,9 @@ def _matches(bundle: Path, root: Path) -> bool:
         with zipfile.ZipFile(bundle) as zf:
             expected = {i.filename: i for i in zf.infolist() if not i.is_dir()}
         found = set()
-        for dirpath, _dirs, files in os.walk(root):
+        for dirpath, dirs, files in os.walk(root):
+            if any(os.path.islink(os.path.join(dirpath, name)) for name in dirs):
+                return False  # a link to a directory: never part of a bundle
             for name in files:
                 found.add(os.path.relpath(os.path.join(dirpath, name), root))
         if found != set(expected):
@@ -389,9 +391,7 @@ def _prune(base: Path, *, keep: str) -> None:
         use = base / f"{entry.name}.use"
         with contextlib.suppress(OSError):
             fd = os.open(use, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _alone(fd):
                 os.close(fd)
                 continue  # being served
             try:

@@ -677,10 +677,7 @@ class Job {
     }
     try {
       for (const name of set) res.removeHeader(name);
-      res.statusCode = 500;
-      res.setHeader('Content-Type', TEXT);
-      res.setHeader('Content-Length', Buffer.byteLength(INTERNAL_ERROR));
-      res.end(INTERNAL_ERROR);
+      plainAnswer(res, 500, INTERNAL_ERROR);
     } catch (err) {
       res.destroy();
     }
@@ -736,6 +733,7 @@ function submitRequest(req, res, body, decoded, url, scheme) {
   pool.submit(new Job(pool, res, header, body));
 }
 
+// A short text answer of the shim's own (nothing if an answer has begun already).
 function plainAnswer(res, status, message) {
   if (res.headersSent || res.destroyed) return;
   res.statusCode = status;

@@ -199,7 +199,9 @@ def test_a_served_copy_is_reused_while_it_matches_the_bundle(tmp_path: Path) -> 
         assert again.manifest.function.entry_point == "main"
 
 
-@pytest.mark.parametrize("change", ["edit", "same-size", "add", "remove", "chmod", "incomplete"])
+@pytest.mark.parametrize(
+    "change", ["edit", "same-size", "add", "remove", "chmod", "incomplete", "linked-dir"]
+)
 def test_a_served_copy_that_differs_in_any_way_is_unpacked_again(
     tmp_path: Path, change: str
 ) -> None:
@@ -216,6 +218,8 @@ def test_a_served_copy_that_differs_in_any_way_is_unpacked_again(
         (root / "pypy" / "bin" / "pypy3.11").unlink()
     elif change == "chmod":
         (root / "pypy" / "bin" / "pypy3.11").chmod(0o644)
+    elif change == "linked-dir":
+        (root / "app.db").symlink_to(tmp_path, target_is_directory=True)  # holds no file
     else:
         (root.parent / ".complete").unlink()  # as if unpacking had been cut short
     with served_copy(bundle, cache) as again:
