@@ -17,7 +17,6 @@ import os
 import select
 import shutil
 import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from urllib.parse import urlencode
 
 import pytest
 from conftest import REPO, Served, hermetic_env, pyfn
-from support.servers import free_port
+from support.servers import free_port, pyfn_serve
 
 from pyfn_action.bundle.nodepackage import PACKAGE, NodePackage, pinned
 from pyfn_action.flows import serve
@@ -156,11 +155,7 @@ def test_serve_runs_the_version_the_bundle_declares(
     port = free_port()
     env = npm_env(cache)
     env["TMPDIR"] = str(tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pyfn_action", "serve", "--bundle", str(bundle),
-         "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    process = pyfn_serve(bundle, port, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         lines = _lines_until(process, "Serving", START_TIMEOUT * 4)
         assert f"Node.js Functions Framework {OTHER}" in lines[-1]

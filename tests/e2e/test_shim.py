@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, Served, hermetic_env, pyfn
-from support.servers import free_port
+from support.servers import free_port, pyfn_serve
 
 from pyfn_action.bundle.nodepackage import pinned
 from pyfn_action.flows import serve
@@ -998,16 +998,11 @@ def test_pyfn_serve_prints_the_url_and_stops_cleanly(
     shim_bundle: Path, framework: Framework, tmp_path: Path, stop_with: signal.Signals
 ) -> None:
     import subprocess
-    import sys
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
     env.update(PYFN_CACHE_DIR=str(_serve_cache(tmp_path)), TMPDIR=str(tmp_path))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pyfn_action", "serve", "--bundle", str(shim_bundle),
-         "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    process = pyfn_serve(shim_bundle, port, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         assert process.stdout is not None
         # The URL line, after any warning (a local Node.js that is not the deploy's).
@@ -1046,16 +1041,12 @@ def test_pyfn_serve_killed_with_its_process_group_leaves_nothing(
     """SIGKILL to pyfn serve's process group (as a conformance client stops it): Node,
     which runs in a group of its own, goes too, with its workers and the unpacked bundle."""
     import subprocess
-    import sys
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
     env.update(PYFN_CACHE_DIR=str(_serve_cache(tmp_path)), TMPDIR=str(tmp_path))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pyfn_action", "serve", "--bundle", str(shim_bundle),
-         "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    process = pyfn_serve(shim_bundle, port, env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:
         server = Server(port, tmp_path / "unused.log", process)
         deadline = time.monotonic() + START_TIMEOUT

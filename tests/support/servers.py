@@ -9,12 +9,15 @@ from __future__ import annotations
 import html
 import re
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -63,6 +66,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def pyfn_serve(
+    bundle: Path, port: int, env: Mapping[str, str], **popen: Any
+) -> subprocess.Popen[bytes]:
+    """``pyfn serve --bundle BUNDLE --port PORT`` in a process of its own, as a user starts it."""
+    argv = [sys.executable, "-m", "pyfn_action", "serve", "--bundle", str(bundle),
+            "--port", str(port)]  # fmt: skip
+    return subprocess.Popen(argv, env=dict(env), **popen)
 
 
 @contextmanager
