@@ -30,6 +30,7 @@
 // instance on an uncaught exception.
 
 const {spawn} = require('child_process');
+const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const os = require('os');
@@ -694,6 +695,18 @@ function requestBody(req) {
   return Buffer.alloc(0);
 }
 
+// Cloud Functions sends every request with a Function-Execution-Id; where it is
+// missing (a request to `pyfn serve`), the shim gives it one, so that the function
+// sees the header in either mode as it would deployed.
+const EXECUTION_ID = 'function-execution-id';
+
+function ensureExecutionId(req) {
+  if (req.headers[EXECUTION_ID]) return;
+  const id = crypto.randomBytes(9).toString('base64url');
+  req.headers[EXECUTION_ID] = id;
+  req.rawHeaders.push('Function-Execution-Id', id);
+}
+
 // gzip/deflate/br bodies arrive decoded (as the Node framework's body parsers decode
 // them): the headers say what the bytes now are.
 function requestHeaders(req, body, decoded) {
@@ -722,6 +735,7 @@ function handleFramework(req, res) {
 }
 
 function submitRequest(req, res, body, decoded, url, scheme) {
+  ensureExecutionId(req);
   const header = {
     method: req.method,
     url,
@@ -904,6 +918,7 @@ function handleScript(req, res) {
     }
   });
   child.stdin.on('error', () => {}); // a script that does not read its input
+  ensureExecutionId(req);
   child.stdin.end(scriptInput(req));
 }
 

@@ -253,6 +253,7 @@ def make_environ(request: dict[str, Any], body: bytes) -> dict[str, Any]:
         "wsgi.run_once": False,
     }
     host = "localhost"
+    length_sent = False
     for name, value in request["headers"]:
         if "_" in name:
             # WSGI spells `-` as `_`: `X_Goog_Authenticated_User_Email` would join the
@@ -264,12 +265,15 @@ def make_environ(request: dict[str, Any], body: bytes) -> dict[str, Any]:
             environ.setdefault("CONTENT_TYPE", value)  # the first, as Node's body parser
             continue
         if key == "CONTENT_LENGTH":
+            length_sent = True
             continue  # the body's true length is set below
         if key == "HOST":
             host = value
         key = "HTTP_" + key
         environ[key] = environ[key] + "," + value if key in environ else value
-    environ["CONTENT_LENGTH"] = str(len(body))
+    if body or length_sent:
+        # As gunicorn: no CONTENT_LENGTH for a request that sent none (a plain GET).
+        environ["CONTENT_LENGTH"] = str(len(body))
     name, _, port = host.rpartition(":") if host.rsplit(":", 1)[-1].isdigit() else (host, "", "")
     environ["SERVER_NAME"] = name or host
     environ["SERVER_PORT"] = port or ("443" if environ["wsgi.url_scheme"] == "https" else "80")
