@@ -25,6 +25,8 @@ sides must agree on before anything is timed):
 * ``json``: a 30 KB JSON body posted, parsed, aggregated and answered as JSON: an
   ordinary web handler;
 * ``cpu``: a pure-Python loop (tens of ms on CPython), where PyPy's JIT shines;
+* ``mandelbrot``: examples/cpu's function, as it is, rendering one
+  ``MANDELBROT_QUERY`` tile: the example's README quotes this workload's figures;
 * ``wait``: waits 100 ms (``time.sleep``, as a handler waits on an API): only
   concurrency helps.
 
@@ -113,10 +115,18 @@ def cpu(request):
 def wait(request):
     time.sleep(0.1)
     return "Hello, World!\\n"
+
+
+from mandelbrot_example import mandelbrot  # noqa: E402, F401 (examples/cpu/main.py)
 """
+MANDELBROT_SOURCE = base.REPO / "examples" / "cpu" / "main.py"
+MANDELBROT_QUERY = "/?size=128&iterations=200"  # about 0.2 s of CPython a request
 NATIVE_REQUIREMENTS = ["functions-framework==3.10.2"]  # the version bundles get too
-WORKLOADS = ("trivial", "json", "cpu", "wait")
-TARGETS = {"trivial": "trivial", "json": "json_orders", "cpu": "cpu", "wait": "wait"}
+WORKLOADS = ("trivial", "json", "cpu", "mandelbrot", "wait")
+TARGETS = {"trivial": "trivial", "json": "json_orders", "cpu": "cpu", "mandelbrot": "mandelbrot",
+           "wait": "wait"}  # fmt: skip
+PATHS = {"mandelbrot": MANDELBROT_QUERY}
+PROBED = ("json", "mandelbrot")  # answers taken from the native side, then required of all
 WRK_LUA = (
     """limit = tonumber(os.getenv("BENCH_LIMIT"))
 local function slurp(name)
@@ -131,6 +141,10 @@ if body_file ~= nil and body_file ~= "" then
   wrk.method = "POST"
   wrk.body = slurp(body_file)
   wrk.headers["Content-Type"] = "application/json"
+end
+local path = os.getenv("BENCH_PATH")
+if path ~= nil and path ~= "" then
+  wrk.path = path
 end
 """
     + base.WRK_LUA_CHECK
@@ -163,18 +177,20 @@ class Request:
 
     body_file: Path | None
     expect_file: Path
+    path: str = "/"
 
     def env(self) -> dict[str, str]:
         return {
             "BENCH_BODY_FILE": str(self.body_file or ""),
             "BENCH_EXPECT_FILE": str(self.expect_file),
+            "BENCH_PATH": self.path,
         }
 
     def fetch(self, port: int) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection(base.HOST, port, timeout=60)
         try:
             if self.body_file is None:
-                conn.request("GET", "/")
+                conn.request("GET", self.path)
             else:
                 headers = {"Content-Type": "application/json"}
                 conn.request("POST", "/", body=self.body_file.read_bytes(), headers=headers)
@@ -334,6 +350,7 @@ def _build(args: Any, tmp: Path) -> tuple[Path, Path]:
     app = tmp / "app"
     app.mkdir()
     (app / "main.py").write_text(MAIN_PY)
+    (app / "mandelbrot_example.py").write_bytes(MANDELBROT_SOURCE.read_bytes())
     flags = {"pypy_archive": archive, "pypy_sha256": sha, "out": str(tmp / "dist"),
              "entry_point": "trivial"}  # fmt: skip
     config = resolve(app, env=dict(os.environ), flags=flags)
@@ -360,34 +377,37 @@ def _checks(
     for workload in WORKLOADS:
         expect = tmp / f"expect-{workload}.txt"
         expect.write_bytes(b"Hello, World!\n")
-        checks[workload] = Request(body if workload == "json" else None, expect)
-    # The JSON answer: the native runtime's, which pyfn's must equal byte for byte.
-    answers = {}
-    probe = Request(body, tmp / "expect-json.txt")
-    for side in sides[:2]:
-        port = base._free_port()
-        with (tmp / f"probe-{side.name}.log").open("wb") as out:
-            process = (
-                _start_native(venv, side.root, TARGETS["json"], port, out)
-                if side.native
-                else _start_ours(framework, side.root, TARGETS["json"], port, out, side.env)
-            )
-            try:
-                deadline = time.perf_counter() + base.COLD_START_LIMIT
-                while True:
-                    with contextlib.suppress(OSError, http.client.HTTPException):
-                        status, answer = probe.fetch(port)
-                        if status == 200:
-                            answers[side.name] = answer
-                            break
-                    if time.perf_counter() > deadline or process.poll() is not None:
-                        raise RuntimeError(f"{side.name} never answered the JSON workload")
-                    time.sleep(0.05)
-            finally:
-                serve.stop(process)
-    if len(set(answers.values())) != 1:
-        raise RuntimeError(f"the sides answer the JSON workload differently: {answers}")
-    (tmp / "expect-json.txt").write_bytes(answers[sides[0].name])
+        checks[workload] = Request(
+            body if workload == "json" else None, expect, PATHS.get(workload, "/")
+        )
+    # The JSON and PNG answers: the native runtime's, which pyfn's must equal byte for byte.
+    for workload in PROBED:
+        answers = {}
+        for side in sides[:2]:
+            port = base._free_port()
+            with (tmp / f"probe-{side.name}-{workload}.log").open("wb") as out:
+                target = TARGETS[workload]
+                process = (
+                    _start_native(venv, side.root, target, port, out)
+                    if side.native
+                    else _start_ours(framework, side.root, target, port, out, side.env)
+                )
+                try:
+                    deadline = time.perf_counter() + base.COLD_START_LIMIT
+                    while True:
+                        with contextlib.suppress(OSError, http.client.HTTPException):
+                            status, answer = checks[workload].fetch(port)
+                            if status == 200:
+                                answers[side.name] = answer
+                                break
+                        if time.perf_counter() > deadline or process.poll() is not None:
+                            raise RuntimeError(f"{side.name} never answered {workload}")
+                        time.sleep(0.05)
+                finally:
+                    serve.stop(process)
+        if len(set(answers.values())) != 1:
+            raise RuntimeError(f"the sides answer {workload} differently")
+        checks[workload].expect_file.write_bytes(answers[sides[0].name])
     return checks
 
 

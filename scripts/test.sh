@@ -2,7 +2,8 @@
 # Install everything the tests need, then check style and types and run every test.
 #   bash scripts/test.sh            (CI runs exactly this: .ci/run)
 # Needs root (or sudo) for Debian's packages: pypy3 stands in for the official
-# PyPy build, gcc builds ELF fixtures, unzip extracts bundles, 7z makes Deflate64 zips.
+# PyPy build, gcc builds ELF fixtures, unzip extracts bundles, 7z makes Deflate64 zips,
+# chromium and its driver open the examples' pages headless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends pypy3 python3-pip-whl gcc libc6-dev unzip p7zip-full >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends pypy3 python3-pip-whl gcc libc6-dev unzip p7zip-full \
+  chromium chromium-driver >/dev/null
 # Node.js runs bundles under the Functions Framework; keep an installed one (it may not be Debian's).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
@@ -23,8 +25,8 @@ python3 -m venv .venv
 # The workflow linters and GitHub's REST API description, for the Action's tests.
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
-.venv/bin/ruff check pyfn_action tests benchmarks
-.venv/bin/ruff format --check pyfn_action tests benchmarks
+.venv/bin/ruff check pyfn_action tests benchmarks examples
+.venv/bin/ruff format --check pyfn_action tests benchmarks examples
 .venv/bin/mypy
 
 .venv/bin/pytest tests/unit tests/e2e "$@"

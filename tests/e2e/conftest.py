@@ -4,16 +4,30 @@ package index, and a hermetic environment for pip."""
 from __future__ import annotations
 
 import io
+import json
 import os
-from collections.abc import Iterator, Sequence
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.functions_api import FakeFunctions, fake_functions
 from support.functions_api import service_account_file as make_key
 from support.gcs import Proxy, emulator, object_meta, proxy
-from support.servers import Routes, index_routes, serve
+from support.servers import (
+    Routes,
+    free_port,
+    index_routes,
+    pyfn_serve,
+    serve,
+    stop_process,
+    wait_listening,
+)
 
 from pyfn_action.cli import run
 from pyfn_action.runtime.pack import PackResult
@@ -139,3 +153,115 @@ def cloud(
         env = hermetic_env(session_cache, STORAGE_EMULATOR_HOST=p.base,
                            PYFN_FUNCTIONS_ENDPOINT=fake.base, **google)  # fmt: skip
         yield Cloud(p, fake, env, served_pypy, index_url, key)
+
+
+# --- the examples, built and served as a user does ------------------------------------
+
+EXAMPLES = REPO / "examples"
+TEST_CACHE = REPO / "tests" / ".cache"
+
+
+@dataclass(frozen=True)
+class Built:
+    """An example built with ``pyfn build``: its output directory, bundle and report."""
+
+    out: Path
+    report: dict[str, Any]
+
+    @property
+    def bundle(self) -> Path:
+        return self.out / "bundle.zip"
+
+
+@pytest.fixture(scope="session")
+def build_example(
+    tmp_path_factory: pytest.TempPathFactory,
+    served_pypy: Served,
+    index_url: str,
+    session_cache: Path,
+) -> Callable[[str], Built]:
+    """``build("beacon")``: examples/beacon built once per session with ``pyfn build``."""
+    built: dict[str, Built] = {}
+
+    def build(name: str) -> Built:
+        if name not in built:
+            out = tmp_path_factory.mktemp(f"example-{name.replace('/', '-')}")
+            args = [
+                "build", str(EXAMPLES / name), "--out", str(out),
+                "--pypy-archive", served_pypy.url, "--pypy-sha256", served_pypy.sha256,
+                "--index-url", index_url,
+            ]  # fmt: skip
+            result = pyfn(args, hermetic_env(session_cache))
+            assert result.code == 0, f"examples/{name} does not build:\n{result.stderr}"
+            built[name] = Built(out, json.loads((out / "report.json").read_text()))
+        return built[name]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def serve_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache for ``pyfn serve`` sharing the tests' installed Node Functions Framework."""
+    cache = tmp_path_factory.mktemp("serve-cache")
+    (cache / "node-functions-framework").symlink_to(TEST_CACHE / "node-functions-framework")
+    return cache
+
+
+@dataclass
+class Running:
+    """A bundle served by ``pyfn serve`` on loopback."""
+
+    base: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def serving(
+    bundle: Path, cache: Path, log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[Running]:
+    """``pyfn serve --bundle`` on a free loopback port, until the block ends; waits for
+    the first answer (any status) before it yields."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
+    child_env.update(PYFN_CACHE_DIR=str(cache), **(env or {}))
+    port = free_port()
+    with log.open("wb") as out:
+        process = pyfn_serve(bundle, port, child_env, stdout=out, stderr=subprocess.STDOUT)
+        running = Running(f"http://127.0.0.1:{port}", log)
+        try:
+            wait_listening(port, process, 180, running.output)
+            yield running
+        finally:
+            stop_process(process, grace=30)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def call(
+    url: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 60,
+) -> Answer:
+    """One HTTP request over loopback; any status is an answer, never an exception."""
+    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Answer(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, dict(error.headers), error.read())

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, Served, hermetic_env, pyfn
-from support.servers import free_port, pyfn_serve
+from support.servers import free_port, pyfn_serve, wait_listening
 
 from pyfn_action.bundle.nodepackage import pinned
 from pyfn_action.flows import serve
@@ -154,15 +154,7 @@ def serving(
         )  # fmt: skip
         server = Server(port, log, process)
         try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise AssertionError(log.read_text()) from None
-                    time.sleep(0.1)
+            wait_listening(port, process, START_TIMEOUT, log.read_text)
             yield server
         finally:
             serve.stop(process)
@@ -974,6 +966,18 @@ def _processes_under(marker: str) -> list[int]:
     return _pids_alive(found)
 
 
+def _refuses_within(port: int, seconds: float) -> bool:
+    """Whether a connection to ``port`` is refused before ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def _serve_cache(tmp_path: Path) -> Path:
     """A cache of the test's own for pyfn serve (its unpacked copies land in there, so
     the processes that run from them are found under ``tmp_path``), sharing the tests'
@@ -1063,9 +1067,10 @@ def test_pyfn_serve_killed_with_its_process_group_leaves_nothing(
         deadline = time.monotonic() + 20
         while _processes_under(str(tmp_path)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _processes_under(str(tmp_path)) == []  # no orphan left listening
-        with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        assert _processes_under(str(tmp_path)) == []  # no orphan left
+        # A process killed has released its memory (an empty cmdline) a moment before its
+        # sockets: the port must refuse soon after, not necessarily at once.
+        assert _refuses_within(port, seconds=20), "an orphan still listens on the port"
         assert not list(tmp_path.glob("pyfn-serve-*"))  # nothing unpacked elsewhere
         _assert_kept_for_reuse(tmp_path, shim_bundle)
     finally:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import free_port, running
+from .servers import free_port, running, stop_process
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -77,12 +77,7 @@ def emulator(buckets: tuple[str, ...] = ()) -> Iterator[str]:
             assert status == 200, body
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def request(base: str, method: str, path: str, body: bytes | None = None,
