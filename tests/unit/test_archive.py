@@ -68,6 +68,43 @@ def test_refuses_device_files(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("kind", "name", "device"),
+    [(tarfile.FIFOTYPE, "var/pipe", None), (tarfile.BLKTYPE, "dev/sda", (8, 0)),
+     (tarfile.CHRTYPE, "dev/null", (1, 3))],
+    ids=["fifo", "block-device", "char-device"],
+)  # fmt: skip
+@pytest.mark.parametrize("where", ["first", "last"])
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
+def test_fifos_and_devices_are_refused_naming_the_entry(
+    tmp_path: Path, kind: bytes, name: str, device: tuple[int, int] | None, where: str, mode: str
+) -> None:
+    """docs/security.md: a runtime archive is refused if a member "is a device or FIFO";
+    judged before anything is written, so nothing is created, not even the files
+    listed before it."""
+    archive = tmp_path / "rt.tar"
+    with tarfile.open(archive, mode) as tar:
+        special = tarfile.TarInfo(f"{TOP}/{name}")
+        special.type = kind
+        special.mode = 0o666
+        if device is not None:
+            special.devmajor, special.devminor = device
+        if where == "first":
+            tar.addfile(special)
+        add_file(tar, f"{TOP}/bin/pypy3.9", b"#!/bin/sh\n", 0o755)
+        add_file(tar, f"{TOP}/lib/os.py", b"# os\n")
+        if where == "last":
+            tar.addfile(special)
+    dest = tmp_path / "cache" / "tree"
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(UnsafeArchive) as caught:
+        extract(archive, dest)
+    assert caught.value.what == f"Refusing rt.tar: entry '{TOP}/{name}' is a device file or FIFO"
+    assert caught.value.why == "a runtime archive holds only files, directories and links"
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, not even the dest
+    assert not dest.exists() and not dest.parent.exists()
+
+
 def test_inner_symlink_is_allowed(tmp_path: Path) -> None:
     archive = _bad(tmp_path, lambda t: add_link(t, f"{TOP}/bin/pypy", "pypy3.9"))
     extract(archive, tmp_path / "out")

@@ -95,3 +95,80 @@ def test_uncompressed_budget_ranks_by_uncompressed_size() -> None:
     why = caught.value.why or ""
     assert why.index("small-zipped-big-unzipped.txt") < why.index("dense.bin")
     assert "text 40.0 MB" in why
+
+
+# --- what docs/configuration.md promises, to the letter ---------------------------------
+
+
+def test_first_gen_limits_are_the_documented_ones() -> None:
+    gen1 = generation(1)  # "1st gen: 100 MB compressed, 500 MB uncompressed sources"
+    assert (gen1.max_compressed_bytes, gen1.max_uncompressed_bytes) == (100 * MB, 500 * MB)
+    gen2 = generation(2)  # "2nd gen publishes none"
+    assert (gen2.max_compressed_bytes, gen2.max_uncompressed_bytes) == (None, None)
+
+
+def _mb(n: int) -> str:
+    return f"{n / MB:.1f} MB"
+
+
+def _twelve(compressed_step: int, uncompressed_step: int, *, grow: str) -> ZipResult:
+    """Twelve files, one component each, ranked one way by compressed size and the
+    other way by uncompressed size, so ranking by the wrong measure shows."""
+    files = []
+    for i in range(12):
+        up, down = i + 1, 12 - i
+        c, u = (up, down) if grow == "compressed" else (down, up)
+        files.append((f"site/pkg{i:02d}/lib.so", f"pkg{i:02d}", c * compressed_step,
+                      u * uncompressed_step))  # fmt: skip
+    return _zip(*files)
+
+
+@pytest.mark.parametrize(
+    ("gen", "budget", "grow", "steps", "message"),
+    [
+        pytest.param(1, Budget(), "compressed", (1_500_000, 1 * MB),
+                     "The bundle exceeds the gen1 compressed sources limit of 100.0 MB by "
+                     "17.0 MB (117.0 MB compressed)", id="gen1-100MB-compressed"),
+        pytest.param(1, Budget(), "uncompressed", (1 * MB, 7 * MB),
+                     "The bundle exceeds the gen1 uncompressed sources limit of 500.0 MB by "
+                     "46.0 MB (546.0 MB uncompressed)", id="gen1-500MB-uncompressed"),
+        pytest.param(2, Budget(compressed=95 * MB, uncompressed=60 * MB), "uncompressed",
+                     (1 * MB, 1 * MB),
+                     "The bundle exceeds the budget uncompressed limit of 60.0 MB by "
+                     "18.0 MB (78.0 MB uncompressed)", id="uncompressed-budget"),
+        pytest.param(1, Budget(uncompressed=60 * MB), "uncompressed", (1 * MB, 1 * MB),
+                     "The bundle exceeds the budget uncompressed limit of 60.0 MB by "
+                     "18.0 MB (78.0 MB uncompressed)", id="gen1-within-limits-over-budget"),
+    ],
+)  # fmt: skip
+def test_refusal_names_limit_overshoot_and_the_ten_largest(
+    gen: int, budget: Budget, grow: str, steps: tuple[int, int], message: str
+) -> None:
+    zipped = _twelve(*steps, grow=grow)
+    limits = limits_for(generation(gen), budget, zipped)
+    over = [limit.name for limit in limits if not limit.ok]
+    assert len(over) == 1 and f" the {over[0]} limit " in message  # one limit is over
+    with pytest.raises(BudgetExceeded) as caught:
+        check(limits, zipped, _components(zipped))
+    assert caught.value.what == message
+    # the ten largest by the measure that is over, largest first; the two smallest left out
+    step = steps[0] if grow == "compressed" else steps[1]
+    ranked = [(f"{i:02d}", (i + 1) * step) for i in range(11, 1, -1)]
+    components = "; ".join(f"pkg{n} {_mb(size)}" for n, size in ranked)
+    files = "; ".join(f"site/pkg{n}/lib.so {_mb(size)}" for n, size in ranked)
+    why = f"largest components: {components}; largest files: {files}"
+    assert caught.value.why == why
+    assert "pkg00" not in why and "pkg01" not in why
+    assert caught.value.message.startswith(f"{message}. {why}. Trim it: add rules to .pyfnignore")
+    assert "raise the budget in pyfn.toml" in caught.value.message
+
+
+def test_exactly_at_a_limit_is_within_it() -> None:
+    gen1 = generation(1)
+    zipped = _zip(("site/a.so", "a", 100 * MB, 500 * MB))
+    limits = limits_for(gen1, Budget(compressed=100 * MB, uncompressed=500 * MB), zipped)
+    assert all(limit.ok for limit in limits) and len(limits) == 4
+    check(limits, zipped, _components(zipped))
+    over = _zip(("site/a.so", "a", 100 * MB + 1, 500 * MB))
+    with pytest.raises(BudgetExceeded, match=r"compressed sources limit of 100\.0 MB by 1 B"):
+        check(limits_for(gen1, Budget(), over), over, _components(over))

@@ -126,6 +126,45 @@ def test_answers_are_cached(tmp_path: Path, links: Path, capsys) -> None:  # typ
     assert capsys.readouterr().out.count("purepkg: pure Python") == 2
 
 
+def _age_answers(cache: Path, seconds: float, detail: str | None = None) -> None:
+    """Make every kept answer ``seconds`` old (from now), its detail changed if asked."""
+    import json
+    import time
+
+    path = cache / "native-wheels.json"
+    answers = json.loads(path.read_text())
+    assert answers, "the first run kept an answer"
+    for answer in answers.values():
+        answer[2] = time.time() - seconds
+        if detail is not None:
+            answer[1] = detail
+    path.write_text(json.dumps(answers))
+
+
+def test_answers_expire_after_a_day(
+    tmp_path: Path, links: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pyfn_action.hooks.check_wheels import CACHE_SECONDS
+
+    assert CACHE_SECONDS == 24 * 3600  # "answers are kept for a day" (docs/hooks.md)
+    req = tmp_path / "requirements.txt"
+    req.write_text("purepkg\n")
+    assert _run(tmp_path, links, [str(req)]) == 0
+    capsys.readouterr()
+    # an hour short of a day: the kept answer is given (a marked one, to tell it apart)
+    _age_answers(tmp_path / "cache", CACHE_SECONDS - 3600, detail="KEPT ANSWER")
+    assert _run(tmp_path, links, [str(req)]) == 0
+    assert "purepkg: KEPT ANSWER" in capsys.readouterr().out
+    # an hour past a day: asked again, and the fresh answer is kept in its place
+    _age_answers(tmp_path / "cache", CACHE_SECONDS + 3600, detail="EXPIRED ANSWER")
+    assert _run(tmp_path, links, [str(req)]) == 0
+    out = capsys.readouterr().out
+    assert "EXPIRED" not in out and "purepkg: pure Python (purepkg-1.0-py3-none-any.whl)" in out
+    shutil.rmtree(links)  # only the renewed answer can tell now
+    assert _run(tmp_path, links, [str(req)]) == 0
+    assert "purepkg: pure Python (purepkg-1.0-py3-none-any.whl)" in capsys.readouterr().out
+
+
 def test_shared_object_from_a_real_wheel(tmp_path: Path, links: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import zipfile
 

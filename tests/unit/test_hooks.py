@@ -44,11 +44,19 @@ def test_size_lines(tmp_path: Path, capsys, size: int, limit: str, expected: lis
     assert code == (1 if expected else 0)
 
 
-def test_every_given_file_is_checked_not_only_added_ones(tmp_path: Path) -> None:
-    small, big = tmp_path / "a.txt", tmp_path / "b.txt"
-    small.write_text("x")
+def test_every_given_file_is_checked_not_only_added_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny, at_limit, big = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"
+    tiny.write_text("x")
+    at_limit.write_bytes(b"z" * 1000)  # exactly 1 KB: not over it
     big.write_bytes(b"y" * 5000)
-    assert check_size.main([str(small), str(big), "--max-size=1KB"]) == 1
+    for order in ([tiny, at_limit, big], [big, at_limit, tiny]):
+        assert check_size.main([*map(str, order), "--max-size=1KB"]) == 1
+        # one line, for the big file only: the exit code alone would not tell
+        assert capsys.readouterr().out.splitlines() == [f"{big} (5.0 KB) exceeds 1.0 KB."]
+    assert check_size.main([str(tiny), str(at_limit), "--max-size=1KB"]) == 0
+    assert capsys.readouterr().out == ""
 
 
 def test_archive_measured_uncompressed(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -67,6 +75,65 @@ def test_deflate64_archive_is_flagged(tmp_path: Path, capsys) -> None:  # type: 
     assert check_size.main([str(archive)]) == 1
     out = capsys.readouterr().out
     assert "Deflate64, which Cloud Functions cannot extract" in out
+
+
+def _zstd_member(path: Path, name: str) -> None:
+    """Mark a Stored member as zstd (method 93) in its local header and the directory:
+    what a zstd-writing zipper leaves; the hook reads the directory only."""
+    _patch_member(path, name, method=93)
+
+
+@pytest.mark.parametrize(
+    ("method", "shown"),
+    [(zipfile.ZIP_BZIP2, "bzip2"), (zipfile.ZIP_LZMA, "LZMA"), (93, "zstd")],
+)
+def test_bzip2_lzma_and_zstd_members_are_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], method: int, shown: str
+) -> None:
+    path = tmp_path / "vendor.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("deflated.txt", b"hello " * 100, zipfile.ZIP_DEFLATED)
+        zf.writestr("stored.bin", b"raw", zipfile.ZIP_STORED)
+        packed = zipfile.ZIP_STORED if method == 93 else method
+        zf.writestr("data/packed.bin", b"packed " * 100, packed)
+    if method == 93:
+        _zstd_member(path, "data/packed.bin")
+    with zipfile.ZipFile(path) as zf:
+        assert [i.compress_type for i in zf.infolist()] == [zipfile.ZIP_DEFLATED,
+                                                            zipfile.ZIP_STORED, method]  # fmt: skip
+    assert check_size.main([str(path), "--max-size=1MB"]) == 1
+    # only that member, by name and method: Deflate and Stored are what the extractor takes
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}: data/packed.bin is compressed with {shown}, which Cloud Functions cannot "
+        "extract; re-create the archive with Deflate."
+    ]
+
+
+def test_deflate_and_stored_members_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ok.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a.txt", b"hello " * 100, zipfile.ZIP_DEFLATED)
+        zf.writestr("b.bin", b"raw", zipfile.ZIP_STORED)
+    assert check_size.main([str(path)]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_many_unsupported_members_three_lines_and_a_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "lib.jar"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, method in enumerate([zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA, zipfile.ZIP_STORED,
+                                    zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]):  # fmt: skip
+            zf.writestr(f"m{i}", b"x" * 100, method)
+    _zstd_member(path, "m2")
+    assert check_size.main([str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" is compressed with ")[1].split(",")[0] for line in lines[:3]] == [
+        "bzip2", "LZMA", "zstd"]  # fmt: skip
+    assert lines[3:] == [f"{path}: 2 more such members."]
 
 
 def test_truncated_zip_is_reported(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -109,6 +176,28 @@ def test_other_keys(tmp_path: Path, capsys, name: str, content: bytes, what: str
     path.write_bytes(content)
     assert check_secrets.main([str(path)]) == 1
     assert f"{path}: {what};" in capsys.readouterr().out
+
+
+def test_pfx_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a real PKCS#12 store named .pfx: one line, nothing of the store shown
+    real = tmp_path / "client.pfx"
+    real.write_bytes(_pkcs12())
+    assert check_secrets.main([str(real)]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines() == [f"{real}: PKCS#12 key store; {check_secrets.ADVICE}."]
+    # "any .p12/.pfx": by its name alone, whatever is inside (here PEM-armoured text)
+    named = tmp_path / "LEGACY.PFX"
+    named.write_bytes(b"-----BEGIN PKCS12-----\nbm90IGRlcg==\n-----END PKCS12-----\n")
+    assert check_secrets.main([str(named)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{named}: PKCS#12 key store; {check_secrets.ADVICE}."
+    ]
+    # inside an archive, by the member's name
+    archive = _zip(tmp_path / "certs.zip", {"certs/client.pfx": b"opaque", "readme": b"hi"})
+    assert check_secrets.main([str(archive)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{archive}!certs/client.pfx: PKCS#12 key store; {check_secrets.ADVICE}."
+    ]
 
 
 def test_keys_inside_archives(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

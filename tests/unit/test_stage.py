@@ -236,6 +236,26 @@ def test_credentials_file_is_never_bundled(tmp_path: Path) -> None:
     assert not any("deployer" in w for w in warnings)  # its content is never shown
 
 
+def test_the_auth_actions_credentials_file_is_never_bundled(tmp_path: Path) -> None:
+    """google-github-actions/auth writes gha-creds-<random>.json into the workspace, which
+    may be the function's directory (docs/security.md, docs/deploy.md); what it holds
+    (an external_account config) is no key the scanner would refuse."""
+    src = _src(tmp_path)
+    creds = '{"type": "external_account", "audience": "//iam.googleapis.com/projects/1"}'
+    (src / "gha-creds-1f2e3d4c5b6a7980.json").write_text(creds)
+    (src / "lib").mkdir()
+    (src / "lib" / "gha-creds-abc.json").write_text(creds)  # at any depth
+    os.symlink("gha-creds-1f2e3d4c5b6a7980.json", src / "settings.json")  # nor through a link
+    (src / "gha-creds.json").write_text("{}")  # not the auth action's name: kept
+    (src / "gha-creds-notes.txt").write_text("kept")
+    entries, warnings = app_entries(src)
+    assert _names(entries) == ["app/gha-creds-notes.txt", "app/gha-creds.json", "app/main.py"]
+    assert warnings == [  # the files themselves go without a word, as other default rules
+        "settings.json is a symlink to gha-creds-1f2e3d4c5b6a7980.json, which is excluded "
+        "by default: not bundled"
+    ]
+
+
 def test_relative_and_missing_credentials_paths(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ and hashed before it is trusted.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,127 @@ def test_an_object_longer_than_it_claims_is_not_read_past_its_size(local: Digest
     blob = Blob(local, content=DATA + b"x" * 10_000, md5=False, metadata={"sha256": local.sha256})
     with pytest.raises(UploadError, match="exists but is not this bundle"):
         _judge(blob, local)
+
+
+# --- an upload whose stored bytes are not the ones sent (the library's checksum check) ---
+
+
+class FakeGcs:
+    """Cloud Storage's JSON API as far as one resumable upload goes, in memory, behind the
+    real client library: it keeps each object and answers with the MD5 it is told to."""
+
+    is_mtls = False  # what the client asks of an authorized session
+
+    def __init__(self, *, md5_reported: str | None = None) -> None:
+        self.md5_reported = md5_reported  # None: the MD5 of what arrived
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self._body = bytearray()
+        self._pending: dict[str, Any] = {}
+
+    def request(self, method: str, url: str, data: Any = None, headers: Any = None,
+                **kwargs: Any) -> Any:  # fmt: skip
+        import urllib.parse
+
+        parsed = urllib.parse.urlsplit(url)
+        path = urllib.parse.unquote(parsed.path)
+        self.requests.append((method, path))
+        assert len(self.requests) < 50, "an upload of two chunks needs a handful of requests"
+        if method == "GET" and "/o/" in path:
+            name = path.split("/o/", 1)[1]
+            if name in self.objects:
+                return _response(200, self.objects[name])
+            return _response(404, {"error": {"code": 404, "message": "No such object"}})
+        if method == "POST" and "uploadType=resumable" in parsed.query:
+            self._pending = json.loads(data) if data else {}
+            self._body = bytearray()
+            return _response(200, {}, {"Location": "https://gcs.invalid/upload?upload_id=u1"})
+        if method == "PUT" and "upload_id=u1" in parsed.query:
+            self._body += data if isinstance(data, bytes) else data.read()
+            sent = {k.lower(): v for k, v in (headers or {}).items()}["content-range"]
+            total = sent.rsplit("/", 1)[-1]  # "bytes 0-8388607/8522304"
+            if total == "*" or len(self._body) < int(total):  # more to come
+                return _response(308, None, {"Range": f"bytes=0-{len(self._body) - 1}"})
+            import base64
+            import hashlib
+
+            md5 = hashlib.md5(self._body, usedforsecurity=False).digest()
+            name = self._pending["name"]
+            meta = {
+                "bucket": "bkt",
+                "name": name,
+                "generation": "1",
+                "metageneration": "1",
+                "size": str(len(self._body)),
+                "md5Hash": self.md5_reported or base64.b64encode(md5).decode(),
+                "crc32c": self._pending.get("crc32c"),
+                "metadata": self._pending.get("metadata"),
+            }
+            self.objects[name] = meta
+            return _response(200, meta)
+        if method == "DELETE" and "/o/" in path:
+            name = path.split("/o/", 1)[1]
+            if self.objects.pop(name, None) is None:
+                return _response(404, {"error": {"code": 404, "message": "No such object"}})
+            return _response(204, None)
+        raise AssertionError(f"unexpected request {method} {url}")
+
+
+def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
+    import requests
+
+    answer = requests.Response()
+    answer.status_code = status
+    answer._content = b"" if body is None else json.dumps(body).encode()
+    answer.headers.update({"Content-Type": "application/json", **(headers or {})})
+    answer.request = requests.Request("GET", "https://gcs.invalid/").prepare()
+    return answer
+
+
+def _client(fake: FakeGcs) -> Any:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage  # type: ignore[attr-defined]
+
+    return storage.Client(project="p", credentials=AnonymousCredentials(), _http=fake)  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def big_bundle(tmp_path: Path) -> Path:
+    """Larger than one chunk, so the upload is resumable (the path that checks MD5)."""
+    from pyfn_action.cloud.upload import CHUNK_SIZE
+
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(DATA * (CHUNK_SIZE // len(DATA) + 100))
+    return path
+
+
+def test_an_honest_upload_is_verified(big_bundle: Path) -> None:
+    from pyfn_action.cloud.upload import object_name, upload
+
+    fake = FakeGcs()
+    done = upload(big_bundle, bucket="bkt", name="f", prefix="pyfn", client=_client(fake),
+                  retry_seconds=5)  # fmt: skip
+    key = object_name("pyfn", "f", digests(big_bundle).sha256)
+    assert (done.object, done.generation, done.skipped) == (key, 1, False)
+    assert list(fake.objects) == [key]
+    assert [m for m, _ in fake.requests].count("PUT") == 2
+
+
+def test_bytes_changed_on_the_way_are_refused_and_the_object_deleted(big_bundle: Path) -> None:
+    from pyfn_action.cloud.upload import object_name, upload
+
+    fake = FakeGcs(md5_reported="AAAAAAAAAAAAAAAAAAAAAA==")  # not what was sent
+    local = digests(big_bundle)
+    key = object_name("pyfn", "f", local.sha256)
+    with pytest.raises(UploadError) as caught:
+        upload(big_bundle, bucket="bkt", name="f", prefix="pyfn", client=_client(fake),
+               retry_seconds=5)  # fmt: skip
+    error = caught.value
+    assert error.what == f"Cloud Storage holds different bytes than were sent for gs://bkt/{key}"
+    assert error.why.startswith("the checksums did not match (")
+    assert local.md5 in error.why and "AAAAAAAAAAAAAAAAAAAAAA==" in error.why
+    assert error.why.endswith("; the object was deleted")
+    assert "proxy" in error.fix
+    # nothing is left at the bundle's address to pass for it on the next run
+    assert fake.objects == {}
+    assert fake.requests[-1] == ("DELETE", f"/storage/v1/b/bkt/o/{key}")

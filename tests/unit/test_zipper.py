@@ -58,6 +58,32 @@ def test_zip_rules(tmp_path: Path) -> None:
     assert result.compressed_bytes == result.path.stat().st_size
 
 
+def test_deflate_where_it_shrinks_the_file_stored_where_it_does_not(tmp_path: Path) -> None:
+    """What docs/runtime-contract.md says the zip holds: Deflate, and Stored for a file
+    Deflate would not make smaller; never another method."""
+    import random
+
+    noise = random.Random(7).randbytes(4096)  # incompressible: Deflate would grow it
+    entries = [
+        Entry("app/main.py", None, b"print('hi')\n" * 50, False, "app", "app"),
+        Entry("app/noise.bin", None, noise, False, "app", "app"),
+        Entry("app/empty.txt", None, b"", False, "app", "app"),
+        Entry("app/x.txt", None, b"x", False, "app", "app"),
+    ]
+    for cache in (None, tmp_path / "cache", tmp_path / "cache"):  # cold, then warm
+        result = write_zip(entries, tmp_path / "out" / "bundle.zip", cache_dir=cache)
+        with zipfile.ZipFile(result.path) as zf:
+            methods = {i.filename: i.compress_type for i in zf.infolist()}
+            assert zf.testzip() is None
+            assert zf.read("app/noise.bin") == noise
+        assert methods == {
+            "app/empty.txt": zipfile.ZIP_STORED,
+            "app/main.py": zipfile.ZIP_DEFLATED,
+            "app/noise.bin": zipfile.ZIP_STORED,
+            "app/x.txt": zipfile.ZIP_STORED,
+        }
+
+
 @pytest.mark.parametrize(
     ("epoch", "expected"),
     [(0, (1980, 1, 1, 0, 0, 0)), (1700000000, (2023, 11, 14, 22, 13, 20))],
