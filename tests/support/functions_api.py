@@ -1,25 +1,38 @@
 """A loopback contract fake of the Cloud Functions REST API (v1 and v2).
 
-Every request body is checked against the schema in the discovery document
-that ships with google-api-python-client: unknown fields, wrong types, values
-outside an enum and output-only fields are contract violations, recorded and
-answered with 400. Update masks are checked path by path against the same
-schema. The fake keeps functions in memory and plays the long-running
-operation: it finishes after a few polls, fails with state messages, or never
-finishes. It can also answer the next matching request with an error as the
-real API words it (API not enabled, permission denied, quota exceeded).
+Every request is matched against the methods of the discovery document that
+ships with google-api-python-client, and its body checked against the
+document's schemas: unknown fields, wrong types, values outside an enum,
+malformed ``int64``/``google-duration``/``google-datetime``/``byte`` strings
+and output-only fields are contract violations, recorded and answered with
+400. Update masks are checked path by path against the same schema; query
+parameters against the method's. A URL that is no method of the API (or one
+the fake does not play), a project other than the fake's, and a poll of an
+operation the fake never started are recorded violations too. Requests need a
+bearer token the fake's own ``/token`` endpoint issued (401, recorded, if not).
+
+The fake keeps functions in memory and plays the long-running operation: it
+finishes after a few polls, fails with state messages, or never finishes. It
+can also answer the next matching request with an error as the real API words
+it (API not enabled, permission denied, quota exceeded).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import itertools
 import json
 import re
 import threading
+import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -29,7 +42,27 @@ from pyfn_action.cloud.upload import Uploaded
 from .servers import running
 
 HOST = "127.0.0.1"
+# Every token the fake's /token issues starts with this (then "-1", "-2", ...).
 TOKEN = "ya29.fake-access-token-for-loopback-tests"  # noqa: S105 - a test double's token
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_GRANT_AUDIENCE = "https://oauth2.googleapis.com/token"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+# Public keys of the service account keys service_account_file wrote: by token_uri, by key id.
+KEYS: dict[str, dict[str, tuple[str, Any]]] = {}
+# The methods the fake plays, by discovery id without the "cloudfunctions." prefix.
+PLAYED = {
+    "projects.locations.functions.get",
+    "projects.locations.functions.create",
+    "projects.locations.functions.patch",
+    "operations.get",  # v1
+    "projects.locations.operations.get",  # v2
+}
+# System parameters Google's client libraries send beside the discovery document's.
+SYSTEM_PARAMETERS = {"$alt", "$fields", "$prettyPrint"}
+RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})")
+_FIELD = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+FIELD_MASK = re.compile(f"(?:{_FIELD}(?:,{_FIELD})*)?")
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}|[A-Za-z0-9_-]*={0,2}")
 # A bundle as `pyfn upload` leaves it in the staging bucket, for plans made without one.
 STAGED = Uploaded(
     bucket="stage",
@@ -109,12 +142,7 @@ class Schema:
                 return []
             if not isinstance(value, str):
                 return [f"{where}: expected a string, got {value!r}"]
-            fmt = schema.get("format")
-            if fmt in ("int64", "uint64") and not re.fullmatch(r"-?\d+", value):
-                return [f"{where}: {value!r} is not an {fmt} string"]
-            if fmt == "google-duration" and not re.fullmatch(r"\d+(\.\d+)?s", value):
-                return [f"{where}: {value!r} is not a duration like 60s"]
-            return []
+            return _format_errors(schema.get("format"), value, where)
         if kind == "integer":
             if isinstance(value, bool) or not isinstance(value, int):
                 return [f"{where}: expected an integer, got {value!r}"]
@@ -128,6 +156,18 @@ class Schema:
         if kind == "any":
             return []
         return [f"{where}: schema type {kind!r} not understood by the fake"]
+
+    def method(self, http_method: str, path: str) -> tuple[dict[str, Any] | None, list[str]]:
+        """The discovery method ``http_method path`` calls (None: no method of the API), and
+        the other methods that take that path."""
+        others = []
+        for spec in _methods(self.doc):
+            pattern = re.sub(r"\\\{(\w+)\\\}", r"[^/:]+", re.escape(spec["flatPath"]))
+            if re.fullmatch("/" + pattern, path):
+                if spec["httpMethod"] == http_method:
+                    return spec, []
+                others.append(spec["httpMethod"])
+        return None, others
 
     def mask_errors(self, ref: str, mask: str) -> list[str]:
         errors = []
@@ -180,10 +220,12 @@ class FakeFunctions:
     requests: list[Recorded] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     inject: list[Injected] = field(default_factory=list)
+    tokens: set[str] = field(default_factory=set)  # the tokens /token issued
     # (bucket, object, generation) → does that object exist? Checks the deploy's source.
     source_exists: Callable[[str, str, str | None], bool] | None = None
     base: str = ""
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _token_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _polls: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -199,15 +241,35 @@ class FakeFunctions:
                 return _error(fault.status, fault.status_name, fault.message, fault.reason)
         m = re.fullmatch(r"/(v1|v2)/(.*)", path)
         if not m:
-            return _error(404, "NOT_FOUND", f"no such method {path}")
+            return self._violation(f"{method} {path} is no method of the Cloud Functions API",
+                                   status=404, name="NOT_FOUND")  # fmt: skip
         version, rest = m.groups()
-        schema = Schema(version)
-        if method == "GET" and re.fullmatch(r"operations/[^/]+", rest) and version == "v1":
-            return self._operation(rest)
-        if method == "GET" and re.fullmatch(
-            r"projects/[^/]+/locations/[^/]+/operations/[^/]+", rest
-        ):
-            return self._operation(rest)
+        schema = schema_of(version)
+        spec, others = schema.method(method, path)
+        if spec is None:
+            takes = f" (that path takes {sorted(set(others))})" if others else ""
+            return self._violation(
+                f"{method} {path} is no method of the Cloud Functions {version} API{takes}",
+                status=404,
+                name="NOT_FOUND",
+            )
+        if spec["id"].removeprefix("cloudfunctions.") not in PLAYED:
+            return self._violation(f"{method} {path} calls {spec['id']}, which the fake does "
+                                   "not play", status=501, name="UNIMPLEMENTED")  # fmt: skip
+        problems = _query_errors(schema, spec, query)
+        if "request" not in spec and body is not None:
+            problems.append(f"{spec['id']} takes no request body")
+        if problems:
+            return self._violation(*problems)
+        project = rest.split("/")[1] if rest.startswith("projects/") else self.project
+        if project != self.project:
+            return self._violation(
+                f"{path}: project {project!r} is not the fake's project {self.project!r}",
+                status=403,
+                name="PERMISSION_DENIED",
+            )
+        if spec["id"].endswith("operations.get"):
+            return self._operation(rest, version)
         fm = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/functions(?:/([^/]+))?", rest)
         if not fm:
             return _error(404, "NOT_FOUND", f"no such resource {rest}")
@@ -232,6 +294,9 @@ class FakeFunctions:
                 full = f"projects/{project}/locations/{region}/functions/{fid}"
             else:
                 full = body.get("name", "") if isinstance(body, dict) else ""
+                parent = f"projects/{project}/locations/{region}/functions/"
+                if not re.fullmatch(re.escape(parent) + r"[^/]+", str(full)):
+                    return self._violation(f"create: name {full!r} is not a function of {parent}")
             problems = schema.validate(ref, body)
             problems += self._contract(version, body, full)
             if problems:
@@ -253,7 +318,7 @@ class FakeFunctions:
             for path in mask.split(","):
                 _copy_path(body, merged, path.split("."))
             return self._start(version, full, merged, "update")
-        return _error(405, "INVALID_ARGUMENT", f"{method} {path} is not part of the API")
+        raise AssertionError(f"{spec['id']} is played but not handled")
 
     def _contract(self, version: str, body: Any, full: str) -> list[str]:
         """What the API needs beyond the schema, for the fields a deploy must send."""
@@ -284,9 +349,44 @@ class FakeFunctions:
                 problems.append("the source object does not exist")
         return problems
 
-    def _violation(self, *problems: str) -> tuple[int, Any]:
+    def _violation(
+        self, *problems: str, status: int = 400, name: str = "INVALID_ARGUMENT"
+    ) -> tuple[int, Any]:
         self.violations.extend(problems)
-        return _error(400, "INVALID_ARGUMENT", "; ".join(problems))
+        return _error(status, name, "; ".join(problems))
+
+    # --- OAuth: the token endpoint of the service account keys the tests write ----------
+
+    def issue(self, form: dict[str, list[str]]) -> tuple[int, Any]:
+        """The JWT bearer grant: a new token for an assertion signed by a key of this fake."""
+        grant = form.get("grant_type", [""])[-1]
+        claims = _signed_claims(form.get("assertion", [""])[-1], self.base)
+        # google-auth addresses the assertion to Google's token endpoint whatever the key's
+        # token_uri says.
+        audiences = (f"{self.base}/token", GOOGLE_GRANT_AUDIENCE)
+        if grant != JWT_GRANT or claims is None or claims.get("aud") not in audiences:
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+        token = f"{TOKEN}-{next(self._token_ids)}"
+        self.tokens.add(token)
+        return 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
+
+    def authorized(self, authorization: str) -> bool:
+        """A bearer token this fake's /token issued, or a self-signed JWT of one of its keys
+        (what Google's client libraries send for a service account key: Google checks it
+        against the account's public keys)."""
+        if not authorization.startswith("Bearer "):
+            return False
+        token = authorization.removeprefix("Bearer ")
+        if token in self.tokens:
+            return True
+        claims = _signed_claims(token, self.base)
+        if claims is None:
+            return False
+        scopes = str(claims.get("scope", "")).split()
+        audience = str(claims.get("aud", ""))
+        return CLOUD_PLATFORM in scopes or audience.startswith(
+            "https://cloudfunctions.googleapis.com"
+        )
 
     def _start(
         self, version: str, full: str, function: dict[str, Any], verb: str
@@ -309,10 +409,11 @@ class FakeFunctions:
         self._polls[op_name] = 0
         return 200, operation
 
-    def _operation(self, name: str) -> tuple[int, Any]:
+    def _operation(self, name: str, version: str) -> tuple[int, Any]:
         entry = self.operations.get(name)
-        if entry is None:
-            return _error(404, "NOT_FOUND", f"Operation {name} not found")
+        if entry is None or entry["version"] != version:
+            return self._violation(f"poll of {version} operation {name}, which the fake never "
+                                   "started", status=404, name="NOT_FOUND")  # fmt: skip
         op, version, full = entry["op"], entry["version"], entry["function"]
         if op["done"] or self.outcome == "never":
             return 200, op
@@ -354,6 +455,109 @@ class FakeFunctions:
             op["response"] = {"@type": type_url, **function}
         op["done"] = True
         return 200, op
+
+
+@functools.cache
+def schema_of(version: str) -> Schema:
+    return Schema(version)
+
+
+def _signed_claims(token: str, base: str) -> dict[str, Any] | None:
+    """The claims of an RS256 JWT signed by a key :func:`service_account_file` wrote for the
+    fake at ``base`` (iss and sub its account, not expired), else None."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    parts = token.split(".")
+    if len(parts) != 3 or not base:
+        return None
+    try:
+        header, claims, signature = (
+            base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)) for p in parts
+        )
+        header, claims = json.loads(header), json.loads(claims)
+    except (ValueError, binascii.Error):
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    key = KEYS.get(f"{base}/token", {}).get(str(header.get("kid")))
+    if key is None or header.get("alg") != "RS256":
+        return None
+    email, public = key
+    try:
+        public.verify(signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(),
+                      hashes.SHA256())  # fmt: skip
+    except InvalidSignature:
+        return None
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if claims.get("iss") != email or claims.get("sub", email) != email:
+        return None
+    if not isinstance(iat, int) or not isinstance(exp, int) or not iat < exp <= iat + 3600:
+        return None
+    if exp < time.time():
+        return None
+    return claims
+
+
+def _methods(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every method of a discovery document (or one of its resources)."""
+    yield from resource.get("methods", {}).values()
+    for sub in resource.get("resources", {}).values():
+        yield from _methods(sub)
+
+
+def _format_errors(fmt: str | None, value: str, where: str) -> list[str]:
+    """A string field's value against its discovery ``format``."""
+    if fmt in ("int64", "uint64", "int32", "uint32"):
+        low, high = (0, 2**64) if fmt == "uint64" else (-(2**63), 2**63)
+        if fmt.endswith("32"):
+            low, high = (0, 2**32) if fmt == "uint32" else (-(2**31), 2**31)
+        if not re.fullmatch(r"-?\d+", value) or not low <= int(value) < high:
+            return [f"{where}: {value!r} is not an {fmt} string"]
+    elif fmt == "google-duration":
+        if not re.fullmatch(r"-?\d+(\.\d{1,9})?s", value):
+            return [f"{where}: {value!r} is not a duration like 60s"]
+    elif fmt == "google-datetime":
+        m = RFC3339.fullmatch(value)
+        try:
+            if m is None:
+                raise ValueError(value)
+            datetime.fromisoformat(f"{m[1]}T{m[2]}{'+00:00' if m[4] == 'Z' else m[4]}")
+        except ValueError:
+            return [f"{where}: {value!r} is not an RFC 3339 timestamp like "
+                    "2024-05-01T12:00:00Z"]  # fmt: skip
+    elif fmt == "byte":
+        padded = value.rstrip("=")
+        if (
+            not BASE64.fullmatch(value)
+            or len(padded) % 4 == 1
+            or (padded != value and len(value) % 4)
+        ):
+            return [f"{where}: {value!r} is not base64"]
+    elif fmt == "google-fieldmask" and not FIELD_MASK.fullmatch(value):
+        return [f"{where}: {value!r} is not a field mask"]
+    return []
+
+
+def _query_errors(schema: Schema, spec: dict[str, Any], query: dict[str, str]) -> list[str]:
+    """The query parameters against the method's (and the API's) declarations."""
+    problems = []
+    for key, value in query.items():
+        declared = spec.get("parameters", {}).get(key) or schema.doc["parameters"].get(key)
+        if key in SYSTEM_PARAMETERS:
+            continue
+        if declared is None or declared.get("location") != "query":
+            problems.append(f'Unknown name "{key}": Cannot bind query parameter.')
+            continue
+        if declared.get("type") == "integer" and not re.fullmatch(r"-?\d+", value):
+            problems.append(f"Invalid value for {key}: {value!r} is not an integer")
+        elif "enum" in declared and value not in declared["enum"]:
+            problems.append(f"Invalid value for {key}: {value!r} is not one of "
+                            f"{declared['enum']}")  # fmt: skip
+        else:
+            problems += _format_errors(declared.get("format"), value, key)
+    return problems
 
 
 def _metadata(version: str, target: str, verb: str, state: str,
@@ -418,21 +622,27 @@ def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             auth = self.headers.get("Authorization", "")
-            if url.path == "/token":  # OAuth token exchange, for credentials that need one
-                self.rfile.read(0)
-                self._json(200, {"access_token": TOKEN, "expires_in": 3600,
-                                 "token_type": "Bearer"})  # fmt: skip
-                return
             with fake._lock:
+                if url.path == "/token" and self.command == "POST":
+                    # OAuth token exchange, for the service account keys the tests write.
+                    status, answer = fake.issue(urllib.parse.parse_qs(raw.decode(errors="replace")))
+                    self._json(status, answer)
+                    return
                 try:
-                    body = json.loads(raw) if raw else None
+                    body = json.loads(raw) if raw.strip() else None
+                    not_json = False
                 except ValueError:
-                    body = None
+                    body, not_json = raw.decode(errors="replace"), True
                 fake.requests.append(Recorded(self.command, url.path, query, body, auth))
-                if not auth.startswith("Bearer ") or len(auth) < 20:
+                if not auth.startswith("Bearer ") or not fake.authorized(auth):
+                    fake.violations.append(f"{self.command} {url.path}: no bearer token that "
+                                           "the fake's /token issued")  # fmt: skip
                     status, answer = _error(401, "UNAUTHENTICATED",
-                                            "Request is missing required authentication "
-                                            "credential.")  # fmt: skip
+                                            "Request had invalid authentication credentials. "
+                                            "Expected OAuth 2 access token.")  # fmt: skip
+                elif not_json:
+                    status, answer = fake._violation(f"{self.command} {url.path}: the body is "
+                                                     "not JSON")  # fmt: skip
                 else:
                     status, answer = fake.handle(self.command, url.path, query, body)
             self._json(status, answer)
@@ -445,7 +655,7 @@ def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = do_DELETE = _serve
+        do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 
     return Handler
 
@@ -455,11 +665,18 @@ def fake_functions(**kwargs: Any) -> Iterator[FakeFunctions]:
     fake = FakeFunctions(**kwargs)
     with running(_handler(fake)) as base:
         fake.base = base
-        yield fake
+        KEYS.pop(f"{base}/token", None)  # keys of an earlier fake on the same port
+        try:
+            yield fake
+        finally:
+            KEYS.pop(f"{base}/token", None)
 
 
 def service_account_file(path: Path, project: str, token_uri: str) -> Path:
-    """A service account key file (a fresh RSA key) whose token endpoint is on loopback."""
+    """A service account key file (a fresh RSA key) whose token endpoint is on loopback.
+
+    Its public key is registered for ``token_uri``: the Cloud Functions fake serving that
+    URI accepts what the key signs (token grants, and self-signed JWTs)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -469,12 +686,15 @@ def service_account_file(path: Path, project: str, token_uri: str) -> Path:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
+    key_id = uuid.uuid4().hex
+    email = f"deployer@{project}.iam.gserviceaccount.com"
+    KEYS.setdefault(token_uri, {})[key_id] = (email, key.public_key())
     info = {
         "type": "service_account",
         "project_id": project,
-        "private_key_id": "0123456789abcdef",
+        "private_key_id": key_id,
         "private_key": pem,
-        "client_email": f"deployer@{project}.iam.gserviceaccount.com",
+        "client_email": email,
         "client_id": "1234567890",
         "token_uri": token_uri,
     }

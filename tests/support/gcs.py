@@ -1,24 +1,40 @@
 """Cloud Storage on loopback: gcp-storage-emulator, and a fault-injecting proxy in front.
 
-The emulator ignores preconditions (``ifGenerationMatch``), so the proxy
-enforces ``ifGenerationMatch=0`` on uploads itself, by asking the emulator
-whether the object exists, and can inject the faults a real network has:
-an HTTP status for the next N matching requests, or a connection dropped
-half-way through a request body. It rewrites the resumable session URL in
-``Location`` so every request of an upload goes through it.
+The emulator ignores preconditions (``ifGenerationMatch`` and the like), so the
+proxy enforces them itself, where Cloud Storage does: on the request that
+finalises the object. That is the single request of a media or multipart
+upload, and the last request of a resumable upload (its preconditions are given
+on the initiating POST, which is never refused for them: the object may be
+created by someone else while the data is on its way). The proxy asks the
+emulator about the object just before it forwards the finalising request.
+
+It parses every upload it forwards, and refuses with 400 (recorded in
+``refused``, never forwarded) what it cannot parse: an upload without an object
+name, an unknown ``uploadType``, a query that does not decode, a repeated or
+non-numeric precondition, a malformed upload id or ``Content-Range``. A
+well-formed upload id that names no session is answered 404, as Cloud Storage
+answers an unknown session. The proxy hands out upload ids of its own (in the
+rewritten ``Location``) and keeps each session's object name and preconditions.
+
+It can inject the faults a real network has: an HTTP status for the next N
+matching requests, or a connection dropped half-way through a request body.
 """
 
 from __future__ import annotations
 
+import email.parser
 import http.client
+import itertools
 import json
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +47,16 @@ from .servers import free_port, running, stop_process
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
+PRECONDITIONS = ("ifGenerationMatch", "ifGenerationNotMatch",
+                 "ifMetagenerationMatch", "ifMetagenerationNotMatch")  # fmt: skip
+UPLOAD_TYPES = ("media", "multipart", "resumable")
+# The upload ids the proxy hands out (Cloud Storage's look like this too).
+UPLOAD_ID = re.compile(r"ADPy[A-Za-z0-9_-]{8,}")
+UPLOAD_PATH = re.compile(r"/upload/storage/v1/b/([^/]+)/o")
+# An object named in the path (its name quoted, "/" as %2F): metadata, download, delete.
+OBJECT_PATH = re.compile(r"/(?:download/)?storage/v1/b/([^/]+)/o/([^/]+)")
+Reply = tuple[int, bytes, list[tuple[str, str]]]  # status, body, headers
+CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-(\d+|\*)|\*)/(\d+|\*)")
 
 
 def emulator_command() -> str:
@@ -127,13 +153,141 @@ class Fault:
 
 
 @dataclass
+class Session:
+    """A resumable upload the proxy saw started: what it will create, on what terms."""
+
+    bucket: str
+    name: str
+    preconditions: dict[str, int]
+    upstream_id: str  # the emulator's upload id
+    received: int = 0  # bytes the emulator has acknowledged (its last 308's Range)
+    finalised: bool = False
+
+
+@dataclass
 class Proxy:
     upstream: str
     faults: list[Fault] = field(default_factory=list)
     log: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
-    # Runs once just before an ifGenerationMatch=0 upload is judged: another writer.
+    # Runs once just before an upload with a precondition is judged, on the request that
+    # finalises the object: another writer (it writes to the upstream, not through the proxy).
     before_create: Callable[[str, str], None] | None = None
     base: str = ""
+    refused: list[str] = field(default_factory=list)  # requests it could not parse: why
+    sessions: dict[str, Session] = field(default_factory=dict)  # by the proxy's upload id
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _objects: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
+
+    def object_lock(self, bucket: str, name: str) -> threading.Lock:
+        """Judging a precondition and writing the object are one step, as in Cloud Storage."""
+        with self._lock:
+            return self._objects.setdefault((bucket, name), threading.Lock())
+
+    def new_session(self, session: Session) -> str:
+        with self._lock:
+            upload_id = f"ADPy{next(self._ids):04d}{uuid.uuid4().hex}"
+            self.sessions[upload_id] = session
+            return upload_id
+
+
+class Refused(Exception):
+    """A request the proxy answers itself, without forwarding it."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_query(raw: str) -> dict[str, str]:
+    """A query string as Cloud Storage reads it, or :class:`Refused` (400)."""
+    if re.search(r"%(?![0-9A-Fa-f]{2})", raw):
+        raise Refused(400, f"malformed percent-encoding in the query {raw!r}")
+    try:
+        pairs = urllib.parse.parse_qsl(raw, keep_blank_values=True, strict_parsing=bool(raw),
+                                       errors="strict")  # fmt: skip
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Refused(400, f"unparseable query {raw!r}: {exc}") from None
+    query: dict[str, str] = {}
+    for key, value in pairs:
+        if key in query:
+            raise Refused(400, f"query parameter {key!r} given more than once")
+        query[key] = value
+    return query
+
+
+def preconditions(query: dict[str, str]) -> dict[str, int]:
+    found = {}
+    for key in PRECONDITIONS:
+        if key in query:
+            if not re.fullmatch(r"-?\d+", query[key]):
+                raise Refused(400, f"Invalid argument {key}={query[key]!r}: not an integer")
+            found[key] = int(query[key])
+    return found
+
+
+def unmet(meta: dict[str, object] | None, conditions: dict[str, int]) -> int | None:
+    """The status Cloud Storage answers when ``conditions`` do not hold for the object
+    (``None``: absent), or None when they hold."""
+    generation = None if meta is None else int(str(meta["generation"]))
+    metageneration = None if meta is None else int(str(meta.get("metageneration", 1)))
+    for key, value in conditions.items():
+        if key == "ifGenerationMatch" and (generation or 0) != value:
+            return 412
+        if key == "ifMetagenerationMatch" and metageneration != value:
+            return 412
+        if key == "ifGenerationNotMatch" and generation == value:
+            return 304
+        if key == "ifMetagenerationNotMatch" and metageneration == value:
+            return 304
+    return None
+
+
+def multipart_name(content_type: str, body: bytes) -> str | None:
+    """The object name in a multipart upload's first (JSON metadata) part."""
+    if not content_type.startswith("multipart/related") or "boundary=" not in content_type:
+        raise Refused(400, f"a multipart upload with Content-Type {content_type!r}")
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = email.parser.BytesParser().parsebytes(head + body)
+    parts = message.get_payload()
+    if not message.is_multipart() or not isinstance(parts, list) or len(parts) != 2:
+        raise Refused(400, "a multipart upload is a JSON metadata part, then the data")
+    return _json_name(parts[0].get_payload(decode=True) or b"")
+
+
+def _json_name(raw: bytes) -> str | None:
+    try:
+        meta = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise Refused(400, "the object metadata is not JSON") from None
+    if not isinstance(meta, dict):
+        raise Refused(400, "the object metadata is not a JSON object")
+    name = meta.get("name")
+    if name is not None and not isinstance(name, str):
+        raise Refused(400, f"the object name {name!r} is not a string")
+    return name
+
+
+def _finalises(session: Session, content_range: str | None, size: int) -> bool:
+    """Whether this request of a resumable upload completes the object, or
+    :class:`Refused` for a Content-Range that cannot be read."""
+    if content_range is None:
+        return True  # the whole object in one request
+    m = CONTENT_RANGE.fullmatch(content_range.strip())
+    if not m:
+        raise Refused(400, f"malformed Content-Range {content_range!r}")
+    start, end, total = m.groups()
+    if start is None:  # "bytes */TOTAL": a status query, or the completion of what was sent
+        if size:
+            raise Refused(400, f"Content-Range {content_range!r} with a body")
+        return total != "*" and session.received >= int(total)
+    last = int(start) + size - 1 if end == "*" else int(end)
+    if last - int(start) + 1 != size:
+        raise Refused(400, f"Content-Range {content_range!r} does not match a {size}-byte body")
+    if total == "*":
+        return end == "*"  # "bytes START-*/*": a single stream, ended by this request
+    return last + 1 == int(total)
 
 
 def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
@@ -148,6 +302,7 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             return self.rfile.read(length) if length else b""
 
         def _answer(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+            proxy.log.append((self.command, self.path, status))  # before the client sees it
             self.send_response(status)
             sent = {k.lower() for k, _ in headers}
             for key, value in headers:
@@ -161,7 +316,6 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-            proxy.log.append((self.command, self.path, status))
 
         def _error(self, status: int, message: str) -> None:
             body = json.dumps({"error": {"code": status, "message": message}}).encode()
@@ -183,44 +337,129 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                     return True
             return False
 
-        def _precondition(self, body: bytes) -> bool:
-            """Enforce ifGenerationMatch=0 on upload starts, which the emulator ignores."""
-            url = urllib.parse.urlsplit(self.path)
-            query = urllib.parse.parse_qs(url.query)
-            if self.command != "POST" or query.get("ifGenerationMatch") != ["0"]:
-                return False
-            name = query.get("name", [None])[0]
-            if name is None and body:
-                # Resumable starts send JSON metadata; multipart uploads a JSON part first.
-                found = re.search(rb'"name"\s*:\s*"([^"]+)"', body)
-                name = found.group(1).decode() if found else None
-            bucket = url.path.split("/b/", 1)[1].split("/", 1)[0]
-            if name is None:
-                return False
-            if proxy.before_create is not None:
-                hook, proxy.before_create = proxy.before_create, None
-                hook(bucket, name)
-            if object_meta(proxy.upstream, bucket, name) is not None:
-                self._error(412, "At least one of the pre-conditions you specified did not hold.")
-                return True
-            return False
+        def _upstream(self, path: str, body: bytes) -> Reply:
+            url = urllib.parse.urlsplit(proxy.upstream)
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            try:
+                conn.request(self.command, path, body=body, headers=headers)
+                response = conn.getresponse()
+                return response.status, response.read(), list(response.getheaders())
+            finally:
+                conn.close()
+
+        def _judged(
+            self,
+            bucket: str,
+            name: str,
+            conditions: dict[str, int],
+            path: str,
+            body: bytes,
+            writes: bool = True,
+        ) -> Reply:
+            """Forward a request on ``bucket/name`` (for an upload: the one that finalises the
+            object) if ``conditions`` hold."""
+            with proxy.object_lock(bucket, name):
+                if conditions:
+                    if writes and proxy.before_create is not None:
+                        hook, proxy.before_create = proxy.before_create, None
+                        hook(bucket, name)
+                    status = unmet(object_meta(proxy.upstream, bucket, name), conditions)
+                    if status == 412:
+                        message = "At least one of the pre-conditions you specified did not hold."
+                        error = {"error": {"code": 412, "message": message}}
+                        return 412, json.dumps(error).encode(), []
+                    if status is not None:
+                        return status, b"", []
+                return self._upstream(path, body)
+
+        def _upload(self, bucket: str, query: dict[str, str], body: bytes) -> None:
+            """An upload request: started, sent in one go, or a resumable session's part."""
+            if "upload_id" in query:
+                self._session(bucket, query, body)
+                return
+            kind = query.get("uploadType")
+            if self.command != "POST" or kind not in UPLOAD_TYPES:
+                raise Refused(400, f"{self.command} with uploadType {kind!r} is no upload")
+            conditions = preconditions(query)
+            name = query.get("name")
+            if kind == "multipart":
+                name = name or multipart_name(self.headers.get("Content-Type", ""), body)
+            elif kind == "resumable" and name is None:
+                name = _json_name(body)
+            if not name:
+                raise Refused(400, f"a {kind} upload without an object name")
+            if kind != "resumable":  # the single request that finalises the object
+                self._answer(*self._judged(bucket, name, conditions, self.path, body))
+                return
+            status, data, headers = self._upstream(self.path, body)
+            location = next((v for k, v in headers if k.lower() == "location"), None)
+            if status == 200 and location is not None:
+                upstream_id = parse_query(urllib.parse.urlsplit(location).query).get("upload_id")
+                if upstream_id:
+                    own = proxy.new_session(Session(bucket, name, conditions, upstream_id))
+                    theirs = urllib.parse.urlencode({"upload_id": upstream_id})
+                    location = location.replace(theirs, urllib.parse.urlencode({"upload_id": own}))
+                    headers = [(k, location if k.lower() == "location" else v) for k, v in headers]
+            self._answer(status, data, headers)
+
+        def _session(self, bucket: str, query: dict[str, str], body: bytes) -> None:
+            upload_id = query["upload_id"]
+            if not UPLOAD_ID.fullmatch(upload_id):
+                raise Refused(400, f"malformed upload id {upload_id!r}")
+            session = proxy.sessions.get(upload_id)
+            if session is None:
+                raise Refused(404, f"no upload session {upload_id!r}")
+            if self.command not in ("PUT", "POST") or bucket != session.bucket:
+                raise Refused(400, f"{self.command} to session {upload_id!r} of gs://"
+                              f"{session.bucket} at bucket {bucket!r}")  # fmt: skip
+            finalising = not session.finalised and _finalises(
+                session, self.headers.get("Content-Range"), len(body)
+            )
+            own = urllib.parse.urlsplit(self.path).path
+            path = f"{own}?{urllib.parse.urlencode({**query, 'upload_id': session.upstream_id})}"
+            if finalising:
+                status, data, headers = self._judged(
+                    session.bucket, session.name, session.preconditions, path, body
+                )
+            else:
+                status, data, headers = self._upstream(path, body)
+            if status == 308:
+                ranges = next((v for k, v in headers if k.lower() == "range"), "")
+                m = re.fullmatch(r"bytes=0-(\d+)", ranges)
+                session.received = int(m.group(1)) + 1 if m else 0
+            elif status in (200, 201):
+                session.finalised = True
+            self._answer(status, data, headers)
 
         def _forward(self) -> None:
             if self._fault():
                 return
             body = self._body()
-            if self._precondition(body):
-                return
-            url = urllib.parse.urlsplit(proxy.upstream)
-            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            url = urllib.parse.urlsplit(self.path)
             try:
-                conn.request(self.command, self.path, body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-                self._answer(response.status, data, list(response.getheaders()))
-            finally:
-                conn.close()
+                query = parse_query(url.query)
+                if url.path.startswith("/upload/"):
+                    m = UPLOAD_PATH.fullmatch(url.path)
+                    if not m:
+                        raise Refused(400, f"{url.path!r} is no upload URL")
+                    self._upload(urllib.parse.unquote(m.group(1)), query, body)
+                    return
+                conditions = preconditions(query)
+                if conditions:
+                    m = OBJECT_PATH.fullmatch(url.path)
+                    if not m:
+                        raise Refused(400, f"the proxy cannot judge {sorted(conditions)} on "
+                                      f"{url.path!r}")  # fmt: skip
+                    bucket, name = (urllib.parse.unquote(g) for g in m.groups())
+                    self._answer(*self._judged(bucket, name, conditions, self.path, body,
+                                               writes=self.command != "GET"))  # fmt: skip
+                    return
+            except Refused as refusal:
+                proxy.refused.append(f"{self.command} {self.path}: {refusal.message}")
+                self._error(refusal.status, refusal.message)
+                return
+            self._answer(*self._upstream(self.path, body))
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
