@@ -539,6 +539,8 @@ class Pool {
 
   retry() {
     const delay = Math.min(5000, 250 * 2 ** Math.min(this.restarts++, 5));
+    log('INFO', `pyfn: a worker failed to start or load the function; starting one again in ${delay} ms`,
+      {retry_ms: delay});
     setTimeout(() => this.start(), delay).unref();
   }
 

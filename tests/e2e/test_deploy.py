@@ -5,9 +5,9 @@ fake that checks every request against the API's discovery document."""
 from __future__ import annotations
 
 import json
-import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import BUCKET, PROJECT, Cloud, pyfn
@@ -167,19 +167,42 @@ def test_a_failed_operation_reports_its_messages(cloud: Cloud, tmp_path: Path) -
     assert "Traceback" not in out.stderr
 
 
-def test_an_operation_that_never_finishes_hits_the_timeout(cloud: Cloud, tmp_path: Path) -> None:
+def test_an_operation_that_never_finishes_hits_the_timeout(
+    cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait runs on the deploy's own clock (as in tests/unit/test_deploy_plan.py),
+    here one that only its sleeps move: it gives up at --timeout exactly, after polls
+    spaced by the backoff, however long the build before it took."""
+    from pyfn_action.cloud import apply
+
+    now = [0.0]
+    naps: list[tuple[float, int]] = []  # each sleep, and how many polls came before it
+
+    def operation_polls() -> list[object]:
+        return [r for r in cloud.fake.requests if "/operations/" in r.path]
+
+    def sleep(seconds: float) -> None:
+        naps.append((seconds, len(operation_polls())))
+        now[0] += seconds
+
+    real_apply = apply.apply
+
+    def on_the_fake_clock(*args: Any, **kwargs: Any) -> Any:
+        return real_apply(*args, clock=lambda: now[0], sleep=sleep, **kwargs)
+
+    monkeypatch.setattr(apply, "apply", on_the_fake_clock)
     cloud.fake.outcome = "never"
-    started = time.monotonic()
     out = cloud.deploy(function(tmp_path), "--timeout", "3s")
-    waited = time.monotonic() - started
-    assert out.code == 16
+    assert out.code == 16, out.stderr
     assert "did not finish within the wait timeout" in out.stderr
     assert (
         "gcloud functions describe hello --region asia-northeast1 --project demo-proj" in out.stderr
     )
-    polls = [r for r in cloud.fake.requests if "/operations/" in r.path]
-    assert 2 <= len(polls) <= 10  # polled with backoff, not in a tight loop
-    assert waited < 60
+    # A poll, then a sleep growing by half (the last one cut at the deadline), in turn;
+    # one last poll after the last sleep, then the timeout.
+    assert naps == [(1.0, 1), (1.5, 2), (0.5, 3)]
+    assert now[0] == 3.0
+    assert len(operation_polls()) == 4
 
 
 @pytest.mark.parametrize(

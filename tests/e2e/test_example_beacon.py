@@ -289,13 +289,17 @@ def test_storage_errors_are_short_5xx_answers(function: Running, storage: Storag
     storage.proxy.faults.append(Fault("POST", "/upload/", times=1, status=403))
     assert_short_text(post(function, event()), 502)
     # Unavailable for longer than the function's retries last: 503, within bounds.
-    storage.proxy.faults.append(Fault("POST", "/upload/", times=100, status=503))
-    started = time.monotonic()
+    outage = Fault("POST", "/upload/", times=100, status=503)
+    storage.proxy.faults.append(outage)
     answer = post(function, event())
-    elapsed = time.monotonic() - started
     storage.proxy.faults.clear()
     assert_short_text(answer, 503)
-    assert elapsed < 45, elapsed
+    # The 503 is the function giving up after its own bounded retries: it tried again
+    # (more than one upload refused; the proxy counts a refusal before it answers), and
+    # stopped while storage was still down (refusals were left), not because storage
+    # came back or the client gave up.
+    refused = 100 - outage.times
+    assert 2 <= refused < 100, refused
     assert stored(storage) == before
     assert "Traceback" not in post(function, event()).text  # and it serves on
 

@@ -402,7 +402,9 @@ class WarmUp:
     """
 
     def __init__(self, app: WsgiApp, signature: str, count: int) -> None:
-        self.left = count
+        self.count = self.left = count
+        self.ran = 0  # synthetic requests answered
+        self.arrived = 0  # real requests read while it was under way
         self.real_app = app
         self.signature = signature
         self.app: WsgiApp | None = None
@@ -421,8 +423,14 @@ class WarmUp:
             request = json.loads(self.frame.decode("utf-8"))
             status, headers, _ = contextvars.copy_context().run(call_app, self.app, request, b"")
             json.dumps({"id": request["id"], "status": status, "headers": headers})
+            self.ran += 1
         except Exception:
             self.left = 0  # whatever went wrong, real requests will show it
+        if self.left <= 0:  # one line per worker: what ran, and what it did not hold up
+            logging.getLogger("pyfn.worker").info(
+                "pyfn warm-up: %d of %d synthetic requests ran while idle; %d real requests "
+                "came before it was done", self.ran, self.count, self.arrived,
+            )  # fmt: skip
 
 
 class _Thread:
@@ -575,6 +583,8 @@ def serve(
         frame = reader.read()
         if frame is None:
             return  # index.js closed the pipe: its process is gone or shutting down
+        if warm.left > 0:
+            warm.arrived += 1
         requests.submit(*frame)
 
 

@@ -132,7 +132,13 @@ if os.environ.get("SHIM_TEST_HANG_IMPORT") and not os.path.exists(
 
 if os.environ.get("SHIM_TEST_DIE_LOADING"):
     if os.path.exists(os.environ["SHIM_TEST_DIE_LOADING"]):
-        time.sleep(float(os.environ.get("SHIM_TEST_DIE_AFTER", "1")))
+        if os.environ.get("SHIM_TEST_DIE_WHEN"):  # once the test creates that file
+            for _ in range(12000):  # bounded: 120 s
+                if os.path.exists(os.environ["SHIM_TEST_DIE_WHEN"]):
+                    break
+                time.sleep(0.01)
+        else:
+            time.sleep(float(os.environ.get("SHIM_TEST_DIE_AFTER", "1")))
         os._exit(3)  # every worker after the first dies while it loads
     open(os.environ["SHIM_TEST_DIE_LOADING"], "w").close()
 
@@ -185,6 +191,8 @@ def hostile(request):
     if do == "sleep":
         time.sleep(float(request.args.get("seconds", "1")))
         return "slept\n"
+    if do == "hold":
+        return _wait_for_others(request.args, do, float(request.args.get("seconds", "60"))) + "\n"
     if do == "pid":
         return str(os.getpid())
     if do == "record":
@@ -295,6 +303,7 @@ def hostile(request):
         for i in range(int(request.args["count"])):
             response.headers.add("X-H", "v" * 100 + str(i))
         return response
+    CALLED.append(f"unknown: {request.full_path}")  # no test asks this: who called it?
     return "unknown\n"
 
 
@@ -322,10 +331,38 @@ def mixed(request):
     if do == "raise":
         raise RuntimeError("this request's own failure")
     if do == "crash":
+        if "of" in request.args:  # once that many requests run, this one among them
+            _wait_for_others(request.args, "meet", 60)
         time.sleep(seconds)
         os._exit(3)
+    if do in ("meet", "hold"):
+        return f"{_wait_for_others(request.args, do, seconds or 60)} {os.getpid()}\n"
     time.sleep(seconds)
     return f"{do} {os.getpid()}\n"
+
+
+def _wait_for_others(args, mode, seconds):
+    """Events the tests wait on instead of the clock, through files in ``args["dir"]``.
+
+    ``meet``: this request's file, then wait until ``of`` requests have one there (all
+    of them running at once). ``hold``: the file ``args["tag"]`` says the request is
+    running; it then waits until the test creates ``release``. Bounded by ``seconds``:
+    "alone" or "unreleased" if the others never came.
+    """
+    where = args["dir"]
+    open(os.path.join(where, args.get("tag") or os.urandom(8).hex()), "w").close()
+    if mode == "meet":
+        outcome = ("met", "alone")
+        done = lambda: len(os.listdir(where)) >= int(args["of"])  # noqa: E731
+    else:
+        outcome = ("held", "unreleased")
+        done = lambda: os.path.exists(os.path.join(where, "release"))  # noqa: E731
+    deadline = time.monotonic() + seconds
+    for _ in range(int(seconds / 0.01) + 1):
+        if done() or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return outcome[0] if done() else outcome[1]
 
 
 class Point:
