@@ -2,7 +2,7 @@
 never forwarded, and preconditions are judged on the request that finalises an object.
 
 The upstream here is a small loopback stand-in for the emulator (it records what reaches
-it); tests/e2e/test_fake_gcs.py runs the same rules against gcp-storage-emulator."""
+it); tests/e2e/test_fake_gcs_emulator.py runs the same rules against gcp-storage-emulator."""
 
 from __future__ import annotations
 
