@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, REPO, Answer, Built, Running, serving
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -451,7 +452,10 @@ def test_in_a_browser_the_button_stops_the_machine(button: Button) -> None:
         driver.get(button.base + "/")
         driver.find_element(By.NAME, "token").send_keys(TOKEN)
         driver.find_element(By.XPATH, "//button[normalize-space()='Unlock']").click()
-        wait = WebDriverWait(driver, 30, poll_frequency=0.2)  # bounded: 30 s, 150 polls
+        # Bounded: 30 s, 150 polls. A row found just before the page reloads goes stale:
+        # that is "not yet", as an element not found is.
+        wait = WebDriverWait(driver, 30, poll_frequency=0.2,
+                             ignored_exceptions=(StaleElementReferenceException,))  # fmt: skip
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "li .status"))
         assert button.fake.changes() == []
 
