@@ -29,4 +29,6 @@ python3 -m venv .venv
 .venv/bin/ruff format --check pyfn_action tests benchmarks examples
 .venv/bin/mypy
 
-.venv/bin/pytest tests/unit tests/e2e "$@"
+# Two workers, a test file each at a time (a file's module fixtures are built once); the
+# end-to-end files first, as they are the long ones.
+.venv/bin/pytest --numprocesses 2 --dist loadfile tests/e2e tests/unit "$@"

@@ -3,9 +3,11 @@ package index, and a hermetic environment for pip."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
+import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -17,8 +19,8 @@ from typing import Any
 
 import pytest
 from support.functions_api import FakeFunctions, fake_functions
-from support.functions_api import service_account_file as make_key
 from support.gcs import Proxy, emulator, object_meta, proxy
+from support.oauth import service_account_file as make_key
 from support.servers import (
     Routes,
     free_port,
@@ -86,6 +88,17 @@ class Outcome:
     stderr: str
 
 
+def build_args(
+    src: Path, out: Path, served: Served, index_url: str, *more: str, command: str = "build"
+) -> list[str]:
+    """``pyfn build`` (or deploy) of src into out, with the served PyPy and index."""
+    return [
+        command, str(src), "--out", str(out),
+        "--pypy-archive", served.url, "--pypy-sha256", served.sha256,
+        "--index-url", index_url, *more,
+    ]  # fmt: skip
+
+
 def pyfn(args: Sequence[str], env: dict[str, str]) -> Outcome:
     """Run the pyfn command in this process, as a user would from a shell."""
     out, err = io.StringIO(), io.StringIO()
@@ -109,12 +122,10 @@ class Cloud:
     key: Path
 
     def deploy(self, src: Path, *more: str, env: dict[str, str] | None = None) -> Outcome:
-        args = [
-            "deploy", str(src), "--region", "asia-northeast1", "--bucket", BUCKET,
-            "--out", str(src.parent / f"dist-{src.name}"),
-            "--pypy-archive", self.served.url, "--pypy-sha256", self.served.sha256,
-            "--index-url", self.index_url, *more,
-        ]  # fmt: skip
+        args = build_args(
+            src, src.parent / f"dist-{src.name}", self.served, self.index_url,
+            "--region", "asia-northeast1", "--bucket", BUCKET, *more, command="deploy",
+        )  # fmt: skip
         return pyfn(args, env or self.env)
 
     def uploads(self) -> int:
@@ -123,8 +134,16 @@ class Cloud:
 
 @pytest.fixture(scope="module")
 def gcs() -> Iterator[str]:
+    """gcp-storage-emulator on loopback, with the staging bucket."""
     with emulator(buckets=(BUCKET,)) as base:
         yield base
+
+
+@pytest.fixture
+def gcs_proxy(gcs: str) -> Iterator[Proxy]:
+    """The emulator behind the proxy that judges preconditions and injects faults."""
+    with proxy(gcs) as p:
+        yield p
 
 
 @pytest.fixture
@@ -180,21 +199,23 @@ def build_example(
     index_url: str,
     session_cache: Path,
 ) -> Callable[[str], Built]:
-    """``build("beacon")``: examples/beacon built once per session with ``pyfn build``."""
-    built: dict[str, Built] = {}
+    """``build("beacon")``: examples/beacon built once per test run with ``pyfn build``,
+    shared by the run's pytest-xdist workers (the first to ask builds it, under a lock)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
     def build(name: str) -> Built:
-        if name not in built:
-            out = tmp_path_factory.mktemp(f"example-{name.replace('/', '-')}")
-            args = [
-                "build", str(EXAMPLES / name), "--out", str(out),
-                "--pypy-archive", served_pypy.url, "--pypy-sha256", served_pypy.sha256,
-                "--index-url", index_url,
-            ]  # fmt: skip
-            result = pyfn(args, hermetic_env(session_cache))
-            assert result.code == 0, f"examples/{name} does not build:\n{result.stderr}"
-            built[name] = Built(out, json.loads((out / "report.json").read_text()))
-        return built[name]
+        out = shared / f"example-{name.replace('/', '-')}"
+        with open(shared / f"{out.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            if not (out / "report.json").is_file():
+                part = out.with_name(f"{out.name}.part")
+                shutil.rmtree(part, ignore_errors=True)
+                args = build_args(EXAMPLES / name, part, served_pypy, index_url)
+                result = pyfn(args, hermetic_env(session_cache))
+                assert result.code == 0, f"examples/{name} does not build:\n{result.stderr}"
+                part.rename(out)
+        return Built(out, json.loads((out / "report.json").read_text()))
 
     return build
 

@@ -12,21 +12,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Outcome, Served, hermetic_env, pyfn
+from conftest import REPO, Outcome, Served, build_args, hermetic_env, pyfn
 from support.servers import index_routes, serve
 from support.wheels import make_wheel
 
 pytestmark = pytest.mark.e2e
 
 HELLO = REPO / "examples" / "hello"
-
-
-def build_args(src: Path, out: Path, served: Served, index_url: str, *more: str) -> list[str]:
-    return [
-        "build", str(src), "--out", str(out),
-        "--pypy-archive", served.url, "--pypy-sha256", served.sha256,
-        "--index-url", index_url, *more,
-    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUCKET, PROJECT, Cloud, pyfn
+from conftest import BUCKET, PROJECT, Cloud, build_args, pyfn
 from support.functions_api import TOKEN, Injected
 from support.gcs import object_meta
 
@@ -269,9 +269,8 @@ def test_api_errors_become_advice(
 
 
 def test_a_region_the_api_does_not_know(cloud: Cloud, tmp_path: Path) -> None:
-    args = ["deploy", str(function(tmp_path)), "--region", "us-nowhere1", "--bucket", BUCKET,
-            "--out", str(tmp_path / "dist"), "--pypy-archive", cloud.served.url,
-            "--pypy-sha256", cloud.served.sha256, "--index-url", cloud.index_url]  # fmt: skip
+    args = build_args(function(tmp_path), tmp_path / "dist", cloud.served, cloud.index_url,
+                      "--region", "us-nowhere1", "--bucket", BUCKET, command="deploy")  # fmt: skip
     out = pyfn(args, cloud.env)
     assert out.code == 15
     assert "Region 'us-nowhere1' is not available to Cloud Functions" in out.stderr

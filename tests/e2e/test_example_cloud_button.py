@@ -27,7 +27,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from support.browser import chromium
 from support.compute_api import FakeCompute, Injected, fake_compute
-from support.functions_api import service_account_file
+from support.oauth import service_account_file
 
 pytestmark = pytest.mark.e2e
 
@@ -487,22 +487,31 @@ def test_in_a_browser_the_button_stops_the_machine(button: Button) -> None:
 # --- the fake itself: it holds callers to the discovery document ------------------------
 
 
-def test_the_fake_refuses_what_the_compute_api_would() -> None:
+def test_the_fake_refuses_what_the_compute_api_would(tmp_path: Path) -> None:
+    import google.auth.transport.requests
+    from google.oauth2 import service_account
+
     def jwt(claims: dict[str, str]) -> str:
         part = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-        return f"e30.{part}.c2ln"  # the fake reads the claims; google-auth signs them
+        return f"e30.{part}.c2ln"  # claims the fake would read, under no signature
 
     with fake_compute(project=PROJECT, zone=ZONE) as fake:
         fake.reset(INSTANCES)
+        key = service_account_file(tmp_path / "sa.json", PROJECT, f"{fake.base}/token")
 
         def token(scope: str) -> str:
-            grant = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                     "assertion": jwt({"scope": scope})}  # fmt: skip
-            answer = send(f"{fake.base}/token", "POST", grant)
-            assert answer.status == 200, answer.body
-            return str(answer.json()["access_token"])
+            """A token for ``scope``, granted for an assertion google-auth signed."""
+            creds = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+                str(key), scopes=[scope]
+            )
+            creds.refresh(google.auth.transport.requests.Request())  # type: ignore[no-untyped-call]
+            return str(creds.token)
 
-        good = {"Authorization": f"Bearer {token('https://www.googleapis.com/auth/compute')}"}
+        compute = "https://www.googleapis.com/auth/compute"
+        forged = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                  "assertion": jwt({"scope": compute})}  # fmt: skip
+        assert send(f"{fake.base}/token", "POST", forged).status == 400  # signed by no key
+        good = {"Authorization": f"Bearer {token(compute)}"}
         narrow = {"Authorization": f"Bearer {token('https://www.googleapis.com/auth/devstorage')}"}
         url = fake.base + INSTANCES_PATH
         assert send(url, headers=good).json()["kind"] == "compute#instanceList"

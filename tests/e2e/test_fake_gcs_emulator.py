@@ -7,30 +7,17 @@ from __future__ import annotations
 import io
 import json
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.gcs import Proxy, emulator, object_meta, proxy, put_object, request
+from conftest import BUCKET
+from support.gcs import Proxy, object_meta, put_object, request
 
 from pyfn_action.cloud.upload import storage_client
 
 pytestmark = pytest.mark.e2e
-BUCKET = "fake-gcs"
 UPLOADS = f"/upload/storage/v1/b/{BUCKET}/o"
 CHUNK = 256 * 1024  # the resumable protocol's unit
-
-
-@pytest.fixture(scope="module")
-def gcs() -> Iterator[str]:
-    with emulator(buckets=(BUCKET,)) as base:
-        yield base
-
-
-@pytest.fixture
-def gcs_proxy(gcs: str) -> Iterator[Proxy]:
-    with proxy(gcs) as p:
-        yield p
 
 
 def start(p: Proxy, name: str, query: str = "&ifGenerationMatch=0") -> str:

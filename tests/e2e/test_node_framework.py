@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import REPO, Served, hermetic_env, pyfn
+from conftest import REPO, Served, build_args, hermetic_env, pyfn
 from support.servers import free_port, pyfn_serve
 
 from pyfn_action.bundle.nodepackage import PACKAGE, NodePackage, pinned
@@ -48,12 +48,8 @@ def npm_env(cache: Path) -> dict[str, str]:
 
 
 def build(out: Path, served_pypy: Served, index_url: str, cache: Path, *flags: str) -> Path:
-    result = pyfn(
-        ["build", str(APP), "--out", str(out), "--entry-point", "hello",
-         "--pypy-archive", served_pypy.url, "--pypy-sha256", served_pypy.sha256,
-         "--index-url", index_url, *flags],
-        npm_env(cache),
-    )  # fmt: skip
+    args = build_args(APP, out, served_pypy, index_url, "--entry-point", "hello", *flags)
+    result = pyfn(args, npm_env(cache))
     assert result.code == 0, result.stderr
     return out / "bundle.zip"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Running, Served, call, hermetic_env, pyfn, serving
+from conftest import Running, Served, build_args, call, hermetic_env, pyfn, serving
 from support.servers import index_routes, serve
 from support.wheels import make_wheel
 
@@ -34,14 +34,6 @@ pytestmark = pytest.mark.e2e
 APP = Path(__file__).parent / "functions" / "promises"
 RUN_TIMEOUT = 300  # seconds for one run of the bundle's PyPy over the whole bundle
 LOG_WAIT = 30.0  # seconds a log line may take to reach the serve log
-
-
-def build_args(src: Path, out: Path, served: Served, index_url: str, *more: str) -> list[str]:
-    return [
-        "build", str(src), "--out", str(out),
-        "--pypy-archive", served.url, "--pypy-sha256", served.sha256,
-        "--index-url", index_url, *more,
-    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

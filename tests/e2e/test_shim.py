@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Served, hermetic_env, pyfn
+from conftest import REPO, Served, build_args, hermetic_env, pyfn
 from support.servers import free_port, pyfn_serve, wait_listening
 
 from pyfn_action.bundle.nodepackage import pinned
@@ -60,12 +60,8 @@ def shim_bundle(
     session_cache: Path,
 ) -> Path:  # fmt: skip
     out = tmp_path_factory.mktemp("shim-dist")
-    result = pyfn(
-        ["build", str(APP), "--out", str(out), "--entry-point", "hello",
-         "--pypy-archive", served_pypy.url, "--pypy-sha256", served_pypy.sha256,
-         "--index-url", index_url],
-        hermetic_env(session_cache),
-    )  # fmt: skip
+    args = build_args(APP, out, served_pypy, index_url, "--entry-point", "hello")
+    result = pyfn(args, hermetic_env(session_cache))
     assert result.code == 0, result.stderr
     return out / "bundle.zip"
 
@@ -1217,6 +1213,17 @@ def _node_cpu(server: Server) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# Two clock ticks: what /proc's CPU times may be off by, read before and after.
+_TICKS = 2 / os.sysconf("SC_CLK_TCK")
+
+
+def _node_cpu_for(server: Server, work: Callable[[], object]) -> float:
+    """Seconds of Node's CPU that `work` cost."""
+    before = _node_cpu(server)
+    work()
+    return _node_cpu(server) - before
+
+
 def _node_alive(server: Server) -> bool:
     return server.process.poll() is None  # type: ignore[attr-defined]
 
@@ -1301,18 +1308,24 @@ def test_protocol_pipes_are_out_of_reach_of_user_code_and_its_children(
         assert server.get("/?do=pid")[0] == 200
 
 
-def test_a_32_mb_response_costs_node_well_under_a_second(
+def test_a_32_mb_response_costs_node_what_eight_4_mb_ones_cost(
     unpacked: Path, framework: Framework, tmp_path: Path
 ) -> None:
+    """Reading a response is linear in its size: one 32 MiB response costs Node's thread no
+    more CPU than eight of 4 MiB (a reader that joins its chunks as they come costs 8 times
+    as much; measured against the machine itself, not against a number of seconds)."""
     with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
         server.get("/?do=pid", timeout=60)
-        server.get(f"/?do=big&bytes={MiB}")
-        before = _node_cpu(server)
-        status, _, body, _ = server.request("GET", f"/?do=big&bytes={32 * MiB}", timeout=120)
-        used = _node_cpu(server) - before
-        assert status == 200 and len(body) == 32 * MiB and body.count(b"x") == 32 * MiB
-        # linear: about 0.1 s here; the quadratic reader took 5.7 s (generous for a busy host)
-        assert used < 1.5, used
+        server.get(f"/?do=big&bytes={MiB}")  # Node's own code warmed, as it is for both
+
+        def fetch(size: int) -> None:
+            status, _, body, _ = server.request("GET", f"/?do=big&bytes={size}", timeout=120)
+            assert status == 200 and len(body) == size and body.count(b"x") == size
+
+        pieces = _node_cpu_for(server, lambda: [fetch(4 * MiB) for _ in range(8)])
+        whole = _node_cpu_for(server, lambda: fetch(32 * MiB))
+        # linear: about equal (0.1 s each here); the quadratic reader: 5.7 s against 0.7 s
+        assert whole < 3 * pieces + _TICKS, (whole, pieces)
 
 
 @FAULTS_WITH_AND_WITHOUT_WARMUP
@@ -1578,31 +1591,35 @@ def test_an_invalid_response_is_a_500_without_the_functions_headers(
         assert server.get("/?do=called")[0] == 200
 
 
-def test_a_log_flood_without_newlines_costs_node_little(
+def test_a_log_flood_without_newlines_costs_node_what_its_pieces_cost(
     unpacked: Path, framework: Framework, tmp_path: Path
 ) -> None:
+    """One 16 MiB line costs Node's thread no more CPU than eight of 2 MiB, and reaches the
+    log whole, in entries of 64 Ki characters at most (Cloud Logging takes 256 KB)."""
     with serving(unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1") as server:
         # a JSON line nested too deep for JSON.stringify is logged, as text
         assert server.get("/?do=deep-log", timeout=60) == (200, b"logged\n")
-        before = _node_cpu(server)
-        status, body = server.get(f"/?do=flood&bytes={16 * MiB}", timeout=60)
-        assert (status, body) == (200, b"flooded\n")
-        assert server.get("/?do=called", timeout=30)[0] == 200
-        used = _node_cpu(server) - before
-        assert used < 3, used
-        assert _node_alive(server)
 
-        # one entry per 64 Ki characters at most (Cloud Logging takes 256 KB), nothing lost
         def flood_sizes() -> list[int]:
             return [len(str(e["message"])) for e in server.logs() if str(e["message"])[:3] == "yyy"]
 
-        deadline = time.monotonic() + 60
-        for _ in range(300):  # until all of it is in the log: bounded, 60 s
-            if sum(flood_sizes()) >= 16 * MiB or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        def flood(size: int) -> None:
+            logged = sum(flood_sizes())
+            assert server.get(f"/?do=flood&bytes={size}", timeout=60) == (200, b"flooded\n")
+            deadline = time.monotonic() + 60
+            for _ in range(600):  # until all of it is in the log: bounded, 60 s
+                if sum(flood_sizes()) >= logged + size or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+
+        flood(MiB)  # Node's own code warmed, as it is for both
+        pieces = _node_cpu_for(server, lambda: [flood(2 * MiB) for _ in range(8)])
+        whole = _node_cpu_for(server, lambda: flood(16 * MiB))
+        assert whole < 3 * pieces + _TICKS, (whole, pieces)
+        assert server.get("/?do=called", timeout=30)[0] == 200
+        assert _node_alive(server)
         sizes = flood_sizes()
-        assert sizes and max(sizes) <= 64 * 1024 and sum(sizes) == 16 * MiB, sizes[:5]
+        assert sizes and max(sizes) <= 64 * 1024 and sum(sizes) == 33 * MiB, sizes[:5]
         assert any(
             str(e["message"]).startswith('{"severity": "INFO", "nested"') for e in server.logs()
         )
@@ -1618,9 +1635,10 @@ def test_killing_its_process_group_costs_only_the_worker(
         unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_WARMUP=warmup
     ) as server:
         pid = server.get("/?do=pid", timeout=60)[1]
-        status, _ = server.get(f"/?do=kill-group&how={how}", timeout=30)
-        assert 500 <= status < 600
-        time.sleep(0.5)
+        # the worker died with the request in flight: 500, as for any worker's death
+        assert server.get(f"/?do=kill-group&how={how}", timeout=30) == (
+            500, b"Internal Server Error\n",
+        )  # fmt: skip
         assert _node_alive(server)
         status, new_pid = server.get("/?do=pid", timeout=30)
         assert status == 200 and new_pid != pid

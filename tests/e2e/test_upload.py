@@ -9,31 +9,17 @@ import json
 import os
 import random
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import hermetic_env, pyfn
-from support.gcs import Fault, Proxy, emulator, object_meta, proxy, put_object
+from conftest import BUCKET, hermetic_env, pyfn
+from support.gcs import Fault, Proxy, object_meta, put_object
 
 from pyfn_action.cloud.upload import CHUNK_SIZE, digests, object_name, storage_client, upload
 from pyfn_action.errors import UploadError
 from pyfn_action.report.manifest import PATH, FunctionInfo, Manifest
 
 pytestmark = pytest.mark.e2e
-BUCKET = "pyfn-stage"
-
-
-@pytest.fixture(scope="module")
-def gcs() -> Iterator[str]:
-    with emulator(buckets=(BUCKET,)) as base:
-        yield base
-
-
-@pytest.fixture
-def gcs_proxy(gcs: str) -> Iterator[Proxy]:
-    with proxy(gcs) as p:
-        yield p
 
 
 def make_bundle(path: Path, name: str = "hello", size: int = CHUNK_SIZE + 3 * 1024 * 1024) -> Path:

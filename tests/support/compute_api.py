@@ -8,15 +8,14 @@ must match its pattern, each query parameter must be one the method (or the API)
 declares, of its type, and a method without a request body gets none. Anything
 else is a recorded violation, answered as Google answers it (404 for a URL that
 is no method, 400 for a bad parameter). Requests need a bearer token that the
-fake's own ``/token`` endpoint issued, for a scope the method accepts. The fake's
+fake's own ``/token`` endpoint issued (for an assertion signed by a key the test wrote
+with :func:`support.oauth.service_account_file`), for a scope the method accepts. The fake's
 own answers are checked against the document's ``InstanceList`` and
 ``Operation`` schemas too. Every API request is recorded.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import json
 import re
@@ -30,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .functions_api import Recorded, Schema
-from .servers import running
+from .oauth import TokenEndpoint
+from .servers import JsonHandler, running
 
 METHODS = ("list", "start", "stop")
 ANSWERS = {"list": "InstanceList", "start": "Operation", "stop": "Operation"}
@@ -117,7 +117,7 @@ class FakeCompute:
     requests: list[Recorded] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     inject: list[Injected] = field(default_factory=list)
-    tokens: dict[str, set[str]] = field(default_factory=dict)  # issued token → its scopes
+    oauth: TokenEndpoint = field(default_factory=lambda: TokenEndpoint("ya29.compute-fake"))
     base: str = ""
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -145,8 +145,8 @@ class FakeCompute:
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], raw: bytes, auth: str
     ) -> tuple[int, Any]:
-        token = auth[7:] if auth.startswith("Bearer ") else ""
-        if token not in self.tokens:
+        scopes = self.oauth.scopes(auth)
+        if scopes is None:
             return _error(401, "Request is missing required authentication credential. "
                           "Expected OAuth 2 access token.", "authError")  # fmt: skip
         candidates = [r for r in self.routes if r.path.fullmatch(path)]
@@ -156,7 +156,7 @@ class FakeCompute:
             return self._violation(404, f"{method} {path} is no instances.list/start/stop "
                                    f"method{takes if candidates else ''}")  # fmt: skip
         spec = route.spec
-        if not set(spec["scopes"]) & self.tokens[token]:
+        if not set(spec["scopes"]) & scopes:
             return _error(403, "Request had insufficient authentication scopes.",
                           "ACCESS_TOKEN_SCOPE_INSUFFICIENT")  # fmt: skip
         params = route.path.fullmatch(path).groupdict()  # type: ignore[union-attr]
@@ -270,23 +270,6 @@ class FakeCompute:
         reason = "notFound" if status == 404 else "invalid"
         return _error(status, "; ".join(problems), reason)
 
-    # --- OAuth, for the service account key file the function's google-auth uses ---
-
-    def issue(self, form: dict[str, list[str]]) -> tuple[int, Any]:
-        """The JWT bearer grant: a token for the scopes the signed assertion asks for."""
-        grant = form.get("grant_type", [""])[-1]
-        assertion = form.get("assertion", [""])[-1]
-        if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer" or assertion.count(".") != 2:
-            return 400, {"error": "invalid_grant", "error_description": "Bad grant."}
-        try:
-            payload = assertion.split(".")[1]
-            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        except (ValueError, binascii.Error):
-            return 400, {"error": "invalid_grant", "error_description": "Bad assertion."}
-        token = f"ya29.compute-fake-{next(self._ids)}"
-        self.tokens[token] = set(str(claims.get("scope", "")).split())
-        return 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
-
 
 def _error(status: int, message: str, reason: str) -> tuple[int, Any]:
     """Compute's error shape: the legacy ``errors`` list beside code and message."""
@@ -300,21 +283,15 @@ def _error(status: int, message: str, reason: str) -> tuple[int, Any]:
 
 
 def _handler(fake: FakeCompute) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
+    class Handler(JsonHandler):
         def _serve(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.body()
             auth = self.headers.get("Authorization", "")
             with fake._lock:
                 if url.path == "/token" and self.command == "POST":
-                    status, answer = fake.issue(urllib.parse.parse_qs(raw.decode()))
+                    status, answer = fake.oauth.grant(raw)
                 else:
                     try:
                         body = json.loads(raw) if raw.strip() else None
@@ -323,12 +300,7 @@ def _handler(fake: FakeCompute) -> type[BaseHTTPRequestHandler]:
                     flat = {k: v[-1] for k, v in query.items()}
                     fake.requests.append(Recorded(self.command, url.path, flat, body, auth))
                     status, answer = fake.handle(self.command, url.path, query, raw, auth)
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_json(status, answer)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -338,6 +310,6 @@ def _handler(fake: FakeCompute) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def fake_compute(**kwargs: Any) -> Iterator[FakeCompute]:
     fake = FakeCompute(**kwargs)
-    with running(_handler(fake)) as base:
+    with running(_handler(fake)) as base, fake.oauth.at(base):
         fake.base = base
         yield fake

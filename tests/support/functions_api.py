@@ -19,16 +19,12 @@ it (API not enabled, permission denied, quota exceeded).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import itertools
 import json
 import re
 import threading
-import time
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,16 +35,13 @@ from typing import Any
 
 from pyfn_action.cloud.upload import Uploaded
 
-from .servers import running
+from .oauth import TokenEndpoint
+from .servers import JsonHandler, running
 
 HOST = "127.0.0.1"
 # Every token the fake's /token issues starts with this (then "-1", "-2", ...).
 TOKEN = "ya29.fake-access-token-for-loopback-tests"  # noqa: S105 - a test double's token
-JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-GOOGLE_GRANT_AUDIENCE = "https://oauth2.googleapis.com/token"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-# Public keys of the service account keys service_account_file wrote: by token_uri, by key id.
-KEYS: dict[str, dict[str, tuple[str, Any]]] = {}
 # The methods the fake plays, by discovery id without the "cloudfunctions." prefix.
 PLAYED = {
     "projects.locations.functions.get",
@@ -220,12 +213,11 @@ class FakeFunctions:
     requests: list[Recorded] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     inject: list[Injected] = field(default_factory=list)
-    tokens: set[str] = field(default_factory=set)  # the tokens /token issued
+    oauth: TokenEndpoint = field(default_factory=lambda: TokenEndpoint(TOKEN))
     # (bucket, object, generation) → does that object exist? Checks the deploy's source.
     source_exists: Callable[[str, str, str | None], bool] | None = None
     base: str = ""
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    _token_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _polls: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -355,37 +347,13 @@ class FakeFunctions:
         self.violations.extend(problems)
         return _error(status, name, "; ".join(problems))
 
-    # --- OAuth: the token endpoint of the service account keys the tests write ----------
-
-    def issue(self, form: dict[str, list[str]]) -> tuple[int, Any]:
-        """The JWT bearer grant: a new token for an assertion signed by a key of this fake."""
-        grant = form.get("grant_type", [""])[-1]
-        claims = _signed_claims(form.get("assertion", [""])[-1], self.base)
-        # google-auth addresses the assertion to Google's token endpoint whatever the key's
-        # token_uri says.
-        audiences = (f"{self.base}/token", GOOGLE_GRANT_AUDIENCE)
-        if grant != JWT_GRANT or claims is None or claims.get("aud") not in audiences:
-            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
-        token = f"{TOKEN}-{next(self._token_ids)}"
-        self.tokens.add(token)
-        return 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
-
     def authorized(self, authorization: str) -> bool:
         """A bearer token this fake's /token issued, or a self-signed JWT of one of its keys
-        (what Google's client libraries send for a service account key: Google checks it
-        against the account's public keys)."""
-        if not authorization.startswith("Bearer "):
-            return False
-        token = authorization.removeprefix("Bearer ")
-        if token in self.tokens:
-            return True
-        claims = _signed_claims(token, self.base)
-        if claims is None:
-            return False
-        scopes = str(claims.get("scope", "")).split()
-        audience = str(claims.get("aud", ""))
-        return CLOUD_PLATFORM in scopes or audience.startswith(
-            "https://cloudfunctions.googleapis.com"
+        for the Cloud Functions API."""
+        scopes = self.oauth.scopes(authorization)
+        return scopes is not None and (
+            CLOUD_PLATFORM in scopes
+            or any(s.startswith("aud:https://cloudfunctions.googleapis.com") for s in scopes)
         )
 
     def _start(
@@ -460,44 +428,6 @@ class FakeFunctions:
 @functools.cache
 def schema_of(version: str) -> Schema:
     return Schema(version)
-
-
-def _signed_claims(token: str, base: str) -> dict[str, Any] | None:
-    """The claims of an RS256 JWT signed by a key :func:`service_account_file` wrote for the
-    fake at ``base`` (iss and sub its account, not expired), else None."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    parts = token.split(".")
-    if len(parts) != 3 or not base:
-        return None
-    try:
-        header, claims, signature = (
-            base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)) for p in parts
-        )
-        header, claims = json.loads(header), json.loads(claims)
-    except (ValueError, binascii.Error):
-        return None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        return None
-    key = KEYS.get(f"{base}/token", {}).get(str(header.get("kid")))
-    if key is None or header.get("alg") != "RS256":
-        return None
-    email, public = key
-    try:
-        public.verify(signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(),
-                      hashes.SHA256())  # fmt: skip
-    except InvalidSignature:
-        return None
-    iat, exp = claims.get("iat"), claims.get("exp")
-    if claims.get("iss") != email or claims.get("sub", email) != email:
-        return None
-    if not isinstance(iat, int) or not isinstance(exp, int) or not iat < exp <= iat + 3600:
-        return None
-    if exp < time.time():
-        return None
-    return claims
 
 
 def _methods(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -610,23 +540,16 @@ def _error(status: int, name: str, message: str, reason: str | None = None) -> t
 
 
 def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
+    class Handler(JsonHandler):
         def _serve(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.body()
             auth = self.headers.get("Authorization", "")
             with fake._lock:
                 if url.path == "/token" and self.command == "POST":
                     # OAuth token exchange, for the service account keys the tests write.
-                    status, answer = fake.issue(urllib.parse.parse_qs(raw.decode(errors="replace")))
-                    self._json(status, answer)
+                    self.send_json(*fake.oauth.grant(raw))
                     return
                 try:
                     body = json.loads(raw) if raw.strip() else None
@@ -634,7 +557,7 @@ def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
                 except ValueError:
                     body, not_json = raw.decode(errors="replace"), True
                 fake.requests.append(Recorded(self.command, url.path, query, body, auth))
-                if not auth.startswith("Bearer ") or not fake.authorized(auth):
+                if not fake.authorized(auth):
                     fake.violations.append(f"{self.command} {url.path}: no bearer token that "
                                            "the fake's /token issued")  # fmt: skip
                     status, answer = _error(401, "UNAUTHENTICATED",
@@ -645,15 +568,7 @@ def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
                                                      "not JSON")  # fmt: skip
                 else:
                     status, answer = fake.handle(self.command, url.path, query, body)
-            self._json(status, answer)
-
-        def _json(self, status: int, answer: Any) -> None:
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_json(status, answer)
 
         do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 
@@ -663,40 +578,6 @@ def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def fake_functions(**kwargs: Any) -> Iterator[FakeFunctions]:
     fake = FakeFunctions(**kwargs)
-    with running(_handler(fake)) as base:
+    with running(_handler(fake)) as base, fake.oauth.at(base):
         fake.base = base
-        KEYS.pop(f"{base}/token", None)  # keys of an earlier fake on the same port
-        try:
-            yield fake
-        finally:
-            KEYS.pop(f"{base}/token", None)
-
-
-def service_account_file(path: Path, project: str, token_uri: str) -> Path:
-    """A service account key file (a fresh RSA key) whose token endpoint is on loopback.
-
-    Its public key is registered for ``token_uri``: the Cloud Functions fake serving that
-    URI accepts what the key signs (token grants, and self-signed JWTs)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    key_id = uuid.uuid4().hex
-    email = f"deployer@{project}.iam.gserviceaccount.com"
-    KEYS.setdefault(token_uri, {})[key_id] = (email, key.public_key())
-    info = {
-        "type": "service_account",
-        "project_id": project,
-        "private_key_id": key_id,
-        "private_key": pem,
-        "client_email": email,
-        "client_id": "1234567890",
-        "token_uri": token_uri,
-    }
-    path.write_text(json.dumps(info))
-    return path
+        yield fake

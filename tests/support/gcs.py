@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import free_port, running, stop_process
+from .servers import JsonHandler, free_port, running, stop_process
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -291,16 +291,7 @@ def _finalises(session: Session, content_range: str | None, size: int) -> bool:
 
 
 def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
+    class Handler(JsonHandler):
         def _answer(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
             proxy.log.append((self.command, self.path, status))  # before the client sees it
             self.send_response(status)
@@ -332,7 +323,7 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                         self.close_connection = True
                         self.connection.shutdown(socket.SHUT_RDWR)
                         return True
-                    self._body()
+                    self.body()
                     self._error(fault.status, f"injected {fault.status}")
                     return True
             return False
@@ -435,7 +426,7 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
         def _forward(self) -> None:
             if self._fault():
                 return
-            body = self._body()
+            body = self.body()
             url = urllib.parse.urlsplit(self.path)
             try:
                 query = parse_query(url.query)

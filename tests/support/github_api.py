@@ -47,7 +47,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-from .servers import running
+from .servers import JsonHandler, running
 
 SPEC = (
     Path(__file__).resolve().parents[1]
@@ -1202,15 +1202,9 @@ def _link_header(url: str, query: dict[str, str], page: int, last: int) -> str:
 
 
 def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
+    class Handler(JsonHandler):
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.body()
             headers = {name.lower(): value for name, value in self.headers.items()}
             reply = fake.handle(self.command, self.path, headers, raw)
             data = b"" if reply.body is None else json.dumps(reply.body).encode()

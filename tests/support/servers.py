@@ -7,6 +7,7 @@ shut down when its ``with`` block ends.
 from __future__ import annotations
 
 import html
+import json
 import re
 import socket
 import subprocess
@@ -102,6 +103,27 @@ def pyfn_serve(
     argv = [sys.executable, "-m", "pyfn_action", "serve", "--bundle", str(bundle),
             "--port", str(port)]  # fmt: skip
     return subprocess.Popen(argv, env=dict(env), **popen)
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A fake's handler: HTTP/1.1, quiet, the request's body read whole, JSON answers."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def send_json(self, status: int, answer: Any) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 @contextmanager

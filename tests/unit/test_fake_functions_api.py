@@ -23,8 +23,8 @@ from support.functions_api import (
     FakeFunctions,
     Schema,
     fake_functions,
-    service_account_file,
 )
+from support.oauth import service_account_file
 
 from pyfn_action.cloud import apply, auth
 from pyfn_action.cloud.plan import plan
@@ -166,7 +166,7 @@ def issued_token(fake: FakeFunctions, tmp_path: Path) -> str:
     )
     creds.refresh(google.auth.transport.requests.Request())  # type: ignore[no-untyped-call]
     token: str = creds.token
-    assert token in fake.tokens
+    assert token in fake.oauth.tokens
     return token
 
 
@@ -448,7 +448,7 @@ def test_the_token_endpoint_grants_only_assertions_of_its_keys(
             return error.code
 
     assert exchange(_jwt(claims, info["private_key_id"], key)) == 200
-    assert len(fake.tokens) == 2
+    assert len(fake.oauth.tokens) == 2
     refused = [
         exchange(_jwt(claims, info["private_key_id"], key), "client_credentials"),
         exchange(
@@ -462,7 +462,7 @@ def test_the_token_endpoint_grants_only_assertions_of_its_keys(
         exchange("a.b.c"),
     ]
     assert refused == [400] * 4
-    assert len(fake.tokens) == 2
+    assert len(fake.oauth.tokens) == 2
 
 
 # --- the control: pyfn's own client passes, both generations, create then update -------

@@ -260,8 +260,8 @@ def hostile(request):
         size = int(request.args["bytes"])
         if request.args.get("newlines") == "1":
             line = (b"z" * 99 + b"\n") * (size // 100)
-        else:
-            line = b"y" * size
+        else:  # one line of `size` characters, ended only after all of them
+            line = b"y" * size + b"\n"
         view = memoryview(line)
         while view:
             view = view[os.write(1, view) :]
