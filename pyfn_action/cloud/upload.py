@@ -3,7 +3,8 @@
 The object is ``gs://BUCKET/PREFIX/<name>/<sha256>.zip`` with ``sha256`` in its
 metadata. If it is already there with the same size, CRC32C, MD5 and ``sha256``
 metadata, nothing is sent (an object without MD5 or without that metadata is
-read back and hashed first). Otherwise the upload is resumable (8 MiB chunks),
+read back and hashed first). Otherwise the upload is resumable (8 MiB chunks; a
+bundle of at most 8 MiB goes in one multipart request, as google-cloud-storage does),
 carries the local CRC32C so Cloud Storage refuses a corrupted object, checks
 the MD5 end to end, and is made with ``if_generation_match=0``: it can only
 create the object, never replace one a concurrent writer made. An upload cut

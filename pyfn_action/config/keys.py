@@ -118,7 +118,11 @@ DEPLOY_KEYS: dict[str, Key] = {
         Key("min_instances", _count, "minimum number of instances"),
         Key("max_instances", _count, "maximum number of instances"),
         Key("concurrency", _count, "requests per instance at once (2nd gen)"),
-        Key("env_vars", _table, "environment variables: KEY=VALUE,… (replaces the set)"),
+        Key(
+            "env_vars",
+            _table,
+            "environment variables: KEY=VALUE,… or ^;^KEY=VALUE;… (replaces the set)",
+        ),
         Key("secrets", _table, "Secret Manager references: ENV=secret:version,…"),
         Key("labels", _table, "labels: key=value,… (replaces the set)"),
         Key("service_account", _str, "service account the function runs as"),

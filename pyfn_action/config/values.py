@@ -204,8 +204,21 @@ def _prefix(value: Any) -> str:
     return text
 
 
+# gcloud's escape for lists whose items hold commas: ``^;^A=1,2;B=3`` is split at ``;``.
+_DELIMITER = re.compile(r"\^([^^]+)\^")
+
+
+def _split_items(text: str) -> list[str]:
+    """``KEY=VALUE,KEY=VALUE``, or the same with another delimiter chosen gcloud's way."""
+    chosen = _DELIMITER.match(text)
+    if chosen:
+        return text[chosen.end() :].split(chosen.group(1))
+    return text.split(",")
+
+
 def _table(value: Any) -> tuple[tuple[str, str], ...]:
-    """A TOML table, or ``KEY=VALUE,KEY=VALUE`` text (repeatable on the command line)."""
+    """A TOML table, or ``KEY=VALUE,KEY=VALUE`` text (repeatable on the command line;
+    ``^;^KEY=VALUE;KEY=VALUE`` when values hold commas)."""
     pairs: list[tuple[str, str]] = []
     if isinstance(value, tuple) and all(
         isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value
@@ -221,7 +234,7 @@ def _table(value: Any) -> tuple[tuple[str, str], ...]:
         if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
             raise ValueError(f"expected KEY=VALUE[,KEY=VALUE…] or a table, got {value!r}")
         for item in items:
-            for part in filter(None, (p.strip() for p in item.split(","))):
+            for part in filter(None, (p.strip() for p in _split_items(item.strip()))):
                 k, sep, v = part.partition("=")
                 if not sep or not k.strip():
                     raise ValueError(f"{part!r} is not KEY=VALUE")

@@ -206,3 +206,36 @@ def test_an_archive_url_without_its_checksum_is_named_without_its_secrets(src: P
     message = caught.value.message
     assert "https://mirror.test/pypy.tar.bz2" in message
     assert "s3cret" not in message and "abc123" not in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "pairs"),
+    [
+        ("A=1,B=x=y", (("A", "1"), ("B", "x=y"))),
+        ("^;^ORIGINS=https://a.test,https://b.test;MODE=x", (("MODE", "x"), ("ORIGINS", "https://a.test,https://b.test"))),
+        ("^::^A=1,2::B=3", (("A", "1,2"), ("B", "3"))),
+        (["^|^A=1,2", "B=3,C=4"], (("A", "1,2"), ("B", "3"), ("C", "4"))),
+        (" ^;^A=1,2 ", (("A", "1,2"),)),
+    ],
+)  # fmt: skip
+def test_values_with_commas_take_gclouds_delimiter_escape(raw: object, pairs: object) -> None:
+    assert DEPLOY_KEYS["env_vars"].parse(raw) == pairs
+    assert DEPLOY_KEYS["labels"].parse(raw) == pairs
+
+
+def test_an_escaped_list_still_needs_key_value_items() -> None:
+    with pytest.raises(ValueError, match="'B' is not KEY=VALUE"):
+        DEPLOY_KEYS["env_vars"].parse("^;^A=1,2;B")
+
+
+def test_the_deploy_command_takes_the_escape_as_a_user_types_it(tmp_path: Path) -> None:
+    from pyfn_action.cli import _flags, build_parser
+
+    args = build_parser().parse_args(
+        ["deploy", str(tmp_path), "--env-vars", "^;^ORIGINS=https://a.test,https://b.test;MODE=x",
+         "--env-vars", "LEVEL=info"]
+    )  # fmt: skip
+    settings = resolve_deploy(tmp_path, env={}, flags=_flags(args, DEPLOY_KEYS))
+    assert settings.env_vars == (
+        ("LEVEL", "info"), ("MODE", "x"), ("ORIGINS", "https://a.test,https://b.test"),
+    )  # fmt: skip
