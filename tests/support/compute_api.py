@@ -145,8 +145,8 @@ class FakeCompute:
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], raw: bytes, auth: str
     ) -> tuple[int, Any]:
-        scopes = self.oauth.scopes(auth)
-        if scopes is None:
+        access = self.oauth.access(auth)
+        if access is None:
             return _error(401, "Request is missing required authentication credential. "
                           "Expected OAuth 2 access token.", "authError")  # fmt: skip
         candidates = [r for r in self.routes if r.path.fullmatch(path)]
@@ -156,7 +156,7 @@ class FakeCompute:
             return self._violation(404, f"{method} {path} is no instances.list/start/stop "
                                    f"method{takes if candidates else ''}")  # fmt: skip
         spec = route.spec
-        if not set(spec["scopes"]) & scopes:
+        if not set(spec["scopes"]) & access.scopes:
             return _error(403, "Request had insufficient authentication scopes.",
                           "ACCESS_TOKEN_SCOPE_INSUFFICIENT")  # fmt: skip
         params = route.path.fullmatch(path).groupdict()  # type: ignore[union-attr]

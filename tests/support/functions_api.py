@@ -350,10 +350,10 @@ class FakeFunctions:
     def authorized(self, authorization: str) -> bool:
         """A bearer token this fake's /token issued, or a self-signed JWT of one of its keys
         for the Cloud Functions API."""
-        scopes = self.oauth.scopes(authorization)
-        return scopes is not None and (
-            CLOUD_PLATFORM in scopes
-            or any(s.startswith("aud:https://cloudfunctions.googleapis.com") for s in scopes)
+        access = self.oauth.access(authorization)
+        return access is not None and (
+            CLOUD_PLATFORM in access.scopes
+            or access.audience.startswith("https://cloudfunctions.googleapis.com")
         )
 
     def _start(

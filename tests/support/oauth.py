@@ -4,7 +4,7 @@ Tests write service account key files (:func:`service_account_file`) whose ``tok
 is a fake's ``/token``. A :class:`TokenEndpoint` plays that endpoint's JWT bearer grant,
 as Google's does: it issues a token only for an assertion signed by one of those keys,
 and remembers the scopes asked for. Google's client libraries may also send a
-self-signed JWT instead of asking for a token; :meth:`TokenEndpoint.scopes` accepts
+self-signed JWT instead of asking for a token; :meth:`TokenEndpoint.access` accepts
 those too, as Google checks them against the account's public keys.
 """
 
@@ -29,6 +29,14 @@ JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_GRANT_AUDIENCE = "https://oauth2.googleapis.com/token"
 # Public keys of the service account keys service_account_file wrote: by token_uri, by key id.
 KEYS: dict[str, dict[str, tuple[str, Any]]] = {}
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a request's credential grants: its scopes, and a self-signed JWT's audience."""
+
+    scopes: frozenset[str]
+    audience: str = ""
 
 
 @dataclass
@@ -60,18 +68,19 @@ class TokenEndpoint:
         self.tokens[token] = set(str(claims.get("scope", "")).split())
         return 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
 
-    def scopes(self, authorization: str) -> set[str] | None:
-        """The scopes of a bearer token this endpoint issued, or of a self-signed JWT of one
-        of its keys (its audience too, as ``aud:...``); None for anything else."""
+    def access(self, authorization: str) -> Access | None:
+        """What a bearer token this endpoint issued, or a self-signed JWT of one of its keys,
+        grants; None for anything else."""
         if not authorization.startswith("Bearer "):
             return None
         token = authorization.removeprefix("Bearer ")
         if token in self.tokens:
-            return self.tokens[token]
+            return Access(frozenset(self.tokens[token]))
         claims = self.signed_claims(token)
         if claims is None:
             return None
-        return set(str(claims.get("scope", "")).split()) | {f"aud:{claims.get('aud', '')}"}
+        scopes = frozenset(str(claims.get("scope", "")).split())
+        return Access(scopes, str(claims.get("aud", "")))
 
     def signed_claims(self, token: str) -> dict[str, Any] | None:
         """The claims of an RS256 JWT signed by a key :func:`service_account_file` wrote for
