@@ -318,7 +318,7 @@ def _cmd_comment(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"Cannot read {name}", why=str(exc)) from None
     api = env.get("GITHUB_API_URL") or "https://api.github.com"
-    comments = Comments(api, repository, token)
+    comments = Comments(api, repository, token, graphql_url=env.get("GITHUB_GRAPHQL_URL") or None)
     for posted in post_bodies(comments, args.pr, bodies, head_sha=args.head_sha):
         stdout.write(f"{posted.action} {posted.url}\n")
     return 0
@@ -344,6 +344,7 @@ def _cmd_runtime_pack(args: argparse.Namespace, env: Mapping[str, str], stdout: 
         Path(args.output),
         progress=terminal_progress,
         source_date_epoch=source_date_epoch(env),
+        env=env,
     )
     stdout.write(f"{result.sha256}  {result.path}\n")
     return 0

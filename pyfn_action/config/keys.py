@@ -21,6 +21,7 @@ from pyfn_action.config.values import (
     _cpu,
     _gen,
     _identifier,
+    _in_source,
     _memory,
     _node_framework,
     _node_runtime,
@@ -72,8 +73,8 @@ KEYS: dict[str, Key] = {
         Key("arch", _choice(ARCHES), "target CPU: x86_64 (default) or aarch64"),
         Key("gen", _gen, "Cloud Functions generation: 2 (default) or 1"),
         Key("budget", _budget, "size budget: '95MB' (compressed) or a table"),
-        Key("requirements", _str, "requirements file in the source (requirements.txt)"),
-        Key("script", _str, "script mode: the script run per request"),
+        Key("requirements", _in_source, "requirements file in the source (requirements.txt)"),
+        Key("script", _in_source, "script mode: the script run per request"),
         Key("stdin", _choice(STDIN_KINDS), "script mode: headers, body, query or request"),
         Key(
             "node_framework",

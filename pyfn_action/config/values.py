@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pyfn_action.config.models import Budget
@@ -67,6 +67,17 @@ def _bool(value: Any) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"{value!r} is not a boolean (true/false, 1/0)")
+
+
+def _in_source(value: Any) -> str:
+    """A file of the function's directory, named relative to it: never absolute, never ``..``."""
+    text = _str(value)
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if text.startswith(("/", "\\", "~")) or (parts and ":" in parts[0]):
+        raise ValueError(f"{text!r} is not a path relative to the function's directory")
+    if ".." in parts:
+        raise ValueError(f"{text!r} leads out of the function's directory")
+    return text
 
 
 def _path(value: Any) -> Path:

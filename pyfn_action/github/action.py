@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pyfn_action.cloud.auth import project_from_env
-from pyfn_action.config import Config, DeploySettings, resolve, resolve_deploy
+from pyfn_action.config import (
+    Config,
+    DeploySettings,
+    env_config,
+    read_file_config,
+    resolve,
+    resolve_deploy,
+)
 from pyfn_action.errors import BudgetExceeded, ConfigError, Finding, PyfnError
 from pyfn_action.flows.jobs import build_function, deploy_function, prepare_deploy
 from pyfn_action.github.base import base_reports, load_base_report
@@ -110,17 +117,25 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
 
 
 def _functions(inputs: Inputs, env: Mapping[str, str]) -> list[Function]:
-    """Each source's settings, resolved as the command resolves them; names unique."""
+    """Each source's settings, resolved as the command resolves them; names unique.
+
+    A function's files come from the pull request: its name must be a plain
+    directory name (one source or several), and a path its config file sets
+    (``out``, ``cache_dir``) must stay inside the working directory.
+    """
     functions = []
     for source in inputs.sources:
         config = resolve(source, env=env, flags=inputs.flags)
         settings = resolve_deploy(source, env=env, flags=inputs.deploy_flags)
+        _directory_name(config.name)
+        for key in _file_paths(source, env, inputs.flags):
+            _inside(key, getattr(config, key), inputs.workdir)
         functions.append(Function(source, config, settings))
     several = len(functions) > 1
     for function in functions:
         out = function.config.out
         if out == Path("dist") and several:
-            out = out / _directory_name(function.name)
+            out = out / function.name
         if not out.is_absolute():
             out = inputs.workdir / out
         function.config = dataclasses.replace(function.config, out=out, dry_run=False)
@@ -129,14 +144,41 @@ def _functions(inputs: Inputs, env: Mapping[str, str]) -> list[Function]:
     return functions
 
 
+def _file_paths(source: Path, env: Mapping[str, str], flags: Mapping[str, Any]) -> list[str]:
+    """The path keys whose value comes from the function's config file (the workflow's
+    inputs and ``PYFN_*`` variables are the workflow author's, and trusted)."""
+    table, _ = read_file_config(source)
+    overridden = {*env_config(env), *(k for k, v in flags.items() if v is not None)}
+    return [key for key in _PATH_KEYS if key in table and key not in overridden]
+
+
+_PATH_KEYS = ("out", "cache_dir")
+
+
+def _inside(key: str, value: Path | None, workdir: Path) -> None:
+    if value is None:
+        return
+    root = workdir.resolve()
+    relative = not value.is_absolute() and ".." not in value.parts
+    if relative and (root / value).resolve().is_relative_to(root):
+        return
+    raise ConfigError(
+        f"{key} = {str(value)!r} in the function's config file leads out of the working directory",
+        why="the files of a pull request never choose where the Action writes",
+        fix=f"Set {key} to a directory inside the repository, or set it with the input "
+        "'config' (the workflow's own)",
+    )
+
+
 def _directory_name(name: str) -> str:
     """A function's name as one directory below ``dist`` (names come from files a pull
     request may change: never a path)."""
     if not _DIRECTORY.match(name) or name.strip(".") == "":
         raise ConfigError(
             f"The function name {name!r} cannot name its output directory",
-            why="with several functions, each is built into dist/NAME",
-            fix="Use letters, digits, '-', '_' and '.' in the name, or set out in pyfn.toml",
+            why="each function is built into dist/NAME when there are several, so a name "
+            "is never a path",
+            fix="Use letters, digits, '-', '_' and '.' in the name",
         )
     return name
 
@@ -268,7 +310,8 @@ def _comment(
         return
     assert event.pull_number is not None
     comments = Comments(env.get("GITHUB_API_URL") or "https://api.github.com",
-                        event.repository, inputs.token)  # fmt: skip
+                        event.repository, inputs.token,
+                        graphql_url=env.get("GITHUB_GRAPHQL_URL") or None)  # fmt: skip
     for function in posting:
         assert function.comparison is not None and function.comment_path is not None
         marker = sizereport.marker(function.comparison.function)

@@ -110,8 +110,10 @@ def base_reports(
             with ExitStack() as stack:
                 tree = stack.enter_context(worktree(root, event.base_sha, env))
                 out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pyfn-base-")))
-                for name, source in functions:
-                    known, base = _base_report(name, source, root, tree, out, inputs, env)
+                for index, (name, source) in enumerate(functions):
+                    # A directory the Action names: never one a pull request's name steers.
+                    built = out / f"function-{index}"
+                    known, base = _base_report(name, source, root, tree, built, inputs, env)
                     if known:
                         bases[name] = base
         except BaseUnavailable as exc:
@@ -138,7 +140,7 @@ def _base_report(
         return True, None
     try:
         config = resolve(at_base, env=env, flags=inputs.flags)
-        config = dataclasses.replace(config, out=out / name, dry_run=False)
+        config = dataclasses.replace(config, out=out, dry_run=False)
         report = build_function(config, env).report
     except BudgetExceeded as exc:
         report = exc.report

@@ -56,10 +56,13 @@ def _runtime_id(config: Config) -> str:
 
 
 def _requirement_files(config: Config) -> Iterator[Path]:
+    """The requirement files to hash: only ever files inside the function's directory."""
     path = config.source / config.requirements
     if not path.is_file():
         return
     try:
         yield from read_requirements(path, config.source).files
     except PyfnError:
+        if not path.resolve().is_relative_to(config.source.resolve()):
+            raise  # read nowhere: the error says where it leads
         yield path  # the build will say what is wrong with it

@@ -2,9 +2,14 @@
 
 The comment is found by the hidden marker its body starts with, across every
 page of the pull request's comments (``Link: rel="next"``, 100 a page), and
-updated in place. Errors come
-back as :class:`CommentError`, with ``forbidden`` set when the token may not
-write (a fork's token: 401, 403, 404), which callers treat as "post it elsewhere".
+updated in place. Only a comment written by the account the token posts as is
+ever found or edited: anyone can write a marker, and a token that may write
+pull requests may edit other people's comments too. That account is asked of
+GitHub once (``GET /user`` for a personal or user token; GraphQL's ``viewer``
+for an app's installation token, such as the workflow's own, which posts as
+``github-actions[bot]``). Errors come back as :class:`CommentError`, with
+``forbidden`` set when the token may not write (a fork's token: 401, 403, 404),
+which callers treat as "post it elsewhere".
 """
 
 from __future__ import annotations
@@ -63,11 +68,14 @@ class Comments:
         repository: str,
         token: str,
         *,
+        graphql_url: str | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api = api_url.rstrip("/")
+        self.graphql = graphql_url or graphql_url_for(self.api)
         self.repository = repository
+        self._login: str | None = None
         self.session = session or requests.Session()
         self.session.headers.update(
             {
@@ -79,8 +87,42 @@ class Comments:
         )
         self.sleep = sleep
 
+    def login(self) -> str:
+        """The account this token posts as, as GitHub names it (asked once)."""
+        if self._login is None:
+            self._login = self._ask_login()
+            log.debug("the token posts as %s", self._login)
+        return self._login
+
+    def _ask_login(self) -> str:
+        try:
+            response = self._call("GET", f"{self.api}/user", doing="reading the token's account")
+            login = _login_of(response.json())
+        except CommentError as exc:
+            if exc.status != 403:
+                raise
+            login = ""  # an installation token (the workflow's own among them) may not
+        if login:
+            return login
+        self._same_host(self.graphql, "GraphQL endpoint")
+        answer = self._call("POST", self.graphql, json={"query": VIEWER_QUERY},
+                            doing="asking which account the token posts as")  # fmt: skip
+        data = answer.json()
+        found = data.get("data") if isinstance(data, dict) else None
+        login = _login_of(found.get("viewer") if isinstance(found, dict) else None)
+        if not login:
+            raise CommentError(
+                "GitHub did not say which account the token posts as",
+                why="neither GET /user nor GraphQL's viewer named one",
+                fix="Give the Action a token that can read its own identity (the default "
+                "github.token, an app's installation token or a personal token)",
+            )
+        return login
+
     def find(self, number: int, marker: str) -> dict[str, Any] | None:
-        """The first comment whose body starts with ``marker``, on any page."""
+        """The first comment whose body starts with ``marker`` and that this token's
+        account wrote, on any page; a marker in anyone else's comment is left alone."""
+        me = self.login().casefold()
         url: str | None = f"{self.api}/repos/{self.repository}/issues/{number}/comments"
         params: dict[str, Any] | None = {"per_page": PER_PAGE}
         for _ in range(MAX_PAGES):
@@ -92,8 +134,18 @@ class Comments:
                 raise CommentError("GitHub answered the comment list with something else")
             for comment in page:
                 body = comment.get("body") if isinstance(comment, dict) else None
-                if isinstance(body, str) and body.startswith(marker):
+                if not isinstance(body, str) or not body.startswith(marker):
+                    continue
+                author = _login_of(comment.get("user"))
+                if author.casefold() == me:
                     return dict(comment)
+                log.warning(
+                    "comment %s carries the size report's marker but was written by %s, "
+                    "not by %s: left alone",
+                    comment.get("id"),
+                    author or "an unknown account",
+                    self.login(),
+                )
             url, params = self._next(response), None
         raise CommentError(f"More than {MAX_PAGES} pages of comments on #{number}")
 
@@ -126,10 +178,14 @@ class Comments:
         url = response.links.get("next", {}).get("url")
         if not url:
             return None
+        self._same_host(str(url), "next page")
+        return str(url)
+
+    def _same_host(self, url: str, what: str) -> None:
+        """The token goes only to the API's own host."""
         ours, theirs = urllib.parse.urlsplit(self.api), urllib.parse.urlsplit(url)
         if (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc):
-            raise CommentError(f"GitHub's next page is on another host: {theirs.netloc}")
-        return str(url)
+            raise CommentError(f"GitHub's {what} is on another host: {theirs.netloc}")
 
     def _call(self, method: str, url: str, *, doing: str, **kwargs: Any) -> requests.Response:
         delay = 1.0
@@ -152,7 +208,25 @@ class Comments:
         raise AssertionError("unreachable")
 
 
-_MARKER_LINE = re.compile(r"^<!-- pyfn-size-report: [A-Za-z0-9_.-]+ -->$")
+VIEWER_QUERY = "query { viewer { login } }"
+
+
+def graphql_url_for(api_url: str) -> str:
+    """GraphQL's endpoint beside a REST API URL (GitHub Enterprise Server: /api/graphql)."""
+    api = api_url.rstrip("/")
+    if api.endswith("/api/v3"):
+        return api.removesuffix("/v3") + "/graphql"
+    return api + "/graphql"
+
+
+def _login_of(user: Any) -> str:
+    login = user.get("login") if isinstance(user, dict) else None
+    return login if isinstance(login, str) else ""
+
+
+_MARKER_LINE = re.compile(
+    r"^<!-- pyfn-size-report: ([A-Za-z0-9_.-]{1,63}|[A-Za-z0-9_.-]{0,40}\+[0-9a-f]{16}) -->$"
+)
 
 
 def marker_of(body: str) -> str:

@@ -7,6 +7,7 @@ sticky comment per function can be found and updated.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -42,8 +43,25 @@ class Comparison:
 
 
 def marker(function: str) -> str:
-    """The hidden first line of a function's comment: how the sticky comment is found."""
-    return f"{MARKER_PREFIX}: {_safe_name(function)} -->"
+    """The hidden first line of a function's comment: how the sticky comment is found.
+
+    One name, one marker, and never another name's: a name of up to 63 safe
+    characters stands as it is; any other is cut and sanitized, then followed by
+    ``+`` (never in a plain name) and a digest of the whole name, so ``…-v1`` and
+    ``…-v2`` of 67 characters keep comments of their own.
+    """
+    return f"{MARKER_PREFIX}: {marker_name(function)} -->"
+
+
+def marker_name(name: str) -> str:
+    """The name a marker carries (see :func:`marker`)."""
+    if _PLAIN_NAME.match(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)[:40]}+{digest}"
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 
 
 def _safe_name(name: str) -> str:

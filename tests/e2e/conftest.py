@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.action_run import TOKEN, Action
 from support.functions_api import FakeFunctions, fake_functions
 from support.gcs import Proxy, emulator, object_meta, proxy
+from support.github_api import FakeGitHub, fake_github
 from support.oauth import service_account_file as make_key
+from support.repos import GIT_ENV, NAME, OWNER
 from support.servers import (
     Routes,
     free_port,
@@ -32,6 +35,7 @@ from support.servers import (
 )
 
 from pyfn_action.cli import run
+from pyfn_action.cloud.auth import PROJECT_VARIABLES
 from pyfn_action.runtime.pack import PackResult
 
 WHEELHOUSE = Path(__file__).parents[1] / ".wheelhouse"
@@ -286,3 +290,38 @@ def call(
             return Answer(response.status, dict(response.headers), response.read())
     except urllib.error.HTTPError as error:
         return Answer(error.code, dict(error.headers), error.read())
+
+
+# --- the Action, run in this process against the GitHub fake ------------------------
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with fake_github(token=TOKEN) as fake:
+        yield fake
+    assert fake.violations == []
+
+
+@pytest.fixture
+def action(
+    tmp_path: Path,
+    github: FakeGitHub,
+    served_pypy: Served,
+    index_url: str,
+    session_cache: Path,
+) -> Action:
+    env = hermetic_env(
+        session_cache,
+        PYFN_PYPY_ARCHIVE=served_pypy.url,
+        PYFN_PYPY_SHA256=served_pypy.sha256,
+        PYFN_INDEX_URL=index_url,
+        GITHUB_API_URL=github.base,
+        GITHUB_REPOSITORY=f"{OWNER}/{NAME}",
+        GITHUB_EVENT_NAME="pull_request",
+        RUNNER_OS="Linux",
+        **{"INPUT_GITHUB-TOKEN": TOKEN},
+        **GIT_ENV,
+    )
+    for name in PROJECT_VARIABLES:  # no project but the one a test gives
+        env.pop(name, None)
+    return Action(env, github, tmp_path)

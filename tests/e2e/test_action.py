@@ -11,121 +11,21 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import BUCKET, PROJECT, REPO, Cloud, Served, hermetic_env
-from support.github_api import FakeGitHub, fake_github
-from support.repos import GIT_ENV, NAME, OWNER, PR, Repo, git, pull_request_event, repository
+from conftest import BUCKET, PROJECT, REPO, Cloud
+from support.action_run import TOKEN, Action, our_comments, read_outputs
+from support.github_api import BOT
+from support.repos import NAME, OWNER, PR, Repo, git, pull_request_event, repository
 from support.servers import index_routes, serve
 from support.wheels import make_wheel
 
-from pyfn_action.cloud.auth import PROJECT_VARIABLES
 from pyfn_action.github.action import run
 from pyfn_action.report.compare import marker
 from pyfn_action.report.render import COMMENT_LIMIT
 
 pytestmark = pytest.mark.e2e
-TOKEN = "ghs_loopback-test-token"  # noqa: S105 - the fake's token
-
-
-@dataclass
-class Step:
-    code: int
-    stdout: str
-    outputs: dict[str, str]
-    summary: str
-    commands: list[str] = field(default_factory=list)
-
-    def annotations(self, kind: str) -> list[str]:
-        return [c for c in self.commands if c.startswith(f"::{kind}")]
-
-
-def read_outputs(path: Path) -> dict[str, str]:
-    """GITHUB_OUTPUT as the runner reads it: ``name<<DELIMITER`` blocks."""
-    text = path.read_text() if path.exists() else ""
-    return {m[0]: m[2] for m in re.findall(r"^(\S+?)<<(\S+)\n(.*?)\n\2$", text, re.S | re.M)}
-
-
-def commands_of(stdout: str) -> list[str]:
-    """The commands the runner would process: only lines between resume and stop."""
-    lines = stdout.splitlines()
-    first = lines[0]
-    assert first.startswith("::stop-commands::"), first
-    token = first.removeprefix("::stop-commands::")
-    out, live = [], False
-    for line in lines[1:]:
-        if line == f"::{token}::":
-            live = True
-        elif line == f"::stop-commands::{token}":
-            live = False
-        elif live:
-            out.append(line)
-    return out
-
-
-@dataclass
-class Action:
-    """Runs entrypoint.py's ``run`` as the runner would, in this process."""
-
-    env: dict[str, str]
-    fake: FakeGitHub
-    tmp_path: Path
-    runs: int = 0
-
-    def __call__(self, workdir: Path, **inputs: str) -> Step:
-        self.runs += 1
-        step = self.tmp_path / f"step-{self.runs}"
-        step.mkdir()
-        env = {**self.env, "GITHUB_WORKSPACE": str(workdir),
-               "GITHUB_OUTPUT": str(step / "output"),
-               "GITHUB_STEP_SUMMARY": str(step / "summary")}  # fmt: skip
-        for name, value in inputs.items():
-            env["INPUT_" + name.replace("_", "-").upper()] = value
-        out = io.StringIO()
-        code = run([], env, out, cwd=workdir)
-        summary = step / "summary"
-        text = out.getvalue()
-        return Step(code, text, read_outputs(step / "output"),
-                    summary.read_text() if summary.exists() else "", commands_of(text))  # fmt: skip
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with fake_github(token=TOKEN) as fake:
-        yield fake
-    assert fake.violations == []
-
-
-@pytest.fixture
-def action(
-    tmp_path: Path,
-    github: FakeGitHub,
-    served_pypy: Served,
-    index_url: str,
-    session_cache: Path,
-) -> Action:
-    env = hermetic_env(
-        session_cache,
-        PYFN_PYPY_ARCHIVE=served_pypy.url,
-        PYFN_PYPY_SHA256=served_pypy.sha256,
-        PYFN_INDEX_URL=index_url,
-        GITHUB_API_URL=github.base,
-        GITHUB_REPOSITORY=f"{OWNER}/{NAME}",
-        GITHUB_EVENT_NAME="pull_request",
-        RUNNER_OS="Linux",
-        **{"INPUT_GITHUB-TOKEN": TOKEN},
-        **GIT_ENV,
-    )
-    for name in PROJECT_VARIABLES:  # no project but the one a test gives
-        env.pop(name, None)
-    return Action(env, github, tmp_path)
-
-
-def our_comments(github: FakeGitHub) -> list[dict[str, object]]:
-    return [c for c in github.comments(OWNER, NAME, PR) if "pyfn-size-report" in str(c["body"])]
 
 
 def test_pull_request_creates_one_comment_then_updates_it(action: Action, tmp_path: Path) -> None:
@@ -157,7 +57,7 @@ def test_pull_request_creates_one_comment_then_updates_it(action: Action, tmp_pa
     assert second.code == 0, second.stdout
     [updated] = our_comments(action.fake)
     assert updated["id"] == comment["id"] and updated["body"] != body
-    writes = [(r.method, r.path) for r in action.fake.requests if r.method != "GET"]
+    writes = [(r.method, r.path) for r in action.fake.changes()]
     assert writes == [
         ("POST", f"/repos/{OWNER}/{NAME}/issues/{PR}/comments"),
         ("PATCH", f"/repos/{OWNER}/{NAME}/issues/comments/{comment['id']}"),
@@ -169,16 +69,31 @@ def test_marker_on_page_three_of_four_is_found(action: Action, tmp_path: Path) -
     action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
     for n in range(250):
         action.fake.add_comment(OWNER, NAME, PR, f"review comment {n}", user="octocat")
-    old = action.fake.add_comment(OWNER, NAME, PR, marker("hello") + "\nold report")
+    old = action.fake.add_comment(OWNER, NAME, PR, marker("hello") + "\nold report", user=BOT)
     for n in range(100):
         action.fake.add_comment(OWNER, NAME, PR, f"later comment {n}", user="octocat")
     step = action(repo.root, source="functions/hello")
     assert step.code == 0, step.stdout
     [ours] = our_comments(action.fake)
     assert ours["id"] == old["id"] and "old report" not in str(ours["body"])
-    pages = [r.query.get("page", "1") for r in action.fake.requests if r.method == "GET"]
+    pages = [r.query.get("page", "1") for r in action.fake.requests if r.path.endswith("/comments")]
     assert pages == ["1", "2", "3"]  # stops at the page that has it
-    assert not any(r.method == "POST" for r in action.fake.requests)
+    assert action.fake.changes()[0].method == "PATCH" and len(action.fake.changes()) == 1
+
+
+def test_a_forged_report_in_the_pull_request_is_left_alone(action: Action, tmp_path: Path) -> None:
+    """The pull request's author writes the marker first, with figures of their own."""
+    repo = repository(tmp_path, base=["hello"], head={"hello": 40_000})
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    forged_body = marker("hello") + "\n**1.00 KB** zipped · unchanged against `main`"
+    forged = action.fake.add_comment(OWNER, NAME, PR, forged_body, user="mallory")
+    step = action(repo.root, source="functions/hello")
+    assert step.code == 0, step.stdout
+    first, ours = our_comments(action.fake)
+    assert (first["id"], first["body"]) == (forged["id"], forged_body)  # untouched
+    assert ours["user"]["login"] == BOT and "+4" in str(ours["body"]).splitlines()[3]
+    assert "written by mallory" in step.stdout
+    assert [r.method for r in action.fake.changes()] == ["POST"]
 
 
 def test_two_functions_make_two_comments_and_a_new_one_says_so(

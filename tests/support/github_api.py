@@ -12,11 +12,14 @@ answered the way GitHub words it, so a test ends with
 
 The fake keeps issue comments and pull requests in memory and implements what
 a sticky-comment Action calls: list (paginated, with GitHub's ``Link``
-header), create, get, update and delete issue comments, and get a pull
-request. Its own answers are validated against the operation's response
-schema for that status, so the fake cannot drift from GitHub's shapes
-unnoticed. Faults: ``fail_next`` answers the next matching request with an
-error, ``read_only`` plays a fork's token.
+header), create, get, update and delete issue comments, get a pull request,
+and say who the token is: ``GET /user`` answers a user's token, and refuses an
+app's installation token (``login`` ending in ``[bot]``) with 403 as GitHub
+does, whose account GraphQL's ``query { viewer { login } }`` names instead
+(``POST /graphql``, the one GraphQL query the fake knows). Its own answers are
+validated against the operation's response schema for that status, so the fake
+cannot drift from GitHub's shapes unnoticed. Faults: ``fail_next`` answers the
+next matching request with an error, ``read_only`` plays a fork's token.
 
 OpenAPI 3.0 is translated to JSON Schema draft 4 (its base): ``nullable: true``
 admits null, ``$ref`` is resolved in the document through a ``referencing``
@@ -66,6 +69,7 @@ MAX_COMMENT_LENGTH = 65536
 DOCS = "https://docs.github.com/rest"
 BOT = "github-actions[bot]"
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+GRAPHQL_PATH = "/graphql"
 
 _URI = "urn:github-openapi"  # the registry's name for the document
 _DROPPED = frozenset({"example", "examples", "nullable", "discriminator", "externalDocs", "xml"})
@@ -635,7 +639,8 @@ class FakeGitHub:
         return [c["body"] for c in self.comments(owner, repo, issue_number)]
 
     def changes(self) -> list[Recorded]:
-        return [r for r in self.requests if r.method in WRITE_METHODS]
+        """The requests that change something (a GraphQL query changes nothing)."""
+        return [r for r in self.requests if r.method in WRITE_METHODS and r.path != GRAPHQL_PATH]
 
     # --- the HTTP layer ---------------------------------------------------------------
 
@@ -653,6 +658,10 @@ class FakeGitHub:
                     parse_problem = f"the request body is not JSON: {exc}"
             recorded = Recorded(method, url.path, dict(pairs), dict(headers), body)
             self.requests.append(recorded)
+            if url.path == GRAPHQL_PATH:
+                reply = self._graphql(method, headers, body, parse_problem)
+                recorded.status = reply.status
+                return reply
             version = headers.get("x-github-api-version", DEFAULT_API_VERSION)
             api = github_api(version if version in API_VERSIONS else DEFAULT_API_VERSION)
             reply, op = self._answer(
@@ -908,6 +917,11 @@ class FakeGitHub:
                 return not_found
             found[0].remove(found[1])
             return Reply(204, None)
+        if op.operation_id == "users/get-authenticated":
+            if self.login.endswith("[bot]"):  # an installation token has no user
+                message = "Resource not accessible by integration"
+                return Reply(403, error_body(403, message, op.documentation_url))
+            return Reply(200, self._public_user(self.login))
         if op.operation_id == "pulls/get":
             pull = self._pulls.get((owner.lower(), repo.lower(), int(params["pull_number"])))
             return Reply(200, pull) if pull else not_found
@@ -1017,6 +1031,34 @@ class FakeGitHub:
             "user_view_type": "public",
             "site_admin": False,
         }
+
+    def _public_user(self, login: str) -> dict[str, Any]:
+        stamp = _stamp(self.clock())
+        profile = {
+            "name": None, "company": None, "blog": "", "location": None, "email": None,
+            "hireable": None, "bio": None, "public_repos": 1, "public_gists": 0,
+            "followers": 0, "following": 0, "created_at": stamp, "updated_at": stamp,
+        }  # fmt: skip
+        return {**self._user(login), **profile}
+
+    def _graphql(
+        self, method: str, headers: dict[str, str], body: Any, parse_problem: str | None
+    ) -> Reply:
+        """GraphQL's endpoint, for the one query a sticky comment needs: who am I."""
+        auth = headers.get("authorization", "")
+        scheme, _, credential = auth.partition(" ")
+        if scheme.lower() not in ("bearer", "token") or credential.strip() != self.token:
+            self.violations.append("POST /graphql: no valid Authorization header")
+            return Reply(401, {"message": "This endpoint requires you to be authenticated.",
+                               "documentation_url": DOCS})  # fmt: skip
+        query = body.get("query") if isinstance(body, dict) else None
+        if method != "POST" or parse_problem or not isinstance(query, str):
+            self.violations.append(f"{method} /graphql: not a POST of a JSON {{query}} body")
+            return Reply(400, {"message": "Problems parsing JSON", "documentation_url": DOCS})
+        if " ".join(query.split()) != "query { viewer { login } }":
+            self.violations.append(f"POST /graphql: a query the fake does not know: {query!r}")
+            return Reply(200, {"errors": [{"message": "the fake knows one query only"}]})
+        return Reply(200, {"data": {"viewer": {"login": self.login}}})
 
     def _repository(self, full_name: str) -> dict[str, Any]:
         owner, _, name = full_name.partition("/")

@@ -8,7 +8,13 @@ import pytest
 import requests
 from support.github_api import FakeGitHub, fake_github
 
-from pyfn_action.github.comments import CommentError, Comments, post_bodies
+from pyfn_action.github.comments import (
+    CommentError,
+    Comments,
+    graphql_url_for,
+    marker_of,
+    post_bodies,
+)
 from pyfn_action.report.compare import marker
 from pyfn_action.report.render import COMMENT_LIMIT, TRUNCATED_NOTE
 
@@ -91,3 +97,67 @@ def test_post_bodies_checks_markers_and_the_head_first(github: FakeGitHub) -> No
     assert github.changes() == []
     [posted] = post_bodies(client(github), 3, [marker("a") + "\nok"], head_sha="a" * 40)
     assert posted.action == "created"
+
+
+@pytest.mark.parametrize("author", ["octocat", "github-actions", "github-actions[bot]x"])
+def test_a_marker_in_anyone_elses_comment_is_left_alone(github: FakeGitHub, author: str) -> None:
+    forged = github.add_comment("acme", "fns", 3, marker("a") + "\n**1 KB** zipped, all fine",
+                                user=author)  # fmt: skip
+    posted = client(github).upsert(3, marker("a"), marker("a") + "\nthe real report")
+    assert posted.action == "created" and posted.comment_id != forged["id"]
+    first, ours = github.comments("acme", "fns", 3)
+    assert first["body"] == forged["body"] and first["user"]["login"] == author
+    assert ours["user"]["login"] == "github-actions[bot]"
+    again = client(github).upsert(3, marker("a"), marker("a") + "\nupdated")
+    assert (again.action, again.comment_id) == ("updated", posted.comment_id)
+    assert github.comments("acme", "fns", 3)[0]["body"] == forged["body"]
+
+
+def test_the_workflow_token_is_known_by_graphql_and_asked_once(github: FakeGitHub) -> None:
+    comments = client(github)
+    comments.upsert(3, marker("a"), marker("a") + "\none")
+    comments.upsert(3, marker("b"), marker("b") + "\ntwo")
+    asked = [
+        (r.method, r.path, r.status) for r in github.requests if r.path in ("/user", "/graphql")
+    ]
+    assert asked == [("GET", "/user", 403), ("POST", "/graphql", 200)]
+    assert comments.login() == "github-actions[bot]"
+
+
+def test_a_personal_token_owns_only_its_own_comments(github: FakeGitHub) -> None:
+    github.login = "octocat"  # a personal token: GET /user names it
+    bots = github.add_comment("acme", "fns", 3, marker("a") + "\nold", user="github-actions[bot]")
+    mine = github.add_comment("acme", "fns", 3, marker("a") + "\nmine", user="octocat")
+    comments = client(github)
+    posted = comments.upsert(3, marker("a"), marker("a") + "\nnew")
+    assert (posted.action, posted.comment_id) == ("updated", mine["id"])
+    assert github.comments("acme", "fns", 3)[0]["body"] == bots["body"]
+    assert not any(r.path == "/graphql" for r in github.requests)
+
+
+def test_an_unknown_account_is_an_error_not_a_guess(github: FakeGitHub) -> None:
+    github.add_comment("acme", "fns", 3, marker("a") + "\nold", user="github-actions[bot]")
+    github.fail_next("GET", r"^/user$", 401, "Bad credentials")
+    with pytest.raises(CommentError) as caught:
+        client(github).upsert(3, marker("a"), marker("a") + "\nnew")
+    assert caught.value.status == 401
+    assert github.changes() == []
+
+
+def test_graphql_elsewhere_gets_no_token(github: FakeGitHub) -> None:
+    comments = Comments(github.base, REPO, TOKEN, graphql_url="https://evil.test/graphql")
+    with pytest.raises(CommentError, match="another host"):
+        comments.login()
+    assert graphql_url_for("https://api.github.com") == "https://api.github.com/graphql"
+    assert graphql_url_for("https://ghe.test/api/v3/") == "https://ghe.test/api/graphql"
+
+
+def test_markers_of_two_names_never_collide() -> None:
+    stem = "a-very-long-function-name-that-goes-on-and-on-for-sixty-three-ch"
+    v1, v2 = marker(stem + "-v1"), marker(stem + "-v2")
+    assert v1 != v2 and marker_of(v1 + "\nbody") == v1 and marker_of(v2) == v2
+    assert marker("hello") == "<!-- pyfn-size-report: hello -->"  # plain names stay as they were
+    assert marker("a b") != marker("a_b") and marker("a/b") != marker("a_b")
+    assert marker("x" * 63) != marker("x" * 64)
+    for name in ("a b", "é", "x" * 200, "<!-- -->", ""):
+        assert marker_of(marker(name)) == marker(name)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -11,7 +12,7 @@ from pyfn_action.bundle.stage import app_entries
 from pyfn_action.bundle.zipper import write_zip
 from pyfn_action.config import resolve
 from pyfn_action.deps.reqfile import read_requirements
-from pyfn_action.errors import RequirementsError, SourceError
+from pyfn_action.errors import ConfigError, RequirementsError, SourceError
 
 
 def _src(tmp_path: Path, main: str | None = "def hello(request):\n    return 'hi'\n") -> Path:
@@ -47,9 +48,24 @@ def test_syntax_too_new_for_the_runtime(tmp_path: Path) -> None:
 
 def test_script_mode_needs_the_script(tmp_path: Path) -> None:
     src = _src(tmp_path, None)
-    config = resolve(src, env={}, flags={"signature": "script", "script": "../x.py"})
-    with pytest.raises(SourceError, match="not found"):
-        check_source(config, (3, 11))
+    (tmp_path / "x.py").write_text("print('outside')\n")
+    (src / "linked.py").symlink_to(tmp_path / "x.py")
+    for script in ("missing.py", "linked.py"):
+        config = resolve(src, env={}, flags={"signature": "script", "script": script})
+        with pytest.raises(SourceError, match="not found"):
+            check_source(config, (3, 11))
+
+
+@pytest.mark.parametrize("key", ["script", "requirements"])
+@pytest.mark.parametrize("value", ["../x.py", "/etc/hostname", "a/../../x", "~/x", "..\\x"])
+def test_a_file_of_the_function_is_named_inside_it(tmp_path: Path, key: str, value: str) -> None:
+    src = _src(tmp_path, None)
+    (src / "pyfn.toml").write_text(f"{key} = {json.dumps(value)}\n")
+    with pytest.raises(ConfigError, match=f"Invalid value for '{key}' in .*pyfn.toml") as caught:
+        resolve(src, env={}, flags={})
+    assert "relative to the function's directory" in caught.value.why or (
+        "leads out of" in caught.value.why
+    )
 
 
 @pytest.mark.parametrize(
