@@ -1,27 +1,43 @@
 """Compressed file data, computed once: a cache of raw Deflate streams keyed by content.
 
-A stream depends only on the bytes compressed and the level, so it is stored
-under the content's SHA-256 and reused by every later build, byte for byte what
-compressing again would produce. Cold builds compress in parallel (zlib releases
-the GIL).
+A stream depends on the bytes compressed and on what compresses them: the zlib
+library (the version it reports at run time, and the stream it makes of a fixed
+sample, which tells apart builds of one version that compress otherwise), the
+level, the window, the memory level and the strategy, together a :class:`Producer`.
+Each producer has a directory of its own in the cache, where a stream is stored
+under the content's SHA-256 and reused by every later build with that producer:
+byte for byte what compressing again would give. A stream another producer made
+(another zlib, another level) is never looked up, so a warm build writes the bytes
+a cold one writes. Cold builds compress in parallel (zlib releases the GIL).
 
 The cache may be shared (a CI cache restored on another branch), so an entry is
 never trusted for what it says about itself. Each record carries a SHA-256 over
-all of it (header, the content's digest it is filed under, payload), which
-catches damage cheaply, and is then checked against the very bytes being zipped:
-their size and CRC-32 must be the record's, and the payload must *be* those
-bytes (Stored) or inflate to exactly them (Deflate). CRC-32 and size alone can
-be matched by anyone (CRC-32 is linear), so only inflating proves that a stream
-holds the file; inflating costs a fraction of compressing (zlib inflates at
-hundreds of MB/s) and runs on every core. A record that fails any check is
-deleted, logged and recomputed, never written into a zip.
+all of it (header, producer, the content's digest it is filed under, payload),
+which catches damage cheaply, and a record moved from another producer's
+directory, and is then checked against the very bytes being zipped: their size
+and CRC-32 must be the record's, and the payload must *be* those bytes (Stored)
+or inflate to exactly them (Deflate). CRC-32 and size alone can be matched by
+anyone (CRC-32 is linear), so only inflating proves that a stream holds the file;
+inflating costs a fraction of compressing (zlib inflates at hundreds of MB/s) and
+runs on every core. A record that fails any check is deleted, logged and
+recomputed, never written into a zip.
+
+What no check short of compressing again can prove is who made a stream: anyone
+who can write to the cache can compute a record's checksum too, and file under
+this producer a stream that inflates to the file but was made otherwise (by hand,
+by another zlib). It passes every check and puts the right file into a valid zip,
+but the zip's bytes may then differ from a cold build's. Compressing again to
+compare is the very work the cache saves, so for the bytes (never the files) the
+cache is trusted as far as whoever can write to it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import re
 import stat
 import struct
 import zlib
@@ -34,12 +50,61 @@ from pyfn_action.fetch import replace_file
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"PYFNDEF2"
-_OLD_MAGICS = (b"PYFNDEF1",)  # written by earlier pyfn versions: recomputed quietly
-# magic, method, crc32, size, payload size; then sha256(head + level + key + payload)
+_MAGIC = b"PYFNDEF3"
+_OLD_MAGICS = (b"PYFNDEF1", b"PYFNDEF2")  # earlier pyfn versions' records: recomputed quietly
+# magic, method, crc32, size, payload size; then sha256(head + producer + key + payload)
 _HEAD = struct.Struct(">8sBIQQ")
 _CHECK = 32
 STORED, DEFLATED = 0, 8
+_WBITS = -15  # raw Deflate (no zlib header), the largest window
+_MEM_LEVEL = 8  # zlib's default
+_STRATEGY = zlib.Z_DEFAULT_STRATEGY
+
+
+@dataclass(frozen=True)
+class Producer:
+    """What a stream depends on besides the bytes: the zlib that compresses and its
+    settings. One producer makes one stream of the same bytes."""
+
+    zlib_version: str  # as the library reports it at run time
+    level: int
+    # SHA-256 of its stream of a fixed sample: builds of one version that compress
+    # otherwise (a patched fork, hardware compression) nearly always differ in it
+    probe: str
+
+    @property
+    def key(self) -> str:
+        """Everything that makes the stream, in words; records are checked against it."""
+        return (
+            f"zlib {self.zlib_version} level {self.level} wbits {_WBITS} "
+            f"memLevel {_MEM_LEVEL} strategy {_STRATEGY} probe {self.probe}"
+        )
+
+    @property
+    def dirname(self) -> str:
+        """The producer's directory in the cache: readable, and unique to the key."""
+        version = re.sub(r"[^A-Za-z0-9.]+", "_", self.zlib_version)[:40]
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:16]
+        return f"zlib-{version}-level-{self.level}-{digest}"
+
+
+@functools.lru_cache(maxsize=1)
+def _sample() -> bytes:
+    """36 KB of text whose words come back over many lengths and distances (some beyond
+    the 32 KB window): zlibs that choose other matches give other streams of it."""
+    words = [hashlib.sha256(b"%d" % i).hexdigest().encode() for i in range(251)]
+    return b" ".join(words[i % 251][: 3 + i % 29] for i in range(2048))
+
+
+def _deflate(data: bytes, level: int) -> bytes:
+    engine = zlib.compressobj(level, zlib.DEFLATED, _WBITS, _MEM_LEVEL, _STRATEGY)
+    return engine.compress(data) + engine.flush()
+
+
+def producer(level: int) -> Producer:
+    """This process's zlib at ``level``, as it compresses now."""
+    probe = hashlib.sha256(_deflate(_sample(), level)).hexdigest()
+    return Producer(zlib.ZLIB_RUNTIME_VERSION, level, probe)
 
 
 @dataclass(frozen=True)
@@ -54,8 +119,7 @@ class Compressed:
 
 def compress(data: bytes, level: int) -> Compressed:
     """Raw Deflate at ``level``; Stored when compressing does not make it smaller."""
-    engine = zlib.compressobj(level, zlib.DEFLATED, -15)
-    stream = engine.compress(data) + engine.flush()
+    stream = _deflate(data, level)
     crc = zlib.crc32(data)
     if len(stream) >= len(data):
         return Compressed(STORED, crc, len(data), data)
@@ -66,9 +130,9 @@ class _Discard(Exception):
     """A cache record that must not be used; the message says why."""
 
 
-def _check(head: bytes, level: int, digest: str, payload: bytes) -> bytes:
+def _check(head: bytes, made_by: Producer, digest: str, payload: bytes) -> bytes:
     sha = hashlib.sha256(head)
-    sha.update(b"level %d key %s\n" % (level, digest.encode("ascii")))
+    sha.update(f"{made_by.key} key {digest}\n".encode())
     sha.update(payload)
     return sha.digest()
 
@@ -98,10 +162,11 @@ def _holds(item: Compressed, data: bytes) -> None:
 
 
 class DeflateCache:
-    """``<root>/level-<level>/<aa>/<sha256>``: compressed payloads, verified on every read."""
+    """``<root>/<producer>/<aa>/<sha256>``: compressed payloads, verified on every read."""
 
     def __init__(self, root: Path | None, level: int) -> None:
-        self.root = root / f"level-{level}" if root is not None else None
+        self.producer = producer(level)
+        self.root = root / self.producer.dirname if root is not None else None
         self.level = level
         self.hits = 0
         self.misses = 0
@@ -156,7 +221,7 @@ class DeflateCache:
             payload = raw[_HEAD.size + _CHECK :]
             if method not in (STORED, DEFLATED) or len(payload) != csize:
                 raise _Discard("its header does not describe its payload")
-            if _check(raw[: _HEAD.size], self.level, digest, payload) != check:
+            if _check(raw[: _HEAD.size], self.producer, digest, payload) != check:
                 raise _Discard("it does not match its checksum")
             item = Compressed(method, crc, size, payload)
             _holds(item, data)
@@ -181,7 +246,7 @@ class DeflateCache:
             return
         path = self._path(digest)
         head = _HEAD.pack(_MAGIC, item.method, item.crc32, item.size, len(item.payload))
-        check = _check(head, self.level, digest, item.payload)
+        check = _check(head, self.producer, digest, item.payload)
         try:
             replace_file(path, head + check + item.payload)
         except OSError as exc:

@@ -9,10 +9,11 @@ The runtime's and the site's entries (``pypy/``, ``site/``: 90 MB, unchanged fro
 build to the next while the app changes) are also kept as blocks: their local
 headers and data, and their central records, exactly as written, in
 ``<cache>/zipblocks``. A block is keyed by each of its files' identity on disk
-(path, size, modification and change times, inode) with its name, mode, level and
-timestamp, so a later build whose runtime and site files are those same files
-copies the block instead of reading, hashing, checking and compressing 90 MB
-again; the bytes are the ones writing them anew would give. Any file that changed
+(path, size, modification and change times, inode) with its name and mode, the
+timestamp, and what compressed it (zlib and its settings: ``deflate.Producer``), so
+a later build whose runtime and site files are those same files, compressed by the
+same zlib, copies the block instead of reading, hashing, checking and compressing
+90 MB again; the bytes are the ones writing them anew would give. Any file that changed
 (its change time moves with it) or moved makes a new key; a block is kept only once
 its files' change times have settled (``fetch.settled``: a change in the same tick
 of the kernel's clock would leave them as they were); a block whose checksum fails
@@ -368,6 +369,7 @@ def write_zip(
     ordered = sorted(entries, key=lambda e: e.arcname)
     for entry in ordered:
         _check_name(entry.arcname)
+    cache = DeflateCache(cache_dir / "deflate" if cache_dir else None, level)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -380,14 +382,13 @@ def write_zip(
     tmp = Path(tmp_name)
     bar = None
     blocks = cache_dir / "zipblocks" if cache_dir else None
-    key_base = json.dumps([_BLOCK_MAGIC.decode(), level, list(date_time)])
+    key_base = json.dumps([_BLOCK_MAGIC.decode(), cache.producer.key, list(date_time)])
     segments: list[_Segment] = []
     try:
         segments = _segments(ordered, blocks, key_base)
         fresh = [e for s in segments if s.block is None for e in s.entries]
         with os.fdopen(fd, "wb") as out:
             bar = progress("Zipping", sum(e.size() for e in fresh))
-            cache = DeflateCache(cache_dir / "deflate" if cache_dir else None, level)
             items = iter(compress_all([e.read for e in fresh], cache, on_done=bar.advance))
             for segment in segments:
                 if segment.block is None:

@@ -3,7 +3,8 @@
 A shared cache (CI caches are shared between branches and forks) must not be a
 way to put other bytes into a bundle: every entry is checked against the file it
 claims to hold (size, CRC-32 and the stream itself), and the record's checksum
-covers all of it.
+covers all of it. Streams are filed by the zlib and settings that made them, so
+one another zlib made is never reused: a warm build writes a cold build's bytes.
 """
 
 from __future__ import annotations
@@ -83,7 +84,9 @@ def _cache(cache_dir: Path) -> DeflateCache:
 
 def _entry_path(cache_dir: Path, data: bytes) -> Path:
     digest = hashlib.sha256(data).hexdigest()
-    return cache_dir / "deflate" / f"level-{COMPRESS_LEVEL}" / digest[:2] / digest
+    root = _cache(cache_dir).root
+    assert root is not None
+    return root / digest[:2] / digest
 
 
 def _assert_bundle_holds_the_source(path: Path) -> None:
@@ -194,7 +197,7 @@ def test_a_cache_entry_that_is_not_a_regular_file_is_not_read(tmp_path: Path) ->
     elsewhere = tmp_path / "elsewhere"
     _put_raw(DeflateCache(elsewhere, 9), digest, compress(SOURCE, 9))
     path.unlink(missing_ok=True)
-    path.symlink_to(elsewhere / "level-9" / digest[:2] / digest)
+    path.symlink_to(DeflateCache(elsewhere, 9).root / digest[:2] / digest)  # type: ignore[operator]
     assert cache.get(digest, SOURCE) is None  # links are not followed out of the cache
     path.unlink(missing_ok=True)
     path.mkdir()
@@ -204,18 +207,26 @@ def test_a_cache_entry_that_is_not_a_regular_file_is_not_read(tmp_path: Path) ->
     assert items == [(digest, compress(SOURCE, 9))]
 
 
-def test_old_format_records_are_recomputed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("magic", [b"PYFNDEF1", b"PYFNDEF2"])
+def test_old_format_records_are_recomputed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, magic: bytes
+) -> None:
     cache = DeflateCache(tmp_path, 9)
     digest = hashlib.sha256(SOURCE).hexdigest()
     good = compress(SOURCE, 9)
-    head = struct.pack(
-        ">8sBIQQ32s", b"PYFNDEF1", good.method, good.crc32, good.size, len(good.payload),
-        hashlib.sha256(good.payload).digest(),
-    )  # fmt: skip
+    fields = (good.method, good.crc32, good.size, len(good.payload))
+    if magic == b"PYFNDEF1":  # a checksum of the payload alone
+        record = struct.pack(">8sBIQQ32s", magic, *fields, hashlib.sha256(good.payload).digest())
+    else:  # a checksum of the record that named the level but not the zlib
+        head = struct.pack(">8sBIQQ", magic, *fields)
+        check = hashlib.sha256(head + b"level 9 key %s\n" % digest.encode() + good.payload)
+        record = head + check.digest()
     path = cache.root / digest[:2] / digest  # type: ignore[operator]
     path.parent.mkdir(parents=True)
-    path.write_bytes(head + good.payload)
+    path.write_bytes(record + good.payload)
     assert cache.get(digest, SOURCE) is None
+    assert not path.exists() and cache.discarded == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # quietly
     items = compress_all([lambda: SOURCE], cache)
     assert items == [(digest, good)] and cache.misses == 1
     assert cache.get(digest, SOURCE) == good
@@ -237,3 +248,147 @@ def test_a_cache_that_cannot_be_written_does_not_fail_the_zip(tmp_path: Path) ->
     shard.write_bytes(b"")  # a file where the cache wants a directory
     result = write_zip(_entries(tmp_path), tmp_path / "out" / "b.zip", cache_dir=cache_dir)
     _assert_bundle_holds_the_source(result.path)
+
+
+# --- streams another zlib made -----------------------------------------------------------
+
+
+def _raw(
+    data: bytes, level: int = COMPRESS_LEVEL, strategy: int = zlib.Z_DEFAULT_STRATEGY
+) -> bytes:
+    engine = zlib.compressobj(level, zlib.DEFLATED, -15, 8, strategy)
+    return engine.compress(data) + engine.flush()
+
+
+def _stored_block(data: bytes, *, last: bool) -> bytes:
+    """A Deflate Stored block, by hand (RFC 1951, 3.2.4): a header byte (BFINAL, BTYPE 00,
+    padding), LEN and its complement, the bytes."""
+    return bytes([last]) + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data
+
+
+def _synced(data: bytes) -> bytes:
+    """This zlib's own stream with an empty Stored block in it (a sync flush)."""
+    engine = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+    return engine.compress(data) + engine.flush(zlib.Z_SYNC_FLUSH) + engine.flush()
+
+
+# Streams that inflate to SOURCE, none of them the one this zlib makes at this level.
+FOREIGN = {
+    "level-1": lambda: _raw(SOURCE, 1),
+    "huffman-only": lambda: _raw(SOURCE, strategy=zlib.Z_HUFFMAN_ONLY),
+    "stored-block-then-deflated": lambda: (
+        _stored_block(SOURCE[:100], last=False) + _raw(SOURCE[100:])
+    ),
+    "stored-blocks-only": lambda: _stored_block(SOURCE, last=True),
+    "empty-stored-block-inside": lambda: _synced(SOURCE),
+}
+ELSEWHERE = "1.2.8-elsewhere"  # the zlib version another machine reports
+
+
+_REAL_COMPRESSOBJ = zlib.compressobj
+
+
+def _level_one(
+    level: int = -1,
+    method: int = zlib.DEFLATED,
+    wbits: int = 15,
+    mem_level: int = 8,
+    strategy: int = zlib.Z_DEFAULT_STRATEGY,
+) -> zlib._Compress:
+    """A zlib that compresses otherwise under the same version: it always works at level 1."""
+    return _REAL_COMPRESSOBJ(1, method, wbits, mem_level, strategy)
+
+
+@pytest.mark.parametrize("foreign", sorted(FOREIGN))
+def test_a_stream_another_zlib_made_never_changes_the_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, foreign: str
+) -> None:
+    """A cache restored from a machine whose zlib compresses otherwise holds streams that
+    inflate to the right files, with checksums right for what they hold: the bundle is
+    still the one a cold build writes, byte for byte."""
+    stream = FOREIGN[foreign]()
+    assert zlib.decompress(stream, -15) == SOURCE
+    assert stream != compress(SOURCE, COMPRESS_LEVEL).payload
+    cold = write_zip(_entries(tmp_path), tmp_path / "cold" / "b.zip")
+    cache_dir = tmp_path / "cache"
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setattr(zlib, "ZLIB_RUNTIME_VERSION", ELSEWHERE)
+        # that machine's pyfn writes the record, with the cache's own writer
+        item = Compressed(DEFLATED, zlib.crc32(SOURCE), len(SOURCE), stream)
+        _cache(cache_dir).put(hashlib.sha256(SOURCE).hexdigest(), item)
+    warm = write_zip(_entries(tmp_path), tmp_path / "warm" / "b.zip", cache_dir=cache_dir)
+    assert warm.sha256 == cold.sha256
+    _assert_bundle_holds_the_source(warm.path)
+
+
+def test_records_of_another_zlib_version_are_not_looked_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest = hashlib.sha256(SOURCE).hexdigest()
+    item = compress(SOURCE, 9)
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setattr(zlib, "ZLIB_RUNTIME_VERSION", ELSEWHERE)
+        theirs = _put_raw(DeflateCache(tmp_path, 9), digest, item)
+    ours = DeflateCache(tmp_path, 9)
+    assert ours.get(digest, SOURCE) is None
+    assert ours.discarded == 0 and theirs.exists()  # a shared cache: theirs, left to them
+    assert _put_raw(ours, digest, item) != theirs
+    assert ours.get(digest, SOURCE) == item
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setattr(zlib, "ZLIB_RUNTIME_VERSION", ELSEWHERE)
+        assert DeflateCache(tmp_path, 9).get(digest, SOURCE) == item  # each its own
+
+
+@pytest.mark.parametrize("made_by", ["another-zlib-version", "another-level"])
+def test_a_record_moved_in_from_another_producer_fails_its_checksum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, made_by: str
+) -> None:
+    digest = hashlib.sha256(SOURCE).hexdigest()
+    item = Compressed(DEFLATED, zlib.crc32(SOURCE), len(SOURCE), _raw(SOURCE, 1))
+    with monkeypatch.context() as elsewhere:
+        if made_by == "another-zlib-version":
+            elsewhere.setattr(zlib, "ZLIB_RUNTIME_VERSION", ELSEWHERE)
+        level = 1 if made_by == "another-level" else 9
+        theirs = _put_raw(DeflateCache(tmp_path, level), digest, item)
+    cache = DeflateCache(tmp_path, 9)
+    path = cache.root / digest[:2] / digest  # type: ignore[operator]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(theirs, path)
+    with caplog.at_level(logging.WARNING, logger="pyfn_action.bundle.deflate"):
+        assert cache.get(digest, SOURCE) is None
+    assert cache.discarded == 1 and not path.exists()
+    assert "it does not match its checksum" in caplog.text
+
+
+def test_a_zlib_that_reports_this_version_but_compresses_otherwise_is_told_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patched zlib (a fork, hardware compression) may report a stock version: its
+    stream of the sample every producer compresses differs, and so does its key."""
+    cold = write_zip(_entries(tmp_path), tmp_path / "cold" / "b.zip")
+    cache_dir = tmp_path / "cache"
+    with monkeypatch.context() as patched:
+        patched.setattr(zlib, "compressobj", _level_one)
+        other = write_zip(_entries(tmp_path), tmp_path / "other" / "b.zip", cache_dir=cache_dir)
+    assert other.sha256 != cold.sha256
+    warm = write_zip(_entries(tmp_path), tmp_path / "warm" / "b.zip", cache_dir=cache_dir)
+    assert warm.sha256 == cold.sha256
+
+
+@pytest.mark.parametrize("foreign", sorted(FOREIGN))
+def test_a_stream_planted_under_this_zlibs_own_key_still_zips_the_right_file(
+    tmp_path: Path, foreign: str
+) -> None:
+    """What the cache cannot tell: a record written as this zlib would write it (anyone
+    who can write to the cache can compute its checksum) whose stream inflates to the
+    file but was made otherwise. Only compressing again would tell, the work the cache
+    saves; the bundle's bytes may then differ from a cold build's, but it is a valid zip
+    holding exactly the right file."""
+    stream = FOREIGN[foreign]()
+    cache_dir = tmp_path / "cache"
+    item = Compressed(DEFLATED, zlib.crc32(SOURCE), len(SOURCE), stream)
+    _cache(cache_dir).put(hashlib.sha256(SOURCE).hexdigest(), item)
+    planted = write_zip(_entries(tmp_path), tmp_path / "b" / "b.zip", cache_dir=cache_dir)
+    _assert_bundle_holds_the_source(planted.path)
+    with zipfile.ZipFile(planted.path) as zf:
+        assert zf.getinfo("app/main.py").file_size == len(SOURCE)

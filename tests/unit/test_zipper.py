@@ -5,6 +5,7 @@ import os
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,41 @@ def test_runtime_and_site_blocks_are_reused_byte_for_byte(
         assert zf.testzip() is None
         assert zf.read("tail.txt") == b"after the blocks\n"  # offsets after a block hold
         assert zf.read("site/flask/app.py").startswith(b"site/flask/app.py")
+
+
+_REAL_COMPRESSOBJ = zlib.compressobj
+
+
+def _huffman_only(
+    level: int = -1,
+    method: int = zlib.DEFLATED,
+    wbits: int = 15,
+    mem_level: int = 8,
+    strategy: int = zlib.Z_DEFAULT_STRATEGY,
+) -> zlib._Compress:
+    """Another zlib's compressor: it finds no matches, whatever it is asked for."""
+    return _REAL_COMPRESSOBJ(level, method, wbits, mem_level, zlib.Z_HUFFMAN_ONLY)
+
+
+@pytest.mark.usefixtures("settled_now")
+def test_blocks_another_zlib_compressed_are_not_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same runtime and site files, zipped again after zlib changed (a Python or
+    system upgrade): the blocks the old zlib wrote are not copied into the new zip."""
+    cache = tmp_path / "cache"
+    plain = write_zip(_layered(tmp_path), tmp_path / "plain" / "b.zip")
+    with monkeypatch.context() as before:
+        before.setattr(zlib, "ZLIB_RUNTIME_VERSION", "1.2.8-before")
+        before.setattr(zlib, "compressobj", _huffman_only)
+        old = write_zip(_layered(tmp_path), tmp_path / "old" / "b.zip", cache_dir=cache)
+    assert old.sha256 != plain.sha256
+    assert len(list((cache / "zipblocks").glob("*.blk"))) == 2  # kept, by the old zlib
+    warm = write_zip(_layered(tmp_path), tmp_path / "warm" / "b.zip", cache_dir=cache)
+    assert warm.sha256 == plain.sha256
+    again = write_zip(_layered(tmp_path), tmp_path / "again" / "b.zip", cache_dir=cache)
+    assert again.sha256 == plain.sha256
+    assert len(list((cache / "zipblocks").glob("*.blk"))) == 4  # each zlib's own
 
 
 @pytest.mark.usefixtures("settled_now")
