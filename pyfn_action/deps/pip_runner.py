@@ -30,6 +30,7 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from pyfn_action.buildenv import build_environment
 from pyfn_action.deps.sources import mask_text, url_secrets
 from pyfn_action.errors import BundleError, RequirementsError
 from pyfn_action.fetch import cache_lock, file_identity, replace_file, settled, sha256_file
@@ -46,7 +47,8 @@ PIP_TIMEOUT_SECONDS = 1800
 
 @dataclass(frozen=True)
 class Interpreter:
-    """How to run pip: the target PyPy itself, or this Python with target flags."""
+    """How to run pip: the target PyPy itself, or this Python with target flags; ``env``
+    is all its processes see (:func:`pyfn_action.buildenv.build_environment`)."""
 
     argv: tuple[str, ...]
     env: Mapping[str, str]
@@ -61,8 +63,9 @@ def host_can_run(target: Target) -> bool:
 
 
 def host_interpreter(env: Mapping[str, str]) -> Interpreter:
-    """This Python's pip, in ``env``: it learns the target from :func:`target_args`."""
-    return Interpreter((sys.executable,), dict(env), is_target=False)
+    """This Python's pip, in what a build may see of ``env``: it learns the target from
+    :func:`target_args`."""
+    return Interpreter((sys.executable,), build_environment(env), is_target=False)
 
 
 def target_args(target: Target) -> list[str]:
@@ -115,7 +118,8 @@ def pip_tail(text: str, lines: int = 12) -> str:
 def interpreter_for(
     runtime: Runtime, target: Target, cache_dir: Path, env: Mapping[str, str]
 ) -> Interpreter:
-    """pip inside the target PyPy when this machine runs it; else this Python, with flags."""
+    """pip inside the target PyPy when this machine runs it; else this Python, with flags.
+    Either runs in what a build may see of ``env``, never a credential."""
     if not host_can_run(target):
         log.warning(
             "this machine cannot run the %s PyPy, so requirements are resolved by "
@@ -124,7 +128,7 @@ def interpreter_for(
             target.arch,
         )
         return host_interpreter(env)
-    child = dict(env)
+    child = build_environment(env)
     child["PYTHONPATH"] = str(_pip_for_target(runtime, cache_dir))
     child["PYTHONNOUSERSITE"] = "1"
     child["PYTHONDONTWRITEBYTECODE"] = "1"  # the cached runtime is never written to

@@ -1,8 +1,9 @@
 """An installed PyPy, asked to describe itself: its versions, its real executable,
 where its standard library and headers are, and which extension suffixes it loads.
 
-It is run with ``-S`` (no site packages) and a timeout; an answer that is not a
-PyPy 3 is refused with what it is instead.
+It is run with ``-S`` (no site packages), a timeout and what a build may see of the
+environment (:mod:`pyfn_action.buildenv`); an answer that is not a PyPy 3 is refused
+with what it is instead.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyfn_action.buildenv import build_environment
 from pyfn_action.errors import PackError
 
 QUERY_TIMEOUT_SECONDS = 60
@@ -43,13 +46,15 @@ class Interpreter:
     ext_suffixes: tuple[str, ...]
 
 
-def describe(interpreter: Path) -> Interpreter:
-    """What ``interpreter`` says of itself, checked to be a PyPy 3."""
+def describe(interpreter: Path, env: Mapping[str, str]) -> Interpreter:
+    """What ``interpreter``, run in what a build may see of ``env``, says of itself,
+    checked to be a PyPy 3."""
     if not interpreter.exists():
         raise PackError(f"PyPy interpreter {interpreter} does not exist", fix=FIX_INTERPRETER)
     try:
         proc = subprocess.run(
             [str(interpreter), "-S", "-c", _QUERY],
+            env=build_environment(env),
             capture_output=True,
             text=True,
             errors="replace",

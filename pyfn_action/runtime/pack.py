@@ -26,6 +26,7 @@ import logging
 import os
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +68,12 @@ def pack_runtime(
     *,
     progress: ProgressFactory = silent,
     source_date_epoch: int = DEFAULT_EPOCH,
+    env: Mapping[str, str] | None = None,
 ) -> PackResult:
     """Pack the PyPy that ``interpreter`` runs into the archive ``output``.
+
+    ``interpreter`` is asked to describe itself in what a build may see of ``env``
+    (by default, nothing at all).
 
     The archive is written beside ``output`` under a temporary name and renamed
     into place; on any failure nothing is left behind. Raises :class:`PackError`.
@@ -79,7 +84,7 @@ def pack_runtime(
             f"SOURCE_DATE_EPOCH {source_date_epoch} is negative",
             fix="Set SOURCE_DATE_EPOCH to a Unix time of 0 or later",
         )
-    found = describe(interpreter)
+    found = describe(interpreter, env or {})
     exe = _read(found.executable)
     if exe.machine not in _ARCH_SUFFIX:
         raise PackError(

@@ -5,7 +5,7 @@ Layers, from the outside in:
     adapters   cli, __main__, hooks/, github/   (map their inputs to a flow)
     flows      flows/                           (one function per job)
     stages     runtime/ → deps/ → bundle/ → report/ → cloud/
-    basics     errors, sizes, progress, toml, fetch, config, secrets
+    basics     errors, sizes, progress, toml, fetch, buildenv, config, secrets
 
 A module may import its own layer's modules and any inner layer; a stage may import
 earlier stages only. Every import counts, including those inside functions and
@@ -23,7 +23,17 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "pyfn_action"
 ADAPTERS = {"cli", "__main__", "hooks", "github"}
 STAGES = ("runtime", "deps", "bundle", "report", "cloud")
-BASICS = {"__init__", "errors", "sizes", "progress", "toml", "fetch", "config", "secrets"}
+BASICS = {
+    "__init__",
+    "errors",
+    "sizes",
+    "progress",
+    "toml",
+    "fetch",
+    "buildenv",
+    "config",
+    "secrets",
+}
 
 
 def _rank(module: str) -> int:
