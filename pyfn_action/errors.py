@@ -56,6 +56,10 @@ class ConfigError(PyfnError):
     exit_code = 2
 
 
+class WrongCheckout(ConfigError):
+    """A pull request event whose checked-out commit is not the pull request's."""
+
+
 class SourceError(PyfnError):
     """The function's source directory is missing or unusable."""
 

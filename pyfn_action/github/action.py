@@ -32,7 +32,7 @@ from pyfn_action.config import (
 )
 from pyfn_action.errors import BudgetExceeded, ConfigError, Finding, PyfnError
 from pyfn_action.flows.jobs import build_function, deploy_function, prepare_deploy
-from pyfn_action.github.base import base_reports, load_base_report
+from pyfn_action.github.base import base_reports, load_base_report, require_pull_request_commit
 from pyfn_action.github.cachekey import cache_key
 from pyfn_action.github.comments import CommentError, Comments
 from pyfn_action.github.event import Event, read_event
@@ -105,6 +105,8 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
         for secret in inputs.secrets:
             runner.mask(secret)
         event = read_event(env)
+        if event.is_pull_request:
+            _judge_pull_request(inputs, event, env)
         base_report = load_base_report(inputs.base_report) if inputs.base_report else None
         functions = _functions(inputs, env)
         return _run(inputs, event, functions, base_report, env, runner)
@@ -114,6 +116,18 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
 
 
 # --- the steps of a run ---------------------------------------------------------------
+
+
+def _judge_pull_request(inputs: Inputs, event: Event, env: Mapping[str, str]) -> None:
+    """A pull request event is built only where its answer can be right."""
+    if inputs.deploy:
+        raise ConfigError(
+            f"deploy is true on a {event.name} event",
+            why="a pull request's code would be deployed where its base branch's runs",
+            fix="Deploy on push (or a release) in a job of its own: deploy: "
+            "${{ github.event_name == 'push' }}",
+        )
+    require_pull_request_commit(event, inputs.workdir, env)
 
 
 def _functions(inputs: Inputs, env: Mapping[str, str]) -> list[Function]:

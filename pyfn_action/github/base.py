@@ -9,6 +9,7 @@ function is built there with the same caches, which makes it a warm build.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import logging
@@ -20,7 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from pyfn_action.config import resolve
-from pyfn_action.errors import BudgetExceeded, PyfnError, ReportError
+from pyfn_action.errors import BudgetExceeded, PyfnError, ReportError, WrongCheckout
 from pyfn_action.flows.jobs import build_function
 from pyfn_action.github.event import Event
 from pyfn_action.github.inputs import Inputs
@@ -58,20 +59,47 @@ def repository_root(path: Path, env: Mapping[str, str]) -> Path:
     return Path(result.stdout.strip())
 
 
+def require_pull_request_commit(event: Event, workdir: Path, env: Mapping[str, str]) -> str:
+    """The checked-out commit, if it is the pull request's head or its merge commit.
+
+    On ``pull_request_target``, ``actions/checkout`` checks out the base branch:
+    building that and comparing it with the base would report "unchanged" on any
+    pull request. A merge commit is known by its parents, read from the commit
+    itself (a shallow clone has the object, not its parents).
+    """
+    assert event.head_sha is not None
+    fix = (
+        "Build the pull request's code on the pull_request event (actions/checkout then "
+        "checks out its merge commit), and post from a workflow_run workflow where the "
+        "token must write (README: Pull requests from forks)"
+    )
+    try:
+        root = repository_root(workdir, env)
+    except BaseUnavailable as exc:
+        raise WrongCheckout(f"Cannot tell which commit is checked out in {workdir}",
+                            why=exc.why, fix=fix) from None  # fmt: skip
+    head = _git(["rev-parse", "--verify", "HEAD^{commit}"], root, env).stdout.strip()
+    raw = _git(["cat-file", "commit", head], root, env).stdout if head else ""
+    parents = [line.split()[1] for line in raw.split("\n\n")[0].splitlines()
+               if line.startswith("parent ")]  # fmt: skip
+    if head == event.head_sha or (len(parents) > 1 and event.head_sha in parents):
+        return head
+    raise WrongCheckout(
+        f"The checked-out commit {head[:12] or '(none)'} is neither the head of pull request "
+        f"#{event.pull_number} ({event.head_sha[:12]}) nor its merge commit",
+        why=f"on {event.name} the size report would compare some other commit with the base"
+        + (", and on pull_request_target actions/checkout checks out the base branch"
+           if event.name == "pull_request_target" else ""),
+        fix=fix,
+    )  # fmt: skip
+
+
 @contextlib.contextmanager
-def worktree(root: Path, sha: str, env: Mapping[str, str]) -> Iterator[Path]:
+def worktree(root: Path, sha: str, env: Mapping[str, str], *, token: str = "") -> Iterator[Path]:
     """The repository at ``sha``, in a temporary worktree removed afterwards."""
     git_env = {**env, "GIT_TERMINAL_PROMPT": "0"}
     if _git(["cat-file", "-e", f"{sha}^{{commit}}"], root, git_env).returncode != 0:
-        log.info("fetching the base commit %s", sha[:12])
-        fetched = _git(["fetch", "--no-tags", "--depth=1", "origin", sha], root, git_env)
-        if fetched.returncode != 0:
-            raise BaseUnavailable(
-                f"Cannot fetch the base commit {sha[:12]}",
-                why=fetched.stderr.strip().splitlines()[-1] if fetched.stderr.strip() else "",
-                fix="Keep actions/checkout's credentials (persist-credentials), or give the "
-                "base report with the input base-report",
-            )
+        _fetch(root, sha, git_env, token)
     parent = Path(tempfile.mkdtemp(prefix="pyfn-base-"))
     tree = parent / "tree"
     added = _git(["worktree", "add", "--detach", "--force", "--", str(tree), sha], root, git_env)
@@ -85,6 +113,40 @@ def worktree(root: Path, sha: str, env: Mapping[str, str]) -> Iterator[Path]:
         _git(["worktree", "remove", "--force", "--", str(tree)], root, git_env)
         shutil.rmtree(parent, ignore_errors=True)
         _git(["worktree", "prune"], root, git_env)
+
+
+def _fetch(root: Path, sha: str, env: Mapping[str, str], token: str) -> None:
+    """``git fetch`` the commit; where the checkout kept no credentials
+    (``persist-credentials: false``), again with the token, as an HTTP header that
+    lives in this one command's environment: never on disk, never in an argument."""
+    log.info("fetching the base commit %s", sha[:12])
+    command = ["fetch", "--no-tags", "--depth=1", "origin", sha]
+    fetched = _git(command, root, env)
+    if fetched.returncode != 0 and token:
+        log.info("fetching it again with the github-token input")
+        fetched = _git(command, root, {**env, **_auth_config(env, token)})
+    if fetched.returncode != 0:
+        said = fetched.stderr.strip().replace(token, "***") if token else fetched.stderr.strip()
+        raise BaseUnavailable(
+            f"Cannot fetch the base commit {sha[:12]}",
+            why=f"git fetch said: {said}" if said else "",
+            fix="Give the Action a github-token that may read the repository (contents: "
+            "read), keep actions/checkout's credentials, or give the base report with the "
+            "input base-report",
+        )
+
+
+def _auth_config(env: Mapping[str, str], token: str) -> dict[str, str]:
+    """The header actions/checkout would persist, scoped to the GitHub server, as
+    ``GIT_CONFIG_*`` variables (git 2.31+)."""
+    server = (env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/") + "/"
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    count = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+    return {
+        "GIT_CONFIG_COUNT": str(count + 1),
+        f"GIT_CONFIG_KEY_{count}": f"http.{server}.extraheader",
+        f"GIT_CONFIG_VALUE_{count}": f"AUTHORIZATION: basic {basic}",
+    }
 
 
 def base_reports(
@@ -108,7 +170,7 @@ def base_reports(
         try:
             root = repository_root(inputs.workdir, env)
             with ExitStack() as stack:
-                tree = stack.enter_context(worktree(root, event.base_sha, env))
+                tree = stack.enter_context(worktree(root, event.base_sha, env, token=inputs.token))
                 out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pyfn-base-")))
                 for index, (name, source) in enumerate(functions):
                     # A directory the Action names: never one a pull request's name steers.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.action_run import Action, our_comments, read_outputs
+from support.git_http import git_server
 from support.repos import OWNER, PR, git, pull_request_event, repository
 
 from pyfn_action.github.action import run
@@ -116,3 +117,106 @@ def test_the_cache_key_reads_nothing_outside_the_source(
     assert requirements.split("/")[-1] in error, error
     assert re.search(r"not a path relative to|leads out of|outside the source tree", error), error
     assert read_outputs(tmp_path / "out") == {}
+
+
+# --- events whose checkout would give a wrong answer ----------------------------------
+
+
+def test_pull_request_target_checks_out_the_base_and_is_refused(
+    action: Action, tmp_path: Path
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 1000, "extra": 10})
+    git(repo.root, "checkout", "-q", repo.base)  # what actions/checkout does there
+    action.env["GITHUB_EVENT_NAME"] = "pull_request_target"
+    event = pull_request_event(repo, tmp_path / "event.json")
+    action.env["GITHUB_EVENT_PATH"] = str(event)
+    step = action(repo.root, source="functions/*")
+    assert step.code == 2, step.stdout
+    [error] = step.annotations("error")
+    assert f"{repo.base[:12]} is neither the head of pull request #{PR}" in error
+    assert "pull_request_target actions/checkout checks out the base branch" in error
+    assert "workflow_run" in error
+    assert action.fake.requests == [] and not (repo.root / "dist").exists()
+
+
+def test_a_checkout_of_another_commit_is_refused(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 1000})
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    (repo.root / "other.txt").write_text("another commit\n")
+    git(repo.root, "add", "other.txt")
+    git(repo.root, "commit", "-qm", "not the pull request")
+    step = action(repo.root, source="functions/hello")
+    assert step.code == 2, step.stdout
+    assert "is neither the head of pull request" in step.annotations("error")[0]
+    assert action.fake.requests == []
+
+
+def test_the_merge_commit_of_a_shallow_checkout_is_the_pull_requests(
+    action: Action, tmp_path: Path
+) -> None:
+    """actions/checkout's default: refs/pull/N/merge, one commit deep."""
+    repo = repository(tmp_path, base=["hello"], head={"hello": 3000})
+    git(repo.root, "config", "uploadpack.allowReachableSHA1InWant", "true")
+    git(repo.root, "checkout", "-q", "-b", "merge", repo.base)
+    (repo.root / "NOTES.md").write_text("on main meanwhile\n")
+    git(repo.root, "add", "NOTES.md")
+    git(repo.root, "commit", "-qm", "main moved")
+    git(repo.root, "merge", "-q", "--no-ff", "-m", "Merge into main", repo.head)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth=1", "--branch=merge", f"file://{repo.root}", str(clone))
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    step = action(clone, source="functions/hello")
+    assert step.code == 0, step.stdout
+    assert "against `main`" in str(our_comments(action.fake)[0]["body"])
+
+
+def test_deploy_on_a_pull_request_is_refused(action: Action, tmp_path: Path) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 1000})
+    action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+    step = action(repo.root, source="functions/hello", deploy="true", project="p",
+                  region="us-central1", bucket="b")  # fmt: skip
+    assert step.code == 2, step.stdout
+    assert "deploy is true on a pull_request event" in step.annotations("error")[0]
+    assert action.fake.requests == [] and not (repo.root / "dist").exists()
+
+
+@pytest.mark.parametrize("right_token", [True, False])
+def test_a_private_base_is_fetched_with_the_token_and_never_stored(
+    action: Action, tmp_path: Path, right_token: bool
+) -> None:
+    """persist-credentials: false leaves the clone without credentials."""
+    repo = repository(tmp_path, base=["hello"], head={"hello": 5000})
+    projects = tmp_path / "served"
+    projects.mkdir()
+    bare = projects / "fns.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo.root), str(bare))
+    git(bare, "config", "uploadpack.allowReachableSHA1InWant", "true")
+    token = "ghs_private-repo-token"  # noqa: S105 - the test server's
+    with git_server(projects, token) as server:
+        header = f"http.{server.base}/.extraheader=AUTHORIZATION: {server.basic()}"
+        clone = tmp_path / "clone"
+        git(tmp_path, "-c", header, "clone", "-q", "--depth=1", f"{server.base}/fns.git",
+            str(clone))  # fmt: skip
+        git(clone, "-c", header, "fetch", "-q", "--depth=1", "origin", repo.head)
+        git(clone, "checkout", "-q", repo.head)
+        assert server.served > 0
+        action.env.update(GITHUB_SERVER_URL=server.base, GIT_TERMINAL_PROMPT="0")
+        action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
+        given = token if right_token else "ghs_wrong-token"
+        action.fake.token = given
+        refused = server.refused
+        step = action(clone, source="functions/hello", github_token=given)
+    assert step.code == 0, step.stdout
+    assert server.refused > refused  # first without the token, as the checkout left it
+    body = str(our_comments(action.fake)[0]["body"])
+    files = [p for p in clone.rglob("*") if p.is_file()]
+    assert not any(given.encode() in p.read_bytes() for p in files)  # .git/config included
+    said = [line for line in step.stdout.splitlines() if not line.startswith("::add-mask::")]
+    assert not any(given in line for line in said)
+    if right_token:
+        assert "against `main`" in body and step.annotations("warning") == []
+    else:
+        [warning] = step.annotations("warning")
+        assert "Cannot fetch the base commit" in warning
+        assert "git fetch said: fatal: " in warning
+        assert "against `main`" not in body
