@@ -36,7 +36,7 @@ from pyfn_action.github.base import base_reports, load_base_report, require_pull
 from pyfn_action.github.cachekey import cache_key
 from pyfn_action.github.comments import CommentError, Comments
 from pyfn_action.github.event import Event, read_event
-from pyfn_action.github.inputs import Inputs, parse
+from pyfn_action.github.inputs import Inputs, parse, secret_values
 from pyfn_action.github.workflow import Runner
 from pyfn_action.report import compare as sizereport
 from pyfn_action.report.model import Report
@@ -93,13 +93,15 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
     if env.get("RUNNER_OS", "Linux") != "Linux":
         runner.error("pyfn runs on Linux runners (runs-on: ubuntu-latest)", title="pyfn")
         return 2
+    for secret in secret_values(env):  # before anything could say them
+        runner.mask(secret)
     try:
         if list(args) == ["--cache-key"]:
             return cache_key(env, runner, cwd)
-        if args:
+        if args and list(args) != ["--check-inputs"]:
             raise ConfigError(
                 f"Unknown arguments {' '.join(args)!r}",
-                fix="Run entrypoint.py with no arguments, or --cache-key",
+                fix="Run entrypoint.py with no arguments, --check-inputs or --cache-key",
             )
         inputs = parse(env, cwd=cwd)
         for secret in inputs.secrets:
@@ -109,6 +111,10 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
             _judge_pull_request(inputs, event, env)
         base_report = load_base_report(inputs.base_report) if inputs.base_report else None
         functions = _functions(inputs, env)
+        if args:  # --check-inputs: the composite's first step, and what it decides
+            runner.set_output("cache", "true" if inputs.cache else "false")
+            log.info("inputs checked: %d function(s)", len(functions))
+            return 0
         return _run(inputs, event, functions, base_report, env, runner)
     except PyfnError as exc:
         _report_error(runner, exc, env)

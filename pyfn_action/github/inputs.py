@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyfn_action.config import DEPLOY_KEYS, KEYS, Key, _apply, _bool, read_file_config
+from pyfn_action.config import DEPLOY_KEYS, KEYS, Key, _apply, read_file_config
 from pyfn_action.errors import ConfigError, SourceError
 from pyfn_action.toml import tomllib
 
@@ -42,11 +42,35 @@ ACTION_INPUTS = (
     "config", "cache",
 )  # fmt: skip
 SINGLE_SOURCE_INPUTS = ("name", "entry-point", "base-report")
+BOOLEAN_INPUTS = {"deploy": False, "comment": True, "cache": True}
+# Inputs whose values may be secrets: masked before they are parsed, never echoed.
+SECRET_INPUTS = ("env-vars", "secrets", "github-token", "config")
+MIN_MASK_LENGTH = 3  # a shorter mask would hide every such string in the log
+# YAML 1.2's core schema, as the runner's toolkit reads a boolean input (getBooleanInput)
+TRUE, FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
 
 
 def env_name(name: str) -> str:
     """``github-token`` → ``INPUT_GITHUB-TOKEN``, as the runner names it."""
     return "INPUT_" + name.replace(" ", "_").upper()
+
+
+def secret_values(env: Mapping[str, str]) -> list[str]:
+    """Every value of the inputs that may hold secrets, as the runner should mask them:
+    the whole input, each line, each comma-separated item and whatever follows each of
+    its ``=`` (quotes stripped too); found before anything parses them. Longest first."""
+    found: set[str] = set()
+    for name in SECRET_INPUTS:
+        text = read(env, name)
+        found.add(text)
+        for line in text.splitlines():
+            for item in (line, *line.split(",")):
+                found.add(item)
+                while "=" in item:
+                    item = item.partition("=")[2]
+                    found.update((item, item.strip(" '\"")))
+    pieces = {p.strip() for p in found}
+    return sorted((p for p in pieces if len(p) >= MIN_MASK_LENGTH), key=lambda p: (-len(p), p))
 
 
 def read(env: Mapping[str, str], name: str) -> str:
@@ -64,6 +88,7 @@ class Inputs:
     deploy_flags: Mapping[str, Any] = field(default_factory=dict)
     deploy: bool = False
     comment: bool = True
+    cache: bool = True
     token: str = ""
     base_report: Path | None = None
     secrets: tuple[str, ...] = ()  # values to mask in the log
@@ -90,28 +115,30 @@ def parse(env: Mapping[str, str], *, cwd: Path) -> Inputs:
     base_report = read(env, "base-report")
     token = read(env, "github-token")
     masked = [token] if token else []
-    masked += [value for _, value in deploy_flags.get("env_vars") or () if len(value) >= 3]
+    masked += [v for _, v in deploy_flags.get("env_vars") or () if len(v) >= MIN_MASK_LENGTH]
     return Inputs(
         workdir=workdir,
         sources=sources,
         flags=flags,
         deploy_flags=deploy_flags,
-        deploy=_flag(env, "deploy", False),
-        comment=_flag(env, "comment", True),
+        deploy=_flag(env, "deploy"),
+        comment=_flag(env, "comment"),
+        cache=_flag(env, "cache"),
         token=token,
         base_report=(workdir / base_report) if base_report else None,
         secrets=tuple(masked),
     )
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A boolean input, read as the runner's toolkit reads one: anything but
+    true/false (in YAML's three spellings) is an error, never a silent default."""
     value = read(env, name)
     if not value:
-        return default
-    try:
-        return _bool(value)
-    except ValueError:
-        raise _invalid(name, value, "true or false") from None
+        return BOOLEAN_INPUTS[name]
+    if value in TRUE or value in FALSE:
+        return value in TRUE
+    raise _invalid(name, value, "true or false")
 
 
 def _take(env: Mapping[str, str], name: str, key: Key, into: dict[str, Any]) -> None:
@@ -125,23 +152,34 @@ def _take(env: Mapping[str, str], name: str, key: Key, into: dict[str, Any]) -> 
     try:
         into[key.name] = key.parse(raw)
     except ValueError as exc:
+        if name in SECRET_INPUTS:  # the parser's message may quote a value
+            raise _invalid(name, value, key.help, _no_values(value)) from None
         raise _invalid(name, value, key.help, str(exc)) from None
 
 
 def _pair(name: str, line: str) -> tuple[str, str]:
     key, sep, value = line.strip().partition("=")
     if not sep or not key.strip():
-        raise _invalid(name, line, "KEY=VALUE, one a line", f"{line.strip()!r} is not KEY=VALUE")
+        raise _invalid(name, line, "KEY=VALUE, one a line", "a line is not KEY=VALUE")
     return key.strip(), value
 
 
+def _no_values(text: str) -> str:
+    """What is wrong with a secret-bearing input, naming keys only."""
+    items = [i.strip() for line in text.splitlines() for i in line.split(",") if i.strip()]
+    bad = [n for n, item in enumerate(items, 1) if "=" not in item or not item.split("=")[0]]
+    if bad:
+        return f"item {bad[0]} of {len(items)} is not KEY=VALUE (values are not shown)"
+    return "it is not KEY=VALUE,… (values are not shown)"
+
+
 def _invalid(name: str, value: str, expected: str, why: str = "") -> ConfigError:
-    shown = value if len(value) <= 80 else value[:77] + "..."
-    return ConfigError(
-        f"Invalid value for the input {name!r}: {shown!r}",
-        why=why,
-        fix=f"Set {name} to {expected}",
-    )
+    if name in SECRET_INPUTS:
+        what = f"Invalid value for the input {name!r}"
+    else:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        what = f"Invalid value for the input {name!r}: {shown!r}"
+    return ConfigError(what, why=why, fix=f"Set {name} to {expected}")
 
 
 def _apply_config(text: str, flags: dict[str, Any], deploy_flags: dict[str, Any]) -> None:

@@ -79,6 +79,7 @@ def composite(
     event: Path,
     env: dict[str, str],
     stand_in: Cache,
+    runner_os: str | None = None,
     **inputs: str,
 ) -> CompositeRun:
     return run_composite(
@@ -96,6 +97,7 @@ def composite(
         workdir=workdir,
         timeout=900,
         temp_dir=workdir.parent / "runner",
+        runner_os=runner_os,
     )
 
 
@@ -144,22 +146,77 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
     assert "budget" in comment["body"].splitlines()[3]
 
 
-def test_the_composite_fails_on_bad_input_and_skips_the_cache_when_asked(
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"gen": "3"}, "Invalid value for the input 'gen': '3'"),
+        ({"cache": "yes"}, "Invalid value for the input 'cache': 'yes'"),
+        ({"comment": "no"}, "Invalid value for the input 'comment': 'no'"),
+        ({"deploy": "maybe"}, "Invalid value for the input 'deploy': 'maybe'"),
+        ({"env-vars": "DB_PASSWORD=hunter2,DEBUG"}, "Invalid value for the input 'env-vars'"),
+    ],
+)
+def test_bad_input_fails_the_step_that_checks_inputs(
     action_dir: Path,
     github: FakeGitHub,
     hookhouse_index: str,
     session_cache: Path,
     tmp_path: Path,
+    inputs: dict[str, str],
+    message: str,
 ) -> None:
     repo = repository(tmp_path, base=["hello"], head={})
     event = pull_request_event(repo, tmp_path / "event.json")
     cache = Cache()
     env = hermetic_env(session_cache, PIP_INDEX_URL=hookhouse_index)
     run = composite(action_dir, repo.root, github, event, env, cache,
-                    source="functions/hello", gen="3", cache="false")  # fmt: skip
+                    source="functions/hello", **inputs)  # fmt: skip
     assert run.exit_code == 2
-    assert cache.calls == [] and run.step("cache-key").skipped
-    assert "::error title=pyfn%3A ConfigError::Invalid value for the input 'gen'" in (
-        run.step("pyfn").stdout
-    )
+    check = run.step("inputs")
+    assert check.name == "Check the inputs and each function's settings"
+    assert f"::error title=pyfn%3A ConfigError::{message}" in check.stdout, check.stdout
+    said = [line for line in check.stdout.splitlines() if not line.startswith("::add-mask::")]
+    assert not any("hunter2" in line for line in said)
+    assert cache.calls == [] and run.step("cache-key").skipped and run.step("pyfn").skipped
     assert run.outputs["bundle"] == "" and github.requests == []
+
+
+def test_cache_false_skips_the_cache(
+    action_dir: Path,
+    github: FakeGitHub,
+    served_pypy: Served,
+    index_url: str,
+    hookhouse_index: str,
+    session_cache: Path,
+    tmp_path: Path,
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    event = pull_request_event(repo, tmp_path / "event.json")
+    env = hermetic_env(session_cache, PYFN_PYPY_ARCHIVE=served_pypy.url,
+                       PYFN_PYPY_SHA256=served_pypy.sha256, PYFN_INDEX_URL=index_url,
+                       PIP_INDEX_URL=hookhouse_index, **GIT_ENV)  # fmt: skip
+    cache = Cache()
+    run = composite(action_dir, repo.root, github, event, env, cache,
+                    source="functions/hello", cache="FALSE")  # fmt: skip
+    assert run.exit_code == 0, [(s.name, s.stdout[-2000:]) for s in run.steps if s.exit_code]
+    assert run.step("inputs").outputs["cache"] == "false"
+    assert cache.calls == [] and run.step("cache-key").skipped
+    assert Path(run.outputs["bundle"]).is_file()
+
+
+@pytest.mark.parametrize("runner_os", ["Windows", "macOS"])
+def test_another_runner_is_told_linux_only_first(
+    action_dir: Path, github: FakeGitHub, session_cache: Path, tmp_path: Path, runner_os: str
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    event = pull_request_event(repo, tmp_path / "event.json")
+    cache = Cache()
+    run = composite(action_dir, repo.root, github, event, hermetic_env(session_cache), cache,
+                    runner_os=runner_os, source="functions/hello")  # fmt: skip
+    first = run.steps[0]
+    assert run.exit_code == 1 and first.exit_code == 1
+    assert first.stdout.startswith(
+        f"::error title=pyfn::pyfn-action runs on Linux runners only, not on {runner_os}."
+    )
+    assert all(step.skipped for step in run.steps[1:])
+    assert cache.calls == [] and github.requests == []

@@ -147,8 +147,11 @@ def run_composite(
     workdir: Path,
     timeout: float = 600,
     temp_dir: Path | None = None,
+    runner_os: str | None = None,
 ) -> CompositeRun:
-    """Run ``action_dir/action.yml``'s steps; ``timeout`` (seconds) bounds the whole run."""
+    """Run ``action_dir/action.yml``'s steps; ``timeout`` (seconds) bounds the whole run.
+    ``runner_os`` plays another runner (``Windows``, ``macOS``) in ``runner.os`` and
+    ``RUNNER_OS``; the steps still run here."""
     action_dir, workdir = Path(action_dir).resolve(), Path(workdir).resolve()
     meta = load_action(action_dir)
     deadline = time.monotonic() + timeout
@@ -158,7 +161,7 @@ def run_composite(
     files.mkdir(parents=True, exist_ok=True)
 
     github_ctx = {"action_path": str(action_dir), "workspace": str(workdir), **github}
-    runner_os = {"Darwin": "macOS"}.get(platform.system(), platform.system())
+    runner_os = runner_os or {"Darwin": "macOS"}.get(platform.system(), platform.system())
     arch = {"x86_64": "X64", "amd64": "X64", "aarch64": "ARM64", "arm64": "ARM64"}
     runner_ctx = {
         "os": runner_os,

@@ -74,6 +74,19 @@ def test_every_input_reaches_the_entrypoint_under_the_runners_name() -> None:
     assert given == expected
 
 
+def test_the_first_steps_refuse_other_runners_and_check_every_input() -> None:
+    steps = action()["runs"]["steps"]
+    assert steps[0]["if"] == "runner.os != 'Linux'" and "exit 1" in steps[0]["run"]
+    [check] = [s for s in steps if s.get("id") == "inputs"]
+    assert steps.index(check) < min(steps.index(s) for s in steps if s.get("id") == "cache-key")
+    declared = set(action()["inputs"])
+    given = {k: v for k, v in check["env"].items() if k.startswith("INPUT_")}
+    assert given == {env_name(n): f"${{{{ inputs.{n} }}}}" for n in declared}
+    assert check["run"].endswith('entrypoint.py" --check-inputs')
+    for step in steps:
+        assert "inputs.cache" not in str(step.get("if", "")), "the checked value decides"
+
+
 def test_outputs_come_from_the_entrypoint_step() -> None:
     outputs = action()["outputs"]
     assert set(outputs) == {"bundle", "sha256", "compressed-bytes", "uncompressed-bytes",

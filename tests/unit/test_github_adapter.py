@@ -11,8 +11,9 @@ import pytest
 
 from pyfn_action.config import Budget, resolve, resolve_deploy
 from pyfn_action.errors import ConfigError, SourceError
+from pyfn_action.github.action import run
 from pyfn_action.github.event import read_event
-from pyfn_action.github.inputs import env_name, parse
+from pyfn_action.github.inputs import env_name, parse, secret_values
 from pyfn_action.github.workflow import Runner, escape_data, escape_property
 
 SHA_A, SHA_B = "a" * 40, "b" * 40
@@ -211,3 +212,55 @@ def test_an_injected_workflow_command_in_an_input_is_only_text(tmp_path: Path) -
     # Only the stop/resume framing and the one error: the input's lines stay inside it.
     assert len(lines) == 4 and lines[2].startswith("::error::")
     assert "::set-output name=url::https://evil.test" in lines[2]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "secret"),
+    [
+        ("env_vars", "DB_PASSWORD=hunter2,DEBUG", "hunter2"),
+        ("env_vars", "A=1\nDB_PASSWORD=hunter2\nBROKEN", "hunter2"),
+        ("secrets", "API_KEY=projects/p/secrets/key:latest,oops", "projects/p/secrets/key:latest"),
+        ("config", 'env_vars = "TOKEN=s3cr3t,X"', "s3cr3t"),
+    ],
+)
+def test_a_secret_is_masked_before_anything_says_it(
+    tmp_path: Path, name: str, value: str, secret: str
+) -> None:
+    _function(tmp_path, "fn")
+    env = {**_inputs(source="fn", **{name: value}), "GITHUB_WORKSPACE": str(tmp_path)}
+    out = io.StringIO()
+    code = run([], env, out, cwd=tmp_path)
+    assert code == 2
+    lines = out.getvalue().splitlines()
+    masked = lines.index(f"::add-mask::{secret}")
+    said = [line for line in lines if not line.startswith("::add-mask::")]
+    before = [line for line in lines[:masked] if not line.startswith("::add-mask::")]
+    assert not any(secret in line for line in before)
+    if name != "config":  # TOML's own errors are masked by the runner, not rewritten
+        assert not any(secret in line for line in said), said
+    assert any(line.startswith("::error") for line in said)
+
+
+def test_secret_values_are_found_in_every_shape() -> None:
+    env = _inputs(env_vars="A=alpha,B = 'bravo'\nC=charlie=delta", github_token="ghs_x")  # noqa: S106
+    values = secret_values(env)
+    for piece in ("alpha", "bravo", "charlie=delta", "delta", "ghs_x"):
+        assert piece in values
+    assert all(len(v) >= 3 for v in values) and values == sorted(values, key=lambda v: -len(v))
+
+
+@pytest.mark.parametrize("name", ["deploy", "comment", "cache"])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), ("True", True), ("TRUE", True), ("false", False), ("FALSE", False),
+     ("yes", None), ("1", None), ("on", None), ("no", None), ("tru", None)],
+)  # fmt: skip
+def test_every_boolean_input_is_read_alike(
+    tmp_path: Path, name: str, value: str, expected: bool | None
+) -> None:
+    _function(tmp_path, "fn")
+    if expected is None:
+        with pytest.raises(ConfigError, match=f"input '{name}': '{value}'"):
+            parse(_inputs(source="fn", **{name: value}), cwd=tmp_path)
+    else:
+        assert getattr(parse(_inputs(source="fn", **{name: value}), cwd=tmp_path), name) is expected
