@@ -28,6 +28,7 @@ from pyfn_action.github.inputs import Inputs
 from pyfn_action.github.workflow import Runner
 from pyfn_action.report.model import Report
 from pyfn_action.report.model import load as load_report
+from pyfn_action.report.render import code_text
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def base_reports(
     """
     if not event.is_pull_request or event.base_sha is None or not functions:
         return "", {}
-    label = f"`{_code(event.base_ref or 'base')}` ({event.base_sha[:7]})"
+    label = f"`{code_text(event.base_ref or 'base')}` ({event.base_sha[:7]})"
     bases: dict[str, Report | None] = {}
     with runner.group(f"pyfn: build at the base, {event.base_ref or ''} {event.base_sha[:12]}"):
         try:
@@ -219,8 +220,3 @@ def load_base_report(path: Path) -> Report:
     except ReportError as exc:
         raise ReportError(f"The input 'base-report': {exc.what}", why=exc.why,
                           fix=exc.fix) from None  # fmt: skip
-
-
-def _code(text: str) -> str:
-    """Text that came from an event, safe inside a markdown code span."""
-    return "".join(c for c in text if c.isprintable() and c != "`")[:100]

@@ -102,9 +102,17 @@ def render_text(comparison: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
+def code_text(text: str, limit: int = 100) -> str:
+    """Text from a pull request (a package's name is whatever its metadata says), safe
+    inside a markdown code span and a table cell: no backtick, no line break or other
+    control character, at most ``limit`` characters."""
+    kept = "".join(c if c.isprintable() and c != "`" else "�" for c in text)
+    return kept if len(kept) <= limit else kept[: limit - 1] + "…"
+
+
 def _md_row(row: Row, has_base: bool) -> str:
     label = {"new": " 🆕", "removed": " ❌ removed"}.get(row.status, "")
-    cells = [f"`{row.name}`{label}", row.kind, _size(row.compressed_bytes)]
+    cells = [f"`{code_text(row.name)}`{label}", row.kind, _size(row.compressed_bytes)]
     if has_base:
         cells.append(_delta(row.compressed_bytes, row.base_compressed_bytes))
     cells.append(_size(row.uncompressed_bytes))

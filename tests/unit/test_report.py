@@ -122,6 +122,20 @@ def test_each_function_has_its_own_marker_and_names_are_sanitized() -> None:
     assert "`a__b_`" in text
 
 
+def test_a_package_named_by_a_pull_request_stays_inside_its_cell() -> None:
+    """A local package's metadata may name it anything: it cannot forge the comment."""
+    hostile = "x` **all fine** ![](https://evil.test/i.png) `\n| fake | row |\r\n### Forged"
+    head = _report({hostile: (5000, 9000), "flask": (200, 600)})
+    base = _report({"flask": (200, 600)})
+    text = render_markdown(compare(head, base))
+    [row] = [line for line in text.splitlines() if "all fine" in line]
+    assert (
+        row.startswith("| `x� **all fine** ![](https://evil.test/i.png) ��") and row.count("`") == 2
+    )
+    assert "\n### Forged" not in text and "\n| fake | row |" not in text
+    assert row.count("|") - row.count("\\|") == 7  # the header's cells, no more
+
+
 def test_headline_says_size_change_and_the_nearest_limit() -> None:
     limits = [
         {"name": "gen1 compressed sources", "limit_bytes": 100_000_000, "used_bytes": 25_000_000,
