@@ -74,6 +74,7 @@ class Function:
     comparison: sizereport.Comparison | None = None
     comment_path: Path | None = None
     findings: list[Finding] = field(default_factory=list)
+    checked_out: bool = False  # the repository decides its out, so it was checked
 
     @property
     def name(self) -> str:
@@ -148,14 +149,17 @@ def _functions(inputs: Inputs, env: Mapping[str, str]) -> list[Function]:
         config = resolve(source, env=env, flags=inputs.flags)
         settings = resolve_deploy(source, env=env, flags=inputs.deploy_flags)
         _directory_name(config.name)
-        for key in _file_paths(source, env, inputs.flags):
+        untrusted = _file_paths(source, env, inputs.flags)
+        for key in untrusted:
             _inside(key, getattr(config, key), inputs.workdir)
-        functions.append(Function(source, config, settings))
+        functions.append(Function(source, config, settings, checked_out="out" in untrusted))
     several = len(functions) > 1
     for function in functions:
         out = function.config.out
         if out == Path("dist") and several:
             out = out / function.name
+        if function.checked_out:  # dist/NAME too: the repository may hold it as a link
+            _inside("out", out, inputs.workdir)
         if not out.is_absolute():
             out = inputs.workdir / out
         function.config = dataclasses.replace(function.config, out=out, dry_run=False)
@@ -165,11 +169,12 @@ def _functions(inputs: Inputs, env: Mapping[str, str]) -> list[Function]:
 
 
 def _file_paths(source: Path, env: Mapping[str, str], flags: Mapping[str, Any]) -> list[str]:
-    """The path keys whose value comes from the function's config file (the workflow's
-    inputs and ``PYFN_*`` variables are the workflow author's, and trusted)."""
+    """The path keys whose value the repository decides: set in the function's config
+    file, or ``out``'s default ``dist``, which the repository may hold as a link (the
+    workflow's inputs and ``PYFN_*`` variables are the workflow author's, and trusted)."""
     table, _ = read_file_config(source)
     overridden = {*env_config(env), *(k for k, v in flags.items() if v is not None)}
-    return [key for key in _PATH_KEYS if key in table and key not in overridden]
+    return [k for k in _PATH_KEYS if (k in table or k == "out") and k not in overridden]
 
 
 _PATH_KEYS = ("out", "cache_dir")
@@ -183,7 +188,7 @@ def _inside(key: str, value: Path | None, workdir: Path) -> None:
     if relative and (root / value).resolve().is_relative_to(root):
         return
     raise ConfigError(
-        f"{key} = {str(value)!r} in the function's config file leads out of the working directory",
+        f"{key} = {str(value)!r} leads out of the working directory",
         why="the files of a pull request never choose where the Action writes",
         fix=f"Set {key} to a directory inside the repository, or set it with the input "
         "'config' (the workflow's own)",

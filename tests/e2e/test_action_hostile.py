@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.action_run import Action, our_comments, read_outputs
 from support.git_http import git_server
-from support.repos import OWNER, PR, git, pull_request_event, repository
+from support.repos import OWNER, PR, Repo, add_function, git, pull_request_event, repository
 
 from pyfn_action.github.action import run
 
@@ -60,14 +60,31 @@ def test_a_pull_requests_paths_never_lead_out(
     assert action.fake.changes() == []
 
 
-def test_a_linked_out_directory_is_refused(action: Action, tmp_path: Path) -> None:
-    root = pr(action, tmp_path, out="build")
+@pytest.mark.parametrize("link", ["build", "dist", "dist/hello"])
+def test_a_linked_out_directory_is_refused(action: Action, tmp_path: Path, link: str) -> None:
+    """The repository holds its out directory (set, or the default) as a link out of it."""
+    root = pr(action, tmp_path, **({"out": "build"} if link == "build" else {}))
+    source = "functions/hello"
+    if link == "dist/hello":  # several functions are built into dist/NAME
+        add_function(root, "other")
+        source = "functions/*"
     (tmp_path / "elsewhere").mkdir()
-    (root / "build").symlink_to(tmp_path / "elsewhere")
-    step = action(root, source="functions/hello")
+    (root / link).parent.mkdir(exist_ok=True)
+    (root / link).symlink_to(tmp_path / "elsewhere")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "a link")
+    action.env["GITHUB_EVENT_PATH"] = str(
+        pull_request_event(Repo(root, action_base(root), git(root, "rev-parse", "HEAD")),
+                           tmp_path / "event.json")
+    )  # fmt: skip
+    step = action(root, source=source)
     assert step.code == 2, step.stdout
     assert "leads out of the working directory" in step.annotations("error")[0]
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def action_base(root: Path) -> str:
+    return git(root, "rev-list", "--max-parents=0", "HEAD")
 
 
 def test_the_workflows_own_out_is_trusted(action: Action, tmp_path: Path) -> None:
