@@ -1,10 +1,12 @@
 """Installed requirements, reused while nothing that decides them has changed.
 
 The key covers every input of the install step: the requirement files' bytes
-(includes too), the extra requirements, the target (Python, ABI, CPU, glibc),
-the package sources, the runtime and pyfn itself. A change to any of them, or
-``refresh``, installs afresh. An entry is written through a temporary directory
-and its record lands last, so a half-written entry is never used.
+(includes too), the files of the local requirements they name
+(:func:`pyfn_action.deps.localreqs.digest`), the extra requirements, the target
+(Python, ABI, CPU, glibc), the package sources, the runtime and pyfn itself. A
+change to any of them, or ``refresh``, installs afresh. An entry is written
+through a temporary directory and its record lands last, so a half-written entry
+is never used.
 
 Builds sharing the cache take the entry's lock (``<cache>/site/<key>.lock``)
 before they look at it: one installs, the others wait and reuse what it made.
@@ -36,11 +38,15 @@ def cache_key(
     target: Target,
     sources: Sources,
     runtime_sha256: str,
+    *,
+    local: str = "",
 ) -> str:
+    """The entry's key; ``local`` is the digest of the local requirements' files."""
     digest = hashlib.sha256()
     material = {
         "pyfn": __version__,
         "files": [hashlib.sha256(p.read_bytes()).hexdigest() for p in requirement_files],
+        "local": local,
         "extra": list(extra),
         "target": [target.python_version, target.abi, target.arch, list(target.glibc)],
         "sources": [sources.index_url, list(sources.extra_index_urls), list(sources.find_links)],

@@ -33,7 +33,7 @@ from pyfn_action.bundle.trim import (
 )
 from pyfn_action.bundle.zipper import ZIP_EPOCH_MIN, ZipResult, write_zip
 from pyfn_action.config import Config, config_file, key_line
-from pyfn_action.deps import sitecache
+from pyfn_action.deps import localreqs, sitecache
 from pyfn_action.deps.pip_runner import interpreter_for
 from pyfn_action.deps.reqfile import Requirements, read_requirements
 from pyfn_action.deps.requirements import Installed, install_requirements
@@ -117,7 +117,6 @@ def build(
     target = runtime.target(gen.glibc)
     source = check_source(config, target.python_tuple)
 
-    files = [source.requirements] if source.requirements is not None else []
     names = requirements.names if requirements is not None else frozenset()
     extra = []
     if config.signature != "script" and FRAMEWORK_NAME not in names:
@@ -130,14 +129,18 @@ def build(
         interpreter = interpreter_for(runtime, target, cache_dir, env)
         sources = Sources(config.index_url, config.extra_index_urls, config.find_links)
         included = list(requirements.files) if requirements is not None else []
-        key = sitecache.cache_key(included, extra, target, sources, runtime.sha256)
+        local = localreqs.digest(requirements)
+        key = sitecache.cache_key(included, extra, target, sources, runtime.sha256, local=local)
         try:
             installed = sitecache.installed_site(
                 cache_dir,
                 key,
                 lambda site: install_requirements(
                     extra,
-                    requirement_files=files,
+                    # Local requirements are installed from copies, never in place.
+                    requirement_files=localreqs.pip_files(
+                        requirements, work / "local", expected=local
+                    ),
                     target=target,
                     interpreter=interpreter,
                     site=site,

@@ -1,9 +1,10 @@
 """The Action's cache step: ``key``, ``restore-keys`` and ``path`` for actions/cache.
 
 The key names pyfn's version, the runner, the runtime (line, release or archive,
-CPU), the target (generation) and a hash of every requirements file and package
-source; the restore keys fall back to the same target, then to the runtime alone,
-so a changed requirement starts from the closest warm cache.
+CPU), the target (generation) and a hash of every requirements file, package
+source and local package (every file of it); the restore keys fall back to the
+same target, then to the runtime alone, so a changed requirement starts from the
+closest warm cache.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from pyfn_action import __version__
 from pyfn_action.config import Config, resolve
+from pyfn_action.deps import localreqs
 from pyfn_action.deps.reqfile import read_requirements
 from pyfn_action.errors import PyfnError
 from pyfn_action.flows.jobs import cache_dir
@@ -35,6 +37,7 @@ def cache_key(env: Mapping[str, str], runner: Runner, cwd: Path) -> int:
         for path in _requirement_files(config):
             digest.update(path.relative_to(config.source).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
+        digest.update(_local_packages(config).encode() + b"\0")
         sources = (config.index_url, config.extra_index_urls, config.find_links)
         digest.update(repr(sources).encode() + b"\0")
     prefix = f"pyfn-{__version__}-{env.get('RUNNER_OS', 'Linux')}-{env.get('RUNNER_ARCH', 'X64')}"
@@ -53,6 +56,16 @@ def _runtime_id(config: Config) -> str:
     if config.pypy_sha256:
         parts.append(config.pypy_sha256[:16])
     return "-".join(parts)
+
+
+def _local_packages(config: Config) -> str:
+    """The digest of every local package the requirements name (``./pkg``): a changed
+    package is a changed key, as it is for the installed site."""
+    path = config.source / config.requirements
+    try:
+        return localreqs.digest(read_requirements(path, config.source)) if path.is_file() else ""
+    except PyfnError:
+        return ""  # the build will say what is wrong (the files were checked above)
 
 
 def _requirement_files(config: Config) -> Iterator[Path]:

@@ -237,3 +237,26 @@ def test_a_private_base_is_fetched_with_the_token_and_never_stored(
         assert "Cannot fetch the base commit" in warning
         assert "git fetch said: fatal: " in warning
         assert "against `main`" not in body
+
+
+def test_the_cache_key_follows_a_local_packages_files(action: Action, tmp_path: Path) -> None:
+    """A changed local package is a changed key, as it is for the installed site."""
+    root = pr(action, tmp_path)
+    src = root / "functions" / "hello"
+    (src / "pkg").mkdir()
+    (src / "pkg" / "setup.py").write_text("from setuptools import setup\nsetup(name='pkg')\n")
+    (src / "requirements.txt").write_text("./pkg\n")
+    env = {**action.env, "INPUT_SOURCE": "functions/hello",
+           "GITHUB_OUTPUT": str(tmp_path / "out")}  # fmt: skip
+
+    def key() -> str:
+        (tmp_path / "out").unlink(missing_ok=True)
+        assert run(["--cache-key"], env, io.StringIO(), cwd=root) == 0
+        return read_outputs(tmp_path / "out")["key"]
+
+    first = key()
+    assert key() == first
+    (src / "pkg" / "module.py").write_text("VALUE = 1\n")
+    second = key()
+    (src / "pkg" / "module.py").write_text("VALUE = 2\n")
+    assert len({first, second, key()}) == 3

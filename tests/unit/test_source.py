@@ -11,7 +11,7 @@ from pyfn_action.bundle.source import check_source
 from pyfn_action.bundle.stage import app_entries
 from pyfn_action.bundle.zipper import write_zip
 from pyfn_action.config import resolve
-from pyfn_action.deps.reqfile import read_requirements
+from pyfn_action.deps.reqfile import read_requirements, requirement_specs
 from pyfn_action.errors import ConfigError, RequirementsError, SourceError
 
 
@@ -96,6 +96,73 @@ def test_requirements_names_and_includes(tmp_path: Path) -> None:
     result = read_requirements(src / "requirements.txt", src)
     assert result.names == {"functions-framework", "requests"}
     assert [p.name for p in result.files] == ["requirements.txt", "base.txt"]
+
+
+def _project(where: Path, says: str = "one") -> Path:
+    (where / "mod").mkdir(parents=True)
+    (where / "setup.py").write_text("from setuptools import setup\nsetup(name='mod')\n")
+    (where / "mod" / "__init__.py").write_text(f"SAYS = {says!r}\n")
+    return where
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "./pkg",
+        "pkg/",
+        "./pkg[extra] ; python_version >= '3'",
+        "file:pkg",
+        "file:./pkg#egg=mod",
+        "mod @ file:pkg",
+        "mod[extra] @ file:./pkg ; python_version >= '3'",
+    ],
+)
+def test_a_local_path_is_read_relative_to_its_requirements_file(tmp_path: Path, line: str) -> None:
+    src = tmp_path / "fn"
+    _project(src / "deps" / "pkg")
+    _project(src / "pkg", "the wrong one")
+    (src / "deps" / "requirements.txt").write_text(f"{line}\n")
+    result = read_requirements(src / "deps" / "requirements.txt", src)
+    assert [(r.path, r.relative, r.line) for r in result.local] == [
+        ((src / "deps" / "pkg").resolve(), "deps/pkg", 1)
+    ]
+
+
+def test_an_archive_name_is_local_as_pip_reads_it(tmp_path: Path) -> None:
+    """pip takes ``demo-1.0.tar.gz`` (no ./) for a file, so pyfn judges it as one."""
+    src = _src(tmp_path)
+    (src / "requirements.txt").write_text("demo-1.0.tar.gz\nrequests\n")
+    (src / "demo-1.0.tar.gz").write_bytes(b"x")
+    result = read_requirements(src / "requirements.txt", src)
+    assert [r.relative for r in result.local] == ["demo-1.0.tar.gz"]
+    assert result.names == {"requests"}
+    assert list(requirement_specs("demo-1.0.tar.gz\nrequests\n")) == [(2, "requests")]
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("../outside", "outside the function's directory"),
+        ("./up/outside", "outside the function's directory"),  # a link to ../outside
+        ("file:../outside", "outside the function's directory"),
+        ("file://{outside}", "outside the function's directory"),
+        ("mod @ file://{outside}", "outside the function's directory"),
+        ("mod @ file:up/outside", "outside the function's directory"),
+        ("file://elsewhere/share/pkg", "another host"),
+        ("mod @ git+file://{outside}", "repository on this machine"),
+        ("./missing", "no directory or file"),
+        ("missing-1.0.tar.gz", "no directory or file"),
+    ],
+)
+def test_a_local_path_outside_the_source_is_refused(tmp_path: Path, line: str, why: str) -> None:
+    src = _src(tmp_path)
+    outside = _project(tmp_path / "outside")
+    os.symlink(tmp_path, src / "up")
+    (src / "requirements.txt").write_text(line.format(outside=outside) + "\n")
+    with pytest.raises(RequirementsError) as info:
+        read_requirements(src / "requirements.txt", src)
+    assert "requirements.txt:1" in info.value.message
+    assert why in info.value.why
 
 
 def test_symlink_out_of_the_tree_is_reported_not_followed(tmp_path: Path) -> None:
