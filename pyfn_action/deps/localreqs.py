@@ -182,11 +182,7 @@ def _entries(top: Path, rel: str = "") -> Iterator[tuple[str, Path, os.stat_resu
         st = path.lstat()
         names = sorted(os.listdir(path)) if stat.S_ISDIR(st.st_mode) else []
     except OSError as exc:
-        raise RequirementsError(
-            f"Cannot read {path}",
-            why=exc.strerror or str(exc),
-            fix="Make the local package readable",
-        ) from exc
+        raise _unreadable(path, exc) from exc
     if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         raise _refused(path, "is not a regular file, a directory or a link")
     yield rel, path, st
@@ -219,14 +215,16 @@ def _copy_file(path: Path, to: Path | None, executable: bool) -> bytes:
                     if out is not None:
                         out.write(chunk)
     except OSError as exc:
-        raise RequirementsError(
-            f"Cannot read {path}",
-            why=exc.strerror or str(exc),
-            fix="Make the local package readable",
-        ) from exc
+        raise _unreadable(path, exc) from exc
     if to is not None:
         os.chmod(to, 0o755 if executable else 0o644)
     return digest.digest()
+
+
+def _unreadable(path: Path, exc: OSError) -> RequirementsError:
+    return RequirementsError(
+        f"Cannot read {path}", why=exc.strerror or str(exc), fix="Make the local package readable"
+    )
 
 
 def _refused(path: Path, what: str) -> RequirementsError:
