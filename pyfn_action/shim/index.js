@@ -21,6 +21,9 @@
 //                      the manifest, else 60; at most the platform's maximum: 3600 s,
 //                      540 s for 1st gen)
 //   PYFN_LOAD_TIMEOUT  seconds a worker may take to load the function (default 300)
+//   PYFN_MAX_BODY      bytes a request's body may have, as sent and once decoded
+//                      (default and maximum: the platform's request limit, 32 MiB on
+//                      2nd gen, 10 MiB on 1st gen); above it, 413
 // Logs are one JSON object per line with `severity`.
 //
 // Whatever a worker does costs that worker only: a frame that breaks the protocol
@@ -61,8 +64,10 @@ const MAX_QUEUE = 100000;
 const DEFAULT_LOAD_TIMEOUT = 300;
 const PLATFORM_MAX_TIMEOUT = Number(FUNCTION.gen) === 1 ? 540 : 3600; // seconds, HTTP functions
 const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
-// Request bodies: the Node framework's limit, and the encodings its body parsers decode.
-const MAX_REQUEST_BODY = 1024 * 1024 * 1024;
+// Request bodies: the platform's request limit (an HTTP request of 32 MiB on 2nd gen,
+// 10 MiB on 1st gen), which the shim holds to the decoded body too, and the encodings
+// the Node framework's body parsers decode.
+const PLATFORM_MAX_BODY = (Number(FUNCTION.gen) === 1 ? 10 : 32) * 1024 * 1024;
 const DECODERS = {gzip: zlib.createGunzip, deflate: zlib.createInflate, br: zlib.createBrotliDecompress};
 const INTERNAL_ERROR = 'Internal Server Error\n';
 const TEXT = 'text/plain; charset=utf-8';
@@ -94,6 +99,7 @@ function readSettings(env) {
   const recorded = integer('the manifest\'s function.timeout', FUNCTION.timeout, 60, PLATFORM_MAX_TIMEOUT);
   const timeout = integer('PYFN_TIMEOUT', env.PYFN_TIMEOUT, recorded, PLATFORM_MAX_TIMEOUT);
   const loadTimeout = integer('PYFN_LOAD_TIMEOUT', env.PYFN_LOAD_TIMEOUT, DEFAULT_LOAD_TIMEOUT, PLATFORM_MAX_TIMEOUT);
+  const maxBody = integer('PYFN_MAX_BODY', env.PYFN_MAX_BODY, PLATFORM_MAX_BODY, PLATFORM_MAX_BODY);
   // Threads per worker: the native Python runtime's rule (gunicorn's threads = 4 × the
   // instance's CPUs), but no more than the instance is sent at once (the concurrency
   // pyfn deploy recorded) needs across the workers.
@@ -102,7 +108,7 @@ function readSettings(env) {
   if (concurrency > 0) fallbackThreads = Math.min(fallbackThreads, Math.ceil(concurrency / workers));
   const threads = integer('PYFN_THREADS', env.PYFN_THREADS, Math.max(1, fallbackThreads), MAX_THREADS);
   const queue = integer('PYFN_QUEUE', env.PYFN_QUEUE, Math.max(64, 4 * workers * threads), MAX_QUEUE);
-  return {workers, threads, queue, timeout, loadTimeout, problems, limits};
+  return {workers, threads, queue, timeout, loadTimeout, maxBody, problems, limits};
 }
 
 // One worker per CPU the instance may use, as many as its memory carries: Node's share
@@ -167,6 +173,7 @@ const THREADS = SETTINGS.threads;
 const QUEUE_LIMIT = SETTINGS.queue;
 const TIMEOUT_MS = SETTINGS.timeout * 1000;
 const LOAD_TIMEOUT_MS = SETTINGS.loadTimeout * 1000;
+const MAX_BODY = SETTINGS.maxBody;
 
 // Lines from a worker's stdout/stderr become log entries; JSON lines with a
 // severity (the worker's own logging) pass through as they are. Linear in what
@@ -250,84 +257,100 @@ function frame(header, body) {
   return [out];
 }
 
-// Frames from a worker's response pipe. Chunks are kept as they come and joined
-// once per frame, when all of it is in: linear in the bytes received. Lengths
-// above the limits and headers that are not JSON objects are errors: the reader
-// stops and calls onError once.
+// Frames from a worker's response pipe. A frame that arrives whole in one chunk is
+// taken as it is; any other is copied, as its bytes arrive, into one buffer of its
+// final size, made once its length prefix is in: every byte is copied at most once.
+// Lengths above the limits and headers that are not JSON objects are errors: the
+// reader stops and calls onError once.
 class FrameReader {
   constructor(onFrame, onError) {
     this.onFrame = onFrame;
     this.onError = onError;
-    this.chunks = [];
-    this.size = 0;
+    this.prefix = Buffer.alloc(HEADER_BYTES); // a length prefix that came in pieces
+    this.prefixSize = 0;
     this.headLen = 0;
-    this.total = 0; // the frame's whole length, once its prefix is in
-    this.checked = false; // whether its header starts as a JSON object does
+    this.frame = null; // the frame being filled (header and body), once its prefix is in
+    this.filled = 0;
     this.failed = false;
-  }
-
-  join() {
-    const buffer = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
-    this.chunks = [buffer];
-    return buffer;
   }
 
   fail(why) {
     this.failed = true;
-    this.chunks = [];
-    this.size = 0;
+    this.frame = null;
     this.onError(why);
   }
 
   push(chunk) {
-    if (this.failed) return;
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-    while (!this.failed) {
-      if (this.total === 0) {
-        if (this.size < HEADER_BYTES) return;
-        const prefix = this.chunks[0].length >= HEADER_BYTES ? this.chunks[0] : this.join();
-        const headLen = prefix.readUInt32BE(0);
-        const bodyLen = prefix.readUInt32BE(4);
-        if (headLen < 2 || headLen > MAX_FRAME_HEADER || bodyLen > MAX_RESPONSE_BODY) {
-          this.fail(`a frame announcing ${headLen} + ${bodyLen} bytes`);
-          return;
-        }
-        this.headLen = headLen;
-        this.total = HEADER_BYTES + headLen + bodyLen;
-        this.checked = false;
-      }
-      if (!this.checked) {
-        // Garbage is told at its first byte, not once as many bytes as it announced came.
-        if (this.size <= HEADER_BYTES) return;
-        const start = this.chunks[0].length > HEADER_BYTES ? this.chunks[0] : this.join();
-        if (start[HEADER_BYTES] !== 0x7b) {
-          this.fail('a frame header that is not a JSON object');
-          return;
-        }
-        this.checked = true;
-      }
-      if (this.size < this.total) return;
-      const buffer = this.join();
-      const end = HEADER_BYTES + this.headLen;
-      let header;
-      try {
-        header = JSON.parse(buffer.toString('utf8', HEADER_BYTES, end));
-      } catch (e) {
-        this.fail('a frame header that is not JSON');
-        return;
-      }
-      if (header === null || typeof header !== 'object' || Array.isArray(header)) {
-        this.fail('a frame header that is not a JSON object');
-        return;
-      }
-      const body = buffer.subarray(end, this.total);
-      const rest = buffer.subarray(this.total);
-      this.chunks = rest.length ? [rest] : [];
-      this.size = rest.length;
-      this.total = 0;
-      this.onFrame(header, body);
+    let at = 0;
+    while (!this.failed && at < chunk.length) {
+      at = this.frame === null ? this.startFrame(chunk, at) : this.fill(chunk, at);
     }
+  }
+
+  // The length prefix at `at` (or its rest), then the frame: taken from the chunk if
+  // all of it is there, else the buffer it will be copied into. Returns where it stopped.
+  startFrame(chunk, at) {
+    let prefix = chunk;
+    let start = at;
+    if (this.prefixSize > 0 || chunk.length - at < HEADER_BYTES) {
+      const copied = chunk.copy(this.prefix, this.prefixSize, at, at + HEADER_BYTES - this.prefixSize);
+      this.prefixSize += copied;
+      if (this.prefixSize < HEADER_BYTES) return chunk.length;
+      at += copied;
+      prefix = this.prefix;
+      start = 0;
+      this.prefixSize = 0;
+    } else {
+      at += HEADER_BYTES;
+    }
+    const headLen = prefix.readUInt32BE(start);
+    const bodyLen = prefix.readUInt32BE(start + 4);
+    if (headLen < 2 || headLen > MAX_FRAME_HEADER || bodyLen > MAX_RESPONSE_BODY) {
+      this.fail(`a frame announcing ${headLen} + ${bodyLen} bytes`);
+      return chunk.length;
+    }
+    this.headLen = headLen;
+    const size = headLen + bodyLen;
+    if (chunk.length - at >= size) {
+      this.deliver(chunk.subarray(at, at + size));
+      return at + size;
+    }
+    this.frame = Buffer.allocUnsafe(size);
+    this.filled = 0;
+    return at;
+  }
+
+  // The chunk's bytes from `at` into the frame being filled, as many as it still needs.
+  fill(chunk, at) {
+    const copied = chunk.copy(this.frame, this.filled, at);
+    // Garbage is told at its first byte, not once as many bytes as it announced came.
+    if (this.filled === 0 && this.frame[0] !== 0x7b) {
+      this.fail('a frame header that is not a JSON object');
+      return chunk.length;
+    }
+    this.filled += copied;
+    if (this.filled === this.frame.length) {
+      const frame = this.frame;
+      this.frame = null;
+      this.deliver(frame);
+    }
+    return at + copied;
+  }
+
+  // A whole frame: its header must be a JSON object (what starts with `{` and parses is one).
+  deliver(frame) {
+    if (frame[0] !== 0x7b) {
+      this.fail('a frame header that is not a JSON object');
+      return;
+    }
+    let header;
+    try {
+      header = JSON.parse(frame.toString('utf8', 0, this.headLen));
+    } catch (e) {
+      this.fail('a frame header that is not JSON');
+      return;
+    }
+    this.onFrame(header, frame.subarray(this.headLen));
   }
 }
 
@@ -729,9 +752,14 @@ function requestHeaders(req, body, decoded) {
 const pool = new Pool(WORKERS);
 
 // Through the framework's express app (only where the framework must route: see
-// directListener): its body parsers have read (and decoded) the body.
+// directListener): its body parsers have read (and decoded) the body, up to their own
+// limit; one over MAX_BODY is refused all the same.
 function handleFramework(req, res) {
   const body = requestBody(req);
+  if (body.length > MAX_BODY) {
+    plainAnswer(res, 413, TOO_LARGE);
+    return;
+  }
   submitRequest(req, res, body, Buffer.isBuffer(req.rawBody), req.originalUrl || req.url,
     req.protocol || 'http');
 }
@@ -764,50 +792,79 @@ function plainAnswer(res, status, message) {
 // Python framework does again; the Python framework also answers the routes the Node
 // one filters (/favicon.ico, /robots.txt). So the shim reads the raw body itself,
 // decoded as the framework's body parsers decode it (gzip, deflate, br; another
-// encoding is 415), up to the framework's limit (413 above it), and takes the scheme
-// from X-Forwarded-Proto as the framework's app does (it trusts the proxy).
+// encoding is 415), up to MAX_BODY (413 above it), and takes the scheme from
+// X-Forwarded-Proto as the framework's app does (it trusts the proxy).
 function handleDirect(req, res) {
   const encoding = String(req.headers['content-encoding'] || 'identity').trim().toLowerCase();
-  let source = req;
-  if (encoding !== 'identity') {
-    const decoder = DECODERS[encoding];
-    if (!decoder) {
-      req.resume();
-      plainAnswer(res, 415, `Unsupported Media Type: content encoding "${encoding.slice(0, 40)}" is not supported\n`);
-      return;
-    }
-    source = req.pipe(decoder());
-  }
-  const chunks = [];
-  let size = 0;
-  let over = false;
-  source.on('data', chunk => {
-    if (over) return;
-    size += chunk.length;
-    if (size > MAX_REQUEST_BODY) {
-      over = true;
-      chunks.length = 0;
-      req.unpipe();
-      req.resume(); // drained, not kept
-      plainAnswer(res, 413, 'Payload Too Large\n');
-      return;
-    }
-    chunks.push(chunk);
-  });
-  source.on('error', () => {
-    if (over) return;
-    over = true;
-    chunks.length = 0;
+  if (encoding !== 'identity' && !DECODERS[encoding]) {
     req.resume();
-    plainAnswer(res, 400, 'Bad Request: the body could not be decoded\n');
+    plainAnswer(res, 415, `Unsupported Media Type: content encoding "${encoding.slice(0, 40)}" is not supported\n`);
+    return;
+  }
+  if (Number(req.headers['content-length']) > MAX_BODY) {
+    req.resume(); // drained, not kept
+    plainAnswer(res, 413, TOO_LARGE);
+    return;
+  }
+  readBody(req, encoding,
+    body => submitRequest(req, res, body, encoding !== 'identity', req.url, requestScheme(req)),
+    (status, message) => plainAnswer(res, status, message));
+}
+
+const TOO_LARGE = `Payload Too Large: a request body may have at most ${MAX_BODY} bytes\n`;
+
+function requestScheme(req) {
+  const forwarded = req.headers['x-forwarded-proto'];
+  if (forwarded) return String(forwarded).split(',')[0].trim();
+  return req.socket && req.socket.encrypted ? 'https' : 'http';
+}
+
+// A request's body, decoded as it streams in and counted as it is decoded: once it is
+// over MAX_BODY (as sent or decoded), the decoder is destroyed at once, nothing more is
+// kept or decoded, and the rest of the request is drained. An encoded request that sent
+// no body has an empty one, as in the framework's own app: there was nothing to decode.
+// Calls done(body) or refused(status, message), once.
+function readBody(req, encoding, done, refused) {
+  const decoder = encoding === 'identity' ? null : DECODERS[encoding]();
+  let chunks = [];
+  let size = 0;
+  let raw = 0;
+  let settled = false;
+  const stop = (status, message) => {
+    if (settled) return;
+    settled = true;
+    chunks = [];
+    if (decoder !== null) {
+      req.unpipe(decoder);
+      decoder.destroy();
+    }
+    req.resume(); // drained, not kept
+    refused(status, message);
+  };
+  const take = chunk => {
+    if (settled) return;
+    size += chunk.length;
+    if (size > MAX_BODY) stop(413, TOO_LARGE);
+    else chunks.push(chunk);
+  };
+  const finish = () => {
+    if (settled) return;
+    settled = true;
+    done(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)); // the one copy
+  };
+  if (decoder === null) {
+    req.on('data', take);
+    req.on('end', finish);
+    return;
+  }
+  req.on('data', chunk => {
+    raw += chunk.length;
+    if (raw > MAX_BODY) stop(413, TOO_LARGE);
   });
-  source.on('end', () => {
-    if (over) return;
-    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-    const forwarded = req.headers['x-forwarded-proto'];
-    const scheme = forwarded ? String(forwarded).split(',')[0].trim() : (req.socket && req.socket.encrypted ? 'https' : 'http');
-    submitRequest(req, res, body, encoding !== 'identity', req.url, scheme);
-  });
+  decoder.on('data', take);
+  decoder.on('end', finish);
+  decoder.on('error', () => (raw === 0 ? finish() : stop(400, 'Bad Request: the body could not be decoded\n')));
+  req.pipe(decoder);
 }
 
 // The framework creates one HTTP server, for its express app: in framework mode it gets
@@ -868,6 +925,10 @@ function killScript(child) {
 }
 
 function handleScript(req, res) {
+  if (requestBody(req).length > MAX_BODY) {
+    plainAnswer(res, 413, TOO_LARGE); // read by the framework's app: see handleFramework
+    return;
+  }
   const env = workerEnv();
   env.PYTHONPATH = [path.join(ROOT, 'app'), path.join(ROOT, 'site')].join(':');
   const out = [];
@@ -928,15 +989,15 @@ const handler = FUNCTION.signature === 'script' ? handleScript : handleFramework
 
 {
   const used = FUNCTION.signature === 'script'
-    ? `script mode, request timeout ${SETTINGS.timeout} s`
+    ? `script mode, request timeout ${SETTINGS.timeout} s, bodies up to ${MAX_BODY} bytes`
     : `${WORKERS} worker${WORKERS === 1 ? '' : 's'} × ${THREADS} thread${THREADS === 1 ? '' : 's'}, ` +
-      `queue ${QUEUE_LIMIT}, request timeout ${SETTINGS.timeout} s, load timeout ${SETTINGS.loadTimeout} s ` +
-      `(instance: ${SETTINGS.limits.cpus} CPU${SETTINGS.limits.cpus === 1 ? '' : 's'}, ` +
+      `queue ${QUEUE_LIMIT}, request timeout ${SETTINGS.timeout} s, load timeout ${SETTINGS.loadTimeout} s, ` +
+      `bodies up to ${MAX_BODY} bytes (instance: ${SETTINGS.limits.cpus} CPU${SETTINGS.limits.cpus === 1 ? '' : 's'}, ` +
       `${Math.round(SETTINGS.limits.memory / 1048576)} MiB)`;
   const problems = SETTINGS.problems.length ? `; ${SETTINGS.problems.join('; ')}` : '';
   log(problems ? 'WARNING' : 'INFO', `pyfn settings: ${used}${problems}`,
     {workers: WORKERS, threads: THREADS, queue: QUEUE_LIMIT, timeout: SETTINGS.timeout,
-      load_timeout: SETTINGS.loadTimeout, cpus: SETTINGS.limits.cpus,
+      load_timeout: SETTINGS.loadTimeout, max_body: MAX_BODY, cpus: SETTINGS.limits.cpus,
       memory_mib: Math.round(SETTINGS.limits.memory / 1048576)});
 }
 

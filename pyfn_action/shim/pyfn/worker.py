@@ -51,6 +51,10 @@ RESPONSE_FD = 4
 DEFAULT_WARMUP = 3000  # synthetic requests while idle after start (PYFN_WARMUP)
 DEFAULT_JIT = "threshold=200,function_threshold=300,trace_eagerness=50"  # PYFN_JIT
 _HEADER = struct.Struct(">II")
+# Request frames are read READ_AHEAD bytes at a time at least (a small request in one
+# system call, usually), MAX_READ at most (a large body in pieces, joined once).
+READ_AHEAD = 1 << 16
+MAX_READ = 1 << 20
 # Above these, a response is answered 500 here (index.js refuses such frames and kills
 # the worker that sends one): 64 MiB of body, 1 MiB of JSON header.
 MAX_RESPONSE_BODY = 64 * 1024 * 1024
@@ -163,28 +167,42 @@ def _configure_logging() -> None:
 
 
 class FrameReader:
-    """Frames from a pipe, read in large chunks: one system call per request, usually."""
+    """Frames from a pipe. A small frame usually arrives whole in one read; the parts
+    of a larger one are read in pieces and joined once, into the buffer of its final
+    size: every byte is copied once after it is read, never a copy of a copy."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.buffer = bytearray()
+        self.ahead = b""  # the last read, of which ``ahead[taken:]`` is not taken yet
+        self.taken = 0
 
     def pending(self, timeout: float = 0.0) -> bool:
         """Whether a request has (at least partly) arrived, waiting at most ``timeout`` s."""
-        if self.buffer:
+        if self.taken < len(self.ahead):
             return True
         readable, _, _ = select.select([self.fd], [], [], timeout)
         return bool(readable)
 
     def _take(self, size: int) -> bytes | None:
-        while len(self.buffer) < size:
-            chunk = os.read(self.fd, max(1 << 16, size - len(self.buffer)))
-            if not chunk:
+        """The next ``size`` bytes; None if the pipe ends first."""
+        end = self.taken + size
+        if end <= len(self.ahead):
+            data = self.ahead[self.taken : end]
+            self.taken = end
+            return data
+        pieces: list[bytes | memoryview] = [memoryview(self.ahead)[self.taken :]]
+        have = len(self.ahead) - self.taken
+        last = b""
+        while have < size:
+            last = os.read(self.fd, max(READ_AHEAD, min(size - have, MAX_READ)))
+            if not last:
                 return None
-            self.buffer += chunk
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return data
+            pieces.append(last)
+            have += len(last)
+        # The last read may hold the start of the next frame: it is kept for that.
+        self.ahead, self.taken = last, len(last) - (have - size)
+        pieces[-1] = memoryview(last)[: self.taken]
+        return b"".join(pieces)
 
     def read(self) -> tuple[dict[str, Any], bytes] | None:
         head = self._take(_HEADER.size)
