@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.action_run import Action, our_comments, read_outputs
+from support.envspy import SECRETS, envspy, job_credentials, judge
 from support.git_http import git_server
 from support.repos import OWNER, PR, Repo, add_function, git, pull_request_event, repository
 
@@ -260,3 +261,31 @@ def test_the_cache_key_follows_a_local_packages_files(action: Action, tmp_path: 
     second = key()
     (src / "pkg" / "module.py").write_text("VALUE = 2\n")
     assert len({first, second, key()}) == 3
+
+
+# --- what the pull request's code can see ---------------------------------------------
+
+
+def test_a_pull_requests_build_script_sees_no_credential(action: Action, tmp_path: Path) -> None:
+    """The pull request adds a local package whose setup.py writes out its environment;
+    the job holds the token, the OIDC request variables and Google credentials."""
+    seen = tmp_path / "seen.jsonl"
+    root = pr(action, tmp_path)
+    src = root / "functions" / "hello"
+    envspy(src / "envspy", seen)
+    (src / "requirements.txt").write_text("./envspy\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "a local package")
+    head = git(root, "rev-parse", "HEAD")
+    event = json.loads(Path(action.env["GITHUB_EVENT_PATH"]).read_text())
+    event["pull_request"]["head"]["sha"] = head
+    Path(action.env["GITHUB_EVENT_PATH"]).write_text(json.dumps(event))
+    held = job_credentials(tmp_path)
+    action.env.update({k: v for k, v in held.items() if k != "INPUT_GITHUB-TOKEN"})
+    step = action(root, source="functions/hello", secrets="DB=projects/p/secrets/db:1")
+    assert step.code == 0, step.stdout
+    held |= {"INPUT_SECRETS": "projects/p/secrets/db:1",
+             "INPUT_GITHUB-TOKEN": action.env["INPUT_GITHUB-TOKEN"]}  # fmt: skip
+    assert judge(seen, held, {}) == {"pypy"}
+    assert SECRETS["GITHUB_TOKEN"] not in seen.read_text()
+    assert our_comments(action.fake)  # and the comment was still posted with the token
