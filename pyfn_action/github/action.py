@@ -87,12 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Path) -> int:
-    """The Action's step (or, with ``--cache-key``, the step that names its cache)."""
+    """The Action's main step; with ``--check-inputs``, the step that checks every input
+    first; with ``--cache-key``, the step that names its cache."""
     runner = Runner(env, stdout)
     _configure_logging(stdout, debug=env.get("RUNNER_DEBUG") == "1")
     runner.stop_commands()  # no text below can be taken for a workflow command
     if env.get("RUNNER_OS", "Linux") != "Linux":
-        runner.error("pyfn runs on Linux runners (runs-on: ubuntu-latest)", title="pyfn")
+        runner.error(
+            f"pyfn-action runs on Linux runners only, not on {env.get('RUNNER_OS')}. "
+            "Use runs-on: ubuntu-latest (or another Linux runner).",
+            title="pyfn",
+        )
         return 2
     for secret in secret_values(env):  # before anything could say them
         runner.mask(secret)

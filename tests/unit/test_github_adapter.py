@@ -264,3 +264,12 @@ def test_every_boolean_input_is_read_alike(
             parse(_inputs(source="fn", **{name: value}), cwd=tmp_path)
     else:
         assert getattr(parse(_inputs(source="fn", **{name: value}), cwd=tmp_path), name) is expected
+
+
+@pytest.mark.parametrize("args", [[], ["--check-inputs"], ["--cache-key"]])
+def test_every_step_says_linux_runners_only_elsewhere(tmp_path: Path, args: list[str]) -> None:
+    out = io.StringIO()
+    assert run(args, {"RUNNER_OS": "Windows"}, out, cwd=tmp_path) == 2
+    assert "::error title=pyfn::pyfn-action runs on Linux runners only, not on Windows." in (
+        out.getvalue()
+    )
