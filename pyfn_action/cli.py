@@ -140,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="refuse unless the pull request's head is this commit")  # fmt: skip
     comment.set_defaults(handler=_cmd_comment)
 
+    runtimes = commands.add_parser(
+        "runtimes",
+        help="show Cloud Functions' Node.js runtimes, their calendar and pyfn's picks",
+        description="Show each Node.js runtime Cloud Functions offers: its generations, stack "
+        "(and glibc), deprecation and decommission dates, and which one pyfn picks for each "
+        "generation, and why.",
+    )
+    runtimes.add_argument("--json", action="store_true", help="print it as JSON")
+    runtimes.add_argument("--date", metavar="YYYY-MM-DD",
+                          help="judge the calendar on this day (default: $PYFN_TODAY, else "
+                          "today)")  # fmt: skip
+    runtimes.set_defaults(handler=_cmd_runtimes)
+
     runtime = commands.add_parser("runtime", help="work with PyPy runtimes")
     runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True,
                                               metavar="COMMAND")  # fmt: skip
@@ -208,6 +221,18 @@ def _cmd_report(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
     return 0
 
 
+def _runtime_mismatch(framework: Any, manifest: Any, env: Mapping[str, str]) -> str:
+    """The serve warning for the runtime the bundle was built for (its manifest says
+    which; a bundle of an older pyfn, that does not, is judged against pyfn's pick)."""
+    from pyfn_action.flows import serve
+    from pyfn_action.runtime import noderuntimes
+
+    on = noderuntimes.today(env)
+    gen = manifest.function.gen
+    name = manifest.runtime.get("node_runtime") or noderuntimes.choose(gen, None, on).name
+    return serve.runtime_mismatch(framework, str(name), gen, on, env)
+
+
 def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
     import signal
 
@@ -218,12 +243,10 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
         bundle = Path(args.bundle)
         given = resolve_keys(["cache_dir"], env=env, flags=_flags(args, KEYS))
         cache = cache_dir(given.get("cache_dir"))
-        node_runtime = resolve_deploy(None, env=env, flags={}).node_runtime
     else:
         config = resolve(Path(args.source), env=env, flags=_flags(args, KEYS))
         _set_debug(config.debug)
         cache = cache_dir(config.cache_dir)
-        node_runtime = resolve_deploy(config.source, env=env, flags={}).node_runtime
         result = _build(config, env)
         if result.bundle is None:
             from pyfn_action.errors import ServeError
@@ -239,7 +262,7 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     with serve.served_copy(bundle, cache) as copy:
         root, entry_point = copy.root, copy.manifest.function.entry_point
         framework = serve.ensure_framework(cache, env, serve.declared_framework(root))
-        mismatch = serve.runtime_mismatch(framework, node_runtime, env)
+        mismatch = _runtime_mismatch(framework, copy.manifest, env)
         if mismatch:
             log.warning("%s", mismatch)
         process = serve.start(framework, root, entry_point=entry_point, host=args.host,
@@ -321,6 +344,18 @@ def _cmd_comment(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
     comments = Comments(api, repository, token, graphql_url=env.get("GITHUB_GRAPHQL_URL") or None)
     for posted in post_bodies(comments, args.pr, bodies, head_sha=args.head_sha):
         stdout.write(f"{posted.action} {posted.url}\n")
+    return 0
+
+
+def _cmd_runtimes(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    from pyfn_action.report.runtimes import render_runtimes
+    from pyfn_action.runtime import noderuntimes
+
+    on = noderuntimes.today({**env, **({"PYFN_TODAY": args.date} if args.date else {})})
+    if args.json:
+        stdout.write(json.dumps(noderuntimes.describe(on), indent=2) + "\n")
+    else:
+        stdout.write(render_runtimes(on))
     return 0
 
 

@@ -72,6 +72,12 @@ KEYS: dict[str, Key] = {
         Key("pypy_version", _pypy_version, "exact PyPy release, e.g. 7.3.19 (default: newest)"),
         Key("arch", _choice(ARCHES), "target CPU: x86_64 (default) or aarch64"),
         Key("gen", _gen, "Cloud Functions generation: 2 (default) or 1"),
+        Key(
+            "node_runtime",
+            _node_runtime,
+            "Cloud Functions Node.js runtime, e.g. nodejs22 (default: the newest the "
+            "generation offers; pyfn runtimes shows the calendar)",
+        ),
         Key("budget", _budget, "size budget: '95MB' (compressed) or a table"),
         Key("requirements", _in_source, "requirements file in the source (requirements.txt)"),
         Key("script", _in_source, "script mode: the script run per request"),
@@ -112,7 +118,6 @@ DEPLOY_KEYS: dict[str, Key] = {
             "how long to wait for the deploy (default: 10m)",
             env_name="PYFN_DEPLOY_TIMEOUT",
         ),
-        Key("node_runtime", _node_runtime, "Cloud Functions Node.js runtime (default: nodejs22)"),
         Key("memory", _memory, "memory per instance, e.g. 512Mi or 1Gi"),
         Key("cpu", _cpu, "vCPUs per instance (2nd gen), e.g. 1 or 0.583"),
         Key("function_timeout", _whole_seconds, "request timeout of the function, e.g. 60s"),

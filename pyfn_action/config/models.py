@@ -29,6 +29,7 @@ class Config:
     pypy_version: str | None = None
     arch: str = "x86_64"
     gen: int = 2
+    node_runtime: str | None = None  # None: pyfn picks by its runtime calendar
     budget: Budget = Budget()
     requirements: str = "requirements.txt"
     script: str | None = None
@@ -58,7 +59,7 @@ class DeploySettings:
     bucket: str | None = None
     prefix: str = "pyfn"
     timeout: float = 600.0
-    node_runtime: str = "nodejs22"
+    node_runtime: str = ""  # not a setting here: the build's choice, set by the deploy flow
     memory: int | None = None
     cpu: str | None = None
     function_timeout: int | None = None

@@ -50,6 +50,7 @@ from pyfn_action.progress import ProgressFactory, silent
 from pyfn_action.report import budget
 from pyfn_action.report.manifest import FunctionInfo, Manifest
 from pyfn_action.report.model import BundleSummary, Limit, Report, components_from
+from pyfn_action.runtime import noderuntimes
 from pyfn_action.runtime.pypy import Runtime, RuntimeRequest, resolve_runtime
 from pyfn_action.runtime.targets import Target, generation
 from pyfn_action.secrets.envfiles import credential_files
@@ -98,6 +99,13 @@ def build(
         if (config.source / config.requirements).is_file()
         else None
     )
+    # The Node.js runtime it is deployed on decides the stack, and so the newest glibc
+    # its wheels may need; judged by the platform's calendar on the given day.
+    on = noderuntimes.today(env)
+    node_runtime = noderuntimes.choose(config.gen, config.node_runtime, on)
+    notice = noderuntimes.notice(node_runtime, config.gen, on)
+    if notice:
+        log.warning("%s", notice)
     # The framework the bundle declares, locked now: a version npm cannot find fails
     # before the runtime is fetched.
     node = nodepackage.declare(config.node_framework, cache_dir, env)
@@ -114,7 +122,7 @@ def build(
         progress=progress,
     )
     gen = generation(config.gen)
-    target = runtime.target(gen.glibc)
+    target = runtime.target(node_runtime.glibc)
     source = check_source(config, target.python_tuple)
 
     names = requirements.names if requirements is not None else frozenset()
@@ -156,7 +164,14 @@ def build(
                 exc.findings = (Finding("native", exc.what, file, line),)
             raise
         manifest = _manifest(
-            config, runtime, target, installed, node, request_timeout, request_concurrency
+            config,
+            runtime,
+            target,
+            node_runtime,
+            installed,
+            node,
+            request_timeout,
+            request_concurrency,
         )
         staged = stage(
             runtime, installed, source.root, manifest, node,
@@ -206,7 +221,7 @@ def build(
                     files=len(zipped.entries),
                 ),
                 components=components_from(zipped, versions),
-                runtime=_runtime_dict(runtime, target),
+                runtime={**_runtime_dict(runtime, target, node_runtime), "notice": notice},
                 function={
                     "name": config.name,
                     "entry_point": config.entry_point,
@@ -367,8 +382,12 @@ def _out_ignores(config: Config, out: Path) -> list[str]:
     return [f"/{rel.as_posix()}/"] if rel.parts else []
 
 
-def _runtime_dict(runtime: Runtime, target: Target) -> dict[str, object]:
+def _runtime_dict(
+    runtime: Runtime, target: Target, node_runtime: noderuntimes.Choice
+) -> dict[str, object]:
     return {
+        "node_runtime": node_runtime.name,
+        "glibc": "{}.{}".format(*target.glibc),
         "python_version": runtime.python_version,
         "pypy_version": runtime.pypy_version,
         "arch": runtime.arch,
@@ -383,6 +402,7 @@ def _manifest(
     config: Config,
     runtime: Runtime,
     target: Target,
+    node_runtime: noderuntimes.Choice,
     installed: Installed,
     node: NodePackage,
     request_timeout: int | None,
@@ -400,7 +420,7 @@ def _manifest(
             timeout=request_timeout,
             concurrency=request_concurrency,
         ),
-        runtime=_runtime_dict(runtime, target),
+        runtime=_runtime_dict(runtime, target, node_runtime),
         packages=tuple(
             {"name": d.name, "version": d.version, "wheel": d.wheel}
             for d in installed.distributions

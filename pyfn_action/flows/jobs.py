@@ -238,10 +238,16 @@ def prepare_deploy(
     from pyfn_action.cloud.plan import make_plan
     from pyfn_action.cloud.rules import FunctionAddress, check
     from pyfn_action.errors import CloudCredentialsError
+    from pyfn_action.runtime import noderuntimes
     from pyfn_action.runtime.targets import generation
 
     config = dataclasses.replace(config, dry_run=False)
     gen = generation(config.gen)
+    # Never a decommissioned runtime: refused before anything is built or uploaded.
+    on = noderuntimes.today(env)
+    node_runtime = noderuntimes.choose(config.gen, config.node_runtime, on)
+    noderuntimes.require_deployable(node_runtime, config.gen, on)
+    settings = dataclasses.replace(settings, node_runtime=node_runtime.name)
     cloud.check_function_name(config.name, config.gen)
     region = cloud.check_region(settings.region)
     bucket = cloud.check_bucket(settings.bucket)

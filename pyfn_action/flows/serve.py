@@ -12,6 +12,7 @@ group so that stopping it stops every PyPy worker with it.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import hashlib
 import json
@@ -34,6 +35,7 @@ from pyfn_action.bundle.nodepackage import NodePackage
 from pyfn_action.errors import ServeError
 from pyfn_action.fetch import cache_lock, sha256_file
 from pyfn_action.report import manifest
+from pyfn_action.runtime import noderuntimes
 
 log = logging.getLogger(__name__)
 
@@ -199,18 +201,25 @@ def node_major(node: str, env: Mapping[str, str]) -> int | None:
     return int(major) if major.isdigit() else None
 
 
-def runtime_mismatch(framework: Framework, node_runtime: str, env: Mapping[str, str]) -> str:
+def runtime_mismatch(
+    framework: Framework, node_runtime: str, gen: int, on: dt.date, env: Mapping[str, str]
+) -> str:
     """A warning when the local Node.js is not the major version the deploy runs on
-    (``node_runtime``, such as ``nodejs22``); ``""`` when they agree or it cannot tell."""
+    (``node_runtime``, such as ``nodejs22``); ``""`` when they agree or it cannot tell.
+    It suggests deploying on the local version only where Cloud Functions still
+    takes that runtime for generation ``gen`` on day ``on``."""
     local = node_major(framework.node, env)
     wanted = node_runtime.removeprefix("nodejs")
     if local is None or not wanted.isdigit() or int(wanted) == local:
         return ""
-    return (
+    said = (
         f"the local Node.js is {local}, but the function is deployed on {node_runtime}: "
-        f"what is served here may behave differently. Install Node.js {wanted}, or set "
-        f'node_runtime = "nodejs{local}" to deploy what you serve'
+        f"what is served here may behave differently. Install Node.js {wanted}"
     )
+    runtime = noderuntimes.calendar().get(f"nodejs{local}")
+    if runtime is None or gen not in runtime.generations or runtime.state(on) != "supported":
+        return said
+    return f'{said}, or set node_runtime = "nodejs{local}" to deploy what you serve'
 
 
 def unpack_bundle(bundle: Path, dest: Path) -> manifest.Manifest:

@@ -244,6 +244,9 @@ def _run(
             _build_or_deploy(function, env)
         for finding in function.findings:  # what did not stop the build
             _annotate(runner, finding, env, error=finding.kind == "native")
+        notice = function.report.runtime.get("notice") if function.report else None
+        if isinstance(notice, str) and notice:  # the runtime's calendar
+            runner.warning(f"{function.name}: {notice}", title="pyfn: Node.js runtime")
         if function.error is not None and inputs.deploy:
             break  # deploy nothing more once one function failed
     bases: dict[str, Report | None]

@@ -36,6 +36,7 @@ class Comparison:
     function: str = ""
     new_function: bool = False  # the base has no such function: absolute sizes only
     base_label: str = ""  # how to name the base, e.g. "main (1a2b3c4)"
+    notices: tuple[str, ...] = ()  # what the build warned of the platform: a runtime's calendar
 
     @property
     def unchanged(self) -> bool:
@@ -88,8 +89,11 @@ def compare(
         rows.append(_row(key[1], key[0], now, then, base is not None))
     rows.sort(key=lambda r: -max(r.compressed_bytes or 0, r.base_compressed_bytes or 0))
     total = _row("total", "", report.bundle, base.bundle if base else None, base is not None)
+    notice = report.runtime.get("notice")
+    notices = (" ".join(notice.split())[:500],) if isinstance(notice, str) and notice else ()
     return Comparison(total, tuple(rows), report.limits, base is not None,
-                      report.function_name, new_function and base is None, base_label)  # fmt: skip
+                      report.function_name, new_function and base is None, base_label,
+                      notices)  # fmt: skip
 
 
 def _row(

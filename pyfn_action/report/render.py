@@ -93,6 +93,7 @@ def render_text(comparison: Comparison) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths).rstrip())
     lines.insert(len(lines) - 1, lines[1])
+    lines += [f"warning: {notice}" for notice in comparison.notices]
     for limit in comparison.limits:
         state = "ok" if limit.ok else "EXCEEDED"
         lines.append(
@@ -160,6 +161,7 @@ def render_markdown(comparison: Comparison, limit: int = COMMENT_LIMIT) -> str:
     name = _safe_name(comparison.function) if comparison.function else ""
     title = f"### pyfn bundle size: `{name}`" if name else "### pyfn bundle size"
     top = [marker(comparison.function), title, "", headline(comparison), ""]
+    top += [line for notice in comparison.notices for line in (f"> ⚠️ {notice}", "")]
     for item in comparison.limits:
         mark = "✅" if item.ok else "❌"
         top.append(

@@ -73,13 +73,17 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def hermetic_env(cache: Path, **extra: str) -> dict[str, str]:
-    """This process's environment without pip settings that would reach beyond loopback."""
+    """This process's environment without pip settings that would reach beyond loopback,
+    on a fixed day of the platform's calendar."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYFN_"))}
     env.update(
         PIP_CONFIG_FILE=os.devnull,
         PIP_NO_INPUT="1",
         PYFN_CACHE_DIR=str(cache),
         SOURCE_DATE_EPOCH="1700000000",
+        # The platform's calendar is read on a fixed day, so that no test changes its
+        # answer when a runtime reaches a date (tests of the calendar set their own).
+        PYFN_TODAY="2026-12-07",
     )
     env.update(extra)
     return env

@@ -32,7 +32,9 @@ STAGED_KEY = "pyfn/hello/" + "b" * 64 + ".zip"
 
 
 def _plan(gen: int, signature: str, flags: dict[str, Any], name: str = "hello") -> Plan:
-    settings = resolve_deploy(None, env={}, flags=flags)
+    # the runtime the deploy flow chose (prepare_deploy sets it from the calendar)
+    chosen = flags.get("node_runtime", "nodejs22")
+    settings = replace(resolve_deploy(None, env={}, flags=flags), node_runtime=chosen)
     address = FunctionAddress(project="demo-proj", region="asia-northeast1", name=name)
     return plan(settings, address, generation(gen), entry_point="hello", signature=signature)
 

@@ -4,6 +4,7 @@ documents of the Cloud Functions API, and every setting refused before any call.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -29,7 +30,8 @@ EVERYTHING = {
 
 
 def settings(**flags: Any) -> DeploySettings:
-    return resolve_deploy(None, env={}, flags=flags)
+    """What the deploy flow judges: the settings, with the runtime it chose."""
+    return replace(resolve_deploy(None, env={}, flags=flags), node_runtime="nodejs22")
 
 
 def address(name: str = "hello") -> FunctionAddress:
@@ -224,10 +226,10 @@ def test_deploy_settings_parse_values_and_precedence() -> None:
     assert s.timeout == 90.0  # PYFN_TIMEOUT is the shim's, not the deploy's
     assert s.memory == 2048
     assert s.labels == (("a", "2"), ("b", "3"))
-    assert s.prefix == "pyfn" and s.node_runtime == "nodejs22"
+    assert s.prefix == "pyfn" and s.node_runtime == ""  # the deploy flow chooses it
     bad_values: list[dict[str, Any]] = [
         {"memory": "12"}, {"memory": "1.5Mi"}, {"timeout": "soon"}, {"min_instances": "-1"},
-        {"node_runtime": "python312"}, {"env_vars": ["NOEQ"]},
+        {"env_vars": ["NOEQ"]},
     ]  # fmt: skip
     for bad in bad_values:
         with pytest.raises(ConfigError):

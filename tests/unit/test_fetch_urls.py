@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import date
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -237,5 +238,8 @@ def test_manifest_never_records_a_urls_secrets(tmp_path: Path) -> None:
         sha256="a" * 64,
         source=f"https://robot:{PASSWORD}@host.example/{NAME}{SIGNED}",
     )
-    recorded = _runtime_dict(runtime, runtime.target((2, 17)))
+    from pyfn_action.runtime.noderuntimes import choose
+
+    node_runtime = choose(2, "nodejs22", date(2026, 12, 7))
+    recorded = _runtime_dict(runtime, runtime.target((2, 17)), node_runtime)
     assert recorded["source"] == f"https://host.example/{NAME}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -152,13 +153,44 @@ def _node(tmp_path: Path, version: str) -> Framework:
     return Framework(tmp_path, str(node), pinned())
 
 
-def test_serve_warns_when_the_local_node_is_not_the_deploys(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("local", "deployed", "gen", "on", "suggests"),
+    [
+        # The local Node.js is a runtime Cloud Functions still takes: deploying it is offered.
+        ("22.3.0", "nodejs24", 2, date(2026, 12, 7), 'node_runtime = "nodejs22"'),
+        # nodejs20 was decommissioned on 2026-10-30: never suggested after it.
+        ("20.11.1", "nodejs22", 2, date(2026, 10, 29), None),  # deprecated: not offered either
+        ("20.11.1", "nodejs24", 2, date(2026, 10, 30), None),
+        ("20.11.1", "nodejs22", 1, date(2026, 12, 7), None),
+        # nodejs24 is 2nd gen only.
+        ("24.1.0", "nodejs22", 1, date(2026, 12, 7), None),
+        ("24.1.0", "nodejs22", 2, date(2026, 12, 7), 'node_runtime = "nodejs24"'),
+        # A Node.js the calendar does not know.
+        ("23.0.0", "nodejs24", 2, date(2026, 12, 7), None),
+        # nodejs22 decommissioned on 2027-10-31: suggested the day before, not on the day.
+        ("22.3.0", "nodejs24", 2, date(2027, 4, 29), 'node_runtime = "nodejs22"'),
+        ("22.3.0", "nodejs24", 2, date(2027, 10, 31), None),
+    ],
+)
+def test_serve_warns_when_the_local_node_is_not_the_deploys(
+    tmp_path: Path, local: str, deployed: str, gen: int, on: date, suggests: str | None
+) -> None:
     env = {"PATH": "/usr/bin:/bin"}
-    warning = runtime_mismatch(_node(tmp_path, "20.11.1"), "nodejs22", env)
-    assert "the local Node.js is 20" in warning and "nodejs22" in warning
-    assert runtime_mismatch(_node(tmp_path, "22.3.0"), "nodejs22", env) == ""
-    assert runtime_mismatch(Framework(tmp_path, str(tmp_path / "none"), pinned()), "nodejs22",
-                            env) == ""  # fmt: skip
+    warning = runtime_mismatch(_node(tmp_path, local), deployed, gen, on, env)
+    major = local.split(".")[0]
+    assert f"the local Node.js is {major}, but the function is deployed on {deployed}" in warning
+    assert f"Install Node.js {deployed.removeprefix('nodejs')}" in warning
+    if suggests is None:
+        assert "node_runtime" not in warning
+    else:
+        assert warning.endswith(f"or set {suggests} to deploy what you serve")
+
+
+def test_serve_says_nothing_when_the_local_node_is_the_deploys(tmp_path: Path) -> None:
+    env, on = {"PATH": "/usr/bin:/bin"}, date(2026, 12, 7)
+    assert runtime_mismatch(_node(tmp_path, "22.3.0"), "nodejs22", 2, on, env) == ""
+    missing = Framework(tmp_path, str(tmp_path / "none"), pinned())
+    assert runtime_mismatch(missing, "nodejs22", 2, on, env) == ""
 
 
 def test_the_real_node_is_read(tmp_path: Path) -> None:
@@ -169,4 +201,5 @@ def test_the_real_node_is_read(tmp_path: Path) -> None:
 
     major = node_major(node, dict(os.environ))
     assert major is not None and major >= 18
-    assert runtime_mismatch(Framework(tmp_path, node, pinned()), f"nodejs{major}", {}) == ""
+    framework = Framework(tmp_path, node, pinned())
+    assert runtime_mismatch(framework, f"nodejs{major}", 2, date(2026, 12, 7), {}) == ""
