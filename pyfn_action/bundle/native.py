@@ -4,7 +4,8 @@ Every ELF shared object in the bundle is read (pyelftools, through ``elf.py``)
 and judged against the target: its CPU, the newest glibc symbol version it
 needs against the image's glibc, the libraries it needs against what the
 bundle and the image provide, and, for extension modules, the ABI in its file
-name (CPython and ``abi3`` extensions do not load on PyPy).
+name (CPython and ``abi3`` extensions do not load on PyPy; one built for a PyPy
+release pyfn cannot target says which).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pyfn_action.bundle.entry import Entry
 from pyfn_action.fetch import replace_file
 from pyfn_action.runtime.elf import ElfInfo, NotElf, read_elf
 from pyfn_action.runtime.libdeps import load_image_libs
+from pyfn_action.runtime.releases import untargeted
 from pyfn_action.runtime.targets import Target
 
 _EXTENSION = re.compile(r"\.(?P<abi>cpython-\d+|abi3|pypy\d+-pp\d+)[-.]")
@@ -70,7 +72,11 @@ def judge(name: str, info: ElfInfo, target: Target, provided: frozenset[str]) ->
         if abi.startswith("cpython") or abi == "abi3":
             problems.append(f"a CPython extension ({abi}): PyPy cannot load it")
         elif abi != expected:
-            problems.append(f"built for {abi}, the runtime is {expected}")
+            foreign = untargeted([abi])
+            if foreign is not None:
+                problems.append(f"built for {foreign.describe()}; {foreign.fix()}")
+            else:
+                problems.append(f"built for {abi}, the runtime is {expected}")
     return problems
 
 

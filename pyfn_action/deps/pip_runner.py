@@ -17,6 +17,7 @@ import importlib.util
 import logging
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 # pip reads these from the environment: their credentials are as secret as --index-url's.
 _PIP_URL_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
+_UNSUPPORTED = re.compile(r"(?P<wheel>[^\s/]+\.whl) is not a supported wheel on this platform")
 
 PIP_TIMEOUT_SECONDS = 1800
 
@@ -113,6 +115,13 @@ def pip_tail(text: str, lines: int = 12) -> str:
     """The last ``lines`` pip wrote, without its warnings about install locations."""
     kept = [ln for ln in text.strip().splitlines() if not ln.startswith("WARNING: Location")]
     return "\n".join(kept[-lines:])
+
+
+def unsupported_wheel(stderr: str) -> str | None:
+    """The file name of a wheel pip refused as "not a supported wheel on this platform"
+    (a wheel named directly, by path or URL, whose tags are not the target's)."""
+    match = _UNSUPPORTED.search(stderr)
+    return match["wheel"] if match else None
 
 
 def interpreter_for(

@@ -36,10 +36,11 @@ from packaging.utils import (
 from packaging.version import Version
 
 from pyfn_action.deps.pip_runner import Interpreter as Interpreter  # also imported from here
-from pyfn_action.deps.pip_runner import pip_tail, run_pip, target_args
+from pyfn_action.deps.pip_runner import pip_tail, run_pip, target_args, unsupported_wheel
 from pyfn_action.deps.sdist import build_for_target, no_wheel
 from pyfn_action.deps.sources import Sources
 from pyfn_action.errors import NoCompatibleWheel, RequirementsError
+from pyfn_action.runtime.releases import untargeted_wheel
 from pyfn_action.runtime.targets import Target
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,10 @@ def _resolve(
         spec = _unmatched(result.stderr)
         if spec is not None:
             raise no_wheel(spec, _spec_name(spec), target, sources, built=None)
+        unsupported = unsupported_wheel(result.stderr)
+        foreign = _untargeted_wheel(unsupported, target) if unsupported else None
+        if foreign is not None:
+            raise foreign
         raise RequirementsError(
             f"pip could not resolve the requirements for PyPy {target.python_version}",
             why=pip_tail(result.stderr),
@@ -229,6 +234,9 @@ def _check_wheels(wheels: list[Path], target: Target, wheelhouse: Path) -> None:
         except InvalidWheelFilename as exc:
             raise RequirementsError(f"pip produced an invalid wheel name {wheel.name}") from exc
         if not tagset & tags:
+            foreign = _untargeted_wheel(wheel.name, target)
+            if foreign is not None:
+                raise foreign
             raise NoCompatibleWheel(
                 f"{wheel.name} cannot be loaded by PyPy {target.python_version}",
                 why=f"its tags are not among the target's ({target.abi}, manylinux ≤ "
@@ -256,6 +264,21 @@ def _check_wheels(wheels: list[Path], target: Target, wheelhouse: Path) -> None:
             f"pip left several wheels of {', '.join(duplicates)} in {wheelhouse}",
             fix="Report this as a bug with your requirements.txt",
         )
+
+
+def _untargeted_wheel(filename: str, target: Target) -> NoCompatibleWheel | None:
+    """The error for a wheel built for a PyPy release pyfn cannot target, if it is one."""
+    foreign = untargeted_wheel(filename)
+    if foreign is None:
+        return None
+    name = parse_wheel_filename(filename)[0]
+    error = NoCompatibleWheel(
+        f"{filename} cannot be loaded by PyPy {target.python_version}",
+        why=f"it is built for {foreign.describe()}",
+        fix=f"Use {foreign.wanted} of {name} or its sdist",
+    )
+    error.requirement = canonicalize_name(name)
+    return error
 
 
 def _install(wheel: Path, site: Path) -> Distribution:

@@ -21,6 +21,7 @@ from pyfn_action.deps import index
 from pyfn_action.deps.pip_runner import Interpreter, pip_tail, run_pip
 from pyfn_action.deps.sources import Sources, mask_url
 from pyfn_action.errors import NoCompatibleWheel
+from pyfn_action.runtime.releases import untargeted
 from pyfn_action.runtime.targets import Target
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,17 @@ def no_wheel(
         if existing
         else f"no wheel of {name} was found on the configured index"
     )
+    fix = (
+        "Use a release that ships PyPy (pp) or pure-Python (py3-none-any) wheels, "
+        "or replace the package with a pure-Python alternative"
+    )
+    foreign = untargeted(tag.abi for tag in existing)
+    if foreign is not None:
+        found += f"; {foreign.wheels_note()}"
+        fix = (
+            f"Use a release of {name} with {foreign.wanted}, a pure-Python (py3-none-any) "
+            "wheel or an sdist, or replace the package with a pure-Python alternative"
+        )
     if built:
         why = (
             f"its source builds into native code ({built}), which is not portable to "
@@ -127,8 +139,7 @@ def no_wheel(
     error = NoCompatibleWheel(
         f"Requirement {mask_url(spec)} has no wheel PyPy {target.python_version} can load",
         why=why,
-        fix="Use a release that ships PyPy (pp) or pure-Python (py3-none-any) wheels, "
-        "or replace the package with a pure-Python alternative",
+        fix=fix,
     )
     error.requirement = name
     return error

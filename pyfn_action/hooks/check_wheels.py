@@ -7,7 +7,9 @@ is built as ``pyfn build`` would build it, with a PyPy of the target's Python
 (one in pyfn's cache after any build, or ``--pypy``), and judged by what the
 build gives (cached by the sdist's SHA-256); without such a PyPy it is "not
 verified". Vendored ``*.so`` files are read with pyelftools and judged like
-``pyfn build`` judges a bundle; vendored wheels by their tags. Answers are
+``pyfn build`` judges a bundle; vendored wheels by their tags. A wheel or
+extension module built for a PyPy release pyfn cannot target yet (``pp80``) is
+named as such, with the release's needs (``data/pypy-releases.toml``). Answers are
 cached for a day; ``--find-links DIR --no-index`` works offline. An index that
 cannot be reached gives "could not check"; that and "not verified" fail only
 with ``--strict``.
@@ -39,6 +41,7 @@ from pyfn_action.deps.pip_runner import (
     interpreter_for,
     run_pip,
     target_args,
+    unsupported_wheel,
 )
 from pyfn_action.deps.reqfile import project_requirements, requirement_specs
 from pyfn_action.deps.sdist import build_from_source
@@ -49,6 +52,7 @@ from pyfn_action.flows.jobs import cache_dir
 from pyfn_action.runtime.elf import NotElf, read_elf
 from pyfn_action.runtime.libdeps import load_image_libs
 from pyfn_action.runtime.pypy import Runtime, cached_runtimes, local_runtime
+from pyfn_action.runtime.releases import untargeted, untargeted_wheel
 from pyfn_action.runtime.targets import Target, image_glibc, parse_glibc, pypy_lines, pypy_target
 from pyfn_action.toml import tomllib
 
@@ -253,6 +257,10 @@ class Checker:
             if any(tag.platform == "any" for tag in tags):
                 return "pure", f"pure Python ({wheels[0].name})"
             return "pypy", f"PyPy wheel ({wheels[0].name})"
+        refused = unsupported_wheel(result.stderr)  # a wheel named by path or URL
+        foreign = untargeted_wheel(refused) if refused else None
+        if foreign is not None:
+            return "none", f"{refused} is built for {foreign.describe()}; {foreign.fix()}"
         unreachable = any(sign in result.stderr for sign in _UNREACHABLE)
         if unreachable or "No matching distribution" not in result.stderr:
             lines = result.stderr.strip().splitlines() or ["pip failed"]
@@ -268,7 +276,11 @@ class Checker:
                 "one in pyfn's cache, or pass --pypy)"
             )
         found = index.summarize(tags) if tags else "nothing"
-        return "none", f"no wheel PyPy {target.python_version} can load; found {found}"
+        detail = f"no wheel PyPy {target.python_version} can load; found {found}"
+        foreign = untargeted(tag.abi for tag in tags)
+        if foreign is not None:
+            detail += f"; {foreign.wheels_note()}; {foreign.fix()}"
+        return "none", detail
 
     def vendored(self, path: Path, siblings: frozenset[str]) -> Verdict | None:
         if path.suffix == ".whl":
@@ -278,6 +290,10 @@ class Checker:
                 return Verdict(str(path), "invalid", f"not a wheel name ({exc})")
             if tags & self.target.tags():
                 return Verdict(str(path), "ok", "loads on the target")
+            foreign = untargeted(tag.abi for tag in tags)
+            if foreign is not None:
+                detail = f"built for {foreign.describe()}; {foreign.fix()}"
+                return Verdict(str(path), "none", detail)
             return Verdict(str(path), "none", f"tags {index.summarize(tags)}: PyPy cannot load it")
         try:
             info = read_elf(path)

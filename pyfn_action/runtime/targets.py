@@ -11,6 +11,7 @@ from typing import Any
 
 from packaging.tags import Tag, compatible_tags, generic_tags
 
+from pyfn_action.runtime.releases import targeted_lines
 from pyfn_action.toml import tomllib
 
 # Legacy manylinux names and the glibc each stands for (PEP 600).
@@ -152,9 +153,10 @@ def generation(gen: int) -> Generation:
 
 def pypy_lines() -> dict[str, str]:
     """The PyPy lines whose wheels and extension modules can be judged, newest first, each
-    with the ABI tag of its releases (PyPy 7.3.x: ``pp73``). They reach back further than
-    the lines pyfn bundles: vendored code may have been built for an older one."""
-    return {"pypy3.11": "73", "pypy3.10": "73", "pypy3.9": "73"}
+    with the ABI tag of its releases (PyPy 7.3.x: ``pp73``), from ``data/pypy-releases.toml``.
+    They reach back further than the lines pyfn bundles: vendored code may have been built
+    for an older one."""
+    return targeted_lines()
 
 
 def image_glibc() -> tuple[int, int]:

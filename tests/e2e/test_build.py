@@ -209,6 +209,64 @@ def test_no_wheel_for_pypy_names_package_and_tags(
     assert not (tmp_path / "out" / "bundle.zip").exists()
 
 
+PP80 = (
+    "PyPy 8.0 (tag pp80), which pyfn cannot target yet: PyPy 8.0 needs glibc 2.28 and a "
+    "runtime pyfn does not bundle"
+)
+NEXT_WHEEL = "nextonly-1.0-pp311-pypy311_pp80-manylinux_2_28_x86_64.whl"
+
+
+def test_wheels_only_for_a_pypy_release_pyfn_cannot_target_say_so(
+    tmp_path: Path, served_pypy: Served, session_cache: Path
+) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "nextonly", "1.0", "pp311-pypy311_pp80-manylinux_2_28_x86_64")
+    result = _build_against(tmp_path, served_pypy, session_cache, "nextonly")
+    assert result.code == 5, result.stderr
+    assert "Requirement nextonly has no wheel PyPy 3.9 can load" in result.stderr
+    assert f"pp80 wheels are for {PP80}" in result.stderr
+    assert "Use a release of nextonly with a pp73 wheel (PyPy 7.3)" in result.stderr
+    assert not (tmp_path / "out" / "bundle.zip").exists()
+
+
+def test_a_local_wheel_for_a_pypy_release_pyfn_cannot_target_says_so(
+    tmp_path: Path, served_pypy: Served, session_cache: Path
+) -> None:
+    (tmp_path / "wheels").mkdir()
+    src = tmp_path / "fn"
+    (src / "vendor").mkdir(parents=True)
+    make_wheel(src / "vendor", "nextonly", "1.0", "pp311-pypy311_pp80-manylinux_2_28_x86_64")
+    (src / "main.py").write_text("def fn(request):\n    return 'ok'\n")
+    (src / "requirements.txt").write_text(f"./vendor/{NEXT_WHEEL}\n")
+    with serve(index_routes(tmp_path / "wheels")) as base:
+        args = _script_args(src, tmp_path / "out", served_pypy, f"{base}/simple/")
+        result = pyfn(args, hermetic_env(session_cache))
+    assert result.code == 5, result.stderr
+    assert f"{NEXT_WHEEL} cannot be loaded by PyPy 3.9. it is built for {PP80}" in result.stderr
+    assert "Use a pp73 wheel (PyPy 7.3) of nextonly or its sdist" in result.stderr
+
+
+def test_a_vendored_extension_for_a_pypy_release_pyfn_cannot_target_is_named(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
+) -> None:
+    source = next(Path("/usr/lib/pypy3.9").glob("_sqlite3_cffi.pypy39-pp73-*.so"), None)
+    if source is None:
+        pytest.fail("Debian's pypy3 is not installed (CI installs it)")
+    src = _script_function(tmp_path)
+    (src / "_fast.pypy311-pp80-x86_64-linux-gnu.so").write_bytes(source.read_bytes())
+    out = tmp_path / "out"
+    result = pyfn(
+        _script_args(src, out, served_pypy, index_url, "--json"), hermetic_env(session_cache)
+    )
+    assert result.code == 0, result.stderr
+    problems = json.loads(result.stdout)["native"]["problems"]
+    assert problems == [
+        {"path": "app/_fast.pypy311-pp80-x86_64-linux-gnu.so",
+         "problem": f"built for {PP80}; use a pp73 wheel (PyPy 7.3) or the sdist"},
+    ]  # fmt: skip
+
+
 def test_requires_python_is_honoured_when_the_index_omits_it(
     tmp_path: Path, served_pypy: Served, session_cache: Path
 ) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from support.wheels import make_wheel
 
 pytestmark = pytest.mark.e2e
 
@@ -93,13 +94,24 @@ def test_native_wheels_on_vendored_binaries(tmp_path: Path, precommit_env: dict[
     if source is None:
         pytest.fail("Debian's pypy3 is not installed (CI installs it)")
     data = source.read_bytes()
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = make_wheel(wheels, "nextonly", "1.0", "pp311-pypy311_pp80-manylinux_2_28_x86_64")
     repo = _repo(tmp_path, {
         "vendor/_fast.cpython-311-x86_64-linux-gnu.so": data,
+        "vendor/_next.pypy311-pp80-x86_64-linux-gnu.so": data,
+        f"vendor/{wheel.name}": wheel.read_bytes(),
         "vendor/README.md": b"binaries",
     })  # fmt: skip
     code, out = _try_repo(repo, "pyfn-native-wheels", precommit_env)
     assert code == 1, out
     assert "_fast.cpython-311-x86_64-linux-gnu.so: a CPython extension" in out
+    pp80 = (
+        "built for PyPy 8.0 (tag pp80), which pyfn cannot target yet: PyPy 8.0 needs glibc "
+        "2.28 and a runtime pyfn does not bundle; use a pp73 wheel (PyPy 7.3) or the sdist"
+    )
+    assert f"vendor/_next.pypy311-pp80-x86_64-linux-gnu.so: {pp80}" in out
+    assert f"vendor/{wheel.name}: {pp80}" in out
     subprocess.run(["git", "rm", "-q", "-r", "--cached", "vendor"], cwd=repo, check=True)
     shutil.rmtree(repo / "vendor")
     (repo / "vendor").mkdir()

@@ -65,6 +65,95 @@ def test_no_loadable_wheel_fails_and_names_the_tags(tmp_path: Path, links: Path,
     assert "toonew: PyPy wheel" in capsys.readouterr().out
 
 
+PP80 = (
+    "PyPy 8.0 (tag pp80), which pyfn cannot target yet: PyPy 8.0 needs glibc 2.28 and a "
+    "runtime pyfn does not bundle; use a pp73 wheel (PyPy 7.3) or the sdist"
+)
+PP81 = (
+    "a PyPy release pyfn does not know (tag pp81): pyfn targets PyPy 7.3 (pp73); "
+    "use a pp73 wheel (PyPy 7.3) or the sdist"
+)
+
+
+@pytest.mark.parametrize(
+    ("tags", "detail"),
+    [
+        (["pp311-pypy311_pp80-manylinux_2_28_x86_64"],
+         "no wheel PyPy 3.11 can load; found pp311-pypy311_pp80 (manylinux_x86_64); pp80 "
+         "wheels are for " + PP80),
+        (["cp312-cp312-manylinux_2_17_x86_64", "pp311-pypy311_pp80-manylinux_2_28_x86_64"],
+         "no wheel PyPy 3.11 can load; found cp312-cp312 (manylinux_x86_64), "
+         "pp311-pypy311_pp80 (manylinux_x86_64); pp80 wheels are for " + PP80),
+        (["pp311-pypy311_pp81-manylinux_2_28_x86_64"],
+         "no wheel PyPy 3.11 can load; found pp311-pypy311_pp81 (manylinux_x86_64); pp81 "
+         "wheels are for " + PP81),
+        # what is not a PyPy release's keeps its message
+        (["cp312-cp312-manylinux_2_17_x86_64", "cp38-abi3-manylinux_2_17_x86_64"],
+         "no wheel PyPy 3.11 can load; found cp312-cp312 (manylinux_x86_64), "
+         "cp38-abi3 (manylinux_x86_64)"),
+        (["pp310-pypy310_pp73-manylinux_2_17_x86_64"],
+         "no wheel PyPy 3.11 can load; found pp310-pypy310_pp73 (manylinux_x86_64)"),
+    ],
+)  # fmt: skip
+def test_wheels_only_for_a_pypy_release_pyfn_cannot_target(
+    tmp_path: Path, tags: list[str], detail: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    for tag in tags:
+        make_wheel(links, "nextonly", "1.0", tag)
+    req = tmp_path / "requirements.txt"
+    req.write_text("nextonly\n")
+    assert _run(tmp_path, links, [str(req)]) == 1
+    assert capsys.readouterr().out == f"{req}:1 nextonly: {detail}\n"
+
+
+def test_a_wheel_named_by_url_for_a_pypy_release_pyfn_cannot_target(
+    tmp_path: Path, links: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = make_wheel(tmp_path, "nextonly", "1.0", "pp311-pypy311_pp80-manylinux_2_28_x86_64")
+    req = tmp_path / "requirements.txt"
+    req.write_text(f"nextonly @ {wheel.as_uri()}\n")
+    assert _run(tmp_path, links, [str(req)]) == 1
+    out = capsys.readouterr().out
+    assert out == f"{req}:1 nextonly @ {wheel.as_uri()}: {wheel.name} is built for {PP80}\n"
+
+
+@pytest.mark.parametrize(
+    ("tag", "code", "detail"),
+    [
+        ("pp311-pypy311_pp80-manylinux_2_28_x86_64", 1, "built for " + PP80),
+        ("pp311-pypy311_pp81-manylinux_2_28_x86_64", 1, "built for " + PP81),
+        ("pp311-pypy311_pp73-manylinux_2_28_x86_64", 0, "loads on the target"),
+        ("pp310-pypy310_pp73-manylinux_2_17_x86_64", 1,
+         "tags pp310-pypy310_pp73 (manylinux_x86_64): PyPy cannot load it"),
+        ("cp311-cp311-manylinux_2_17_x86_64", 1,
+         "tags cp311-cp311 (manylinux_x86_64): PyPy cannot load it"),
+        ("cp38-abi3-manylinux_2_17_x86_64", 1,
+         "tags cp38-abi3 (manylinux_x86_64): PyPy cannot load it"),
+    ],
+)  # fmt: skip
+def test_vendored_wheels_by_their_tags(
+    tmp_path: Path, links: Path, tag: str, code: int, detail: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    wheel = make_wheel(tmp_path, "vendored", "1.0", tag)
+    assert _run(tmp_path, links, [str(wheel)]) == code
+    assert capsys.readouterr().out == f"{wheel}: {detail}\n"
+
+
+def test_a_vendored_extension_of_a_pypy_release_pyfn_cannot_target(
+    tmp_path: Path, links: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = next(Path("/usr/lib/pypy3.9").glob("_sqlite3_cffi.pypy39-pp73-*.so"), None)
+    if source is None:
+        pytest.fail("Debian's pypy3 is not installed (CI installs it)")
+    so = tmp_path / "_sqlite3_cffi.pypy311-pp80-x86_64-linux-gnu.so"
+    shutil.copyfile(source, so)
+    assert _run(tmp_path, links, [str(so)]) == 1
+    assert capsys.readouterr().out == f"{so}: built for {PP80}\n"
+
+
 def test_pyproject_dependencies(tmp_path: Path, links: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(

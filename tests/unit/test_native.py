@@ -38,10 +38,26 @@ def _info(**changes: object) -> ElfInfo:
         ("_rust.abi3.so", {}, ["a CPython extension (abi3): PyPy cannot load it"]),
         ("_old.pypy38-pp73-x86_64-linux-gnu.so", {},
          ["built for pypy38-pp73, the runtime is pypy39-pp73"]),
+        ("_next.pypy311-pp80-x86_64-linux-gnu.so", {},
+         ["built for PyPy 8.0 (tag pp80), which pyfn cannot target yet: PyPy 8.0 needs glibc "
+          "2.28 and a runtime pyfn does not bundle; use a pp73 wheel (PyPy 7.3) or the sdist"]),
+        ("_later.pypy311-pp81-x86_64-linux-gnu.so", {},
+         ["built for a PyPy release pyfn does not know (tag pp81): pyfn targets PyPy 7.3 "
+          "(pp73); use a pp73 wheel (PyPy 7.3) or the sdist"]),
     ],
 )  # fmt: skip
 def test_judge(name: str, changes: dict[str, object], expected: list[str]) -> None:
     assert judge(name, _info(**changes), TARGET, PROVIDED) == expected
+
+
+def test_an_extension_of_the_runtimes_own_release_is_judged_by_the_runtime() -> None:
+    """A runtime given as an archive may be of a release pyfn does not bundle: its own
+    extension modules load, and the others are named against it."""
+    pp80 = Target("3.11", "80", "x86_64", (2, 35))
+    assert judge("_x.pypy311-pp80-x86_64-linux-gnu.so", _info(), pp80, PROVIDED) == []
+    assert judge("_x.pypy311-pp73-x86_64-linux-gnu.so", _info(), pp80, PROVIDED) == [
+        "built for pypy311-pp73, the runtime is pypy311-pp80"
+    ]
 
 
 def test_inspect_real_shared_objects(tmp_path: Path) -> None:

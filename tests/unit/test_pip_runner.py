@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support.wheels import make_wheel
 
 from pyfn_action.deps import requirements as req
 from pyfn_action.deps import sdist
@@ -215,6 +216,83 @@ def test_a_direct_url_requirement_is_masked_in_the_no_wheel_message() -> None:
     )  # fmt: skip
     assert "s3cr3t-pass" not in error.message and "t0ken-in-query" not in error.message
     assert "pkg @ https://u:***@host/pkg-1.0.tar.gz?sig=***" in error.message
+
+
+PP80 = (
+    "PyPy 8.0 (tag pp80), which pyfn cannot target yet: PyPy 8.0 needs glibc 2.28 and a "
+    "runtime pyfn does not bundle"
+)
+
+
+@pytest.mark.parametrize(
+    ("tags", "why", "fix"),
+    [
+        (["pp311-pypy311_pp80-manylinux_2_28_x86_64"],
+         "tags that exist for nextonly: pp311-pypy311_pp80 (manylinux_x86_64); pp80 wheels are "
+         f"for {PP80}",
+         "Use a release of nextonly with a pp73 wheel (PyPy 7.3), a pure-Python (py3-none-any) "
+         "wheel or an sdist, or replace the package with a pure-Python alternative."),
+        (["cp39-cp39-manylinux2014_x86_64", "cp38-abi3-manylinux2014_x86_64"],
+         "tags that exist for nextonly: cp38-abi3 (manylinux2014_x86_64), cp39-cp39 "
+         "(manylinux2014_x86_64).",
+         "Use a release that ships PyPy (pp) or pure-Python (py3-none-any) wheels, or replace "
+         "the package with a pure-Python alternative."),
+    ],
+)  # fmt: skip
+def test_the_no_wheel_message_names_a_pypy_release_pyfn_cannot_target(
+    tmp_path: Path, tags: list[str], why: str, fix: str
+) -> None:
+    for tag in tags:
+        make_wheel(tmp_path, "nextonly", "1.0", tag)
+    sources = Sources(find_links=(str(tmp_path),), no_index=True)
+    error = sdist.no_wheel("nextonly", "nextonly", _target(), sources, built=None)
+    assert error.requirement == "nextonly"
+    assert why in error.message and error.message.endswith(fix)
+
+
+def _failing_pip(tmp_path: Path, stderr: str) -> Interpreter:
+    script = tmp_path / "failingpip.py"
+    script.write_text(f"import sys\nsys.stderr.write({stderr!r})\nsys.exit(1)\n")
+    return Interpreter((sys.executable, str(script)), {}, is_target=True)
+
+
+def test_a_local_wheel_of_a_pypy_release_pyfn_cannot_target_is_named(tmp_path: Path) -> None:
+    wheel = "nextonly-1.0-pp311-pypy311_pp80-manylinux_2_28_x86_64.whl"
+    pip = _failing_pip(tmp_path, f"ERROR: {wheel} is not a supported wheel on this platform.\n")
+    with pytest.raises(NoCompatibleWheel) as caught:
+        req._resolve([f"./wheels/{wheel}"], pip, _target(), Sources(), tmp_path, tmp_path)
+    assert caught.value.message == (
+        f"{wheel} cannot be loaded by PyPy 3.9. it is built for {PP80}. "
+        "Use a pp73 wheel (PyPy 7.3) of nextonly or its sdist."
+    )
+    assert caught.value.requirement == "nextonly"
+
+
+def test_another_unsupported_local_wheel_keeps_pips_words(tmp_path: Path) -> None:
+    wheel = "nextonly-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    pip = _failing_pip(tmp_path, f"ERROR: {wheel} is not a supported wheel on this platform.\n")
+    with pytest.raises(RequirementsError) as caught:
+        req._resolve([f"./wheels/{wheel}"], pip, _target(), Sources(), tmp_path, tmp_path)
+    assert not isinstance(caught.value, NoCompatibleWheel)
+    assert caught.value.what == "pip could not resolve the requirements for PyPy 3.9"
+    assert "is not a supported wheel on this platform" in caught.value.why
+
+
+@pytest.mark.parametrize(
+    ("tag", "message"),
+    [
+        ("pp311-pypy311_pp80-manylinux_2_28_x86_64",
+         f"it is built for {PP80}. Use a pp73 wheel (PyPy 7.3) of nextonly or its sdist."),
+        ("cp39-cp39-manylinux2014_x86_64",
+         "its tags are not among the target's (pypy39_pp73, manylinux ≤ glibc 2.17). "
+         "Pin a release with a PyPy or pure-Python wheel."),
+    ],
+)  # fmt: skip
+def test_a_downloaded_wheel_the_target_cannot_load(tmp_path: Path, tag: str, message: str) -> None:
+    wheel = make_wheel(tmp_path, "nextonly", "1.0", tag)
+    with pytest.raises(NoCompatibleWheel) as caught:
+        req._check_wheels([wheel], _target(), tmp_path)
+    assert caught.value.message == f"{wheel.name} cannot be loaded by PyPy 3.9. {message}"
 
 
 def test_a_resolved_file_url_with_a_query_is_judged_by_its_path(tmp_path: Path) -> None:
