@@ -7,7 +7,12 @@ refused), and an included file's own includes are not followed, as in gcloud.
 Matching: a ``.gcloudignore`` keeps exactly the meaning it has for ``gcloud functions
 deploy`` (googlecloudsdk/command_lib/util/gcloudignore.py and glob.py): parts of a
 pattern match path parts from the right with fnmatch, a leading ``/`` anchors, ``**``
-matches any number of parts, and nothing inside an ignored directory comes back.
+matches any number of parts; which rule decides a path is the trim step's business.
+
+Default: with no ``.gcloudignore``, gcloud's own default for functions stands in for
+one when the directory holds a ``.git``, a ``.gitignore`` or a ``node_modules``
+(googlecloudsdk/command_lib/functions/source_util.py), followed by the rules of the
+``.gitignore`` if there is one.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from pyfn_action.errors import ConfigError
@@ -28,6 +34,9 @@ from pyfn_action.errors import ConfigError
 log = logging.getLogger(__name__)
 
 _INCLUDE = "!include:"
+_DEFAULT_FILE = "gcloudignore-default.txt"
+_DEFAULT_ORIGIN = "gcloud's default"
+_DEFAULT_TRIGGERS = (".git", ".gitignore", "node_modules")
 
 
 class TrimError(ConfigError):
@@ -75,13 +84,28 @@ def _read_text(path: Path, root: Path, *, shown: str) -> str:
         raise TrimError(f"Cannot read {shown}", why=f"it is not UTF-8 text ({exc})") from exc
 
 
-def read_ignore(path: Path, root: Path, *, nested: bool = False) -> list[tuple[str, int, str]]:
+def _lines(text: str, *, git: bool) -> list[str]:
+    """The lines of an ignore file: as git splits them (a byte-order mark skipped, a
+    CR before each LF dropped), or as gcloud does (Python's ``splitlines``)."""
+    if not git:
+        return text.splitlines()
+    lines = text.removeprefix("\ufeff").split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def read_ignore(
+    path: Path, root: Path, *, nested: bool = False, git: bool = False
+) -> list[tuple[str, int, str]]:
     """(file, line, pattern) from an ignore file, following ``#!include:FILE`` as gcloud
-    does: FILE must be beside ``path``; an included file's own includes are not followed."""
+    does: FILE must be beside ``path``; an included file's own includes are not followed.
+    Lines are split as git splits them when ``git``, else as gcloud does; blank lines
+    and comments are left out."""
     shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     text = _read_text(path, root, shown=shown)
     out: list[tuple[str, int, str]] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(_lines(text, git=git), 1):
         if line.startswith("#"):
             if line[1:].lstrip().startswith(_INCLUDE):
                 name = line[line.find(_INCLUDE) + len(_INCLUDE) :]
@@ -96,11 +120,42 @@ def read_ignore(path: Path, root: Path, *, nested: bool = False) -> list[tuple[s
                 if nested:
                     log.info("%s:%d: %s is not followed in an included file", shown, number, line)
                     continue
-                out += read_ignore(path.parent / name, root, nested=True)
+                out += read_ignore(path.parent / name, root, nested=True, git=git)
             continue
-        if line.strip():
+        if line.strip(" "):
             out.append((path.name, number, line))
     return out
+
+
+def default_rules(source: Path) -> tuple[list[tuple[str, int, str]], str]:
+    """What ``gcloud functions deploy`` leaves out of ``source`` when it has no
+    ``.gcloudignore``: (file, line, pattern) as :func:`read_ignore` gives them, and a
+    sentence saying which default applies.
+
+    gcloud uses its default ignore file when the directory holds a ``.git``, a
+    ``.gitignore`` or a ``node_modules``, and follows it with
+    ``#!include:.gitignore`` when a ``.gitignore`` exists; otherwise it uploads
+    every file."""
+    present = [name for name in _DEFAULT_TRIGGERS if os.path.exists(source / name)]
+    if not present:
+        return [], (
+            "no .gcloudignore, and no .git, .gitignore or node_modules: gcloud would upload "
+            "every file, and pyfn bundles every file but those it always skips"
+        )
+    text = resources.files("pyfn_action").joinpath(f"data/{_DEFAULT_FILE}").read_text()
+    rules = [
+        (_DEFAULT_ORIGIN, number, line)
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.startswith("#")
+    ]
+    shown = ", ".join(line for _, _, line in rules)
+    if ".gitignore" in present:
+        rules += read_ignore(source / ".gitignore", source, nested=True)
+        shown += ", then the rules of .gitignore"
+    return rules, (
+        f"no .gcloudignore: using gcloud's default for a directory with {' and '.join(present)}"
+        f" ({shown}), as `gcloud functions deploy` would"
+    )
 
 
 # gcloud's matcher
@@ -182,53 +237,37 @@ def _glob_matches(parts: Sequence[str], path: str | None) -> bool:
     return _glob_matches(rest, remaining)
 
 
-Decision = tuple[int, bool]  # (index of the deciding rule, whether it ignores)
+@dataclass(frozen=True)
+class GcloudPattern:
+    """One ``.gcloudignore`` pattern, for the paths under ``base`` (the function's
+    directory in the bundle)."""
+
+    base: str
+    glob: _Glob
+
+    @property
+    def negated(self) -> bool:
+        return self.glob.negated
+
+    def matches(self, path: str, raw: bytes, is_dir: bool) -> bool:
+        """Whether gcloud's pattern matches ``path`` (``raw`` is not needed: gcloud
+        matches text)."""
+        if not path.startswith(self.base) or path == self.base:
+            return False
+        glob = self.glob
+        if glob.must_be_dir and not is_dir:
+            return False
+        rel = path[len(self.base) :]
+        if not glob.literals <= frozenset(rel.split("/")):
+            return False  # a quick no: a name the pattern spells out is not in the path
+        final = glob.parts[-1]
+        if final != "**" and not fnmatch.fnmatchcase(rel.rpartition("/")[2], final):
+            return False  # a quick no: the last part must match the last name
+        return _glob_matches(glob.parts, rel)
 
 
-def _last_match(
-    rules: Sequence[tuple[int, str]],
-    prefix: str,
-    is_dir: bool,
-    memo: dict[tuple[str, bool], Decision | None],
-) -> Decision | None:
-    """The last rule matching ``prefix``, remembered: files share their directories."""
-    key = (prefix, is_dir)
-    if key not in memo:
-        last: Decision | None = None
-        names = frozenset(prefix.split("/"))
-        for index, line in rules:
-            glob = gcloud_glob(line)
-            assert glob is not None
-            if glob.must_be_dir and not is_dir:
-                continue
-            if not glob.literals <= names:
-                continue  # a quick no: a name the pattern spells out is not in the path
-            final = glob.parts[-1]
-            if final != "**" and not fnmatch.fnmatchcase(prefix.rpartition("/")[2], final):
-                continue  # a quick no: the last part must match the last name
-            if _glob_matches(glob.parts, prefix):
-                last = (index, not glob.negated)
-        memo[key] = last
-    return memo[key]
-
-
-def gcloud_decision(
-    rules: Sequence[tuple[int, str]],
-    path: str,
-    memo: dict[tuple[str, bool], Decision | None],
-) -> Decision | None:
-    """(index of the deciding rule, whether it ignores ``path``) as gcloud decides, from
-    ``rules`` as (index, ``.gcloudignore`` line) in order, ``path`` being relative to
-    the function's directory; ``None`` if no rule matches.
-
-    Each prefix of the path (its directories, then itself) is judged by the last
-    rule matching it; the first ignored prefix ignores the path, so nothing inside
-    an ignored directory comes back."""
-    decided: Decision | None = None
-    for prefix in _prefixes(path)[1:]:  # the root directory cannot be matched
-        last = _last_match(rules, prefix, prefix != path, memo)
-        if last is not None and last[1]:
-            return last
-        if prefix == path:
-            decided = last
-    return decided
+def gcloud_pattern(line: str, base: str) -> GcloudPattern | None:
+    """The pattern of a ``.gcloudignore`` line for the paths under ``base``, or
+    ``None`` for a line gcloud skips."""
+    glob = gcloud_glob(line)
+    return None if glob is None else GcloudPattern(base, glob)

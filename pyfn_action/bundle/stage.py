@@ -25,7 +25,7 @@ import pathspec
 
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.nodepackage import NodePackage
-from pyfn_action.bundle.trim import plan_trim, user_rules
+from pyfn_action.bundle.trim import left_out, user_rules
 from pyfn_action.deps.requirements import Installed
 from pyfn_action.errors import BundleError
 from pyfn_action.runtime.pypy import Runtime
@@ -320,13 +320,11 @@ def app_entries(
 
 
 def _excluded_by_user_rules(root: Path, rels: list[str]) -> set[str]:
-    """Which of these paths the function's .gcloudignore and .pyfnignore leave out, as
-    the trim step will judge them (a directory by a file inside it)."""
-
-    probes = {f"app/{rel}.pyfn-probe" if rel.endswith("/") else f"app/{rel}": rel for rel in rels}
-    entries = [Entry(arcname, None, b"", False, "app", "app") for arcname in probes]
-    plan = plan_trim(entries, user_rules(root), ())
-    return {probes[entry.arcname] for entry in plan.removed}
+    """Which of these paths (a directory's ends with ``/``) the function's .gcloudignore
+    and .pyfnignore leave out, as the trim step will judge them."""
+    paths = {f"app/{rel.rstrip('/')}": rel for rel in rels}
+    judged = left_out(user_rules(root), ((path, rel.endswith("/")) for path, rel in paths.items()))
+    return {paths[path] for path in judged}
 
 
 def _listed(names: list[str]) -> str:

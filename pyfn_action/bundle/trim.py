@@ -1,26 +1,24 @@
 """Trim the bundle with ignore rules: plan what each rule removes, then apply it.
 
-Rules, in order (the last rule matching a file decides, as in gitignore):
+Rules, in order:
 
 1. built-in runtime rules (``data/trim-runtime.txt``, relative to ``pypy/``);
 2. built-in site rules (``data/trim-site.txt``, relative to ``site/``);
 3. shared libraries the runtime does not list in ``lib/PYPY_PORTABLE_DEPS.txt``;
-4. the function's ``.gcloudignore``, meaning exactly what it means to gcloud: its
-   rules (and those of a ``#!include:FILE``) are relative to the function's
-   directory, so they apply to ``app/`` and only there, and are matched as
-   gcloud matches them (a pattern is anchored by a leading ``/`` only; nothing
-   inside an excluded directory can be re-included; lines gcloud cannot parse
-   are skipped);
+4. the function's ``.gcloudignore`` or, without one, gcloud's default for its
+   directory: gcloud's rules for the function's own files (``app/``), matched as
+   gcloud matches them;
 5. the function's ``.pyfnignore``: gitignore rules relative to the function's
-   directory as well, except that a rule whose path starts with ``pypy/`` or
-   ``site/`` applies to that tree of the bundle, so ``!pypy/lib/pypy3.11/lib2to3/``
-   re-includes what a built-in rule trimmed.
+   directory, matched as git matches them, except that a rule whose path starts
+   with ``pypy/`` or ``site/`` applies to that tree of the bundle.
 
-``#!include:FILE`` works as in gcloud: FILE is a file beside the ignore file
-(a name with ``/`` is refused), an included file's own includes are not
-followed, and pyfn never reads a file that resolves outside the function's
-directory, nor anything but a regular file. Files the bundle cannot run without
-are protected: a rule that would remove one is refused, by name.
+Every rule and every file are judged as git judges a path against one ignore file
+holding all these rules in order: each directory above a file first, from the
+top (the last rule matching a directory decides it; an excluded directory takes
+everything inside with it, and nothing inside comes back), then the file itself
+(the last rule matching it decides). A line a rule file cannot use is skipped
+with a warning naming it. Files the bundle cannot run without are protected: a
+rule that would remove one is refused, by name.
 """
 
 from __future__ import annotations
@@ -28,20 +26,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import pathspec
-
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.gcloudignore import (
-    Decision,
+    GcloudPattern,
     TrimError,
-    gcloud_decision,
-    gcloud_glob,
+    default_rules,
+    gcloud_pattern,
     read_ignore,
 )
+from pyfn_action.bundle.gitignore import GitPattern, compile_pattern, trim_trailing_spaces
 from pyfn_action.sizes import format_size
 
 log = logging.getLogger(__name__)
@@ -49,15 +46,15 @@ log = logging.getLogger(__name__)
 _BUNDLE_ROOTS = ("pypy/", "site/")
 _GCLOUDIGNORE = ".gcloudignore"
 _PYFNIGNORE = ".pyfnignore"
+_APP = "app/"
 
 
 @dataclass(frozen=True)
 class Rule:
-    origin: str  # "built-in runtime rules", ".pyfnignore", ...
+    origin: str  # "built-in runtime rules", ".pyfnignore", "gcloud's default", ...
     line: int
     text: str  # as written
-    pattern: str  # gitignore pattern over bundle paths ("" for a .gcloudignore rule)
-    gcloud: bool = False  # matched as gcloud matches it, against the paths under app/
+    matcher: GitPattern | GcloudPattern = field(repr=False, compare=False)
 
     @property
     def where(self) -> str:
@@ -80,57 +77,36 @@ class TrimPlan:
     removed_bytes: int
 
 
-def _translate(pattern: str, prefix: str) -> str:
-    """A gitignore pattern relative to ``prefix`` as one relative to the bundle root."""
-    negate = pattern.startswith("!")
-    body = pattern[1:] if negate else pattern
-    if body.startswith("/") or "/" in body.rstrip("/"):
-        translated = prefix + body.lstrip("/")
-    else:
-        translated = prefix + "**/" + body
-    return ("!" if negate else "") + translated
+def _git_rule(origin: str, number: int, text: str, pattern: str, base: str) -> Rule | None:
+    matcher, why = compile_pattern(pattern, base)
+    if matcher is None:
+        log.warning(
+            "%s:%d: %r is not a rule git can use (%s); it is skipped, as git skips it",
+            origin, number, text, why,
+        )  # fmt: skip
+        return None
+    return Rule(origin, number, text, matcher)
 
 
-def _user_pattern(pattern: str) -> str:
-    """A ``.pyfnignore`` rule over bundle paths: ``pypy/…`` and ``site/…`` name the
-    bundle's trees (anchored at the bundle's root); anything else is under ``app/``."""
-    negate = pattern.startswith("!")
-    body = pattern[1:] if negate else pattern
-    if body.lstrip("/").startswith(_BUNDLE_ROOTS):
-        return ("!" if negate else "") + "/" + body.lstrip("/")
-    return _translate(pattern, "app/")
-
-
-def _compile(rule: Rule) -> None:
-    try:
-        pathspec.PathSpec.from_lines("gitignore", [rule.text, rule.pattern])
-    except Exception as exc:
-        raise TrimError(
-            f"{rule.where}: cannot use the rule {rule.text!r}",
-            why=str(exc),
-            fix="Write it in gitignore syntax (see `git help gitignore`)",
-        ) from exc
-
-
-def _lines(text: str) -> Iterable[tuple[int, str]]:
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.rstrip()
-        if line and not line.startswith("#"):
+def _builtin_lines(text: str) -> Iterable[tuple[int, str]]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.startswith("#"):
             yield number, line
 
 
 def builtin_rules(tag: str) -> list[Rule]:
     """The packaged default rules, validated (a broken one is a packaging bug)."""
     rules = []
-    for name, prefix, origin in (
+    for name, base, origin in (
         ("trim-runtime.txt", "pypy/", "built-in runtime rules"),
         ("trim-site.txt", "site/", "built-in site rules"),
     ):
         text = resources.files("pyfn_action").joinpath(f"data/{name}").read_text()
-        for number, line in _lines(text):
-            rule = Rule(origin, number, line, _translate(line.replace("{tag}", tag), prefix))
-            _compile(rule)
-            rules.append(rule)
+        for number, line in _builtin_lines(text):
+            matcher, why = compile_pattern(line.replace("{tag}", tag), base)
+            if matcher is None:
+                raise TrimError(f"{origin}:{number}: cannot use the rule {line!r}", why=why)
+            rules.append(Rule(origin, number, line, matcher))
     return rules
 
 
@@ -143,72 +119,124 @@ def portable_deps_rules(runtime_root: Path) -> list[Rule]:
     rules = []
     for lib in sorted(runtime_root.joinpath("lib").glob("*.so*")):
         if lib.name not in needed and not lib.name.startswith("libpypy"):
-            text = f"/lib/{lib.name}"
-            pattern = "pypy/lib/" + re.sub(r"([\[\]*?!])", r"\\\1", lib.name)
-            rules.append(Rule("lib/PYPY_PORTABLE_DEPS.txt", 0, text, pattern))
+            pattern = "/lib/" + re.sub(r"([\[\]*?\\])", r"\\\1", lib.name)
+            rule = _git_rule("lib/PYPY_PORTABLE_DEPS.txt", 0, f"/lib/{lib.name}", pattern, "pypy/")
+            rules += [rule] if rule else []
     return rules
+
+
+def _pyfnignore_rule(origin: str, number: int, line: str) -> Rule | None:
+    """A ``.pyfnignore`` line: ``pypy/…`` and ``site/…`` name the bundle's trees
+    (anchored at the bundle's root); anything else is relative to ``app/``."""
+    text = trim_trailing_spaces(line)
+    negate = text.startswith("!")
+    body = text[1:] if negate else text
+    if body.lstrip("/").startswith(_BUNDLE_ROOTS):
+        pattern = ("!" if negate else "") + "/" + body.lstrip("/")
+        return _git_rule(origin, number, line, pattern, "")
+    return _git_rule(origin, number, line, line, _APP)
+
+
+def _gcloud_rule(origin: str, number: int, line: str) -> Rule | None:
+    matcher = gcloud_pattern(line, _APP)
+    if matcher is None:
+        log.warning(
+            "%s:%d: %r is not a rule gcloud can use; it is skipped, as gcloud skips it",
+            origin, number, line,
+        )  # fmt: skip
+        return None
+    return Rule(origin, number, line, matcher)
+
+
+def _present(path: Path) -> bool:
+    return path.is_file() or path.is_symlink()
+
+
+def gcloud_default(source: Path) -> str | None:
+    """Which default stands in for a missing ``.gcloudignore``, as a sentence; ``None``
+    when the function has its own."""
+    if _present(source / _GCLOUDIGNORE):
+        return None
+    return default_rules(source)[1]
 
 
 def user_rules(source: Path) -> list[Rule]:
-    """Rules from ``.gcloudignore`` (gcloud's meaning, under ``app/``) then
-    ``.pyfnignore`` in the function's directory."""
-    rules = []
-    for name in (_GCLOUDIGNORE, _PYFNIGNORE):
-        path = source / name
-        if not (path.is_file() or path.is_symlink()):
-            continue
-        for origin, number, line in read_ignore(path, source):
-            if name == _GCLOUDIGNORE:
-                if gcloud_glob(line) is None:
-                    log.warning(
-                        "%s:%d: %r is not a rule gcloud can use; it is skipped, as gcloud "
-                        "skips it", origin, number, line,
-                    )  # fmt: skip
-                    continue
-                rules.append(Rule(origin, number, line, "", gcloud=True))
-                continue
-            text = line.rstrip()
-            rule = Rule(origin, number, text, _user_pattern(text))
-            _compile(rule)
-            rules.append(rule)
-    return rules
+    """Rules from ``.gcloudignore`` (or gcloud's default without one; gcloud's meaning,
+    under ``app/``) then ``.pyfnignore`` (git's meaning) in the function's directory."""
+    gcloudignore = source / _GCLOUDIGNORE
+    if _present(gcloudignore):
+        lines = read_ignore(gcloudignore, source)
+    else:
+        lines = default_rules(source)[0]
+    rules = [_gcloud_rule(*line) for line in lines]
+    pyfnignore = source / _PYFNIGNORE
+    if _present(pyfnignore):
+        rules += [_pyfnignore_rule(*line) for line in read_ignore(pyfnignore, source, git=True)]
+    return [rule for rule in rules if rule is not None]
+
+
+class _Judge:
+    """Which rule leaves a path out, as git decides: the directories above it first,
+    from the top, then the path itself; the last rule matching a path decides it."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = rules
+        self._dirs: dict[str, int | None] = {}
+
+    def _last(self, path: str, is_dir: bool) -> int | None:
+        raw = path.encode("utf-8", "surrogateescape")
+        for index in range(len(self._rules) - 1, -1, -1):
+            if self._rules[index].matcher.matches(path, raw, is_dir):
+                return index
+        return None
+
+    def _excluding(self, index: int | None) -> int | None:
+        return None if index is None or self._rules[index].matcher.negated else index
+
+    def _directory(self, path: str) -> int | None:
+        if path not in self._dirs:
+            parent = path.rpartition("/")[0]
+            above = self._directory(parent) if parent else None
+            if above is None:
+                above = self._excluding(self._last(path, True))
+            self._dirs[path] = above
+        return self._dirs[path]
+
+    def leaving_out(self, path: str, *, is_dir: bool = False) -> int | None:
+        """The index of the rule that leaves ``path`` out, or ``None`` if it stays."""
+        parent = path.rpartition("/")[0]
+        above = self._directory(parent) if parent else None
+        return above if above is not None else self._excluding(self._last(path, is_dir))
+
+
+def left_out(rules: Sequence[Rule], paths: Iterable[tuple[str, bool]]) -> set[str]:
+    """Which of these bundle paths (path, whether it is a directory) the rules leave out."""
+    judge = _Judge(rules)
+    return {path for path, is_dir in paths if judge.leaving_out(path, is_dir=is_dir) is not None}
 
 
 def plan_trim(
     entries: Sequence[Entry], rules: Sequence[Rule], protected: Iterable[str]
 ) -> TrimPlan:
     """Decide, file by file, what the rules remove; refuse to remove protected files."""
-    # Plain last-match-wins over gitignore patterns: unlike GitIgnoreSpec, a file
-    # rule does not outrank a later directory rule, so rule order alone decides.
-    # .gcloudignore rules are judged apart, as gcloud judges them, and then take
-    # their place in that order.
-    plain = [(i, r) for i, r in enumerate(rules) if not r.gcloud]
-    gcloud = [(i, r.text) for i, r in enumerate(rules) if r.gcloud]
-    memo: dict[tuple[str, bool], Decision | None] = {}
-    spec = pathspec.PathSpec.from_lines("gitignore", [r.pattern for _, r in plain])
+    judge = _Judge(rules)
     guarded = set(protected)
     kept: list[Entry] = []
     removed: list[Entry] = []
     counts: dict[int, list[int]] = {}
     kept_bytes = 0
     for entry in entries:
-        result = spec.check_file(entry.arcname)
-        decision = None if result.index is None else (plain[result.index][0], bool(result.include))
-        if gcloud and entry.arcname.startswith("app/"):
-            judged = gcloud_decision(gcloud, entry.arcname.removeprefix("app/"), memo)
-            if judged is not None and (decision is None or judged[0] > decision[0]):
-                decision = judged
-        if decision is None or not decision[1]:
+        index = judge.leaving_out(entry.arcname)
+        if index is None:
             kept.append(entry)
             kept_bytes += entry.size()
             continue
-        index = decision[0]
         rule = rules[index]
         if entry.arcname in guarded or _is_metadata(entry.arcname):
             raise TrimError(
                 f"{rule.where}: the rule {rule.text!r} would remove {entry.arcname}",
                 why="the bundle cannot run without it",
-                fix=f"Narrow the rule, or add !{_unprefixed(entry.arcname)} after it",
+                fix=_keep_fix(entry.arcname),
             )
         removed.append(entry)
         slot = counts.setdefault(index, [0, 0])
@@ -223,8 +251,13 @@ def _is_metadata(arcname: str) -> bool:
     return bool(re.fullmatch(r"site/[^/]+\.dist-info/(METADATA|entry_points\.txt)", arcname))
 
 
-def _unprefixed(arcname: str) -> str:
-    return arcname.removeprefix("app/") if arcname.startswith("app/") else arcname
+def _keep_fix(arcname: str) -> str:
+    shown = arcname.removeprefix(_APP)
+    parent = shown.rpartition("/")[0]
+    fix = f"Narrow the rule, or add !{shown} after it"
+    if parent:
+        fix += f" (and !{parent}/ if a rule leaves out its directory)"
+    return fix
 
 
 def protected_files(runtime_python: str, module: str) -> list[str]:

@@ -26,6 +26,7 @@ from pyfn_action.bundle.trim import (
     Effect,
     TrimPlan,
     builtin_rules,
+    gcloud_default,
     plan_trim,
     portable_deps_rules,
     protected_files,
@@ -180,6 +181,9 @@ def build(
         )  # fmt: skip
         for warning in staged.warnings:
             log.warning("%s", warning)
+        default = gcloud_default(source.root)
+        if default is not None:
+            log.info("%s", default)
         rules = [
             *builtin_rules(cache_tag(runtime)),
             *portable_deps_rules(runtime.root),

@@ -4,16 +4,24 @@ outside the tree, nothing the default rules exclude, never the credentials file.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 
 import pytest
 
-from pyfn_action.bundle.stage import app_entries, runtime_entries, site_entries
+from pyfn_action.bundle.stage import (
+    APP_DEFAULT_IGNORES,
+    app_entries,
+    runtime_entries,
+    site_entries,
+)
 from pyfn_action.deps.requirements import Installed
 from pyfn_action.errors import BundleError
 from pyfn_action.runtime.pypy import Runtime
-from pyfn_action.secrets.envfiles import credential_files
+from pyfn_action.secrets.envfiles import CREDENTIAL_VARIABLES, credential_files
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def _src(tmp_path: Path) -> Path:
@@ -336,3 +344,11 @@ def test_an_empty_credentials_file_does_not_take_empty_files_with_it(tmp_path: P
     entries, warnings = app_entries(src, never_bundle=[empty, tiny])
     assert _names(entries) == ["app/main.py", "app/pkg/__init__.py", "app/short.txt"]
     assert warnings == []
+
+
+def test_what_is_always_skipped_is_documented_exactly() -> None:
+    text = DOCS.read_text()
+    section = text[text.index("### Always skipped") :]
+    section = section[: section.index("\n#")]
+    documented = set(re.findall(r"`([^`]+)`", section))
+    assert set(APP_DEFAULT_IGNORES) | set(CREDENTIAL_VARIABLES) == documented

@@ -105,6 +105,30 @@ def test_user_rules_apply_to_app_and_can_reinclude_runtime(tmp_path: Path) -> No
     assert ".gitignore:1" in where and ".gcloudignore:2" in where
 
 
+def test_a_later_pyfnignore_rule_brings_back_what_a_built_in_rule_removed(tmp_path: Path) -> None:
+    src = tmp_path / "fn"
+    src.mkdir()
+    entries = [
+        *_entries(),
+        *(Entry(n, None, b"z", False, "c", "app") for n in (
+            "pypy/lib/pypy3.11/lib2to3/__pycache__/main.cpython-311.pyc",
+            "pypy/lib/pypy3.11/idlelib/help.txt",
+        )),
+    ]  # fmt: skip
+    (src / ".pyfnignore").write_text(
+        "!site/numpy/__init__.pyi\n"  # a file a built-in rule matched
+        "!pypy/lib/pypy3.11/lib2to3/\n"  # a directory a built-in rule matched
+        "!pypy/lib/pypy3.11/idlelib/help.txt\n"  # inside a directory still left out
+    )
+    plan = plan_trim(entries, builtin_rules("pypy311") + user_rules(src), ())
+    kept = _kept(plan)
+    assert {"site/numpy/__init__.pyi", "pypy/lib/pypy3.11/lib2to3/main.py"} <= kept
+    # the directory is back, and the built-in rules still judge what is inside it
+    assert "pypy/lib/pypy3.11/lib2to3/__pycache__/main.cpython-311.pyc" not in kept
+    # as in git, a file comes back only with its directory
+    assert "pypy/lib/pypy3.11/idlelib/help.txt" not in kept
+
+
 @pytest.mark.parametrize(
     ("rule", "victim"),
     [("main.py", "app/main.py"), ("/pypy/bin/", "pypy/bin/pypy3.11"),
@@ -121,12 +145,15 @@ def test_rules_that_remove_what_the_bundle_needs_are_refused(
     assert victim in info.value.message and ".pyfnignore:" in info.value.message
 
 
-def test_unparsable_rule_names_its_line(tmp_path: Path) -> None:
+def test_a_line_git_cannot_use_is_skipped_with_a_warning_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     src = tmp_path / "fn"
     src.mkdir()
     (src / ".pyfnignore").write_text("*.log\n# fine\n!\n")
-    with pytest.raises(TrimError, match=r"\.pyfnignore:3"):
-        user_rules(src)
+    plan = plan_trim(_entries(), user_rules(src), protected_files("3.11", "main.py"))
+    assert "app/notes.log" not in _kept(plan) and "app/main.py" in _kept(plan)
+    assert ".pyfnignore:3: '!' is not a rule git can use" in caplog.text
 
 
 def test_include_outside_the_source_is_refused(tmp_path: Path) -> None:
@@ -198,12 +225,14 @@ def test_gcloudignore_cannot_reinclude_inside_an_excluded_directory_like_gcloud(
     src = _source(tmp_path, _gcloudignore="data/\n!data/keep.csv\n")
     removed = {e.arcname for e in _plan(src).removed}
     assert {"app/data/keep.csv", "app/data/other.csv"} <= removed
-    # .pyfnignore comes last and may bring it back
+    # .pyfnignore comes last: as a later line of one gitignore, it brings a file back
+    # only once its directory is back
     src = _source(tmp_path, _pyfnignore="!/data/keep.csv\n")
+    assert "app/data/keep.csv" not in _kept(_plan(src))
+    src = _source(tmp_path, _pyfnignore="!/data/\n/data/*\n!/data/keep.csv\n")
     plan = _plan(src)
     assert "app/data/keep.csv" in _kept(plan) and "app/data/other.csv" not in _kept(plan)
-    where = {e.rule.where for e in plan.effects}
-    assert ".gcloudignore:1" in where
+    assert {e.rule.where for e in plan.effects} == {".pyfnignore:2"}
 
 
 def test_gcloudignore_patterns_match_as_gcloud_matches_them(tmp_path: Path) -> None:
