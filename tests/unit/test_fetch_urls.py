@@ -110,6 +110,58 @@ def test_user_and_password_in_the_url_authenticate_and_are_not_recorded(
     _no_secret(_cache_text(tmp_path / "cache"))
 
 
+def _redirect_handler(to: str, seen: list[str]) -> type[BaseHTTPRequestHandler]:
+    """Answers every request, with or without credentials, with a redirect to ``to``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(302)
+            self.send_header("Location", to + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    return Handler
+
+
+def _open_handler(data: bytes, seen: list[str]) -> type[BaseHTTPRequestHandler]:
+    """Serves ``data`` to anyone, recording the Authorization header each request carried."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def test_credentials_go_to_their_own_host_only_never_through_a_redirect(
+    tmp_path: Path, archive: tuple[bytes, str]
+) -> None:
+    """A mirror that redirects to another host (a CDN, or someone else's server): the
+    download goes on, the archive is verified, and the other host never sees the password."""
+    data, sha = archive
+    elsewhere_saw: list[str] = []
+    mirror_saw: list[str] = []
+    with running(_open_handler(data, elsewhere_saw)) as elsewhere:
+        with running(_redirect_handler(elsewhere, mirror_saw)) as mirror:
+            url = mirror.replace("://", f"://robot%40example:{PASSWORD}@") + f"/{NAME}"
+            runtime = resolve_runtime(RuntimeRequest(archive=url, sha256=sha), tmp_path / "c")
+    assert runtime.sha256 == sha
+    expected = "Basic " + base64.b64encode(f"robot@example:{PASSWORD}".encode()).decode()
+    assert mirror_saw == [expected]  # sent first, to the URL's own host
+    assert elsewhere_saw == [""]  # not a credential, after the redirect
+
+
 def test_wrong_password_is_an_error_without_the_password(
     tmp_path: Path, archive: tuple[bytes, str], auth_server: tuple[str, list[str]]
 ) -> None:
