@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import BUCKET, PROJECT, REPO, Cloud
-from support.action_run import TOKEN, Action, our_comments, read_outputs
+from support.action_run import TOKEN, Action, Step, our_comments, read_outputs
+from support.functions_api import Injected
 from support.github_api import BOT
 from support.repos import NAME, OWNER, PR, Repo, git, pull_request_event, repository
 from support.servers import index_routes, serve
@@ -345,6 +346,66 @@ def test_deploy_settings_are_all_judged_before_anything_is_deployed(
     assert "concurrency" in step.annotations("error")[0]
     assert cloud.fake.changes() == [] and cloud.uploads() == 0
     assert not (repo.root / "dist").exists()
+
+
+def _deploy_two(action: Action, cloud: Cloud, tmp_path: Path, **more: str) -> tuple[Step, Repo]:
+    repo = repository(tmp_path, base=["alpha", "beta"], head={})
+    action.env.update(google(cloud))
+    action.env["GITHUB_EVENT_NAME"] = "push"
+    step = action(repo.root, source="functions/*", deploy="true", project=PROJECT,
+                  region="asia-northeast1", bucket=BUCKET, **more)  # fmt: skip
+    return step, repo
+
+
+def _created(cloud: Cloud) -> list[str]:
+    return [r.query.get("functionId", "") for r in cloud.fake.changes() if r.method == "POST"]
+
+
+def test_a_failed_deploy_fails_the_job_and_deploys_nothing_more(
+    action: Action, cloud: Cloud, tmp_path: Path
+) -> None:
+    cloud.fake.outcome = "fail"
+    step, _ = _deploy_two(action, cloud, tmp_path)
+    assert step.code == 15, step.stdout
+    [error] = step.annotations("error")
+    assert "alpha: The deployment of alpha failed" in error
+    assert _created(cloud) == ["alpha"] and cloud.uploads() == 1  # beta: not even uploaded
+    assert not any(r["url"] for r in json.loads(step.outputs["reports"]).values())
+    assert cloud.fake.violations == []
+
+
+def test_a_deploy_that_never_finishes_fails_the_job_with_its_own_code(
+    action: Action, cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyfn_action.cloud import apply
+
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    real_apply = apply.apply
+    monkeypatch.setattr(apply, "apply", lambda *a, **k: real_apply(
+        *a, clock=lambda: now[0], sleep=sleep, **k))  # fmt: skip
+    cloud.fake.outcome = "never"
+    step, _ = _deploy_two(action, cloud, tmp_path, config='timeout = "3s"')
+    assert step.code == 16, step.stdout
+    assert "did not finish within the wait timeout" in step.annotations("error")[0]
+    assert _created(cloud) == ["alpha"] and now[0] == 3.0
+
+
+def test_every_functions_access_is_checked_before_any_is_deployed(
+    action: Action, cloud: Cloud, tmp_path: Path
+) -> None:
+    cloud.fake.inject.append(
+        Injected("GET", "/functions/beta", 403, "PERMISSION_DENIED",
+                 "Permission 'cloudfunctions.functions.get' denied on resource")
+    )  # fmt: skip
+    step, repo = _deploy_two(action, cloud, tmp_path)
+    assert step.code == 15, step.stdout  # DeployError
+    assert "Permission denied while reading function beta" in step.annotations("error")[0]
+    assert cloud.fake.changes() == [] and cloud.uploads() == 0
+    assert not (repo.root / "dist").exists()  # alpha not even built
 
 
 def test_pyfn_comment_posts_only_for_the_built_head(action: Action, tmp_path: Path) -> None:
