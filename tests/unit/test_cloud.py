@@ -109,3 +109,54 @@ def test_other_exceptions_keep_their_kind_and_say_what_happened() -> None:
     error = api_error(ValueError("odd"), doing="uploading z", kind=UploadError)
     assert isinstance(error, UploadError)
     assert "ValueError: odd" in error.message
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "from-credentials"),
+        ({"GCLOUD_PROJECT": "gcloud-p"}, "gcloud-p"),
+        ({"GCLOUD_PROJECT": "gcloud-p", "CLOUDSDK_PROJECT": "sdk-p"}, "sdk-p"),
+        ({"CLOUDSDK_PROJECT": "sdk-p", "CLOUDSDK_CORE_PROJECT": "core-p"}, "core-p"),
+        ({"CLOUDSDK_CORE_PROJECT": "core-p", "GOOGLE_CLOUD_PROJECT": "google-p"}, "google-p"),
+        ({"GOOGLE_CLOUD_PROJECT": "", "CLOUDSDK_CORE_PROJECT": "core-p"}, "core-p"),
+    ],
+)
+def test_the_project_is_the_environments_before_the_credentials(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    """docs/deploy.md: --project, else GOOGLE_CLOUD_PROJECT (or CLOUDSDK_CORE_PROJECT, ...),
+    else the credentials' own project."""
+    import google.auth
+
+    from pyfn_action.cloud.auth import credentials
+
+    monkeypatch.setattr(google.auth, "default", lambda **kwargs: (object(), "from-credentials"))
+    assert credentials(env)[1] == expected
+
+
+def test_the_project_flag_comes_before_the_environment(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run with no credentials: the plan's project is the flag's, over the variables."""
+    from pathlib import Path
+
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from pyfn_action.config import resolve, resolve_deploy
+    from pyfn_action.flows.jobs import prepare_deploy
+
+    def no_credentials(**kwargs: object) -> None:
+        raise DefaultCredentialsError("none here")
+
+    monkeypatch.setattr(google.auth, "default", no_credentials)
+    src = Path(str(tmp_path))
+    (src / "main.py").write_text("def hello(request):\n    return 'hi'\n")
+    env = {"GOOGLE_CLOUD_PROJECT": "google-p", "PYFN_TODAY": "2026-12-07"}
+    config = resolve(src, env=env, flags={"name": "hello"})
+    for flags, expected in (({"project": "flag-p"}, "flag-p"), ({}, "google-p")):
+        settings = resolve_deploy(src, env=env, flags={**flags, "region": "us-central1",
+                                                       "bucket": "stage"})  # fmt: skip
+        prepared = prepare_deploy(config, settings, env, dry_run=True)
+        assert prepared.plan.address.project == expected
