@@ -51,6 +51,7 @@ def test_pull_request_creates_one_comment_then_updates_it(action: Action, tmp_pa
     assert json.loads(outputs["reports"])["hello"]["sha256"] == outputs["sha256"]
     assert body in first.summary
     assert any(c == "::group::pyfn: build hello" for c in first.commands)
+    assert first.commands[0] == f"::add-mask::{TOKEN}"  # the token, before anything else
     assert git(repo.root, "worktree", "list").count("\n") == 0  # the base's tree is gone
 
     (repo.root / "functions" / "hello" / "more.bin").write_bytes(os.urandom(10_000))
