@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from pyfn_action import __version__
@@ -34,10 +34,11 @@ def cache_key(env: Mapping[str, str], runner: Runner, cwd: Path) -> int:
     target = "+".join(sorted({f"gen{c.gen}" for c in configs}))
     digest = hashlib.sha256()
     for config in configs:
-        for path in _requirement_files(config):
+        files, local = _requirements(config)
+        for path in files:
             digest.update(path.relative_to(config.source).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
-        digest.update(_local_packages(config).encode() + b"\0")
+        digest.update(local.encode() + b"\0")
         sources = (config.index_url, config.extra_index_urls, config.find_links)
         digest.update(repr(sources).encode() + b"\0")
     prefix = f"pyfn-{__version__}-{env.get('RUNNER_OS', 'Linux')}-{env.get('RUNNER_ARCH', 'X64')}"
@@ -58,24 +59,21 @@ def _runtime_id(config: Config) -> str:
     return "-".join(parts)
 
 
-def _local_packages(config: Config) -> str:
-    """The digest of every local package the requirements name (``./pkg``): a changed
-    package is a changed key, as it is for the installed site."""
-    path = config.source / config.requirements
-    try:
-        return localreqs.digest(read_requirements(path, config.source)) if path.is_file() else ""
-    except PyfnError:
-        return ""  # the build will say what is wrong (the files were checked above)
-
-
-def _requirement_files(config: Config) -> Iterator[Path]:
-    """The requirement files to hash: only ever files inside the function's directory."""
+def _requirements(config: Config) -> tuple[tuple[Path, ...], str]:
+    """The requirement files to hash, only ever files inside the function's directory,
+    and the digest of the local packages they name (``./pkg``): a changed package is a
+    changed key, as it is for the installed site. The files are read once."""
     path = config.source / config.requirements
     if not path.is_file():
-        return
+        return (), ""
     try:
-        yield from read_requirements(path, config.source).files
+        requirements = read_requirements(path, config.source)
     except PyfnError:
         if not path.resolve().is_relative_to(config.source.resolve()):
             raise  # read nowhere: the error says where it leads
-        yield path  # the build will say what is wrong with it
+        return (path,), ""  # the build will say what is wrong with it
+    try:
+        local = localreqs.digest(requirements)
+    except PyfnError:
+        local = ""  # the build will say what is wrong with it
+    return tuple(requirements.files), local

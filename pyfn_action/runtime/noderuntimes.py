@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 
 from pyfn_action.errors import ConfigError
+from pyfn_action.runtime.targets import parse_glibc
 from pyfn_action.toml import tomllib
 
 TODAY_VARIABLE = "PYFN_TODAY"
@@ -103,7 +104,7 @@ def parse_calendar(text: str) -> Calendar:
     try:
         data = tomllib.loads(text)
         stacks = {
-            key: Stack(key=key, label=str(s["label"]), glibc=_glibc(str(s["glibc"])))
+            key: Stack(key=key, label=str(s["label"]), glibc=parse_glibc(str(s["glibc"])))
             for key, s in data["stack"].items()
         }
         runtimes = [_runtime(name, table, stacks) for name, table in data["runtime"].items()]
@@ -138,13 +139,6 @@ def _runtime(name: str, table: Mapping[str, Any], stacks: Mapping[str, Stack]) -
         deprecated=deprecated,
         decommissioned=decommissioned,
     )
-
-
-def _glibc(text: str) -> tuple[int, int]:
-    major, _, minor = text.partition(".")
-    if not (major.isdigit() and minor.isdigit()):
-        raise ValueError(f"{text!r} is not a glibc version such as 2.35")
-    return int(major), int(minor)
 
 
 # --- the Node.js Functions Framework's own range ----------------------------------------
