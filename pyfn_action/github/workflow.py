@@ -39,6 +39,7 @@ class Runner:
         self.summary_file = _file(env, "GITHUB_STEP_SUMMARY")
         self._token = secrets.token_hex(16)
         self._stopped = False
+        self._masked: set[str] = set()
 
     # --- commands -------------------------------------------------------------
 
@@ -64,9 +65,11 @@ class Runner:
         self.command("warning", message, file=file, line=line, title=title)
 
     def mask(self, value: str) -> None:
-        """Hide ``value`` in the log from here on (each line of a multi-line value)."""
+        """Hide ``value`` in the log from here on (each line of a multi-line value); a
+        value already hidden is not said again."""
         for part in value.splitlines() or [value]:
-            if part.strip():
+            if part.strip() and part not in self._masked:
+                self._masked.add(part)
                 self.command("add-mask", part)
 
     @contextlib.contextmanager

@@ -64,6 +64,14 @@ def test_masks_each_line_of_a_secret() -> None:
     assert out.getvalue().splitlines() == ["::add-mask::first", "::add-mask::second"]
 
 
+def test_a_value_already_masked_is_not_said_again() -> None:
+    out = io.StringIO()
+    runner = Runner({}, out)
+    runner.mask("token")
+    runner.mask("other\ntoken")
+    assert out.getvalue().splitlines() == ["::add-mask::token", "::add-mask::other"]
+
+
 # --- the event ------------------------------------------------------------------------------
 
 
