@@ -3,6 +3,7 @@
 #   bash scripts/test.sh            (CI runs exactly this: .ci/run)
 # Needs root (or sudo) for Debian's packages: pypy3 stands in for the official
 # PyPy build, gcc builds ELF fixtures, unzip extracts bundles, 7z makes Deflate64 zips,
+# git plays the Action's repositories and judges .pyfnignore beside pyfn,
 # chromium and its driver open the examples' pages headless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends pypy3 python3-pip-whl gcc libc6-dev unzip p7zip-full \
+$SUDO apt-get install -y -qq --no-install-recommends pypy3 python3-pip-whl gcc libc6-dev unzip p7zip-full git \
   chromium chromium-driver >/dev/null
 # Node.js runs bundles under the Functions Framework; keep an installed one (it may not be Debian's).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
