@@ -246,11 +246,21 @@ def post_bodies(
 ) -> list[Posted]:
     """Post each body as its function's sticky comment on pull request ``number``.
 
-    With ``head_sha``, first check that the pull request's head is that commit:
-    a ``workflow_run`` workflow then cannot be led to comment on another one by
-    an artifact that names the wrong number.
+    Each body must be another function's: two for one function would both go to its
+    one comment. With ``head_sha``, first check that the pull request's head is that
+    commit: a ``workflow_run`` workflow then cannot be led to comment on another one
+    by an artifact that names the wrong number.
     """
     markers = [marker_of(body) for body in bodies]
+    twice = sorted({m for m in markers if markers.count(m) > 1})
+    if twice:  # one sticky comment per function: the second would replace the first
+        names = ", ".join(m.removeprefix("<!-- pyfn-size-report: ").removesuffix(" -->")
+                          for m in twice)  # fmt: skip
+        raise CommentError(
+            f"Several reports are for the same function: {names}",
+            why="each function has one sticky comment, so one report would replace the other",
+            fix="Give each function its own name, and post one report per function",
+        )
     if head_sha is not None:
         head = comments.pull_head(number)
         if head != head_sha:

@@ -181,7 +181,7 @@ class Scanner:
                     "in one file",
                 )
                 return
-            if self.bytes_left <= 0 or not self._spend(where, len(decoded)):
+            if not self._spend(where, len(decoded)):  # says it when over the budget
                 return
             here = len(self.findings)
             self._blob(where, decoded, depth + 1, via="base64-encoded")
@@ -208,8 +208,9 @@ class Scanner:
         if depth >= self.limits.depth:
             self._note(where, f"archives nested more than {self.limits.depth} archives deep")
             return
-        if self.bytes_left <= 0 or self.members_left <= 0:
-            return  # a limit stopped the scan, and said so
+        if self.bytes_left <= 0:  # its members cannot be unpacked: said, never silent
+            self._out_of_bytes(where)
+            return
         if kind == "zip":
             self._zip(where, data, depth)
         elif kind == "stream":
@@ -247,7 +248,7 @@ class Scanner:
                 if not self._take_member(name):
                     return
                 self._zip_member(data, info, name, depth)
-                if self.bytes_left <= 0:
+                if self.bytes_left < 0:  # over the budget, and said so
                     return
 
     def _zip_member(self, data: bytes, info: zipfile.ZipInfo, name: str, depth: int) -> None:
@@ -385,5 +386,5 @@ class Scanner:
                     self._note(name, f"cannot be read ({reason(exc)})")
                     continue
                 self._blob(name, content, depth + 1)
-                if self.bytes_left <= 0:
+                if self.bytes_left < 0:  # over the budget, and said so
                     return

@@ -16,6 +16,10 @@ from conftest import REPO, Outcome, Served, build_args, hermetic_env, pyfn
 from support.servers import index_routes, serve
 from support.wheels import make_wheel
 
+from pyfn_action.config import resolve
+from pyfn_action.errors import CredentialsFound
+from pyfn_action.flows.jobs import build_function
+
 pytestmark = pytest.mark.e2e
 
 HELLO = REPO / "examples" / "hello"
@@ -653,6 +657,20 @@ def test_build_refuses_a_key_two_archives_deep(
     assert refused.code == 11, refused.stderr
     assert "app/vendor/libs.zip!inner.zip!sa.json (Google service-account key" in refused.stderr
     assert "MIIEvQ" not in refused.stderr
+    _nothing_written(out)
+    # The build flow both adapters run: its refusal points at the file in the source, and
+    # at no line (a line of a member is not a line of the zip), for the Action's annotation.
+    env = hermetic_env(session_cache)
+    flags = {"out": out, "pypy_archive": served_pypy.url, "pypy_sha256": served_pypy.sha256,
+             "index_url": index_url, "signature": "script", "script": "main.py"}  # fmt: skip
+    with pytest.raises(CredentialsFound) as refusal:
+        build_function(resolve(src, env=env, flags=flags), env)
+    assert "app/vendor/libs.zip!inner.zip!sa.json" in refusal.value.message
+    assert "MIIEvQ" not in refusal.value.message
+    findings = refusal.value.findings
+    assert any("sa.json: Google service-account key" in f.message for f in findings)
+    assert {(f.kind, f.file, f.line) for f in findings} == {
+        ("credentials", src / "vendor" / "libs.zip", None)}  # fmt: skip
     _nothing_written(out)
     allowed = pyfn([*args, "--allow-credentials"], hermetic_env(session_cache))
     assert allowed.code == 0, allowed.stderr

@@ -6,8 +6,10 @@ cloud behind them (beacon, cloud-button) have files of their own as well."""
 from __future__ import annotations
 
 import json
+import re
 import struct
 import sys
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,8 +21,10 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-from conftest import EXAMPLES, Built, Cloud, Running, call, serving
+from conftest import EXAMPLES, REPO, Built, Cloud, Running, call, serving
 from support.functions_api import Schema
+
+from pyfn_action.sizes import format_size, parse_size
 
 pytestmark = pytest.mark.e2e
 
@@ -38,12 +42,94 @@ def test_every_example_is_listed_in_the_examples_readme() -> None:
         assert (EXAMPLES / top / "README.md").is_file() or top == "hello"
 
 
+def _documented_limits() -> dict[int, dict[str, int]]:
+    """The platform's source limits of each generation, as docs/configuration.md names
+    them ("Size limits and budgets"), by the names report.json gives them."""
+    text = " ".join((REPO / "docs" / "configuration.md").read_text().split())
+    found = re.search(r"\(1st gen: (\d+) MB compressed, (\d+) MB uncompressed sources; "
+                      r"2nd gen publishes none\)", text)  # fmt: skip
+    assert found, "docs/configuration.md no longer names the limits as this test reads them"
+    compressed, uncompressed = (parse_size(f"{n}MB") for n in found.groups())
+    return {
+        1: {"gen1 compressed sources": compressed, "gen1 uncompressed sources": uncompressed},
+        2: {},
+    }
+
+
+def _budget(value: object) -> dict[str, int]:
+    """A pyfn.toml budget as report.json names its limits."""
+    if value is None:
+        return {}
+    table = value if isinstance(value, dict) else {"compressed": value}
+    return {f"budget {kind}": parse_size(size) for kind, size in table.items()}
+
+
 @pytest.mark.parametrize("name", EXAMPLE_DIRS)
 def test_example_builds_within_the_limits(name: str, build_example: Callable[[str], Built]) -> None:
+    """Within every limit that applies: its generation's published source limits (2nd
+    gen publishes none, so none may be invented) and its own budget, each listed in
+    report.json with what the bundle uses of it."""
     built = build_example(name)
     report = built.report
-    assert built.bundle.stat().st_size == report["bundle"]["compressed_bytes"]
-    assert report["bundle"]["compressed_bytes"] < 100 * 1024 * 1024  # gen 2's source limit
+    bundle = report["bundle"]
+    assert built.bundle.stat().st_size == bundle["compressed_bytes"]
+    with zipfile.ZipFile(built.bundle) as zf:
+        assert sum(i.file_size for i in zf.infolist()) == bundle["uncompressed_bytes"]
+    settings = tomllib.loads((EXAMPLES / name / "pyfn.toml").read_text())
+    gen = settings.get("gen", 2)  # the documented default
+    assert report["function"]["gen"] == gen
+    expected = {**_documented_limits()[gen], **_budget(settings.get("budget"))}
+    assert {limit["name"]: limit["limit_bytes"] for limit in report["limits"]} == expected
+    for limit in report["limits"]:
+        kind = "uncompressed" if "uncompressed" in limit["name"] else "compressed"
+        used = bundle[f"{kind}_bytes"]
+        assert limit["used_bytes"] == used <= limit["limit_bytes"] and limit["ok"], limit
+
+
+# examples/README.md's table: each example's bundle, compressed, as report.json of the
+# tests' builds gives it (format_size's rounding: decimal megabytes, one decimal). A row
+# with several figures lists its examples in this order.
+SIZE_HEADER = "| example | what it shows | bundle, compressed |"
+SEVERAL = {"reflection": ["reflection/script", "reflection/framework"]}
+
+
+def _size_column() -> dict[str, str]:
+    """Each row's example directory and its size cell, as written."""
+    lines = iter((EXAMPLES / "README.md").read_text().splitlines())
+    if SIZE_HEADER not in (line.strip() for line in lines):
+        pytest.fail(f"examples/README.md has no table headed {SIZE_HEADER}")
+    next(lines)  # the separator
+    cells = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        first, *_, last = (cell.strip() for cell in line.strip().strip("|").split("|"))
+        link = re.fullmatch(r"\[[^]]+\]\(([^)/]+)/\)", first)
+        assert link, f"a row of the size table names no example: {line}"
+        cells[link.group(1)] = last
+    return cells
+
+
+def test_the_examples_size_table_is_what_the_builds_make(
+    build_example: Callable[[str], Built],
+) -> None:
+    documented = _size_column()
+    tops = sorted({name.split("/")[0] for name in EXAMPLE_DIRS})
+    assert sorted(documented) == tops
+    built = {}
+    for top in tops:
+        names = SEVERAL.get(top, [top])
+        assert sorted(names) == [n for n in EXAMPLE_DIRS if n.split("/")[0] == top]
+        reports = [build_example(name).report for name in names]
+        figures = [format_size(r["bundle"]["compressed_bytes"]) for r in reports]
+        assert all(f.endswith(" MB") for f in figures), figures
+        cell = " / ".join(f.removesuffix(" MB") for f in figures) + " MB"
+        part = re.search(r"\((\S+) [\d.]+ [KMG]B\)$", documented[top])
+        if part:  # a component named beside the total
+            [component] = [c for c in reports[0]["components"] if c["name"] == part.group(1)]
+            cell += f" ({part.group(1)} {format_size(component['compressed_bytes'])})"
+        built[top] = cell
+    assert documented == built, "examples/README.md's sizes are not what the builds make"
 
 
 @pytest.mark.parametrize("name", EXAMPLE_DIRS)
@@ -212,8 +298,6 @@ def test_numpy_ships_as_a_pypy_binary_wheel(build_example: Callable[[str], Built
     (numpy,) = [c for c in report["components"] if c["name"] == "numpy"]
     assert numpy["kind"] == "package" and numpy["version"].startswith("2.")
     assert 5_000_000 < numpy["compressed_bytes"] < report["bundle"]["compressed_bytes"]
-    import zipfile
-
     with zipfile.ZipFile(build_example("numpy").bundle) as bundle:
         names = bundle.namelist()
     assert any(n.startswith("site/numpy/") and ".pypy39-pp73-" in n for n in names)

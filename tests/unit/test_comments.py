@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 from support.github_api import FakeGitHub, fake_github
 
+from pyfn_action.cli import run
 from pyfn_action.github.comments import (
     CommentError,
     Comments,
@@ -97,6 +100,33 @@ def test_post_bodies_checks_markers_and_the_head_first(github: FakeGitHub) -> No
     assert github.changes() == []
     [posted] = post_bodies(client(github), 3, [marker("a") + "\nok"], head_sha="a" * 40)
     assert posted.action == "created"
+
+
+def test_pyfn_comment_refuses_two_reports_for_one_function(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    """Names are unique among several functions: two reports for one name would both go
+    to its one sticky comment, the second replacing the first."""
+    github.add_pull("acme", "fns", 3, head_sha="a" * 40, base_sha="b" * 40)
+    files = {}
+    for name, function, text in (("a", "api", "one"), ("b", "api", "two"), ("c", "web", "x")):
+        files[name] = tmp_path / name / "comment.md"
+        files[name].parent.mkdir()
+        files[name].write_text(marker(function) + "\n" + text)
+    env = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.base, "GITHUB_REPOSITORY": REPO}
+
+    def pyfn(*names: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = run(["comment", *(str(files[n]) for n in names), "--pr", "3"], env, out, err)
+        return code, out.getvalue(), err.getvalue()
+
+    code, _, err = pyfn("a", "c", "b")
+    assert code == 17
+    assert "Several reports are for the same function: api." in err
+    assert github.changes() == []  # refused before anything was posted
+    code, out, _ = pyfn("a", "c")
+    assert code == 0 and out.count("created ") == 2
+    assert github.bodies("acme", "fns", 3) == [marker("api") + "\none", marker("web") + "\nx"]
 
 
 @pytest.mark.parametrize("author", ["octocat", "github-actions", "github-actions[bot]x"])

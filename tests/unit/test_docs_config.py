@@ -4,15 +4,22 @@ Every key of ``KEYS`` (the build) and ``DEPLOY_KEYS`` (the deploy) has a row in 
 of the page's key tables (``| key | default | meaning |``), and every key in those
 tables is one the code reads. A key whose environment variable is not ``PYFN_`` +
 its name is documented with that variable, and every ``PYFN_*`` variable the page
-names is read somewhere in the package.
+names is read somewhere in the package. The defaults it gives ``out``, ``arch`` and
+``requirements`` are the ones ``pyfn build`` and the Action build with.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
-from pyfn_action.config import DEPLOY_KEYS, KEYS
+import pytest
+
+from pyfn_action import cli
+from pyfn_action.config import DEPLOY_KEYS, KEYS, Config
+from pyfn_action.errors import PyfnError
+from pyfn_action.github import action
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "configuration.md"
@@ -92,3 +99,72 @@ def test_every_pyfn_variable_named_on_the_page_is_read_by_the_package() -> None:
     )
     unknown = sorted(v for v in named - keys if not re.search(rf"\b{v}\b", source))
     assert unknown == [], f"{PAGE.name} names variables pyfn does not read: {unknown}"
+
+
+# --- the documented defaults are the ones the commands use ------------------------------
+
+
+def documented_default(key: str) -> str:
+    """The value in backticks that starts the default cell of ``key``'s row."""
+    for rows in key_tables(PAGE.read_text()):
+        for row in rows:
+            cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+            if f"`{key}`" in re.findall(r"`[^`]+`", cells[0]):
+                value = re.match(r"`([^`]+)`", cells[1])
+                assert value, f"{key}'s documented default is not a value: {cells[1]!r}"
+                return value.group(1)
+    raise AssertionError(f"{key} is not in {PAGE.name}'s key tables")
+
+
+@pytest.fixture
+def function(tmp_path: Path) -> Path:
+    """A function in work/sub/fn whose config file sets none of out, arch, requirements."""
+    src = tmp_path / "work" / "sub" / "fn"
+    src.mkdir(parents=True)
+    (src / "main.py").write_text("def handler(request):\n    return 'ok'\n")
+    (src / "requirements.txt").write_text("")
+    (src / "pyfn.toml").write_text('name = "fn"\nentry_point = "handler"\n')
+    return src
+
+
+def test_pyfn_build_uses_the_documented_defaults(
+    function: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Config] = []
+
+    def build(config: Config, env: object) -> None:
+        seen.append(config)
+        raise PyfnError("stopped before building")
+
+    monkeypatch.setattr(cli, "_build", build)
+    assert cli.run(["build", str(function)], {}, io.StringIO(), io.StringIO()) == 1
+    [config] = seen
+    assert config.out == Path(documented_default("out"))  # relative: to where pyfn runs
+    assert config.arch == documented_default("arch")
+    assert config.requirements == documented_default("requirements")
+
+
+def test_the_action_uses_the_documented_defaults(
+    function: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no input 'config' and a config file that sets none of them; ``out`` inside the
+    working directory (README: "built into dist/ … in the working directory")."""
+    workspace, workdir = function.parents[1], function.parent
+    seen: list[list[action.Function]] = []
+
+    def run(inputs: object, event: object, functions: list[action.Function], *rest: object) -> int:
+        seen.append(functions)
+        return 0
+
+    monkeypatch.setattr(action, "_run", run)
+    env = {
+        "INPUT_SOURCE": "fn",
+        "INPUT_WORKING-DIRECTORY": "sub",
+        "GITHUB_WORKSPACE": str(workspace),
+    }
+    out = io.StringIO()
+    assert action.run([], env, out, cwd=workspace) == 0, out.getvalue()
+    [[built]] = seen
+    assert built.config.out == workdir / documented_default("out")
+    assert built.config.arch == documented_default("arch")
+    assert built.config.requirements == documented_default("requirements")

@@ -11,7 +11,7 @@ import pytest
 
 from pyfn_action.config import Budget, resolve, resolve_deploy
 from pyfn_action.errors import ConfigError, SourceError
-from pyfn_action.github.action import run
+from pyfn_action.github.action import _functions, run
 from pyfn_action.github.event import read_event
 from pyfn_action.github.inputs import env_name, parse, secret_values
 from pyfn_action.github.workflow import Runner, escape_data, escape_property
@@ -207,19 +207,84 @@ def test_sources_that_hold_no_function(tmp_path: Path, source: str, message: str
     assert message in caught.value.message
 
 
-def test_an_injected_workflow_command_in_an_input_is_only_text(tmp_path: Path) -> None:
-    _function(tmp_path, "fn")
-    hostile = "3\n::set-output name=url::https://evil.test\n::add-mask::x"
-    with pytest.raises(ConfigError) as caught:
-        parse(_inputs(source="fn", gen=hostile), cwd=tmp_path)
+@pytest.mark.parametrize(
+    ("files", "config", "message"),
+    [
+        # Names default to the directory's: two directories of one name clash.
+        ({"a/api": "", "b/api": ""}, "", "Several functions have the same name: api."),
+        ({"a/one": 'name = "same"', "b/two": 'name = "same"'}, "",
+         "Several functions have the same name: same."),
+        ({"a/one": 'out = "build"', "b/two": 'out = "build"'}, "",
+         "Several functions have the same out: "),
+        ({"a/one": "", "b/two": ""}, 'out = "shared"', "Several functions have the same out: "),
+    ],
+    ids=["directory-names", "pyfn.toml-names", "pyfn.toml-outs", "config-input-out"],
+)  # fmt: skip
+def test_several_functions_need_unique_names_and_outs(
+    tmp_path: Path, files: dict[str, str], config: str, message: str
+) -> None:
+    for directory, toml in files.items():
+        _function(tmp_path, directory)
+        if toml:
+            (tmp_path / directory / "pyfn.toml").write_text(toml + "\n")
+    env = _inputs(source="\n".join(files), config=config)
+    for args in (["--check-inputs"], []):  # the step that checks, and the main step
+        out = io.StringIO()
+        assert run(args, {**env, "GITHUB_WORKSPACE": str(tmp_path)}, out, cwd=tmp_path) == 2
+        [error] = [line for line in out.getvalue().splitlines() if line.startswith("::error")]
+        assert message in error and "Give each function its own" in error
+    assert not (tmp_path / "dist").exists() and not (tmp_path / "build").exists()
+
+
+def test_several_functions_with_their_own_names_are_each_built_into_dist_name(
+    tmp_path: Path,
+) -> None:
+    for directory in ("a/api", "b/api", "c/web"):
+        _function(tmp_path, directory)
+    (tmp_path / "b" / "api" / "pyfn.toml").write_text('name = "api-b"\n')
+    env = {**_inputs(source="a/api\nb/api\nc/web"), "GITHUB_WORKSPACE": str(tmp_path)}
     out = io.StringIO()
-    runner = Runner({}, out)
-    runner.stop_commands()
-    runner.error(caught.value.message)
+    assert run(["--check-inputs"], env, out, cwd=tmp_path) == 0, out.getvalue()
+    functions = _functions(parse(env, cwd=tmp_path), env)
+    assert {f.name: f.config.out for f in functions} == {
+        "api": tmp_path / "dist" / "api",
+        "api-b": tmp_path / "dist" / "api-b",
+        "web": tmp_path / "dist" / "web",
+    }
+
+
+INJECTED = "::set-output name=url::evil.test"  # no "//": a path would fold it
+
+
+@pytest.mark.parametrize(("where", "code"), [("base-report", 10), ("linked-source", 3)])
+def test_an_injected_workflow_command_in_an_input_is_only_text(
+    tmp_path: Path, where: str, code: int
+) -> None:
+    """Paths are quoted as they are, not with repr(): a newline in one reaches the error's
+    text as a real newline, and only the runner's escaping keeps it inside the command."""
+    work = tmp_path / "work"
+    work.mkdir()
+    if where == "base-report":  # the report's path is in the error: read as given
+        values = {"source": "fn", "base_report": f"base.json\n{INJECTED}\n::add-mask::x"}
+        _function(work, "fn")
+    else:  # a link in the repository to a directory whose name holds the commands
+        outside = _function(tmp_path, f"fn\n{INJECTED}\n::add-mask::x")
+        (work / "fn").symlink_to(outside)
+        values = {"source": "fn"}
+    out = io.StringIO()
+    assert run([], {**_inputs(**values), "GITHUB_WORKSPACE": str(work)}, out, cwd=work) == code
     lines = out.getvalue().splitlines()
-    # Only the stop/resume framing and the one error: the input's lines stay inside it.
-    assert len(lines) == 4 and lines[2].startswith("::error::")
-    assert "::set-output name=url::https://evil.test" in lines[2]
+    token = lines[0].removeprefix("::stop-commands::")
+    assert re.fullmatch(r"[0-9a-f]{32}", token)
+    # Commands are processed only between ::TOKEN:: and ::stop-commands::TOKEN: each such
+    # window holds exactly one command, and the input's lines stay inside the error's.
+    windows = [n for n, line in enumerate(lines) if line == f"::{token}::"]
+    assert windows
+    for n in windows:
+        assert lines[n + 2] == f"::stop-commands::{token}", lines[n : n + 4]
+    [error] = [lines[n + 1] for n in windows if lines[n + 1].startswith("::error")]
+    assert f"%0A{INJECTED}%0A::add-mask::x" in error
+    assert not any(line.startswith((INJECTED, "::add-mask::x")) for line in lines)
 
 
 @pytest.mark.parametrize(

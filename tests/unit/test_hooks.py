@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import zipfile
@@ -413,6 +414,104 @@ def test_large_files_are_said_to_be_skipped(tmp_path: Path, capsys) -> None:  # 
     code, out = _secrets(capsys, path)
     assert code == 1
     assert f"{path}: not scanned for keys: 50.0 MB is over the 50.0 MB scan limit" in out
+
+
+# The limits against zip bombs docs/hooks.md names, at their defaults (nothing here passes
+# limits of its own): 8 archives deep, 250 MB unpacked, 20,000 members per file. Each is
+# held at its edge: the limit itself passes, one more is said and fails the hook.
+
+
+def _nested(path: Path, archives: int) -> Path:
+    data, name = _key_json(), "sa.json"
+    for level in range(archives):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(name, data)
+        data, name = buf.getvalue(), f"l{level}.zip"
+    path.write_bytes(data)
+    return path
+
+
+def test_a_key_eight_archives_deep_is_found(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = _nested(tmp_path / "deep.zip", 8)
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    inner = "!".join(f"l{level}.zip" for level in reversed(range(7)))
+    assert f"{path}!{inner}!sa.json: Google service-account key" in out
+    assert "not scanned" not in out
+
+
+def test_archives_nine_deep_are_said_not_scanned(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = _nested(tmp_path / "deep.zip", 9)
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    inner = "!".join(f"l{level}.zip" for level in reversed(range(8)))
+    assert out.splitlines() == [
+        f"{path}!{inner}: not scanned for keys: archives nested more than 8 archives deep."
+    ]
+
+
+def _zeros(path: Path, sizes: list[int], last: dict[str, bytes] | None = None) -> Path:
+    """Members of zeros (each within the 50 MB a member may have), deflated to little."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for n, size in enumerate(sizes):
+            zf.writestr(f"z{n}.bin", bytes(size))
+        for name, data in (last or {}).items():
+            zf.writestr(name, data)
+    assert path.stat().st_size < 1_000_000
+    return path
+
+
+def test_250_mb_unpacked_from_one_file_are_scanned(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = _zeros(tmp_path / "full.zip", [50_000_000] * 5)  # 250,000,000 bytes
+    assert _secrets(capsys, path) == (0, "")
+
+
+def test_a_member_after_250_mb_unpacked_is_said_not_scanned(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # One byte more than 250 MB, then a key: neither is read, and the hook says so (once).
+    path = _zeros(tmp_path / "bomb.zip", [50_000_000] * 5 + [1], {"sa.json": _key_json()})
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{path}!z5.bin: not scanned for keys: the scan stopped: more than 250.0 MB unpacked "
+        "from one file (a zip bomb?)."
+    ]
+
+
+def _members(path: Path, count: int) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for n in range(count):
+            zf.writestr(f"m{n}.txt", b"x")
+    return path
+
+
+def test_20000_members_are_scanned(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert _secrets(capsys, _members(tmp_path / "many.zip", 20_000)) == (0, "")
+
+
+def test_20001_members_stop_the_scan(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = _members(tmp_path / "many.zip", 20_001)
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{path}: not scanned for keys: the scan stopped: more than 20000 archive members in "
+        "one file."
+    ]
+
+
+def test_an_archive_as_the_20000th_member_is_said_not_scanned(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("sa.json", _key_json())
+    path = _members(tmp_path / "many.zip", 19_999)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_STORED) as zf:
+        zf.writestr("inner.zip", inner.getvalue())  # member 20,000; its own is the 20,001st
+    code, out = _secrets(capsys, path)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{path}!inner.zip: not scanned for keys: the scan stopped: more than 20000 archive "
+        "members in one file."
+    ]
 
 
 def test_hostile_member_names_stay_on_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

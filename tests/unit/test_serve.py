@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import zipfile
@@ -10,7 +11,7 @@ import pytest
 from pyfn_action.bundle.nodepackage import pinned
 from pyfn_action.cli import run
 from pyfn_action.errors import ServeError
-from pyfn_action.flows.serve import SERVED_KEEP, ensure_framework, served_copy, unpack_bundle
+from pyfn_action.flows.serve import ensure_framework, served_copy, unpack_bundle
 from pyfn_action.report.manifest import FunctionInfo, Manifest
 
 _MANIFEST = Manifest(
@@ -241,21 +242,47 @@ def test_a_changed_copy_in_use_is_left_to_its_holder(tmp_path: Path) -> None:
         assert (holder.root / "state.json").read_text() == "{}"  # untouched
 
 
+def _served(cache: Path) -> set[str]:
+    """The copies in the cache, by their bundle's SHA-256."""
+    return {p.name for p in (cache / "served").iterdir() if p.is_dir()}
+
+
+def _digest(bundle: Path) -> str:
+    return hashlib.sha256(bundle.read_bytes()).hexdigest()
+
+
 def test_served_copies_are_pruned_but_never_one_in_use(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     bundles = [_bundle(tmp_path, f"b{n}.zip", f"// {n}".encode()) for n in range(7)]
+    digests = [_digest(b) for b in bundles]
     with served_copy(bundles[0], cache) as held:
         os.utime(held.root.parent / ".complete", (1, 1))  # the least recently served
         for n, bundle in enumerate(bundles[1:], 1):
             with served_copy(bundle, cache) as copy:
                 os.utime(copy.root.parent / ".complete", (1000 + n, 1000 + n))
-        kept = sorted(p.name for p in (cache / "served").iterdir() if p.is_dir())
-        assert held.root.is_dir()  # the oldest, but in use
-        assert len(kept) == SERVED_KEEP + 1
+        # The four most recently served, and the oldest, which is in use.
+        assert _served(cache) == {digests[n] for n in (0, 3, 4, 5, 6)}
+        assert held.root.is_dir()
     with served_copy(bundles[6], cache):
         pass
-    kept = [p for p in (cache / "served").iterdir() if p.is_dir()]
-    assert len(kept) == SERVED_KEEP
+    assert _served(cache) == {digests[n] for n in (3, 4, 5, 6)}  # no longer in use: gone
+
+
+def test_the_four_most_recently_served_copies_are_kept(tmp_path: Path) -> None:
+    """docs/runtime-contract.md: "the four most recently served copies are kept": served,
+    not unpacked."""
+    cache = tmp_path / "cache"
+    bundles = [_bundle(tmp_path, f"b{n}.zip", f"// {n}".encode()) for n in range(5)]
+    digests = [_digest(b) for b in bundles]
+    for n in range(4):  # unpacked in this order, clearly apart in time
+        with served_copy(bundles[n], cache) as copy:
+            os.utime(copy.root.parent / ".complete", (1000 + n, 1000 + n))
+    assert len(_served(cache)) == 4
+    with served_copy(bundles[0], cache) as again:  # the oldest, served again
+        assert again.reused
+    with served_copy(bundles[4], cache):  # a fifth: the least recently served goes
+        pass
+    assert _served(cache) == {digests[n] for n in (0, 2, 3, 4)}
 
 
 def test_a_cache_that_cannot_be_written_serves_a_private_copy(tmp_path: Path) -> None:

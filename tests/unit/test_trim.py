@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -257,10 +258,23 @@ def test_a_gcloudignore_rule_removing_the_entry_module_is_refused(tmp_path: Path
     assert "app/main.py" in info.value.message and ".gcloudignore:1" in info.value.message
 
 
-def test_lines_gcloud_skips_are_skipped(tmp_path: Path) -> None:
-    src = _source(tmp_path, _gcloudignore="!\n/\nfoo\\\n   \n*.log\n")
-    plan = _plan(src)
+def test_lines_gcloud_skips_are_skipped_with_a_warning_naming_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/configuration.md: "lines gcloud cannot parse are skipped with a warning"; so
+    are an included file's, under its own name."""
+    src = _source(tmp_path, _gcloudignore="!\n/\nfoo\\\n   \n*.log\n#!include:.gitignore\n",
+                  _gitignore="*.tmp\n!/\n")  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="pyfn_action"):
+        plan = _plan(src)
     assert "app/notes.log" not in _kept(plan) and "app/main.py" in _kept(plan)
+    skipped = "is not a rule gcloud can use; it is skipped, as gcloud skips it"
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f".gcloudignore:1: '!' {skipped}"),
+        (logging.WARNING, f".gcloudignore:2: '/' {skipped}"),
+        (logging.WARNING, f".gcloudignore:3: 'foo\\\\' {skipped}"),
+        (logging.WARNING, f".gitignore:2: '!/' {skipped}"),
+    ]  # a blank line (4) is no rule, and nothing to warn about
 
 
 @pytest.mark.parametrize("directive", ["#!include:.gitignore", "# !include:.gitignore"])
