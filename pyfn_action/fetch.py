@@ -236,11 +236,12 @@ def sha256_file(path: Path) -> str:
 def download(
     url: str,
     dest: Path,
-    sha256: str,
+    sha256: str | None,
     *,
     progress: ProgressFactory = silent,
 ) -> Path:
-    """Download ``url`` to ``dest``, verifying ``sha256``; return ``dest``.
+    """Download ``url`` to ``dest``, verifying ``sha256``; return ``dest``. ``None``
+    takes the file as it comes (a package index that publishes no checksum).
 
     The bytes go to a temporary file beside ``dest``; it is renamed to ``dest``
     only when complete and verified, and removed on any failure.
@@ -252,7 +253,7 @@ def download(
     try:
         with os.fdopen(fd, "wb") as out:
             got = _copy_url(url, out, progress, label=dest.name)
-        if got != sha256:
+        if sha256 is not None and got != sha256:
             raise ChecksumMismatch(
                 f"Checksum mismatch for {shown}",
                 why=f"expected SHA-256 {sha256}, got {got}; the download is corrupt "

@@ -42,6 +42,7 @@ ARCHES = ("x86_64", "aarch64")
 STDIN_KINDS = ("headers", "body", "query", "request")
 INGRESS = ("all", "internal-only", "internal-and-gclb")
 STORAGE_EVENTS = ("finalized", "deleted", "archived", "metadata-updated")
+RESOLVERS = ("uv", "pip")
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ KEYS: dict[str, Key] = {
         Key("index_url", _str, "package index for requirements (default: pip's)"),
         Key("extra_index_urls", _strings, "more package indexes"),
         Key("find_links", _strings, "local wheel directories or pages"),
+        Key("resolver", _choice(RESOLVERS), "what resolves requirements: uv (default) or pip"),
         Key("dry_run", _bool, "print what trimming would remove, write nothing"),
         Key("refresh", _bool, "resolve requirements again even if they did not change"),
         Key("allow_credentials", _bool, "bundle files that look like private keys anyway"),

@@ -43,6 +43,7 @@ class Config:
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
+    resolver: str = "uv"
     dry_run: bool = False
     refresh: bool = False
     allow_credentials: bool = False

@@ -35,6 +35,7 @@ from pyfn_action.toml import tomllib
 _PASS_OPTIONS = {
     "--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--no-index",
     "--pre", "--prefer-binary", "--only-binary", "--no-binary", "--trusted-host",
+    "--require-hashes",
 }  # fmt: skip
 _INCLUDE_OPTIONS = {"-r", "--requirement", "-c", "--constraint"}
 _FIND_LINKS_OPTIONS = {"--find-links", "-f"}
@@ -360,3 +361,38 @@ def project_requirements(text: str) -> list[str]:
     for group in project.get("optional-dependencies", {}).values():
         specs += group
     return [str(spec) for spec in specs]
+
+
+_HASH = re.compile(r"--hash[= ]\s*(?P<algorithm>[A-Za-z0-9]+):(?P<digest>[0-9A-Fa-f]+)")
+
+
+def pinned_hashes(path: Path) -> tuple[dict[str, set[str]], bool]:
+    """The SHA-256 hashes each requirement of ``path`` (and the files it includes) pins
+    with ``--hash``, by canonical name, and whether ``--require-hashes`` is given: pip's
+    hash-checking mode is on when either is."""
+    found: dict[str, set[str]] = {}
+    required = False
+    seen: set[Path] = set()
+    todo = [path]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for _, line in _logical_lines(current.read_text(encoding="utf-8")):
+            if line.startswith("-"):
+                option, _, inline = line.partition(" ")[0].partition("=")
+                value = inline or line.partition(" ")[2].strip()
+                if option in _INCLUDE_OPTIONS and value:
+                    todo.append(current.parent / value)
+                required = required or option == "--require-hashes"
+                continue
+            digests = {m["digest"].lower() for m in _HASH.finditer(line)
+                       if m["algorithm"].lower() == "sha256"}  # fmt: skip
+            try:
+                name: str = canonicalize_name(Requirement(_requirement_text(line)).name)
+            except InvalidRequirement:
+                name = _requirement_text(line)  # a path or URL: it has no name to pin by
+            if digests or _HASH.search(line):
+                found.setdefault(name, set()).update(digests)
+    return found, required

@@ -1,17 +1,19 @@
 """Install a function's requirements for the target PyPy into the bundle's ``site/``.
 
-Resolution runs pip *inside the target PyPy* whenever this machine can run it,
-so environment markers (``platform_python_implementation``, ``python_version``)
-are judged by the interpreter that will load the code. pip is restricted to the
-target's wheel tags: PyPy's ABI and every ``manylinux`` tag up to the target
-image's glibc (binary wheels only). A requirement that has no such wheel is
-built from its sdist by the target PyPy; the result is accepted only if it is a
-wheel the target can load (a pure-Python one, in practice). Downloaded wheels
-are checked once more (tags, Requires-Python) and installed with ``installer``.
+Resolution is uv's (:mod:`.uvlock`, the default) or pip's. pip runs *inside the
+target PyPy* whenever this machine can run it, so environment markers
+(``platform_python_implementation``, ``python_version``) are judged by the
+interpreter that will load the code; uv judges with the same interpreter. Either is
+restricted to the target's wheel tags: PyPy's ABI and every ``manylinux`` tag up to
+the target image's glibc. A requirement that has no such wheel is built from its
+sdist by the target PyPy; the result is accepted only if it is a wheel the target
+can load (a pure-Python one, in practice). Every wheel is checked once more (tags,
+Requires-Python) and installed with ``installer``, whichever tool resolved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -35,8 +37,11 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from pyfn_action.deps import pipconfig, uvlock
+from pyfn_action.deps.locked import fill_wheelhouse
 from pyfn_action.deps.pip_runner import Interpreter as Interpreter  # also imported from here
 from pyfn_action.deps.pip_runner import pip_tail, run_pip, target_args, unsupported_wheel
+from pyfn_action.deps.reqfile import pinned_hashes
 from pyfn_action.deps.sdist import build_for_target, no_wheel
 from pyfn_action.deps.sources import Sources
 from pyfn_action.errors import NoCompatibleWheel, RequirementsError
@@ -62,6 +67,7 @@ class Distribution:
 class Installed:
     site: Path
     distributions: tuple[Distribution, ...]
+    resolver: str = "uv"  # which resolved them: "uv" or "pip"
 
 
 @dataclass(frozen=True)
@@ -84,19 +90,73 @@ def install_requirements(
     work: Path,
     cache_dir: Path,
     sources: Sources,
+    resolver: str = "uv",
 ) -> Installed:
     """Resolve and install ``requirements`` (specs) and ``requirement_files`` into ``site``.
 
-    1. resolve the whole set with pip (inside the target PyPy when possible);
-    2. download a target wheel of every pin (``--platform`` … ``--only-binary``);
+    1. resolve the whole set for the target, with uv (:mod:`pyfn_action.deps.uvlock`) or
+       pip (inside the target PyPy when possible);
+    2. fetch a target wheel of every pin;
     3. build the pins that have none from source, keeping only loadable wheels;
     4. verify every wheel (tags, Requires-Python) and install it.
     """
     site.mkdir(parents=True, exist_ok=True)
     if not requirements and not requirement_files:
-        return Installed(site, ())
+        return Installed(site, (), resolver)  # nothing to resolve: the setting stands
     wheelhouse = work / "wheelhouse"
     wheelhouse.mkdir(parents=True, exist_ok=True)
+    pip = pipconfig.settings(sources, interpreter.env)
+    interpreter = dataclasses.replace(interpreter, env={**interpreter.env, **pip.environment})
+    python = uvlock.uv_python(interpreter, interpreter.env) if resolver == "uv" else None
+    if resolver == "uv" and python is None:
+        log.warning(
+            "uv judges requirements with a PyPy, and this machine has none that runs "
+            "(install pypy3 to use it): resolving with pip"
+        )
+        resolver = "pip"
+    if python is not None:
+        log.info("resolving the requirements with uv")
+        locked = uvlock.compile_lock(
+            requirement_files, requirements, python=python, target=target,
+            interpreter=interpreter, pip=pip, cache_dir=cache_dir, work=work,
+        )  # fmt: skip
+        fill_wheelhouse(
+            locked, lock_dir=work, target=target, interpreter=interpreter,
+            sources=pip.sources, cache_dir=cache_dir, wheelhouse=wheelhouse, work=work,
+            hashes=_pinned_hashes(requirement_files),
+        )  # fmt: skip
+    else:
+        log.info("resolving the requirements with pip")
+        _pip_wheelhouse(requirements, requirement_files, target, interpreter, sources,
+                        cache_dir, work, wheelhouse)  # fmt: skip
+    wheels = sorted(wheelhouse.glob("*.whl"))
+    _check_wheels(wheels, target, wheelhouse)
+    return Installed(site, tuple(_install(w, site) for w in wheels), resolver)
+
+
+def _pinned_hashes(files: Sequence[Path]) -> dict[str, set[str]] | None:
+    """The hashes the requirements pin by name, if they are in hash-checking mode."""
+    pinned: dict[str, set[str]] = {}
+    required = False
+    for path in files:
+        found, asked = pinned_hashes(path)
+        required = required or asked
+        for name, digests in found.items():
+            pinned.setdefault(name, set()).update(digests)
+    return pinned if pinned or required else None
+
+
+def _pip_wheelhouse(
+    requirements: Sequence[str],
+    requirement_files: Sequence[Path],
+    target: Target,
+    interpreter: Interpreter,
+    sources: Sources,
+    cache_dir: Path,
+    work: Path,
+    wheelhouse: Path,
+) -> None:
+    """pip's way to a wheelhouse: resolve, download, build what has no wheel."""
     args = [arg for f in requirement_files for arg in ("-r", str(f))] + list(requirements)
     pins = _resolve(args, interpreter, target, sources, cache_dir, work)
     tags = target.tags()
@@ -136,9 +196,6 @@ def install_requirements(
         build_for_target(
             failed.spec, failed.name, failed.version, interpreter, target, sources, wheelhouse, tags
         )
-    wheels = sorted(wheelhouse.glob("*.whl"))
-    _check_wheels(wheels, target, wheelhouse)
-    return Installed(site, tuple(_install(w, site) for w in wheels))
 
 
 def _resolve(

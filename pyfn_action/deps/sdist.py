@@ -8,9 +8,11 @@ in its own words (the end of the output pip quotes), never pip's generic summary
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from pyfn_action.deps import index
 from pyfn_action.deps.pip_runner import Interpreter, pip_tail, run_pip
 from pyfn_action.deps.sources import Sources, mask_url
 from pyfn_action.errors import NoCompatibleWheel
+from pyfn_action.fetch import cache_lock
 from pyfn_action.runtime.releases import untargeted
 from pyfn_action.runtime.targets import Target
 
@@ -96,6 +99,40 @@ def build_for_target(
             os.replace(wheel, wheelhouse / wheel.name)
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def built_once(
+    sdist: Path,
+    sha256: str,
+    name: str,
+    version: str,
+    interpreter: Interpreter,
+    target: Target,
+    sources: Sources,
+    wheelhouse: Path,
+    cache_dir: Path,
+) -> None:
+    """:func:`build_for_target` of a checked sdist, once per cache: the wheel it gives is
+    kept under the sdist's SHA-256 and the target's tags, and every later build of that
+    sdist for that target takes it from there."""
+    tags = target.tags()
+    key = hashlib.sha256("\n".join(sorted(map(str, tags))).encode()).hexdigest()[:16]
+    home = cache_dir / "built" / sha256 / key
+    with cache_lock(home.parent / f"{key}.lock", what=f"the wheel built from {sdist.name}"):
+        if not (home / ".complete").is_file():
+            home.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=home.parent))
+            try:
+                build_for_target(str(sdist), name, version, interpreter, target, sources, tmp, tags)
+                (tmp / ".complete").write_text(f"{sdist.name}\n")
+                shutil.rmtree(home, ignore_errors=True)
+                os.replace(tmp, home)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log.info("%s %s: reusing the wheel built from %s", name, version, sdist.name)
+        for wheel in home.glob("*.whl"):
+            shutil.copyfile(wheel, wheelhouse / wheel.name)
 
 
 def no_wheel(

@@ -40,6 +40,7 @@ def cache_key(
     runtime_sha256: str,
     *,
     local: str = "",
+    resolver: str = "uv",
 ) -> str:
     """The entry's key; ``local`` is the digest of the local requirements' files."""
     digest = hashlib.sha256()
@@ -51,6 +52,7 @@ def cache_key(
         "target": [target.python_version, target.abi, target.arch, list(target.glibc)],
         "sources": [sources.index_url, list(sources.extra_index_urls), list(sources.find_links)],
         "runtime": runtime_sha256,
+        "resolver": resolver,
     }
     digest.update(json.dumps(material, sort_keys=True).encode())
     return digest.hexdigest()
@@ -78,10 +80,13 @@ def installed_site(
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=home.parent))
         try:
             fresh = install(tmp / "site")
-            data = [
-                {"name": d.name, "version": d.version, "wheel": d.wheel, "files": list(d.files)}
-                for d in fresh.distributions
-            ]
+            data = {
+                "resolver": fresh.resolver,
+                "distributions": [
+                    {"name": d.name, "version": d.version, "wheel": d.wheel, "files": list(d.files)}
+                    for d in fresh.distributions
+                ],
+            }
             (tmp / "installed.json").write_text(json.dumps(data, indent=1))
             shutil.rmtree(home, ignore_errors=True)  # stale or refreshed: we hold the lock
             os.replace(tmp, home)
@@ -95,8 +100,10 @@ def installed_site(
 def _load(home: Path, record: Path) -> Installed | None:
     try:
         data = json.loads(record.read_text())
+        resolver = str(data["resolver"])
         distributions = tuple(
-            Distribution(d["name"], d["version"], d["wheel"], tuple(d["files"])) for d in data
+            Distribution(d["name"], d["version"], d["wheel"], tuple(d["files"]))
+            for d in data["distributions"]
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -105,7 +112,7 @@ def _load(home: Path, record: Path) -> Installed | None:
         if not (site / f"{_dist_info(dist)}").is_dir():
             log.warning("installed site %s is incomplete; installing afresh", home)
             return None
-    return Installed(site, distributions)
+    return Installed(site, distributions, resolver)
 
 
 def _dist_info(dist: Distribution) -> str:

@@ -139,7 +139,10 @@ def build(
         sources = Sources(config.index_url, config.extra_index_urls, config.find_links)
         included = list(requirements.files) if requirements is not None else []
         local = localreqs.digest(requirements)
-        key = sitecache.cache_key(included, extra, target, sources, runtime.sha256, local=local)
+        key = sitecache.cache_key(
+            included, extra, target, sources, runtime.sha256, local=local,
+            resolver=config.resolver,
+        )  # fmt: skip
         try:
             installed = sitecache.installed_site(
                 cache_dir,
@@ -156,6 +159,7 @@ def build(
                     work=work / "pip",
                     cache_dir=cache_dir,
                     sources=sources,
+                    resolver=config.resolver,
                 ),
                 refresh=config.refresh,
             )
@@ -235,6 +239,7 @@ def build(
                 warnings=staged.warnings,
                 limits=tuple(limits),
                 extra={
+                    "resolver": installed.resolver,  # what resolved the requirements
                     "trim": [_effect_dict(e) for e in plan.effects],
                     "native": native.to_dict(),
                 },

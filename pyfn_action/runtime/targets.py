@@ -92,12 +92,14 @@ class Target:
 
     def tags(self) -> frozenset[Tag]:
         """Every wheel tag the target PyPy can load."""
+        return frozenset(self.ordered_tags())
+
+    def ordered_tags(self) -> tuple[Tag, ...]:
+        """The target's tags, most specific first (as an installer prefers them)."""
         platforms = list(self.platforms())
-        return frozenset(
-            [
-                *generic_tags(self.interpreter, [self.abi, "none"], platforms),
-                *compatible_tags(self.python_tuple, self.interpreter, platforms),
-            ]
+        return (
+            *generic_tags(self.interpreter, [self.abi, "none"], platforms),
+            *compatible_tags(self.python_tuple, self.interpreter, platforms),
         )
 
 

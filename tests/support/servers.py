@@ -31,6 +31,9 @@ class Routes:
     files: dict[str, bytes] = field(default_factory=dict)
     cut_after: dict[str, int] = field(default_factory=dict)  # send this many bytes, then close
     hits: list[str] = field(default_factory=list)
+    # When set, every request must carry this Authorization header, or gets a 401.
+    authorization: str | None = None
+    refused: list[str] = field(default_factory=list)  # paths asked without it
 
 
 def _handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
@@ -40,9 +43,23 @@ def _handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
+        def do_HEAD(self) -> None:  # as a real index answers it (uv asks before a range)
+            self._answer(head=True)
+
         def do_GET(self) -> None:
+            self._answer(head=False)
+
+        def _answer(self, *, head: bool) -> None:
             path = self.path.split("?", 1)[0]
-            routes.hits.append(path)
+            if not head:
+                routes.hits.append(path)
+            if routes.authorization and self.headers.get("Authorization") != routes.authorization:
+                routes.refused.append(path)
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="index"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = routes.files.get(path)
             if body is None:
                 self.send_error(404)
@@ -52,6 +69,8 @@ def _handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if head:
+                return
             cut = routes.cut_after.get(path)
             if cut is not None:
                 self.wfile.write(body[:cut])

@@ -173,7 +173,7 @@ def test_credentials_in_index_urls_are_masked_in_debug_logs_and_errors(
         req.install_requirements(
             ["flask"], requirement_files=[], target=_target(), interpreter=_fake_pip(tmp_path),
             site=tmp_path / "site", work=tmp_path / "work", cache_dir=tmp_path / "cache",
-            sources=sources,
+            sources=sources, resolver="pip",
         )  # fmt: skip
     logged = caplog.text
     assert "running" in logged and "--index-url" in logged  # the command is still shown

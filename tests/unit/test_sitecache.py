@@ -62,7 +62,7 @@ def test_broken_entries_are_installed_afresh(tmp_path: Path) -> None:
     record.write_text("{not json")
     installed_site(tmp_path, "k" * 64, _installer(calls))
     assert len(calls) == 3
-    assert json.loads(record.read_text())[0]["name"] == "demo"
+    assert json.loads(record.read_text())["distributions"][0]["name"] == "demo"
 
 
 def test_a_failed_install_leaves_no_entry(tmp_path: Path) -> None:

@@ -1,0 +1,249 @@
+"""Resolution by uv: ``uv pip compile`` judges the requirements for the target PyPy and
+writes a PEP 751 lock (``pylock.toml``): every distribution with its files' URLs and
+SHA-256. pyfn fetches and checks those files itself (:mod:`pyfn_action.deps.files`)
+and installs them with ``installer``, as it installs what pip resolves, so the bundle
+does not depend on which tool resolved.
+
+uv judges markers and wheel tags by an interpreter: the target PyPy when this machine
+runs it, else a PyPy of this machine's told the target's Python version, and the
+platform in either case (``--python-platform``, the newest manylinux uv names that is
+no newer than the target's glibc).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from pyfn_action.deps.pip_runner import Interpreter, pip_tail
+from pyfn_action.deps.pipconfig import PipSettings
+from pyfn_action.deps.sdist import no_wheel
+from pyfn_action.deps.sources import Sources, mask_text, url_secrets
+from pyfn_action.errors import RequirementsError
+from pyfn_action.runtime.targets import Target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+UV_TIMEOUT_SECONDS = 1800
+# The manylinux versions uv's --python-platform names (uv 0.9 to 0.13), newest last.
+_UV_MANYLINUX = ((2, 17), (2, 28), (2, 31), (2, 32), (2, 33), (2, 34), (2, 35), (2, 36),
+                 (2, 37), (2, 38), (2, 39), (2, 40))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LockedFile:
+    """A file of a locked distribution: where uv found it, its name and SHA-256."""
+
+    location: str  # a URL, or a path for a local file
+    name: str
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class Locked:
+    """One distribution of the resolved set."""
+
+    name: str
+    version: str | None
+    wheels: tuple[LockedFile, ...] = ()
+    sdist: LockedFile | None = None
+    direct: str | None = None  # a local directory or an archive named by path or URL
+
+
+def uv_binary() -> str:
+    """The uv executable shipped with pyfn (the ``uv`` package)."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        found = None
+    else:
+        try:
+            found = find_uv_bin()
+        except FileNotFoundError:
+            found = None
+    if found is None:
+        raise RequirementsError(
+            "uv is not installed",
+            why='resolver = "uv" (the default) runs the uv that is installed with pyfn',
+            fix='Reinstall pyfn-action (it depends on uv), or set resolver = "pip"',
+        )
+    return str(found)
+
+
+def python_platform(target: Target) -> str:
+    """uv's name for the target platform: its CPU and the newest manylinux uv knows
+    that is no newer than the target's glibc."""
+    fitting = [v for v in _UV_MANYLINUX if v <= target.glibc]
+    if not fitting:
+        raise RequirementsError(
+            f"glibc {target.glibc[0]}.{target.glibc[1]} is older than any manylinux uv targets",
+            fix='Set resolver = "pip"',
+        )
+    major, minor = fitting[-1]
+    return f"{target.arch}-manylinux_{major}_{minor}"
+
+
+def uv_python(interpreter: Interpreter, env: Mapping[str, str]) -> str | None:
+    """The interpreter uv judges with: the target PyPy, else a PyPy on ``PATH``."""
+    if interpreter.is_target:
+        return interpreter.argv[0]
+    for name in ("pypy3", "pypy"):
+        found = shutil.which(name, path=env.get("PATH", os.defpath))
+        if found:
+            return found
+    return None
+
+
+def compile_lock(
+    requirement_files: Sequence[Path],
+    specs: Sequence[str],
+    *,
+    python: str,
+    target: Target,
+    interpreter: Interpreter,
+    pip: PipSettings,
+    cache_dir: Path,
+    work: Path,
+) -> list[Locked]:
+    """``uv pip compile`` of the requirements for the target: the locked distributions.
+    ``pip`` is where to look (pyfn's sources with pip's configuration)."""
+    work.mkdir(parents=True, exist_ok=True)
+    inputs = [str(f) for f in requirement_files]
+    if specs:
+        extra = work / "requested.txt"
+        extra.write_text("".join(f"{spec}\n" for spec in specs), encoding="utf-8")
+        inputs.append(str(extra))
+    lock = work / "pylock.toml"
+    argv = [
+        uv_binary(), "pip", "compile", "--format", "pylock.toml", "--output-file", str(lock),
+        "--no-header", "--quiet", "--no-progress",
+        "--python", python, "--python-version", target.python_version,
+        "--python-platform", python_platform(target),
+        "--cache-dir", str(cache_dir / "uv"),
+        # As pip does: the best version found on any index, not the first index's.
+        "--index-strategy", "unsafe-best-match",
+        *pip.sources.pip_args(),  # uv takes pip's flags for them
+        *(arg for host in pip.trusted_hosts for arg in ("--allow-insecure-host", host)),
+        *([] if interpreter.is_target else ["--only-binary", ":all:"]),
+        *inputs,
+    ]  # fmt: skip
+    env = dict(interpreter.env)
+    env["UV_NO_CONFIG"] = "1"  # pyfn's settings alone, never a uv.toml of the checkout
+    if pip.cert:
+        env["SSL_CERT_FILE"] = pip.cert
+    secrets = url_secrets([*argv, *(env.get(n, "") for n in _URL_VARIABLES)])
+    log.debug("running %s", mask_text(shlex.join(argv), secrets))
+    try:
+        result = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=UV_TIMEOUT_SECONDS,
+            check=False, cwd=work,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise RequirementsError(
+            f"uv did not resolve the requirements within {UV_TIMEOUT_SECONDS} s",
+            fix="Check that the package index is reachable, or pin versions",
+        ) from exc
+    except OSError as exc:
+        raise RequirementsError("Cannot run uv", why=str(exc)) from exc
+    stderr = mask_text(result.stderr or "", secrets)
+    if result.returncode != 0:
+        _refuse(stderr, target, pip.sources)
+        raise RequirementsError(
+            f"uv could not resolve the requirements for PyPy {target.python_version}",
+            why=pip_tail(stderr),
+            fix="Read uv's message above; check the versions you pin and the index "
+            "(index_url, find_links)",
+        )
+    return read_lock(lock)
+
+
+_URL_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
+_NAME = r"`?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?`?"
+# uv's reasons a requirement cannot be had, with the distribution they name.
+_NO_WHEEL = tuple(
+    re.compile(pattern)
+    for pattern in (
+        rf"Because {_NAME}(?:[=<>!~]=?\S+)? has no wheels with a matching",
+        rf"Because {_NAME} was not found in the ",
+        rf"Because (?:there is no version of|only) {_NAME}[=<>!~]",
+    )
+)
+_REQUIRES_PYTHON = re.compile(
+    rf"Because {_NAME}==(?P<version>\S+) requires Python (?P<spec>[^ ,]+(?:,[^ ,]+)*)"
+)
+
+
+def _refuse(stderr: str, target: Target, sources: Sources) -> None:
+    """Raise the error that names the real reason uv gave, when it gave one we know."""
+    python = _REQUIRES_PYTHON.search(stderr)
+    if python is not None:
+        name, version, spec = python["name"], python["version"], python["spec"]
+        raise RequirementsError(
+            f"{name} {version} requires Python {spec}, but the runtime is Python "
+            f"{target.python_version}",
+            why="no release of it that the requirements allow supports the runtime's Python",
+            fix=f"Pin a release of {name} that supports Python {target.python_version}, "
+            "or choose a newer runtime",
+        )
+    for pattern in _NO_WHEEL:
+        missing = pattern.search(stderr)
+        if missing is not None:
+            name = canonicalize_name(missing["name"])
+            raise no_wheel(name, name, target, sources, built=None)
+
+
+def read_lock(path: Path) -> list[Locked]:
+    """The distributions of a ``pylock.toml``."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        packages = data.get("packages", [])
+        return sorted((_locked(item) for item in packages), key=lambda p: canonicalize_name(p.name))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RequirementsError("uv wrote no usable lock", why=str(exc)) from exc
+
+
+def _file(entry: Mapping[str, object]) -> LockedFile:
+    location = str(entry.get("url") or entry.get("path") or "")
+    name = str(entry.get("name") or location.rstrip("/").rsplit("/", 1)[-1])
+    hashes = entry.get("hashes") or {}
+    sha256 = hashes.get("sha256") if isinstance(hashes, Mapping) else None
+    return LockedFile(location, name, str(sha256) if sha256 else None)
+
+
+def _locked(item: Mapping[str, object]) -> Locked:
+    name = str(item["name"])
+    version = item.get("version")
+    wheels = tuple(_file(w) for w in item.get("wheels", ()))  # type: ignore[attr-defined]
+    sdist = item.get("sdist")
+    direct = None
+    for kind in ("directory", "archive"):
+        entry = item.get(kind)
+        if isinstance(entry, Mapping):
+            direct = str(entry.get("url") or entry.get("path"))
+    if item.get("vcs"):
+        raise RequirementsError(
+            f"{name} is a version-control requirement",
+            fix="Name a released version, a wheel or a local directory instead",
+        )
+    return Locked(
+        name,
+        str(version) if version is not None else None,
+        wheels,
+        _file(sdist) if isinstance(sdist, Mapping) else None,
+        direct,
+    )

@@ -1,0 +1,189 @@
+"""Requirements resolved by uv (the default) and by pip: the same bundle from either, an
+sdist built once per cache, pip's own configuration honoured by both (as pip itself
+reads it), hash-checking mode, credentials, and errors that name the real reason.
+
+Script-mode functions keep the Python Functions Framework out of the way where a test
+serves an index of its own."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, WHEELHOUSE, Outcome, Served, build_args, hermetic_env, pyfn
+from support.servers import index_routes, serve
+from support.wheels import make_wheel
+
+pytestmark = pytest.mark.e2e
+
+RESOLVERS = pytest.mark.parametrize("resolver", ["uv", "pip"])
+DEAD_INDEX = "http://127.0.0.1:9/simple/"  # the discard port: nothing answers there
+
+
+def _function(tmp_path: Path, requirements: str, name: str = "fn") -> Path:
+    src = tmp_path / name
+    src.mkdir()
+    (src / "main.py").write_text("print('hi')\n")
+    (src / "requirements.txt").write_text(requirements)
+    return src
+
+
+def _args(src: Path, out: Path, served: Served, *more: str) -> list[str]:
+    """A script-mode build with no index named: where to look comes from ``more``, or
+    from pip's configuration."""
+    return ["build", str(src), "--out", str(out), "--pypy-archive", served.url,
+            "--pypy-sha256", served.sha256, "--signature", "script", "--script", "main.py",
+            "--json", *more]  # fmt: skip
+
+
+def _components(result: Outcome) -> dict[str, str]:
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    return {c["name"]: c.get("version") for c in report["components"] if c["kind"] == "package"}
+
+
+def _only_here(tmp_path: Path) -> Path:
+    """A directory of wheels no public index has: a build that installs them read the
+    index it was told about."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "pyfn_only_here", "1.0", "py3-none-any")
+    make_wheel(wheels, "pyfn_only_here", "2.0", "py3-none-any")
+    return wheels
+
+
+def test_uv_and_pip_build_the_same_bundle(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
+) -> None:
+    """examples/hello (an sdist among its requirements) gives the same bytes with either
+    resolver, and the report says which one ran."""
+    built = {}
+    for resolver in ("uv", "pip"):
+        out = tmp_path / resolver
+        args = build_args(EXAMPLES / "hello", out, served_pypy, index_url, "--resolver", resolver)
+        result = pyfn(args, hermetic_env(session_cache))
+        assert result.code == 0, result.stderr
+        report = json.loads((out / "report.json").read_text())
+        assert report["resolver"] == resolver
+        built[resolver] = hashlib.sha256((out / "bundle.zip").read_bytes()).hexdigest()
+        assert built[resolver] == report["bundle"]["sha256"]
+    assert built["uv"] == built["pip"]
+
+
+def test_an_sdist_is_built_once_per_cache(
+    tmp_path: Path, served_pypy: Served, index_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MarkupSafe has only an sdist on the tests' index: the first requirement set that
+    needs it builds it; another set on the same cache takes the wheel built then."""
+    env = hermetic_env(tmp_path / "cache")
+    first = _function(tmp_path, "markupsafe==3.0.4\n", "first")
+    with caplog.at_level(logging.INFO):
+        result = pyfn(_args(first, tmp_path / "o1", served_pypy, "--index-url", index_url), env)
+    assert _components(result)["markupsafe"] == "3.0.4"
+    assert "building it from source" in caplog.text
+    caplog.clear()
+    second = _function(tmp_path, "markupsafe==3.0.4\nblinker\n", "second")
+    with caplog.at_level(logging.INFO):
+        result = pyfn(_args(second, tmp_path / "o2", served_pypy, "--index-url", index_url), env)
+    assert set(_components(result)) == {"markupsafe", "blinker"}
+    assert "building it from source" not in caplog.text
+    assert "reusing the wheel built from markupsafe-3.0.4.tar.gz" in caplog.text
+    built = list((tmp_path / "cache" / "built").glob("*/*/*.whl"))
+    assert len(built) == 1 and built[0].name.startswith("markupsafe-3.0.4-")
+
+
+@RESOLVERS
+@pytest.mark.parametrize("how", ["pip.conf", "PIP_INDEX_URL", "install over global"])
+def test_pip_configuration_applies_with_either_resolver(
+    tmp_path: Path, served_pypy: Served, session_cache: Path, resolver: str, how: str
+) -> None:
+    """pip.conf and PIP_* name the index as they do for pip: the ``install`` section
+    over ``global``, the variable over the file."""
+    with serve(index_routes(_only_here(tmp_path))) as base:
+        index = f"{base}/simple/"
+        conf = tmp_path / "pip.conf"
+        extra: dict[str, str] = {"PIP_CONFIG_FILE": str(conf)}
+        if how == "pip.conf":
+            conf.write_text(f"[global]\nindex-url = {index}\n")
+        elif how == "PIP_INDEX_URL":
+            conf.write_text(f"[global]\nindex-url = {DEAD_INDEX}\n")
+            extra["PIP_INDEX_URL"] = index
+        else:
+            conf.write_text(f"[global]\nindex-url = {DEAD_INDEX}\n[install]\nindex-url = {index}\n")
+        src = _function(tmp_path, "pyfn-only-here\n")
+        result = pyfn(
+            _args(src, tmp_path / "out", served_pypy, "--resolver", resolver, "--refresh"),
+            hermetic_env(session_cache, **extra),
+        )  # fmt: skip
+    assert _components(result) == {"pyfn-only-here": "2.0"}
+
+
+@RESOLVERS
+def test_hash_checking_mode_holds_with_either_resolver(
+    tmp_path: Path, served_pypy: Served, session_cache: Path, resolver: str
+) -> None:
+    wheels = _only_here(tmp_path)
+    good = hashlib.sha256((wheels / "pyfn_only_here-1.0-py3-none-any.whl").read_bytes())
+    with serve(index_routes(wheels)) as base:
+        index = ["--index-url", f"{base}/simple/", "--resolver", resolver, "--refresh"]
+        src = _function(tmp_path, f"pyfn-only-here==1.0 --hash=sha256:{good.hexdigest()}\n")
+        result = pyfn(_args(src, tmp_path / "o1", served_pypy, *index), hermetic_env(session_cache))
+        assert _components(result) == {"pyfn-only-here": "1.0"}
+        bad = _function(tmp_path, f"pyfn-only-here==1.0 --hash=sha256:{'0' * 64}\n", "bad")
+        result = pyfn(_args(bad, tmp_path / "o2", served_pypy, *index), hermetic_env(session_cache))
+    assert result.code == 5, result.stderr
+    assert "hash" in result.stderr.lower()
+    assert not (tmp_path / "o2" / "bundle.zip").exists()
+
+
+@RESOLVERS
+def test_credentials_of_an_index_reach_it_and_nothing_else(
+    tmp_path: Path, served_pypy: Served, session_cache: Path, resolver: str
+) -> None:
+    """An index that wants Basic auth gets it for every page and file, and the password
+    is in no output; a wrong one fails the build, still without showing it."""
+    routes = index_routes(_only_here(tmp_path))
+    routes.authorization = "Basic " + base64.b64encode(b"robot:s3cr3t-1ndex").decode()
+    with serve(routes) as base:
+        for password, code in (("s3cr3t-1ndex", 0), ("wr0ng-s3cr3t", 5)):
+            out = tmp_path / f"out-{code}"
+            index = f"{base}/simple/".replace("://", f"://robot:{password}@")
+            src = _function(tmp_path, "pyfn-only-here\n", f"fn-{code}")
+            result = pyfn(
+                _args(src, out, served_pypy, "--index-url", index, "--resolver", resolver,
+                      "--refresh", "--debug"),
+                hermetic_env(session_cache),
+            )  # fmt: skip
+            assert result.code == code, result.stderr
+            shown = result.stdout + result.stderr
+            assert password not in shown
+            if code == 0:
+                assert "s3cr3t-1ndex" not in (out / "report.json").read_text()
+    assert routes.hits, "the index was asked"
+
+
+def test_requires_python_is_the_reason_given(
+    tmp_path: Path, served_pypy: Served, session_cache: Path
+) -> None:
+    """Only a release for a newer Python than the target's: the error says so, not that
+    no wheel has the target's tags."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "modern", "2.0", "py3-none-any", requires_python=">=3.12")
+    with serve(index_routes(wheels)) as base:
+        src = _function(tmp_path, "modern\n")
+        args = _args(src, tmp_path / "out", served_pypy, "--index-url", f"{base}/simple/")
+        result = pyfn(args, hermetic_env(session_cache))
+    assert result.code == 5, result.stderr
+    assert "modern 2.0 requires Python >=3.12, but the runtime is Python 3.9" in result.stderr
+
+
+def test_the_wheelhouse_is_what_the_tests_index_serves() -> None:
+    """The other tests lean on MarkupSafe being an sdist alone there."""
+    assert [p.name for p in WHEELHOUSE.glob("markupsafe-*")] == ["markupsafe-3.0.4.tar.gz"]
+    assert shutil.which("pypy3"), "uv judges with the target PyPy or a pypy3 (CI installs it)"

@@ -1,0 +1,226 @@
+"""The pieces of resolution by uv that need no index: uv's name for the target, the lock
+read back, the wheel chosen for the target, the hashes pinned, pip's configuration
+(read by pip itself) and the credentials a lock's URLs get back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from packaging.tags import Tag
+
+from pyfn_action.deps import pipconfig
+from pyfn_action.deps.files import with_credentials
+from pyfn_action.deps.locked import best_wheel, fill_wheelhouse
+from pyfn_action.deps.pip_runner import Interpreter
+from pyfn_action.deps.reqfile import pinned_hashes
+from pyfn_action.deps.sources import Sources
+from pyfn_action.deps.uvlock import Locked, LockedFile, python_platform, read_lock
+from pyfn_action.errors import RequirementsError
+from pyfn_action.runtime.targets import Target
+
+
+def _target(glibc: tuple[int, int] = (2, 39), arch: str = "x86_64") -> Target:
+    return Target("3.11", "73", arch, glibc)
+
+
+@pytest.mark.parametrize(
+    ("glibc", "arch", "named"),
+    [
+        ((2, 39), "x86_64", "x86_64-manylinux_2_39"),
+        ((2, 35), "aarch64", "aarch64-manylinux_2_35"),
+        ((2, 30), "x86_64", "x86_64-manylinux_2_28"),  # uv names no 2.29 or 2.30
+        ((2, 17), "x86_64", "x86_64-manylinux_2_17"),
+        ((2, 45), "x86_64", "x86_64-manylinux_2_40"),
+    ],
+)
+def test_uv_is_told_the_newest_manylinux_the_target_loads(
+    glibc: tuple[int, int], arch: str, named: str
+) -> None:
+    assert python_platform(_target(glibc, arch)) == named
+
+
+def test_a_glibc_older_than_any_manylinux_uv_names_is_an_error() -> None:
+    with pytest.raises(RequirementsError, match="older than any manylinux"):
+        python_platform(_target((2, 12)))
+
+
+LOCK = """\
+lock-version = "1.0"
+created-by = "uv"
+requires-python = ">=3.11"
+
+[[packages]]
+name = "MarkupSafe"
+version = "3.0.4"
+sdist = { url = "https://idx.example/files/markupsafe-3.0.4.tar.gz", hashes = { sha256 = "aa" } }
+
+[[packages]]
+name = "blinker"
+version = "1.9.0"
+wheels = [
+  { url = "https://idx.example/files/blinker-1.9.0-py3-none-any.whl", hashes = { sha256 = "bb" } },
+]
+
+[[packages]]
+name = "mypkg"
+directory = { path = "pkg" }
+"""
+
+
+def test_the_lock_is_read_back_sorted_by_name(tmp_path: Path) -> None:
+    (tmp_path / "pylock.toml").write_text(LOCK)
+    locked = read_lock(tmp_path / "pylock.toml")
+    assert [p.name for p in locked] == ["blinker", "MarkupSafe", "mypkg"]
+    blinker, markupsafe, mine = locked
+    assert blinker.wheels == (
+        LockedFile("https://idx.example/files/blinker-1.9.0-py3-none-any.whl",
+                   "blinker-1.9.0-py3-none-any.whl", "bb"),
+    )  # fmt: skip
+    assert markupsafe.sdist == LockedFile(
+        "https://idx.example/files/markupsafe-3.0.4.tar.gz", "markupsafe-3.0.4.tar.gz", "aa"
+    )
+    assert mine == Locked("mypkg", None, (), None, "pkg")
+
+
+def test_a_version_control_requirement_in_the_lock_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pylock.toml").write_text(
+        '[[packages]]\nname = "r"\nvcs = { type = "git", url = "https://x/r.git" }\n'
+    )
+    with pytest.raises(RequirementsError, match="version-control requirement"):
+        read_lock(tmp_path / "pylock.toml")
+
+
+def test_a_lock_that_is_not_toml_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "pylock.toml").write_text("[[packages]\n")
+    with pytest.raises(RequirementsError, match="uv wrote no usable lock"):
+        read_lock(tmp_path / "pylock.toml")
+
+
+def _wheel(tag: str) -> LockedFile:
+    name = f"demo-1.0-{tag}.whl"
+    return LockedFile(f"https://idx.example/{name}", name, tag)
+
+
+def test_the_wheel_chosen_is_the_targets_most_specific() -> None:
+    order = _target().ordered_tags()
+    pure = _wheel("py3-none-any")
+    native = _wheel("pp311-pypy311_pp73-manylinux_2_17_x86_64.manylinux2014_x86_64")
+    newer = _wheel("pp311-pypy311_pp73-manylinux_2_34_x86_64")
+    cpython = _wheel("cp311-cp311-manylinux_2_17_x86_64")
+    too_new = _wheel("pp311-pypy311_pp73-manylinux_2_40_x86_64")
+    assert best_wheel([pure, native, cpython], order) == native
+    assert best_wheel([pure, native, newer], order) == newer
+    assert best_wheel([too_new, pure], order) == pure
+    assert best_wheel([cpython, too_new], order) is None
+    assert order[0] == Tag("pp311", "pypy311_pp73", "manylinux_2_39_x86_64")
+
+
+def _hashed(tmp_path: Path, text: str, name: str = "requirements.txt") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_hashes_are_read_by_name_through_included_files(tmp_path: Path) -> None:
+    _hashed(tmp_path, "Blinker==1.9.0 \\\n    --hash=sha256:AB --hash=sha256:cd\n", "more.txt")
+    top = _hashed(tmp_path, "-r more.txt\nclick==8.1.8 --hash=sha256:ef  # pinned\n")
+    assert pinned_hashes(top) == ({"blinker": {"ab", "cd"}, "click": {"ef"}}, False)
+    plain = _hashed(tmp_path, "click\n", "plain.txt")
+    assert pinned_hashes(plain) == ({}, False)
+    required = _hashed(tmp_path, "--require-hashes\nclick\n", "required.txt")
+    assert pinned_hashes(required) == ({}, True)
+
+
+def _locked(sha256: str) -> Locked:
+    return Locked("demo", "1.0", (LockedFile("x/demo-1.0-py3-none-any.whl",
+                                             "demo-1.0-py3-none-any.whl", sha256),))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("hashes", "error"),
+    [
+        ({"demo": {"00"}}, "No file of demo 1.0 matches the hashes the requirements pin"),
+        ({"other": {"ff"}}, "demo has no --hash in the requirements"),
+        ({}, "demo has no --hash in the requirements"),
+    ],
+)
+def test_in_hash_checking_mode_every_file_must_be_pinned(
+    tmp_path: Path, hashes: dict[str, set[str]], error: str
+) -> None:
+    interpreter = Interpreter(("pypy3",), {}, is_target=True)
+    with pytest.raises(RequirementsError, match=error):
+        fill_wheelhouse(
+            [_locked("ff")], lock_dir=tmp_path, target=_target(), interpreter=interpreter,
+            sources=Sources(), cache_dir=tmp_path / "cache", wheelhouse=tmp_path / "wh",
+            work=tmp_path, hashes=hashes,
+        )  # fmt: skip
+    assert not (tmp_path / "cache").exists()  # refused before anything was fetched
+
+
+@pytest.mark.parametrize(
+    ("url", "given"),
+    [
+        ("https://idx.example/files/a.whl", "https://robot:s3cret@idx.example/files/a.whl"),
+        ("https://idx.example:8443/files/a.whl", "https://idx.example:8443/files/a.whl"),
+        ("http://idx.example/files/a.whl", "http://idx.example/files/a.whl"),
+        ("https://files.example/a.whl", "https://files.example/a.whl"),
+        ("https://other:pw@idx.example/a.whl", "https://other:pw@idx.example/a.whl"),
+    ],
+)
+def test_a_locked_url_gets_the_credentials_of_its_own_source_only(url: str, given: str) -> None:
+    sources = Sources(index_url="https://robot:s3cret@idx.example/simple/")
+    assert with_credentials(url, sources) == given
+
+
+def _pip_env(tmp_path: Path, conf: str, **more: str) -> dict[str, str]:
+    (tmp_path / "pip.conf").write_text(conf)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    return {**env, "PIP_CONFIG_FILE": str(tmp_path / "pip.conf"), **more}
+
+
+def test_pip_configuration_is_read_as_pip_install_reads_it(tmp_path: Path) -> None:
+    env = _pip_env(
+        tmp_path,
+        "[global]\nindex-url = https://global.example/simple\n"
+        "extra-index-url = https://a.example/simple https://b.example/simple\n"
+        "[install]\nindex-url = https://install.example/simple\ntrusted-host = a.example\n"
+        "[download]\nindex-url = https://download.example/simple\n",
+        PIP_FIND_LINKS="/srv/wheels",
+    )
+    found = pipconfig.settings(Sources(extra_index_urls=("https://mine.example/simple",)), env)
+    assert found.sources == Sources(
+        index_url="https://install.example/simple",
+        extra_index_urls=("https://a.example/simple", "https://b.example/simple",
+                          "https://mine.example/simple"),
+        find_links=("/srv/wheels",),
+    )  # fmt: skip
+    assert found.trusted_hosts == ("a.example",)
+    # (this machine's /etc/pip.conf may set a certificate too: pip reads it, and so do we)
+    assert {k: v for k, v in found.environment.items() if k != "PIP_CERT"} == {
+        "PIP_INDEX_URL": "https://install.example/simple",
+        "PIP_EXTRA_INDEX_URL": "https://a.example/simple https://b.example/simple",
+        "PIP_FIND_LINKS": "/srv/wheels",
+        "PIP_TRUSTED_HOST": "a.example",
+    }
+    # pyfn's own index replaces pip's, as --index-url does on pip's command line.
+    mine = pipconfig.settings(Sources(index_url="https://mine.example/simple"), env)
+    assert mine.sources.index_url == "https://mine.example/simple"
+
+
+def test_a_variable_beats_the_file_and_devnull_turns_files_off(tmp_path: Path) -> None:
+    env = _pip_env(tmp_path, "[global]\nindex-url = https://file.example/simple\nno-index = true\n",
+                   PIP_INDEX_URL="https://var.example/simple")  # fmt: skip
+    found = pipconfig.settings(Sources(), env)
+    assert found.sources.index_url == "https://var.example/simple"
+    assert found.sources.no_index
+    off = {**env, "PIP_CONFIG_FILE": os.devnull}
+    del off["PIP_INDEX_URL"]
+    assert pipconfig.settings(Sources(), off).sources == Sources()
+
+
+def test_a_pip_configuration_pip_cannot_read_is_an_error(tmp_path: Path) -> None:
+    env = _pip_env(tmp_path, "[global\nindex-url = x\n")
+    with pytest.raises(RequirementsError, match="Cannot read pip's configuration"):
+        pipconfig.settings(Sources(), env)
