@@ -76,6 +76,18 @@ function log(severity, message, extra) {
   process.stdout.write(JSON.stringify(Object.assign({severity, message}, extra || {})) + '\n');
 }
 
+// Test-only: PYFN_TEST_EVENTS names a file to which each request's way through the pool is
+// appended, one JSON line an event ({"event": "queued" | "sent" | "client_gone" |
+// "withdrawn" | "answered", "id", "url", ...}), so the tests wait on the event instead of
+// the clock. Unset, as deployed and served, nothing is written.
+const TEST_EVENTS = process.env.PYFN_TEST_EVENTS || '';
+
+function testEvent(event, job, extra) {
+  if (!TEST_EVENTS) return;
+  const entry = Object.assign({event, id: job.id, url: job.header.url}, extra || {});
+  fs.appendFileSync(TEST_EVENTS, JSON.stringify(entry) + '\n');
+}
+
 // Each setting is an integer in [1, max]; anything else is replaced and reported.
 function readSettings(env) {
   const problems = [];
@@ -487,6 +499,7 @@ class Worker {
   send(job) {
     this.jobs.set(job.id, job);
     job.worker = this;
+    testEvent('sent', job, {worker: this.pid});
     const parts = frame(job.header, job.body);
     if (parts.length === 1) {
       this.requests.write(parts[0]);
@@ -600,6 +613,7 @@ class Pool {
       return;
     }
     this.queue.push(job);
+    testEvent('queued', job, {waiting: this.queue.length});
     if (this.workers.length === 0) this.start();
     this.dispatch();
   }
@@ -608,6 +622,7 @@ class Pool {
   withdraw(job) {
     const at = this.queue.indexOf(job);
     if (at >= 0) this.queue.splice(at, 1);
+    testEvent('withdrawn', job, {was_queued: at >= 0});
   }
 
   // The least busy worker takes the next request, the oldest first among equals: light
@@ -655,7 +670,9 @@ class Job {
   }
 
   clientGone() {
-    if (this.done || this.worker) return; // answered, or running: its answer is dropped
+    if (this.done) return; // answered
+    testEvent('client_gone', this, {running: this.worker !== null});
+    if (this.worker) return; // running: its answer is dropped
     this.done = true;
     clearTimeout(this.timer);
     this.pool.withdraw(this);
@@ -668,6 +685,7 @@ class Job {
     clearTimeout(this.timer);
     this.body = null;
     const res = this.res;
+    testEvent('answered', this, {status});
     if (!Number.isInteger(status) || status < 200 || status > 599) {
       this.refuse(`status ${status}`, []);
       return;
@@ -877,10 +895,27 @@ function directListener() {
   return handleDirect;
 }
 
+// The framework's start-up banner (printed unless NODE_ENV is production: under pyfn serve)
+// names the signature type it was given by the registration below: http, whatever the
+// function is. The banner names the function's own type instead: cloudevent or event.
+function bannerSignature() {
+  if (process.env.NODE_ENV === 'production') return;
+  if (FUNCTION.signature !== 'cloudevent' && FUNCTION.signature !== 'event') return;
+  const consoleLog = console.log;
+  console.log = function (...args) {
+    if (args.length === 1 && args[0] === 'Signature type: http') {
+      console.log = consoleLog; // that one line only
+      args[0] = `Signature type: ${FUNCTION.signature}`;
+    }
+    return consoleLog.apply(this, args);
+  };
+}
+
 {
   const createServer = http.createServer;
   http.createServer = function (...args) {
     http.createServer = createServer; // the framework's one server only
+    bannerSignature(); // the framework prints it once this server listens
     const direct = directListener();
     const at = args.findIndex(arg => typeof arg === 'function');
     if (direct && at >= 0) {

@@ -427,6 +427,8 @@ class WarmUp:
         self.signature = signature
         self.app: WsgiApp | None = None
         self.frame = b""
+        if count <= 0:  # its one line, at once: nothing will run
+            logging.getLogger("pyfn.worker").info("pyfn warm-up: off (PYFN_WARMUP=0)")
 
     def step(self) -> None:
         self.left -= 1
@@ -628,8 +630,15 @@ def _tune_jit() -> None:
 
 
 def _warmup_count() -> int:
+    """``PYFN_WARMUP``, an integer >= 0; anything else is the default, and said so."""
     raw = os.environ.get("PYFN_WARMUP", "")
-    return int(raw) if raw.isdigit() else DEFAULT_WARMUP
+    if raw.strip().isdigit():
+        return int(raw)
+    if raw:
+        logging.getLogger("pyfn.worker").warning(
+            "PYFN_WARMUP=%r is not an integer >= 0; used %d", raw[:40], DEFAULT_WARMUP
+        )
+    return DEFAULT_WARMUP
 
 
 def main() -> int:
