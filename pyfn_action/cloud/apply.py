@@ -252,7 +252,8 @@ def apply(
         raise DeployError(
             f"Function {t.name} is {state} after the deployment",
             why=_state_messages(result) or "Cloud Functions gave no reason",
-            fix=_describe(t, gen),
+            fix=f"Correct what the messages name and deploy again (a deployment repairs a "
+            f"failed function); {_describe(t, gen)} shows its state",
         )
     return Deployed(name=t.path, url=url, state=state, action=action, operation=name,
                     source=version.source(the_plan.body))  # fmt: skip
@@ -273,7 +274,13 @@ def _check_existing(existing: Any, t: FunctionAddress, gen: Generation) -> None:
             fix="Wait for it to finish (" + _describe(t, gen) + "), then run again",
         )
     if state == "FAILED":
-        log.warning("function %s is FAILED from an earlier deployment; updating it", t.name)
+        # An update is how a failed function is repaired: it goes ahead, and says so.
+        log.warning(
+            "Function %s is FAILED from an earlier deployment (%s); this deployment updates "
+            "it, which repairs it if it succeeds",
+            t.name,
+            _state_messages(existing) or "Cloud Functions gave no reason",
+        )
 
 
 def _wait(
@@ -293,10 +300,19 @@ def _wait(
     delay = poll_first
     shown: dict[str, str] = {}
     transient = 0
+
+    def show_stages() -> None:
+        """Say each stage whose line changed since it was last said."""
+        for stage, line in _stages(operation):
+            if shown.get(stage) != line:
+                shown[stage] = line
+                say(line)
+
+    show_stages()  # as the operation started
     while True:
+        finished = False
         try:
-            if operation.done(retry=None):
-                return
+            finished = operation.done(retry=None)
             transient = 0
         except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests) as exc:
             transient += 1
@@ -304,10 +320,9 @@ def _wait(
                 raise _error(exc, f"waiting for {operation.operation.name}", t, gen) from None
         except Exception as exc:
             raise _error(exc, f"waiting for {operation.operation.name}", t, gen) from None
-        for stage, line in _stages(operation):
-            if shown.get(stage) != line:
-                shown[stage] = line
-                say(line)
+        show_stages()
+        if finished:
+            return
         left = deadline - clock()
         if left <= 0:
             raise DeployTimeout(

@@ -3,14 +3,15 @@
 The object is ``gs://BUCKET/PREFIX/<name>/<sha256>.zip`` with ``sha256`` in its
 metadata. If it is already there with the same size, CRC32C, MD5 and ``sha256``
 metadata, nothing is sent (an object without MD5 or without that metadata is
-read back and hashed first). Otherwise the upload is resumable (8 MiB chunks; a
-bundle of at most 8 MiB goes in one multipart request, as google-cloud-storage does),
-carries the local CRC32C so Cloud Storage refuses a corrupted object, checks
-the MD5 end to end, and is made with ``if_generation_match=0``: it can only
-create the object, never replace one a concurrent writer made. An upload cut
-off half-way is never finalised, so no object claims to be the bundle.
+read back and hashed first). Otherwise a bundle of at most 8 MiB goes in one
+multipart request carrying its MD5 (google-cloud-storage's choice, by size), and a
+bigger one as a resumable upload in 8 MiB chunks carrying its CRC32C (and its MD5
+with the last chunk), so Cloud Storage refuses a corrupted object; the MD5 it
+reports is checked end to end. The upload is made with ``if_generation_match=0``:
+it can only create the object, never replace one a concurrent writer made. An
+upload cut off half-way is never finalised, so no object claims to be the bundle.
 Transient errors (429, 5xx, dropped connections) are retried with exponential
-backoff for at most :data:`RETRY_SECONDS`.
+backoff, each request for at most :data:`RETRY_SECONDS`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pyfn_action.report import manifest
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
-RETRY_SECONDS = 300.0  # the whole retry budget of one call
+RETRY_SECONDS = 300.0  # the retry budget of each request (each chunk is a request)
 REQUEST_TIMEOUT = (30.0, 120.0)  # connect, read: per HTTP request
 CONTENT_TYPE = "application/zip"
 

@@ -306,6 +306,13 @@ def google(cloud: Cloud) -> dict[str, str]:
     return {k: v for k, v in cloud.env.items() if k.startswith(prefixes)}
 
 
+def kept(cloud: Cloud) -> None:
+    """Neither Google fake saw a request that breaks its API's contract: what the step did
+    or failed at was not a fake's 400 (401, 404...) to a malformed request."""
+    assert cloud.fake.violations == [], cloud.fake.violations
+    assert cloud.proxy.refused == [], cloud.proxy.refused
+
+
 def test_a_push_with_deploy_true_deploys_and_sets_the_url(
     action: Action, cloud: Cloud, tmp_path: Path
 ) -> None:
@@ -325,11 +332,22 @@ def test_a_push_with_deploy_true_deploys_and_sets_the_url(
         "NODE_OPTIONS": "--require ./index.js"}  # fmt: skip
     storage = create.body["buildConfig"]["source"]["storageSource"]
     assert storage["object"].endswith(step.outputs["sha256"] + ".zip")
-    assert cloud.fake.violations == [] and cloud.uploads() == 1
+    assert cloud.uploads() == 1
     assert "::add-mask::a.test,b.test" in step.commands
     said = [line for line in step.stdout.splitlines() if not line.startswith("::add-mask::")]
     assert not any("a.test,b.test" in line for line in said)
     assert any(c == "::group::pyfn: deploy hello" for c in step.commands)
+    # docs/deploy.md: the wait prints each build stage as it changes, in the step's log
+    log = step.stdout.splitlines()
+    group = log.index("::group::pyfn: deploy hello")
+    assert [line for line in log[group:] if re.match(r"pyfn: {3}\w+: ", line)] == [
+        "pyfn:   build: in progress (Building the function)",
+        "pyfn:   service: not started",
+        "pyfn:   build: complete",
+        "pyfn:   service: in progress (Creating Cloud Run service)",
+        "pyfn:   service: complete",
+    ]
+    kept(cloud)
 
 
 def test_deploy_settings_are_all_judged_before_anything_is_deployed(
@@ -347,6 +365,7 @@ def test_deploy_settings_are_all_judged_before_anything_is_deployed(
     assert "concurrency" in step.annotations("error")[0]
     assert cloud.fake.changes() == [] and cloud.uploads() == 0
     assert not (repo.root / "dist").exists()
+    kept(cloud)
 
 
 def _deploy_two(action: Action, cloud: Cloud, tmp_path: Path, **more: str) -> tuple[Step, Repo]:
@@ -372,7 +391,7 @@ def test_a_failed_deploy_fails_the_job_and_deploys_nothing_more(
     assert "alpha: The deployment of alpha failed" in error
     assert _created(cloud) == ["alpha"] and cloud.uploads() == 1  # beta: not even uploaded
     assert not any(r["url"] for r in json.loads(step.outputs["reports"]).values())
-    assert cloud.fake.violations == []
+    kept(cloud)  # the build failed; no request did
 
 
 def test_a_deploy_that_never_finishes_fails_the_job_with_its_own_code(
@@ -393,6 +412,7 @@ def test_a_deploy_that_never_finishes_fails_the_job_with_its_own_code(
     assert step.code == 16, step.stdout
     assert "did not finish within the wait timeout" in step.annotations("error")[0]
     assert _created(cloud) == ["alpha"] and now[0] == 3.0
+    kept(cloud)
 
 
 def test_every_functions_access_is_checked_before_any_is_deployed(
@@ -407,6 +427,8 @@ def test_every_functions_access_is_checked_before_any_is_deployed(
     assert "Permission denied while reading function beta" in step.annotations("error")[0]
     assert cloud.fake.changes() == [] and cloud.uploads() == 0
     assert not (repo.root / "dist").exists()  # alpha not even built
+    assert cloud.fake.inject[0].times == 0  # the denial is the injected one: the fake's
+    kept(cloud)  # own 403 for another project would read the same
 
 
 def test_pyfn_comment_posts_only_for_the_built_head(action: Action, tmp_path: Path) -> None:

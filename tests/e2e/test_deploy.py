@@ -5,12 +5,14 @@ fake that checks every request against the API's discovery document."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUCKET, PROJECT, Cloud, build_args, pyfn
+from conftest import BUCKET, PROJECT, Cloud, Outcome, build_args, pyfn
 from support.functions_api import TOKEN, Injected
 from support.gcs import object_meta
 
@@ -38,11 +40,57 @@ def function(tmp_path: Path, name: str = "hello", code: str = MAIN_PY) -> Path:
     return src
 
 
+def kept(cloud: Cloud) -> None:
+    """Neither fake saw a request that breaks its API's contract: whatever the deploy did
+    or failed at, it was not a malformed request answered with a 400 (or a 401, a 404 for
+    a URL that is no method...) by a fake."""
+    assert cloud.fake.violations == [], cloud.fake.violations
+    assert cloud.proxy.refused == [], cloud.proxy.refused
+
+
+def deploy_in_a_shell(
+    cloud: Cloud,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    src: Path,
+    *more: str,
+) -> Outcome:
+    """`pyfn deploy` as a shell runs it (``cli.main``, in this process): what it says while
+    it works (the build stages, warnings) is on stderr, as a user sees it."""
+    from pyfn_action import cli
+
+    for name in list(os.environ):
+        if name not in cloud.env:
+            monkeypatch.delenv(name)
+    for name, value in cloud.env.items():
+        monkeypatch.setenv(name, value)
+    args = build_args(
+        src, src.parent / f"dist-{src.name}", cloud.served, cloud.index_url,
+        "--region", "asia-northeast1", "--bucket", BUCKET, *more, command="deploy",
+    )  # fmt: skip
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    capsys.readouterr()
+    try:
+        code = cli.main(args)  # its logging goes to this test's captured stderr
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    captured = capsys.readouterr()
+    return Outcome(code, captured.out, captured.err)
+
+
+def said(stderr: str, level: str = "INFO") -> list[str]:
+    """What pyfn logged at ``level``, line by line, without its prefix."""
+    prefix = f"pyfn: {level}: "
+    return [line.removeprefix(prefix) for line in stderr.splitlines() if line.startswith(prefix)]
+
+
 def test_deploy_creates_then_updates_only_what_is_set(cloud: Cloud, tmp_path: Path) -> None:
     src = function(tmp_path)
     first = cloud.deploy(src, "--memory", "512Mi", "--env-vars", "MODE=prod")
     assert first.code == 0, first.stderr
-    assert cloud.fake.violations == []
+    kept(cloud)
     url = "https://asia-northeast1-demo-proj.cloudfunctions.net/hello"
     assert first.stdout.splitlines()[:2] == [
         "created projects/demo-proj/locations/asia-northeast1/functions/hello: ACTIVE",
@@ -86,7 +134,7 @@ def test_deploy_creates_then_updates_only_what_is_set(cloud: Cloud, tmp_path: Pa
     assert stored["serviceConfig"]["environmentVariables"] == {
         "MODE": "prod", "NODE_OPTIONS": "--require ./index.js"
     }  # fmt: skip
-    assert cloud.fake.violations == []
+    kept(cloud)
 
     # Variables set elsewhere that lost the preload: kept, and the preload comes back.
     stored["serviceConfig"]["environmentVariables"] = {"FROM_CONSOLE": "1"}
@@ -98,7 +146,7 @@ def test_deploy_creates_then_updates_only_what_is_set(cloud: Cloud, tmp_path: Pa
     assert stored["serviceConfig"]["environmentVariables"] == {
         "FROM_CONSOLE": "1", "NODE_OPTIONS": "--require ./index.js"
     }  # fmt: skip
-    assert cloud.fake.violations == []
+    kept(cloud)
 
 
 def test_dry_run_prints_the_request_and_mask_and_changes_nothing(
@@ -131,13 +179,14 @@ def test_dry_run_prints_the_request_and_mask_and_changes_nothing(
     }
     assert any("generation" in note for note in as_json["notes"])
     assert cloud.fake.changes() == []
+    kept(cloud)  # the function was read with a request the API takes
 
 
 def test_first_gen_deploy_uses_the_archive_url(cloud: Cloud, tmp_path: Path) -> None:
     src = function(tmp_path, "legacy_fn")
     out = cloud.deploy(src, "--gen", "1", "--entry-point", "hello", "--function-timeout", "90s")
     assert out.code == 0, out.stderr
-    assert cloud.fake.violations == []
+    kept(cloud)
     [create] = cloud.fake.changes()
     assert create.path == "/v1/projects/demo-proj/locations/asia-northeast1/functions"
     assert create.body["sourceArchiveUrl"].startswith(f"gs://{BUCKET}/pyfn/legacy_fn/")
@@ -154,7 +203,69 @@ def test_event_triggered_function(cloud: Cloud, tmp_path: Path) -> None:
     assert create.body["eventTrigger"]["eventFilters"] == [
         {"attribute": "bucket", "value": "user-uploads"}
     ]
-    assert cloud.fake.violations == []
+    kept(cloud)
+
+
+def test_the_wait_prints_each_build_stage_as_it_changes(
+    cloud: Cloud,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/deploy.md: the operation is polled "printing each build stage as it changes":
+    the stages the operation reports in its metadata (here an event function's build,
+    service and trigger, moving on one per poll), from the first to the last."""
+    cloud.fake.polls_to_finish = 3
+    src = function(tmp_path, "on-upload", EVENT_PY)
+    out = deploy_in_a_shell(cloud, monkeypatch, capsys, src, "--entry-point", "on_upload",
+                            "--signature", "cloudevent",
+                            "--trigger-bucket", "user-uploads")  # fmt: skip
+    assert out.code == 0, out.stderr
+    lines = said(out.stderr)
+    started = next(i for i, line in enumerate(lines) if line.startswith("Operation "))
+    assert lines[started + 1 :] == [
+        "  build: in progress (Building the function)",
+        "  service: not started",
+        "  trigger: not started",
+        "  build: complete",
+        "  service: in progress (Creating Cloud Run service)",
+        "  service: complete",
+        "  trigger: in progress (Creating Eventarc trigger)",
+        "  trigger: complete",
+    ]
+    assert out.stdout.startswith(
+        f"created projects/{PROJECT}/locations/asia-northeast1/functions/on-upload: ACTIVE\n"
+    )
+    kept(cloud)
+
+
+def test_a_function_failed_by_an_earlier_deployment_is_updated_and_says_why(
+    cloud: Cloud,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/deploy.md, a function in a failed state: one that an earlier deployment left
+    FAILED is updated (a deployment is how it is repaired), with a warning that quotes
+    why it failed; unlike one DEPLOYING, it is not left alone."""
+    name = f"projects/{PROJECT}/locations/asia-northeast1/functions/hello"
+    cloud.fake.functions["v2"] = {name: {
+        "name": name, "state": "FAILED", "environment": "GEN_2",
+        "buildConfig": {"runtime": "nodejs22", "entryPoint": "hello"}, "serviceConfig": {},
+        "stateMessages": [{"severity": "ERROR", "type": "BuildFailed",
+                           "message": "Build failed: npm ERR! missing script: start"}],
+    }}  # fmt: skip
+    out = deploy_in_a_shell(cloud, monkeypatch, capsys, function(tmp_path))
+    assert out.code == 0, out.stderr
+    assert said(out.stderr, "WARNING") == [
+        "Function hello is FAILED from an earlier deployment (ERROR Build failed: npm ERR! "
+        "missing script: start); this deployment updates it, which repairs it if it succeeds"
+    ]
+    [patch] = cloud.fake.changes()
+    assert patch.method == "PATCH" and patch.path == f"/v2/{name}"
+    assert out.stdout.startswith(f"updated {name}: ACTIVE\n")
+    assert cloud.fake.functions["v2"][name]["state"] == "ACTIVE"
+    kept(cloud)
 
 
 def test_a_failed_operation_reports_its_messages(cloud: Cloud, tmp_path: Path) -> None:
@@ -165,6 +276,7 @@ def test_a_failed_operation_reports_its_messages(cloud: Cloud, tmp_path: Path) -
     assert "Build failed with status: FAILURE" in out.stderr
     assert "npm ERR! missing script: start" in out.stderr
     assert "Traceback" not in out.stderr
+    kept(cloud)  # the build failed; no request did
 
 
 def test_an_operation_that_never_finishes_hits_the_timeout(
@@ -203,6 +315,7 @@ def test_an_operation_that_never_finishes_hits_the_timeout(
     assert naps == [(1.0, 1), (1.5, 2), (0.5, 3)]
     assert now[0] == 3.0
     assert len(operation_polls()) == 4
+    kept(cloud)
 
 
 @pytest.mark.parametrize(
@@ -221,6 +334,7 @@ def test_a_function_busy_or_of_the_other_generation_is_left_alone(
     assert out.code == 15
     assert message in out.stderr
     assert cloud.fake.changes() == []
+    kept(cloud)
 
 
 def test_missing_credentials_say_what_to_do(
@@ -237,6 +351,7 @@ def test_missing_credentials_say_what_to_do(
     assert "roles/iam.serviceAccountUser" in out.stderr
     assert "Traceback" not in out.stderr
     assert cloud.fake.requests == [] and cloud.proxy.log == []
+    kept(cloud)
 
 
 @pytest.mark.parametrize(
@@ -266,6 +381,8 @@ def test_api_errors_become_advice(
     for text in expected:
         assert text in out.stderr
     assert "Traceback" not in out.stderr
+    assert fault.times == 0  # the error is the injected one...
+    kept(cloud)  # ... not a fake's answer to a malformed request
 
 
 def test_a_region_the_api_does_not_know(cloud: Cloud, tmp_path: Path) -> None:
@@ -276,6 +393,7 @@ def test_a_region_the_api_does_not_know(cloud: Cloud, tmp_path: Path) -> None:
     assert "Region 'us-nowhere1' is not available to Cloud Functions" in out.stderr
     assert "gcloud functions regions list" in out.stderr
     assert cloud.fake.changes() == []
+    kept(cloud)  # the API's own 404 for the location, not a malformed request
 
 
 @pytest.mark.parametrize(
@@ -286,6 +404,10 @@ def test_a_region_the_api_does_not_know(cloud: Cloud, tmp_path: Path) -> None:
         (["--region", "Tokyo"], "is not a Cloud Functions region"),
         (["--project", "My Project"], "is not a Google Cloud project ID"),
         (["--memory", "64Mi"], "128 MiB minimum"),
+        # docs/deploy.md: "environment variable names (PORT, K_SERVICE, X_GOOGLE_* are
+        # reserved)": Cloud Functions sets K_SERVICE itself, to the function's name.
+        (["--env-vars", "K_SERVICE=mine"], "'K_SERVICE' is reserved by Cloud Functions"),
+        (["--secrets", "K_SERVICE=svc-name:1"], "'K_SERVICE' is reserved by Cloud Functions"),
     ],
 )
 def test_bad_input_is_refused_before_any_call(
@@ -296,6 +418,7 @@ def test_bad_input_is_refused_before_any_call(
     assert message in out.stderr
     assert cloud.fake.requests == [] and cloud.proxy.log == []
     assert not (tmp_path / "dist-hello").exists()  # not even built
+    kept(cloud)
 
 
 def test_the_bundle_carries_the_functions_request_timeout(cloud: Cloud, tmp_path: Path) -> None:
@@ -317,16 +440,20 @@ def test_the_bundle_carries_the_functions_request_timeout(cloud: Cloud, tmp_path
     assert manifest_timeout() == 300
     patch = cloud.fake.changes()[-1]
     assert "serviceConfig.timeoutSeconds" not in patch.query["updateMask"]
+    kept(cloud)
 
 
 def test_transient_errors_while_waiting_are_ridden_out(cloud: Cloud, tmp_path: Path) -> None:
+    """500s, which the client library does not retry itself (it retries a poll's 503 for
+    10 s on its own): the wait rides them out."""
     cloud.fake.inject.append(
-        Injected("GET", "/operations/", 503, "UNAVAILABLE", "The service is unavailable.", times=2)
+        Injected("GET", "/operations/", 500, "INTERNAL", "Internal error encountered.", times=2)
     )
     out = cloud.deploy(function(tmp_path))
     assert out.code == 0, out.stderr
     assert cloud.fake.inject[0].times == 0  # both were met
     assert "ACTIVE" in out.stdout
+    kept(cloud)
 
 
 def test_a_missing_staging_bucket_says_how_to_create_it(cloud: Cloud, tmp_path: Path) -> None:
@@ -338,3 +465,4 @@ def test_a_missing_staging_bucket_says_how_to_create_it(cloud: Cloud, tmp_path: 
         in out.stderr
     )
     assert cloud.fake.changes() == []
+    kept(cloud)  # the emulator's 404 for the bucket, not the proxy refusing a request

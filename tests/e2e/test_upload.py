@@ -4,18 +4,33 @@ enforces ifGenerationMatch=0 (the emulator does not) and injects faults."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
+import pty
 import random
+import select
+import struct
+import subprocess
+import sys
+import termios
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import BUCKET, hermetic_env, pyfn
 from support.gcs import Fault, Proxy, object_meta, put_object
 
-from pyfn_action.cloud.upload import CHUNK_SIZE, digests, object_name, storage_client, upload
+from pyfn_action.cloud.upload import (
+    CHUNK_SIZE,
+    RETRY_SECONDS,
+    digests,
+    object_name,
+    storage_client,
+    upload,
+)
 from pyfn_action.errors import UploadError
 from pyfn_action.report.manifest import PATH, FunctionInfo, Manifest
 
@@ -74,6 +89,7 @@ def test_upload_is_content_addressed_verified_then_skipped(
     )
     assert second.skipped and second.generation == first.generation
     assert sum(1 for m, _, _ in gcs_proxy.log if m in ("POST", "PUT")) == sent_before
+    assert gcs_proxy.refused == []
 
 
 def test_transient_errors_and_a_dropped_connection_are_retried(
@@ -94,6 +110,7 @@ def test_transient_errors_and_a_dropped_connection_are_retried(
     meta = object_meta(gcs_proxy.upstream, BUCKET, result.object)
     assert meta is not None and meta["md5Hash"] == result.md5
     assert int(str(meta["size"])) == bundle.stat().st_size
+    assert gcs_proxy.refused == []
 
 
 def test_an_interrupted_upload_leaves_no_object(gcs_proxy: Proxy, tmp_path: Path) -> None:
@@ -105,6 +122,7 @@ def test_an_interrupted_upload_leaves_no_object(gcs_proxy: Proxy, tmp_path: Path
     assert "Could not reach Google Cloud" in caught.value.message
     key = object_name("pyfn", "cut", digests(bundle).sha256)
     assert object_meta(gcs_proxy.upstream, BUCKET, key) is None
+    assert gcs_proxy.refused == []  # the network failed, not a request
 
 
 def test_an_identical_object_written_meanwhile_is_accepted_not_replaced(
@@ -122,6 +140,7 @@ def test_an_identical_object_written_meanwhile_is_accepted_not_replaced(
     assert result.skipped
     assert str(result.generation) == str(writes[0]["generation"])
     assert any(status == 412 for _, _, status in gcs_proxy.log)
+    assert gcs_proxy.refused == []
 
 
 def test_a_different_object_written_meanwhile_is_an_error_and_kept(
@@ -140,6 +159,7 @@ def test_a_different_object_written_meanwhile_is_an_error_and_kept(
     key = object_name("pyfn", "clash", digests(bundle).sha256)
     meta = object_meta(gcs_proxy.upstream, BUCKET, key)
     assert meta is not None and int(str(meta["size"])) == len(b"not the bundle")
+    assert gcs_proxy.refused == []  # refused by its precondition, not for its form
 
 
 def test_missing_bucket_says_how_to_create_it(gcs_proxy: Proxy, tmp_path: Path) -> None:
@@ -149,6 +169,7 @@ def test_missing_bucket_says_how_to_create_it(gcs_proxy: Proxy, tmp_path: Path) 
                client=client_for(gcs_proxy), retry_seconds=3)  # fmt: skip
     assert "gs://no-such-bucket does not exist" in caught.value.message
     assert "gcloud storage buckets create gs://no-such-bucket" in caught.value.message
+    assert gcs_proxy.refused == []  # a 404 from the bucket, not one for a malformed request
 
 
 def test_cli_upload_prints_the_pinned_uri_then_already_uploaded(
@@ -166,6 +187,7 @@ def test_cli_upload_prints_the_pinned_uri_then_already_uploaded(
     assert again.code == 0, again.stderr
     out = json.loads(again.stdout)
     assert out["skipped"] is True and out["uri"].endswith(f"#{meta['generation']}")
+    assert gcs_proxy.refused == []
 
 
 @pytest.mark.parametrize(
@@ -180,7 +202,7 @@ def test_cli_upload_refuses_invalid_bucket_names_before_any_call(
     assert out.code == 2
     assert "not a valid Cloud Storage bucket name" in out.stderr
     assert "3-63 characters" in out.stderr
-    assert gcs_proxy.log == []
+    assert gcs_proxy.log == [] and gcs_proxy.refused == []
 
 
 def test_cli_upload_of_a_file_that_is_no_bundle(gcs_proxy: Proxy, tmp_path: Path) -> None:
@@ -190,7 +212,7 @@ def test_cli_upload_of_a_file_that_is_no_bundle(gcs_proxy: Proxy, tmp_path: Path
     out = pyfn(["upload", str(junk), "--bucket", BUCKET], env)
     assert out.code == 14
     assert "is not a pyfn bundle" in out.stderr and "Traceback" not in out.stderr
-    assert gcs_proxy.log == []
+    assert gcs_proxy.log == [] and gcs_proxy.refused == []
 
 
 def _put_with_metadata(base: str, key: str, data: bytes, metadata: dict[str, str]) -> None:
@@ -208,6 +230,7 @@ def test_uploaded_objects_carry_the_sha256_they_are_named_by(
     result = upload(bundle, bucket=BUCKET, name="meta", prefix="pyfn", client=client_for(gcs_proxy))
     meta = object_meta(gcs_proxy.upstream, BUCKET, result.object)
     assert meta is not None and meta.get("metadata") == {"sha256": result.sha256}
+    assert gcs_proxy.refused == []
 
 
 def test_an_existing_object_whose_sha256_metadata_differs_is_refused(
@@ -225,6 +248,7 @@ def test_an_existing_object_whose_sha256_metadata_differs_is_refused(
     assert "0" * 64 in message and digests(bundle).sha256 in message
     assert "gcloud storage rm" in message
     assert not any(m in ("POST", "PUT") for m, _, _ in gcs_proxy.log), "nothing replaced it"
+    assert gcs_proxy.refused == []
 
 
 def test_an_existing_object_without_sha256_metadata_is_read_back_before_it_is_trusted(
@@ -247,3 +271,150 @@ def test_an_existing_object_without_sha256_metadata_is_read_back_before_it_is_tr
                     client=client_for(gcs_proxy))  # fmt: skip
     assert result.skipped and str(result.generation) == str(written["generation"])
     assert reads == [result.generation], "it was read back, at the generation it pins"
+    assert gcs_proxy.refused == []
+
+
+# --- how the bytes go: one request or resumable chunks, each with its checksum --------
+
+MIB_8 = 8 * 1024 * 1024  # docs/deploy.md's number, not the module's constant it judges
+
+
+def raw_bundle(path: Path, size: int) -> Path:
+    """``size`` incompressible bytes: upload() names the object by content, not manifest."""
+    path.write_bytes(random.Random(size).randbytes(size))
+    return path
+
+
+def test_a_bundle_of_at_most_8_mib_goes_in_one_request_with_its_md5(
+    gcs_proxy: Proxy, tmp_path: Path
+) -> None:
+    """docs/deploy.md: "a bundle of at most 8 MiB goes in one request" (exactly 8 MiB here,
+    the largest that does); its MD5 goes with it, so Cloud Storage refuses other bytes."""
+    bundle = raw_bundle(tmp_path / "eight.zip", MIB_8)
+    local = digests(bundle)
+    result = upload(bundle, bucket=BUCKET, name="eight", prefix="pyfn",
+                    client=client_for(gcs_proxy))  # fmt: skip
+    [sent] = gcs_proxy.sent
+    assert (sent.kind, sent.data) == ("multipart", MIB_8)
+    assert sent.resource is not None
+    assert sent.resource["md5Hash"] == local.md5
+    assert sent.resource["metadata"] == {"sha256": local.sha256}
+    assert not any("uploadType=resumable" in path for _, path, _ in gcs_proxy.log)
+    assert not result.skipped and result.md5 == local.md5
+    assert gcs_proxy.refused == []
+
+
+def test_a_bigger_bundle_goes_resumable_in_8_mib_chunks_with_its_checksums(
+    gcs_proxy: Proxy, tmp_path: Path
+) -> None:
+    """docs/deploy.md: otherwise "resumable (8 MiB chunks)", carrying the local CRC32C (in
+    the session's object resource) and the MD5 (on the last chunk) for Cloud Storage to
+    check the whole object against."""
+    size = 2 * MIB_8 + 12_345
+    bundle = raw_bundle(tmp_path / "big.zip", size)
+    local = digests(bundle)
+    upload(bundle, bucket=BUCKET, name="big", prefix="pyfn", client=client_for(gcs_proxy))
+    start, *parts = gcs_proxy.sent
+    assert start.kind == "resumable" and start.resource is not None
+    assert start.resource["crc32c"] == local.crc32c
+    assert start.resource["metadata"] == {"sha256": local.sha256}
+    assert [(p.kind, p.data) for p in parts] == [
+        ("resumable", MIB_8), ("resumable", MIB_8), ("resumable", 12_345)
+    ]  # fmt: skip
+    assert [p.content_range for p in parts] == [
+        f"bytes 0-{MIB_8 - 1}/{size}",
+        f"bytes {MIB_8}-{2 * MIB_8 - 1}/{size}",
+        f"bytes {2 * MIB_8}-{size - 1}/{size}",
+    ]
+    assert parts[-1].goog_hash == f"md5={local.md5}"
+    assert gcs_proxy.refused == []
+
+
+def test_every_request_of_an_upload_is_retried_for_at_most_5_minutes_by_default(
+    gcs_proxy: Proxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/deploy.md: transient errors are retried "for at most 5 minutes": the retry
+    deadline every request of `pyfn upload` runs under, read where the client library
+    applies it (no test waits 5 minutes)."""
+    from google.cloud.storage._media.requests import _request_helpers
+    from google.cloud.storage.bucket import Bucket
+
+    deadlines: list[tuple[str, float | None]] = []
+    real_wait, real_get = _request_helpers.wait_and_retry, Bucket.get_blob
+
+    def wait_and_retry(func: Any, retry_strategy: Any) -> Any:
+        deadlines.append(("media", getattr(retry_strategy, "timeout", None)))
+        return real_wait(func, retry_strategy)  # type: ignore[no-untyped-call]
+
+    def get_blob(self: Any, *args: Any, **kwargs: Any) -> Any:
+        deadlines.append(("get", getattr(kwargs.get("retry"), "timeout", None)))
+        return real_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(_request_helpers, "wait_and_retry", wait_and_retry)
+    monkeypatch.setattr(Bucket, "get_blob", get_blob)
+    bundle = make_bundle(tmp_path / "bundle.zip", name="budget")  # resumable: two chunks
+    env = hermetic_env(tmp_path / "cache", STORAGE_EMULATOR_HOST=gcs_proxy.base)
+    out = pyfn(["upload", str(bundle), "--bucket", BUCKET], env)
+    assert out.code == 0, out.stderr
+    sent = [m for m, p, _ in gcs_proxy.log if "/upload/" in p]
+    assert sent == ["POST", "PUT", "PUT"]
+    assert RETRY_SECONDS == 300.0
+    assert deadlines == [("get", 300.0)] + [("media", 300.0)] * len(sent)
+    assert gcs_proxy.refused == []
+
+
+def run_upload(gcs_proxy: Proxy, tmp_path: Path, *, terminal: bool) -> tuple[int, str, str]:
+    """`python -m pyfn_action upload` in a process of its own, its stderr a terminal (a
+    pseudo-terminal) or a pipe, as a user's shell or a CI log would have it."""
+    name = "bar-tty" if terminal else "bar-pipe"  # two bundles: each test uploads its own
+    bundle = make_bundle(tmp_path / f"{name}.zip", name=name, size=MIB_8 + 1024)
+    env = hermetic_env(tmp_path / "cache", STORAGE_EMULATOR_HOST=gcs_proxy.base)
+    argv = [sys.executable, "-m", "pyfn_action", "upload", str(bundle), "--bucket", BUCKET]
+    if not terminal:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stdout, done.stderr
+    main, child = pty.openpty()
+    # A terminal has a size (a bare pseudo-terminal's is 0x0, where tqdm draws nothing).
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=child)
+    os.close(child)
+    drawn = bytearray()
+    try:
+        while True:
+            ready, _, _ = select.select([main], [], [], 120)
+            assert ready, "the upload drew nothing for 120 s"
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        stdout = process.stdout.read() if process.stdout else b""
+        code = process.wait(timeout=120)
+    finally:
+        os.close(main)
+        if process.stdout:
+            process.stdout.close()
+    return code, stdout.decode(), drawn.decode(errors="replace")
+
+
+def test_the_upload_shows_a_progress_bar_on_a_terminal(gcs_proxy: Proxy, tmp_path: Path) -> None:
+    """docs/deploy.md: "A progress bar shows on a terminal"."""
+    code, stdout, stderr = run_upload(gcs_proxy, tmp_path, terminal=True)
+    assert code == 0, stderr
+    sha = digests(tmp_path / "bar-tty.zip").sha256
+    assert stdout.startswith(f"uploaded gs://{BUCKET}/pyfn/bar-tty/{sha}.zip#")
+    assert f"\rupload {sha[:12]}…:   0%|" in stderr, stderr  # the bar, drawn in place
+    assert gcs_proxy.refused == []
+
+
+def test_the_upload_draws_nothing_when_stderr_is_not_a_terminal(
+    gcs_proxy: Proxy, tmp_path: Path
+) -> None:
+    """... and only there: a CI log gets no bar."""
+    code, stdout, stderr = run_upload(gcs_proxy, tmp_path, terminal=False)
+    assert code == 0, stderr
+    assert stdout.startswith(f"uploaded gs://{BUCKET}/pyfn/bar-pipe/")
+    assert "%|" not in stderr and "\r" not in stderr and "upload " not in stderr, stderr
+    assert gcs_proxy.refused == []

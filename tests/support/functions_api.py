@@ -12,9 +12,13 @@ operation the fake never started are recorded violations too. Requests need a
 bearer token the fake's own ``/token`` endpoint issued (401, recorded, if not).
 
 The fake keeps functions in memory and plays the long-running operation: it
-finishes after a few polls, fails with state messages, or never finishes. It
-can also answer the next matching request with an error as the real API words
-it (API not enabled, permission denied, quota exceeded).
+finishes after a few polls, fails with state messages, or never finishes. A v2
+operation reports its stages in its metadata as the real API does
+(``GoogleCloudFunctionsV2OperationMetadata.stages``: ``BUILD``, ``SERVICE``, and
+``TRIGGER`` for an event function, each ``NOT_STARTED``, ``IN_PROGRESS`` or
+``COMPLETE``), moving on stage by stage as the operation is polled. It can also
+answer the next matching request with an error as the real API words it (API
+not enabled, permission denied, quota exceeded).
 """
 
 from __future__ import annotations
@@ -368,12 +372,14 @@ class FakeFunctions:
             function["status"] = "DEPLOY_IN_PROGRESS"
             op_name = f"operations/op-{next(self._ids)}"
         self.functions.setdefault(version, {})[full] = function
+        stages = _stage_names(function)
         operation = {
             "name": op_name,
             "done": False,
-            "metadata": _metadata(version, full, verb, "IN_PROGRESS"),
+            "metadata": _metadata(version, full, verb, _progress(stages, 0, self.polls_to_finish)),
         }
-        self.operations[op_name] = {"op": operation, "function": full, "version": version}
+        self.operations[op_name] = {"op": operation, "function": full, "version": version,
+                                    "verb": verb, "stages": stages}  # fmt: skip
         self._polls[op_name] = 0
         return 200, operation
 
@@ -386,10 +392,14 @@ class FakeFunctions:
         if op["done"] or self.outcome == "never":
             return 200, op
         self._polls[name] += 1
+        verb, stages = entry["verb"], entry["stages"]
         if self._polls[name] < self.polls_to_finish:
+            # A failing operation fails in its build: no stage after it starts.
+            polls = 0 if self.outcome == "fail" else self._polls[name]
+            op["metadata"] = _metadata(version, full, verb,
+                                       _progress(stages, polls, self.polls_to_finish))  # fmt: skip
             return 200, op
         function = self.functions[version][full]
-        verb = op["metadata"].get("verb") or op["metadata"].get("type", "")
         if self.outcome == "fail":
             messages = [
                 {
@@ -403,7 +413,9 @@ class FakeFunctions:
                 function["stateMessages"] = messages
             else:
                 function["status"] = "OFFLINE"
-            op["metadata"] = _metadata(version, full, verb, "COMPLETE", messages)
+            progress = _progress(stages, 0, self.polls_to_finish)
+            progress[0] = {**progress[0], "state": "COMPLETE", "stateMessages": messages}
+            op["metadata"] = _metadata(version, full, verb, progress)
             op["error"] = {"code": 3, "message": "Build failed with status: FAILURE"}
         else:
             fname = full.rsplit("/", 1)[1]
@@ -411,6 +423,7 @@ class FakeFunctions:
             url = f"https://{region}-{self.project}.cloudfunctions.net/{fname}"
             if version == "v2":
                 function["state"] = "ACTIVE"
+                function.pop("stateMessages", None)  # an earlier failure's, now repaired
                 function["url"] = url
                 function.setdefault("serviceConfig", {})["uri"] = f"https://{fname}-x.a.run.app"
                 type_url = "type.googleapis.com/google.cloud.functions.v2.Function"
@@ -419,7 +432,7 @@ class FakeFunctions:
                 if "eventTrigger" not in function:
                     function["httpsTrigger"] = {"url": url, "securityLevel": "SECURE_ALWAYS"}
                 type_url = "type.googleapis.com/google.cloud.functions.v1.CloudFunction"
-            op["metadata"] = _metadata(version, full, verb, "COMPLETE")
+            op["metadata"] = _metadata(version, full, verb, _progress(stages, 1, 1))
             op["response"] = {"@type": type_url, **function}
         op["done"] = True
         return 200, op
@@ -490,8 +503,39 @@ def _query_errors(schema: Schema, spec: dict[str, Any], query: dict[str, str]) -
     return problems
 
 
-def _metadata(version: str, target: str, verb: str, state: str,
-              messages: list[dict[str, str]] | None = None) -> dict[str, Any]:  # fmt: skip
+# What each stage says while it runs, by verb (the wording is the fake's: pyfn shows
+# whatever message a stage has).
+STAGE_MESSAGES = {
+    ("BUILD", "create"): "Building the function",
+    ("BUILD", "update"): "Building the function",
+    ("SERVICE", "create"): "Creating Cloud Run service",
+    ("SERVICE", "update"): "Updating Cloud Run service",
+    ("TRIGGER", "create"): "Creating Eventarc trigger",
+    ("TRIGGER", "update"): "Updating Eventarc trigger",
+}
+
+
+def _stage_names(function: dict[str, Any]) -> list[str]:
+    """The stages a v2 deployment of ``function`` goes through, in order."""
+    return ["BUILD", "SERVICE"] + (["TRIGGER"] if "eventTrigger" in function else [])
+
+
+def _progress(names: list[str], polls: int, total: int) -> list[dict[str, Any]]:
+    """The stages after ``polls`` of the ``total`` polls that finish the operation: those
+    before the running one are ``COMPLETE``, the ones after it ``NOT_STARTED``."""
+    if polls >= total:
+        return [{"name": n, "state": "COMPLETE"} for n in names]
+    running = polls * len(names) // max(total, 1)
+    return [{"name": n, "state": "COMPLETE"} if i < running
+            else {"name": n, "state": "IN_PROGRESS"} if i == running
+            else {"name": n, "state": "NOT_STARTED"}
+            for i, n in enumerate(names)]  # fmt: skip
+
+
+def _metadata(version: str, target: str, verb: str,
+              stages: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """An operation's metadata: ``OperationMetadataV1`` (which has no stages) for v1,
+    ``GoogleCloudFunctionsV2OperationMetadata`` with ``stages`` for v2."""
     if version == "v1":
         kind = {"create": "CREATE_FUNCTION", "update": "UPDATE_FUNCTION"}.get(verb, verb)
         return {
@@ -499,18 +543,33 @@ def _metadata(version: str, target: str, verb: str, state: str,
             "target": target,
             "type": kind,
         }
-    stages = [
-        {"name": "BUILD", "state": state, "message": "Building the function"},
-        {"name": "SERVICE", "state": state if state == "COMPLETE" else "NOT_STARTED"},
-    ]
-    if messages:
-        stages[0]["stateMessages"] = messages
+    project, region, name = target.split("/")[1], target.split("/")[3], target.split("/")[-1]
+    resources = {
+        "BUILD": (f"projects/{project}/locations/{region}/builds/{name}-build",
+                  f"https://console.cloud.google.com/cloud-build/builds;region={region}/"
+                  f"{name}-build?project={project}"),
+        "SERVICE": (f"projects/{project}/locations/{region}/services/{name}",
+                    f"https://console.cloud.google.com/run/detail/{region}/{name}"
+                    f"?project={project}"),
+        "TRIGGER": (f"projects/{project}/locations/{region}/triggers/{name}-trigger",
+                    f"https://console.cloud.google.com/eventarc/triggers/{region}/"
+                    f"{name}-trigger?project={project}"),
+    }  # fmt: skip
+    shown = []
+    for stage in stages:
+        stage = dict(stage)
+        if stage["state"] != "NOT_STARTED":
+            stage["resource"], stage["resourceUri"] = resources[stage["name"]]
+        if stage["state"] == "IN_PROGRESS":
+            stage["message"] = STAGE_MESSAGES[(stage["name"], verb)]
+        shown.append(stage)
     return {
         "@type": "type.googleapis.com/google.cloud.functions.v2.OperationMetadata",
         "target": target,
         "verb": verb,
         "apiVersion": "v2",
-        "stages": stages,
+        "operationType": {"create": "CREATE_FUNCTION", "update": "UPDATE_FUNCTION"}[verb],
+        "stages": shown,
     }
 
 

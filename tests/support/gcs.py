@@ -16,12 +16,19 @@ well-formed upload id that names no session is answered 404, as Cloud Storage
 answers an unknown session. The proxy hands out upload ids of its own (in the
 rewritten ``Location``) and keeps each session's object name and preconditions.
 
+Every upload request it forwards is recorded in ``sent``: how it was sent (one
+``media`` or ``multipart`` request, or a ``resumable`` session's start and
+parts), how many bytes of the object it carried, the object resource it named
+(``md5Hash``, ``crc32c``, ``metadata``…) and its ``X-Goog-Hash`` header: what
+Cloud Storage would check the object against.
+
 It can inject the faults a real network has: an HTTP status for the next N
 matching requests, or a connection dropped half-way through a request body.
 """
 
 from __future__ import annotations
 
+import email.message
 import email.parser
 import http.client
 import itertools
@@ -152,6 +159,17 @@ class Fault:
         return self.times > 0 and self.method in ("*", method) and self.path_contains in path
 
 
+@dataclass(frozen=True)
+class Sent:
+    """One upload request the proxy forwarded, as Cloud Storage would read it."""
+
+    kind: str  # "media", "multipart" or "resumable" (a session's start or one of its parts)
+    data: int  # bytes of the object it carried
+    resource: dict[str, object] | None  # the object resource it named (multipart, a start)
+    content_range: str | None  # a resumable part's Content-Range
+    goog_hash: str | None  # X-Goog-Hash: checksums of the whole object, to be checked
+
+
 @dataclass
 class Session:
     """A resumable upload the proxy saw started: what it will create, on what terms."""
@@ -174,6 +192,7 @@ class Proxy:
     before_create: Callable[[str, str], None] | None = None
     base: str = ""
     refused: list[str] = field(default_factory=list)  # requests it could not parse: why
+    sent: list[Sent] = field(default_factory=list)  # the upload requests it forwarded
     sessions: dict[str, Session] = field(default_factory=dict)  # by the proxy's upload id
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -244,8 +263,8 @@ def unmet(meta: dict[str, object] | None, conditions: dict[str, int]) -> int | N
     return None
 
 
-def multipart_name(content_type: str, body: bytes) -> str | None:
-    """The object name in a multipart upload's first (JSON metadata) part."""
+def multipart_parts(content_type: str, body: bytes) -> tuple[dict[str, object], bytes]:
+    """A multipart upload's object resource (its JSON metadata part) and its data."""
     if not content_type.startswith("multipart/related") or "boundary=" not in content_type:
         raise Refused(400, f"a multipart upload with Content-Type {content_type!r}")
     head = f"Content-Type: {content_type}\r\n\r\n".encode()
@@ -253,10 +272,15 @@ def multipart_name(content_type: str, body: bytes) -> str | None:
     parts = message.get_payload()
     if not message.is_multipart() or not isinstance(parts, list) or len(parts) != 2:
         raise Refused(400, "a multipart upload is a JSON metadata part, then the data")
-    return _json_name(parts[0].get_payload(decode=True) or b"")
+    meta, data = (part.get_payload(decode=True) if isinstance(part, email.message.Message)
+                  else None for part in parts)  # fmt: skip
+    return _json_resource(meta if isinstance(meta, bytes) else b""), (
+        data if isinstance(data, bytes) else b""
+    )
 
 
-def _json_name(raw: bytes) -> str | None:
+def _json_resource(raw: bytes) -> dict[str, object]:
+    """An object resource sent as JSON, its name (if any) a string, or :class:`Refused`."""
     try:
         meta = json.loads(raw) if raw.strip() else {}
     except ValueError:
@@ -266,7 +290,7 @@ def _json_name(raw: bytes) -> str | None:
     name = meta.get("name")
     if name is not None and not isinstance(name, str):
         raise Refused(400, f"the object name {name!r} is not a string")
-    return name
+    return meta
 
 
 def _finalises(session: Session, content_range: str | None, size: int) -> bool:
@@ -374,12 +398,18 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 raise Refused(400, f"{self.command} with uploadType {kind!r} is no upload")
             conditions = preconditions(query)
             name = query.get("name")
+            resource: dict[str, object] | None = None
+            carried = len(body)  # bytes of the object
             if kind == "multipart":
-                name = name or multipart_name(self.headers.get("Content-Type", ""), body)
-            elif kind == "resumable" and name is None:
-                name = _json_name(body)
+                resource, content = multipart_parts(self.headers.get("Content-Type", ""), body)
+                carried = len(content)
+            elif kind == "resumable":
+                resource, carried = _json_resource(body), 0  # the data comes in its parts
+            if name is None and resource is not None and isinstance(resource.get("name"), str):
+                name = str(resource["name"])
             if not name:
                 raise Refused(400, f"a {kind} upload without an object name")
+            proxy.sent.append(Sent(kind, carried, resource, None, self.headers.get("X-Goog-Hash")))
             if kind != "resumable":  # the single request that finalises the object
                 self._answer(*self._judged(bucket, name, conditions, self.path, body))
                 return
@@ -407,6 +437,8 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             finalising = not session.finalised and _finalises(
                 session, self.headers.get("Content-Range"), len(body)
             )
+            proxy.sent.append(Sent("resumable", len(body), None, self.headers.get("Content-Range"),
+                                   self.headers.get("X-Goog-Hash")))  # fmt: skip
             own = urllib.parse.urlsplit(self.path).path
             path = f"{own}?{urllib.parse.urlencode({**query, 'upload_id': session.upstream_id})}"
             if finalising:

@@ -182,6 +182,10 @@ def test_a_legacy_event_function_deploys_with_an_event_trigger(gen: int) -> None
         (2, "cloudevent", {"trigger_bucket": "Bad_Bucket"}, "bucket name"),
         (2, "http", {"env_vars": ["PORT=1"]}, "reserved"),
         (2, "http", {"env_vars": ["X_GOOGLE_A=1"]}, "reserved"),
+        # docs/deploy.md names K_SERVICE reserved: the platform sets it (the function's name)
+        (2, "http", {"env_vars": ["K_SERVICE=mine"]}, "'K_SERVICE' is reserved"),
+        (1, "http", {"env_vars": ["K_SERVICE=mine"]}, "'K_SERVICE' is reserved"),
+        (2, "http", {"secrets": ["K_SERVICE=svc:1"]}, "'K_SERVICE' is reserved"),
         (2, "http", {"env_vars": ["1BAD=1"]}, "not a valid environment variable name"),
         (2, "http", {"labels": ["Team=web"]}, "Label"),
         (2, "http", {"secrets": ["KEY=projects/p/x"]}, "not a Secret Manager reference"),
@@ -301,6 +305,48 @@ def test_interrupting_the_wait_says_the_operation_goes_on() -> None:
         apply(make(2), _Api(), timeout=60, say=said.append, sleep=interrupt)
     assert "goes on in Google Cloud" in said[-1]
     assert "gcloud functions describe hello --region asia-northeast1" in said[-1]
+
+
+def test_a_function_left_failed_by_its_deployment_says_why_and_what_to_do() -> None:
+    """docs/deploy.md, a function in a failed state: an operation that ends without an
+    error but leaves the function FAILED is an error (exit 15) with the function's state
+    messages and what to do."""
+    from google.cloud import functions_v2
+
+    from pyfn_action.cloud.apply import apply
+    from pyfn_action.errors import DeployError
+
+    class Finished(_Operation):
+        class operation(_Operation.operation):
+            @staticmethod
+            def HasField(name: str) -> bool:
+                return False  # no error: the operation itself succeeded
+
+        def done(self, retry: object = None) -> bool:
+            return True
+
+        def result(self, timeout: object = None, retry: object = None) -> object:
+            return functions_v2.Function(
+                state=functions_v2.Function.State.FAILED,
+                state_messages=[functions_v2.StateMessage(
+                    severity=functions_v2.StateMessage.Severity.ERROR, type_="ServiceFailed",
+                    message="Container failed to start and listen on the port")],
+            )  # fmt: skip
+
+    class Api(_Api):
+        def create_function(self, request: object) -> _Operation:
+            return Finished()
+
+    with pytest.raises(DeployError) as caught:
+        apply(make(2), Api(), timeout=60, say=lambda _: None, sleep=lambda _: None)
+    error = caught.value
+    assert error.exit_code == 15
+    assert error.what == "Function hello is FAILED after the deployment"
+    assert error.why == "ERROR Container failed to start and listen on the port"
+    assert "deploy again" in error.fix
+    assert "gcloud functions describe hello --region asia-northeast1 --project demo-proj" in (
+        error.fix
+    )
 
 
 def test_the_wait_is_bounded_by_the_timeout_on_its_own_clock() -> None:

@@ -212,6 +212,59 @@ def test_a_valid_create_and_poll_pass_without_violations(
 
 
 @pytest.mark.parametrize(
+    ("outcome", "trigger", "states"),
+    [
+        ("succeed", False, [["IN_PROGRESS", "NOT_STARTED"], ["IN_PROGRESS", "NOT_STARTED"],
+                            ["COMPLETE", "IN_PROGRESS"], ["COMPLETE", "COMPLETE"]]),
+        ("succeed", True, [["IN_PROGRESS", "NOT_STARTED", "NOT_STARTED"],
+                           ["COMPLETE", "IN_PROGRESS", "NOT_STARTED"],
+                           ["COMPLETE", "COMPLETE", "IN_PROGRESS"],
+                           ["COMPLETE", "COMPLETE", "COMPLETE"]]),
+        ("fail", False, [["IN_PROGRESS", "NOT_STARTED"], ["IN_PROGRESS", "NOT_STARTED"],
+                         ["IN_PROGRESS", "NOT_STARTED"], ["COMPLETE", "NOT_STARTED"]]),
+    ],
+)  # fmt: skip
+def test_a_v2_operation_reports_its_stages_as_the_api_does(
+    fake: FakeFunctions, tmp_path: Path, outcome: str, trigger: bool, states: list[list[str]]
+) -> None:
+    """The operation the fake answers (the create's, then each poll's) has the metadata the
+    discovery document describes, its stages (BUILD, SERVICE, and TRIGGER for an event
+    function) moving on as it is polled: pyfn's output of the stages is judged by these."""
+    fake.outcome, fake.polls_to_finish = outcome, 3
+    token = issued_token(fake, tmp_path)
+    body = {**V2_BODY, "name": f"{PARENT}/functions/hello"}
+    if trigger:
+        body["eventTrigger"] = {"eventType": "google.cloud.pubsub.topic.v1.messagePublished",
+                                "pubsubTopic": f"projects/{PROJECT}/topics/orders"}  # fmt: skip
+    status, operation = send(fake, "POST", f"/v2/{PARENT}/functions?functionId=hello", body,
+                             token)  # fmt: skip
+    assert status == 200, operation
+    seen = [operation]
+    while not seen[-1]["done"]:
+        status, answer = send(fake, "GET", f"/v2/{operation['name']}", token=token)
+        assert status == 200, answer
+        seen.append(answer)
+    schema = Schema("v2")
+    for answer in seen:
+        assert schema.validate("Operation", {**answer, "metadata": {}}) == []
+        metadata = dict(answer["metadata"])
+        assert metadata.pop("@type") == (
+            "type.googleapis.com/google.cloud.functions.v2.OperationMetadata"
+        )
+        assert schema.validate("GoogleCloudFunctionsV2OperationMetadata", metadata) == []
+    names = ["BUILD", "SERVICE"] + (["TRIGGER"] if trigger else [])
+    assert [[s["name"] for s in a["metadata"]["stages"]] for a in seen] == [names] * len(seen)
+    assert [[s["state"] for s in a["metadata"]["stages"]] for a in seen] == states
+    build = seen[-1]["metadata"]["stages"][0]
+    if outcome == "fail":  # the build failed: its messages say why
+        assert [m["severity"] for m in build["stateMessages"]] == ["ERROR"]
+        assert "error" in seen[-1]
+    else:
+        assert "stateMessages" not in build and "response" in seen[-1]
+    assert fake.violations == []
+
+
+@pytest.mark.parametrize(
     ("bad", "says"),
     [
         ({"runtime": "nodejs20"}, "unknown field"),

@@ -290,3 +290,23 @@ def test_the_other_writer_hook_runs_when_the_upload_finalises(stage: Stage) -> N
     assert calls == []  # nor on a chunk that does not finish the object
     assert stage.send("PUT", path, b"def", {"Content-Range": "bytes 3-5/6"}) == 412
     assert [c[:2] for c in calls] == [(BUCKET, "a.zip")]
+
+
+def test_each_upload_request_is_recorded_as_cloud_storage_reads_it(stage: Stage) -> None:
+    """What the upload tests judge an upload by: its kind, the object bytes each request
+    carried, the object resource it named and the checksums it asked to be checked."""
+    path = f"{UPLOADS}?uploadType=multipart&ifGenerationMatch=0"
+    body = multipart(b'{"name": "a.zip", "md5Hash": "bTVk"}', b"0123456789")
+    assert stage.send("POST", path, body, {"Content-Type": MULTIPART}) == 200
+    resumable = stage.start("b.zip")
+    assert stage.send("PUT", resumable, b"abc", {"Content-Range": "bytes 0-2/6"}) == 308
+    assert stage.send("PUT", resumable, b"def", {"Content-Range": "bytes 3-5/6",
+                                                 "X-Goog-Hash": "md5=ZGVm"}) == 200  # fmt: skip
+    assert [(s.kind, s.data, s.resource, s.content_range, s.goog_hash)
+            for s in stage.proxy.sent] == [
+        ("multipart", 10, {"name": "a.zip", "md5Hash": "bTVk"}, None, None),
+        ("resumable", 0, {"name": "b.zip"}, None, None),
+        ("resumable", 3, None, "bytes 0-2/6", None),
+        ("resumable", 3, None, "bytes 3-5/6", "md5=ZGVm"),
+    ]  # fmt: skip
+    assert stage.proxy.refused == []
