@@ -178,7 +178,7 @@ _NAME = r"`?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?`?"
 _NO_WHEEL = tuple(
     re.compile(pattern)
     for pattern in (
-        rf"Because {_NAME}(?:[=<>!~]=?\S+)? has no wheels with a matching",
+        rf"Because {_NAME}(?:==(?P<version>[^\s,]+)|[<>!~]=?\S+)? has no wheels with a matching",
         rf"Because {_NAME} was not found in the ",
         rf"Because (?:there is no version of|only) {_NAME}[=<>!~]",
     )
@@ -204,7 +204,9 @@ def _refuse(stderr: str, target: Target, sources: Sources) -> None:
         missing = pattern.search(stderr)
         if missing is not None:
             name = canonicalize_name(missing["name"])
-            raise no_wheel(name, name, target, sources, built=None)
+            version = missing.groupdict().get("version")
+            spec = f"{name}=={version}" if version else name
+            raise no_wheel(spec, name, target, sources, built=None)
 
 
 def read_lock(path: Path) -> list[Locked]:

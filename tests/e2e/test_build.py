@@ -228,7 +228,7 @@ def test_wheels_only_for_a_pypy_release_pyfn_cannot_target_say_so(
     make_wheel(wheels, "nextonly", "1.0", "pp311-pypy311_pp80-manylinux_2_28_x86_64")
     result = _build_against(tmp_path, served_pypy, session_cache, "nextonly")
     assert result.code == 5, result.stderr
-    assert "Requirement nextonly has no wheel PyPy 3.9 can load" in result.stderr
+    assert "Requirement nextonly==1.0 has no wheel PyPy 3.9 can load" in result.stderr
     assert f"pp80 wheels are for {PP80}" in result.stderr
     assert "Use a release of nextonly with a pp73 wheel (PyPy 7.3)" in result.stderr
     assert not (tmp_path / "out" / "bundle.zip").exists()
