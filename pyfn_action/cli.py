@@ -257,7 +257,7 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     def terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = signal.signal(signal.SIGTERM, terminate)  # also when run() is called alone
     # A bad bundle fails before anything is installed.
     with serve.served_copy(bundle, cache) as copy:
         root, entry_point = copy.root, copy.manifest.function.entry_point
@@ -433,9 +433,12 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pyfn_action.signals import terminate_as_interrupt
+
     _configure_logging()
     env: dict[str, Any] = dict(os.environ)
-    return run(argv, env, sys.stdout, sys.stderr)
+    with terminate_as_interrupt():  # a cancelled job leaves no temporary tree behind
+        return run(argv, env, sys.stdout, sys.stderr)
 
 
 if __name__ == "__main__":

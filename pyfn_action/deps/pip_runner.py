@@ -11,6 +11,7 @@ index URLs masked.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -20,9 +21,11 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,14 +92,7 @@ def run_pip(
     secrets = url_secrets([*argv, *(interpreter.env.get(name, "") for name in _PIP_URL_VARIABLES)])
     log.debug("running %s", mask_text(shlex.join(argv), secrets))
     try:
-        result = subprocess.run(
-            argv,
-            env=dict(interpreter.env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        result = run_group(argv, interpreter.env, timeout)
     except subprocess.TimeoutExpired as exc:
         raise RequirementsError(
             f"pip did not finish within {timeout:g} s",
@@ -109,6 +105,46 @@ def run_pip(
     if result.stdout:
         log.debug("%s", result.stdout)
     return result
+
+
+HEARTBEAT_SECONDS = 30.0
+
+
+def run_group(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    timeout: float,
+    cwd: Path | None = None,
+    *,
+    heartbeat: float = HEARTBEAT_SECONDS,
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run to its end in a process group of its own, its output captured, with
+    a line every ``heartbeat`` seconds while it runs (a long resolution is never
+    silent). If the wait ends early (a timeout, Ctrl-C, SIGTERM), the whole group is
+    killed: pip's and uv's build backends too, which would go on writing into a
+    build's temporary tree while it is removed."""
+    name = "pip" if "pip" in argv[1:4] else Path(argv[0]).name
+    started = time.monotonic()
+    with subprocess.Popen(
+        list(argv), env=dict(env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    ) as process:  # fmt: skip
+        try:
+            while True:
+                left = timeout - (time.monotonic() - started)
+                try:
+                    stdout, stderr = process.communicate(timeout=max(0.0, min(heartbeat, left)))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() - started >= timeout:
+                        raise
+                    log.info("%s is still working (%.0f s)", name, time.monotonic() - started)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def pip_tail(text: str, lines: int = 12) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
     InvalidWheelFilename,
@@ -41,7 +42,7 @@ from pyfn_action.deps import pipconfig, uvlock
 from pyfn_action.deps.locked import fill_wheelhouse
 from pyfn_action.deps.pip_runner import Interpreter as Interpreter  # also imported from here
 from pyfn_action.deps.pip_runner import pip_tail, run_pip, target_args, unsupported_wheel
-from pyfn_action.deps.reqfile import pinned_hashes
+from pyfn_action.deps.reqfile import pinned_hashes, requirement_specs
 from pyfn_action.deps.sdist import build_for_target, no_wheel
 from pyfn_action.deps.sources import Sources
 from pyfn_action.errors import NoCompatibleWheel, RequirementsError
@@ -106,7 +107,14 @@ def install_requirements(
     wheelhouse = work / "wheelhouse"
     wheelhouse.mkdir(parents=True, exist_ok=True)
     pip = pipconfig.settings(sources, interpreter.env)
-    interpreter = dataclasses.replace(interpreter, env={**interpreter.env, **pip.environment})
+    # Build trees (pip's and uv's) go inside ``work``, which the build removes however
+    # it ends (SIGTERM included), never into the system's temporary directory.
+    tmp = work / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    private = {name: str(tmp) for name in ("TMPDIR", "TEMP", "TMP")}
+    interpreter = dataclasses.replace(
+        interpreter, env={**interpreter.env, **pip.environment, **private}
+    )
     python = uvlock.uv_python(interpreter, interpreter.env) if resolver == "uv" else None
     if resolver == "uv" and python is None:
         log.warning(
@@ -131,7 +139,29 @@ def install_requirements(
                         cache_dir, work, wheelhouse)  # fmt: skip
     wheels = sorted(wheelhouse.glob("*.whl"))
     _check_wheels(wheels, target, wheelhouse)
-    return Installed(site, tuple(_install(w, site) for w in wheels), resolver)
+    installed = Installed(site, tuple(_install(w, site) for w in wheels), resolver)
+    _say_what_markers_left_out(requirement_files, installed)
+    return installed
+
+
+def _say_what_markers_left_out(files: Sequence[Path], installed: Installed) -> None:
+    """Name each requirement its environment marker kept out of the bundle."""
+    have = {canonicalize_name(d.name) for d in installed.distributions}
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        for _, spec in requirement_specs(text):
+            try:
+                requirement = Requirement(spec)
+            except InvalidRequirement:
+                continue
+            if requirement.marker and canonicalize_name(requirement.name) not in have:
+                log.info(
+                    "%s is not installed: its marker (%s) is false for the target",
+                    requirement.name, requirement.marker,
+                )  # fmt: skip
 
 
 def _pinned_hashes(files: Sequence[Path]) -> dict[str, set[str]] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -30,17 +31,28 @@ from pyfn_action.runtime.targets import Target
 log = logging.getLogger(__name__)
 
 
+# A compiler's own error line (gcc, clang: ``file.c:3:10: fatal error: Python.h: No such
+# file or directory``), which a package's hints after it would otherwise hide.
+_COMPILER_ERROR = re.compile(r"\S+:\d+(?::\d+)?: (?:fatal )?error: .+")
+
+
 def _build_reason(stderr: str, lines: int = 4) -> str:
     """What a failed build said itself: the end of the subprocess output pip quotes
-    between ``╰─> [N lines of output]`` and ``[end of output]``, else pip's last lines."""
+    between ``╰─> [N lines of output]`` and ``[end of output]``, else pip's last lines;
+    a compiler's first error line comes first, wherever it was."""
+    found = (_COMPILER_ERROR.fullmatch(line.strip()) for line in stderr.splitlines())
+    compiler = next((m.group(0) for m in found if m), None)
+    reason = pip_tail(stderr, lines)
     end = stderr.rfind("[end of output]")
     start = stderr.rfind("lines of output]", 0, end) if end >= 0 else -1
     if start >= 0:
         quoted = stderr[start + len("lines of output]") : end].splitlines()
         kept = [ln.strip() for ln in quoted if ln.strip()]
         if kept:
-            return "\n".join(kept[-lines:])
-    return pip_tail(stderr, lines)
+            reason = "\n".join(kept[-lines:])
+    if compiler and compiler not in reason:
+        reason = f"{compiler}\n{reason}"
+    return reason
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from pyfn_action.deps.pip_runner import Interpreter, pip_tail
+from pyfn_action.deps.pip_runner import Interpreter, pip_tail, run_group
 from pyfn_action.deps.pipconfig import PipSettings
 from pyfn_action.deps.sdist import no_wheel
 from pyfn_action.deps.sources import Sources, mask_text, url_secrets
@@ -129,40 +129,10 @@ def compile_lock(
         extra.write_text("".join(f"{spec}\n" for spec in specs), encoding="utf-8")
         inputs.append(str(extra))
     lock = work / "pylock.toml"
-    argv = [
-        uv_binary(), "pip", "compile", "--format", "pylock.toml", "--output-file", str(lock),
-        "--no-header", "--quiet", "--no-progress",
-        "--python", python, "--python-version", target.python_version,
-        "--python-platform", python_platform(target),
-        "--cache-dir", str(cache_dir / "uv"),
-        # As pip does: the best version found on any index, not the first index's.
-        "--index-strategy", "unsafe-best-match",
-        *pip.sources.pip_args(),  # uv takes pip's flags for them
-        *(arg for host in pip.trusted_hosts for arg in ("--allow-insecure-host", host)),
-        *([] if interpreter.is_target else ["--only-binary", ":all:"]),
-        *inputs,
-    ]  # fmt: skip
-    env = dict(interpreter.env)
-    env["UV_NO_CONFIG"] = "1"  # pyfn's settings alone, never a uv.toml of the checkout
-    if pip.cert:
-        env["SSL_CERT_FILE"] = pip.cert
-    secrets = url_secrets([*argv, *(env.get(n, "") for n in _URL_VARIABLES)])
-    log.debug("running %s", mask_text(shlex.join(argv), secrets))
-    try:
-        result = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=UV_TIMEOUT_SECONDS,
-            check=False, cwd=work,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        raise RequirementsError(
-            f"uv did not resolve the requirements within {UV_TIMEOUT_SECONDS} s",
-            fix="Check that the package index is reachable, or pin versions",
-        ) from exc
-    except OSError as exc:
-        raise RequirementsError("Cannot run uv", why=str(exc)) from exc
-    stderr = mask_text(result.stderr or "", secrets)
+    uv = _Uv(python, target, interpreter, pip, cache_dir, work)
+    result, stderr = uv.compile(inputs, lock)
     if result.returncode != 0:
-        _refuse(stderr, target, pip.sources)
+        _refuse(stderr, target, pip.sources, uv.newest)
         raise RequirementsError(
             f"uv could not resolve the requirements for PyPy {target.python_version}",
             why=pip_tail(stderr),
@@ -170,6 +140,66 @@ def compile_lock(
             "(index_url, find_links)",
         )
     return read_lock(lock)
+
+
+@dataclass(frozen=True)
+class _Uv:
+    """``uv pip compile`` for one target, from one set of sources."""
+
+    python: str
+    target: Target
+    interpreter: Interpreter
+    pip: PipSettings
+    cache_dir: Path
+    work: Path
+
+    def compile(
+        self, inputs: Sequence[str], lock: Path
+    ) -> tuple[subprocess.CompletedProcess[str], str]:
+        """uv run on ``inputs`` (requirement files) into ``lock``; its stderr, masked."""
+        argv = [
+            uv_binary(), "pip", "compile", "--format", "pylock.toml", "--output-file", str(lock),
+            "--no-header", "--quiet", "--no-progress",
+            "--python", self.python, "--python-version", self.target.python_version,
+            "--python-platform", python_platform(self.target),
+            "--cache-dir", str(self.cache_dir / "uv"),
+            # As pip does: the best version found on any index, not the first index's.
+            "--index-strategy", "unsafe-best-match",
+            *self.pip.sources.pip_args(),  # uv takes pip's flags for them
+            *(arg for host in self.pip.trusted_hosts for arg in ("--allow-insecure-host", host)),
+            *([] if self.interpreter.is_target else ["--only-binary", ":all:"]),
+            *inputs,
+        ]  # fmt: skip
+        env = dict(self.interpreter.env)
+        env["UV_NO_CONFIG"] = "1"  # pyfn's settings alone, never a uv.toml of the checkout
+        if self.pip.cert:
+            env["SSL_CERT_FILE"] = self.pip.cert
+        secrets = url_secrets([*argv, *(env.get(n, "") for n in _URL_VARIABLES)])
+        log.debug("running %s", mask_text(shlex.join(argv), secrets))
+        try:
+            result = run_group(argv, env, UV_TIMEOUT_SECONDS, cwd=self.work)
+        except subprocess.TimeoutExpired as exc:
+            raise RequirementsError(
+                f"uv did not resolve the requirements within {UV_TIMEOUT_SECONDS} s",
+                fix="Check that the package index is reachable, or pin versions",
+            ) from exc
+        except OSError as exc:
+            raise RequirementsError("Cannot run uv", why=str(exc)) from exc
+        return result, mask_text(result.stderr or "", secrets)
+
+    def newest(self, name: str) -> str | None:
+        """The newest release of ``name`` the target can install, if there is one."""
+        asked = self.work / "newest.txt"
+        asked.write_text(f"{name}\n", encoding="utf-8")
+        lock = self.work / "pylock.newest.toml"
+        # Not --no-deps: without dependencies, uv reads no metadata, so it would take
+        # the newest release from an index that publishes no Requires-Python.
+        result, stderr = self.compile([str(asked)], lock)
+        if result.returncode != 0:
+            log.debug("no release of %s for the target: %s", name, stderr)
+            return None
+        found = [p for p in read_lock(lock) if canonicalize_name(p.name) == canonicalize_name(name)]
+        return found[0].version if found else None
 
 
 _URL_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
@@ -188,17 +218,26 @@ _REQUIRES_PYTHON = re.compile(
 )
 
 
-def _refuse(stderr: str, target: Target, sources: Sources) -> None:
-    """Raise the error that names the real reason uv gave, when it gave one we know."""
+def _refuse(
+    stderr: str, target: Target, sources: Sources, newest: Callable[[str], str | None]
+) -> None:
+    """Raise the error that names the real reason uv gave, when it gave one we know;
+    ``newest(name)`` is the newest release of ``name`` the target can install."""
     python = _REQUIRES_PYTHON.search(stderr)
     if python is not None:
         name, version, spec = python["name"], python["version"], python["spec"]
+        fitting = newest(name)
+        fix = (
+            f"Pin {name}=={fitting}, its newest release for Python {target.python_version}"
+            if fitting
+            else f"No release of {name} supports Python {target.python_version}: choose "
+            "a runtime with a newer Python (runtime), or do without it"
+        )
         raise RequirementsError(
             f"{name} {version} requires Python {spec}, but the runtime is Python "
             f"{target.python_version}",
             why="no release of it that the requirements allow supports the runtime's Python",
-            fix=f"Pin a release of {name} that supports Python {target.python_version}, "
-            "or choose a newer runtime",
+            fix=fix,
         )
     for pattern in _NO_WHEEL:
         missing = pattern.search(stderr)

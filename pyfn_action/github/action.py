@@ -82,8 +82,15 @@ class Function:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pyfn_action.signals import terminate_as_interrupt
+
     args = list(sys.argv[1:] if argv is None else argv)
-    return run(args, dict(os.environ), sys.stdout, cwd=Path.cwd())
+    try:
+        with terminate_as_interrupt():  # a cancelled job leaves no temporary tree behind
+            return run(args, dict(os.environ), sys.stdout, cwd=Path.cwd())
+    except KeyboardInterrupt:
+        sys.stdout.write("pyfn: interrupted\n")
+        return 130
 
 
 def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Path) -> int:

@@ -147,6 +147,13 @@ def _plan(
             real = Path(os.path.realpath(src))
             _add_tree(src, arc, _Root(real, arc, skip_site), entries, paths)
     _check_extensions(found, entries)
+    if f"include/pypy{py}/Python.h" not in entries:
+        log.warning(
+            "this PyPy has no C headers (no Python.h%s): the archive runs pure-Python "
+            "code, but a requirement with C code cannot be built from its sdist with it "
+            "(install the PyPy's development files, e.g. Debian's pypy3-dev, to pack them)",
+            f" in {found.include}" if found.include else "",
+        )
     _add_ensurepip_wheels(py, entries)
 
     elves = [exe, libpypy, *(_read(p) for p in paths)]

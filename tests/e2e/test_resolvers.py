@@ -11,7 +11,13 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -174,16 +180,132 @@ def test_requires_python_is_the_reason_given(
     no wheel has the target's tags."""
     wheels = tmp_path / "wheels"
     wheels.mkdir()
+    make_wheel(wheels, "modern", "1.5", "py3-none-any", requires_python=">=3.8")
     make_wheel(wheels, "modern", "2.0", "py3-none-any", requires_python=">=3.12")
     with serve(index_routes(wheels)) as base:
-        src = _function(tmp_path, "modern\n")
+        src = _function(tmp_path, "modern==2.0\n")
         args = _args(src, tmp_path / "out", served_pypy, "--index-url", f"{base}/simple/")
         result = pyfn(args, hermetic_env(session_cache))
     assert result.code == 5, result.stderr
     assert "modern 2.0 requires Python >=3.12, but the runtime is Python 3.9" in result.stderr
+    assert "Pin modern==1.5, its newest release for Python 3.9" in result.stderr
 
 
 def test_the_wheelhouse_is_what_the_tests_index_serves() -> None:
     """The other tests lean on MarkupSafe being an sdist alone there."""
     assert [p.name for p in WHEELHOUSE.glob("markupsafe-*")] == ["markupsafe-3.0.4.tar.gz"]
     assert shutil.which("pypy3"), "uv judges with the target PyPy or a pypy3 (CI installs it)"
+
+
+@RESOLVERS
+def test_an_aarch64_target_is_resolved_on_this_x86_64_machine(
+    tmp_path: Path, resolver: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A target this machine cannot run: the target's wheels are chosen all the same (uv
+    judges with this machine's pypy3, told the target's platform), and, with uv,
+    markers are judged for the target's CPU."""
+    from pyfn_action.deps.pip_runner import host_interpreter
+    from pyfn_action.deps.requirements import install_requirements
+    from pyfn_action.deps.sources import Sources
+    from pyfn_action.runtime.targets import Target
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for arch in ("x86_64", "aarch64"):
+        make_wheel(wheels, "native", "1.0", f"pp39-pypy39_pp73-manylinux_2_17_{arch}")
+    make_wheel(wheels, "armonly", "1.0", "py3-none-any")
+    make_wheel(wheels, "intelonly", "1.0", "py3-none-any")
+    wanted = tmp_path / "requirements.txt"
+    wanted.write_text(
+        "native\narmonly; platform_machine == 'aarch64'\nintelonly; platform_machine == 'x86_64'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYFN_"))}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    with serve(index_routes(wheels)) as base, caplog.at_level(logging.INFO):
+        installed = install_requirements(
+            [], requirement_files=[wanted], target=Target("3.9", "73", "aarch64", (2, 35)),
+            interpreter=host_interpreter(env), site=tmp_path / "site", work=tmp_path / "work",
+            cache_dir=tmp_path / "cache", sources=Sources(index_url=f"{base}/simple/"),
+            resolver=resolver,
+        )  # fmt: skip
+    chosen = {d.name: d.wheel for d in installed.distributions}
+    assert chosen["native"] == "native-1.0-pp39-pypy39_pp73-manylinux_2_17_aarch64.whl"
+    assert installed.resolver == resolver
+    if resolver == "uv":  # pip judges markers for this machine (and says so)
+        assert set(chosen) == {"native", "armonly"}
+        # What a marker left out is named in the build's output.
+        assert (
+            "intelonly is not installed: its marker (platform_machine == \"x86_64\") is "
+            "false for the target" in caplog.text
+        )
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _pids_under(marker: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                pass
+    return found
+
+
+@RESOLVERS
+def test_a_build_stopped_by_sigterm_leaves_no_temporary_tree(
+    tmp_path: Path, served_pypy: Served, index_url: str, resolver: str
+) -> None:
+    """A cancelled CI job (SIGTERM) while an sdist is being built: the build's trees,
+    pip's and uv's build directories among them, are all removed, its processes are
+    gone, and nothing half-made is left looking like a cache entry."""
+    cache, tmp = tmp_path / "cache", tmp_path / "tmp"
+    tmp.mkdir()
+    src = _function(tmp_path, "markupsafe==3.0.4\n")
+    argv = [sys.executable, "-m", "pyfn_action",
+            *_args(src, tmp_path / "out", served_pypy, "--index-url", index_url,
+                   "--resolver", resolver)]  # fmt: skip
+    process = subprocess.Popen(
+        argv, env=hermetic_env(cache, TMPDIR=str(tmp)), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")))  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 180
+        building = False
+        while time.monotonic() < deadline and process.poll() is None:
+            # Building: its build tree made, and the build backend running under pip.
+            building = any((cache / "work").glob("*/pip/tmp/*")) and any(
+                "_in_process" in _cmdline(pid) for pid in _pids_under(str(cache))
+            )
+            if building:
+                break
+            time.sleep(0.05)
+        assert building, "".join(lines)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 130, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        reader.join(timeout=30)
+    assert "pyfn: interrupted" in "".join(lines)
+    assert list((cache / "work").iterdir()) == []
+    assert list(tmp.iterdir()) == []
+    for _ in range(20):  # its process group was killed: gone within moments, not seconds
+        if not _pids_under(str(cache)):
+            break
+        time.sleep(0.1)
+    assert [_cmdline(pid) for pid in _pids_under(str(cache))] == []
+    assert not (tmp_path / "out" / "bundle.zip").exists()
+    assert not list((cache / "site").glob("*/installed.json"))
+    assert not list((cache / "built").glob("*/*/.complete"))

@@ -224,3 +224,78 @@ def test_a_pip_configuration_pip_cannot_read_is_an_error(tmp_path: Path) -> None
     env = _pip_env(tmp_path, "[global\nindex-url = x\n")
     with pytest.raises(RequirementsError, match="Cannot read pip's configuration"):
         pipconfig.settings(Sources(), env)
+
+
+def test_a_failed_build_shows_the_compilers_own_error_first() -> None:
+    from pyfn_action.deps.sdist import _build_reason
+
+    stderr = """\
+  error: subprocess-exited-with-error
+  × Building wheel for grpcio (pyproject.toml) did not run successfully.
+  ╰─> [9 lines of output]
+      building 'grpc._cython.cygrpc' extension
+      src/grpc/_cython/cygrpc.cpp:4:10: fatal error: Python.h: No such file or directory
+          4 | #include "Python.h"
+      compilation terminated.
+      error: command '/usr/bin/gcc' failed with exit code 1
+      Hint: on Mac OS X, install the Xcode command line tools
+      Hint: on Windows, install Visual Studio
+      Hint: check the platform's documentation
+      Hint: see grpc.io
+      [end of output]
+"""
+    reason = _build_reason(stderr).splitlines()
+    assert reason[0] == (
+        "src/grpc/_cython/cygrpc.cpp:4:10: fatal error: Python.h: No such file or directory"
+    )
+    assert reason[-1] == "Hint: see grpc.io"  # the build's own last words follow
+    assert _build_reason("ERROR: no such file\n") == "ERROR: no such file"
+
+
+def test_a_long_run_is_never_silent(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import sys
+
+    from pyfn_action.deps.pip_runner import run_group
+
+    with caplog.at_level(logging.INFO):
+        done = run_group([sys.executable, "-m", "pip", "--version"], dict(os.environ), 60,
+                         heartbeat=0.05)  # fmt: skip
+    assert done.returncode == 0 and "pip" in done.stdout
+    assert "pip is still working" in caplog.text
+
+
+def test_a_run_cut_short_takes_its_whole_process_group(tmp_path: Path) -> None:
+    """A timeout (as Ctrl-C or SIGTERM) kills what the process started too: a build
+    backend left running would write into a tree that is being removed."""
+    import subprocess
+    import sys
+    import time
+
+    from pyfn_action.deps.pip_runner import run_group
+
+    marker = tmp_path / "grandchild-alive"
+    child = (
+        "import subprocess, sys, time;"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {str(marker)!r}]);"
+        "time.sleep(60)"
+    )
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_group([sys.executable, "-c", child], dict(os.environ), 1.0, heartbeat=0.2)
+    assert time.monotonic() - started < 30
+    alive = []
+    for _ in range(50):
+        alive = [p for p in Path("/proc").iterdir() if p.name.isdigit()
+                 and str(marker).encode() in _read(p / "cmdline")]  # fmt: skip
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert alive == []
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
