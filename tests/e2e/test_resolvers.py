@@ -235,7 +235,7 @@ def test_an_aarch64_target_is_resolved_on_this_x86_64_machine(
         assert set(chosen) == {"native", "armonly"}
         # What a marker left out is named in the build's output.
         assert (
-            "intelonly is not installed: its marker (platform_machine == \"x86_64\") is "
+            'intelonly is not installed: its marker (platform_machine == "x86_64") is '
             "false for the target" in caplog.text
         )
 
