@@ -396,3 +396,40 @@ def pinned_hashes(path: Path) -> tuple[dict[str, set[str]], bool]:
             if digests or _HASH.search(line):
                 found.setdefault(name, set()).update(digests)
     return found, required
+
+
+_SOURCE_OPTIONS = {"--index-url": "--index-url", "-i": "--index-url",
+                   "--extra-index-url": "--extra-index-url", "--find-links": "--find-links",
+                   "-f": "--find-links", "--no-index": "--no-index"}  # fmt: skip
+
+
+def source_options(path: Path) -> list[str]:
+    """pip's arguments for the package sources that ``path`` (and the files it includes)
+    names on lines of their own (``--no-index``, ``--find-links DIR``, …): a local
+    find-links directory is made absolute, as pip reads it relative to its file."""
+    args: list[str] = []
+    seen: set[Path] = set()
+    todo = [path]
+    while todo:
+        current = todo.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        for _, line in _logical_lines(current.read_text(encoding="utf-8")):
+            if not line.startswith("-"):
+                continue
+            words = shlex.split(line)
+            option, _, inline = words[0].partition("=")
+            value = inline or (words[1] if len(words) > 1 else "")
+            if option in _INCLUDE_OPTIONS:
+                if value:
+                    todo.append(current.parent / value)
+                continue
+            flag = _SOURCE_OPTIONS.get(option)
+            if flag == "--no-index":
+                args.append(flag)
+            elif flag and value:
+                beside = Path(os.path.abspath(current.parent), value)
+                local = flag == "--find-links" and os.path.exists(beside)
+                args += [flag, str(beside) if local else value]
+    return args

@@ -42,7 +42,7 @@ from pyfn_action.deps import pipconfig, uvlock
 from pyfn_action.deps.locked import fill_wheelhouse
 from pyfn_action.deps.pip_runner import Interpreter as Interpreter  # also imported from here
 from pyfn_action.deps.pip_runner import pip_tail, run_pip, target_args, unsupported_wheel
-from pyfn_action.deps.reqfile import pinned_hashes, requirement_specs
+from pyfn_action.deps.reqfile import pinned_hashes, requirement_specs, source_options
 from pyfn_action.deps.sdist import build_for_target, no_wheel
 from pyfn_action.deps.sources import Sources
 from pyfn_action.errors import NoCompatibleWheel, RequirementsError
@@ -189,6 +189,9 @@ def _pip_wheelhouse(
     """pip's way to a wheelhouse: resolve, download, build what has no wheel."""
     args = [arg for f in requirement_files for arg in ("-r", str(f))] + list(requirements)
     pins = _resolve(args, interpreter, target, sources, cache_dir, work)
+    # What the requirement files say of sources applies to the download too, which
+    # names pins, not the files.
+    from_files = [arg for f in requirement_files for arg in source_options(f)]
     tags = target.tags()
     # What pip could only resolve to an sdist is built at once; the rest is downloaded.
     from_source = [p for p in pins if not p.chosen.endswith(".whl")]
@@ -208,6 +211,7 @@ def _pip_wheelhouse(
             ["download", "--no-deps", "--dest", str(wheelhouse), "--only-binary=:all:"]
             + target_args(target)
             + sources.pip_args()
+            + from_files
             + _cache_args(cache_dir)
             + [p.spec for p in remaining],
         )

@@ -309,3 +309,24 @@ def test_a_build_stopped_by_sigterm_leaves_no_temporary_tree(
     assert not (tmp_path / "out" / "bundle.zip").exists()
     assert not list((cache / "site").glob("*/installed.json"))
     assert not list((cache / "built").glob("*/*/.complete"))
+
+
+@RESOLVERS
+def test_find_links_and_constraints_hold_with_either_resolver(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path, resolver: str
+) -> None:
+    """``--find-links`` (a setting, and a line of the requirements file with
+    ``--no-index``) and ``-c`` constraints mean what they mean to pip."""
+    links = _only_here(tmp_path)
+    flag = _function(tmp_path, "pyfn-only-here\n", "flag")
+    args = ["--index-url", index_url, "--find-links", str(links), "--resolver", resolver]
+    result = pyfn(_args(flag, tmp_path / "o1", served_pypy, *args, "--refresh"),
+                  hermetic_env(session_cache))  # fmt: skip
+    assert _components(result) == {"pyfn-only-here": "2.0"}
+    inline = _function(tmp_path, "--no-index\n--find-links wheels\n-c pins.txt\npyfn-only-here\n",
+                       "inline")  # fmt: skip
+    shutil.copytree(links, inline / "wheels")
+    (inline / "pins.txt").write_text("pyfn-only-here==1.0\n")
+    result = pyfn(_args(inline, tmp_path / "o2", served_pypy, "--resolver", resolver,
+                        "--refresh"), hermetic_env(session_cache))  # fmt: skip
+    assert _components(result) == {"pyfn-only-here": "1.0"}

@@ -299,3 +299,22 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError:
         return b""
+
+
+def test_the_sources_a_requirements_file_names_are_read_as_pip_reads_them(
+    tmp_path: Path,
+) -> None:
+    from pyfn_action.deps.reqfile import source_options
+
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "more.txt").write_text("--extra-index-url https://extra.example/simple\nsix\n")
+    top = _hashed(
+        tmp_path,
+        "--no-index\n-f wheels\n--find-links=https://links.example/\n-i https://idx.example/s\n"
+        "-r more.txt\nclick\n",
+    )
+    assert source_options(top) == [
+        "--no-index", "--find-links", str(tmp_path / "wheels"),
+        "--find-links", "https://links.example/", "--index-url", "https://idx.example/s",
+        "--extra-index-url", "https://extra.example/simple",
+    ]  # fmt: skip
