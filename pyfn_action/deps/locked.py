@@ -4,6 +4,7 @@ PyPy (once per cache, :func:`pyfn_action.deps.sdist.built_once`)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import urllib.parse
@@ -18,7 +19,7 @@ from pyfn_action.deps.files import fetch_all
 from pyfn_action.deps.pip_runner import Interpreter
 from pyfn_action.deps.sdist import build_for_target, built_once, no_wheel
 from pyfn_action.deps.sources import Sources
-from pyfn_action.deps.uvlock import Locked, LockedFile
+from pyfn_action.deps.uvlock import Locked, LockedFile, uv_builder
 from pyfn_action.errors import RequirementsError
 from pyfn_action.runtime.targets import Target
 
@@ -104,8 +105,24 @@ def fill_wheelhouse(
         raise no_wheel(f"{first.name}=={first.version}", first.name, target, sources, built=None)
     if wheels or sdists:
         log.info("fetching %d package file(s)", len(wheels) + len(sdists))
-    fetch_all(wheels, wheelhouse, cache_dir, sources, lock_dir)
     got = fetch_all([s for _, s in sdists], work / "sdists", cache_dir, sources, lock_dir)
+    # The wheels are fetched while the sdists build.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        fetched = pool.submit(fetch_all, wheels, wheelhouse, cache_dir, sources, lock_dir)
+        _build_sdists(sdists, got, interpreter, target, sources, wheelhouse, cache_dir)
+        fetched.result()
+    _build_direct(direct, lock_dir, interpreter, target, sources, wheelhouse, cache_dir)
+
+
+def _build_sdists(
+    sdists: Sequence[tuple[Locked, LockedFile]],
+    got: Sequence[Path],
+    interpreter: Interpreter,
+    target: Target,
+    sources: Sources,
+    wheelhouse: Path,
+    cache_dir: Path,
+) -> None:
     for (dist, file), path in zip(sdists, got):
         # An sdist the index published no SHA-256 for is built again each time.
         sha256 = file.sha256
@@ -113,13 +130,24 @@ def fill_wheelhouse(
         if sha256 is None:
             build_for_target(
                 str(path), dist.name, version, interpreter, target, sources, wheelhouse,
-                target.tags(),
+                target.tags(), uv_builder(cache_dir), shown=f"{dist.name}=={version}",
             )  # fmt: skip
         else:
             built_once(
                 path, sha256, dist.name, version, interpreter, target, sources, wheelhouse,
-                cache_dir,
+                cache_dir, uv_builder(cache_dir),
             )  # fmt: skip
+
+
+def _build_direct(
+    direct: Sequence[Locked],
+    lock_dir: Path,
+    interpreter: Interpreter,
+    target: Target,
+    sources: Sources,
+    wheelhouse: Path,
+    cache_dir: Path,
+) -> None:
     for dist in direct:
         assert dist.direct is not None
         parts = urllib.parse.urlsplit(dist.direct)

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 _COMPILER_ERROR = re.compile(r"\S+:\d+(?::\d+)?: (?:fatal )?error: .+")
 
 
-def _build_reason(stderr: str, lines: int = 4) -> str:
+def build_reason(stderr: str, lines: int = 4) -> str:
     """What a failed build said itself: the end of the subprocess output pip quotes
     between ``╰─> [N lines of output]`` and ``[end of output]``, else pip's last lines;
     a compiler's first error line comes first, wherever it was."""
@@ -80,9 +81,13 @@ def build_from_source(
     wheels = tuple(sorted(out.glob("*.whl")))
     if result.returncode != 0 or not wheels:
         log.debug("building %s failed:\n%s", mask_url(spec), result.stderr)
-        reason = _build_reason(result.stderr) or f"pip exited with {result.returncode}"
+        reason = build_reason(result.stderr) or f"pip exited with {result.returncode}"
         return SourceBuild((), reason)
     return SourceBuild(wheels, "")
+
+
+# What builds an sdist: (spec, name, interpreter, sources, out) → what it gave.
+Builder = Callable[[str, str, Interpreter, Sources, Path], SourceBuild]
 
 
 def build_for_target(
@@ -94,20 +99,23 @@ def build_for_target(
     sources: Sources,
     wheelhouse: Path,
     tags: frozenset[Tag],
+    builder: Builder = build_from_source,
+    shown: str | None = None,
 ) -> None:
-    """Build ``name`` ``version`` (asked for as ``spec``) from source with the target
-    PyPy into ``wheelhouse``; keep it only if the target loads it, else raise
-    :class:`NoCompatibleWheel`."""
+    """Build ``name`` ``version`` (asked for as ``spec``; ``shown`` in messages, if
+    given) from source with the target PyPy into ``wheelhouse``; keep it only if the
+    target loads it, else raise :class:`NoCompatibleWheel`."""
+    label = shown or spec
     log.info("no %s wheel of %s %s; building it from source", target.abi, name, version)
     out = wheelhouse / f".build-{canonicalize_name(name)}"
     shutil.rmtree(out, ignore_errors=True)
     try:
-        built = build_from_source(spec, name, interpreter, sources, out)
+        built = builder(spec, name, interpreter, sources, out)
         if built.failure:
-            raise no_wheel(spec, name, target, sources, built=None, build_log=built.failure)
+            raise no_wheel(label, name, target, sources, built=None, build_log=built.failure)
         for wheel in built.wheels:
             if not (parse_wheel_filename(wheel.name)[3] & tags):
-                raise no_wheel(spec, name, target, sources, built=wheel.name)
+                raise no_wheel(label, name, target, sources, built=wheel.name)
             os.replace(wheel, wheelhouse / wheel.name)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -123,6 +131,7 @@ def built_once(
     sources: Sources,
     wheelhouse: Path,
     cache_dir: Path,
+    builder: Builder = build_from_source,
 ) -> None:
     """:func:`build_for_target` of a checked sdist, once per cache: the wheel it gives is
     kept under the sdist's SHA-256 and the target's tags, and every later build of that
@@ -135,7 +144,10 @@ def built_once(
             home.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=home.parent))
             try:
-                build_for_target(str(sdist), name, version, interpreter, target, sources, tmp, tags)
+                build_for_target(
+                    str(sdist), name, version, interpreter, target, sources, tmp, tags, builder,
+                    shown=f"{name}=={version}",
+                )  # fmt: skip
                 (tmp / ".complete").write_text(f"{sdist.name}\n")
                 shutil.rmtree(home, ignore_errors=True)
                 os.replace(tmp, home)

@@ -283,9 +283,9 @@ def test_a_build_stopped_by_sigterm_leaves_no_temporary_tree(
         deadline = time.monotonic() + 180
         building = False
         while time.monotonic() < deadline and process.poll() is None:
-            # Building: its build tree made, and the build backend running under pip.
-            building = any((cache / "work").glob("*/pip/tmp/*")) and any(
-                "_in_process" in _cmdline(pid) for pid in _pids_under(str(cache))
+            # Building: the build backend runs (under pip or uv), in a tree of the cache.
+            building = any((cache / "work").glob("*/pip/*")) and any(
+                "build_wheel" in _cmdline(pid) for pid in _pids_under(str(cache))
             )
             if building:
                 break

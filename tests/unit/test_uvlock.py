@@ -227,7 +227,7 @@ def test_a_pip_configuration_pip_cannot_read_is_an_error(tmp_path: Path) -> None
 
 
 def test_a_failed_build_shows_the_compilers_own_error_first() -> None:
-    from pyfn_action.deps.sdist import _build_reason
+    from pyfn_action.deps.sdist import build_reason
 
     stderr = """\
   error: subprocess-exited-with-error
@@ -244,12 +244,12 @@ def test_a_failed_build_shows_the_compilers_own_error_first() -> None:
       Hint: see grpc.io
       [end of output]
 """
-    reason = _build_reason(stderr).splitlines()
+    reason = build_reason(stderr).splitlines()
     assert reason[0] == (
         "src/grpc/_cython/cygrpc.cpp:4:10: fatal error: Python.h: No such file or directory"
     )
     assert reason[-1] == "Hint: see grpc.io"  # the build's own last words follow
-    assert _build_reason("ERROR: no such file\n") == "ERROR: no such file"
+    assert build_reason("ERROR: no such file\n") == "ERROR: no such file"
 
 
 def test_a_long_run_is_never_silent(caplog: pytest.LogCaptureFixture) -> None:
