@@ -123,7 +123,7 @@ def compile_lock(
     """``uv pip compile`` of the requirements for the target: the locked distributions.
     ``pip`` is where to look (pyfn's sources with pip's configuration)."""
     work.mkdir(parents=True, exist_ok=True)
-    inputs = [str(f) for f in requirement_files]
+    inputs = [str(Path(f).absolute()) for f in requirement_files]  # uv runs in ``work``
     if specs:
         extra = work / "requested.txt"
         extra.write_text("".join(f"{spec}\n" for spec in specs), encoding="utf-8")

@@ -173,6 +173,51 @@ def test_credentials_of_an_index_reach_it_and_nothing_else(
     assert routes.hits, "the index was asked"
 
 
+@RESOLVERS
+def test_an_extra_index_with_credentials_serves_what_the_index_lacks(
+    tmp_path: Path, served_pypy: Served, session_cache: Path, resolver: str
+) -> None:
+    """``extra_index_urls`` with user info: its pages and files get its credentials (and
+    no other host's), the index keeps none, and the password is in no output. uv's
+    files go in ``<cache>/uv``, inside pyfn's cache, which the Action's cache keeps."""
+    (tmp_path / "plain").mkdir()
+    make_wheel(tmp_path / "plain", "blinker", "1.9.0", "py3-none-any")
+    extra = index_routes(_only_here(tmp_path))
+    extra.authorization = "Basic " + base64.b64encode(b"robot:3xtra-s3cret").decode()
+    plain = index_routes(tmp_path / "plain")
+    cache = tmp_path / "cache"
+    with serve(plain) as index, serve(extra) as more:
+        src = _function(tmp_path, "pyfn-only-here\nblinker\n")
+        secret_url = f"{more}/simple/".replace("://", "://robot:3xtra-s3cret@")
+        result = pyfn(
+            _args(src, tmp_path / "out", served_pypy, "--index-url", f"{index}/simple/",
+                  "--extra-index-urls", secret_url, "--resolver", resolver, "--debug"),
+            hermetic_env(cache),
+        )  # fmt: skip
+    assert _components(result) == {"pyfn-only-here": "2.0", "blinker": "1.9.0"}
+    assert "3xtra-s3cret" not in result.stdout + result.stderr
+    assert extra.hits and plain.hits
+    if resolver == "uv":
+        assert any((cache / "uv").iterdir())
+
+
+@RESOLVERS
+def test_a_source_named_relative_to_the_working_directory_builds(
+    tmp_path: Path,
+    served_pypy: Served,
+    index_url: str,
+    session_cache: Path,
+    resolver: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``pyfn build fn`` from the directory that holds ``fn``, as a user types it."""
+    _function(tmp_path, "blinker\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["--index-url", index_url, "--resolver", resolver, "--refresh"]
+    result = pyfn(_args(Path("fn"), Path("out"), served_pypy, *args), hermetic_env(session_cache))
+    assert _components(result) == {"blinker": "1.9.0"}
+
+
 def test_requires_python_is_the_reason_given(
     tmp_path: Path, served_pypy: Served, session_cache: Path
 ) -> None:

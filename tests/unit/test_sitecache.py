@@ -81,3 +81,19 @@ def test_leftovers_of_a_killed_install_are_cleared(tmp_path: Path) -> None:
     (half / "half.py").write_text("#")
     installed_site(tmp_path, "k" * 64, _installer([]))
     assert sorted(p.name for p in (tmp_path / "site").iterdir()) == ["k" * 64]
+
+
+def test_the_key_tells_the_resolvers_apart(tmp_path: Path) -> None:
+    """A site installed by pip is never taken for uv's (nor the other way round)."""
+    from pyfn_action.deps.sitecache import cache_key
+    from pyfn_action.deps.sources import Sources
+    from pyfn_action.runtime.targets import Target
+
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("flask\n")
+    target = Target("3.11", "73", "x86_64", (2, 39))
+    keys = {
+        r: cache_key([reqs], [], target, Sources(), "0" * 64, resolver=r) for r in ("uv", "pip")
+    }
+    assert keys["uv"] != keys["pip"]
+    assert keys["uv"] == cache_key([reqs], [], target, Sources(), "0" * 64)  # uv by default
