@@ -10,6 +10,7 @@ replaces pip's, and its extra indexes and find-links come after pip's.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import subprocess
@@ -54,7 +55,14 @@ class PipSettings:
 
 
 def read(env: Mapping[str, str]) -> dict[str, str]:
-    """pip's merged configuration (``section.option`` → value) in ``env``."""
+    """pip's merged configuration (``section.option`` → value) in ``env``: read once per
+    process and environment (an Action run builds many functions in one)."""
+    return dict(_read(tuple(sorted(env.items()))))
+
+
+@functools.lru_cache(maxsize=8)
+def _read(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    env = dict(items)
     try:
         result = subprocess.run(
             [sys.executable, "-c", _READ], env=dict(env), capture_output=True, text=True,
@@ -69,7 +77,7 @@ def read(env: Mapping[str, str]) -> dict[str, str]:
             why=str(exc),
             fix="Check pip.conf (or PIP_CONFIG_FILE) with `pip config list`",
         ) from None
-    return {str(k): str(v) for k, v in data.items()}
+    return tuple((str(k), str(v)) for k, v in data.items())
 
 
 def _option(config: Mapping[str, str], name: str) -> str | None:
