@@ -117,14 +117,21 @@ def existing_tags(project: str, sources: Sources) -> frozenset[Tag]:
     return existing_files(project, sources)[0]
 
 
-def summarize(tags: Iterable[Tag], limit: int = 8) -> str:
-    """``cp310-cp310, cp311-abi3, py3-none (any)`` — interpreter/ABI pairs, briefly."""
+def summarize(tags: Iterable[Tag], limit: int = 8, platforms: int = 4) -> str:
+    """``cp310-cp310, cp311-abi3, py3-none (any)`` — interpreter/ABI pairs, briefly:
+    at most ``limit`` pairs, each with at most ``platforms`` platforms (Linux first)."""
     pairs: dict[str, set[str]] = {}
     for tag in tags:
         platform = "any" if tag.platform == "any" else re.sub(r"_\d+_\d+", "", tag.platform)
         pairs.setdefault(f"{tag.interpreter}-{tag.abi}", set()).add(platform)
     keys = sorted(pairs)
-    shown = [f"{k} ({', '.join(sorted(pairs[k]))})" for k in keys[:limit]]
+
+    def brief(found: set[str]) -> str:
+        ordered = sorted(found, key=lambda p: (not p.startswith(("manylinux", "any")), p))
+        more = f", {len(ordered) - platforms} more" if len(ordered) > platforms else ""
+        return ", ".join(ordered[:platforms]) + more
+
+    shown = [f"{k} ({brief(pairs[k])})" for k in keys[:limit]]
     if len(keys) > limit:
         shown.append(f"and {len(keys) - limit} more")
     return ", ".join(shown)

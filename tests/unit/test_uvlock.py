@@ -318,3 +318,19 @@ def test_the_sources_a_requirements_file_names_are_read_as_pip_reads_them(
         "--find-links", "https://links.example/", "--index-url", "https://idx.example/s",
         "--extra-index-url", "https://extra.example/simple",
     ]  # fmt: skip
+
+
+def test_the_tags_that_exist_are_summed_up_briefly() -> None:
+    """A package with wheels for every platform (MarkupSafe) gives a line, not a page."""
+    from pyfn_action.deps.index import summarize
+
+    platforms = ["macosx_11_0_arm64", "win_amd64", "musllinux_1_2_x86_64",
+                 "manylinux_2_17_x86_64", "manylinux_2_17_aarch64", "manylinux_2_5_i686",
+                 "win32"]  # fmt: skip
+    tags = [Tag(f"cp3{n}", f"cp3{n}", p) for n in range(9, 14) for p in platforms]
+    assert summarize(tags, limit=2) == (
+        "cp310-cp310 (manylinux_aarch64, manylinux_i686, manylinux_x86_64, "
+        "macosx_arm64, 3 more), cp311-cp311 (manylinux_aarch64, manylinux_i686, "
+        "manylinux_x86_64, macosx_arm64, 3 more), and 3 more"
+    )
+    assert summarize([Tag("py3", "none", "any")]) == "py3-none (any)"
