@@ -164,5 +164,5 @@ def _build_direct(
             raise no_wheel(dist.direct, dist.name, target, sources, built=None)
         build_for_target(
             location, dist.name, dist.version or "", interpreter, target, sources, wheelhouse,
-            target.tags(),
+            target.tags(), uv_builder(cache_dir),
         )  # fmt: skip
