@@ -29,9 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from monorepo import _action, _repository
-
-from pyfn_action.runtime.pack import pack_runtime
+from monorepo import _action, _repository, runtime_archive
 
 # Small pure-Python distributions, one per function, none a dependency of hello's set.
 EXTRA = ("six", "attrs", "toml", "python-dateutil", "pytz", "decorator", "cachetools",
@@ -55,10 +53,7 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory(prefix="pyfn-distinct-") as tmp:
         work = Path(tmp)
-        archive, sha256 = args.pypy_archive, args.pypy_sha256
-        if archive is None:
-            packed = pack_runtime(Path(shutil.which("pypy3") or "pypy3"), work / "pypy.tar.gz")
-            archive, sha256 = str(packed.path), packed.sha256
+        archive, sha256 = runtime_archive(work, args.pypy_archive, args.pypy_sha256)
         root = work / "repo"
         root.mkdir()
         _repository(root, args.functions)

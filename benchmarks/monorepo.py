@@ -53,6 +53,18 @@ def _repository(root: Path, count: int) -> None:
         subprocess.run(["git", *args], cwd=root, env=git, check=True)
 
 
+def runtime_archive(work: Path, archive: str | None, sha256: str | None) -> tuple[str, str]:
+    """The PyPy archive to build with and its SHA-256: the one given, else this
+    machine's pypy3 packed into ``work`` (``pyfn runtime pack``)."""
+    if archive is not None:
+        return archive, str(sha256)
+    pypy = shutil.which("pypy3")
+    if pypy is None:
+        raise SystemExit("no pypy3 to pack: install it, or pass --pypy-archive")
+    packed = pack_runtime(Path(pypy), work / "pypy.tar.gz")
+    return str(packed.path), packed.sha256
+
+
 def _action(root: Path, source: str, cache: Path, base_env: dict[str, str]) -> float:
     out = root / "step"
     shutil.rmtree(out, ignore_errors=True)
@@ -81,10 +93,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pyfn-monorepo-") as tmp:
         work = Path(tmp)
-        archive, sha256 = args.pypy_archive, args.pypy_sha256
-        if archive is None:
-            packed = pack_runtime(Path(shutil.which("pypy3") or "pypy3"), work / "pypy.tar.gz")
-            archive, sha256 = str(packed.path), packed.sha256
+        archive, sha256 = runtime_archive(work, args.pypy_archive, args.pypy_sha256)
         root = work / "repo"
         root.mkdir()
         _repository(root, args.functions)

@@ -32,7 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pyfn_action.runtime.pack import pack_runtime
+sys.path.insert(0, str(Path(__file__).parent))
+from monorepo import runtime_archive
 
 REPO = Path(__file__).resolve().parents[1]
 HELLO = REPO / "examples" / "hello"
@@ -58,14 +59,8 @@ def main() -> int:
     ns = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pyfn-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        archive, sha256 = ns.pypy_archive, ns.pypy_sha256
-        if archive is None:
-            pypy = shutil.which("pypy3")
-            if pypy is None:
-                raise SystemExit("no pypy3 to pack: install it, or pass --pypy-archive")
-            packed = pack_runtime(Path(pypy), tmp / "pypy.tar.gz")
-            archive, sha256 = str(packed.path), packed.sha256
-        common = ["--pypy-archive", archive, "--pypy-sha256", str(sha256)]
+        archive, sha256 = runtime_archive(tmp, ns.pypy_archive, ns.pypy_sha256)
+        common = ["--pypy-archive", archive, "--pypy-sha256", sha256]
         if ns.index_url:
             common += ["--index-url", ns.index_url]
         # The runtime, cached once: a script function with no requirements.

@@ -17,9 +17,9 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 
 from pyfn_action.deps.files import fetch_all
 from pyfn_action.deps.pip_runner import Interpreter
-from pyfn_action.deps.sdist import build_for_target, built_once, no_wheel
+from pyfn_action.deps.sdist import Builder, build_for_target, built_once, no_wheel
 from pyfn_action.deps.sources import Sources
-from pyfn_action.deps.uvlock import Locked, LockedFile, uv_builder
+from pyfn_action.deps.uvlock import Locked, LockedFile
 from pyfn_action.errors import RequirementsError
 from pyfn_action.runtime.targets import Target
 
@@ -79,11 +79,12 @@ def fill_wheelhouse(
     cache_dir: Path,
     wheelhouse: Path,
     work: Path,
+    builder: Builder,
     hashes: Mapping[str, Set[str]] | None = None,
 ) -> None:
-    """A target wheel of every distribution of ``locked`` in ``wheelhouse``; with
-    ``hashes`` (pip's hash-checking mode: name → the SHA-256s pinned), only files whose
-    SHA-256 is pinned for their distribution."""
+    """A target wheel of every distribution of ``locked`` in ``wheelhouse``, those with
+    none built by ``builder``; with ``hashes`` (pip's hash-checking mode: name → the
+    SHA-256s pinned), only files whose SHA-256 is pinned for their distribution."""
     order = target.ordered_tags()
     wheels: list[LockedFile] = []
     sdists: list[tuple[Locked, LockedFile]] = []
@@ -109,9 +110,9 @@ def fill_wheelhouse(
     # The wheels are fetched while the sdists build.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         fetched = pool.submit(fetch_all, wheels, wheelhouse, cache_dir, sources, lock_dir)
-        _build_sdists(sdists, got, interpreter, target, sources, wheelhouse, cache_dir)
+        _build_sdists(sdists, got, interpreter, target, sources, wheelhouse, cache_dir, builder)
         fetched.result()
-    _build_direct(direct, lock_dir, interpreter, target, sources, wheelhouse, cache_dir)
+    _build_direct(direct, lock_dir, interpreter, target, sources, wheelhouse, cache_dir, builder)
 
 
 def _build_sdists(
@@ -122,6 +123,7 @@ def _build_sdists(
     sources: Sources,
     wheelhouse: Path,
     cache_dir: Path,
+    builder: Builder,
 ) -> None:
     for (dist, file), path in zip(sdists, got):
         # An sdist the index published no SHA-256 for is built again each time.
@@ -130,12 +132,12 @@ def _build_sdists(
         if sha256 is None:
             build_for_target(
                 str(path), dist.name, version, interpreter, target, sources, wheelhouse,
-                target.tags(), uv_builder(cache_dir), shown=f"{dist.name}=={version}",
+                target.tags(), builder, shown=f"{dist.name}=={version}",
             )  # fmt: skip
         else:
             built_once(
                 path, sha256, dist.name, version, interpreter, target, sources, wheelhouse,
-                cache_dir, uv_builder(cache_dir),
+                cache_dir, builder,
             )  # fmt: skip
 
 
@@ -147,6 +149,7 @@ def _build_direct(
     sources: Sources,
     wheelhouse: Path,
     cache_dir: Path,
+    builder: Builder,
 ) -> None:
     for dist in direct:
         assert dist.direct is not None
@@ -164,5 +167,5 @@ def _build_direct(
             raise no_wheel(dist.direct, dist.name, target, sources, built=None)
         build_for_target(
             location, dist.name, dist.version or "", interpreter, target, sources, wheelhouse,
-            target.tags(), uv_builder(cache_dir),
+            target.tags(), builder,
         )  # fmt: skip

@@ -44,7 +44,7 @@ from pyfn_action.runtime.targets import Target
 log = logging.getLogger(__name__)
 
 # pip reads these from the environment: their credentials are as secret as --index-url's.
-_PIP_URL_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
+PIP_URL_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
 _UNSUPPORTED = re.compile(r"(?P<wheel>[^\s/]+\.whl) is not a supported wheel on this platform")
 
 PIP_TIMEOUT_SECONDS = 1800
@@ -89,7 +89,7 @@ def run_pip(
     """pip run with ``args``; its output comes back with credentials masked, as every
     message and log line that quotes it must show it."""
     argv = [*interpreter.argv, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
-    secrets = url_secrets([*argv, *(interpreter.env.get(name, "") for name in _PIP_URL_VARIABLES)])
+    secrets = url_secrets([*argv, *(interpreter.env.get(name, "") for name in PIP_URL_VARIABLES)])
     log.debug("running %s", mask_text(shlex.join(argv), secrets))
     try:
         result = run_group(argv, interpreter.env, timeout)

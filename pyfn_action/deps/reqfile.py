@@ -179,11 +179,9 @@ def _read(path: Path, reading: _Reading, depth: int) -> None:
 def _judge_line(path: Path, lineno: int, line: str, reading: _Reading, depth: int) -> Line:
     if line.startswith("-"):
         try:
-            words = shlex.split(line)
+            option, value = _option(line)
         except ValueError as exc:
             raise _error(path, lineno, line, str(exc), "Fix the quoting") from exc
-        option, _, inline = words[0].partition("=")
-        value = inline or (words[1] if len(words) > 1 else "")
         if option in _REFUSED_OPTIONS:
             raise _error(path, lineno, line, _REFUSED_OPTIONS[option], "Remove the line")
         if option in _INCLUDE_OPTIONS:
@@ -366,35 +364,50 @@ def project_requirements(text: str) -> list[str]:
 _HASH = re.compile(r"--hash[= ]\s*(?P<algorithm>[A-Za-z0-9]+):(?P<digest>[0-9A-Fa-f]+)")
 
 
+def _option(line: str) -> tuple[str, str]:
+    """(option, value) of an option line: ``-f wheels``, ``--find-links=wheels``."""
+    words = shlex.split(line)
+    option, _, inline = words[0].partition("=")
+    return option, inline or (words[1] if len(words) > 1 else "")
+
+
+def _lines_through_includes(path: Path) -> Iterator[tuple[Path, str]]:
+    """(file, logical line) of ``path`` and, in their place, of the files it includes
+    (``-r``, ``-c``), each file once: the lines as pip reads them."""
+    seen: set[Path] = set()
+
+    def lines(current: Path) -> Iterator[tuple[Path, str]]:
+        if current in seen:
+            return
+        seen.add(current)
+        for _, line in _logical_lines(current.read_text(encoding="utf-8")):
+            option, value = _option(line) if line.startswith("-") else ("", "")
+            if option in _INCLUDE_OPTIONS and value:
+                yield from lines(current.parent / value)
+            else:
+                yield current, line
+
+    yield from lines(path)
+
+
 def pinned_hashes(path: Path) -> tuple[dict[str, set[str]], bool]:
     """The SHA-256 hashes each requirement of ``path`` (and the files it includes) pins
     with ``--hash``, by canonical name, and whether ``--require-hashes`` is given: pip's
     hash-checking mode is on when either is."""
     found: dict[str, set[str]] = {}
     required = False
-    seen: set[Path] = set()
-    todo = [path]
-    while todo:
-        current = todo.pop()
-        if current in seen:
+    for _, line in _lines_through_includes(path):
+        if line.startswith("-"):
+            required = required or _option(line)[0] == "--require-hashes"
             continue
-        seen.add(current)
-        for _, line in _logical_lines(current.read_text(encoding="utf-8")):
-            if line.startswith("-"):
-                option, _, inline = line.partition(" ")[0].partition("=")
-                value = inline or line.partition(" ")[2].strip()
-                if option in _INCLUDE_OPTIONS and value:
-                    todo.append(current.parent / value)
-                required = required or option == "--require-hashes"
-                continue
-            digests = {m["digest"].lower() for m in _HASH.finditer(line)
-                       if m["algorithm"].lower() == "sha256"}  # fmt: skip
-            try:
-                name: str = canonicalize_name(Requirement(_requirement_text(line)).name)
-            except InvalidRequirement:
-                name = _requirement_text(line)  # a path or URL: it has no name to pin by
-            if digests or _HASH.search(line):
-                found.setdefault(name, set()).update(digests)
+        digests = {m["digest"].lower() for m in _HASH.finditer(line)
+                   if m["algorithm"].lower() == "sha256"}  # fmt: skip
+        try:
+            name: str = canonicalize_name(Requirement(_requirement_text(line)).name)
+        except InvalidRequirement:
+            name = _requirement_text(line)  # a path or URL: it has no name to pin by
+        if digests or _HASH.search(line):
+            found.setdefault(name, set()).update(digests)
     return found, required
 
 
@@ -408,28 +421,15 @@ def source_options(path: Path) -> list[str]:
     names on lines of their own (``--no-index``, ``--find-links DIR``, …): a local
     find-links directory is made absolute, as pip reads it relative to its file."""
     args: list[str] = []
-    seen: set[Path] = set()
-    todo = [path]
-    while todo:
-        current = todo.pop(0)
-        if current in seen:
+    for current, line in _lines_through_includes(path):
+        if not line.startswith("-"):
             continue
-        seen.add(current)
-        for _, line in _logical_lines(current.read_text(encoding="utf-8")):
-            if not line.startswith("-"):
-                continue
-            words = shlex.split(line)
-            option, _, inline = words[0].partition("=")
-            value = inline or (words[1] if len(words) > 1 else "")
-            if option in _INCLUDE_OPTIONS:
-                if value:
-                    todo.append(current.parent / value)
-                continue
-            flag = _SOURCE_OPTIONS.get(option)
-            if flag == "--no-index":
-                args.append(flag)
-            elif flag and value:
-                beside = Path(os.path.abspath(current.parent), value)
-                local = flag == "--find-links" and os.path.exists(beside)
-                args += [flag, str(beside) if local else value]
+        option, value = _option(line)
+        flag = _SOURCE_OPTIONS.get(option)
+        if flag == "--no-index":
+            args.append(flag)
+        elif flag and value:
+            beside = Path(os.path.abspath(current.parent), value)
+            local = flag == "--find-links" and os.path.exists(beside)
+            args += [flag, str(beside) if local else value]
     return args

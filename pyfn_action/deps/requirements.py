@@ -131,7 +131,7 @@ def install_requirements(
         fill_wheelhouse(
             locked, lock_dir=work, target=target, interpreter=interpreter,
             sources=pip.sources, cache_dir=cache_dir, wheelhouse=wheelhouse, work=work,
-            hashes=_pinned_hashes(requirement_files),
+            builder=uvlock.uv_builder(cache_dir, pip), hashes=_pinned_hashes(requirement_files),
         )  # fmt: skip
     else:
         log.info("resolving the requirements with pip")

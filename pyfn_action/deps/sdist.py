@@ -131,7 +131,7 @@ def built_once(
     sources: Sources,
     wheelhouse: Path,
     cache_dir: Path,
-    builder: Builder = build_from_source,
+    builder: Builder,
 ) -> None:
     """:func:`build_for_target` of a checked sdist, once per cache: the wheel it gives is
     kept under the sdist's SHA-256 and the target's tags, and every later build of that

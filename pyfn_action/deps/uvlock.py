@@ -12,6 +12,7 @@ no newer than the target's glibc).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from pyfn_action.deps.pip_runner import Interpreter, pip_tail, run_group
+from pyfn_action.deps.pip_runner import PIP_URL_VARIABLES, Interpreter, pip_tail, run_group
 from pyfn_action.deps.pipconfig import PipSettings
 from pyfn_action.deps.sdist import Builder, SourceBuild, build_reason, no_wheel
 from pyfn_action.deps.sources import Sources, mask_text, url_secrets
@@ -157,24 +158,16 @@ class _Uv:
         self, inputs: Sequence[str], lock: Path
     ) -> tuple[subprocess.CompletedProcess[str], str]:
         """uv run on ``inputs`` (requirement files) into ``lock``; its stderr, masked."""
+        shared, env = _shared(self.pip, self.interpreter, self.cache_dir)
         argv = [
             uv_binary(), "pip", "compile", "--format", "pylock.toml", "--output-file", str(lock),
-            "--no-header", "--quiet", "--no-progress",
+            "--no-header", "--quiet", *shared,
             "--python", self.python, "--python-version", self.target.python_version,
             "--python-platform", python_platform(self.target),
-            "--cache-dir", str(self.cache_dir / "uv"),
-            # As pip does: the best version found on any index, not the first index's.
-            "--index-strategy", "unsafe-best-match",
-            *self.pip.sources.pip_args(),  # uv takes pip's flags for them
-            *(arg for host in self.pip.trusted_hosts for arg in ("--allow-insecure-host", host)),
             *([] if self.interpreter.is_target else ["--only-binary", ":all:"]),
             *inputs,
         ]  # fmt: skip
-        env = dict(self.interpreter.env)
-        env["UV_NO_CONFIG"] = "1"  # pyfn's settings alone, never a uv.toml of the checkout
-        if self.pip.cert:
-            env["SSL_CERT_FILE"] = self.pip.cert
-        secrets = url_secrets([*argv, *(env.get(n, "") for n in _URL_VARIABLES)])
+        secrets = _secrets(argv, env)
         log.debug("running %s", mask_text(shlex.join(argv), secrets))
         try:
             result = run_group(argv, env, UV_TIMEOUT_SECONDS, cwd=self.work)
@@ -202,7 +195,29 @@ class _Uv:
         return found[0].version if found else None
 
 
-_URL_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
+def _shared(
+    pip: PipSettings, interpreter: Interpreter, cache_dir: Path
+) -> tuple[list[str], dict[str, str]]:
+    """What every uv run of a build shares: the arguments (uv's cache inside pyfn's;
+    where to look as pip looks, the best version on any index) and the environment
+    (what a build may see, pip's certificate, never a ``uv.toml`` of the checkout)."""
+    args = [
+        "--no-progress", "--cache-dir", str(cache_dir / "uv"),
+        "--index-strategy", "unsafe-best-match",
+        *pip.sources.pip_args(),  # uv takes pip's flags for them
+        *(arg for host in pip.trusted_hosts for arg in ("--allow-insecure-host", host)),
+    ]  # fmt: skip
+    env = {**interpreter.env, "UV_NO_CONFIG": "1"}
+    if pip.cert:
+        env["SSL_CERT_FILE"] = pip.cert
+    return args, env
+
+
+def _secrets(argv: Sequence[str], env: Mapping[str, str]) -> set[str]:
+    """The credentials a uv run's command line and pip's variables carry."""
+    return url_secrets([*argv, *(env.get(name, "") for name in PIP_URL_VARIABLES)])
+
+
 _NAME = r"`?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?`?"
 # uv's reasons a requirement cannot be had, with the distribution they name.
 _NO_WHEEL = tuple(
@@ -290,23 +305,21 @@ def _locked(item: Mapping[str, object]) -> Locked:
     )
 
 
-def uv_builder(cache_dir: Path) -> Builder:
-    """Builds an sdist with ``uv build`` and the target PyPy: its build environment
-    (setuptools and the like) comes from uv's cache, in a fraction of the time pip
-    takes to make one inside PyPy."""
+def uv_builder(cache_dir: Path, pip: PipSettings) -> Builder:
+    """Builds an sdist (or a local package) with ``uv build`` and the target PyPy,
+    looking for its build requirements where the resolution looked (``pip``): its build
+    environment (setuptools and the like) comes from uv's cache, in a fraction of the
+    time pip takes to make one inside PyPy."""
 
     def build(
         spec: str, name: str, interpreter: Interpreter, sources: Sources, out: Path
     ) -> SourceBuild:
+        shared, env = _shared(dataclasses.replace(pip, sources=sources), interpreter, cache_dir)
         argv = [
-            uv_binary(), "build", "--wheel", "--out-dir", str(out), "--no-progress",
-            "--python", interpreter.argv[0], "--cache-dir", str(cache_dir / "uv"),
-            # As pip does, and as the resolution did: the best version on any index.
-            "--index-strategy", "unsafe-best-match",
-            *sources.pip_args(), spec,
+            uv_binary(), "build", "--wheel", "--out-dir", str(out), *shared,
+            "--python", interpreter.argv[0], spec,
         ]  # fmt: skip
-        env = {**interpreter.env, "UV_NO_CONFIG": "1"}
-        secrets = url_secrets(argv)
+        secrets = _secrets(argv, env)
         log.debug("running %s", mask_text(shlex.join(argv), secrets))
         try:
             result = run_group(argv, env, UV_TIMEOUT_SECONDS)

@@ -15,6 +15,7 @@ from pyfn_action.deps.files import with_credentials
 from pyfn_action.deps.locked import best_wheel, fill_wheelhouse
 from pyfn_action.deps.pip_runner import Interpreter
 from pyfn_action.deps.reqfile import pinned_hashes
+from pyfn_action.deps.sdist import build_from_source
 from pyfn_action.deps.sources import Sources
 from pyfn_action.deps.uvlock import Locked, LockedFile, python_platform, read_lock
 from pyfn_action.errors import RequirementsError
@@ -154,7 +155,7 @@ def test_in_hash_checking_mode_every_file_must_be_pinned(
         fill_wheelhouse(
             [_locked("ff")], lock_dir=tmp_path, target=_target(), interpreter=interpreter,
             sources=Sources(), cache_dir=tmp_path / "cache", wheelhouse=tmp_path / "wh",
-            work=tmp_path, hashes=hashes,
+            work=tmp_path, builder=build_from_source, hashes=hashes,
         )  # fmt: skip
     assert not (tmp_path / "cache").exists()  # refused before anything was fetched
 
