@@ -204,6 +204,10 @@ def _shared(
     args = [
         "--no-progress", "--cache-dir", str(cache_dir / "uv"),
         "--index-strategy", "unsafe-best-match",
+        # A package's own [tool.uv.sources] (a pull request's pyproject.toml) never
+        # sends uv to a path, a repository or an index of its choosing: metadata as
+        # published, as pip reads it.
+        "--no-sources",
         *pip.sources.pip_args(),  # uv takes pip's flags for them
         *(arg for host in pip.trusted_hosts for arg in ("--allow-insecure-host", host)),
     ]  # fmt: skip

@@ -218,6 +218,26 @@ def test_a_source_named_relative_to_the_working_directory_builds(
     assert _components(result) == {"blinker": "1.9.0"}
 
 
+def test_a_local_packages_uv_sources_are_not_followed(
+    tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
+) -> None:
+    """A local package (a pull request's own) whose pyproject.toml tells uv to take a
+    dependency from a path outside the source: uv reads the metadata as published,
+    as pip does, and the dependency comes from the index."""
+    src = _function(tmp_path, "./pkg\n")
+    (src / "pkg" / "mine").mkdir(parents=True)
+    (src / "pkg" / "mine" / "__init__.py").write_text("")
+    (src / "pkg" / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "mine"\nversion = "1.0"\ndependencies = ["blinker"]\n'
+        '[tool.setuptools]\npackages = ["mine"]\n'
+        f'[tool.uv.sources]\nblinker = {{ path = "{tmp_path / "outside"}" }}\n'
+    )
+    args = ["--index-url", index_url, "--resolver", "uv", "--refresh"]
+    result = pyfn(_args(src, tmp_path / "out", served_pypy, *args), hermetic_env(session_cache))
+    assert _components(result) == {"mine": "1.0", "blinker": "1.9.0"}
+
+
 def test_requires_python_is_the_reason_given(
     tmp_path: Path, served_pypy: Served, session_cache: Path
 ) -> None:
