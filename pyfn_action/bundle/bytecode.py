@@ -98,11 +98,16 @@ def compile_entries(
     runtime: Runtime,
     interpreter: Interpreter,
     cache_dir: Path,
+    *,
+    processes: int | None = None,
+    quiet: bool = False,
 ) -> list[Entry]:
     """``entries`` with an unchecked-hash ``.pyc`` beside every ``.py``.
 
     The runtime's own ``.pyc`` files for its tag are replaced by these; a source
     the runtime cannot compile keeps no bytecode (it could not be imported either).
+    ``processes`` caps the PyPy processes compiling (else one per CPU, up to 4);
+    ``quiet`` says nothing of what was compiled (work done ahead, see ``prewarm``).
     """
     tag = cache_tag(runtime)
     store = cache_dir / "bytecode" / f"{COMPILER_VERSION}-{runtime.sha256[:16]}"
@@ -114,8 +119,8 @@ def compile_entries(
         planned[pyc_name(entry.arcname, tag)] = (entry, store / key[:2] / f"{key}.pyc")
     known.save()
     missing = {arc: pair for arc, pair in planned.items() if not pair[1].is_file()}
-    failed = _compile(missing, interpreter, store) if missing else set()
-    if missing:
+    failed = _compile(missing, interpreter, store, processes) if missing else set()
+    if missing and not quiet:
         log.info("compiled %d modules for %s", len(missing) - len(failed), tag)
     compiled = [
         replace(entry, arcname=arc, source=pyc, data=None, executable=False)
@@ -196,7 +201,10 @@ def _cpus() -> int:
 
 
 def _compile(
-    missing: dict[str, tuple[Entry, Path]], interpreter: Interpreter, store: Path
+    missing: dict[str, tuple[Entry, Path]],
+    interpreter: Interpreter,
+    store: Path,
+    processes: int | None = None,
 ) -> set[str]:
     """Compile ``missing`` into the store; return the arcnames that did not compile."""
     store.mkdir(parents=True, exist_ok=True)
@@ -215,7 +223,7 @@ def _compile(
             by_source[source] = entry.arcname
         # One PyPy per CPU (up to 4) for a cold build's hundreds of modules: each
         # compiles every n-th file.
-        parts = max(1, min(_cpus(), 4, len(jobs) // PER_PROCESS))
+        parts = max(1, min(processes or _cpus(), 4, len(jobs) // PER_PROCESS))
         with concurrent.futures.ThreadPoolExecutor(max_workers=parts) as pool:
             results = list(pool.map(
                 lambda part: subprocess.run(

@@ -7,9 +7,10 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from pathlib import Path
 
 from packaging.tags import Tag
@@ -24,6 +25,9 @@ from pyfn_action.errors import RequirementsError
 from pyfn_action.runtime.targets import Target
 
 log = logging.getLogger(__name__)
+
+# Work done with the fetched wheels while sdists build, until the event is set.
+Meanwhile = Callable[[Sequence[Path], threading.Event], None]
 
 
 def best_wheel(wheels: Sequence[LockedFile], order: Sequence[Tag]) -> LockedFile | None:
@@ -81,10 +85,13 @@ def fill_wheelhouse(
     work: Path,
     builder: Builder,
     hashes: Mapping[str, Set[str]] | None = None,
+    meanwhile: Meanwhile | None = None,
 ) -> None:
     """A target wheel of every distribution of ``locked`` in ``wheelhouse``, those with
     none built by ``builder``; with ``hashes`` (pip's hash-checking mode: name → the
-    SHA-256s pinned), only files whose SHA-256 is pinned for their distribution."""
+    SHA-256s pinned), only files whose SHA-256 is pinned for their distribution.
+    ``meanwhile`` is given the fetched wheels while sdists build, and an event set once
+    the builds are done (or failed): work it may do ahead until then."""
     order = target.ordered_tags()
     wheels: list[LockedFile] = []
     sdists: list[tuple[Locked, LockedFile]] = []
@@ -107,11 +114,21 @@ def fill_wheelhouse(
     if wheels or sdists:
         log.info("fetching %d package file(s)", len(wheels) + len(sdists))
     got = fetch_all([s for _, s in sdists], work / "sdists", cache_dir, sources, lock_dir)
+    built = threading.Event()
+
+    def fetch_wheels() -> None:
+        fetched = fetch_all(wheels, wheelhouse, cache_dir, sources, lock_dir)
+        if meanwhile is not None and sdists and not built.is_set():
+            meanwhile(fetched, built)
+
     # The wheels are fetched while the sdists build.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        fetched = pool.submit(fetch_all, wheels, wheelhouse, cache_dir, sources, lock_dir)
-        _build_sdists(sdists, got, interpreter, target, sources, wheelhouse, cache_dir, builder)
-        fetched.result()
+        fetching = pool.submit(fetch_wheels)
+        try:
+            _build_sdists(sdists, got, interpreter, target, sources, wheelhouse, cache_dir, builder)
+        finally:
+            built.set()
+        fetching.result()
     _build_direct(direct, lock_dir, interpreter, target, sources, wheelhouse, cache_dir, builder)
 
 

@@ -3,8 +3,10 @@ and certificate a user set for pip (``pip.conf``, ``PIP_CONFIG_FILE``, ``PIP_IND
 and the other ``PIP_*`` variables) apply whichever resolver runs.
 
 pip itself reads them (its ``Configuration``, run by this Python in what a build may see
-of the environment), so they mean what they mean to pip: the ``install`` section over
-``global``, a variable over a file. As on pip's command line, pyfn's ``index_url``
+of the environment, with ``-E``: the ``PYTHONPATH`` that points a build at the runtime's
+own pip is not followed, so pyfn's pip reads them from its compiled modules), so they
+mean what they mean to pip: the ``install`` section over ``global``, a variable over a
+file. As on pip's command line, pyfn's ``index_url``
 replaces pip's, and its extra indexes and find-links come after pip's.
 """
 
@@ -65,7 +67,7 @@ def _read(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     env = dict(items)
     try:
         result = subprocess.run(
-            [sys.executable, "-c", _READ], env=dict(env), capture_output=True, text=True,
+            [sys.executable, "-E", "-c", _READ], env=dict(env), capture_output=True, text=True,
             timeout=TIMEOUT_SECONDS, check=False,
         )  # fmt: skip
         if result.returncode != 0:

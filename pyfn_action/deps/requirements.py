@@ -39,7 +39,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from pyfn_action.deps import pipconfig, uvlock
-from pyfn_action.deps.locked import fill_wheelhouse
+from pyfn_action.deps.locked import Meanwhile, fill_wheelhouse
 from pyfn_action.deps.pip_runner import Interpreter as Interpreter  # also imported from here
 from pyfn_action.deps.pip_runner import pip_tail, run_pip, target_args, unsupported_wheel
 from pyfn_action.deps.reqfile import pinned_hashes, requirement_specs, source_options
@@ -92,6 +92,7 @@ def install_requirements(
     cache_dir: Path,
     sources: Sources,
     resolver: str = "uv",
+    meanwhile: Meanwhile | None = None,
 ) -> Installed:
     """Resolve and install ``requirements`` (specs) and ``requirement_files`` into ``site``.
 
@@ -100,6 +101,8 @@ def install_requirements(
     2. fetch a target wheel of every pin;
     3. build the pins that have none from source, keeping only loadable wheels;
     4. verify every wheel (tags, Requires-Python) and install it.
+
+    ``meanwhile`` may work ahead with the fetched wheels while sdists build (uv only).
     """
     site.mkdir(parents=True, exist_ok=True)
     if not requirements and not requirement_files:
@@ -132,6 +135,7 @@ def install_requirements(
             locked, lock_dir=work, target=target, interpreter=interpreter,
             sources=pip.sources, cache_dir=cache_dir, wheelhouse=wheelhouse, work=work,
             builder=uvlock.uv_builder(cache_dir, pip), hashes=_pinned_hashes(requirement_files),
+            meanwhile=meanwhile,
         )  # fmt: skip
     else:
         log.info("resolving the requirements with pip")

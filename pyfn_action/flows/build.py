@@ -7,6 +7,7 @@ child processes see is passed in.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyfn_action import __version__, secrets
-from pyfn_action.bundle import nodepackage
+from pyfn_action.bundle import nodepackage, prewarm
 from pyfn_action.bundle.bytecode import cache_tag, compile_entries
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.native import inspect_entries
@@ -136,6 +137,11 @@ def build(
     with tempfile.TemporaryDirectory(prefix="build-", dir=work_root) as work_name:
         work = Path(work_name)
         interpreter = interpreter_for(runtime, target, cache_dir, env)
+        rules = [
+            *builtin_rules(cache_tag(runtime)),
+            *portable_deps_rules(runtime.root),
+            *user_rules(source.root),
+        ]
         sources = Sources(config.index_url, config.extra_index_urls, config.find_links)
         included = list(requirements.files) if requirements is not None else []
         local = localreqs.digest(requirements)
@@ -160,6 +166,15 @@ def build(
                     cache_dir=cache_dir,
                     sources=sources,
                     resolver=config.resolver,
+                    # While sdists build, the other wheels' bytecode and compressed
+                    # data are made ahead, into the caches the bundle stage reads.
+                    meanwhile=functools.partial(
+                        prewarm.warm,
+                        runtime=runtime,
+                        interpreter=interpreter,
+                        rules=rules,
+                        cache_dir=cache_dir,
+                    ),
                 ),
                 refresh=config.refresh,
             )
@@ -188,11 +203,6 @@ def build(
         default = gcloud_default(source.root)
         if default is not None:
             log.info("%s", default)
-        rules = [
-            *builtin_rules(cache_tag(runtime)),
-            *portable_deps_rules(runtime.root),
-            *user_rules(source.root),
-        ]
         module = source.module.relative_to(source.root).as_posix()
         plan = plan_trim(staged.entries, rules, protected_files(runtime.python_version, module))
         if config.dry_run:

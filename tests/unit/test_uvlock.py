@@ -221,6 +221,18 @@ def test_a_variable_beats_the_file_and_devnull_turns_files_off(tmp_path: Path) -
     assert pipconfig.settings(Sources(), off).sources == Sources()
 
 
+def test_pyfns_own_pip_reads_the_configuration_whatever_pythonpath_says(tmp_path: Path) -> None:
+    """A build's environment points PYTHONPATH at the runtime's pip (a tree this Python
+    may not have compiled, or may not even import): the configuration is still read, by
+    the pip pyfn runs with."""
+    shadow = tmp_path / "shadow" / "pip"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('the PYTHONPATH pip was imported')\n")
+    env = _pip_env(tmp_path, "[global]\nindex-url = https://file.example/simple\n",
+                   PYTHONPATH=str(shadow.parent))  # fmt: skip
+    assert pipconfig.settings(Sources(), env).sources.index_url == "https://file.example/simple"
+
+
 def test_a_pip_configuration_pip_cannot_read_is_an_error(tmp_path: Path) -> None:
     env = _pip_env(tmp_path, "[global\nindex-url = x\n")
     with pytest.raises(RequirementsError, match="Cannot read pip's configuration"):
