@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, REPO, Answer, Built, Running, serving
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import JavascriptException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -440,12 +440,27 @@ def test_without_a_configured_token_everything_is_refused(
 # --- a real browser, as on the phone ----------------------------------------------------
 
 
+STATUS_OF = """
+for (const li of document.querySelectorAll("li")) {
+  const name = li.querySelector("span.name");
+  if (name && name.textContent.trim() === arguments[0]) {
+    const status = li.querySelector(".status");
+    return status ? status.textContent.trim() : null;
+  }
+}
+return null;
+"""
+
+
 def test_in_a_browser_the_button_stops_the_machine(button: Button) -> None:
     def row(driver: WebDriver, name: str) -> WebElement:
         return driver.find_element(By.XPATH, f"//li[span[@class='name' and text()='{name}']]")
 
     def status(driver: WebDriver, name: str) -> str:
-        return str(row(driver, name).find_element(By.CLASS_NAME, "status").text)
+        # Read in one script run in the page: an element held across a reload can go
+        # stale (or, in Chromium, "does not belong to the document") between two calls.
+        found = driver.execute_script(STATUS_OF, name)
+        return str(found) if found is not None else ""
 
     with chromium() as driver:
         driver.set_window_size(430, 932)  # a phone's screen
@@ -455,7 +470,8 @@ def test_in_a_browser_the_button_stops_the_machine(button: Button) -> None:
         # Bounded: 30 s, 150 polls. A row found just before the page reloads goes stale:
         # that is "not yet", as an element not found is.
         wait = WebDriverWait(driver, 30, poll_frequency=0.2,
-                             ignored_exceptions=(StaleElementReferenceException,))  # fmt: skip
+                             ignored_exceptions=(StaleElementReferenceException,
+                                                 JavascriptException))  # fmt: skip
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "li .status"))
         assert button.fake.changes() == []
 
