@@ -66,13 +66,19 @@ def runtime_archive(work: Path, archive: str | None, sha256: str | None) -> tupl
 
 
 def _action(root: Path, source: str, cache: Path, base_env: dict[str, str]) -> float:
-    out = root / "step"
-    shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(root / "dist", ignore_errors=True)
-    out.mkdir()
     env = {**base_env, "PYFN_CACHE_DIR": str(cache), "INPUT_SOURCE": source,
-           "GITHUB_OUTPUT": str(out / "output"), "GITHUB_STEP_SUMMARY": str(out / "summary"),
            "GITHUB_EVENT_NAME": "push", "GITHUB_WORKSPACE": str(root)}  # fmt: skip
+    return timed_action(root, env, root / "step")
+
+
+def timed_action(root: Path, env: dict[str, str], step: Path) -> float:
+    """Seconds the Action's main step takes in ``root`` with ``env`` (its outputs and
+    summary in ``step``); a failure ends the benchmark with the step's log."""
+    shutil.rmtree(step, ignore_errors=True)
+    step.mkdir(parents=True)
+    env = {**env, "GITHUB_OUTPUT": str(step / "output"),
+           "GITHUB_STEP_SUMMARY": str(step / "summary")}  # fmt: skip
     log = io.StringIO()
     start = time.perf_counter()
     code = run([], env, log, cwd=root)

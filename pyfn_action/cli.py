@@ -128,8 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     comment = commands.add_parser(
         "comment",
         help="post size reports as sticky pull request comments (GitHub)",
-        description="Post each markdown size report (the comment.md the Action writes) as its "
-        "function's sticky comment on a pull request, updating the one already there. "
+        description="Post each markdown size report the Action wrote (its comment-path: one "
+        "comment for all of a job's functions, or a function's own comment.md) as its sticky "
+        "comment on a pull request, updating the one already there; a job's comment gets "
+        "this job's rows merged in, and is not created when no function changed. "
         "Reads GITHUB_TOKEN, GITHUB_API_URL and GITHUB_REPOSITORY.",
     )
     comment.add_argument("bodies", nargs="+", metavar="BODY.md")
@@ -343,7 +345,10 @@ def _cmd_comment(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
     api = env.get("GITHUB_API_URL") or "https://api.github.com"
     comments = Comments(api, repository, token, graphql_url=env.get("GITHUB_GRAPHQL_URL") or None)
     for posted in post_bodies(comments, args.pr, bodies, head_sha=args.head_sha):
-        stdout.write(f"{posted.action} {posted.url}\n")
+        if posted is None:
+            stdout.write("not posted: no function changed, and no comment to update\n")
+        else:
+            stdout.write(f"{posted.action} {posted.url}\n")
     return 0
 
 

@@ -32,13 +32,21 @@ from pyfn_action.config import (
 )
 from pyfn_action.errors import BudgetExceeded, ConfigError, Finding, PyfnError
 from pyfn_action.flows.jobs import build_function, deploy_function, prepare_deploy
-from pyfn_action.github.base import base_reports, load_base_report, require_pull_request_commit
+from pyfn_action.github import basecache
+from pyfn_action.github.base import (
+    base_label,
+    base_reports,
+    load_base_report,
+    require_pull_request_commit,
+)
 from pyfn_action.github.cachekey import cache_key
-from pyfn_action.github.comments import CommentError, Comments
+from pyfn_action.github.comments import CommentError, Comments, post_combined
 from pyfn_action.github.event import Event, read_event
 from pyfn_action.github.inputs import Inputs, parse, secret_values
 from pyfn_action.github.workflow import Runner
+from pyfn_action.report import combined
 from pyfn_action.report import compare as sizereport
+from pyfn_action.report.combined import Combined
 from pyfn_action.report.model import Report
 from pyfn_action.report.render import render_markdown
 
@@ -72,6 +80,7 @@ class Function:
     url: str | None = None
     error: PyfnError | None = None
     comparison: sizereport.Comparison | None = None
+    base_from: str = ""  # cache | built | report: where its base report came from
     comment_path: Path | None = None
     findings: list[Finding] = field(default_factory=list)
     checked_out: bool = False  # the repository decides its out, so it was checked
@@ -126,6 +135,12 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
         functions = _functions(inputs, env)
         if args:  # --check-inputs: the composite's first step, and what it decides
             runner.set_output("cache", "true" if inputs.cache else "false")
+            runner.set_output("functions", function_list(inputs))
+            kept = basecache.plan(env, event)
+            if inputs.cache and base_report is None:
+                runner.set_output("reports-path", str(kept.path))
+                runner.set_output("reports-save-key", kept.save_key)
+                runner.set_output("reports-restore-key", kept.restore_key)
             log.info("inputs checked: %d function(s)", len(functions))
             return 0
         return _run(inputs, event, functions, base_report, env, runner)
@@ -256,25 +271,65 @@ def _run(
             runner.warning(f"{function.name}: {notice}", title="pyfn: Node.js runtime")
         if function.error is not None and inputs.deploy:
             break  # deploy nothing more once one function failed
+    kept = basecache.plan(env, event)
+    if inputs.cache and kept.save_key and event.sha:  # a push to the default branch
+        basecache.clear(kept.path)
+        basecache.save(kept.path, event.sha, [(f.name, f.report_path) for f in functions
+                                              if f.report_path is not None])  # fmt: skip
     bases: dict[str, Report | None]
     if base_report is not None:
         base_label, bases = "the base report", {f.name: base_report for f in functions}
+        for function in functions:
+            function.base_from = "report"
     else:
-        wanted = [(f.name, f.source) for f in functions if f.report is not None]
-        base_label, bases = base_reports(inputs, event, wanted, env, runner)
+        base_label, bases = _bases(inputs, event, functions, kept, env, runner)
     for function in functions:
         known = function.name in bases
-        _render(function, known, bases.get(function.name), base_label, runner)
+        _compare(function, known, bases.get(function.name), base_label)
+    body, path = _bodies(inputs, event, functions, base_label, env, runner)
+    if event.is_pull_request:
+        runner.summary(_base_sources(functions, base_label))
     if event.is_pull_request and inputs.comment:
-        _comment(inputs, event, functions, env, runner)
+        _comment(inputs, event, functions, body, env, runner)
     elif inputs.comment and not event.is_pull_request:
         log.debug("not a pull request event: no comment")
-    _outputs(functions, runner)
+    _outputs(functions, body, path, runner)
     failed = [f for f in functions if f.error is not None]
     for function in failed:
         assert function.error is not None
         _report_error(runner, function.error, env, function=function.name)
     return failed[0].error.exit_code if failed and failed[0].error else 0
+
+
+def _bases(
+    inputs: Inputs,
+    event: Event,
+    functions: list[Function],
+    kept: basecache.Plan,
+    env: Mapping[str, str],
+    runner: Runner,
+) -> tuple[str, dict[str, Report | None]]:
+    """Each function's base report: read from the Actions cache where a push kept it,
+    else built at the base commit; and how to name the base."""
+    names = [f.name for f in functions if f.report is not None]
+    cached: dict[str, Report] = {}
+    if inputs.cache and kept.restore_key and event.base_sha:
+        cached = basecache.load(kept.path, event.base_sha, names)
+        if cached:
+            log.info("base reports read from the cache for %d of %d function(s)",
+                     len(cached), len(names))  # fmt: skip
+    wanted = [(f.name, f.source) for f in functions if f.report is not None
+              and f.name not in cached]  # fmt: skip
+    label, built = base_reports(inputs, event, wanted, env, runner) if wanted else ("", {})
+    bases: dict[str, Report | None] = {**built, **cached}
+    for function in functions:
+        if function.name in cached:
+            function.base_from = "cache"
+        elif built.get(function.name) is not None:
+            function.base_from = "built"
+    if cached and not label:  # no base was built: the base is named all the same
+        label = base_label(event)
+    return label, bases
 
 
 def _require(value: str | None, name: str, more: str = "") -> None:
@@ -307,17 +362,9 @@ def _build_or_deploy(function: Function, env: Mapping[str, str]) -> None:
     function.findings = list(result.findings)
 
 
-def _render(
-    function: Function,
-    known: bool,
-    base: Report | None,
-    base_label: str,
-    runner: Runner,
-) -> None:
-    """The markdown report: the comment's body, in the out directory and the job summary.
-
-    ``known`` says the base was looked at; with no ``base`` there, the function is new.
-    """
+def _compare(function: Function, known: bool, base: Report | None, base_label: str) -> None:
+    """The function's report against its base. ``known`` says the base was looked at;
+    with no ``base`` there, the function is new."""
     if function.report is None:
         return
     function.comparison = sizereport.compare(
@@ -326,23 +373,94 @@ def _render(
         new_function=known and base is None,
         base_label=base_label if base is not None else "",
     )
-    body = render_markdown(function.comparison)
-    out = function.config.out
-    out.mkdir(parents=True, exist_ok=True)
-    function.comment_path = out / "comment.md"
-    function.comment_path.write_text(body, encoding="utf-8")
-    runner.summary(body)
+
+
+def _bodies(
+    inputs: Inputs,
+    event: Event,
+    functions: list[Function],
+    base_label: str,
+    env: Mapping[str, str],
+    runner: Runner,
+) -> tuple[Combined | str, Path | None]:
+    """The markdown a reviewer reads, written to its file and the job summary: one body
+    for the job (``combined``, and ``off``, which posts nothing), or one a function
+    (``per-function``, each in its out directory as ``comment.md``). The job's body, or
+    the first function's, comes back with its file."""
+    compared = [f for f in functions if f.comparison is not None]
+    if inputs.comment_mode == "per-function":
+        for function in compared:
+            assert function.comparison is not None
+            body = render_markdown(function.comparison)
+            function.comment_path = _write(function.config.out / "comment.md", body)
+            runner.summary(body)
+        first = functions[0].comment_path if functions else None  # in source order
+        return (first.read_text(encoding="utf-8"), first) if first is not None else ("", None)
+    if not compared:
+        return "", None
+    job = Combined(
+        key=inputs.comment_key or default_key(env),
+        entries=tuple(
+            combined.entry(f.comparison, threshold=inputs.minimum, base_from=f.base_from)
+            for f in compared
+            if f.comparison is not None
+        ),
+        sha=event.head_sha or "",
+        base_label=base_label if any(f.base_from for f in compared) else "",
+        minimum=inputs.minimum.describe(),
+    )
+    path = _write(_job_comment_path(functions, inputs.workdir), combined.render(job))
+    runner.summary(path.read_text(encoding="utf-8"))
+    return job, path
+
+
+def _base_sources(functions: Sequence[Function], label: str) -> str:
+    """For the job summary: where each function's base came from."""
+    said = {"cache": "read from the Actions cache (kept by a push)",
+            "built": "built at the base commit", "report": "the base-report input",
+            "": "none (a new function, or no base could be had)"}  # fmt: skip
+    lines = [f"Bases{' (' + label + ')' if label else ''}:", ""]
+    lines += [f"- `{f.name}`: {said[f.base_from]}" for f in functions if f.report is not None]
+    return "\n".join(lines) + "\n"
+
+
+def default_key(env: Mapping[str, str]) -> str:
+    """The job's comment key when ``comment-key`` is not set: the workflow's and the job's
+    names, so each job has a comment and a matrix's jobs share theirs."""
+    parts = [env.get("GITHUB_WORKFLOW", ""), env.get("GITHUB_JOB", "")]
+    return "/".join(p for p in parts if p) or "pyfn"
+
+
+def _job_comment_path(functions: Sequence[Function], workdir: Path) -> Path:
+    """Where the job's comment is written: ``comment.md`` in the directory above the
+    functions' outs (``dist`` for ``dist/NAME``), or in the one out there is; never the
+    working directory itself, never outside it."""
+    outs = [f.config.out.resolve() for f in functions]
+    if len(outs) == 1:
+        return outs[0] / "comment.md"
+    common = Path(os.path.commonpath(outs))
+    root = workdir.resolve()
+    if common != root and common.is_relative_to(root):
+        return common / "comment.md"
+    return outs[0] / "pyfn-comment.md"
+
+
+def _write(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body, encoding="utf-8")
+    return path
 
 
 def _comment(
     inputs: Inputs,
     event: Event,
     functions: list[Function],
+    job: Combined | str,
     env: Mapping[str, str],
     runner: Runner,
 ) -> None:
     posting = [f for f in functions if f.comparison is not None and f.comment_path is not None]
-    if not posting:
+    if not isinstance(job, Combined) and not posting:
         return
     fallback = "the size report is in the job summary and the comment-body output"
     if not inputs.token:
@@ -352,44 +470,62 @@ def _comment(
     comments = Comments(env.get("GITHUB_API_URL") or "https://api.github.com",
                         event.repository, inputs.token,
                         graphql_url=env.get("GITHUB_GRAPHQL_URL") or None)  # fmt: skip
-    for function in posting:
-        assert function.comparison is not None and function.comment_path is not None
-        marker = sizereport.marker(function.comparison.function)
-        try:
+    try:
+        if isinstance(job, Combined):
+            posted = post_combined(comments, event.pull_number, job)
+            if posted is not None:
+                log.info("%s the size comment: %s", posted.action, posted.url)
+            return
+        for function in posting:
+            assert function.comparison is not None and function.comment_path is not None
+            marker = sizereport.marker(function.comparison.function)
             posted = comments.upsert(event.pull_number, marker,
                                      function.comment_path.read_text(encoding="utf-8"))  # fmt: skip
-        except CommentError as exc:
-            why = (
-                "the token may not write to this pull request" if exc.forbidden else "GitHub failed"
-            )
-            runner.warning(f"No pull request comment ({why}: {exc.message}); {fallback}",
-                           title="pyfn")  # fmt: skip
-            return  # one warning: the next function would meet the same answer
-        log.info("%s the size comment for %s: %s", posted.action, function.name, posted.url)
+            log.info("%s the size comment for %s: %s", posted.action, function.name, posted.url)
+    except CommentError as exc:
+        why = "the token may not write to this pull request" if exc.forbidden else "GitHub failed"
+        runner.warning(f"No pull request comment ({why}: {exc.message}); {fallback}",
+                       title="pyfn")  # fmt: skip
 
 
-def _outputs(functions: list[Function], runner: Runner) -> None:
+def _outputs(
+    functions: list[Function],
+    body: Combined | str,
+    path: Path | None,
+    runner: Runner,
+) -> None:
+    """The step's outputs: the first function's figures (in ``source`` order, whatever
+    became of it), the comment's markdown and file, and every function's figures."""
     figures = {f.name: _figures(f) for f in functions if f.report is not None}
-    first = next((f for f in functions if f.report is not None), None)
-    if first is not None:
-        for name, value in _figures(first).items():
+    if functions:
+        for name, value in _figures(functions[0]).items():
             if name not in ("name", "source"):
                 runner.set_output(name, value)
+    text = path.read_text(encoding="utf-8") if path is not None else ""
+    runner.set_output("comment-body", text)
+    runner.set_output("comment-path", str(path or ""))
     runner.set_output("reports", json.dumps(figures, sort_keys=True))
+
+
+def function_list(inputs: Inputs) -> str:
+    """``functions``: the function directories found, relative to the working directory,
+    as JSON (for a later job's ``strategy.matrix``)."""
+    root = inputs.workdir.resolve()
+    return json.dumps([p.relative_to(root).as_posix() or "." for p in inputs.sources])
 
 
 def _figures(function: Function) -> dict[str, Any]:
     report = function.report
-    assert report is not None
+    built = function.bundle is not None
     return {
         "name": function.name,
         "source": str(function.source),
         "bundle": str(function.bundle or ""),
-        "sha256": report.bundle.sha256 if function.bundle else "",
-        "compressed-bytes": str(report.bundle.compressed_bytes),
-        "uncompressed-bytes": str(report.bundle.uncompressed_bytes),
-        "report": str(function.report_path or ""),
-        "comment-body": str(function.comment_path or ""),
+        "sha256": report.bundle.sha256 if report is not None and built else "",
+        # a bundle refused by its budget still has its sizes: what was refused
+        "compressed-bytes": str(report.bundle.compressed_bytes) if report else "",
+        "uncompressed-bytes": str(report.bundle.uncompressed_bytes) if report else "",
+        "report": str(function.report_path or "") if built else "",
         "url": function.url or "",
     }
 

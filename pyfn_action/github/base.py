@@ -150,6 +150,11 @@ def _auth_config(env: Mapping[str, str], token: str) -> dict[str, str]:
     }
 
 
+def base_label(event: Event) -> str:
+    """The base as a reviewer reads it: ```main` (1a2b3c4)``."""
+    return f"`{code_text(event.base_ref or 'base')}` ({(event.base_sha or '')[:7]})"
+
+
 def base_reports(
     inputs: Inputs,
     event: Event,
@@ -165,7 +170,7 @@ def base_reports(
     """
     if not event.is_pull_request or event.base_sha is None or not functions:
         return "", {}
-    label = f"`{code_text(event.base_ref or 'base')}` ({event.base_sha[:7]})"
+    label = base_label(event)
     bases: dict[str, Report | None] = {}
     with runner.group(f"pyfn: build at the base, {event.base_ref or ''} {event.base_sha[:12]}"):
         try:

@@ -26,6 +26,8 @@ import requests
 
 from pyfn_action import __version__
 from pyfn_action.errors import PyfnError
+from pyfn_action.report import combined
+from pyfn_action.report.combined import Combined, NotCombined
 from pyfn_action.report.render import COMMENT_LIMIT, truncate
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ PER_PAGE = 100
 MAX_PAGES = 200  # 20,000 comments: far beyond any pull request GitHub can show
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 30
+SETTLE_SECONDS = 3.0  # after writing a shared comment, how long before it is read again
 
 
 class CommentError(PyfnError):
@@ -122,12 +125,19 @@ class Comments:
     def find(self, number: int, marker: str) -> dict[str, Any] | None:
         """The first comment whose body starts with ``marker`` and that this token's
         account wrote, on any page; a marker in anyone else's comment is left alone."""
+        found = self.find_all(number, marker, first=True)
+        return found[0] if found else None
+
+    def find_all(self, number: int, marker: str, *, first: bool = False) -> list[dict[str, Any]]:
+        """Every comment of this token's account whose body starts with ``marker``, oldest
+        first (``first``: stop at the first)."""
         me = self.login().casefold()
         url: str | None = f"{self.api}/repos/{self.repository}/issues/{number}/comments"
         params: dict[str, Any] | None = {"per_page": PER_PAGE}
+        found: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             if url is None:
-                return None
+                return found
             response = self._call("GET", url, params=params, doing="reading the comments")
             page = response.json()
             if not isinstance(page, list):
@@ -138,7 +148,10 @@ class Comments:
                     continue
                 author = _login_of(comment.get("user"))
                 if author.casefold() == me:
-                    return dict(comment)
+                    found.append(dict(comment))
+                    if first:
+                        return found
+                    continue
                 log.warning(
                     "comment %s carries the size report's marker but was written by %s, "
                     "not by %s: left alone",
@@ -149,6 +162,20 @@ class Comments:
             url, params = self._next(response), None
         raise CommentError(f"More than {MAX_PAGES} pages of comments on #{number}")
 
+    def create(self, number: int, body: str) -> Posted:
+        url = f"{self.api}/repos/{self.repository}/issues/{number}/comments"
+        made = self._call("POST", url, json={"body": body}, doing="creating the comment")
+        return _posted("created", made.json())
+
+    def update(self, comment_id: int, body: str) -> Posted:
+        url = f"{self.api}/repos/{self.repository}/issues/comments/{int(comment_id)}"
+        changed = self._call("PATCH", url, json={"body": body}, doing="updating the comment")
+        return _posted("updated", changed.json())
+
+    def delete(self, comment_id: int) -> None:
+        url = f"{self.api}/repos/{self.repository}/issues/comments/{int(comment_id)}"
+        self._call("DELETE", url, doing="deleting a duplicate comment")
+
     def upsert(self, number: int, marker: str, body: str) -> Posted:
         """Create the comment, or update the one that carries ``marker``."""
         if not body.startswith(marker):
@@ -156,12 +183,8 @@ class Comments:
         body = truncate(body, COMMENT_LIMIT)
         existing = self.find(number, marker)
         if existing is None:
-            url = f"{self.api}/repos/{self.repository}/issues/{number}/comments"
-            made = self._call("POST", url, json={"body": body}, doing="creating the comment")
-            return _posted("created", made.json())
-        url = f"{self.api}/repos/{self.repository}/issues/comments/{int(existing['id'])}"
-        changed = self._call("PATCH", url, json={"body": body}, doing="updating the comment")
-        return _posted("updated", changed.json())
+            return self.create(number, body)
+        return self.update(int(existing["id"]), body)
 
     def pull_head(self, number: int) -> str:
         """The head commit of pull request ``number``."""
@@ -230,9 +253,10 @@ _MARKER_LINE = re.compile(
 
 
 def marker_of(body: str) -> str:
-    """The marker a body starts with (a ``pyfn report --format markdown`` body's first line)."""
+    """The marker a body starts with: a function's (``pyfn report --format markdown``)
+    or a job's combined comment's (the Action's ``comment-path``)."""
     first = body.split("\n", 1)[0]
-    if not _MARKER_LINE.match(first):
+    if not _MARKER_LINE.match(first) and not combined.is_marker(first):
         raise CommentError(
             "The body does not start with a pyfn size-report marker",
             why=f"its first line is {first[:80]!r}",
@@ -243,24 +267,31 @@ def marker_of(body: str) -> str:
 
 def post_bodies(
     comments: Comments, number: int, bodies: Sequence[str], *, head_sha: str | None = None
-) -> list[Posted]:
-    """Post each body as its function's sticky comment on pull request ``number``.
+) -> list[Posted | None]:
+    """Post each body as its sticky comment on pull request ``number``: a function's own,
+    or a job's combined comment (rows merged into it, and created only when something
+    changed: ``None`` then).
 
-    Each body must be another function's: two for one function would both go to its
-    one comment. With ``head_sha``, first check that the pull request's head is that
-    commit: a ``workflow_run`` workflow then cannot be led to comment on another one
-    by an artifact that names the wrong number.
+    Each body must be for another comment: two for one would both go to it. With
+    ``head_sha``, first check that the pull request's head is that commit (and that a
+    combined body was made for it): a ``workflow_run`` workflow then cannot be led to
+    comment on another one by an artifact that names the wrong number.
     """
+    bodies = _one_body_per_job(bodies, head_sha)
     markers = [marker_of(body) for body in bodies]
     twice = sorted({m for m in markers if markers.count(m) > 1})
     if twice:  # one sticky comment per function: the second would replace the first
-        names = ", ".join(m.removeprefix("<!-- pyfn-size-report: ").removesuffix(" -->")
-                          for m in twice)  # fmt: skip
+        names = ", ".join(_marker_name(m) for m in twice)
         raise CommentError(
-            f"Several reports are for the same function: {names}",
-            why="each function has one sticky comment, so one report would replace the other",
+            f"Several reports are for the same comment: {names}",
+            why="each function (or job) has one sticky comment, so one report would "
+            "replace the other",
             fix="Give each function its own name, and post one report per function",
         )
+    jobs: dict[int, Combined] = {}
+    for n, (marker, body) in enumerate(zip(markers, bodies)):
+        if combined.is_marker(marker):
+            jobs[n] = _combined_body(body, head_sha)
     if head_sha is not None:
         head = comments.pull_head(number)
         if head != head_sha:
@@ -269,7 +300,131 @@ def post_bodies(
                 why="the report was made for another commit, or names another pull request",
                 fix="Post reports only for the workflow run's own head commit",
             )
-    return [comments.upsert(number, m, body) for m, body in zip(markers, bodies)]
+    return [
+        post_combined(comments, number, jobs[n]) if n in jobs else comments.upsert(number, m, b)
+        for n, (m, b) in enumerate(zip(markers, bodies))
+    ]
+
+
+def _one_body_per_job(bodies: Sequence[str], head_sha: str | None) -> list[str]:
+    """The bodies, those of one job's comment (jobs of a matrix, each with its rows)
+    merged into one, at the place of the first."""
+    kept: list[str] = []
+    jobs: dict[str, tuple[int, Combined]] = {}
+    for body in bodies:
+        if not combined.is_marker(marker_of(body)):
+            kept.append(body)
+            continue
+        job = _combined_body(body, head_sha)
+        name = combined.key_name(job.key)
+        if name not in jobs:
+            jobs[name] = (len(kept), job)
+            kept.append(body)
+            continue
+        at, first = jobs[name]
+        if first.sha != job.sha:
+            raise CommentError(
+                f"Two reports for the comment {name} were made at other commits",
+                why=f"{first.sha[:12] or 'no commit'} and {job.sha[:12] or 'no commit'}",
+                fix="Post the reports of one commit together",
+            )
+        merged = combined.merge(first, job)
+        jobs[name] = (at, merged)
+        kept[at] = combined.render(merged)
+    return kept
+
+
+def _marker_name(marker: str) -> str:
+    for prefix in ("<!-- pyfn-size-report: ", combined.MARKER_PREFIX + ": "):
+        marker = marker.removeprefix(prefix)
+    return marker.removesuffix(" -->")
+
+
+def _combined_body(body: str, head_sha: str | None) -> Combined:
+    try:
+        job = combined.parse(body)
+    except NotCombined as exc:
+        raise CommentError(
+            "The combined size comment cannot be read", why=str(exc),
+            fix="Post the comment-path file the Action wrote, unchanged",
+        ) from None  # fmt: skip
+    if head_sha is not None and job.sha and job.sha != head_sha:
+        raise CommentError(
+            f"The combined size comment was made for {job.sha[:12]}, not {head_sha[:12]}",
+            why="a workflow_run may post only the report of its own head commit",
+            fix="Post reports only for the workflow run's own head commit",
+        )
+    return job
+
+
+def post_combined(comments: Comments, number: int, new: Combined) -> Posted | None:
+    """Put ``new``'s rows into the comment its key names on pull request ``number``;
+    create that comment only when a function changed (or is over a limit). ``None``:
+    nothing was posted.
+
+    Jobs that share a comment (a matrix, one ``comment-key``) each merge their rows into
+    it. GitHub has no conditional update, so two jobs that finish together could each
+    write what they read before the other wrote, or each create the comment. So a job
+    that created the comment, or kept other jobs' rows in it, waits a moment and reads it
+    again: a second comment of the same key is folded into the oldest and deleted, and
+    rows of its own that went missing are written again; a few rounds at most.
+    """
+    marker = combined.marker(new.key)
+    posted: Posted | None = None
+    for _ in range(ATTEMPTS):
+        found = comments.find_all(number, marker)
+        current = _merged(found)
+        merged = combined.merge(current, new)
+        if not found and not merged.changed:
+            log.info("no function changed: no size comment created")
+            return None
+        body = combined.render(merged)
+        if not found:
+            posted = comments.create(number, body)
+        elif found[0].get("body") != body:
+            posted = comments.update(int(found[0]["id"]), body)
+        else:
+            posted = _posted("unchanged", found[0])
+        for duplicate in found[1:]:
+            comments.delete(int(duplicate["id"]))
+        if found and len(found) == 1 and len(merged.entries) == len(new.entries):
+            return posted  # nobody else's rows, and the comment was there: nothing to race
+        comments.sleep(SETTLE_SECONDS)
+        again = comments.find_all(number, marker)
+        if len(again) == 1 and _holds(str(again[0].get("body", "")), new):
+            return posted
+        log.info("another job wrote the shared size comment meanwhile: writing it again")
+    log.warning("the size comment was rewritten by other jobs %d times; this job's rows may "
+                "be missing from it until the next run", ATTEMPTS)  # fmt: skip
+    return posted
+
+
+def _merged(found: Sequence[dict[str, Any]]) -> Combined | None:
+    """The rows of every comment found (a duplicate's too), the oldest's first."""
+    current: Combined | None = None
+    for comment in found:
+        try:
+            read = combined.parse(str(comment.get("body", "")))
+        except NotCombined as exc:
+            log.warning("the size comment %s cannot be read back (%s): drawn anew",
+                        comment.get("id"), exc)  # fmt: skip
+            continue
+        current = read if current is None else combined.merge(read, current)
+    return current
+
+
+def _holds(body: str, new: Combined) -> bool:
+    """Whether ``body`` shows every row of ``new`` as ``new`` has it."""
+    try:
+        shown = {e.name: e for e in combined.parse(body).entries}
+    except NotCombined:
+        return False
+    return all(
+        (e.name in shown)
+        and (shown[e.name].zipped, shown[e.name].change, shown[e.name].state)
+        == (e.zipped, e.change, e.state)
+        for e in new.entries
+    )
 
 
 def _posted(action: str, comment: Any) -> Posted:

@@ -29,6 +29,19 @@ class Event:
     base_ref: str | None = None
     head_sha: str | None = None
     head_repository: str | None = None  # owner/name of the head: a fork if not ``repository``
+    sha: str | None = None  # GITHUB_SHA: the commit a push built
+    ref: str | None = None  # GITHUB_REF: refs/heads/main, …
+    default_branch: str | None = None  # the repository's, as the push payload says
+
+    @property
+    def pushed_to_default_branch(self) -> bool:
+        """A push to the repository's default branch: what a pull request's base is."""
+        return (
+            self.name == "push"
+            and self.default_branch is not None
+            and self.sha is not None
+            and self.ref == f"refs/heads/{self.default_branch}"
+        )
 
     @property
     def is_pull_request(self) -> bool:
@@ -46,6 +59,8 @@ def read_event(env: Mapping[str, str]) -> Event:
     if repository and not _REPOSITORY.match(repository):
         raise _bad("GITHUB_REPOSITORY", f"{repository!r} is not OWNER/NAME")
     path = env.get("GITHUB_EVENT_PATH", "")
+    if name == "push":
+        return _push(name, repository, env, path)
     if name not in PULL_REQUEST_EVENTS or not path:
         return Event(name=name, repository=repository)
     payload = _load(Path(path))
@@ -64,6 +79,23 @@ def read_event(env: Mapping[str, str]) -> Event:
         base_ref=_ref(base),
         head_sha=_sha(head, "head", path),
         head_repository=_full_name(head, path),
+    )
+
+
+def _push(name: str, repository: str, env: Mapping[str, str], path: str) -> Event:
+    sha = env.get("GITHUB_SHA", "")
+    ref = env.get("GITHUB_REF", "")
+    try:  # only the default branch is read; a push builds without it
+        repo = _load(Path(path)).get("repository") if path else None
+    except ConfigError:
+        repo = None
+    branch = repo.get("default_branch") if isinstance(repo, dict) else None
+    return Event(
+        name=name,
+        repository=repository,
+        sha=sha if _SHA.match(sha) else None,
+        ref=ref if ref.startswith("refs/") and len(ref) <= 255 else None,
+        default_branch=branch if isinstance(branch, str) and 0 < len(branch) <= 255 else None,
     )
 
 

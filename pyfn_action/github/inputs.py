@@ -17,6 +17,7 @@ from typing import Any
 
 from pyfn_action.config import DEPLOY_KEYS, KEYS, Key, _apply, read_file_config
 from pyfn_action.errors import ConfigError, SourceError
+from pyfn_action.report.combined import Threshold, parse_threshold
 from pyfn_action.toml import tomllib
 
 # Inputs that are pyfn settings: input name → configuration key.
@@ -38,9 +39,10 @@ DEPLOY_INPUTS = {
     "function-timeout": "function_timeout",
 }
 ACTION_INPUTS = (
-    "source", "working-directory", "deploy", "comment", "github-token", "base-report",
-    "config", "cache",
+    "source", "working-directory", "deploy", "comment", "comment-mode", "comment-key",
+    "minimum-change", "github-token", "base-report", "config", "cache",
 )  # fmt: skip
+COMMENT_MODES = ("combined", "per-function", "off")
 SINGLE_SOURCE_INPUTS = ("name", "entry-point", "base-report")
 BOOLEAN_INPUTS = {"deploy": False, "comment": True, "cache": True}
 # Inputs whose values may be secrets: masked before they are parsed, never echoed.
@@ -87,11 +89,18 @@ class Inputs:
     flags: Mapping[str, Any] = field(default_factory=dict)  # build keys, as flags
     deploy_flags: Mapping[str, Any] = field(default_factory=dict)
     deploy: bool = False
-    comment: bool = True
+    comment_mode: str = "combined"  # combined | per-function | off
+    comment_key: str = ""  # the combined comment's key ("": the workflow's and job's names)
+    minimum: Threshold = field(default_factory=Threshold)
     cache: bool = True
     token: str = ""
     base_report: Path | None = None
     secrets: tuple[str, ...] = ()  # values to mask in the log
+
+    @property
+    def comment(self) -> bool:
+        """Whether anything is posted on the pull request."""
+        return self.comment_mode != "off"
 
 
 def parse(env: Mapping[str, str], *, cwd: Path) -> Inputs:
@@ -122,12 +131,31 @@ def parse(env: Mapping[str, str], *, cwd: Path) -> Inputs:
         flags=flags,
         deploy_flags=deploy_flags,
         deploy=_flag(env, "deploy"),
-        comment=_flag(env, "comment"),
+        comment_mode=_comment_mode(env),
+        comment_key=read(env, "comment-key"),
+        minimum=_minimum(env),
         cache=_flag(env, "cache"),
         token=token,
         base_report=(workdir / base_report) if base_report else None,
         secrets=tuple(masked),
     )
+
+
+def _comment_mode(env: Mapping[str, str]) -> str:
+    """``comment-mode``; ``comment: false`` (the older switch) turns it off."""
+    mode = read(env, "comment-mode") or "combined"
+    if mode not in COMMENT_MODES:
+        raise _invalid("comment-mode", mode, " or ".join(COMMENT_MODES))
+    return mode if _flag(env, "comment") else "off"
+
+
+def _minimum(env: Mapping[str, str]) -> Threshold:
+    value = read(env, "minimum-change")
+    try:
+        return parse_threshold(value)
+    except ValueError as exc:
+        raise _invalid("minimum-change", value, "a size (1KB, 500) or a share (0.5%)",
+                       str(exc)) from None  # fmt: skip
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

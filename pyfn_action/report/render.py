@@ -155,9 +155,7 @@ def _closest_limit(limits: Sequence[Limit]) -> str:
 def render_markdown(comparison: Comparison, limit: int = COMMENT_LIMIT) -> str:
     """A PR comment / job summary body, never longer than ``limit`` characters."""
     base = comparison.has_base
-    head = "| component | kind | zipped |" + (" Δ |" if base else "") + " unzipped |"
-    head += " Δ |" if base else ""
-    rule = _rule(head)
+    head, rule = _component_head(base)
     name = _safe_name(comparison.function) if comparison.function else ""
     title = f"### pyfn bundle size: `{name}`" if name else "### pyfn bundle size"
     top = [marker(comparison.function), title, "", headline(comparison), ""]
@@ -200,6 +198,18 @@ def truncate(text: str, limit: int = COMMENT_LIMIT) -> str:
 
 def _rule(head: str) -> str:
     return "|" + "---|" * (head.count("|") - 1)
+
+
+def _component_head(has_base: bool) -> tuple[str, str]:
+    head = "| component | kind | zipped |" + (" Δ |" if has_base else "") + " unzipped |"
+    head += " Δ |" if has_base else ""
+    return head, _rule(head)
+
+
+def component_table(rows: Sequence[Row], has_base: bool, budget: int) -> list[str]:
+    """The markdown table of ``rows``, as many as fit in ``budget`` characters."""
+    head, rule = _component_head(has_base)
+    return _table_lines(rows, head, rule, has_base, budget)[0]
 
 
 def _table_lines(

@@ -323,6 +323,7 @@ def action(
         GITHUB_REPOSITORY=f"{OWNER}/{NAME}",
         GITHUB_EVENT_NAME="pull_request",
         RUNNER_OS="Linux",
+        RUNNER_TEMP=str(tmp_path / "runner-temp"),
         **{"INPUT_GITHUB-TOKEN": TOKEN},
         **GIT_ENV,
     )

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.e2e
 def test_pull_request_creates_one_comment_then_updates_it(action: Action, tmp_path: Path) -> None:
     repo = repository(tmp_path, base=["hello"], head={"hello": 40_000})
     action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
-    first = action(repo.root, source="functions/hello")
+    first = action(repo.root, source="functions/hello", comment_mode="per-function")
     assert first.code == 0, first.stdout
     [comment] = our_comments(action.fake)
     body = str(comment["body"])
@@ -47,7 +47,7 @@ def test_pull_request_creates_one_comment_then_updates_it(action: Action, tmp_pa
     assert outputs["sha256"] == report["bundle"]["sha256"]
     assert int(outputs["compressed-bytes"]) == report["bundle"]["compressed_bytes"]
     assert int(outputs["uncompressed-bytes"]) == report["bundle"]["uncompressed_bytes"]
-    assert Path(outputs["comment-body"]).read_text() == body
+    assert outputs["comment-body"] == body == Path(outputs["comment-path"]).read_text()
     assert json.loads(outputs["reports"])["hello"]["sha256"] == outputs["sha256"]
     assert body in first.summary
     assert any(c == "::group::pyfn: build hello" for c in first.commands)
@@ -55,7 +55,7 @@ def test_pull_request_creates_one_comment_then_updates_it(action: Action, tmp_pa
     assert git(repo.root, "worktree", "list").count("\n") == 0  # the base's tree is gone
 
     (repo.root / "functions" / "hello" / "more.bin").write_bytes(os.urandom(10_000))
-    second = action(repo.root, source="functions/hello")
+    second = action(repo.root, source="functions/hello", comment_mode="per-function")
     assert second.code == 0, second.stdout
     [updated] = our_comments(action.fake)
     assert updated["id"] == comment["id"] and updated["body"] != body
@@ -74,7 +74,7 @@ def test_marker_on_page_three_of_four_is_found(action: Action, tmp_path: Path) -
     old = action.fake.add_comment(OWNER, NAME, PR, marker("hello") + "\nold report", user=BOT)
     for n in range(100):
         action.fake.add_comment(OWNER, NAME, PR, f"later comment {n}", user="octocat")
-    step = action(repo.root, source="functions/hello")
+    step = action(repo.root, source="functions/hello", comment_mode="per-function")
     assert step.code == 0, step.stdout
     [ours] = our_comments(action.fake)
     assert ours["id"] == old["id"] and "old report" not in str(ours["body"])
@@ -89,7 +89,7 @@ def test_a_forged_report_in_the_pull_request_is_left_alone(action: Action, tmp_p
     action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
     forged_body = marker("hello") + "\n**1.00 KB** zipped · unchanged against `main`"
     forged = action.fake.add_comment(OWNER, NAME, PR, forged_body, user="mallory")
-    step = action(repo.root, source="functions/hello")
+    step = action(repo.root, source="functions/hello", comment_mode="per-function")
     assert step.code == 0, step.stdout
     first, ours = our_comments(action.fake)
     assert (first["id"], first["body"]) == (forged["id"], forged_body)  # untouched
@@ -103,7 +103,7 @@ def test_two_functions_make_two_comments_and_a_new_one_says_so(
 ) -> None:
     repo = repository(tmp_path, base=["alpha"], head={"alpha": 2000, "beta": 3000})
     action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
-    step = action(repo.root, source="functions/*")
+    step = action(repo.root, source="functions/*", comment_mode="per-function")
     assert step.code == 0, step.stdout
     bodies = {str(c["body"]).splitlines()[0]: str(c["body"]) for c in our_comments(action.fake)}
     assert set(bodies) == {marker("alpha"), marker("beta")}
@@ -118,7 +118,7 @@ def test_two_functions_make_two_comments_and_a_new_one_says_so(
 def test_an_unchanged_bundle_says_so(action: Action, tmp_path: Path) -> None:
     repo = repository(tmp_path, base=["hello"], head={})  # only README.md changed
     action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
-    step = action(repo.root, source="functions/hello")
+    step = action(repo.root, source="functions/hello", comment_mode="per-function")
     assert step.code == 0, step.stdout
     [comment] = our_comments(action.fake)
     assert " · unchanged against `main`" in str(comment["body"]).splitlines()[3]
@@ -148,8 +148,9 @@ def test_a_forks_read_only_token_falls_back_to_the_summary(action: Action, tmp_p
     assert step.code == 0, step.stdout
     [warning] = step.annotations("warning")
     assert "may not write" in warning and "job summary" in warning
-    body = Path(step.outputs["comment-body"]).read_text()
-    assert body.startswith(marker("hello")) and body in step.summary
+    body = step.outputs["comment-body"]
+    assert body == Path(step.outputs["comment-path"]).read_text()
+    assert body.startswith("<!-- pyfn-size-comment: ") and body in step.summary
     assert our_comments(action.fake) == []
 
 
@@ -175,7 +176,9 @@ def test_a_body_over_the_limit_is_cut_with_a_note(action: Action, tmp_path: Path
             "uncompressed_bytes": 30_000_000, "files": 3000}, "components": components,
             "function": {"name": "hello"}}  # fmt: skip
     (repo.root / "base.json").write_text(json.dumps(base))
-    step = action(repo.root, source="functions/hello", base_report="base.json")
+    step = action(
+        repo.root, source="functions/hello", comment_mode="per-function", base_report="base.json"
+    )
     assert step.code == 0, step.stdout
     [comment] = our_comments(action.fake)
     body = str(comment["body"])
@@ -212,7 +215,7 @@ def test_over_budget_fails_after_commenting_with_annotations(
     assert not (repo.root / "dist" / "bundle.zip").exists()
     assert step.outputs["bundle"] == "" and step.outputs["sha256"] == ""  # none was written
     assert int(step.outputs["compressed-bytes"]) > 10_000_000  # what was refused
-    assert Path(step.outputs["comment-body"]).read_text() == comment["body"]
+    assert step.outputs["comment-body"] == comment["body"]
 
 
 def test_credentials_are_annotated_on_their_line(action: Action, tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def test_the_workflows_own_out_is_trusted(action: Action, tmp_path: Path) -> Non
 def test_the_base_is_built_where_the_action_chooses(action: Action, tmp_path: Path) -> None:
     """A base build never lands in a directory a name from the head could point at."""
     root = pr(action, tmp_path, name="dist")
-    step = action(root, source="functions/hello")
+    step = action(root, source="functions/hello", comment_mode="per-function")
     assert step.code == 0, step.stdout
     bundle = Path(step.outputs["bundle"])
     assert bundle == root / "dist" / "bundle.zip"

@@ -15,14 +15,15 @@ import pytest
 from conftest import REPO, Served, hermetic_env
 from support.composite import CompositeRun, StepCall, run_composite
 from support.github_api import FakeGitHub, fake_github
-from support.repos import GIT_ENV, NAME, OWNER, PR, pull_request_event, repository
+from support.repos import GIT_ENV, NAME, OWNER, PR, git, pull_request_event, repository
 from support.servers import index_routes, serve
 
-from pyfn_action.report.compare import marker
+from pyfn_action.report import combined
 
 pytestmark = pytest.mark.e2e
 TOKEN = "ghs_composite-test-token"  # noqa: S105 - the fake's token
 HOOKHOUSE = REPO / "tests" / ".hookhouse"
+WORKFLOW, JOB = "pyfn", "size"
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,39 @@ class Cache:
         return {"cache-hit": "false"}
 
 
+class Reports:
+    """actions/cache/save and actions/cache/restore, standing in: directories kept by key
+    (and by path, which the real cache's version includes), restored only on that key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.saved: dict[str, tuple[str, Path]] = {}
+        self.restores: list[dict[str, str]] = []
+
+    def save(self, call: StepCall) -> dict[str, str]:
+        key, path = call.with_["key"], call.with_["path"]
+        kept = self.root / f"kept-{len(self.saved)}"
+        shutil.copytree(path, kept)
+        self.saved[key] = (path, kept)
+        return {}
+
+    def restore(self, call: StepCall) -> dict[str, str]:
+        self.restores.append(call.with_)
+        key, path = call.with_["key"], call.with_["path"]
+        found = self.saved.get(key)
+        if found is None or found[0] != path:
+            return {"cache-hit": "false"}
+        shutil.copytree(found[1], path, dirs_exist_ok=True)
+        return {"cache-hit": "true", "cache-matched-key": key}
+
+
+def build_env(cache: Path, pypy: Served, index_url: str, pip_index: str) -> dict[str, str]:
+    """What a job that builds runs with: the runtime and index served here, pyfn's own
+    dependencies from the loopback index, git's identity."""
+    return hermetic_env(cache, PYFN_PYPY_ARCHIVE=pypy.url, PYFN_PYPY_SHA256=pypy.sha256,
+                        PYFN_INDEX_URL=index_url, PIP_INDEX_URL=pip_index, **GIT_ENV)  # fmt: skip
+
+
 def setup_python(call: StepCall) -> dict[str, str]:
     assert call.with_ == {"python-version": "3.12", "update-environment": "false"}
     return {"python-path": getattr(sys, "_base_executable", sys.executable)}
@@ -80,8 +114,11 @@ def composite(
     env: dict[str, str],
     stand_in: Cache,
     runner_os: str | None = None,
+    reports: Reports | None = None,
+    context: dict[str, str] | None = None,
     **inputs: str,
 ) -> CompositeRun:
+    kept = reports or Reports(workdir.parent)
     return run_composite(
         action_dir,
         inputs=inputs,
@@ -91,9 +128,15 @@ def composite(
             "event_path": str(event),
             "repository": f"{OWNER}/{NAME}",
             "api_url": github.base,
+            **(context or {}),
         },
         env={**env, "GITHUB_API_URL": github.base},
-        uses={"actions/setup-python": setup_python, "actions/cache": stand_in},
+        uses={
+            "actions/setup-python": setup_python,
+            "actions/cache": stand_in,
+            "actions/cache/restore": kept.restore,
+            "actions/cache/save": kept.save,
+        },
         workdir=workdir,
         timeout=900,
         temp_dir=workdir.parent / "runner",
@@ -112,11 +155,11 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
 ) -> None:
     repo = repository(tmp_path, base=["hello"], head={"hello": 20_000})
     event = pull_request_event(repo, tmp_path / "event.json")
-    env = hermetic_env(session_cache, PYFN_PYPY_ARCHIVE=served_pypy.url,
-                       PYFN_PYPY_SHA256=served_pypy.sha256, PYFN_INDEX_URL=index_url,
-                       PIP_INDEX_URL=hookhouse_index, **GIT_ENV)  # fmt: skip
+    env = build_env(session_cache, served_pypy, index_url, hookhouse_index)
     cache = Cache()
-    run = composite(action_dir, repo.root, github, event, env, cache,
+    reports = Reports(tmp_path)
+    run = composite(action_dir, repo.root, github, event, env, cache, reports=reports,
+                    context={"workflow": WORKFLOW, "job": JOB},
                     source="functions/hello", budget="200MB")  # fmt: skip
     failed = [s for s in run.steps if s.exit_code]
     assert run.exit_code == 0, [(s.name, s.stdout[-3000:], s.stderr[-3000:]) for s in failed]
@@ -140,10 +183,16 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
     assert json.loads(outputs["reports"])["hello"]["compressed-bytes"] == str(
         report["bundle"]["compressed_bytes"]
     )
-    [comment] = [c for c in github.comments(OWNER, NAME, PR) if "pyfn-size-report" in c["body"]]
-    assert comment["body"].startswith(marker("hello"))
-    assert comment["body"] in run.summary
-    assert "budget" in comment["body"].splitlines()[3]
+    [comment] = [c for c in github.comments(OWNER, NAME, PR) if "pyfn-size-" in c["body"]]
+    # one comment for the job, named by the workflow and the job (the runner's variables)
+    assert comment["body"].startswith(combined.marker(f"{WORKFLOW}/{JOB}"))
+    assert comment["body"] == outputs["comment-body"] in run.summary
+    assert Path(outputs["comment-path"]).read_text() == comment["body"]
+    assert "budget" in comment["body"]
+    assert json.loads(outputs["functions"]) == ["functions/hello"]
+    [asked] = reports.restores  # the base's reports, looked for (none kept: built instead)
+    assert asked["key"].startswith(f"pyfn-reports-v1-{repo.base}-")
+    assert asked["path"].startswith(str(tmp_path / "runner" / "runner-temp"))
 
 
 @pytest.mark.parametrize(
@@ -192,9 +241,7 @@ def test_cache_false_skips_the_cache(
 ) -> None:
     repo = repository(tmp_path, base=["hello"], head={})
     event = pull_request_event(repo, tmp_path / "event.json")
-    env = hermetic_env(session_cache, PYFN_PYPY_ARCHIVE=served_pypy.url,
-                       PYFN_PYPY_SHA256=served_pypy.sha256, PYFN_INDEX_URL=index_url,
-                       PIP_INDEX_URL=hookhouse_index, **GIT_ENV)  # fmt: skip
+    env = build_env(session_cache, served_pypy, index_url, hookhouse_index)
     cache = Cache()
     run = composite(action_dir, repo.root, github, event, env, cache,
                     source="functions/hello", cache="FALSE")  # fmt: skip
@@ -220,3 +267,44 @@ def test_another_runner_is_told_linux_only_first(
     )
     assert all(step.skipped for step in run.steps[1:])
     assert cache.calls == [] and github.requests == []
+
+
+def test_a_push_keeps_the_reports_and_a_pull_request_reads_its_base_from_them(
+    action_dir: Path,
+    github: FakeGitHub,
+    served_pypy: Served,
+    index_url: str,
+    hookhouse_index: str,
+    session_cache: Path,
+    tmp_path: Path,
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={"hello": 20_000})
+    env = build_env(session_cache, served_pypy, index_url, hookhouse_index)
+    reports = Reports(tmp_path)
+    push = tmp_path / "push.json"
+    push.write_text(json.dumps({"ref": "refs/heads/main", "after": repo.base,
+                                "repository": {"full_name": f"{OWNER}/{NAME}",
+                                               "default_branch": "main"}}))  # fmt: skip
+    git(repo.root, "checkout", "-q", repo.base)
+    pushed = composite(action_dir, repo.root, github, push, env, Cache(), reports=reports,
+                       context={"event_name": "push", "sha": repo.base, "ref": "refs/heads/main"},
+                       source="functions/hello")  # fmt: skip
+    assert pushed.exit_code == 0, [(s.name, s.stdout[-3000:]) for s in pushed.steps if s.exit_code]
+    [key] = reports.saved
+    assert key.startswith(f"pyfn-reports-v1-{repo.base}-")
+    assert pushed.step("inputs").outputs["reports-save-key"] == key
+    assert reports.restores == []  # a push restores nothing
+
+    git(repo.root, "checkout", "-q", repo.head)
+    event = pull_request_event(repo, tmp_path / "event.json")
+    run = composite(action_dir, repo.root, github, event, env, Cache(), reports=reports,
+                    source="functions/hello")  # fmt: skip
+    assert run.exit_code == 0, [(s.name, s.stdout[-3000:]) for s in run.steps if s.exit_code]
+    [asked] = reports.restores
+    assert asked == {"path": reports.saved[key][0], "key": key}
+    main = run.step("pyfn")
+    assert "base reports read from the cache for 1 of 1 function(s)" in main.stdout
+    assert "build at the base" not in main.stdout
+    assert len(reports.saved) == 1  # a pull request keeps nothing
+    [comment] = [c for c in github.comments(OWNER, NAME, PR) if "pyfn-size-" in c["body"]]
+    assert "against `main`" in comment["body"] and "bases: 1 read from the cache" in comment["body"]

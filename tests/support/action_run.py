@@ -61,7 +61,8 @@ class Action:
     tmp_path: Path
     runs: int = 0
 
-    def __call__(self, workdir: Path, **inputs: str) -> Step:
+    def __call__(self, workdir: Path, *args: str, **inputs: str) -> Step:
+        """The main step; with ``"--check-inputs"``, the step that checks the inputs."""
         self.runs += 1
         step = self.tmp_path / f"step-{self.runs}"
         step.mkdir()
@@ -71,7 +72,7 @@ class Action:
         for name, value in inputs.items():
             env["INPUT_" + name.replace("_", "-").upper()] = value
         out = io.StringIO()
-        code = run([], env, out, cwd=workdir)
+        code = run(list(args), env, out, cwd=workdir)
         summary = step / "summary"
         text = out.getvalue()
         return Step(code, text, read_outputs(step / "output"),
@@ -79,4 +80,4 @@ class Action:
 
 
 def our_comments(github: FakeGitHub) -> list[dict[str, object]]:
-    return [c for c in github.comments(OWNER, NAME, PR) if "pyfn-size-report" in str(c["body"])]
+    return [c for c in github.comments(OWNER, NAME, PR) if "pyfn-size-" in str(c["body"])]

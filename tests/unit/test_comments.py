@@ -12,12 +12,17 @@ from support.github_api import FakeGitHub, fake_github
 
 from pyfn_action.cli import run
 from pyfn_action.github.comments import (
+    SETTLE_SECONDS,
     CommentError,
     Comments,
+    Posted,
     graphql_url_for,
     marker_of,
     post_bodies,
+    post_combined,
 )
+from pyfn_action.report import combined
+from pyfn_action.report.combined import Combined, FunctionEntry
 from pyfn_action.report.compare import marker
 from pyfn_action.report.render import COMMENT_LIMIT, TRUNCATED_NOTE
 
@@ -122,7 +127,7 @@ def test_pyfn_comment_refuses_two_reports_for_one_function(
 
     code, _, err = pyfn("a", "c", "b")
     assert code == 17
-    assert "Several reports are for the same function: api." in err
+    assert "Several reports are for the same comment: api." in err
     assert github.changes() == []  # refused before anything was posted
     code, out, _ = pyfn("a", "c")
     assert code == 0 and out.count("created ") == 2
@@ -191,3 +196,137 @@ def test_markers_of_two_names_never_collide() -> None:
     assert marker("x" * 63) != marker("x" * 64)
     for name in ("a b", "é", "x" * 200, "<!-- -->", ""):
         assert marker_of(marker(name)) == marker(name)
+
+
+# --- one comment for a job's functions, shared by jobs with one key ----------------------
+
+
+def _job(*rows: tuple[str, int], sha: str = "ab" * 20, key: str = "ci/size") -> Combined:
+    """A job's comment whose functions each grew by the bytes given (0: unchanged)."""
+    entries = tuple(
+        FunctionEntry(name, 1_000_000 + grew, 1_000_000, grew, 0,
+                      "changed" if grew else "unchanged", None, False, "built")
+        for name, grew in rows
+    )  # fmt: skip
+    return Combined(key, entries, sha, "`main` (1a2b3c4)")
+
+
+def _rows(github: FakeGitHub) -> dict[str, str]:
+    [body] = github.bodies("acme", "fns", 3)
+    return {e.name: e.state for e in combined.parse(body).entries}
+
+
+def test_a_job_comment_is_created_only_when_something_changed(github: FakeGitHub) -> None:
+    comments = client(github)
+    assert post_combined(comments, 3, _job(("a", 0), ("b", 0))) is None
+    assert github.bodies("acme", "fns", 3) == []
+    made = post_combined(comments, 3, _job(("a", 500), ("b", 0)))
+    assert made is not None and made.action == "created"
+    again = post_combined(comments, 3, _job(("a", 0), ("b", 0)))  # then the change was undone
+    assert again is not None and again.action == "updated"
+    assert _rows(github) == {"a": "unchanged", "b": "unchanged"}
+    [body] = github.bodies("acme", "fns", 3)
+    assert "no function changed" in body.splitlines()[3]
+
+
+def test_jobs_with_one_key_share_the_comment_and_other_keys_have_their_own(
+    github: FakeGitHub,
+) -> None:
+    sleeps: list[float] = []
+    comments = client(github, sleeps)
+    post_combined(comments, 3, _job(("a", 500)))
+    post_combined(comments, 3, _job(("b", 700)))
+    assert _rows(github) == {"a": "changed", "b": "changed"}
+    assert sleeps == [SETTLE_SECONDS, SETTLE_SECONDS]  # made it; kept another job's rows
+    post_combined(comments, 3, _job(("a", 500)))  # a again: the same rows, written as they are
+    assert len(sleeps) == 3
+    post_combined(comments, 3, _job(("c", 900), key="ci/other"))
+    assert len(github.bodies("acme", "fns", 3)) == 2
+    post_combined(comments, 3, _job(("a", 100), sha="cd" * 20))  # a new push: a's rows only
+    first = github.bodies("acme", "fns", 3)[0]
+    assert [e.name for e in combined.parse(first).entries] == ["a"]
+
+
+def test_two_jobs_that_create_the_comment_at_once_end_with_one(github: FakeGitHub) -> None:
+    """Job A finds no comment; before it writes, job B finds none either and creates it;
+    then A creates a second. A reads the comment again after writing: it folds the second
+    into the first (B's rows and its own) and deletes it."""
+    a, b = client(github), client(github)
+    create = a.create
+
+    def b_first(number: int, body: str) -> Posted:
+        post_combined(b, number, _job(("b", 700)))
+        return create(number, body)
+
+    a.create = b_first  # type: ignore[method-assign]
+    post_combined(a, 3, _job(("a", 500)))
+    assert _rows(github) == {"a": "changed", "b": "changed"}
+    deletes = [r for r in github.changes() if r.method == "DELETE"]
+    assert len(deletes) == 1
+
+
+def test_a_job_whose_rows_another_job_dropped_writes_them_again(github: FakeGitHub) -> None:
+    """Job B read the comment before job A wrote its rows, and writes after A: A's rows
+    are gone when A reads the comment again, so A writes them back."""
+    post_combined(client(github), 3, _job(("b", 700)))
+    [stale] = github.bodies("acme", "fns", 3)
+    comment_id = github.comments("acme", "fns", 3)[0]["id"]
+
+    def b_overwrites(seconds: float) -> None:
+        if not b_overwrites.done:  # type: ignore[attr-defined]
+            b_overwrites.done = True  # type: ignore[attr-defined]
+            client(github).update(int(comment_id), stale)
+
+    b_overwrites.done = False  # type: ignore[attr-defined]
+    a = Comments(github.base, REPO, TOKEN, sleep=b_overwrites)
+    post_combined(a, 3, _job(("a", 500)))
+    assert _rows(github) == {"a": "changed", "b": "changed"}
+
+
+def test_pyfn_comment_posts_a_job_comment_and_refuses_one_of_another_commit(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    github.add_pull("acme", "fns", 3, head_sha="ab" * 20, base_sha="d" * 40)
+    body = tmp_path / "comment.md"
+    body.write_text(combined.render(_job(("a", 500))))
+    env = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.base, "GITHUB_REPOSITORY": REPO}
+
+    def pyfn(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = run(["comment", *args], env, out, err)
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, _ = pyfn(str(body), "--pr", "3", "--head-sha", "ab" * 20)
+    assert code == 0 and out.startswith("created ")
+    assert _rows(github) == {"a": "changed"}
+    quiet = tmp_path / "quiet.md"
+    quiet.write_text(combined.render(_job(("z", 0), key="ci/quiet")))
+    code, out, _ = pyfn(str(quiet), "--pr", "3")
+    assert code == 0 and out.startswith("not posted: ")
+    github.add_pull("acme", "fns", 3, head_sha="ef" * 20, base_sha="d" * 40)
+    code, _, err = pyfn(str(body), "--pr", "3", "--head-sha", "ef" * 20)
+    assert code == 17 and "was made for abababababab, not efefefefefef" in err
+    tampered = tmp_path / "tampered.md"
+    tampered.write_text(body.read_text().replace("<!-- pyfn-data: ", "<!-- pyfn-data: xx"))
+    code, _, err = pyfn(str(tampered), "--pr", "3")
+    assert code == 17 and "cannot be read" in err
+
+
+def test_pyfn_comment_merges_the_bodies_of_one_job_comment(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    """A matrix's jobs each wrote their body (comment-mode: off); one later job posts them
+    all at once: one comment, every job's rows, no race."""
+    files = []
+    for name, grew in (("a", 500), ("b", 0), ("c", 900)):
+        files.append(tmp_path / f"{name}.md")
+        files[-1].write_text(combined.render(_job((name, grew))))
+    env = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.base, "GITHUB_REPOSITORY": REPO}
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["comment", *map(str, files), "--pr", "3"], env, out, err) == 0, err.getvalue()
+    assert _rows(github) == {"a": "changed", "b": "unchanged", "c": "changed"}
+    other = tmp_path / "other.md"
+    other.write_text(combined.render(_job(("d", 5), sha="cd" * 20)))
+    err = io.StringIO()
+    assert run(["comment", str(files[0]), str(other), "--pr", "3"], env, io.StringIO(), err) == 17
+    assert "made at other commits" in err.getvalue()

@@ -1,0 +1,509 @@
+"""One comment for all the functions of a job: what a reviewer of a pull request reads.
+
+As a reviewer sees it::
+
+    ### pyfn bundle sizes
+    **3 functions, 74.1 MB zipped** · +12.3 KB (+0.0%) against `main` (1a2b3c4) ·
+    1 of 3 changed · all within their limits
+
+    | function | zipped | change | limit |
+    |---|---|---|---|
+    | `hello` | 24.7 MB | +12.3 KB (+0.0%) | ✅ 23% of 104.9 MB |
+
+    2 unchanged: `billing`, `search`
+
+    ▸ `hello`: 2 components changed          (its component table, folded)
+
+A change smaller than the minimum (:class:`Threshold`) counts as unchanged. The shim
+(pyfn's Node.js part, the same in every bundle) is said once, not counted as a change
+of each function. The body stays under GitHub's comment limit for hundreds of
+functions: the folded tables are left out first, the table of changed functions never.
+
+The comment carries its data in one hidden line, so jobs that share a comment
+(a matrix, one function a job, with one ``comment-key``) each put their own rows into
+it (:func:`merge`): a job's rows replace those of the same functions, rows of another
+commit are dropped, the rest is kept. Everything read back from a comment is checked
+(types, lengths, names) and the comment is drawn again from it, never posted as read.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyfn_action.report.compare import Comparison, Row, _safe_name
+from pyfn_action.report.model import Limit
+from pyfn_action.report.render import COMMENT_LIMIT, component_table, truncate
+from pyfn_action.sizes import format_size, parse_size
+
+MARKER_PREFIX = "<!-- pyfn-size-comment"
+_DATA = "<!-- pyfn-data: "
+_BEGIN, _END = "<!-- pyfn-details: ", "<!-- pyfn-details-end -->"
+FORMAT = 1
+MAX_FUNCTIONS = 1000  # rows read back from a comment; more is not a comment pyfn wrote
+NAMES_SHOWN = 40  # unchanged functions named before "and N more"
+BASE_FROM = ("cache", "built", "report", "")  # where a function's base came from
+STATES = ("changed", "unchanged", "new", "unknown")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """``minimum-change``: a change of fewer bytes (or a smaller share of the base) than
+    this counts as unchanged; 0 counts every byte."""
+
+    bytes: int = 0
+    percent: float | None = None
+
+    def counts(self, change: int, base: int | None) -> bool:
+        if change == 0:
+            return False
+        if self.percent is not None:
+            return base is None or base == 0 or abs(change) * 100 >= self.percent * base
+        return abs(change) >= self.bytes
+
+    def describe(self) -> str:
+        if self.percent is not None:
+            return f"{self.percent:g}%"
+        return format_size(self.bytes) if self.bytes else ""
+
+
+def parse_threshold(text: str) -> Threshold:
+    """``1KB``, ``500``, ``0.5%`` or ''; :class:`ValueError` saying what is accepted."""
+    text = text.strip()
+    if not text:
+        return Threshold()
+    if text.endswith("%"):
+        try:
+            percent = float(text[:-1].strip())
+        except ValueError:
+            percent = -1.0
+        if not 0 <= percent <= 100 or percent != percent:  # NaN is not a share
+            raise ValueError(f"{text!r} is not a share: write a percentage from 0% to 100%")
+        return Threshold(percent=percent)
+    return Threshold(bytes=parse_size(text))
+
+
+@dataclass(frozen=True)
+class FunctionEntry:
+    """One function's row: its size, its change (the shim's left out), its tightest limit."""
+
+    name: str
+    zipped: int
+    base: int | None  # its zipped size at the base; None: new, or no base known
+    change: int  # zipped, against the base, less the shim's own change
+    shim: int  # the shim's own change in this function (0 with no base)
+    state: str  # changed | unchanged | new | unknown (no base to compare with)
+    limit: tuple[str, int, int] | None  # the tightest: (name, used, limit)
+    over: bool  # a limit exceeded
+    base_from: str = ""  # cache | built | report | "" (see BASE_FROM)
+    details: str = ""  # the folded component table (markdown), for a changed function
+
+    @property
+    def noted(self) -> bool:
+        """Worth a row of the table (and a comment): changed, new, not compared (its size
+        is news when no base could be had) or over a limit."""
+        return self.state != "unchanged" or self.over
+
+
+@dataclass(frozen=True)
+class Combined:
+    """A job's comment: its key, the commit it describes, the base, and its rows."""
+
+    key: str
+    entries: tuple[FunctionEntry, ...]
+    sha: str = ""  # the pull request commit the rows were measured at
+    base_label: str = ""  # e.g. "`main` (1a2b3c4)"
+    minimum: str = ""  # the threshold, as said: "1.0 KB", "0.5%", ""
+
+    @property
+    def changed(self) -> bool:
+        return any(e.noted for e in self.entries)
+
+
+def entry(comparison: Comparison, *, threshold: Threshold, base_from: str = "") -> FunctionEntry:
+    """A function's row from its comparison with the base."""
+    total = comparison.total
+    zipped = total.compressed_bytes or 0
+    base = total.base_compressed_bytes if comparison.has_base else None
+    shim = sum(
+        (r.compressed_bytes or 0) - (r.base_compressed_bytes or 0)
+        for r in comparison.rows
+        if r.kind == "shim" and comparison.has_base
+    )
+    change = zipped - base - shim if base is not None else 0
+    if comparison.new_function:
+        state = "new"
+    elif base is None:
+        state = "unknown"
+    else:
+        state = "changed" if threshold.counts(change, base) else "unchanged"
+    shown = [r for r in comparison.rows if _shown(r, threshold)]
+    details = ""
+    if state in ("changed", "new") and shown:
+        details = "\n".join(component_table(shown, comparison.has_base, COMMENT_LIMIT))
+    return FunctionEntry(
+        name=_safe_name(comparison.function or "function"),
+        zipped=zipped,
+        base=base,
+        change=change,
+        shim=shim,
+        state=state,
+        limit=tightest(comparison.limits),
+        over=any(not x.ok for x in comparison.limits),
+        base_from=base_from if base_from in BASE_FROM else "",
+        details=details,
+    )
+
+
+def tightest(limits: Sequence[Limit]) -> tuple[str, int, int] | None:
+    """The limit the bundle comes closest to (or exceeds most), as a row holds it."""
+    if not limits:
+        return None
+    most = max(limits, key=lambda x: x.used_bytes / max(x.limit_bytes, 1))
+    return most.name, most.used_bytes, most.limit_bytes
+
+
+def _shown(row: Row, threshold: Threshold) -> bool:
+    """A component row the folded table shows: changed beyond the minimum (every part of a
+    new function), never the shim, which is said once for all."""
+    if row.kind == "shim" or row.status == "unchanged":
+        return False
+    if row.status in ("", "new", "removed"):
+        return True
+    change = (row.compressed_bytes or 0) - (row.base_compressed_bytes or 0)
+    return threshold.counts(change, row.base_compressed_bytes)
+
+
+# --- the comment ------------------------------------------------------------------------
+
+
+_KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,63}|[A-Za-z0-9_.-]{0,40}\+[0-9a-f]{16}")
+
+
+def key_name(key: str) -> str:
+    """A comment key as the marker carries it: up to 63 safe characters as they are,
+    any other cut and followed by ``+`` and a digest of the whole key (a name in that
+    form already stays as it is, so a key read back from a marker is its own name)."""
+    if _KEY_NAME.fullmatch(key):
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', key)[:40]}+{digest}"
+
+
+def marker(key: str) -> str:
+    """The hidden first line that finds a job's comment again."""
+    return f"{MARKER_PREFIX}: {key_name(key)} -->"
+
+
+_MARKER_LINE = re.compile(r"^<!-- pyfn-size-comment: (" + _KEY_NAME.pattern + ") -->$")
+
+
+def is_marker(line: str) -> bool:
+    return bool(_MARKER_LINE.match(line))
+
+
+def render(combined: Combined, limit: int = COMMENT_LIMIT) -> str:
+    """The comment's markdown, under ``limit`` characters: the folded tables of the
+    smallest changes are left out first, then the unchanged names."""
+    order = sorted(
+        (e for e in combined.entries if e.noted),
+        key=lambda e: (not e.over, e.state != "new", e.state == "unknown", -abs(e.change), e.name),
+    )
+    with_details = [e.name for e in order if e.details]
+    body = _draw(combined, order, set(with_details), names=True)
+    while len(body) > limit and with_details:
+        with_details.pop()
+        body = _draw(combined, order, set(with_details), names=True, cut=True)
+    if len(body) > limit:
+        body = _draw(combined, order, set(), names=False, cut=True)
+    return truncate(body, limit)
+
+
+def _draw(
+    combined: Combined,
+    order: Sequence[FunctionEntry],
+    detailed: set[str],
+    *,
+    names: bool,
+    cut: bool = False,
+) -> str:
+    entries = combined.entries
+    quiet = [e for e in entries if not e.noted]
+    lines = [marker(combined.key), "### pyfn bundle sizes", "", _headline(combined), ""]
+    if order:
+        lines += ["| function | zipped | change | limit |", "|---|---|---|---|"]
+        lines += [_function_row(e) for e in order]
+        lines.append("")
+    if quiet:
+        lines += [_names_line(quiet, "unchanged", names=names), ""]
+    shim = _shim_line(entries)
+    if shim:
+        lines += [shim, ""]
+    for e in order:
+        if e.name in detailed:
+            lines += [
+                f"{_BEGIN}{e.name} -->",
+                f"<details><summary><code>{e.name}</code>: {_changed_parts(e)}</summary>",
+                "",
+                _hidden_safe(e.details),
+                "",
+                "</details>",
+                _END,
+            ]
+    left_out = sum(1 for e in order if e.details and e.name not in detailed)
+    if cut and left_out:
+        lines += [
+            "",
+            f"_The component tables of {left_out} functions are left out here (a "
+            "comment's size is limited): see the job summary or `report.json`._",
+        ]
+    notes = ["Sizes from `report.json`"]
+    if combined.minimum:
+        notes.append(f"a change under {combined.minimum} counts as unchanged")
+    sources = _base_sources(entries)
+    if sources:
+        notes.append(sources)
+    lines += ["", "_" + "; ".join(notes) + "._", _data_line(combined)]
+    return "\n".join(lines) + "\n"
+
+
+def _names_line(group: Sequence[FunctionEntry], label: str, *, names: bool) -> str:
+    if not names:
+        return f"{len(group)} {label}"
+    named = ", ".join(f"`{e.name}`" for e in group[:NAMES_SHOWN])
+    more = len(group) - NAMES_SHOWN
+    return f"{len(group)} {label}: {named}" + (f" and {more} more" if more > 0 else "")
+
+
+def _headline(combined: Combined) -> str:
+    entries = combined.entries
+    total = sum(e.zipped for e in entries)
+    count = len(entries)
+    parts = [f"**{count} function{'s' if count != 1 else ''}, {format_size(total)} zipped**"]
+    against = f" against {combined.base_label}" if combined.base_label else ""
+    compared = [e for e in entries if e.base is not None]
+    changed = [e for e in entries if e.state in ("changed", "new")]
+    if not compared and not any(e.state == "new" for e in entries):
+        parts.append("no base to compare with")
+    elif not changed:
+        parts.append(f"no function changed{against}")
+    else:
+        base_total = sum(e.base for e in compared if e.base is not None)
+        change = sum(e.change for e in compared if e.state == "changed")
+        parts.append(f"{_delta(change, base_total)}{against}")
+        parts.append(f"{len(changed)} of {count} changed")
+    over = [e for e in entries if e.over]
+    if over:
+        parts.append(f"❌ {len(over)} over {'its limit' if len(over) == 1 else 'their limits'}")
+    elif any(e.limit for e in entries):
+        parts.append("all within their limits")
+    return " · ".join(parts)
+
+
+def _function_row(e: FunctionEntry) -> str:
+    if e.state == "new":
+        change = "🆕 new"
+    elif e.base is None:
+        change = "—"
+    elif e.state == "unchanged":
+        change = "unchanged"
+    else:
+        change = _delta(e.change, e.base)
+    limit = "—"
+    if e.limit is not None:
+        name, used, most = e.limit
+        if used > most:
+            limit = f"❌ {format_size(used - most)} over {format_size(most)}"
+        else:
+            share = used / most * 100 if most else 100.0
+            limit = f"✅ {share:.0f}% of {format_size(most)}"
+        if name.partition(" ")[0] == "budget":
+            limit += " budget"
+    return f"| `{e.name}` | {format_size(e.zipped)} | {change} | {limit} |"
+
+
+def _delta(change: int, base: int | None) -> str:
+    if change == 0:
+        return "0"
+    sign = "+" if change > 0 else "-"
+    pct = f" ({sign}{abs(change) / base * 100:.1f}%)" if base else ""
+    return f"{sign}{format_size(abs(change))}{pct}"
+
+
+def _changed_parts(e: FunctionEntry) -> str:
+    rows = sum(1 for line in e.details.splitlines() if line.startswith("| `"))
+    what = "new function" if e.state == "new" else _delta(e.change, e.base)
+    return f"{what}, {rows} component{'s' if rows != 1 else ''}"
+
+
+def _shim_line(entries: Sequence[FunctionEntry]) -> str:
+    """The shim's change, said once for every function whose shim changed."""
+    moved = sorted({e.shim for e in entries if e.base is not None and e.shim})
+    if not moved:
+        return ""
+    count = sum(1 for e in entries if e.base is not None and e.shim)
+    which = "every function" if count == len(entries) else f"{count} functions"
+    amount = _delta(moved[0], None) if len(moved) == 1 else (
+        f"{_delta(moved[0], None)} to {_delta(moved[-1], None)}"
+    )  # fmt: skip
+    return (
+        f"> The shim (pyfn's Node.js part of each bundle) changed by {amount} in {which}: "
+        "shown here once, not counted as a change of each function."
+    )
+
+
+def _base_sources(entries: Sequence[FunctionEntry]) -> str:
+    said = {"cache": "read from the cache", "built": "built at the base commit",
+            "report": "given as a report"}  # fmt: skip
+    counts = {k: sum(1 for e in entries if e.base_from == k) for k in said}
+    parts = [f"{n} {said[k]}" for k, n in counts.items() if n]
+    return "bases: " + ", ".join(parts) if parts else ""
+
+
+def _hidden_safe(text: str) -> str:
+    """Text of the comment that can never open or close a hidden line of it."""
+    return text.replace("<!--", "&lt;!--").replace("-->", "--&gt;")
+
+
+def _row_data(e: FunctionEntry) -> list[object]:
+    limit = list(e.limit) if e.limit else None
+    return [e.name, e.zipped, e.base, e.change, e.shim, e.state, limit, e.over, e.base_from]
+
+
+def _data_line(combined: Combined) -> str:
+    data = {
+        "v": FORMAT,
+        "sha": combined.sha,
+        "base": combined.base_label,
+        "min": combined.minimum,
+        "f": [_row_data(e) for e in combined.entries],
+    }
+    raw = json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode()
+    return f"{_DATA}{base64.b64encode(raw).decode()} -->"
+
+
+# --- reading a comment back -------------------------------------------------------------
+
+
+class NotCombined(ValueError):
+    """A body that is not a combined size comment pyfn could have written."""
+
+
+def parse(body: str) -> Combined:
+    """The comment ``body`` describes: checked field by field; its folded tables kept."""
+    lines = body.split("\n")
+    if not lines or not is_marker(lines[0]):
+        raise NotCombined("its first line is not a pyfn size comment's marker")
+    key = lines[0].removeprefix(MARKER_PREFIX + ": ").removesuffix(" -->")
+    data_lines = [line for line in lines if line.startswith(_DATA) and line.endswith(" -->")]
+    if len(data_lines) != 1:
+        raise NotCombined("it has no data line, or several")
+    try:
+        raw = base64.b64decode(data_lines[0][len(_DATA) : -4], validate=True)
+        data = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise NotCombined(f"its data line cannot be read: {exc}") from None
+    if not isinstance(data, dict) or data.get("v") != FORMAT:
+        raise NotCombined("its data line is of another format")
+    rows = data.get("f")
+    if not isinstance(rows, list) or len(rows) > MAX_FUNCTIONS:
+        raise NotCombined("its rows are not a list of functions")
+    details = _details(lines)
+    entries = [_entry_of(row, details) for row in rows]
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise NotCombined("a function has two rows")
+    return Combined(
+        key=key,
+        entries=tuple(entries),
+        sha=_text(data.get("sha"), 64, r"[0-9a-f]*"),
+        base_label=_text(data.get("base"), 200),
+        minimum=_text(data.get("min"), 40),
+    )
+
+
+def _details(lines: list[str]) -> dict[str, str]:
+    """Each function's folded table, as drawn between its two hidden lines."""
+    found: dict[str, str] = {}
+    name: str | None = None
+    inner: list[str] = []
+    for line in lines:
+        if line.startswith(_BEGIN) and line.endswith(" -->"):
+            name, inner = line[len(_BEGIN) : -4], []
+        elif line == _END and name is not None:
+            # <details><summary>…</summary>, blank, the table, blank, </details>
+            table = inner[2:-2] if len(inner) >= 4 else []
+            found[name] = "\n".join(table).strip("\n")
+            name = None
+        elif name is not None:
+            inner.append(line)
+    return found
+
+
+def _entry_of(row: object, details: dict[str, str]) -> FunctionEntry:
+    if not isinstance(row, list) or len(row) != 9:
+        raise NotCombined("a row is not a function's row")
+    name, zipped, base, change, shim, state, limit, over, base_from = row
+    name = _text(name, 63, r"[A-Za-z0-9_.-]+")
+    if not name or state not in STATES or base_from not in BASE_FROM:
+        raise NotCombined("a row names no function, or an unknown state")
+    if not isinstance(over, bool):
+        raise NotCombined("a row's 'over' is not true or false")
+    if limit is not None:
+        if not (isinstance(limit, list) and len(limit) == 3):
+            raise NotCombined("a row's limit is not (name, used, limit)")
+        limit = (_text(limit[0], 80, r"[A-Za-z0-9 ._-]*"), _count(limit[1]), _count(limit[2]))
+    return FunctionEntry(
+        name=name,
+        zipped=_count(zipped),
+        base=None if base is None else _count(base),
+        change=_integer(change),
+        shim=_integer(shim),
+        state=state,
+        limit=limit,
+        over=over,
+        base_from=base_from,
+        details=details.get(name, "")[:COMMENT_LIMIT],
+    )
+
+
+def _text(value: object, most: int, pattern: str | None = None) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > most:
+        raise NotCombined("a text field is too long or not text")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        raise NotCombined(f"a field holds characters it may not: {value[:40]!r}")
+    if "<" in value or ">" in value or "\n" in value:
+        raise NotCombined("a text field holds markup")
+    return value
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**53:
+        raise NotCombined("a size is not a whole number")
+    return value
+
+
+def _count(value: object) -> int:
+    number = _integer(value)
+    if number < 0:
+        raise NotCombined("a size is negative")
+    return number
+
+
+def merge(existing: Combined | None, new: Combined) -> Combined:
+    """``new``'s rows over ``existing``'s: rows of the same functions replaced, rows of
+    another commit dropped (a function removed since, or measured at an older push)."""
+    same = existing is not None and key_name(existing.key) == key_name(new.key)
+    if existing is None or not same or existing.sha != new.sha:
+        return new
+    mine = {e.name for e in new.entries}
+    kept = [e for e in existing.entries if e.name not in mine]
+    entries = sorted([*kept, *new.entries], key=lambda e: e.name)
+    return dataclasses.replace(new, entries=tuple(entries))
