@@ -37,7 +37,7 @@ PER_PAGE = 100
 MAX_PAGES = 200  # 20,000 comments: far beyond any pull request GitHub can show
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 30
-SETTLE_SECONDS = 3.0  # after writing a shared comment, how long before it is read again
+SETTLE_SECONDS = 2.0  # after writing a shared comment, how long before it is read again
 
 
 class CommentError(PyfnError):

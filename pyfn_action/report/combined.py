@@ -102,6 +102,7 @@ class FunctionEntry:
     over: bool  # a limit exceeded
     base_from: str = ""  # cache | built | report | "" (see BASE_FROM)
     details: str = ""  # the folded component table (markdown), for a changed function
+    notice: str = ""  # what the build warned of the platform: its runtime's calendar
 
     @property
     def noted(self) -> bool:
@@ -157,6 +158,7 @@ def entry(comparison: Comparison, *, threshold: Threshold, base_from: str = "") 
         over=any(not x.ok for x in comparison.limits),
         base_from=base_from if base_from in BASE_FROM else "",
         details=details,
+        notice=comparison.notices[0] if comparison.notices else "",
     )
 
 
@@ -235,6 +237,7 @@ def _draw(
     entries = combined.entries
     quiet = [e for e in entries if not e.noted]
     lines = [marker(combined.key), "### pyfn bundle sizes", "", _headline(combined), ""]
+    lines += [line for notice in _notices(entries) for line in (f"> ⚠️ {notice}", "")]
     if order:
         lines += ["| function | zipped | change | limit |", "|---|---|---|---|"]
         lines += [_function_row(e) for e in order]
@@ -270,6 +273,18 @@ def _draw(
         notes.append(sources)
     lines += ["", "_" + "; ".join(notes) + "._", _data_line(combined)]
     return "\n".join(lines) + "\n"
+
+
+def _notices(entries: Sequence[FunctionEntry]) -> list[str]:
+    """Each notice once, naming its functions unless it is every function's."""
+    said: dict[str, list[str]] = {}
+    for e in entries:
+        if e.notice:
+            said.setdefault(e.notice, []).append(e.name)
+    return [
+        notice if len(names) == len(entries) else f"{notice} ({', '.join(f'`{n}`' for n in names)})"
+        for notice, names in said.items()
+    ]
 
 
 def _names_line(group: Sequence[FunctionEntry], label: str, *, names: bool) -> str:
@@ -370,18 +385,22 @@ def _hidden_safe(text: str) -> str:
     return text.replace("<!--", "&lt;!--").replace("-->", "--&gt;")
 
 
-def _row_data(e: FunctionEntry) -> list[object]:
+def _row_data(e: FunctionEntry, notices: list[str]) -> list[object]:
     limit = list(e.limit) if e.limit else None
-    return [e.name, e.zipped, e.base, e.change, e.shim, e.state, limit, e.over, e.base_from]
+    notice = notices.index(e.notice) if e.notice else None
+    return [e.name, e.zipped, e.base, e.change, e.shim, e.state, limit, e.over, e.base_from,
+            notice]  # fmt: skip
 
 
 def _data_line(combined: Combined) -> str:
+    notices = list(dict.fromkeys(e.notice for e in combined.entries if e.notice))
     data = {
         "v": FORMAT,
         "sha": combined.sha,
         "base": combined.base_label,
         "min": combined.minimum,
-        "f": [_row_data(e) for e in combined.entries],
+        "n": notices,
+        "f": [_row_data(e, notices) for e in combined.entries],
     }
     raw = json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode()
     return f"{_DATA}{base64.b64encode(raw).decode()} -->"
@@ -413,8 +432,12 @@ def parse(body: str) -> Combined:
     rows = data.get("f")
     if not isinstance(rows, list) or len(rows) > MAX_FUNCTIONS:
         raise NotCombined("its rows are not a list of functions")
+    said = data.get("n", [])
+    if not isinstance(said, list) or len(said) > MAX_FUNCTIONS:
+        raise NotCombined("its notices are not a list")
+    notices = [_text(n, 600) for n in said]
     details = _details(lines)
-    entries = [_entry_of(row, details) for row in rows]
+    entries = [_entry_of(row, details, notices) for row in rows]
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise NotCombined("a function has two rows")
@@ -445,10 +468,14 @@ def _details(lines: list[str]) -> dict[str, str]:
     return found
 
 
-def _entry_of(row: object, details: dict[str, str]) -> FunctionEntry:
-    if not isinstance(row, list) or len(row) != 9:
+def _entry_of(row: object, details: dict[str, str], notices: list[str]) -> FunctionEntry:
+    if not isinstance(row, list) or len(row) != 10:
         raise NotCombined("a row is not a function's row")
-    name, zipped, base, change, shim, state, limit, over, base_from = row
+    name, zipped, base, change, shim, state, limit, over, base_from, notice = row
+    if notice is not None and not (
+        isinstance(notice, int) and not isinstance(notice, bool) and 0 <= notice < len(notices)
+    ):
+        raise NotCombined("a row names a notice there is not")
     name = _text(name, 63, r"[A-Za-z0-9_.-]+")
     if not name or state not in STATES or base_from not in BASE_FROM:
         raise NotCombined("a row names no function, or an unknown state")
@@ -469,6 +496,7 @@ def _entry_of(row: object, details: dict[str, str]) -> FunctionEntry:
         over=over,
         base_from=base_from,
         details=details.get(name, "")[:COMMENT_LIMIT],
+        notice=notices[notice] if notice is not None else "",
     )
 
 

@@ -36,6 +36,7 @@ from support.servers import (
 
 from pyfn_action.cli import run
 from pyfn_action.cloud.auth import PROJECT_VARIABLES
+from pyfn_action.github import comments
 from pyfn_action.runtime.pack import PackResult
 
 WHEELHOUSE = Path(__file__).parents[1] / ".wheelhouse"
@@ -313,7 +314,11 @@ def action(
     served_pypy: Served,
     index_url: str,
     session_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Action:
+    # A job's comment is read again a moment after it is written (other jobs may share
+    # it): a twentieth of a second here, where no other job writes.
+    monkeypatch.setattr(comments, "SETTLE_SECONDS", 0.05)
     env = hermetic_env(
         session_cache,
         PYFN_PYPY_ARCHIVE=served_pypy.url,

@@ -247,3 +247,24 @@ def test_the_outputs_follow_source_order(action: Action, tmp_path: Path) -> None
     assert over.code == 9
     assert over.outputs["bundle"] == over.outputs["report"] == ""  # the first: refused
     assert int(over.outputs["compressed-bytes"]) > 30_000_000
+
+
+def test_twenty_functions_one_changed_is_one_row_and_none_changed_no_comment(
+    action: Action, tmp_path: Path
+) -> None:
+    names = [f"fn_{n:02d}" for n in range(20)]
+    repo = repository(tmp_path, base=names, head={})  # the head changes no function
+    assert _push(action, repo, tmp_path, repo.base, source="functions/*").code == 0
+    _pr(action, repo, tmp_path)
+    none = action(repo.root, source="functions/*")
+    assert none.code == 0, none.stdout
+    assert our_comments(action.fake) == [] and action.fake.changes() == []
+    (repo.root / "functions" / "fn_07" / "more.bin").write_bytes(os.urandom(5_000))
+    one = action(repo.root, source="functions/*")
+    assert one.code == 0, one.stdout
+    assert not any(c.startswith(BASE_BUILD) for c in one.commands)  # every base cached
+    [comment] = our_comments(action.fake)
+    body = str(comment["body"])
+    assert len(body) < 6_000, len(body)
+    assert [row.split("`")[1] for row in _rows(body)] == ["fn_07"]
+    assert "19 unchanged: `fn_00`, `fn_01`" in body

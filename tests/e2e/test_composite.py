@@ -154,13 +154,30 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
     tmp_path: Path,
 ) -> None:
     repo = repository(tmp_path, base=["hello"], head={"hello": 20_000})
-    event = pull_request_event(repo, tmp_path / "event.json")
     env = build_env(session_cache, served_pypy, index_url, hookhouse_index)
-    cache = Cache()
+    context = {"workflow": WORKFLOW, "job": JOB}
+    # First the push of main that the pull request is based on: it keeps the reports.
     reports = Reports(tmp_path)
+    push = tmp_path / "push.json"
+    push.write_text(json.dumps({"ref": "refs/heads/main", "after": repo.base,
+                                "repository": {"full_name": f"{OWNER}/{NAME}",
+                                               "default_branch": "main"}}))  # fmt: skip
+    git(repo.root, "checkout", "-q", repo.base)
+    pushed = composite(action_dir, repo.root, github, push, env, Cache(), reports=reports,
+                       context={**context, "event_name": "push", "sha": repo.base,
+                                "ref": "refs/heads/main"},
+                       source="functions/hello", budget="200MB")  # fmt: skip
+    assert pushed.exit_code == 0, [(s.name, s.stdout[-3000:]) for s in pushed.steps if s.exit_code]
+    [key] = reports.saved
+    assert key.startswith(f"pyfn-reports-v1-{repo.base}-")
+    assert pushed.step("inputs").outputs["reports-save-key"] == key
+    assert reports.restores == [] and github.comments(OWNER, NAME, PR) == []  # a push: neither
+    git(repo.root, "checkout", "-q", repo.head)
+
+    event = pull_request_event(repo, tmp_path / "event.json")
+    cache = Cache()
     run = composite(action_dir, repo.root, github, event, env, cache, reports=reports,
-                    context={"workflow": WORKFLOW, "job": JOB},
-                    source="functions/hello", budget="200MB")  # fmt: skip
+                    context=context, source="functions/hello", budget="200MB")  # fmt: skip
     failed = [s for s in run.steps if s.exit_code]
     assert run.exit_code == 0, [(s.name, s.stdout[-3000:], s.stderr[-3000:]) for s in failed]
 
@@ -190,9 +207,13 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
     assert Path(outputs["comment-path"]).read_text() == comment["body"]
     assert "budget" in comment["body"]
     assert json.loads(outputs["functions"]) == ["functions/hello"]
-    [asked] = reports.restores  # the base's reports, looked for (none kept: built instead)
-    assert asked["key"].startswith(f"pyfn-reports-v1-{repo.base}-")
+    [asked] = reports.restores  # the base's reports, restored: the base is not built
+    assert asked == {"path": reports.saved[key][0], "key": key}
     assert asked["path"].startswith(str(tmp_path / "runner" / "runner-temp"))
+    assert "base reports read from the cache for 1 of 1 function(s)" in main.stdout
+    assert "build at the base" not in main.stdout
+    assert len(reports.saved) == 1  # a pull request keeps nothing
+    assert "against `main`" in comment["body"] and "1 read from the cache" in comment["body"]
 
 
 @pytest.mark.parametrize(
@@ -267,44 +288,3 @@ def test_another_runner_is_told_linux_only_first(
     )
     assert all(step.skipped for step in run.steps[1:])
     assert cache.calls == [] and github.requests == []
-
-
-def test_a_push_keeps_the_reports_and_a_pull_request_reads_its_base_from_them(
-    action_dir: Path,
-    github: FakeGitHub,
-    served_pypy: Served,
-    index_url: str,
-    hookhouse_index: str,
-    session_cache: Path,
-    tmp_path: Path,
-) -> None:
-    repo = repository(tmp_path, base=["hello"], head={"hello": 20_000})
-    env = build_env(session_cache, served_pypy, index_url, hookhouse_index)
-    reports = Reports(tmp_path)
-    push = tmp_path / "push.json"
-    push.write_text(json.dumps({"ref": "refs/heads/main", "after": repo.base,
-                                "repository": {"full_name": f"{OWNER}/{NAME}",
-                                               "default_branch": "main"}}))  # fmt: skip
-    git(repo.root, "checkout", "-q", repo.base)
-    pushed = composite(action_dir, repo.root, github, push, env, Cache(), reports=reports,
-                       context={"event_name": "push", "sha": repo.base, "ref": "refs/heads/main"},
-                       source="functions/hello")  # fmt: skip
-    assert pushed.exit_code == 0, [(s.name, s.stdout[-3000:]) for s in pushed.steps if s.exit_code]
-    [key] = reports.saved
-    assert key.startswith(f"pyfn-reports-v1-{repo.base}-")
-    assert pushed.step("inputs").outputs["reports-save-key"] == key
-    assert reports.restores == []  # a push restores nothing
-
-    git(repo.root, "checkout", "-q", repo.head)
-    event = pull_request_event(repo, tmp_path / "event.json")
-    run = composite(action_dir, repo.root, github, event, env, Cache(), reports=reports,
-                    source="functions/hello")  # fmt: skip
-    assert run.exit_code == 0, [(s.name, s.stdout[-3000:]) for s in run.steps if s.exit_code]
-    [asked] = reports.restores
-    assert asked == {"path": reports.saved[key][0], "key": key}
-    main = run.step("pyfn")
-    assert "base reports read from the cache for 1 of 1 function(s)" in main.stdout
-    assert "build at the base" not in main.stdout
-    assert len(reports.saved) == 1  # a pull request keeps nothing
-    [comment] = [c for c in github.comments(OWNER, NAME, PR) if "pyfn-size-" in c["body"]]
-    assert "against `main`" in comment["body"] and "bases: 1 read from the cache" in comment["body"]

@@ -216,3 +216,20 @@ def test_keys_are_markers_of_their_own() -> None:
     long_a, long_b = "k" * 70 + "a", "k" * 70 + "b"
     assert combined.marker(long_a) != combined.marker(long_b)
     assert all(combined.is_marker(combined.marker(k)) for k in ("x", "ci/build", long_a, "é"))
+
+
+def test_a_runtime_notice_is_said_once_and_kept_when_read_back() -> None:
+    said = 'nodejs22 is decommissioned on 2027-10-31; set node_runtime = "nodejs24"'
+    report = _report("hello", {**BASE, "flask": 232_300})
+    report = Report(report.bundle, report.components, {"notice": said}, report.function,
+                    limits=report.limits)  # fmt: skip
+    comparison = compare(report, _report("hello", BASE), base_label=LABEL)
+    noted = combined.entry(comparison, threshold=EVERY_BYTE)
+    body = combined.render(_comment(noted, _entry("billing")))
+    assert f"> ⚠️ {said} (`hello`)" in body.splitlines()
+    assert combined.render(combined.parse(body)) == body
+    alone = combined.render(_comment(noted))
+    assert f"> ⚠️ {said}" in alone.splitlines()  # every function's: no names
+    hostile = _with_data(alone, lambda d: d.__setitem__("n", ["<img src=x onerror=alert(1)>"]))
+    with pytest.raises(combined.NotCombined):
+        combined.parse(hostile)
