@@ -1,3 +1,3 @@
 """pyfn-action: ship Python functions to Google Cloud Functions on PyPy."""
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"  # the only place it is written: pyproject.toml reads it

@@ -22,6 +22,7 @@ from support.repos import NAME, OWNER, PR, Repo, git, pull_request_event, reposi
 from support.servers import index_routes, serve
 from support.wheels import make_wheel
 
+from pyfn_action import __version__
 from pyfn_action.github.action import run
 from pyfn_action.report.compare import marker
 from pyfn_action.report.render import COMMENT_LIMIT
@@ -281,10 +282,10 @@ def test_cache_key_names_runtime_target_and_requirements(action: Action, tmp_pat
     second = key()
     assert first["key"] != second["key"]
     runtime = f"pypy3.11-newest-x86_64-{action.env['PYFN_PYPY_SHA256'][:16]}"
-    assert second["key"].startswith(f"pyfn-0.1.0-Linux-X64-{runtime}-gen1-")
+    assert second["key"].startswith(f"pyfn-{__version__}-Linux-X64-{runtime}-gen1-")
     assert second["restore-keys"].splitlines() == [
-        f"pyfn-0.1.0-Linux-X64-{runtime}-gen1-",
-        f"pyfn-0.1.0-Linux-X64-{runtime}-",
+        f"pyfn-{__version__}-Linux-X64-{runtime}-gen1-",
+        f"pyfn-{__version__}-Linux-X64-{runtime}-",
     ]
     assert second["path"] == action.env["PYFN_CACHE_DIR"]
 

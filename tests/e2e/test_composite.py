@@ -18,6 +18,7 @@ from support.github_api import FakeGitHub, fake_github
 from support.repos import GIT_ENV, NAME, OWNER, PR, git, pull_request_event, repository
 from support.servers import index_routes, serve
 
+from pyfn_action import __version__
 from pyfn_action.report import combined
 
 pytestmark = pytest.mark.e2e
@@ -185,7 +186,7 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
     python = install.outputs["python"]
     assert python.startswith(str(tmp_path / "runner")) and Path(python).is_file()
     [kept] = cache.calls
-    assert kept["key"].startswith("pyfn-0.1.0-Linux-")
+    assert kept["key"].startswith(f"pyfn-{__version__}-Linux-")
     assert len(kept["restore-keys"].splitlines()) == 2
     assert kept["path"] == str(session_cache)
     main = run.step("pyfn")
