@@ -7,7 +7,9 @@
   bundle may declare: both go through npm's cache in tests/.npm-cache, from which
   the tests lock and install them offline;
 - pyfn's own dependencies and build backend, into tests/.hookhouse, from which
-  the pre-commit tests install this repository's hooks with no index.
+  the pre-commit tests install this repository's hooks with no index;
+- the files of the Action's lock (requirements/), into tests/.lockhouse, which
+  the composite tests' install step installs from.
 
 Run by the test command before pytest; the tests themselves never leave loopback.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +34,7 @@ HERE = Path(__file__).parent
 WHEELHOUSE = HERE / ".wheelhouse"
 CACHE = HERE / ".cache"
 HOOKHOUSE = HERE / ".hookhouse"
+LOCKHOUSE = HERE / ".lockhouse"
 NPM_CACHE = HERE / ".npm-cache"
 OTHER_FRAMEWORK = "5.0.2"  # a released version other than the pinned one
 TARGET = [
@@ -40,6 +44,17 @@ TARGET = [
     "--python-version", "3.9",
     "--abi", "pypy39_pp73",
 ]  # fmt: skip
+
+
+def _build_requires(sdist: Path) -> list[str]:
+    """What building ``sdist`` needs (its pyproject's build-system, else setuptools')."""
+    with tarfile.open(sdist) as archive:
+        names = [n for n in archive.getnames() if n.count("/") == 1]
+        found = next((n for n in names if n.endswith("/pyproject.toml")), None)
+        member = archive.extractfile(found) if found else None
+        table = tomllib.loads(member.read().decode()) if member else {}
+    system = table.get("build-system", {})
+    return list(system.get("requires", ["setuptools>=40.8", "wheel"]))
 
 
 def main() -> int:
@@ -71,6 +86,17 @@ def main() -> int:
         [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(HOOKHOUSE), *needs], check=True
     )
     print(f"hookhouse: {len(list(HOOKHOUSE.iterdir()))} files in {HOOKHOUSE}")
+    # The Action's locked install, as the composite tests run it: the very files the
+    # lock names (by their SHA-256) for this Python, and what builds the one that is
+    # an sdist here; nothing else, so that no wheel built here stands in for them.
+    locks = HERE.parent / "requirements"
+    pip_download = [sys.executable, "-m", "pip", "download", "-q", "-d", str(LOCKHOUSE)]
+    subprocess.run([*pip_download, "--no-deps", "--require-hashes",
+                    "-r", str(locks / "uv.txt"), "-r", str(locks / "action.txt")],
+                   check=True)  # fmt: skip
+    builds = [need for sdist in LOCKHOUSE.glob("*.tar.gz") for need in _build_requires(sdist)]
+    subprocess.run([*pip_download, "--only-binary=:all:", *builds], check=True)
+    print(f"lockhouse: {len(list(LOCKHOUSE.iterdir()))} files in {LOCKHOUSE}")
     npm_env = {**os.environ, "npm_config_cache": str(NPM_CACHE)}
     for spec in (None, OTHER_FRAMEWORK):
         framework = ensure_framework(CACHE, npm_env, declare(spec, CACHE, npm_env))

@@ -23,7 +23,7 @@ from pyfn_action.report import combined
 
 pytestmark = pytest.mark.e2e
 TOKEN = "ghs_composite-test-token"  # noqa: S105 - the fake's token
-HOOKHOUSE = REPO / "tests" / ".hookhouse"
+LOCKHOUSE = REPO / "tests" / ".lockhouse"
 WORKFLOW, JOB = "pyfn", "size"
 
 
@@ -43,11 +43,12 @@ def action_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hookhouse_index() -> Iterator[str]:
-    """pyfn's own dependencies as a package index on loopback: the install step's index."""
-    if not any(HOOKHOUSE.glob("*.whl")):
-        pytest.fail("tests/.hookhouse is empty: run `python tests/prepare.py` (CI does)")
-    with serve(index_routes(HOOKHOUSE)) as base:
+def lockhouse_index() -> Iterator[str]:
+    """The files of the Action's lock as a package index on loopback: the install
+    step's index (``PIP_INDEX_URL``, which the step hands to uv too)."""
+    if not any(LOCKHOUSE.glob("*.whl")):
+        pytest.fail("tests/.lockhouse is empty: run `python tests/prepare.py` (CI does)")
+    with serve(index_routes(LOCKHOUSE)) as base:
         yield f"{base}/simple/"
 
 
@@ -102,9 +103,21 @@ def build_env(cache: Path, pypy: Served, index_url: str, pip_index: str) -> dict
                         PYFN_INDEX_URL=index_url, PIP_INDEX_URL=pip_index, **GIT_ENV)  # fmt: skip
 
 
+def _files_of(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and directory under ``root``, with its size and change time."""
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in root.rglob("*")}  # fmt: skip
+
+
+def pyfn_cache(cache: Cache) -> list[dict[str, str]]:
+    """The calls for pyfn's cache (not for pyfn's own environment, restored first)."""
+    return [c for c in cache.calls if not c["key"].startswith("pyfn-env-")]
+
+
 def setup_python(call: StepCall) -> dict[str, str]:
     assert call.with_ == {"python-version": "3.12", "update-environment": "false"}
-    return {"python-path": getattr(sys, "_base_executable", sys.executable)}
+    return {"python-path": getattr(sys, "_base_executable", sys.executable),
+            "python-version": ".".join(map(str, sys.version_info[:3]))}  # fmt: skip
 
 
 def composite(
@@ -150,13 +163,14 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
     github: FakeGitHub,
     served_pypy: Served,
     index_url: str,
-    hookhouse_index: str,
+    lockhouse_index: str,
     session_cache: Path,
     tmp_path: Path,
 ) -> None:
     repo = repository(tmp_path, base=["hello"], head={"hello": 20_000})
-    env = build_env(session_cache, served_pypy, index_url, hookhouse_index)
+    env = build_env(session_cache, served_pypy, index_url, lockhouse_index)
     context = {"workflow": WORKFLOW, "job": JOB}
+    untouched = _files_of(action_dir)
     # First the push of main that the pull request is based on: it keeps the reports.
     reports = Reports(tmp_path)
     push = tmp_path / "push.json"
@@ -168,7 +182,9 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
                        context={**context, "event_name": "push", "sha": repo.base,
                                 "ref": "refs/heads/main"},
                        source="functions/hello", budget="200MB")  # fmt: skip
-    assert pushed.exit_code == 0, [(s.name, s.stdout[-3000:]) for s in pushed.steps if s.exit_code]
+    assert pushed.exit_code == 0, [
+        (s.name, s.stdout[-3000:], s.stderr[-3000:]) for s in pushed.steps if s.exit_code
+    ]
     [key] = reports.saved
     assert key.startswith(f"pyfn-reports-v1-{repo.base}-")
     assert pushed.step("inputs").outputs["reports-save-key"] == key
@@ -182,10 +198,15 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
     failed = [s for s in run.steps if s.exit_code]
     assert run.exit_code == 0, [(s.name, s.stdout[-3000:], s.stderr[-3000:]) for s in failed]
 
+    assert _files_of(action_dir) == untouched  # nothing built, compiled or cached there
+    assert "pyfn's environment restored from the cache" in run.step("install").stdout
+    assert pushed.step("install").stdout == ""  # the push installed it: quietly
     install = run.step("install")
     python = install.outputs["python"]
     assert python.startswith(str(tmp_path / "runner")) and Path(python).is_file()
-    [kept] = cache.calls
+    [environment, kept] = cache.calls  # pyfn's own environment, then pyfn's cache
+    assert environment["key"].startswith(f"pyfn-env-Linux-X64-py{sys.version_info[0]}.")
+    assert environment["path"] == str(tmp_path / "runner" / "runner-temp" / "pyfn-action-venv")
     assert kept["key"].startswith(f"pyfn-{__version__}-Linux-")
     assert len(kept["restore-keys"].splitlines()) == 2
     assert kept["path"] == str(session_cache)
@@ -230,7 +251,7 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
 def test_bad_input_fails_the_step_that_checks_inputs(
     action_dir: Path,
     github: FakeGitHub,
-    hookhouse_index: str,
+    lockhouse_index: str,
     session_cache: Path,
     tmp_path: Path,
     inputs: dict[str, str],
@@ -239,7 +260,7 @@ def test_bad_input_fails_the_step_that_checks_inputs(
     repo = repository(tmp_path, base=["hello"], head={})
     event = pull_request_event(repo, tmp_path / "event.json")
     cache = Cache()
-    env = hermetic_env(session_cache, PIP_INDEX_URL=hookhouse_index)
+    env = hermetic_env(session_cache, PIP_INDEX_URL=lockhouse_index)
     run = composite(action_dir, repo.root, github, event, env, cache,
                     source="functions/hello", **inputs)  # fmt: skip
     assert run.exit_code == 2
@@ -248,7 +269,7 @@ def test_bad_input_fails_the_step_that_checks_inputs(
     assert f"::error title=pyfn%3A ConfigError::{message}" in check.stdout, check.stdout
     said = [line for line in check.stdout.splitlines() if not line.startswith("::add-mask::")]
     assert not any("hunter2" in line for line in said)
-    assert cache.calls == [] and run.step("cache-key").skipped and run.step("pyfn").skipped
+    assert pyfn_cache(cache) == [] and run.step("cache-key").skipped and run.step("pyfn").skipped
     assert run.outputs["bundle"] == "" and github.requests == []
 
 
@@ -257,19 +278,19 @@ def test_cache_false_skips_the_cache(
     github: FakeGitHub,
     served_pypy: Served,
     index_url: str,
-    hookhouse_index: str,
+    lockhouse_index: str,
     session_cache: Path,
     tmp_path: Path,
 ) -> None:
     repo = repository(tmp_path, base=["hello"], head={})
     event = pull_request_event(repo, tmp_path / "event.json")
-    env = build_env(session_cache, served_pypy, index_url, hookhouse_index)
+    env = build_env(session_cache, served_pypy, index_url, lockhouse_index)
     cache = Cache()
     run = composite(action_dir, repo.root, github, event, env, cache,
                     source="functions/hello", cache="FALSE")  # fmt: skip
     assert run.exit_code == 0, [(s.name, s.stdout[-2000:]) for s in run.steps if s.exit_code]
     assert run.step("inputs").outputs["cache"] == "false"
-    assert cache.calls == [] and run.step("cache-key").skipped
+    assert pyfn_cache(cache) == [] and run.step("cache-key").skipped
     assert Path(run.outputs["bundle"]).is_file()
 
 
@@ -288,4 +309,4 @@ def test_another_runner_is_told_linux_only_first(
         f"::error title=pyfn::pyfn-action runs on Linux runners only, not on {runner_os}."
     )
     assert all(step.skipped for step in run.steps[1:])
-    assert cache.calls == [] and github.requests == []
+    assert pyfn_cache(cache) == [] and github.requests == []
