@@ -55,3 +55,12 @@ def test_anchors_are_made_as_github_makes_them(tmp_path: Path) -> None:
                    "## Notes\n## Notes\n```\n# not a heading\n```\n")  # fmt: skip
     assert anchors(doc) == {"the-github-action", "pyfn-comment", "cold-builds-uv-against-pip",
                             "notes", "notes-1"}  # fmt: skip
+
+
+def test_the_readme_is_a_front_page() -> None:
+    """README is also the package index's page: short, and the rest one link away."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 350
+    for heading in ("## Measured", "## The GitHub Action", "## pre-commit hooks",
+                    "## The two commands", "## Documentation"):  # fmt: skip
+        assert f"\n{heading}\n" in text, heading
