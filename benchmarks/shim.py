@@ -62,9 +62,10 @@ from pathlib import Path
 from typing import Any
 
 from pyfn_action.config import resolve
-from pyfn_action.flows import serve
+from pyfn_action.flows import nodeframework, serve
 from pyfn_action.flows.build import build
 from pyfn_action.flows.jobs import cache_dir as default_cache_dir
+from pyfn_action.flows.served import unpack_bundle
 from pyfn_action.report.manifest import read_tree
 from pyfn_action.runtime.pack import pack_runtime
 
@@ -226,7 +227,7 @@ def _cold_start(process: subprocess.Popen[bytes], port: int, started: float) -> 
 
 @contextlib.contextmanager
 def served(
-    framework: serve.Framework, root: Path, env: Mapping[str, str], log: Path
+    framework: nodeframework.Framework, root: Path, env: Mapping[str, str], log: Path
 ) -> Iterator[tuple[int, dict[str, float]]]:
     """Start the framework on ``root``; yield its port and cold-start figures."""
     port = _free_port()
@@ -289,7 +290,7 @@ def _throughput(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _measure_all(
-    framework: serve.Framework, variants: list[Variant], args: Any, wrk: str, script: Path
+    framework: nodeframework.Framework, variants: list[Variant], args: Any, wrk: str, script: Path
 ) -> None:
     """Cold starts in rounds, then every server up at once for latency and throughput."""
     for n in range(args.cold_starts - 1):
@@ -349,7 +350,7 @@ def _bundle(args: Any, tmp: Path) -> tuple[Path, float]:
     result = build(config, cache_dir=tmp / "cache", env=env)
     root = tmp / "ours"
     assert result.bundle is not None  # not a dry run
-    serve.unpack_bundle(result.bundle, root)
+    unpack_bundle(result.bundle, root)
     return root, time.perf_counter() - start
 
 
@@ -384,8 +385,10 @@ def main() -> int:
     cpus = len(os.sched_getaffinity(0))  # what index.js's os.availableParallelism() sees
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
     test_cache = REPO / "tests" / ".cache"
-    cache = test_cache if (serve.framework_home(test_cache) / ".complete").is_file() else None
-    framework = serve.ensure_framework(cache or default_cache_dir(None), env)
+    cache = (
+        test_cache if (nodeframework.framework_home(test_cache) / ".complete").is_file() else None
+    )
+    framework = nodeframework.ensure_framework(cache or default_cache_dir(None), env)
     node = subprocess.run([framework.node, "--version"], capture_output=True, text=True, timeout=30)
     wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=30)
     with tempfile.TemporaryDirectory(prefix="pyfn-bench-shim-") as tmp_name:

@@ -68,7 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shim as base
 
 from pyfn_action.config import resolve
-from pyfn_action.flows import serve
+from pyfn_action.flows import nodeframework, serve, served
 from pyfn_action.flows.build import build
 from pyfn_action.flows.jobs import cache_dir as default_cache_dir
 
@@ -220,7 +220,12 @@ def _start_native(
 
 
 def _start_ours(
-    framework: serve.Framework, root: Path, target: str, port: int, out: Any, env: Mapping[str, str]
+    framework: nodeframework.Framework,
+    root: Path,
+    target: str,
+    port: int,
+    out: Any,
+    env: Mapping[str, str],
 ) -> subprocess.Popen[bytes]:
     manifest = root / "pyfn" / "manifest.json"
     data = json.loads(manifest.read_text())
@@ -244,7 +249,12 @@ class Side:
 
     @contextlib.contextmanager
     def up(
-        self, framework: serve.Framework, venv: Path, workload: str, log: Path, check: Request
+        self,
+        framework: nodeframework.Framework,
+        venv: Path,
+        workload: str,
+        log: Path,
+        check: Request,
     ) -> Iterator[tuple[int, subprocess.Popen[bytes], dict[str, Any]]]:
         port = base._free_port()
         target = TARGETS[workload]
@@ -357,7 +367,7 @@ def _build(args: Any, tmp: Path) -> tuple[Path, Path]:
     result = build(config, cache_dir=tmp / "cache", env=dict(os.environ))
     assert result.bundle is not None  # not a dry run
     root = tmp / "ours"
-    serve.unpack_bundle(result.bundle, root)
+    served.unpack_bundle(result.bundle, root)
     return root, app
 
 
@@ -368,7 +378,7 @@ def _copy(root: Path, dest: Path) -> Path:
 
 
 def _checks(
-    tmp: Path, sides: list[Side], framework: serve.Framework, venv: Path
+    tmp: Path, sides: list[Side], framework: nodeframework.Framework, venv: Path
 ) -> dict[str, Request]:
     """Each workload's request and its one right answer, which every side must give."""
     body = tmp / "orders.json"
@@ -412,7 +422,7 @@ def _checks(
 
 
 def _cold_and_idle(
-    framework: serve.Framework, venv: Path, sides: list[Side], args: Any, tmp: Path,
+    framework: nodeframework.Framework, venv: Path, sides: list[Side], args: Any, tmp: Path,
     check: Request,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Cold starts in turns; then every side idle for --settle seconds, its memory read."""
@@ -467,9 +477,14 @@ def _memory_cgroup(limit_mib: int) -> Iterator[tuple[Path, str]]:
 
 
 def _under_memory_limit(
-    framework: serve.Framework, root: Path, args: Any, wrk: str, script: Path, check: Request,
+    framework: nodeframework.Framework,
+    root: Path,
+    args: Any,
+    wrk: str,
+    script: Path,
+    check: Request,
     tmp: Path,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """pyfn's defaults inside a memory cgroup, serving the JSON workload."""
     with _memory_cgroup(args.memory_limit) as (group, kind):
         # Everything the server starts is born in the cgroup: this process joins it
@@ -569,8 +584,10 @@ def main() -> int:
     cpus = len(os.sched_getaffinity(0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
     test_cache = base.REPO / "tests" / ".cache"
-    cache = test_cache if (serve.framework_home(test_cache) / ".complete").is_file() else None
-    framework = serve.ensure_framework(cache or default_cache_dir(None), env)
+    cache = (
+        test_cache if (nodeframework.framework_home(test_cache) / ".complete").is_file() else None
+    )
+    framework = nodeframework.ensure_framework(cache or default_cache_dir(None), env)
     results: dict[str, Any] = {"cpus": cpus, "clients": args.clients, "workloads": {}}
     with tempfile.TemporaryDirectory(prefix="pyfn-bench-vs-native-") as tmp_name:
         tmp = Path(tmp_name)

@@ -226,19 +226,19 @@ def _cmd_report(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
 def _runtime_mismatch(framework: Any, manifest: Any, env: Mapping[str, str]) -> str:
     """The serve warning for the runtime the bundle was built for (its manifest says
     which; a bundle of an older pyfn, that does not, is judged against pyfn's pick)."""
-    from pyfn_action.flows import serve
+    from pyfn_action.flows import nodeframework
     from pyfn_action.runtime import noderuntimes
 
     on = noderuntimes.today(env)
     gen = manifest.function.gen
     name = manifest.runtime.get("node_runtime") or noderuntimes.choose(gen, None, on).name
-    return serve.runtime_mismatch(framework, str(name), gen, on, env)
+    return nodeframework.runtime_mismatch(framework, str(name), gen, on, env)
 
 
 def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
     import signal
 
-    from pyfn_action.flows import serve
+    from pyfn_action.flows import nodeframework, serve, served
 
     if args.bundle:
         # No source to read a config file from: the cache is the flag's, else PYFN_CACHE_DIR's.
@@ -261,9 +261,11 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
 
     previous = signal.signal(signal.SIGTERM, terminate)  # also when run() is called alone
     # A bad bundle fails before anything is installed.
-    with serve.served_copy(bundle, cache) as copy:
+    with served.served_copy(bundle, cache) as copy:
         root, entry_point = copy.root, copy.manifest.function.entry_point
-        framework = serve.ensure_framework(cache, env, serve.declared_framework(root))
+        framework = nodeframework.ensure_framework(
+            cache, env, nodeframework.declared_framework(root)
+        )
         mismatch = _runtime_mismatch(framework, copy.manifest, env)
         if mismatch:
             log.warning("%s", mismatch)

@@ -28,7 +28,7 @@ else:  # pragma: no cover
 from pathlib import Path
 
 from pyfn_action.bundle.nodepackage import declare
-from pyfn_action.flows.serve import ensure_framework
+from pyfn_action.flows.nodeframework import ensure_framework
 
 HERE = Path(__file__).parent
 WHEELHOUSE = HERE / ".wheelhouse"

@@ -28,7 +28,7 @@ from conftest import REPO, Served, build_args, hermetic_env, pyfn
 from support.servers import free_port, pyfn_serve
 
 from pyfn_action.bundle.nodepackage import PACKAGE, NodePackage, pinned
-from pyfn_action.flows import serve
+from pyfn_action.flows import nodeframework, serve, served
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +79,7 @@ def test_a_bundle_declares_the_pinned_framework_and_npm_ci_installs_exactly_it(
     assert manifest["node_framework"] == reported == version
     # As the platform's build does: npm ci in the unpacked bundle.
     root = tmp_path / "unpacked"
-    serve.unpack_bundle(bundle, root)
+    served.unpack_bundle(bundle, root)
     npm = shutil.which("npm")
     if npm is None:
         pytest.fail("npm is not on PATH (CI installs it)")
@@ -170,8 +170,8 @@ def test_serve_runs_the_version_the_bundle_declares(
 def contract() -> Iterator[int]:
     """A plain Node.js function under the declared framework, on a free loopback port."""
     package: NodePackage = pinned()  # what every bundle declares unless told otherwise
-    framework = serve.ensure_framework(TEST_CACHE, dict(os.environ), package)
-    assert serve.installed_version(framework.home) == (PACKAGE, package.version)
+    framework = nodeframework.ensure_framework(TEST_CACHE, dict(os.environ), package)
+    assert nodeframework.installed_version(framework.home) == (PACKAGE, package.version)
     port = free_port()
     process = serve.start(framework, CONTRACT, entry_point="contract", host="127.0.0.1",
                           port=port, env=dict(os.environ), output=subprocess.DEVNULL)  # fmt: skip

@@ -29,8 +29,8 @@ from conftest import REPO, Served, build_args, hermetic_env, pyfn
 from support.servers import free_port, pyfn_serve, wait_listening
 
 from pyfn_action.bundle.nodepackage import pinned
-from pyfn_action.flows import serve
-from pyfn_action.flows.serve import Framework, framework_home
+from pyfn_action.flows import serve, served
+from pyfn_action.flows.nodeframework import Framework, framework_home
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +70,7 @@ def shim_bundle(
 @pytest.fixture(scope="module")
 def unpacked(tmp_path_factory: pytest.TempPathFactory, shim_bundle: Path) -> Path:
     root = tmp_path_factory.mktemp("shim-bundle") / "bundle"
-    serve.unpack_bundle(shim_bundle, root)
+    served.unpack_bundle(shim_bundle, root)
     return root
 
 

@@ -72,7 +72,7 @@ def test_serve_bundle_takes_the_cache_dir_from_the_flag_or_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     from pyfn_action.errors import ServeError
-    from pyfn_action.flows import serve
+    from pyfn_action.flows import nodeframework, served
 
     seen: list[Path] = []
 
@@ -87,9 +87,9 @@ def test_serve_bundle_takes_the_cache_dir_from_the_flag_or_the_environment(
         seen.append(cache)  # the unpacked copy goes into the same cache
         yield SimpleNamespace(root=tmp_path, manifest=unpacked, cleanup=None)
 
-    monkeypatch.setattr(serve, "served_copy", served_copy)
-    monkeypatch.setattr(serve, "declared_framework", lambda root: None)
-    monkeypatch.setattr(serve, "ensure_framework", ensure_framework)
+    monkeypatch.setattr(served, "served_copy", served_copy)
+    monkeypatch.setattr(nodeframework, "declared_framework", lambda root: None)
+    monkeypatch.setattr(nodeframework, "ensure_framework", ensure_framework)
     wanted = tmp_path / "my-cache"
     args = ["serve", "--bundle", str(tmp_path / "b.zip")]
     env = {}

@@ -13,7 +13,7 @@ import pytest
 from pyfn_action.bundle.nodepackage import PACKAGE, declare, from_files, parse_spec, pinned
 from pyfn_action.config import resolve
 from pyfn_action.errors import BundleError, ConfigError
-from pyfn_action.flows.serve import Framework, runtime_mismatch
+from pyfn_action.flows.nodeframework import Framework, runtime_mismatch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -197,7 +197,7 @@ def test_the_real_node_is_read(tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not on PATH (CI installs it)")
-    from pyfn_action.flows.serve import node_major
+    from pyfn_action.flows.nodeframework import node_major
 
     major = node_major(node, dict(os.environ))
     assert major is not None and major >= 18

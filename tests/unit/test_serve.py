@@ -11,7 +11,8 @@ import pytest
 from pyfn_action.bundle.nodepackage import pinned
 from pyfn_action.cli import run
 from pyfn_action.errors import ServeError
-from pyfn_action.flows.serve import ensure_framework, served_copy, unpack_bundle
+from pyfn_action.flows.nodeframework import ensure_framework
+from pyfn_action.flows.served import served_copy, unpack_bundle
 from pyfn_action.report.manifest import FunctionInfo, Manifest
 
 _MANIFEST = Manifest(
@@ -104,7 +105,7 @@ echo '{"name": "@google-cloud/functions-framework", "version": "'"$FF_VERSION"'"
 INSTALL = """
 import os, sys, time
 from pathlib import Path
-from pyfn_action.flows.serve import ensure_framework
+from pyfn_action.flows.nodeframework import ensure_framework
 barrier = Path(sys.argv[2])
 deadline = time.monotonic() + 30
 while not barrier.exists() and time.monotonic() < deadline:
@@ -162,7 +163,8 @@ def test_the_launcher_removes_only_the_directory_serve_names(tmp_path: Path) -> 
     """A PYFN_SERVE_CLEANUP in the caller's environment never reaches the launcher."""
     import os
 
-    from pyfn_action.flows.serve import Framework, start, stop
+    from pyfn_action.flows.nodeframework import Framework
+    from pyfn_action.flows.serve import start, stop
 
     seen = tmp_path / "env"
     node = tmp_path / "node"
