@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pyfn_action.errors import CloudCredentialsError
+from pyfn_action.errors import CloudCredentialsError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,32 @@ DEPLOY_ROLES = (
     "roles/iam.serviceAccountUser on the function's runtime service account",
 )
 UPLOAD_ROLES = ("object write on the bucket (roles/storage.objectUser: get and create)",)
+
+
+DEPLOY_EXTRA = "pyfn-action[deploy]"
+
+
+def require_client_libraries(needed_for: str) -> None:
+    """Google's client libraries are there (``pyfn-action[deploy]``), or a clear error."""
+    import importlib.util
+
+    missing = [name for name in ("google.auth", "google.cloud.storage", "google_crc32c")
+               if _absent(importlib.util, name)]  # fmt: skip
+    if missing:
+        from pyfn_action import __version__
+
+        raise ConfigError(
+            f"Cannot {needed_for}: Google's client libraries are not installed",
+            why=f"{', '.join(missing)} cannot be imported; they come with the deploy extra",
+            fix=f'pip install "{DEPLOY_EXTRA}=={__version__}"',
+        )
+
+
+def _absent(util: Any, name: str) -> bool:
+    try:
+        return util.find_spec(name) is None
+    except ModuleNotFoundError:  # its parent package is missing
+        return True
 
 
 def credentials(

@@ -89,6 +89,7 @@ def upload_bundle(
     from pyfn_action.cloud import names as cloud
     from pyfn_action.cloud.upload import bundle_name, storage_client, upload
 
+    auth.require_client_libraries("upload")
     bucket = cloud.check_bucket(settings.bucket)
     # The name is a part of the object's path: any generation's rule keeps it one part.
     name = cloud.check_function_name(name or bundle_name(bundle), gen=1)
@@ -241,6 +242,7 @@ def prepare_deploy(
     from pyfn_action.runtime import noderuntimes
     from pyfn_action.runtime.targets import generation
 
+    auth.require_client_libraries("deploy")
     config = dataclasses.replace(config, dry_run=False)
     gen = generation(config.gen)
     # Never a decommissioned runtime: refused before anything is built or uploaded.

@@ -160,3 +160,23 @@ def test_the_project_flag_comes_before_the_environment(
                                                        "bucket": "stage"})  # fmt: skip
         prepared = prepare_deploy(config, settings, env, dry_run=True)
         assert prepared.plan.address.project == expected
+
+
+def test_without_googles_client_libraries_upload_and_deploy_say_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from pyfn_action import __version__
+    from pyfn_action.cloud import auth
+
+    auth.require_client_libraries("deploy")  # installed here (the test extra has them)
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object) -> object:
+        return None if name.startswith("google") else real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(ConfigError, match="Cannot deploy: Google's client libraries") as raised:
+        auth.require_client_libraries("deploy")
+    assert raised.value.fix == f'pip install "pyfn-action[deploy]=={__version__}"'

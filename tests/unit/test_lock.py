@@ -51,8 +51,8 @@ def test_every_dependency_is_pinned_at_a_version_it_admits(python: str, machine:
             assert name not in pinned, f"{name} pinned twice for Python {python}"
             pinned[name] = version
             assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes)
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    for line in project["project"]["dependencies"]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for line in [*project["dependencies"], *project["optional-dependencies"]["deploy"]]:
         wanted = Requirement(line)
         if wanted.marker is not None and not wanted.marker.evaluate(env):
             continue
@@ -64,6 +64,13 @@ def test_every_dependency_is_pinned_at_a_version_it_admits(python: str, machine:
             f"the lock pins {name}=={pinned[name]}, which {line!r} does not admit: "
             "bash scripts/lock.sh"
         )
+
+
+def test_the_hooks_never_install_googles_client_libraries() -> None:
+    """pre-commit installs the package with its dependencies, not its extras."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("google")]
+    assert all(d.startswith("google") for d in project["optional-dependencies"]["deploy"])
 
 
 def test_uv_is_locked_alone_as_it_is_among_the_rest() -> None:

@@ -25,7 +25,7 @@ def test_the_docs_name_this_version() -> None:
     for path in _docs():
         text = path.read_text(encoding="utf-8")
         named["rev"].update(re.findall(r"^\s*rev:\s*v(\d[^\s#]*)", text, re.M))
-        named["pip"].update(re.findall(r"pyfn-action==(\d[\w.]*)", text))
+        named["pip"].update(re.findall(r"pyfn-action(?:\[\w+\])?==(\d[\w.]*)", text))
         named["action"].update(re.findall(r"pyfn-action/pyfn-action@v(\d[\w.]*)", text))
         assert "git+https://github.com/pyfn-action" not in text, path  # the package index's
     assert named == {"rev": {__version__}, "pip": {__version__}, "action": {MAJOR}}
