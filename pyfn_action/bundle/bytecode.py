@@ -15,6 +15,7 @@ whether the cache was warm or cold.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import json
 import logging
@@ -150,11 +151,15 @@ class _SourceKeys:
         self.path = path
         self.seen: dict[str, list[object]] = {}
         self.changed = False
+
+    @functools.cached_property
+    def known(self) -> dict[str, list[object]]:
+        """The keys kept, read when a file's key is first asked for (bytes without a file,
+        as work done ahead compiles, never need them)."""
         try:
-            data = json.loads(path.read_bytes())
-            self.known: dict[str, list[object]] = dict(data["sources"])
+            return dict(json.loads(self.path.read_bytes())["sources"])
         except (OSError, ValueError, TypeError, KeyError):
-            self.known = {}
+            return {}
 
     def key(self, entry: Entry, compute: Callable[[Entry], str]) -> str:
         """The entry's key as kept, if its file is the same file; else ``compute``'s,

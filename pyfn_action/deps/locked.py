@@ -122,25 +122,31 @@ def fill_wheelhouse(
             meanwhile(fetched, built)
 
     # The wheels are fetched while the sdists build.
+    builds = _Builds(interpreter, target, sources, wheelhouse, cache_dir, builder)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         fetching = pool.submit(fetch_wheels)
         try:
-            _build_sdists(sdists, got, interpreter, target, sources, wheelhouse, cache_dir, builder)
+            _build_sdists(sdists, got, builds)
         finally:
             built.set()
         fetching.result()
-    _build_direct(direct, lock_dir, interpreter, target, sources, wheelhouse, cache_dir, builder)
+    _build_direct(direct, lock_dir, builds)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Builds:
+    """What every build of a distribution with no wheel for the target is given."""
+
+    interpreter: Interpreter
+    target: Target
+    sources: Sources
+    wheelhouse: Path
+    cache_dir: Path
+    builder: Builder
 
 
 def _build_sdists(
-    sdists: Sequence[tuple[Locked, LockedFile]],
-    got: Sequence[Path],
-    interpreter: Interpreter,
-    target: Target,
-    sources: Sources,
-    wheelhouse: Path,
-    cache_dir: Path,
-    builder: Builder,
+    sdists: Sequence[tuple[Locked, LockedFile]], got: Sequence[Path], b: _Builds
 ) -> None:
     for (dist, file), path in zip(sdists, got):
         # An sdist the index published no SHA-256 for is built again each time.
@@ -148,26 +154,17 @@ def _build_sdists(
         version = dist.version or ""
         if sha256 is None:
             build_for_target(
-                str(path), dist.name, version, interpreter, target, sources, wheelhouse,
-                target.tags(), builder, shown=f"{dist.name}=={version}",
+                str(path), dist.name, version, b.interpreter, b.target, b.sources,
+                b.wheelhouse, b.target.tags(), b.builder, shown=f"{dist.name}=={version}",
             )  # fmt: skip
         else:
             built_once(
-                path, sha256, dist.name, version, interpreter, target, sources, wheelhouse,
-                cache_dir, builder,
+                path, sha256, dist.name, version, b.interpreter, b.target, b.sources,
+                b.wheelhouse, b.cache_dir, b.builder,
             )  # fmt: skip
 
 
-def _build_direct(
-    direct: Sequence[Locked],
-    lock_dir: Path,
-    interpreter: Interpreter,
-    target: Target,
-    sources: Sources,
-    wheelhouse: Path,
-    cache_dir: Path,
-    builder: Builder,
-) -> None:
+def _build_direct(direct: Sequence[Locked], lock_dir: Path, b: _Builds) -> None:
     for dist in direct:
         assert dist.direct is not None
         parts = urllib.parse.urlsplit(dist.direct)
@@ -177,12 +174,12 @@ def _build_direct(
         )  # fmt: skip
         if location.endswith(".whl"):
             name = urllib.parse.unquote(location.rsplit("/", 1)[-1])
-            fetch_all([LockedFile(location, name, None)], wheelhouse, cache_dir, sources,
+            fetch_all([LockedFile(location, name, None)], b.wheelhouse, b.cache_dir, b.sources,
                       lock_dir)  # fmt: skip
             continue
-        if not interpreter.is_target:
-            raise no_wheel(dist.direct, dist.name, target, sources, built=None)
+        if not b.interpreter.is_target:
+            raise no_wheel(dist.direct, dist.name, b.target, b.sources, built=None)
         build_for_target(
-            location, dist.name, dist.version or "", interpreter, target, sources, wheelhouse,
-            target.tags(), builder,
+            location, dist.name, dist.version or "", b.interpreter, b.target, b.sources,
+            b.wheelhouse, b.target.tags(), b.builder,
         )  # fmt: skip

@@ -286,11 +286,11 @@ def _run(
     for function in functions:
         known = function.name in bases
         _compare(function, known, bases.get(function.name), base_label)
-    body, path = _bodies(inputs, event, functions, base_label, env, runner)
+    job, body, path = _bodies(inputs, event, functions, base_label, env, runner)
     if event.is_pull_request:
         runner.summary(_base_sources(functions, base_label))
     if event.is_pull_request and inputs.comment:
-        _comment(inputs, event, functions, body, env, runner)
+        _comment(inputs, event, functions, job, env, runner)
     elif inputs.comment and not event.is_pull_request:
         log.debug("not a pull request event: no comment")
     _outputs(functions, body, path, runner)
@@ -382,22 +382,26 @@ def _bodies(
     base_label: str,
     env: Mapping[str, str],
     runner: Runner,
-) -> tuple[Combined | str, Path | None]:
+) -> tuple[Combined | None, str, Path | None]:
     """The markdown a reviewer reads, written to its file and the job summary: one body
     for the job (``combined``, and ``off``, which posts nothing), or one a function
-    (``per-function``, each in its out directory as ``comment.md``). The job's body, or
-    the first function's, comes back with its file."""
+    (``per-function``, each in its out directory as ``comment.md``). Back come the job's
+    comment (``None`` per function), and its body, or the first function's, with its file."""
     compared = [f for f in functions if f.comparison is not None]
     if inputs.comment_mode == "per-function":
+        bodies = {}
         for function in compared:
             assert function.comparison is not None
-            body = render_markdown(function.comparison)
-            function.comment_path = _write(function.config.out / "comment.md", body)
-            runner.summary(body)
-        first = functions[0].comment_path if functions else None  # in source order
-        return (first.read_text(encoding="utf-8"), first) if first is not None else ("", None)
+            bodies[function.name] = render_markdown(function.comparison)
+            function.comment_path = _write(function.config.out / "comment.md",
+                                           bodies[function.name])  # fmt: skip
+            runner.summary(bodies[function.name])
+        first = functions[0] if functions else None  # in source order
+        if first is None or first.comment_path is None:
+            return None, "", None
+        return None, bodies[first.name], first.comment_path
     if not compared:
-        return "", None
+        return None, "", None
     job = Combined(
         key=inputs.comment_key or default_key(env),
         entries=tuple(
@@ -409,9 +413,9 @@ def _bodies(
         base_label=base_label if any(f.base_from for f in compared) else "",
         minimum=inputs.minimum.describe(),
     )
-    path = _write(_job_comment_path(functions, inputs.workdir), combined.render(job))
-    runner.summary(path.read_text(encoding="utf-8"))
-    return job, path
+    body = combined.render(job)
+    runner.summary(body)
+    return job, body, _write(_job_comment_path(functions, inputs.workdir), body)
 
 
 def _base_sources(functions: Sequence[Function], label: str) -> str:
@@ -455,12 +459,12 @@ def _comment(
     inputs: Inputs,
     event: Event,
     functions: list[Function],
-    job: Combined | str,
+    job: Combined | None,
     env: Mapping[str, str],
     runner: Runner,
 ) -> None:
     posting = [f for f in functions if f.comparison is not None and f.comment_path is not None]
-    if not isinstance(job, Combined) and not posting:
+    if job is None and not posting:
         return
     fallback = "the size report is in the job summary and the comment-body output"
     if not inputs.token:
@@ -471,7 +475,7 @@ def _comment(
                         event.repository, inputs.token,
                         graphql_url=env.get("GITHUB_GRAPHQL_URL") or None)  # fmt: skip
     try:
-        if isinstance(job, Combined):
+        if job is not None:
             posted = post_combined(comments, event.pull_number, job)
             if posted is not None:
                 log.info("%s the size comment: %s", posted.action, posted.url)
@@ -488,12 +492,7 @@ def _comment(
                        title="pyfn")  # fmt: skip
 
 
-def _outputs(
-    functions: list[Function],
-    body: Combined | str,
-    path: Path | None,
-    runner: Runner,
-) -> None:
+def _outputs(functions: list[Function], body: str, path: Path | None, runner: Runner) -> None:
     """The step's outputs: the first function's figures (in ``source`` order, whatever
     became of it), the comment's markdown and file, and every function's figures."""
     figures = {f.name: _figures(f) for f in functions if f.report is not None}
@@ -501,8 +500,7 @@ def _outputs(
         for name, value in _figures(functions[0]).items():
             if name not in ("name", "source"):
                 runner.set_output(name, value)
-    text = path.read_text(encoding="utf-8") if path is not None else ""
-    runner.set_output("comment-body", text)
+    runner.set_output("comment-body", body)
     runner.set_output("comment-path", str(path or ""))
     runner.set_output("reports", json.dumps(figures, sort_keys=True))
 
