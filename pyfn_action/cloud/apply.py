@@ -237,16 +237,9 @@ def apply(
     except Exception as exc:
         doing = f"{'updating' if existing is not None else 'creating'} function {t.name}"
         raise _error(exc, doing, t, gen) from None
-    name = operation.operation.name
-    say(f"Operation {name} started; waiting up to {_duration(timeout)}")
-    try:
-        _wait(operation, t, gen, deadline, say=say, clock=clock, sleep=sleep,
-              poll_first=poll_first, poll_max=poll_max)  # fmt: skip
-    except KeyboardInterrupt:
-        say(f"Stopped waiting; operation {name} goes on in Google Cloud: follow it with "
-            + _describe(t, gen))  # fmt: skip
-        raise
-    result = _finished(operation, t, gen)
+    result = wait_for(operation, t, gen, timeout=max(deadline - clock(), 0.0), say=say,
+                      clock=clock, sleep=sleep, poll_first=poll_first,
+                      poll_max=poll_max)  # fmt: skip
     url, state = version.url(result), version.state(result)
     if state not in ("ACTIVE",):
         raise DeployError(
@@ -255,8 +248,36 @@ def apply(
             fix=f"Correct what the messages name and deploy again (a deployment repairs a "
             f"failed function); {_describe(t, gen)} shows its state",
         )
-    return Deployed(name=t.path, url=url, state=state, action=action, operation=name,
+    return Deployed(name=t.path, url=url, state=state, action=action,
+                    operation=operation.operation.name,
                     source=version.source(the_plan.body))  # fmt: skip
+
+
+def wait_for(
+    operation: Any,
+    t: FunctionAddress,
+    gen: Generation,
+    *,
+    timeout: float,
+    say: Callable[[str], None] = log.info,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_first: float = POLL_FIRST,
+    poll_max: float = POLL_MAX,
+    verb: str = "deployment",
+) -> Any:
+    """Wait for a long-running operation on function ``t``, at most ``timeout`` s, saying
+    each stage as it changes; its result (the function, or nothing for a deletion)."""
+    name = operation.operation.name
+    say(f"Operation {name} started; waiting up to {_duration(timeout)}")
+    try:
+        _wait(operation, t, gen, clock() + timeout, say=say, clock=clock, sleep=sleep,
+              poll_first=poll_first, poll_max=poll_max, verb=verb)  # fmt: skip
+    except KeyboardInterrupt:
+        say(f"Stopped waiting; operation {name} goes on in Google Cloud: follow it with "
+            + _describe(t, gen))  # fmt: skip
+        raise
+    return _finished(operation, t, gen, verb)
 
 
 def _check_existing(existing: Any, t: FunctionAddress, gen: Generation) -> None:
@@ -294,6 +315,7 @@ def _wait(
     sleep: Callable[[float], None],
     poll_first: float,
     poll_max: float,
+    verb: str,
 ) -> None:
     from google.api_core import exceptions as gexc
 
@@ -326,7 +348,7 @@ def _wait(
         left = deadline - clock()
         if left <= 0:
             raise DeployTimeout(
-                f"The deployment of {t.name} did not finish within the wait timeout",
+                f"The {verb} of {t.name} did not finish within the wait timeout",
                 why=f"operation {operation.operation.name} is still running; it goes on in "
                 "Google Cloud",
                 fix="Follow it with " + _describe(t, gen) + ", or wait longer with --timeout",
@@ -360,12 +382,12 @@ def _stages(operation: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _finished(operation: Any, t: FunctionAddress, gen: Generation) -> Any:
+def _finished(operation: Any, t: FunctionAddress, gen: Generation, verb: str) -> Any:
     raw = operation.operation
     if raw.HasField("error") and raw.error.code:
         details = _operation_messages(operation)
         raise DeployError(
-            f"The deployment of {t.name} failed",
+            f"The {verb} of {t.name} failed",
             why=(raw.error.message or f"error code {raw.error.code}")
             + (f" ({details})" if details else ""),
             fix="Read the messages above; " + _describe(t, gen) + " shows the function's state",

@@ -227,12 +227,19 @@ def deploy(
 
 
 def prepare_deploy(
-    config: Config, settings: DeploySettings, env: Mapping[str, str], *, dry_run: bool
+    config: Config,
+    settings: DeploySettings,
+    env: Mapping[str, str],
+    *,
+    dry_run: bool,
+    name: str | None = None,
 ) -> DeployInputs:
     """Judge every name and setting before the first call, make the plan, read the function.
 
-    A dry run goes on without credentials, and without the function if it
-    cannot be read; a real deploy stops at either.
+    ``name`` deploys the bundle as a function of another name (a preview); the
+    bundle is the function's own all the same. A dry run goes on without
+    credentials, and without the function if it cannot be read; a real deploy
+    stops at either.
     """
     from pyfn_action.cloud import apply, auth
     from pyfn_action.cloud import names as cloud
@@ -250,12 +257,13 @@ def prepare_deploy(
     node_runtime = noderuntimes.choose(config.gen, config.node_runtime, on)
     noderuntimes.require_deployable(node_runtime, config.gen, on)
     settings = dataclasses.replace(settings, node_runtime=node_runtime.name)
-    cloud.check_function_name(config.name, config.gen)
+    name = name or config.name
+    cloud.check_function_name(name, config.gen)
     region = cloud.check_region(settings.region)
     bucket = cloud.check_bucket(settings.bucket)
     if settings.project:
         cloud.check_project(settings.project)
-    checked = check(settings, gen, name=config.name, signature=config.signature)
+    checked = check(settings, gen, name=name, signature=config.signature)
 
     credentials: Any = None
     try:
@@ -266,7 +274,7 @@ def prepare_deploy(
         log.info("no Google Cloud credentials: the plan is made without reading the function")
         adc_project = auth.project_from_env(env)
     project = cloud.check_project(settings.project or adc_project)
-    address = FunctionAddress(project=project, region=region, name=config.name)
+    address = FunctionAddress(project=project, region=region, name=name)
     the_plan = make_plan(checked, address, entry_point=config.entry_point)
     api, deployed, exists = None, None, None
     if credentials is not None:

@@ -30,8 +30,23 @@ from pyfn_action.config import (
     resolve,
     resolve_deploy,
 )
-from pyfn_action.errors import BudgetExceeded, ConfigError, Finding, PyfnError
+from pyfn_action.errors import (
+    BudgetExceeded,
+    CloudCredentialsError,
+    ConfigError,
+    Finding,
+    PyfnError,
+)
 from pyfn_action.flows.jobs import build_function, deploy_function, prepare_deploy
+from pyfn_action.flows.previews import (
+    Preview,
+    PreviewTarget,
+    delete_previews,
+    deploy_preview,
+    prepare_preview,
+    raise_failures,
+    skip_reason,
+)
 from pyfn_action.github import basecache
 from pyfn_action.github.base import (
     base_label,
@@ -40,13 +55,18 @@ from pyfn_action.github.base import (
     require_pull_request_commit,
 )
 from pyfn_action.github.cachekey import cache_key
-from pyfn_action.github.comments import CommentError, Comments, post_combined
+from pyfn_action.github.comments import (
+    CommentError,
+    Comments,
+    mark_previews_deleted,
+    post_combined,
+)
 from pyfn_action.github.event import Event, read_event
 from pyfn_action.github.inputs import Inputs, parse, secret_values
 from pyfn_action.github.workflow import Runner
 from pyfn_action.report import combined
 from pyfn_action.report import compare as sizereport
-from pyfn_action.report.combined import Combined
+from pyfn_action.report.combined import Combined, PreviewLine
 from pyfn_action.report.model import Report
 from pyfn_action.report.render import render_markdown
 
@@ -84,6 +104,9 @@ class Function:
     comment_path: Path | None = None
     findings: list[Finding] = field(default_factory=list)
     checked_out: bool = False  # the repository decides its out, so it was checked
+    preview_target: PreviewTarget | None = None  # its preview is deployed (prepared)
+    preview: Preview | None = None  # the preview deployed
+    no_preview: str = ""  # why it has none (report.combined.NO_PREVIEW's keys)
 
     @property
     def name(self) -> str:
@@ -161,6 +184,15 @@ def _judge_pull_request(inputs: Inputs, event: Event, env: Mapping[str, str]) ->
             fix="Deploy on push (or a release) in a job of its own: deploy: "
             "${{ github.event_name == 'push' }}",
         )
+    if inputs.preview and event.name != "pull_request":
+        raise ConfigError(
+            f"preview is true on a {event.name} event",
+            why="pull_request_target runs with the base repository's secrets, so a preview "
+            "there would deploy any fork's code with them",
+            fix="Preview on the pull_request event (forks then get no credentials, and no preview)",
+        )
+    if inputs.preview and event.closed:
+        return  # nothing is built: the previews are deleted
     require_pull_request_commit(event, inputs.workdir, env)
 
 
@@ -250,19 +282,21 @@ def _run(
     env: Mapping[str, str],
     runner: Runner,
 ) -> int:
+    if inputs.preview and event.closed:
+        return _close(inputs, event, functions, env, runner)
     if inputs.deploy:
         # Every function's deploy settings and credentials are judged before anything
         # is built or uploaded: a mistake in the last one deploys none.
         for function in functions:
-            settings = function.settings
-            _require(settings.project or project_from_env(env), "project",
-                     "; google-github-actions/auth's project_id also sets it")  # fmt: skip
-            _require(settings.region, "region")
-            _require(settings.bucket, "bucket")
+            _require_deploy_settings(function.settings, env, "deploy")
             function.prepared = prepare_deploy(function.config, function.settings, env,
                                                dry_run=False)  # fmt: skip
+    if inputs.preview:
+        _prepare_previews(inputs, event, functions, env, runner)
     for function in functions:
-        with runner.group(f"pyfn: {'deploy' if inputs.deploy else 'build'} {function.name}"):
+        doing = "deploy" if inputs.deploy else "build"
+        doing = "build and preview" if function.preview_target else doing
+        with runner.group(f"pyfn: {doing} {function.name}"):
             _build_or_deploy(function, env)
         for finding in function.findings:  # what did not stop the build
             _annotate(runner, finding, env, error=finding.kind == "native")
@@ -332,17 +366,159 @@ def _bases(
     return label, bases
 
 
-def _require(value: str | None, name: str, more: str = "") -> None:
+def _require_deploy_settings(settings: DeploySettings, env: Mapping[str, str], what: str) -> None:
+    _require(
+        settings.project or project_from_env(env),
+        "project",
+        what,
+        "; google-github-actions/auth's project_id also sets it",
+    )
+    _require(settings.region, "region", what)
+    _require(settings.bucket, "bucket", what)
+
+
+def _require(value: str | None, name: str, what: str, more: str = "") -> None:
     if not value:
         raise ConfigError(
-            f"deploy is true but no {name} is given",
+            f"{what} is true but no {name} is given",
             fix=f"Set the input {name!r} (or {name} in the function's pyfn.toml){more}",
         )
 
 
+# --- previews ---------------------------------------------------------------------------
+
+
+def _prepare_previews(
+    inputs: Inputs,
+    event: Event,
+    functions: list[Function],
+    env: Mapping[str, str],
+    runner: Runner,
+) -> None:
+    """Which functions get a preview, each judged (settings, credentials, the name not
+    taken by another function) before anything is built; why the others get none."""
+    if not event.is_pull_request:
+        log.info(
+            "preview is true, but this is a %s event: previews are made for pull requests",
+            event.name or "local",
+        )
+        return
+    assert event.pull_number is not None
+    if not event.from_this_repository:
+        runner.warning(
+            f"No preview: pull request #{event.pull_number} comes from a fork "
+            f"({event.head_repository or 'deleted'}), whose code never runs with this "
+            "repository's credentials",
+            title="pyfn: preview",
+        )
+        for function in functions:
+            function.no_preview = "fork"
+        return
+    target = PreviewTarget(
+        event.repository,
+        event.pull_number,
+        max_instances=inputs.preview_max_instances,
+        public=inputs.public,
+    )
+    for function in functions:
+        function.no_preview = skip_reason(function.config, function.settings)
+        if function.no_preview:
+            log.info("%s: no preview (an event function)", function.name)
+            continue
+        _require_deploy_settings(function.settings, env, "preview")
+        try:
+            function.prepared = prepare_preview(function.config, function.settings, env, target)
+        except CloudCredentialsError as exc:
+            runner.warning(
+                f"No preview: no Google Cloud credentials ({exc.what})", title="pyfn: preview"
+            )
+            for each in functions:
+                each.prepared, each.preview_target = None, None
+                each.no_preview = each.no_preview or "credentials"
+            return
+        function.preview_target = target
+
+
+def _close(
+    inputs: Inputs,
+    event: Event,
+    functions: list[Function],
+    env: Mapping[str, str],
+    runner: Runner,
+) -> int:
+    """The pull request closed: delete every preview of it, found by label in each
+    project the functions deploy to, and say so in the job's comment."""
+    from pyfn_action.cloud.previews import FUNCTION_LABEL
+
+    assert event.pull_number is not None
+    runner.set_output("preview-urls", "{}")
+    projects = list(
+        dict.fromkeys(f.settings.project or project_from_env(env) or "" for f in functions)
+    )
+    deleted: list[PreviewLine] = []
+    failure: PyfnError | None = None
+    for project in projects:
+        settings = dataclasses.replace(functions[0].settings, project=project or None)
+        try:
+            deletion = delete_previews(
+                settings, env, repository=event.repository, pull=event.pull_number
+            )
+        except CloudCredentialsError as exc:
+            runner.warning(
+                f"No preview deleted: no Google Cloud credentials ({exc.what})",
+                title="pyfn: preview",
+            )
+            return 0
+        except PyfnError as exc:
+            failure = failure or exc
+            continue
+        for preview in deletion.deleted:
+            function = preview.labels.get(FUNCTION_LABEL) or preview.name
+            deleted.append(PreviewLine(function=function, name=preview.name, state="deleted"))
+        try:
+            raise_failures(deletion)
+        except PyfnError as exc:
+            failure = failure or exc
+    names = ", ".join(p.name for p in deleted)
+    log.info(
+        "pull request #%d closed: %s",
+        event.pull_number,
+        f"deleted {len(deleted)} preview(s): {names}" if deleted else "no preview to delete",
+    )
+    runner.summary(
+        f"Previews of pull request #{event.pull_number}: "
+        + (f"deleted {names}." if deleted else "none to delete.")
+        + "\n"
+    )
+    if inputs.comment_mode == "combined" and inputs.token:
+        comments = Comments(
+            env.get("GITHUB_API_URL") or "https://api.github.com",
+            event.repository,
+            inputs.token,
+            graphql_url=env.get("GITHUB_GRAPHQL_URL") or None,
+        )
+        try:
+            posted = mark_previews_deleted(
+                comments, event.pull_number, inputs.comment_key or default_key(env), deleted
+            )
+            if posted is not None:
+                log.info("%s the comment: %s", posted.action, posted.url)
+        except CommentError as exc:
+            runner.warning(
+                f"The comment does not say the previews are deleted: {exc.message}", title="pyfn"
+            )
+    if failure is not None:
+        _report_error(runner, failure, env)
+        return failure.exit_code
+    return 0
+
+
 def _build_or_deploy(function: Function, env: Mapping[str, str]) -> None:
     try:
-        if function.prepared is not None:
+        if function.prepared is not None and function.preview_target is not None:
+            function.preview = deploy_preview(function.prepared, env, function.preview_target)
+            result = function.preview.outcome.build
+        elif function.prepared is not None:
             outcome = deploy_function(function.prepared, env, dry_run=False)
             result = outcome.build
             function.url = outcome.deployed.url if outcome.deployed else None
@@ -392,7 +568,7 @@ def _bodies(
         bodies = {}
         for function in compared:
             assert function.comparison is not None
-            bodies[function.name] = render_markdown(function.comparison)
+            bodies[function.name] = render_markdown(function.comparison) + _preview_text(function)
             function.comment_path = _write(function.config.out / "comment.md",
                                            bodies[function.name])  # fmt: skip
             runner.summary(bodies[function.name])
@@ -412,10 +588,33 @@ def _bodies(
         sha=event.head_sha or "",
         base_label=base_label if any(f.base_from for f in compared) else "",
         minimum=inputs.minimum.describe(),
+        previews=tuple(_preview_line(f) for f in functions if f.preview or f.no_preview),
     )
     body = combined.render(job)
     runner.summary(body)
     return job, body, _write(_job_comment_path(functions, inputs.workdir), body)
+
+
+def _preview_text(function: Function) -> str:
+    """A per-function comment's preview line."""
+    if function.preview is None:
+        return ""
+    p = function.preview
+    access = "anyone may call it" if p.public else "private"
+    return f"\nPreview: {p.url} · `{p.name}` runs bundle `{p.sha256}` · {access}\n"
+
+
+def _preview_line(function: Function) -> PreviewLine:
+    preview = function.preview
+    if preview is None:
+        return PreviewLine(function.name, state="skipped", reason=function.no_preview)
+    return PreviewLine(
+        function.name,
+        name=preview.name,
+        url=preview.url,
+        sha256=preview.sha256,
+        public=preview.public,
+    )
 
 
 def _base_sources(functions: Sequence[Function], label: str) -> str:
@@ -503,6 +702,8 @@ def _outputs(functions: list[Function], body: str, path: Path | None, runner: Ru
     runner.set_output("comment-body", body)
     runner.set_output("comment-path", str(path or ""))
     runner.set_output("reports", json.dumps(figures, sort_keys=True))
+    previews = {f.name: f.preview.url for f in functions if f.preview is not None}
+    runner.set_output("preview-urls", json.dumps(previews, sort_keys=True))
 
 
 def function_list(inputs: Inputs) -> str:

@@ -14,6 +14,7 @@ which callers treat as "post it elsewhere".
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -27,7 +28,7 @@ import requests
 from pyfn_action import __version__
 from pyfn_action.errors import PyfnError
 from pyfn_action.report import combined
-from pyfn_action.report.combined import Combined, NotCombined
+from pyfn_action.report.combined import Combined, NotCombined, PreviewLine
 from pyfn_action.report.render import COMMENT_LIMIT, truncate
 
 log = logging.getLogger(__name__)
@@ -397,6 +398,31 @@ def post_combined(comments: Comments, number: int, new: Combined) -> Posted | No
     log.warning("the size comment was rewritten by other jobs %d times; this job's rows may "
                 "be missing from it until the next run", ATTEMPTS)  # fmt: skip
     return posted
+
+
+def mark_previews_deleted(
+    comments: Comments, number: int, key: str, deleted: Sequence[PreviewLine]
+) -> Posted | None:
+    """Say in the job's comment that its previews are gone (the pull request closed):
+    every preview it shows running, and each in ``deleted``. ``None``: no comment to say
+    it in (one is never created for it)."""
+    found = comments.find_all(number, combined.marker(key))
+    current = _merged(found)
+    if current is None:
+        return None
+    gone = {
+        p.function: dataclasses.replace(p, state="deleted", url="")
+        for p in current.previews
+        if p.state == "live"
+    }
+    for line in deleted:
+        gone.setdefault(line.function, line)
+    kept = [p for p in current.previews if p.function not in gone]
+    previews = tuple(sorted([*kept, *gone.values()], key=lambda p: p.function))
+    if previews == current.previews:
+        return _posted("unchanged", found[0])
+    body = combined.render(dataclasses.replace(current, previews=previews))
+    return comments.update(int(found[0]["id"]), body)
 
 
 def _merged(found: Sequence[dict[str, Any]]) -> Combined | None:

@@ -32,6 +32,7 @@ class Event:
     sha: str | None = None  # GITHUB_SHA: the commit a push built
     ref: str | None = None  # GITHUB_REF: refs/heads/main, …
     default_branch: str | None = None  # the repository's, as the push payload says
+    action: str | None = None  # a pull request event's activity: opened, synchronize, closed…
 
     @property
     def pushed_to_default_branch(self) -> bool:
@@ -50,6 +51,17 @@ class Event:
     @property
     def from_fork(self) -> bool:
         return self.head_repository is not None and self.head_repository != self.repository
+
+    @property
+    def from_this_repository(self) -> bool:
+        """The head branch is this repository's (a deleted fork's head is not known: no)."""
+        return self.head_repository is not None and (
+            self.head_repository.lower() == self.repository.lower()
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self.is_pull_request and self.action == "closed"
 
 
 def read_event(env: Mapping[str, str]) -> Event:
@@ -79,7 +91,13 @@ def read_event(env: Mapping[str, str]) -> Event:
         base_ref=_ref(base),
         head_sha=_sha(head, "head", path),
         head_repository=_full_name(head, path),
+        action=_action(payload),
     )
+
+
+def _action(payload: Mapping[str, Any]) -> str | None:
+    action = payload.get("action")
+    return action if isinstance(action, str) and re.fullmatch(r"[a-z_]{1,40}", action) else None
 
 
 def _push(name: str, repository: str, env: Mapping[str, str], path: str) -> Event:

@@ -40,11 +40,19 @@ DEPLOY_INPUTS = {
 }
 ACTION_INPUTS = (
     "source", "working-directory", "deploy", "comment", "comment-mode", "comment-key",
-    "minimum-change", "github-token", "base-report", "config", "cache",
+    "minimum-change", "github-token", "base-report", "config", "cache", "preview",
+    "preview-max-instances", "allow-unauthenticated",
 )  # fmt: skip
 COMMENT_MODES = ("combined", "per-function", "off")
 SINGLE_SOURCE_INPUTS = ("name", "entry-point", "base-report")
-BOOLEAN_INPUTS = {"deploy": False, "comment": True, "cache": True}
+BOOLEAN_INPUTS = {
+    "deploy": False,
+    "comment": True,
+    "cache": True,
+    "preview": False,
+    "allow-unauthenticated": False,
+}
+MAX_PREVIEW_INSTANCES = 1000
 # Inputs whose values may be secrets: masked before they are parsed, never echoed.
 SECRET_INPUTS = ("env-vars", "secrets", "github-token", "config")
 MIN_MASK_LENGTH = 3  # a shorter mask would hide every such string in the log
@@ -93,6 +101,9 @@ class Inputs:
     comment_key: str = ""  # the combined comment's key ("": the workflow's and job's names)
     minimum: Threshold = field(default_factory=Threshold)
     cache: bool = True
+    preview: bool = False  # deploy each function's preview on a pull request
+    preview_max_instances: int = 1
+    public: bool = False  # allow-unauthenticated: anyone may call the previews
     token: str = ""
     base_report: Path | None = None
     secrets: tuple[str, ...] = ()  # values to mask in the log
@@ -125,12 +136,23 @@ def parse(env: Mapping[str, str], *, cwd: Path) -> Inputs:
     token = read(env, "github-token")
     masked = [token] if token else []
     masked += [v for _, v in deploy_flags.get("env_vars") or () if len(v) >= MIN_MASK_LENGTH]
+    deploy, preview = _flag(env, "deploy"), _flag(env, "preview")
+    if deploy and preview:
+        raise ConfigError(
+            "deploy and preview are both true",
+            why="a step deploys the function itself (on a push) or its preview (on a pull "
+            "request), never both",
+            fix="Deploy in a job that runs on push, preview in one that runs on pull_request",
+        )
     return Inputs(
         workdir=workdir,
         sources=sources,
         flags=flags,
         deploy_flags=deploy_flags,
-        deploy=_flag(env, "deploy"),
+        deploy=deploy,
+        preview=preview,
+        preview_max_instances=_count(env, "preview-max-instances", default=1),
+        public=_flag(env, "allow-unauthenticated"),
         comment_mode=_comment_mode(env),
         comment_key=read(env, "comment-key"),
         minimum=_minimum(env),
@@ -156,6 +178,15 @@ def _minimum(env: Mapping[str, str]) -> Threshold:
     except ValueError as exc:
         raise _invalid("minimum-change", value, "a size (1KB, 500) or a share (0.5%)",
                        str(exc)) from None  # fmt: skip
+
+
+def _count(env: Mapping[str, str], name: str, *, default: int) -> int:
+    value = read(env, name)
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PREVIEW_INSTANCES:
+        raise _invalid(name, value, f"a whole number from 1 to {MAX_PREVIEW_INSTANCES}")
+    return int(value)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

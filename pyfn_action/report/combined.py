@@ -49,6 +49,15 @@ MAX_FUNCTIONS = 1000  # rows read back from a comment; more is not a comment pyf
 NAMES_SHOWN = 40  # unchanged functions named before "and N more"
 BASE_FROM = ("cache", "built", "report", "")  # where a function's base came from
 STATES = ("changed", "unchanged", "new", "unknown")
+PREVIEW_STATES = ("live", "deleted", "skipped")
+# Why a function has no preview, as the comment says it.
+NO_PREVIEW = {
+    "event": "an event function's preview would take its trigger's events too",
+    "fork": "pull requests from forks get no preview",
+    "credentials": "the job had no Google Cloud credentials",
+}
+IDENTITY_CALL = 'curl -H "Authorization: Bearer $(gcloud auth print-identity-token)" URL'
+_URL = r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,24 @@ class FunctionEntry:
 
 
 @dataclass(frozen=True)
+class PreviewLine:
+    """A function's preview, as the comment says it: running at ``url`` with the bundle
+    ``sha256``, deleted (the pull request closed), or skipped (``reason``, of NO_PREVIEW)."""
+
+    function: str
+    name: str = ""  # the preview function's own name: hello-pr-42
+    state: str = "live"  # live | deleted | skipped
+    url: str = ""
+    sha256: str = ""
+    public: bool = False  # anyone may call it (allow-unauthenticated)
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.url and not re.fullmatch(_URL, self.url):  # never markup in the comment
+            object.__setattr__(self, "url", "")
+
+
+@dataclass(frozen=True)
 class Combined:
     """A job's comment: its key, the commit it describes, the base, and its rows."""
 
@@ -120,10 +147,15 @@ class Combined:
     sha: str = ""  # the pull request commit the rows were measured at
     base_label: str = ""  # e.g. "`main` (1a2b3c4)"
     minimum: str = ""  # the threshold, as said: "1.0 KB", "0.5%", ""
+    previews: tuple[PreviewLine, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return any(e.noted for e in self.entries)
+        """Worth a comment: a function changed (or is over a limit), or a preview runs or
+        was deleted."""
+        return any(e.noted for e in self.entries) or any(
+            p.state != "skipped" for p in self.previews
+        )
 
 
 def entry(comparison: Comparison, *, threshold: Threshold, base_from: str = "") -> FunctionEntry:
@@ -247,6 +279,7 @@ def _draw(
     shim = _shim_line(entries)
     if shim:
         lines += [shim, ""]
+    lines += _preview_lines(combined.previews)
     for e in order:
         if e.name in detailed:
             lines += [
@@ -273,6 +306,33 @@ def _draw(
         notes.append(sources)
     lines += ["", "_" + "; ".join(notes) + "._", _data_line(combined)]
     return "\n".join(lines) + "\n"
+
+
+def _preview_lines(previews: Sequence[PreviewLine]) -> list[str]:
+    """The previews: each running one's URL and bundle, the deleted ones named once, and
+    how to call a private one."""
+    if not previews:
+        return []
+    lines = ["#### Previews", ""]
+    for p in sorted(previews, key=lambda p: p.function):
+        if p.state == "live":
+            access = "anyone may call it" if p.public else "private"
+            lines.append(
+                f"- `{p.function}`: {p.url or '(no URL)'} · `{p.name}` runs bundle "
+                f"`{p.sha256}` · {access}"
+            )
+        elif p.state == "skipped":
+            lines.append(f"- `{p.function}`: no preview: {NO_PREVIEW.get(p.reason, p.reason)}")
+    deleted = sorted(p.name for p in previews if p.state == "deleted" and p.name)
+    if deleted:
+        names = ", ".join(f"`{n}`" for n in deleted)
+        lines.append(f"- Deleted as the pull request closed: {names}")
+    if any(p.state == "live" and not p.public for p in previews):
+        lines += [
+            "",
+            f"_A private preview answers those the project lets invoke it: `{IDENTITY_CALL}`._",
+        ]
+    return [*lines, ""]
 
 
 def _notices(entries: Sequence[FunctionEntry]) -> list[str]:
@@ -394,7 +454,7 @@ def _row_data(e: FunctionEntry, notices: list[str]) -> list[object]:
 
 def _data_line(combined: Combined) -> str:
     notices = list(dict.fromkeys(e.notice for e in combined.entries if e.notice))
-    data = {
+    data: dict[str, object] = {
         "v": FORMAT,
         "sha": combined.sha,
         "base": combined.base_label,
@@ -402,6 +462,11 @@ def _data_line(combined: Combined) -> str:
         "n": notices,
         "f": [_row_data(e, notices) for e in combined.entries],
     }
+    if combined.previews:
+        data["p"] = [
+            [p.function, p.name, p.state, p.url, p.sha256, p.public, p.reason]
+            for p in combined.previews
+        ]
     raw = json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode()
     return f"{_DATA}{base64.b64encode(raw).decode()} -->"
 
@@ -441,13 +506,42 @@ def parse(body: str) -> Combined:
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise NotCombined("a function has two rows")
+    shown = data.get("p", [])
+    if not isinstance(shown, list) or len(shown) > MAX_FUNCTIONS:
+        raise NotCombined("its previews are not a list")
+    previews = [_preview_of(row) for row in shown]
+    if len({p.function for p in previews}) != len(previews):
+        raise NotCombined("a function has two previews")
     return Combined(
         key=key,
         entries=tuple(entries),
         sha=_text(data.get("sha"), 64, r"[0-9a-f]*"),
         base_label=_text(data.get("base"), 200),
         minimum=_text(data.get("min"), 40),
+        previews=tuple(previews),
     )
+
+
+def _preview_of(row: object) -> PreviewLine:
+    if not isinstance(row, list) or len(row) != 7:
+        raise NotCombined("a preview is not a preview's row")
+    function, name, state, url, sha256, public, reason = row
+    if state not in PREVIEW_STATES or not isinstance(public, bool):
+        raise NotCombined("a preview has an unknown state")
+    if reason not in ("", *NO_PREVIEW):
+        raise NotCombined("a preview gives an unknown reason")
+    line = PreviewLine(
+        function=_text(function, 63, r"[A-Za-z0-9_.-]+"),
+        name=_text(name, 63, r"[a-z0-9-]*"),
+        state=state,
+        url=_text(url, 300, f"(?:{_URL})?"),
+        sha256=_text(sha256, 64, r"(?:[0-9a-f]{64})?"),
+        public=public,
+        reason=reason,
+    )
+    if not line.function:
+        raise NotCombined("a preview names no function")
+    return line
 
 
 def _details(lines: list[str]) -> dict[str, str]:
@@ -534,4 +628,7 @@ def merge(existing: Combined | None, new: Combined) -> Combined:
     mine = {e.name for e in new.entries}
     kept = [e for e in existing.entries if e.name not in mine]
     entries = sorted([*kept, *new.entries], key=lambda e: e.name)
-    return dataclasses.replace(new, entries=tuple(entries))
+    previewed = {p.function for p in new.previews}
+    previews = [p for p in existing.previews if p.function not in previewed]
+    previews = sorted([*previews, *new.previews], key=lambda p: p.function)
+    return dataclasses.replace(new, entries=tuple(entries), previews=tuple(previews))

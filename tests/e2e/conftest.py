@@ -179,7 +179,8 @@ def cloud(
         for name, value in google.items():
             monkeypatch.setenv(name, value)
         env = hermetic_env(session_cache, STORAGE_EMULATOR_HOST=p.base,
-                           PYFN_FUNCTIONS_ENDPOINT=fake.base, **google)  # fmt: skip
+                           PYFN_FUNCTIONS_ENDPOINT=fake.base, PYFN_RUN_ENDPOINT=fake.run_base,
+                           **google)  # fmt: skip
         yield Cloud(p, fake, env, served_pypy, index_url, key)
 
 

@@ -306,7 +306,8 @@ def test_entrypoint_script_runs_outside_the_composite(action: Action, tmp_path: 
 
 def google(cloud: Cloud) -> dict[str, str]:
     """The Google side of the deploy tests' environment: credentials, emulator, fake API."""
-    prefixes = ("GOOGLE_", "CLOUDSDK_", "STORAGE_", "PYFN_FUNCTIONS", "NO_GCE", "GCE_")
+    prefixes = ("GOOGLE_", "CLOUDSDK_", "STORAGE_", "PYFN_FUNCTIONS", "PYFN_RUN", "NO_GCE",
+                "GCE_")  # fmt: skip
     return {k: v for k, v in cloud.env.items() if k.startswith(prefixes)}
 
 

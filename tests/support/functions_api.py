@@ -1,4 +1,5 @@
-"""A loopback contract fake of the Cloud Functions REST API (v1 and v2).
+"""A loopback contract fake of the Cloud Functions REST API (v1 and v2), with the IAM
+methods of the Cloud Run Admin API (v2) that a 2nd gen function's invokers need.
 
 Every request is matched against the methods of the discovery document that
 ships with google-api-python-client, and its body checked against the
@@ -7,22 +8,55 @@ malformed ``int64``/``google-duration``/``google-datetime``/``byte`` strings
 and output-only fields are contract violations, recorded and answered with
 400. Update masks are checked path by path against the same schema; query
 parameters against the method's. A URL that is no method of the API (or one
-the fake does not play), a project other than the fake's, and a poll of an
-operation the fake never started are recorded violations too. Requests need a
-bearer token the fake's own ``/token`` endpoint issued (401, recorded, if not).
+the fake does not play), a project other than the fake's, a poll of an
+operation the fake never started and a page token it never issued (for that
+list) are recorded violations too. Requests need a bearer token the fake's own ``/token`` endpoint
+issued (401, recorded, if not).
+
+What it plays: ``get``, ``list``, ``create``, ``patch`` and ``delete`` of functions
+(v1 and v2) and the polls of their operations (``operations.get``), and v1's
+``getIamPolicy``/``setIamPolicy`` of a function. ``list`` takes ``-`` for every
+region, pages by ``pageSize`` and the opaque ``pageToken``s the fake issues, in
+the order of the functions' names; v2's ``filter`` is understood for labels only
+(``labels.KEY="VALUE"``, terms joined by ``AND``), and ``orderBy`` is not played.
+Each version lists its own functions (the real v2 also lists 1st gen ones, with
+``environment`` ``GEN_1``: a test puts such a one among the fake's v2 functions).
 
 The fake keeps functions in memory and plays the long-running operation: it
 finishes after a few polls, fails with state messages, or never finishes. A v2
 operation reports its stages in its metadata as the real API does
 (``GoogleCloudFunctionsV2OperationMetadata.stages``: ``BUILD``, ``SERVICE``, and
 ``TRIGGER`` for an event function, each ``NOT_STARTED``, ``IN_PROGRESS`` or
-``COMPLETE``), moving on stage by stage as the operation is polled. It can also
-answer the next matching request with an error as the real API words it (API
-not enabled, permission denied, quota exceeded).
+``COMPLETE``), moving on stage by stage as the operation is polled. A create or
+patch stamps the function's ``updateTime`` (and a v2 create its ``createTime``)
+from the fake's ``clock``, and ``set_updated`` backdates it; a deployed v2
+function names its Cloud Run service (``serviceConfig.service``). A delete shows
+the function ``DELETE_IN_PROGRESS`` (v1) or ``DELETING`` (v2) until its operation
+finishes, then it is gone with its policy (or, with ``delete_outcome = "fail"``,
+the operation fails and the function stays as it was); one while another
+operation on the function runs is refused (409). Deleting a function that is not
+there is a 404, as the real API answers it, not a violation. The fake can also
+answer the next matching request with an error as the real API words it (API not
+enabled, permission denied, quota exceeded).
+
+IAM policies are kept per function (v1) and per Cloud Run service (v2), each new
+one empty (``{"version": 1, "etag": "ACAB"}``); every set gives a new ``etag``, and a
+set carrying an etag other than the current one is answered 409 ``ABORTED`` as IAM
+does (one without an etag overwrites). A role the resource does not take (say
+``roles/run.invoker`` on a 1st gen function) or a member that is no principal is a
+violation. The Cloud Run part listens on a second loopback port (``run_base``),
+plays ``projects.locations.services.getIamPolicy``/``setIamPolicy`` of run.v2 only,
+checked the same way, with the same tokens; a service exists exactly while a v2
+function of its id does, in its project and region. Its requests are recorded in
+the same ``requests`` list (``Recorded.api == "run"``; ``changes()`` is the Cloud
+Functions API's, ``changes("run")`` Cloud Run's), its violations in the same
+``violations``; ``Injected(..., api="run")`` injects its errors. ``policy(name)``
+is the policy now of a function (v1) or of its service (v2).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import itertools
 import json
@@ -32,7 +66,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -46,14 +80,47 @@ HOST = "127.0.0.1"
 # Every token the fake's /token issues starts with this (then "-1", "-2", ...).
 TOKEN = "ya29.fake-access-token-for-loopback-tests"  # noqa: S105 - a test double's token
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-# The methods the fake plays, by discovery id without the "cloudfunctions." prefix.
-PLAYED = {
+# The methods the fake plays, by API version, by discovery id without the API's prefix.
+_FUNCTIONS = {
     "projects.locations.functions.get",
+    "projects.locations.functions.list",
     "projects.locations.functions.create",
     "projects.locations.functions.patch",
-    "operations.get",  # v1
-    "projects.locations.operations.get",  # v2
+    "projects.locations.functions.delete",
 }
+PLAYED = {
+    "v1": _FUNCTIONS
+    | {
+        "operations.get",
+        "projects.locations.functions.getIamPolicy",
+        "projects.locations.functions.setIamPolicy",
+    },
+    "v2": _FUNCTIONS | {"projects.locations.operations.get"},
+}
+# Cloud Run Admin API v2: the IAM of the services that serve 2nd gen functions.
+RUN_PLAYED = {
+    "projects.locations.services.getIamPolicy",
+    "projects.locations.services.setIamPolicy",
+}
+# What each API is called in messages, and the audience of self-signed JWTs for it.
+API_NAMES = {"cloudfunctions": "Cloud Functions", "run": "Cloud Run Admin"}
+AUDIENCES = {"cloudfunctions": "https://cloudfunctions.googleapis.com",
+             "run": "https://run.googleapis.com"}  # fmt: skip
+# The roles a resource's policy may grant, beside the basic ones and custom roles.
+ROLE_PREFIXES = {"cloudfunctions": "roles/cloudfunctions.", "run": "roles/run."}
+BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+CUSTOM_ROLE = re.compile(r"(?:projects|organizations)/[^/]+/roles/[\w.]+")
+PRINCIPAL = re.compile(
+    r"allUsers|allAuthenticatedUsers|(?:deleted:)?(?:user|serviceAccount|group):[^:\s]+"
+    r"|domain:[^:\s]+|principal(?:Set)?://\S+"
+)
+EMPTY_POLICY = {"version": 1, "etag": "ACAB"}  # what IAM answers for a policy never set
+CONCURRENT = ("There were concurrent policy changes. Please retry the whole read-modify-write "
+              "with exponential backoff.")  # fmt: skip
+# The largest page a list answers (and what it answers without pageSize).
+MAX_PAGE = 1000
+# A v2 list filter the fake understands: labels, equal to a value, terms joined by AND.
+LABEL_TERM = re.compile(r'labels\.([\w-]+)\s*=\s*(?:"([^"]*)"|([^\s"]+))')
 # System parameters Google's client libraries send beside the discovery document's.
 SYSTEM_PARAMETERS = {"$alt", "$fields", "$prettyPrint"}
 RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})")
@@ -73,14 +140,14 @@ STAGED = Uploaded(
 )
 
 
-def discovery_document(version: str) -> dict[str, Any]:
+def discovery_document(version: str, api: str = "cloudfunctions") -> dict[str, Any]:
     import googleapiclient
 
     path = (
         Path(googleapiclient.__file__).parent
         / "discovery_cache"
         / "documents"
-        / f"cloudfunctions.{version}.json"
+        / f"{api}.{version}.json"
     )
     doc: dict[str, Any] = json.loads(path.read_text())
     return doc
@@ -89,9 +156,9 @@ def discovery_document(version: str) -> dict[str, Any]:
 class Schema:
     """Validation of JSON values against one discovery document's schemas."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, api: str = "cloudfunctions") -> None:
         self.version = version
-        self.doc = discovery_document(version)
+        self.doc = discovery_document(version, api)
         self.schemas: dict[str, Any] = self.doc["schemas"]
 
     def validate(self, ref: str, value: Any, where: str = "") -> list[str]:
@@ -191,6 +258,7 @@ class Recorded:
     query: dict[str, str]
     body: Any
     authorization: str
+    api: str = "cloudfunctions"  # or "run": the Cloud Run Admin API's port
 
 
 @dataclass
@@ -204,35 +272,74 @@ class Injected:
     message: str
     reason: str | None = None
     times: int = 1
+    api: str = "cloudfunctions"  # or "run": requests to the Cloud Run Admin API's port
 
 
 @dataclass
 class FakeFunctions:
     project: str = "demo-proj"
     regions: tuple[str, ...] = ("us-central1", "asia-northeast1", "europe-west1")
-    outcome: str = "succeed"  # "succeed", "fail" or "never"
+    outcome: str = "succeed"  # "succeed", "fail" or "never": of creates and patches
+    delete_outcome: str = "succeed"  # "succeed", "fail" or "never": of deletes
     polls_to_finish: int = 2
     functions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # by version
     operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # IAM policies: a v1 function's by its name, a v2 function's Cloud Run service's by its.
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     inject: list[Injected] = field(default_factory=list)
     oauth: TokenEndpoint = field(default_factory=lambda: TokenEndpoint(TOKEN))
     # (bucket, object, generation) → does that object exist? Checks the deploy's source.
     source_exists: Callable[[str, str, str | None], bool] | None = None
+    # The time of the fake's updateTime/createTime stamps (UTC; a naive one is taken as UTC).
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     base: str = ""
+    run_base: str = ""  # the Cloud Run Admin API's port
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _etags: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _pages: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    # Each page token issued: (version, parent, filter) it continues, and the last name given.
+    _page_tokens: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)
     _polls: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def changes(self) -> list[Recorded]:
-        return [r for r in self.requests if r.method in ("POST", "PATCH", "DELETE")]
+    def changes(self, api: str = "cloudfunctions") -> list[Recorded]:
+        """The requests to one API (the Cloud Functions API's, or ``run``'s) that would
+        change something."""
+        return [r for r in self.requests
+                if r.api == api and r.method in ("POST", "PATCH", "DELETE")]  # fmt: skip
+
+    # --- for tests ------------------------------------------------------------------
+
+    def policy(self, full_name: str) -> dict[str, Any]:
+        """The IAM policy now of the function ``full_name``: a v1 function's own, a v2
+        function's Cloud Run service's (who may call it: ``roles/cloudfunctions.invoker``
+        and ``roles/run.invoker`` respectively)."""
+        with self._lock:
+            return self._policy(self._iam_resource(self._find(full_name), full_name))
+
+    def set_updated(self, full_name: str, when: datetime) -> None:
+        """Rewrite the stored function's ``updateTime`` (v1 or v2), as if it was last
+        changed ``when``."""
+        with self._lock:
+            version = self._find(full_name)
+            self.functions[version][full_name]["updateTime"] = _rfc3339(when)
+
+    def _find(self, full_name: str) -> str:
+        """The API version whose functions hold ``full_name``."""
+        found = [v for v, functions in self.functions.items() if full_name in functions]
+        if len(found) != 1:
+            where = "both v1 and v2" if found else "neither v1 nor v2"
+            raise KeyError(f"{full_name} is in {where} of the fake's functions")
+        return found[0]
 
     # --- the API ------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         for fault in self.inject:
-            if fault.times > 0 and fault.method == method and fault.path_contains in path:
+            if (fault.times > 0 and fault.api == "cloudfunctions" and fault.method == method
+                    and fault.path_contains in path):  # fmt: skip
                 fault.times -= 1
                 return _error(fault.status, fault.status_name, fault.message, fault.reason)
         m = re.fullmatch(r"/(v1|v2)/(.*)", path)
@@ -241,22 +348,12 @@ class FakeFunctions:
                                    status=404, name="NOT_FOUND")  # fmt: skip
         version, rest = m.groups()
         schema = schema_of(version)
-        spec, others = schema.method(method, path)
-        if spec is None:
-            takes = f" (that path takes {sorted(set(others))})" if others else ""
-            return self._violation(
-                f"{method} {path} is no method of the Cloud Functions {version} API{takes}",
-                status=404,
-                name="NOT_FOUND",
-            )
-        if spec["id"].removeprefix("cloudfunctions.") not in PLAYED:
-            return self._violation(f"{method} {path} calls {spec['id']}, which the fake does "
-                                   "not play", status=501, name="UNIMPLEMENTED")  # fmt: skip
-        problems = _query_errors(schema, spec, query)
-        if "request" not in spec and body is not None:
-            problems.append(f"{spec['id']} takes no request body")
-        if problems:
-            return self._violation(*problems)
+        checked = self._method(schema, PLAYED[version], "cloudfunctions", method, path, query,
+                               body)  # fmt: skip
+        if isinstance(checked, tuple):
+            return checked
+        spec = checked
+        verb = spec["id"].rsplit(".", 1)[1]
         project = rest.split("/")[1] if rest.startswith("projects/") else self.project
         if project != self.project:
             return self._violation(
@@ -266,23 +363,27 @@ class FakeFunctions:
             )
         if spec["id"].endswith("operations.get"):
             return self._operation(rest, version)
-        fm = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/functions(?:/([^/]+))?", rest)
+        fm = re.fullmatch(
+            r"projects/([^/]+)/locations/([^/]+)/functions(?:/([^/:]+))?(?::\w+)?", rest
+        )
         if not fm:
             return _error(404, "NOT_FOUND", f"no such resource {rest}")
         project, region, name = fm.groups()
-        if region not in self.regions:
+        if region not in self.regions and not (region == "-" and verb == "list"):
             return _error(404, "NOT_FOUND",
                           f"Location projects/{project}/locations/{region} is not found or "
                           "access is unauthorized.")  # fmt: skip
         full = f"projects/{project}/locations/{region}/functions/{name}"
         ref = "Function" if version == "v2" else "CloudFunction"
         functions = self.functions.setdefault(version, {})
-        if method == "GET" and name:
+        if verb == "list":
+            return self._list(version, f"projects/{project}/locations/{region}", query)
+        if verb == "get":
             found = functions.get(full)
             if found is None:
                 return _error(404, "NOT_FOUND", f"Resource '{full}' was not found")
             return 200, found
-        if method == "POST" and not name:
+        if verb == "create":
             if version == "v2":
                 fid = query.get("functionId")
                 if not fid:
@@ -299,8 +400,11 @@ class FakeFunctions:
                 return self._violation(*problems)
             if full in functions:
                 return _error(409, "ALREADY_EXISTS", f"Function {full} already exists")
-            return self._start(version, full, dict(body), "create")
-        if method == "PATCH" and name:
+            function = dict(body)
+            # A new function's policy is empty, whatever one of that name had before.
+            self.policies.pop(self._iam_resource(version, full, function), None)
+            return self._start(version, full, function, "create")
+        if verb == "patch":
             mask = query.get("updateMask", "")
             problems = schema.validate(ref, body) + schema.mask_errors(ref, mask)
             if not mask:
@@ -314,7 +418,73 @@ class FakeFunctions:
             for path in mask.split(","):
                 _copy_path(body, merged, path.split("."))
             return self._start(version, full, merged, "update")
+        if verb == "delete":
+            if full not in functions:
+                return _error(404, "NOT_FOUND", f"Resource '{full}' was not found")
+            if self._running(version, full):
+                return _error(409, "ABORTED", f"An operation on function {full} is already "
+                              "in progress. Please try again later.")  # fmt: skip
+            return self._start(version, full, functions[full], "delete")
+        if verb in ("getIamPolicy", "setIamPolicy"):
+            if full not in functions:
+                return _error(404, "NOT_FOUND", f"Resource '{full}' was not found")
+            return self._iam(schema, "cloudfunctions", full, verb, query, body)
         raise AssertionError(f"{spec['id']} is played but not handled")
+
+    def handle_run(
+        self, method: str, path: str, query: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
+        """A request to the Cloud Run Admin API's port: the IAM of services only."""
+        for fault in self.inject:
+            if (fault.times > 0 and fault.api == "run" and fault.method == method
+                    and fault.path_contains in path):  # fmt: skip
+                fault.times -= 1
+                return _error(fault.status, fault.status_name, fault.message, fault.reason,
+                              service="run.googleapis.com")  # fmt: skip
+        schema = schema_of("v2", "run")
+        checked = self._method(schema, RUN_PLAYED, "run", method, path, query, body)
+        if isinstance(checked, tuple):
+            return checked
+        m = re.fullmatch(r"/v2/(projects/([^/]+)/locations/[^/]+/services/[^/:]+):(\w+)", path)
+        assert m is not None, f"{path} matched {checked['id']}"
+        service, project, verb = m.groups()
+        if project != self.project:
+            return self._violation(
+                f"{path}: project {project!r} is not the fake's project {self.project!r}",
+                status=403,
+                name="PERMISSION_DENIED",
+            )
+        if self._service_function(service) is None:
+            return _error(404, "NOT_FOUND", f"Resource '{service}' was not found",
+                          service="run.googleapis.com")  # fmt: skip
+        return self._iam(schema, "run", service, verb, query, body)
+
+    def _method(
+        self,
+        schema: Schema,
+        played: set[str],
+        api: str,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: Any,
+    ) -> dict[str, Any] | tuple[int, Any]:
+        """The discovery method a request calls, or the violation it is."""
+        spec, others = schema.method(method, path)
+        title = f"{API_NAMES[api]} {schema.version} API"
+        if spec is None:
+            takes = f" (that path takes {sorted(set(others))})" if others else ""
+            return self._violation(f"{method} {path} is no method of the {title}{takes}",
+                                   status=404, name="NOT_FOUND")  # fmt: skip
+        if spec["id"].removeprefix(f"{api}.") not in played:
+            return self._violation(f"{method} {path} calls {spec['id']}, which the fake does "
+                                   "not play", status=501, name="UNIMPLEMENTED")  # fmt: skip
+        problems = _query_errors(schema, spec, query)
+        if "request" not in spec and body is not None:
+            problems.append(f"{spec['id']} takes no request body")
+        if problems:
+            return self._violation(*problems)
+        return spec
 
     def _contract(self, version: str, body: Any, full: str) -> list[str]:
         """What the API needs beyond the schema, for the fields a deploy must send."""
@@ -351,35 +521,172 @@ class FakeFunctions:
         self.violations.extend(problems)
         return _error(status, name, "; ".join(problems))
 
-    def authorized(self, authorization: str) -> bool:
+    def authorized(self, authorization: str, api: str = "cloudfunctions") -> bool:
         """A bearer token this fake's /token issued, or a self-signed JWT of one of its keys
-        for the Cloud Functions API."""
+        for the API (``cloudfunctions`` or ``run``)."""
         access = self.oauth.access(authorization)
         return access is not None and (
-            CLOUD_PLATFORM in access.scopes
-            or access.audience.startswith("https://cloudfunctions.googleapis.com")
+            CLOUD_PLATFORM in access.scopes or access.audience.startswith(AUDIENCES[api])
         )
+
+    # --- list -----------------------------------------------------------------------
+
+    def _list(self, version: str, parent: str, query: dict[str, str]) -> tuple[int, Any]:
+        """A page of the functions under ``parent`` (region ``-``: every region), by name."""
+        size = int(query.get("pageSize") or 0)
+        if size < 0:
+            return self._violation(f"list: pageSize {size} is negative")
+        if "orderBy" in query:
+            return self._violation(f"list: orderBy {query['orderBy']!r} is not played by the "
+                                   "fake", status=501, name="UNIMPLEMENTED")  # fmt: skip
+        wanted = query.get("filter", "")
+        labels = _label_filter(wanted)
+        if labels is None:
+            return self._violation(f"list: filter {wanted!r} is not played by the fake (only "
+                                   'labels.KEY="VALUE" terms joined by AND)',
+                                   status=501, name="UNIMPLEMENTED")  # fmt: skip
+        after = ""
+        token = query.get("pageToken", "")
+        if token:
+            issued = self._page_tokens.get(token)
+            if issued is None or issued[:3] != (version, parent, wanted):
+                why = "never issued" if issued is None else "issued for another list"
+                return self._violation(f"list: page token {token!r} was {why} ({version} "
+                                       f"{parent}, filter {wanted!r})")  # fmt: skip
+            after = issued[3]
+        project, region = parent.split("/")[1], parent.split("/")[3]
+        pattern = re.escape(f"projects/{project}/locations/") + (
+            r"[^/]+" if region == "-" else re.escape(region)
+        ) + r"/functions/[^/]+"  # fmt: skip
+        functions = self.functions.get(version, {})
+        names = sorted(
+            name
+            for name, function in functions.items()
+            if re.fullmatch(pattern, name)
+            and name > after
+            and all((function.get("labels") or {}).get(k) == v for k, v in labels.items())
+        )
+        page = names[: min(size or MAX_PAGE, MAX_PAGE)]
+        answer: dict[str, Any] = {}
+        if page:  # an empty list is left out, as proto3 JSON leaves it
+            answer["functions"] = [json.loads(json.dumps(functions[n])) for n in page]
+        if len(names) > len(page):
+            token = base64.urlsafe_b64encode(f"{version}:{next(self._pages)}".encode()).decode()
+            self._page_tokens[token] = (version, parent, wanted, page[-1])
+            answer["nextPageToken"] = token
+        return 200, answer
+
+    # --- IAM ------------------------------------------------------------------------
+
+    def _iam_resource(self, version: str, full: str, function: Any = None) -> str:
+        """Whose IAM policy says who may call the function ``full``: a v1 function's own, a
+        v2 function's Cloud Run service's."""
+        if version == "v1":
+            return full
+        if function is None:
+            function = self.functions.get(version, {}).get(full)
+        service = ((function or {}).get("serviceConfig") or {}).get("service")
+        return str(service or full.replace("/functions/", "/services/"))
+
+    def _service_function(self, service: str) -> str | None:
+        """The v2 function the Cloud Run service ``service`` serves, if there is one."""
+        for full, function in self.functions.get("v2", {}).items():
+            if self._iam_resource("v2", full, function) == service:
+                return full
+        return None
+
+    def _policy(self, resource: str) -> dict[str, Any]:
+        """The policy of ``resource``: the one last set, else an empty one (kept once set)."""
+        policy: dict[str, Any] = json.loads(json.dumps(self.policies.get(resource, EMPTY_POLICY)))
+        return policy
+
+    def _iam(
+        self, schema: Schema, api: str, resource: str, verb: str, query: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
+        """``getIamPolicy`` or ``setIamPolicy`` of ``resource``, whose policy takes the
+        roles of ``api`` (and the basic and custom ones)."""
+        run = api == "run"
+        if verb == "getIamPolicy":
+            asked = query.get("options.requestedPolicyVersion")
+            if asked is not None and asked not in ("0", "1", "3"):
+                return self._violation(f"getIamPolicy: options.requestedPolicyVersion {asked} "
+                                       "is not 0, 1 or 3")  # fmt: skip
+            return 200, self._policy(resource)
+        ref = "GoogleIamV1SetIamPolicyRequest" if run else "SetIamPolicyRequest"
+        problems = schema.validate(ref, body)
+        if problems:
+            return self._violation(*problems)
+        policy, mask = body.get("policy"), body.get("updateMask", "")
+        if policy is None:
+            return self._violation("setIamPolicy: policy missing")
+        problems = schema.mask_errors("GoogleIamV1Policy" if run else "Policy", mask)
+        problems += _binding_errors(policy.get("bindings", []), ROLE_PREFIXES[api])
+        if problems:
+            return self._violation(*problems)
+        new = self._policy(resource)
+        etag = policy.get("etag")
+        if etag and etag != new["etag"]:
+            return _error(409, "ABORTED", CONCURRENT)
+        for key in filter(None, (mask or "bindings,etag").split(",")):
+            if key == "etag":
+                continue  # IAM's own: a new one below
+            if key in policy:
+                new[key] = policy[key]
+            else:
+                new.pop(key, None)
+        bindings = _merged(new.pop("bindings", []))
+        if bindings:
+            new["bindings"] = bindings
+        new["version"] = 3 if any("condition" in b for b in bindings) else 1
+        # Eight bytes, as IAM's are (BwX...=): the client decodes them and sends them back.
+        tag = b"\x07\x06" + next(self._etags).to_bytes(6, "big")
+        new["etag"] = base64.b64encode(tag).decode()
+        self.policies[resource] = new
+        return 200, json.loads(json.dumps(new))
+
+    # --- operations -------------------------------------------------------------------
+
+    def _running(self, version: str, full: str) -> bool:
+        """Whether an operation the fake started on ``full`` has not finished."""
+        return any(e["version"] == version and e["function"] == full and not e["op"]["done"]
+                   for e in self.operations.values())  # fmt: skip
 
     def _start(
         self, version: str, full: str, function: dict[str, Any], verb: str
     ) -> tuple[int, Any]:
         function = json.loads(json.dumps(function))
+        # What a failed delete leaves the function as: as it was.
+        before = {k: function[k] for k in ("state", "status") if k in function}
+        if verb == "delete":
+            stages: list[str] = []  # the fake's deletes report no stages
+            if version == "v2":
+                function["state"] = "DELETING"
+            else:
+                function["status"] = "DELETE_IN_PROGRESS"
+        else:
+            now = _rfc3339(self.clock())
+            function["updateTime"] = now
+            if version == "v2" and verb == "create":
+                function["createTime"] = now
+            if version == "v2":
+                function["state"] = "DEPLOYING"
+                function.setdefault("environment", "GEN_2")
+            else:
+                function["status"] = "DEPLOY_IN_PROGRESS"
+            stages = _stage_names(function)
         if version == "v2":
-            function["state"] = "DEPLOYING"
-            function.setdefault("environment", "GEN_2")
             op_name = f"{full.rsplit('/functions/', 1)[0]}/operations/operation-{next(self._ids)}"
         else:
-            function["status"] = "DEPLOY_IN_PROGRESS"
             op_name = f"operations/op-{next(self._ids)}"
         self.functions.setdefault(version, {})[full] = function
-        stages = _stage_names(function)
         operation = {
             "name": op_name,
             "done": False,
             "metadata": _metadata(version, full, verb, _progress(stages, 0, self.polls_to_finish)),
         }
         self.operations[op_name] = {"op": operation, "function": full, "version": version,
-                                    "verb": verb, "stages": stages}  # fmt: skip
+                                    "verb": verb, "stages": stages,
+                                    "before": before}  # fmt: skip
         self._polls[op_name] = 0
         return 200, operation
 
@@ -389,18 +696,21 @@ class FakeFunctions:
             return self._violation(f"poll of {version} operation {name}, which the fake never "
                                    "started", status=404, name="NOT_FOUND")  # fmt: skip
         op, version, full = entry["op"], entry["version"], entry["function"]
-        if op["done"] or self.outcome == "never":
+        verb, stages = entry["verb"], entry["stages"]
+        outcome = self.delete_outcome if verb == "delete" else self.outcome
+        if op["done"] or outcome == "never":
             return 200, op
         self._polls[name] += 1
-        verb, stages = entry["verb"], entry["stages"]
         if self._polls[name] < self.polls_to_finish:
             # A failing operation fails in its build: no stage after it starts.
-            polls = 0 if self.outcome == "fail" else self._polls[name]
+            polls = 0 if outcome == "fail" else self._polls[name]
             op["metadata"] = _metadata(version, full, verb,
                                        _progress(stages, polls, self.polls_to_finish))  # fmt: skip
             return 200, op
+        if verb == "delete":
+            return self._deleted(entry, outcome)
         function = self.functions[version][full]
-        if self.outcome == "fail":
+        if outcome == "fail":
             messages = [
                 {
                     "severity": "ERROR",
@@ -425,7 +735,9 @@ class FakeFunctions:
                 function["state"] = "ACTIVE"
                 function.pop("stateMessages", None)  # an earlier failure's, now repaired
                 function["url"] = url
-                function.setdefault("serviceConfig", {})["uri"] = f"https://{fname}-x.a.run.app"
+                service = function.setdefault("serviceConfig", {})
+                service["uri"] = f"https://{fname}-x.a.run.app"
+                service["service"] = full.replace("/functions/", "/services/")
                 type_url = "type.googleapis.com/google.cloud.functions.v2.Function"
             else:
                 function["status"] = "ACTIVE"
@@ -437,10 +749,30 @@ class FakeFunctions:
         op["done"] = True
         return 200, op
 
+    def _deleted(self, entry: dict[str, Any], outcome: str) -> tuple[int, Any]:
+        """The end of a delete: the function and its policy gone, or (``fail``) the function
+        as it was before."""
+        op, version, full = entry["op"], entry["version"], entry["function"]
+        functions = self.functions.setdefault(version, {})
+        if outcome == "fail":
+            function = functions.get(full)
+            if function is not None:
+                function.pop("state" if version == "v2" else "status", None)
+                function.update(entry["before"])
+            op["error"] = {"code": 13, "message": f"Failed to delete function {full}: an "
+                           "internal error occurred; the function was not deleted"}  # fmt: skip
+        else:
+            function = functions.pop(full, None)
+            self.policies.pop(self._iam_resource(version, full, function), None)
+            op["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+        op["metadata"] = _metadata(version, full, "delete", [])
+        op["done"] = True
+        return 200, op
+
 
 @functools.cache
-def schema_of(version: str) -> Schema:
-    return Schema(version)
+def schema_of(version: str, api: str = "cloudfunctions") -> Schema:
+    return Schema(version, api)
 
 
 def _methods(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -515,6 +847,10 @@ STAGE_MESSAGES = {
 }
 
 
+OPERATION_TYPES = {"create": "CREATE_FUNCTION", "update": "UPDATE_FUNCTION",
+                   "delete": "DELETE_FUNCTION"}  # fmt: skip
+
+
 def _stage_names(function: dict[str, Any]) -> list[str]:
     """The stages a v2 deployment of ``function`` goes through, in order."""
     return ["BUILD", "SERVICE"] + (["TRIGGER"] if "eventTrigger" in function else [])
@@ -537,7 +873,7 @@ def _metadata(version: str, target: str, verb: str,
     """An operation's metadata: ``OperationMetadataV1`` (which has no stages) for v1,
     ``GoogleCloudFunctionsV2OperationMetadata`` with ``stages`` for v2."""
     if version == "v1":
-        kind = {"create": "CREATE_FUNCTION", "update": "UPDATE_FUNCTION"}.get(verb, verb)
+        kind = OPERATION_TYPES.get(verb, verb)
         return {
             "@type": "type.googleapis.com/google.cloud.functions.v1.OperationMetadataV1",
             "target": target,
@@ -568,7 +904,7 @@ def _metadata(version: str, target: str, verb: str,
         "target": target,
         "verb": verb,
         "apiVersion": "v2",
-        "operationType": {"create": "CREATE_FUNCTION", "update": "UPDATE_FUNCTION"}[verb],
+        "operationType": OPERATION_TYPES[verb],
         "stages": shown,
     }
 
@@ -584,7 +920,13 @@ def _copy_path(src: Any, dst: dict[str, Any], parts: list[str]) -> None:
     _copy_path(src[head], dst.setdefault(head, {}), rest)
 
 
-def _error(status: int, name: str, message: str, reason: str | None = None) -> tuple[int, Any]:
+def _error(
+    status: int,
+    name: str,
+    message: str,
+    reason: str | None = None,
+    service: str = "cloudfunctions.googleapis.com",
+) -> tuple[int, Any]:
     error: dict[str, Any] = {"code": status, "message": message, "status": name}
     if reason:
         error["details"] = [
@@ -592,13 +934,66 @@ def _error(status: int, name: str, message: str, reason: str | None = None) -> t
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo",
                 "reason": reason,
                 "domain": "googleapis.com",
-                "metadata": {"service": "cloudfunctions.googleapis.com"},
+                "metadata": {"service": service},
             }
         ]
     return status, {"error": error}
 
 
-def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
+def _rfc3339(when: datetime) -> str:
+    """``when`` as the API writes timestamps: UTC, microseconds, ``Z`` (naive is UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _label_filter(text: str) -> dict[str, str] | None:
+    """The labels a v2 list filter asks for (``labels.KEY="VALUE"`` terms joined by
+    ``AND``); None for a filter the fake does not understand."""
+    labels: dict[str, str] = {}
+    for term in filter(None, (t.strip() for t in re.split(r"\s+AND\s+", text.strip()))):
+        m = LABEL_TERM.fullmatch(term)
+        if m is None:
+            return None
+        labels[m[1]] = m[2] if m[2] is not None else m[3]
+    return labels
+
+
+def _binding_errors(bindings: list[dict[str, Any]], prefix: str) -> list[str]:
+    """A policy's bindings against what the resource takes: roles of its own service
+    (``prefix``), basic or custom ones; members that are principals."""
+    problems = []
+    for i, binding in enumerate(bindings):
+        role = binding.get("role", "")
+        if not (role.startswith(prefix) or role in BASIC_ROLES or CUSTOM_ROLE.fullmatch(role)):
+            problems.append(f"policy.bindings[{i}]: Role {role} is not supported for this "
+                            "resource.")  # fmt: skip
+        for member in binding.get("members", []):
+            if not PRINCIPAL.fullmatch(member):
+                problems.append(f"policy.bindings[{i}]: {member!r} is no principal (allUsers, "
+                                "allAuthenticatedUsers, user:, serviceAccount:, group:, "
+                                "domain:, ...)")  # fmt: skip
+    return problems
+
+
+def _merged(bindings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bindings as IAM keeps them: one per role and condition, each member once, none
+    without members."""
+    merged: dict[str, dict[str, Any]] = {}
+    for binding in bindings:
+        key = json.dumps([binding.get("role"), binding.get("condition")], sort_keys=True)
+        into = merged.setdefault(key, {**binding, "members": []})
+        for member in binding.get("members", []):
+            if member not in into["members"]:
+                into["members"].append(member)
+    return [b for b in merged.values() if b["members"]]
+
+
+def _handler(fake: FakeFunctions, api: str) -> type[BaseHTTPRequestHandler]:
+    """The handler of one of the fake's ports: ``cloudfunctions`` (with ``/token``) or
+    ``run``."""
+    handle = fake.handle if api == "cloudfunctions" else fake.handle_run
+
     class Handler(JsonHandler):
         def _serve(self) -> None:
             url = urllib.parse.urlsplit(self.path)
@@ -606,7 +1001,7 @@ def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
             raw = self.body()
             auth = self.headers.get("Authorization", "")
             with fake._lock:
-                if url.path == "/token" and self.command == "POST":
+                if api == "cloudfunctions" and url.path == "/token" and self.command == "POST":
                     # OAuth token exchange, for the service account keys the tests write.
                     self.send_json(*fake.oauth.grant(raw))
                     return
@@ -615,8 +1010,8 @@ def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
                     not_json = False
                 except ValueError:
                     body, not_json = raw.decode(errors="replace"), True
-                fake.requests.append(Recorded(self.command, url.path, query, body, auth))
-                if not fake.authorized(auth):
+                fake.requests.append(Recorded(self.command, url.path, query, body, auth, api))
+                if not fake.authorized(auth, api):
                     fake.violations.append(f"{self.command} {url.path}: no bearer token that "
                                            "the fake's /token issued")  # fmt: skip
                     status, answer = _error(401, "UNAUTHENTICATED",
@@ -626,7 +1021,7 @@ def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
                     status, answer = fake._violation(f"{self.command} {url.path}: the body is "
                                                      "not JSON")  # fmt: skip
                 else:
-                    status, answer = fake.handle(self.command, url.path, query, body)
+                    status, answer = handle(self.command, url.path, query, body)
             self.send_json(status, answer)
 
         do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
@@ -636,7 +1031,10 @@ def _handler(fake: FakeFunctions) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def fake_functions(**kwargs: Any) -> Iterator[FakeFunctions]:
+    """The fake, listening: the Cloud Functions API (and ``/token``) at ``fake.base``, the
+    Cloud Run Admin API's IAM at ``fake.run_base``."""
     fake = FakeFunctions(**kwargs)
-    with running(_handler(fake)) as base, fake.oauth.at(base):
-        fake.base = base
-        yield fake
+    with running(_handler(fake, "cloudfunctions")) as base, fake.oauth.at(base):
+        with running(_handler(fake, "run")) as run_base:
+            fake.base, fake.run_base = base, run_base
+            yield fake

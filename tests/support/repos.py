@@ -68,10 +68,12 @@ def repository(tmp_path: Path, base: list[str], head: dict[str, int]) -> Repo:
     return Repo(root, base_sha, git(root, "rev-parse", "HEAD"))
 
 
-def pull_request_event(repo: Repo, path: Path, *, fork: bool = False) -> Path:
+def pull_request_event(
+    repo: Repo, path: Path, *, fork: bool = False, action: str = "synchronize"
+) -> Path:
     head_repo = f"someone/{NAME}" if fork else f"{OWNER}/{NAME}"
     payload = {
-        "action": "synchronize",
+        "action": action,
         "number": PR,
         "pull_request": {
             "number": PR,

@@ -92,7 +92,7 @@ def test_outputs_come_from_the_entrypoint_step() -> None:
     outputs = action()["outputs"]
     assert set(outputs) == {"bundle", "sha256", "compressed-bytes", "uncompressed-bytes",
                             "report", "comment-body", "comment-path", "url", "reports",
-                            "functions"}  # fmt: skip
+                            "functions", "preview-urls"}  # fmt: skip
     for name, spec in outputs.items():
         # the functions found are the step that checks the inputs': set even if a build fails
         step = "inputs" if name == "functions" else "pyfn"

@@ -233,3 +233,77 @@ def test_a_runtime_notice_is_said_once_and_kept_when_read_back() -> None:
     hostile = _with_data(alone, lambda d: d.__setitem__("n", ["<img src=x onerror=alert(1)>"]))
     with pytest.raises(combined.NotCombined):
         combined.parse(hostile)
+
+
+# --- previews ---------------------------------------------------------------------------
+
+URL = "https://asia-northeast1-demo-proj.cloudfunctions.net/hello-pr-42"
+BUNDLE = "c0ffee" + "0" * 58
+
+
+def _previewed(*lines: combined.PreviewLine) -> Combined:
+    comment = _comment(_entry("hello"), _entry("events"))
+    return Combined(comment.key, comment.entries, comment.sha, comment.base_label, previews=lines)
+
+
+LIVE = combined.PreviewLine("hello", name="hello-pr-42", url=URL, sha256=BUNDLE)
+
+
+def test_a_preview_is_one_line_with_its_url_and_bundle_and_how_to_call_it() -> None:
+    skipped = combined.PreviewLine("events", state="skipped", reason="event")
+    comment = _previewed(LIVE, skipped)
+    body = combined.render(comment)
+    assert comment.changed  # no function changed, and yet a preview is news
+    [line] = [line for line in body.splitlines() if line.startswith("- `hello`")]
+    assert URL in line and BUNDLE in line and "hello-pr-42" in line and "private" in line
+    assert "gcloud auth print-identity-token" in body
+    assert "- `events`: no preview: an event function's preview" in body
+    public = combined.render(_previewed(combined.PreviewLine(**{**LIVE.__dict__, "public": True})))
+    assert "print-identity-token" not in public and "anyone may call it" in public
+    back = combined.parse(body)
+    assert back.previews == (LIVE, skipped)
+    assert combined.render(back) == body
+
+
+def test_deleted_previews_are_named_once() -> None:
+    gone = combined.PreviewLine("hello", name="hello-pr-42", state="deleted")
+    body = combined.render(_previewed(gone))
+    assert "Deleted as the pull request closed: `hello-pr-42`" in body
+    assert URL not in body and "print-identity-token" not in body
+
+
+def test_jobs_sharing_a_comment_keep_each_others_previews() -> None:
+    first = combined.parse(combined.render(_previewed(LIVE)))
+    other = combined.PreviewLine(
+        "beta", name="beta-pr-42", url=URL.replace("hello", "beta"), sha256=BUNDLE
+    )
+    merged = combined.merge(first, _previewed(other))
+    assert [p.function for p in merged.previews] == ["beta", "hello"]
+
+
+def test_a_url_that_is_not_a_plain_https_url_is_never_drawn() -> None:
+    hostile = combined.PreviewLine(
+        "hello", name="hello-pr-42", url="https://x.io/<img src=y>", sha256=BUNDLE
+    )
+    assert hostile.url == ""
+    assert "<img" not in combined.render(_previewed(hostile))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d["p"][0].__setitem__(2, "running"),
+        lambda d: d["p"][0].__setitem__(3, "javascript:alert(1)"),
+        lambda d: d["p"][0].__setitem__(3, "https://x.io/a b"),
+        lambda d: d["p"][0].__setitem__(4, "not a sha"),
+        lambda d: d["p"][0].__setitem__(5, "yes"),
+        lambda d: d["p"][0].__setitem__(6, "because"),
+        lambda d: d["p"][0].__setitem__(1, "Hello-PR"),
+        lambda d: d["p"].append(list(d["p"][0])),
+        lambda d: d.__setitem__("p", {"hello": 1}),
+    ],
+)
+def test_previews_read_back_are_checked_field_by_field(change: object) -> None:
+    body = combined.render(_previewed(LIVE))
+    with pytest.raises(combined.NotCombined):
+        combined.parse(_with_data(body, change))

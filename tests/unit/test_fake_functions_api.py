@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from google.api_core import exceptions as gexc
 from support.functions_api import (
     CLOUD_PLATFORM,
     STAGED,
     TOKEN,
     FakeFunctions,
+    Injected,
     Schema,
     fake_functions,
 )
@@ -177,12 +182,14 @@ def send(
     body: Any = None,
     token: str | None = None,
     raw: bytes | None = None,
+    base: str | None = None,
 ) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(fake.base + path, data=data, method=method, headers=headers)
+    url = (base or fake.base) + path
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -372,8 +379,12 @@ def test_a_poll_of_an_operation_the_fake_never_started_is_a_violation(
         ("POST", "/v2/projects/demo-proj/locations/asia-northeast1/functions/hello:frob", 404),
         ("PUT", "/v2/projects/demo-proj/locations/asia-northeast1/functions/hello", 404),
         ("POST", "/v2/projects/demo-proj/locations/asia-northeast1/functions/hello", 404),
-        ("DELETE", "/v2/projects/demo-proj/locations/asia-northeast1/functions/hello", 501),
-        ("GET", "/v2/projects/demo-proj/locations/asia-northeast1/functions", 501),
+        ("GET", "/v2/projects/demo-proj/locations/asia-northeast1/functions/hello:getIamPolicy",
+         501),  # v2's own IAM: a 2nd gen function's invokers are its Cloud Run service's
+        ("POST",
+         "/v1/projects/demo-proj/locations/asia-northeast1/functions/hello:testIamPermissions",
+         501),
+        ("GET", "/v1/operations", 501),  # operations.list
         ("POST", "/v1/projects/demo-proj/locations/asia-northeast1/functions:generateUploadUrl",
          501),
     ],
@@ -551,3 +562,432 @@ def test_pyfn_deploys_through_the_fake_without_a_violation(
     assert fake.violations == []
     paths = [(r.method, r.path.split("/")[-2]) for r in fake.requests]
     assert ("PATCH", "functions") in paths and ("GET", "operations") in paths
+
+
+# --- through Google's client libraries (over REST): list, delete, timestamps, IAM ------
+
+ACAB = base64.b64decode("ACAB")  # the etag of a policy never set
+INVOKERS = {"v1": "roles/cloudfunctions.invoker", "v2": "roles/run.invoker"}
+EVERYWHERE = f"projects/{PROJECT}/locations/-"
+SEEDED = ["us-central1/web-a", "asia-northeast1/web-b", "europe-west1/data-c",
+          "asia-northeast1/data-d", "us-central1/data-e"]  # fmt: skip
+
+
+@dataclass
+class Clients:
+    """Google's clients of the fake over REST, with a key whose token endpoint is the fake."""
+
+    v1: Any  # functions_v1.CloudFunctionsServiceClient
+    v2: Any  # functions_v2.FunctionServiceClient
+    run: Any  # run_v2.ServicesClient, at fake.run_base
+
+    def of(self, version: str) -> Any:
+        return self.v1 if version == "v1" else self.v2
+
+
+@pytest.fixture
+def clients(fake: FakeFunctions, tmp_path: Path) -> Clients:
+    from google.api_core.client_options import ClientOptions
+    from google.cloud import functions_v1, functions_v2, run_v2
+    from google.oauth2 import service_account
+
+    key = service_account_file(tmp_path / "client.json", PROJECT, f"{fake.base}/token")
+    creds = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+        str(key), scopes=[CLOUD_PLATFORM]
+    )
+    functions = ClientOptions(api_endpoint=fake.base)
+    fake.polls_to_finish = 1  # an operation's first poll finishes it: no client sleeps
+    return Clients(
+        functions_v1.CloudFunctionsServiceClient(
+            credentials=creds, transport="rest", client_options=functions
+        ),
+        functions_v2.FunctionServiceClient(
+            credentials=creds, transport="rest", client_options=functions
+        ),
+        run_v2.ServicesClient(credentials=creds, transport="rest",
+                              client_options=ClientOptions(api_endpoint=fake.run_base)),
+    )  # fmt: skip
+
+
+def message(version: str, full: str, **fields: Any) -> Any:
+    """A function of the client library of ``version``, as a deploy sends it."""
+    from google.cloud import functions_v1, functions_v2
+
+    if version == "v2":
+        return functions_v2.Function.from_json(json.dumps({**V2_BODY, "name": full, **fields}))
+    body = {"name": full, "entryPoint": "hello", "runtime": "nodejs20", "httpsTrigger": {},
+            "sourceArchiveUrl": "gs://stage/a.zip", **fields}  # fmt: skip
+    return functions_v1.CloudFunction.from_json(json.dumps(body))
+
+
+def create(clients: Clients, version: str, name: str = "hello") -> Any:
+    """The operation creating the function ``name`` (not polled yet)."""
+    full = f"{PARENT}/functions/{name}"
+    if version == "v2":
+        request = {"parent": PARENT, "function": message(version, full), "function_id": name}
+    else:
+        request = {"location": PARENT, "function": message(version, full)}
+    return clients.of(version).create_function(request=request)
+
+
+def deploy(clients: Clients, version: str, name: str = "hello") -> Any:
+    """The function ``name``, created and deployed: as its finished operation answers it."""
+    return create(clients, version, name).result(timeout=10)
+
+
+def seed(fake: FakeFunctions, version: str, names: list[str]) -> None:
+    """Functions the fake holds already (``REGION/NAME`` each), as if deployed earlier."""
+    fake.functions[version] = {}
+    for region_name in names:
+        region, name = region_name.split("/")
+        full = f"projects/{PROJECT}/locations/{region}/functions/{name}"
+        state = {"state": "ACTIVE"} if version == "v2" else {"status": "ACTIVE"}
+        team = name.split("-")[0]
+        fake.functions[version][full] = {"name": full, "labels": {"team": team}, **state}
+
+
+def answer_errors(version: str, ref: str, value: Any) -> list[str]:
+    """The fake's own answer against the schema (output-only fields belong in answers)."""
+    errors = Schema(version).validate(ref, value)
+    return [e for e in errors if not e.endswith("output-only field set in a request")]
+
+
+def state(version: str, function: Any) -> str:
+    return str((function.state if version == "v2" else function.status).name)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_list_pages_through_every_region_in_the_order_of_names(
+    fake: FakeFunctions, clients: Clients, tmp_path: Path, version: str
+) -> None:
+    seed(fake, version, SEEDED)
+    client = clients.of(version)
+    pages = list(client.list_functions(request={"parent": EVERYWHERE, "page_size": 2}).pages)
+    assert [[f.name.split("/", 3)[3] for f in page.functions] for page in pages] == [
+        ["asia-northeast1/functions/data-d", "asia-northeast1/functions/web-b"],
+        ["europe-west1/functions/data-c", "us-central1/functions/data-e"],
+        ["us-central1/functions/web-a"],
+    ]
+    assert [bool(page.next_page_token) for page in pages] == [True, True, False]
+    asked = [r.query for r in fake.requests if r.path == f"/{version}/{EVERYWHERE}/functions"]
+    assert [q.get("pageToken") for q in asked] == [None] + [p.next_page_token for p in pages[:2]]
+    assert {q["pageSize"] for q in asked} == {"2"}
+
+    # One region, without pageSize: all its functions on one page.
+    [page] = client.list_functions(request={"parent": PARENT}).pages
+    assert [f.name for f in page.functions] == [f"{PARENT}/functions/data-d",
+                                                f"{PARENT}/functions/web-b"]  # fmt: skip
+    # The answers as the discovery document has them; a region without functions: {}.
+    token = issued_token(fake, tmp_path)
+    status, answer = send(fake, "GET", f"/{version}/{EVERYWHERE}/functions?pageSize=4",
+                          token=token)  # fmt: skip
+    assert status == 200 and len(answer["functions"]) == 4 and answer["nextPageToken"]
+    assert answer_errors(version, "ListFunctionsResponse", answer) == []
+    del fake.functions[version][f"projects/{PROJECT}/locations/europe-west1/functions/data-c"]
+    empty = f"/{version}/projects/{PROJECT}/locations/europe-west1/functions"
+    assert send(fake, "GET", empty, token=token) == (200, {})
+    assert fake.violations == []
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_page_token_the_fake_did_not_issue_for_that_list_is_a_violation(
+    fake: FakeFunctions, clients: Clients, version: str
+) -> None:
+    seed(fake, version, SEEDED)
+    client = clients.of(version)
+    first = client.list_functions(request={"parent": EVERYWHERE, "page_size": 2})
+    issued = first.next_page_token
+    with pytest.raises(gexc.BadRequest, match="was never issued"):
+        client.list_functions(request={"parent": EVERYWHERE, "page_token": "bm90LWlzc3VlZA=="})
+    with pytest.raises(gexc.BadRequest, match="was issued for another list"):
+        client.list_functions(request={"parent": PARENT, "page_token": issued})
+    assert len(fake.violations) == 2
+    second = client.list_functions(request={"parent": EVERYWHERE, "page_token": issued})
+    assert [f.name.rsplit("/", 1)[1] for f in second] == ["data-c", "data-e", "web-a"]
+    assert len(fake.violations) == 2
+
+
+def test_a_v2_list_filters_by_labels_and_refuses_what_it_does_not_play(
+    fake: FakeFunctions, clients: Clients
+) -> None:
+    seed(fake, "v2", SEEDED)
+    for wanted, names in (
+        ('labels.team="web"', ["web-b", "web-a"]),
+        ('labels.team=data AND labels.team="data"', ["data-d", "data-c", "data-e"]),
+        ('labels.owner="ops"', []),
+    ):
+        found = clients.v2.list_functions(request={"parent": EVERYWHERE, "filter": wanted})
+        assert [f.name.rsplit("/", 1)[1] for f in found] == names, wanted
+    assert fake.violations == []
+    for refused in ({"filter": 'name:"web"'}, {"order_by": "name desc"}):
+        with pytest.raises(gexc.MethodNotImplemented, match="not played"):
+            clients.v2.list_functions(request={"parent": EVERYWHERE, **refused})
+    assert len(fake.violations) == 2
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_delete_runs_as_an_operation_then_the_function_and_its_policy_are_gone(
+    fake: FakeFunctions, clients: Clients, version: str
+) -> None:
+    from google.cloud import functions_v1, functions_v2
+    from google.protobuf import empty_pb2
+
+    client = clients.of(version)
+    full = deploy(clients, version).name
+    # Who may call it: the function's own policy (v1), its Cloud Run service's (v2).
+    iam = clients.v1 if version == "v1" else clients.run
+    resource = full if version == "v1" else full.replace("/functions/", "/services/")
+    public = {"bindings": [{"role": INVOKERS[version], "members": ["allUsers"]}]}
+    iam.set_iam_policy(request={"resource": resource, "policy": public})
+    assert list(fake.policies) == [resource]
+    operation = client.delete_function(name=full)
+    assert state(version, client.get_function(name=full)) == (
+        "DELETING" if version == "v2" else "DELETE_IN_PROGRESS"
+    )
+    assert [f.name for f in client.list_functions(request={"parent": PARENT})] == [full]
+    metadata = operation.metadata
+    assert metadata.target == full
+    if version == "v2":
+        assert metadata.verb == "delete"
+        assert metadata.operation_type == functions_v2.OperationType.DELETE_FUNCTION
+    else:
+        assert metadata.type_ == functions_v1.OperationType.DELETE_FUNCTION
+        assert operation.operation.name.startswith("operations/op-")
+    assert operation.result(timeout=10) == empty_pb2.Empty()
+    done = fake.operations[operation.operation.name]["op"]
+    assert done["response"] == {"@type": "type.googleapis.com/google.protobuf.Empty"}
+    assert answer_errors(version, "Operation", {**done, "metadata": {}}) == []
+    kind = "GoogleCloudFunctionsV2OperationMetadata" if version == "v2" else "OperationMetadataV1"
+    shown = {k: v for k, v in done["metadata"].items() if k != "@type"}
+    assert answer_errors(version, kind, shown) == []
+
+    with pytest.raises(gexc.NotFound, match=f"Resource '{full}' was not found"):
+        client.get_function(name=full)
+    assert list(client.list_functions(request={"parent": PARENT})) == []
+    assert fake.policies == {}
+    # Deleting what is not there: 404 as the API words it, not a contract violation.
+    with pytest.raises(gexc.NotFound, match=f"Resource '{full}' was not found"):
+        client.delete_function(name=full)
+    # One of that name, created again, starts with an empty policy.
+    deploy(clients, version)
+    assert fake.policy(full) == {"version": 1, "etag": "ACAB"}
+    assert fake.violations == []
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_delete_told_to_fail_leaves_the_function_as_it_was(
+    fake: FakeFunctions, clients: Clients, version: str
+) -> None:
+    client = clients.of(version)
+    full = deploy(clients, version).name
+    fake.delete_outcome = "fail"
+    operation = client.delete_function(name=full)
+    with pytest.raises(gexc.GoogleAPICallError, match="the function was not deleted"):
+        operation.result(timeout=10)
+    assert state(version, client.get_function(name=full)) == "ACTIVE"
+    fake.delete_outcome = "succeed"
+    client.delete_function(name=full).result(timeout=10)
+    assert fake.functions[version] == {} and fake.violations == []
+
+
+def test_a_delete_waits_for_the_running_operation_and_takes_injected_errors(
+    fake: FakeFunctions, clients: Clients
+) -> None:
+    full = f"{PARENT}/functions/hello"
+    creating = create(clients, "v2")  # not polled: still running
+    with pytest.raises(gexc.Conflict, match="already in progress"):
+        clients.v2.delete_function(name=full)
+    creating.result(timeout=10)
+    fake.inject.append(Injected("DELETE", "/functions/hello", 403, "PERMISSION_DENIED",
+                                "Permission 'cloudfunctions.functions.delete' denied on "
+                                f"'{full}'", reason="IAM_PERMISSION_DENIED"))  # fmt: skip
+    # Over REST, Google's clients raise by HTTP status: 403 is Forbidden.
+    with pytest.raises(gexc.Forbidden, match=r"cloudfunctions\.functions\.delete"):
+        clients.v2.delete_function(name=full)
+    assert state("v2", clients.v2.get_function(name=full)) == "ACTIVE"
+    clients.v2.delete_function(name=full).result(timeout=10)
+    assert fake.functions["v2"] == {} and fake.violations == []
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_creates_and_patches_stamp_update_time_and_a_test_can_set_it(
+    fake: FakeFunctions, clients: Clients, version: str
+) -> None:
+    now = [datetime(2026, 12, 7, 20, 0, 0, 123456, tzinfo=timezone.utc)]
+    created_at = now[0]
+    fake.clock = lambda: now[0]
+    client = clients.of(version)
+    created = deploy(clients, version)
+    full = created.name
+    stored = fake.functions[version][full]
+    assert stored["updateTime"] == "2026-12-07T20:00:00.123456Z"
+    assert created.update_time == created_at
+    if version == "v2":  # v1's CloudFunction has no createTime
+        assert stored["createTime"] == "2026-12-07T20:00:00.123456Z"
+        assert created.create_time == created_at
+
+    now[0] += timedelta(hours=1, microseconds=1)
+    if version == "v2":
+        function = message(version, full, serviceConfig={"availableMemory": "512Mi"})
+        mask = ["service_config.available_memory"]
+    else:
+        function = message(version, full, availableMemoryMb=512)
+        mask = ["available_memory_mb"]
+    request = {"function": function, "update_mask": {"paths": mask}}
+    client.update_function(request=request).result(timeout=10)
+    updated = client.get_function(name=full)
+    assert updated.update_time == now[0]
+    assert fake.functions[version][full]["updateTime"] == "2026-12-07T21:00:00.123457Z"
+    if version == "v2":
+        assert updated.create_time == created_at
+
+    long_ago = datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    fake.set_updated(full, long_ago)
+    assert client.get_function(name=full).update_time == long_ago
+    fake.set_updated(full, datetime(2020, 1, 2, 3, 4, 5))  # naive: taken as UTC
+    assert fake.functions[version][full]["updateTime"] == "2020-01-02T03:04:05.000000Z"
+    with pytest.raises(KeyError, match="neither v1 nor v2"):
+        fake.set_updated(f"{PARENT}/functions/nope", long_ago)
+    assert fake.violations == []
+
+
+def test_a_deployed_v2_function_names_its_cloud_run_service(
+    fake: FakeFunctions, clients: Clients
+) -> None:
+    deployed = deploy(clients, "v2")
+    assert deployed.service_config.service == f"{PARENT}/services/hello"
+    assert deployed.service_config.uri.startswith("https://hello-")
+    assert clients.v2.get_function(name=deployed.name).service_config.service == (
+        f"{PARENT}/services/hello"
+    )
+    assert fake.violations == []
+
+
+def test_a_v1_functions_policy_is_read_and_written_with_its_etag(
+    fake: FakeFunctions, clients: Clients
+) -> None:
+    full = deploy(clients, "v1").name
+    read = clients.v1.get_iam_policy(request={"resource": full})
+    assert (read.version, read.etag, list(read.bindings)) == (1, ACAB, [])
+    read.bindings.add(role="roles/cloudfunctions.invoker", members=["allUsers"])
+    written = clients.v1.set_iam_policy(request={"resource": full, "policy": read})
+    assert written.etag not in (b"", ACAB) and list(written.bindings) == list(read.bindings)
+    assert fake.policy(full) == {
+        "version": 1,
+        "etag": base64.b64encode(written.etag).decode(),
+        "bindings": [{"role": "roles/cloudfunctions.invoker", "members": ["allUsers"]}],
+    }
+    assert answer_errors("v1", "Policy", fake.policy(full)) == []
+    assert clients.v1.get_iam_policy(request={"resource": full}) == written
+
+    # A policy read before that write: 409 ABORTED, as IAM answers it; nothing changes.
+    read.bindings.add(role="roles/cloudfunctions.viewer", members=["user:a@example.com"])
+    with pytest.raises(gexc.Conflict, match="concurrent policy changes") as stale:
+        clients.v1.set_iam_policy(request={"resource": full, "policy": read})
+    assert stale.value.response.json()["error"]["status"] == "ABORTED"
+    assert fake.policy(full)["etag"] == base64.b64encode(written.etag).decode()
+    # Without an etag: written over whatever is there.
+    blind = {"bindings": [{"role": "roles/cloudfunctions.viewer",
+                           "members": ["user:a@example.com", "user:a@example.com"]}]}  # fmt: skip
+    rewritten = clients.v1.set_iam_policy(request={"resource": full, "policy": blind})
+    assert rewritten.etag not in (written.etag, ACAB)
+    assert fake.policy(full)["bindings"] == [{"role": "roles/cloudfunctions.viewer",
+                                              "members": ["user:a@example.com"]}]  # fmt: skip
+    assert fake.violations == []
+
+    # A role the function does not take, a member that is no principal: violations.
+    for role, member, says in (
+        ("roles/run.invoker", "allUsers", "Role roles/run.invoker is not supported"),
+        ("roles/cloudfunctions.invoker", "everyone", "'everyone' is no principal"),
+    ):
+        bad = {"bindings": [{"role": role, "members": [member]}]}
+        with pytest.raises(gexc.BadRequest, match=says):
+            clients.v1.set_iam_policy(request={"resource": full, "policy": bad})
+    assert len(fake.violations) == 2
+    with pytest.raises(gexc.NotFound):
+        clients.v1.get_iam_policy(request={"resource": f"{PARENT}/functions/nope"})
+    assert len(fake.violations) == 2
+
+
+def test_a_v2_functions_invokers_are_its_cloud_run_services_policy(
+    fake: FakeFunctions, clients: Clients
+) -> None:
+    deployed = deploy(clients, "v2")
+    service = deployed.service_config.service
+    read = clients.run.get_iam_policy(request={"resource": service})
+    assert (read.version, read.etag, list(read.bindings)) == (1, ACAB, [])
+    read.bindings.add(role="roles/run.invoker", members=["allUsers"])
+    written = clients.run.set_iam_policy(request={"resource": service, "policy": read})
+    assert fake.policy(deployed.name) == {
+        "version": 1,
+        "etag": base64.b64encode(written.etag).decode(),
+        "bindings": [{"role": "roles/run.invoker", "members": ["allUsers"]}],
+    }
+    with pytest.raises(gexc.Conflict, match="concurrent policy changes"):
+        clients.run.set_iam_policy(request={"resource": service, "policy": read})
+    assert fake.violations == []
+    bad = {"bindings": [{"role": "roles/cloudfunctions.invoker", "members": ["allUsers"]}]}
+    with pytest.raises(gexc.BadRequest, match="is not supported for this resource"):
+        clients.run.set_iam_policy(request={"resource": service, "policy": bad})
+    assert len(fake.violations) == 1
+
+    # Cloud Run's requests are recorded with the others, told apart by their API.
+    run = [r for r in fake.requests if r.api == "run"]
+    assert [(r.method, r.path.rsplit(":", 1)[1]) for r in run] == [
+        ("GET", "getIamPolicy"), ("POST", "setIamPolicy"), ("POST", "setIamPolicy"),
+        ("POST", "setIamPolicy"),
+    ]  # fmt: skip
+    assert all("/services/" in r.path for r in run)
+    assert all("/services/" not in r.path for r in fake.requests if r.api != "run")
+    assert fake.changes("run") == run[1:]
+    assert [r.method for r in fake.changes()] == ["POST"]  # the create, not Cloud Run's
+
+    # Injected errors reach Cloud Run's port too.
+    denied = "Permission 'run.services.getIamPolicy' denied"
+    fake.inject.append(Injected("GET", ":getIamPolicy", 403, "PERMISSION_DENIED", denied,
+                                api="run"))  # fmt: skip
+    with pytest.raises(gexc.Forbidden, match=re.escape(denied)):
+        clients.run.get_iam_policy(request={"resource": service})
+    assert clients.v1.list_functions(request={"parent": PARENT}) is not None  # not injected
+
+    # The service goes with its function, and its policy with it.
+    clients.v2.delete_function(name=deployed.name).result(timeout=10)
+    with pytest.raises(gexc.NotFound, match=f"Resource '{service}' was not found"):
+        clients.run.get_iam_policy(request={"resource": service})
+    assert fake.policies == {} and len(fake.violations) == 1
+
+
+def test_cloud_run_has_a_service_only_for_a_v2_function_and_plays_only_its_iam(
+    fake: FakeFunctions, clients: Clients, tmp_path: Path
+) -> None:
+    for version in ("v1", "v2"):  # a 1st gen function has no Cloud Run service
+        with pytest.raises(gexc.NotFound, match=f"'{PARENT}/services/hello' was not found"):
+            clients.run.get_iam_policy(request={"resource": f"{PARENT}/services/hello"})
+        deploy(clients, version, "hello" if version == "v1" else "web")
+    assert clients.run.get_iam_policy(request={"resource": f"{PARENT}/services/web"}).etag == ACAB
+    assert fake.violations == []
+
+    token = issued_token(fake, tmp_path)
+    service = f"/v2/{PARENT}/services/web"
+    other = f"/v2/projects/other-proj/locations/{REGION}/services/web"
+    for method, path, body, status in (
+        ("GET", service, None, 501),  # services.get: not played
+        ("DELETE", service, None, 501),
+        ("GET", f"{service}:frob", None, 404),
+        ("GET", f"/v2/{PARENT}/functions/web", None, 404),  # the functions API, asked of Run
+        ("GET", f"{service}:getIamPolicy?nosuch=1", None, 400),
+        ("GET", f"{service}:getIamPolicy?options.requestedPolicyVersion=2", None, 400),
+        ("GET", f"{service}:getIamPolicy", {"policy": {}}, 400),  # a body where none is taken
+        ("POST", f"{service}:setIamPolicy", {"policy": {"etag": "ACAB"}, "etag": "x"}, 400),
+        ("POST", f"{service}:setIamPolicy", {"policy": {"bindings": {}}}, 400),
+        ("POST", f"{service}:setIamPolicy", {"updateMask": "bindings"}, 400),  # no policy
+        ("POST", f"{service}:setIamPolicy", {"policy": {}, "updateMask": "members"}, 400),
+        ("GET", f"{other}:getIamPolicy", None, 403),
+    ):
+        seen = len(fake.violations)
+        answer = send(fake, method, path, body, token, base=fake.run_base)
+        assert answer[0] == status, (method, path, answer)
+        assert len(fake.violations) == seen + 1, (method, path, fake.violations[seen:])
+    assert send(fake, "GET", f"{service}:getIamPolicy", base=fake.run_base)[0] == 401
+    assert "no bearer token" in fake.violations[-1]
+    assert fake.policy(f"{PARENT}/functions/web")["etag"] == "ACAB"  # none of those wrote it
