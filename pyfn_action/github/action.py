@@ -10,42 +10,23 @@ with one warning saying why).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pyfn_action.cloud.auth import project_from_env
-from pyfn_action.config import (
-    Config,
-    DeploySettings,
-    env_config,
-    read_file_config,
-    resolve,
-    resolve_deploy,
-)
 from pyfn_action.errors import (
     BudgetExceeded,
-    CloudCredentialsError,
     ConfigError,
     Finding,
     PyfnError,
 )
 from pyfn_action.flows.jobs import build_function, deploy_function, prepare_deploy
 from pyfn_action.flows.previews import (
-    Preview,
-    PreviewTarget,
-    delete_previews,
     deploy_preview,
-    prepare_preview,
-    raise_failures,
-    skip_reason,
 )
 from pyfn_action.github import basecache
 from pyfn_action.github.base import (
@@ -58,25 +39,30 @@ from pyfn_action.github.cachekey import cache_key
 from pyfn_action.github.comments import (
     CommentError,
     Comments,
-    mark_previews_deleted,
+    default_key,
     post_combined,
 )
 from pyfn_action.github.event import Event, read_event
+from pyfn_action.github.functions import Function, require_deploy_settings, resolve_functions
 from pyfn_action.github.inputs import Inputs, parse, secret_values
+from pyfn_action.github.previews import (
+    close_previews,
+    prepare_previews,
+    preview_line,
+    preview_text,
+)
 from pyfn_action.github.workflow import Runner
 from pyfn_action.report import combined
 from pyfn_action.report import compare as sizereport
-from pyfn_action.report.combined import Combined, PreviewLine
+from pyfn_action.report.combined import Combined
 from pyfn_action.report.model import Report
 from pyfn_action.report.render import render_markdown
 
 if TYPE_CHECKING:
-    from pyfn_action.flows.jobs import DeployInputs
     from pyfn_action.report.model import Report
 
 log = logging.getLogger("pyfn_action")
 
-_DIRECTORY = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 TITLES = {
     "native": "pyfn: native code",
     "oversized": "pyfn: oversized file",
@@ -84,33 +70,6 @@ TITLES = {
     "budget": "pyfn: size budget",
     "requirements": "pyfn: requirements",
 }
-
-
-@dataclass
-class Function:
-    """One function of this run, and what became of it."""
-
-    source: Path
-    config: Config
-    settings: DeploySettings
-    prepared: DeployInputs | None = None
-    report: Report | None = None  # also for a bundle refused by its budget
-    bundle: Path | None = None
-    report_path: Path | None = None
-    url: str | None = None
-    error: PyfnError | None = None
-    comparison: sizereport.Comparison | None = None
-    base_from: str = ""  # cache | built | report: where its base report came from
-    comment_path: Path | None = None
-    findings: list[Finding] = field(default_factory=list)
-    checked_out: bool = False  # the repository decides its out, so it was checked
-    preview_target: PreviewTarget | None = None  # its preview is deployed (prepared)
-    preview: Preview | None = None  # the preview deployed
-    no_preview: str = ""  # why it has none (report.combined.NO_PREVIEW's keys)
-
-    @property
-    def name(self) -> str:
-        return self.config.name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,7 +114,7 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
         if event.is_pull_request:
             _judge_pull_request(inputs, event, env)
         base_report = load_base_report(inputs.base_report) if inputs.base_report else None
-        functions = _functions(inputs, env)
+        functions = resolve_functions(inputs, env)
         if args:  # --check-inputs: the composite's first step, and what it decides
             runner.set_output("cache", "true" if inputs.cache else "false")
             runner.set_output("functions", function_list(inputs))
@@ -196,84 +155,6 @@ def _judge_pull_request(inputs: Inputs, event: Event, env: Mapping[str, str]) ->
     require_pull_request_commit(event, inputs.workdir, env)
 
 
-def _functions(inputs: Inputs, env: Mapping[str, str]) -> list[Function]:
-    """Each source's settings, resolved as the command resolves them; names unique.
-
-    A function's files come from the pull request: its name must be a plain
-    directory name (one source or several), and a path its config file sets
-    (``out``, ``cache_dir``) must stay inside the working directory.
-    """
-    functions = []
-    for source in inputs.sources:
-        config = resolve(source, env=env, flags=inputs.flags)
-        settings = resolve_deploy(source, env=env, flags=inputs.deploy_flags)
-        _directory_name(config.name)
-        untrusted = _file_paths(source, env, inputs.flags)
-        for key in untrusted:
-            _inside(key, getattr(config, key), inputs.workdir)
-        functions.append(Function(source, config, settings, checked_out="out" in untrusted))
-    several = len(functions) > 1
-    for function in functions:
-        out = function.config.out
-        if out == Path("dist") and several:
-            out = out / function.name
-        if function.checked_out:  # dist/NAME too: the repository may hold it as a link
-            _inside("out", out, inputs.workdir)
-        if not out.is_absolute():
-            out = inputs.workdir / out
-        function.config = dataclasses.replace(function.config, out=out, dry_run=False)
-    _unique("name", [f.name for f in functions], "Give each function its own name in pyfn.toml")
-    _unique("out", [str(f.config.out) for f in functions], "Give each function its own out")
-    return functions
-
-
-def _file_paths(source: Path, env: Mapping[str, str], flags: Mapping[str, Any]) -> list[str]:
-    """The path keys whose value the repository decides: set in the function's config
-    file, or ``out``'s default ``dist``, which the repository may hold as a link (the
-    workflow's inputs and ``PYFN_*`` variables are the workflow author's, and trusted)."""
-    table, _ = read_file_config(source)
-    overridden = {*env_config(env), *(k for k, v in flags.items() if v is not None)}
-    return [k for k in _PATH_KEYS if (k in table or k == "out") and k not in overridden]
-
-
-_PATH_KEYS = ("out", "cache_dir")
-
-
-def _inside(key: str, value: Path | None, workdir: Path) -> None:
-    if value is None:
-        return
-    root = workdir.resolve()
-    relative = not value.is_absolute() and ".." not in value.parts
-    if relative and (root / value).resolve().is_relative_to(root):
-        return
-    raise ConfigError(
-        f"{key} = {str(value)!r} leads out of the working directory",
-        why="the files of a pull request never choose where the Action writes",
-        fix=f"Set {key} to a directory inside the repository, or set it with the input "
-        "'config' (the workflow's own)",
-    )
-
-
-def _directory_name(name: str) -> str:
-    """A function's name as one directory below ``dist`` (names come from files a pull
-    request may change: never a path)."""
-    if not _DIRECTORY.match(name) or name.strip(".") == "":
-        raise ConfigError(
-            f"The function name {name!r} cannot name its output directory",
-            why="each function is built into dist/NAME when there are several, so a name "
-            "is never a path",
-            fix="Use letters, digits, '-', '_' and '.' in the name",
-        )
-    return name
-
-
-def _unique(what: str, values: list[str], fix: str) -> None:
-    seen = {v for v in values if values.count(v) > 1}
-    if seen:
-        raise ConfigError(f"Several functions have the same {what}: {', '.join(sorted(seen))}",
-                          fix=fix)  # fmt: skip
-
-
 def _run(
     inputs: Inputs,
     event: Event,
@@ -283,16 +164,20 @@ def _run(
     runner: Runner,
 ) -> int:
     if inputs.preview and event.closed:
-        return _close(inputs, event, functions, env, runner)
+        failure = close_previews(inputs, event, functions, env, runner)
+        if failure is not None:
+            _report_error(runner, failure, env)
+            return failure.exit_code
+        return 0
     if inputs.deploy:
         # Every function's deploy settings and credentials are judged before anything
         # is built or uploaded: a mistake in the last one deploys none.
         for function in functions:
-            _require_deploy_settings(function.settings, env, "deploy")
+            require_deploy_settings(function.settings, env, "deploy")
             function.prepared = prepare_deploy(function.config, function.settings, env,
                                                dry_run=False)  # fmt: skip
     if inputs.preview:
-        _prepare_previews(inputs, event, functions, env, runner)
+        prepare_previews(inputs, event, functions, env, runner)
     for function in functions:
         doing = "deploy" if inputs.deploy else "build"
         doing = "build and preview" if function.preview_target else doing
@@ -366,153 +251,6 @@ def _bases(
     return label, bases
 
 
-def _require_deploy_settings(settings: DeploySettings, env: Mapping[str, str], what: str) -> None:
-    _require(
-        settings.project or project_from_env(env),
-        "project",
-        what,
-        "; google-github-actions/auth's project_id also sets it",
-    )
-    _require(settings.region, "region", what)
-    _require(settings.bucket, "bucket", what)
-
-
-def _require(value: str | None, name: str, what: str, more: str = "") -> None:
-    if not value:
-        raise ConfigError(
-            f"{what} is true but no {name} is given",
-            fix=f"Set the input {name!r} (or {name} in the function's pyfn.toml){more}",
-        )
-
-
-# --- previews ---------------------------------------------------------------------------
-
-
-def _prepare_previews(
-    inputs: Inputs,
-    event: Event,
-    functions: list[Function],
-    env: Mapping[str, str],
-    runner: Runner,
-) -> None:
-    """Which functions get a preview, each judged (settings, credentials, the name not
-    taken by another function) before anything is built; why the others get none."""
-    if not event.is_pull_request:
-        log.info(
-            "preview is true, but this is a %s event: previews are made for pull requests",
-            event.name or "local",
-        )
-        return
-    assert event.pull_number is not None
-    if not event.from_this_repository:
-        runner.warning(
-            f"No preview: pull request #{event.pull_number} comes from a fork "
-            f"({event.head_repository or 'deleted'}), whose code never runs with this "
-            "repository's credentials",
-            title="pyfn: preview",
-        )
-        for function in functions:
-            function.no_preview = "fork"
-        return
-    target = PreviewTarget(
-        event.repository,
-        event.pull_number,
-        max_instances=inputs.preview_max_instances,
-        public=inputs.public,
-    )
-    for function in functions:
-        function.no_preview = skip_reason(function.config, function.settings)
-        if function.no_preview:
-            log.info("%s: no preview (an event function)", function.name)
-            continue
-        _require_deploy_settings(function.settings, env, "preview")
-        try:
-            function.prepared = prepare_preview(function.config, function.settings, env, target)
-        except CloudCredentialsError as exc:
-            runner.warning(
-                f"No preview: no Google Cloud credentials ({exc.what})", title="pyfn: preview"
-            )
-            for each in functions:
-                each.prepared, each.preview_target = None, None
-                each.no_preview = each.no_preview or "credentials"
-            return
-        function.preview_target = target
-
-
-def _close(
-    inputs: Inputs,
-    event: Event,
-    functions: list[Function],
-    env: Mapping[str, str],
-    runner: Runner,
-) -> int:
-    """The pull request closed: delete every preview of it, found by label in each
-    project the functions deploy to, and say so in the job's comment."""
-    from pyfn_action.cloud.previews import FUNCTION_LABEL
-
-    assert event.pull_number is not None
-    runner.set_output("preview-urls", "{}")
-    projects = list(
-        dict.fromkeys(f.settings.project or project_from_env(env) or "" for f in functions)
-    )
-    deleted: list[PreviewLine] = []
-    failure: PyfnError | None = None
-    for project in projects:
-        settings = dataclasses.replace(functions[0].settings, project=project or None)
-        try:
-            deletion = delete_previews(
-                settings, env, repository=event.repository, pull=event.pull_number
-            )
-        except CloudCredentialsError as exc:
-            runner.warning(
-                f"No preview deleted: no Google Cloud credentials ({exc.what})",
-                title="pyfn: preview",
-            )
-            return 0
-        except PyfnError as exc:
-            failure = failure or exc
-            continue
-        for preview in deletion.deleted:
-            function = preview.labels.get(FUNCTION_LABEL) or preview.name
-            deleted.append(PreviewLine(function=function, name=preview.name, state="deleted"))
-        try:
-            raise_failures(deletion)
-        except PyfnError as exc:
-            failure = failure or exc
-    names = ", ".join(p.name for p in deleted)
-    log.info(
-        "pull request #%d closed: %s",
-        event.pull_number,
-        f"deleted {len(deleted)} preview(s): {names}" if deleted else "no preview to delete",
-    )
-    runner.summary(
-        f"Previews of pull request #{event.pull_number}: "
-        + (f"deleted {names}." if deleted else "none to delete.")
-        + "\n"
-    )
-    if inputs.comment_mode == "combined" and inputs.token:
-        comments = Comments(
-            env.get("GITHUB_API_URL") or "https://api.github.com",
-            event.repository,
-            inputs.token,
-            graphql_url=env.get("GITHUB_GRAPHQL_URL") or None,
-        )
-        try:
-            posted = mark_previews_deleted(
-                comments, event.pull_number, inputs.comment_key or default_key(env), deleted
-            )
-            if posted is not None:
-                log.info("%s the comment: %s", posted.action, posted.url)
-        except CommentError as exc:
-            runner.warning(
-                f"The comment does not say the previews are deleted: {exc.message}", title="pyfn"
-            )
-    if failure is not None:
-        _report_error(runner, failure, env)
-        return failure.exit_code
-    return 0
-
-
 def _build_or_deploy(function: Function, env: Mapping[str, str]) -> None:
     try:
         if function.prepared is not None and function.preview_target is not None:
@@ -568,7 +306,7 @@ def _bodies(
         bodies = {}
         for function in compared:
             assert function.comparison is not None
-            bodies[function.name] = render_markdown(function.comparison) + _preview_text(function)
+            bodies[function.name] = render_markdown(function.comparison) + preview_text(function)
             function.comment_path = _write(function.config.out / "comment.md",
                                            bodies[function.name])  # fmt: skip
             runner.summary(bodies[function.name])
@@ -588,33 +326,11 @@ def _bodies(
         sha=event.head_sha or "",
         base_label=base_label if any(f.base_from for f in compared) else "",
         minimum=inputs.minimum.describe(),
-        previews=tuple(_preview_line(f) for f in functions if f.preview or f.no_preview),
+        previews=tuple(preview_line(f) for f in functions if f.preview or f.no_preview),
     )
     body = combined.render(job)
     runner.summary(body)
     return job, body, _write(_job_comment_path(functions, inputs.workdir), body)
-
-
-def _preview_text(function: Function) -> str:
-    """A per-function comment's preview line."""
-    if function.preview is None:
-        return ""
-    p = function.preview
-    access = "anyone may call it" if p.public else "private"
-    return f"\nPreview: {p.url} · `{p.name}` runs bundle `{p.sha256}` · {access}\n"
-
-
-def _preview_line(function: Function) -> PreviewLine:
-    preview = function.preview
-    if preview is None:
-        return PreviewLine(function.name, state="skipped", reason=function.no_preview)
-    return PreviewLine(
-        function.name,
-        name=preview.name,
-        url=preview.url,
-        sha256=preview.sha256,
-        public=preview.public,
-    )
 
 
 def _base_sources(functions: Sequence[Function], label: str) -> str:
@@ -625,13 +341,6 @@ def _base_sources(functions: Sequence[Function], label: str) -> str:
     lines = [f"Bases{' (' + label + ')' if label else ''}:", ""]
     lines += [f"- `{f.name}`: {said[f.base_from]}" for f in functions if f.report is not None]
     return "\n".join(lines) + "\n"
-
-
-def default_key(env: Mapping[str, str]) -> str:
-    """The job's comment key when ``comment-key`` is not set: the workflow's and the job's
-    names, so each job has a comment and a matrix's jobs share theirs."""
-    parts = [env.get("GITHUB_WORKFLOW", ""), env.get("GITHUB_JOB", "")]
-    return "/".join(p for p in parts if p) or "pyfn"
 
 
 def _job_comment_path(functions: Sequence[Function], workdir: Path) -> Path:

@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -400,12 +400,23 @@ def post_combined(comments: Comments, number: int, new: Combined) -> Posted | No
     return posted
 
 
+def default_key(env: Mapping[str, str]) -> str:
+    """The job's comment key when ``comment-key`` is not set: the workflow's and the job's
+    names, so each job has a comment and a matrix's jobs share theirs."""
+    parts = [env.get("GITHUB_WORKFLOW", ""), env.get("GITHUB_JOB", "")]
+    return "/".join(p for p in parts if p) or "pyfn"
+
+
 def mark_previews_deleted(
-    comments: Comments, number: int, key: str, deleted: Sequence[PreviewLine]
+    comments: Comments,
+    number: int,
+    key: str,
+    deleted: Sequence[PreviewLine],
+    running: Collection[str] = (),
 ) -> Posted | None:
     """Say in the job's comment that its previews are gone (the pull request closed):
-    every preview it shows running, and each in ``deleted``. ``None``: no comment to say
-    it in (one is never created for it)."""
+    every preview it shows running but those named in ``running`` (their delete failed),
+    and each in ``deleted``. ``None``: no comment to say it in (none is made for it)."""
     found = comments.find_all(number, combined.marker(key))
     current = _merged(found)
     if current is None:
@@ -413,7 +424,7 @@ def mark_previews_deleted(
     gone = {
         p.function: dataclasses.replace(p, state="deleted", url="")
         for p in current.previews
-        if p.state == "live"
+        if p.state == "live" and p.name not in running
     }
     for line in deleted:
         gone.setdefault(line.function, line)

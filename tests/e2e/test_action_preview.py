@@ -201,3 +201,23 @@ def test_a_public_preview_says_so_and_anyone_may_call_it(
     assert "anyone may call it" in _preview_lines(body)[0]
     assert "print-identity-token" not in body
     kept(cloud)
+
+
+def test_a_failed_delete_on_close_fails_the_job_and_a_later_close_deletes(
+    action: Action, cloud: Cloud, tmp_path: Path
+) -> None:
+    repo = repository(tmp_path, base=["hello"], head={})
+    assert _step(action, cloud, repo, tmp_path, "opened").code == 0
+    cloud.fake.delete_outcome = "fail"
+    failed = _step(action, cloud, repo, tmp_path, "closed")
+    assert failed.code == 15, failed.stdout
+    [error] = failed.annotations("error")
+    assert f"could not be deleted: hello-pr-{PR}" in error
+    assert PREVIEW in cloud.fake.functions["v2"]
+    [comment] = our_comments(action.fake)
+    assert URL in str(comment["body"])  # still running, so the comment still says so
+    cloud.fake.delete_outcome = "succeed"
+    again = _step(action, cloud, repo, tmp_path, "closed")
+    assert again.code == 0, again.stdout
+    assert cloud.fake.functions["v2"] == {}
+    kept(cloud)

@@ -11,8 +11,9 @@ import pytest
 
 from pyfn_action.config import Budget, resolve, resolve_deploy
 from pyfn_action.errors import ConfigError, SourceError
-from pyfn_action.github.action import _functions, run
+from pyfn_action.github.action import run
 from pyfn_action.github.event import read_event
+from pyfn_action.github.functions import resolve_functions as _functions
 from pyfn_action.github.inputs import env_name, parse, secret_values
 from pyfn_action.github.workflow import Runner, escape_data, escape_property
 
@@ -97,6 +98,30 @@ def test_a_pull_request_event(tmp_path: Path) -> None:
     assert (event.pull_number, event.base_sha, event.base_ref, event.head_sha) == (
         7, SHA_A, "main", SHA_B)  # fmt: skip
     assert event.is_pull_request and event.from_fork
+
+
+@pytest.mark.parametrize(
+    ("head", "action", "ours", "closed"),
+    [
+        ({"full_name": "acme/fns"}, "closed", True, True),
+        ({"full_name": "Acme/FNS"}, "synchronize", True, False),  # GitHub ignores case
+        ({"full_name": "someone/fns"}, "closed", False, True),
+        (None, "reopened", False, False),  # a deleted fork: not known to be ours
+    ],
+)
+def test_whose_branch_and_which_activity(
+    tmp_path: Path, head: object, action: str, ours: bool, closed: bool
+) -> None:
+    payload = _pull(head={"sha": SHA_B, "ref": "feature", "repo": head})
+    payload["action"] = action
+    event = read_event(_event(tmp_path, payload))
+    assert (event.action, event.from_this_repository, event.closed) == (action, ours, closed)
+
+
+def test_an_activity_that_is_no_word_is_not_read(tmp_path: Path) -> None:
+    payload = _pull()
+    payload["action"] = "closed\n::error::x"
+    assert read_event(_event(tmp_path, payload)).action is None
 
 
 def test_a_push_event_has_no_pull_request(tmp_path: Path) -> None:
