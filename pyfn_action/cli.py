@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from pyfn_action import __version__
 from pyfn_action.config import (
+    BENCH_KEYS,
     DEPLOY_KEYS,
     KEYS,
     Config,
@@ -21,6 +22,7 @@ from pyfn_action.config import (
     _bool,
     _table,
     resolve,
+    resolve_bench,
     resolve_deploy,
     resolve_keys,
 )
@@ -128,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.set_defaults(handler=_cmd_deploy)
 
     _add_preview_parser(commands)
+    _add_bench_parser(commands)
 
     comment = commands.add_parser(
         "comment",
@@ -260,6 +263,70 @@ def _add_preview_parser(commands: Any) -> None:
     _add_config_flags(listing, ["project"], DEPLOY_KEYS)
     _add_config_flags(listing, ["json", "debug"])
     listing.set_defaults(handler=_cmd_preview_list)
+
+
+def _add_bench_parser(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="measure the function on PyPy against Cloud Functions' native Python runtime",
+        description="Build (or take --bundle) and serve the function as pyfn serve does, "
+        "and serve the same source on CPython with the Python Functions Framework under "
+        "gunicorn, as the native runtime does; check both answer each [[bench]] request of "
+        "pyfn.toml alike, then, taking turns, time one client (p50, p95) and several "
+        "(requests a second), the cold start and the idle memory, and print the ratios.",
+    )
+    bench.add_argument(
+        "source",
+        nargs="?",
+        default=".",
+        metavar="SRC",
+        help="the function's directory, with its [[bench]] requests (default: .)",
+    )
+    bench.add_argument("--bundle", metavar="ZIP", help="measure this bundle instead of building")
+    bench.add_argument(
+        "--duration",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="seconds a measure (default: 3)",
+    )
+    bench.add_argument(
+        "--clients",
+        type=int,
+        default=8,
+        metavar="N",
+        help="clients at once for requests a second (default: 8)",
+    )
+    bench.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds of requests to each side before it is timed (default: 2)",
+    )
+    bench.add_argument(
+        "--cold-starts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="fresh starts of each side, timed to the first answer (default: 3)",
+    )
+    bench.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="idle seconds after a fresh start before the memory is read (default: 3)",
+    )
+    bench.add_argument(
+        "--cpython",
+        metavar="VERSION",
+        help="the native side's CPython: a version (3.12) or a path (default: "
+        "this Python if it is CPython, else python3)",
+    )
+    _add_config_flags(bench, list(BENCH_KEYS), BENCH_KEYS)
+    _add_config_flags(bench, [k for k in KEYS if k not in ("dry_run",)])
+    bench.set_defaults(handler=_cmd_bench)
 
 
 # --- commands ------------------------------------------------------------------
@@ -561,6 +628,50 @@ def _age(age: Any) -> str:
     if days:
         return f"{days}d {hours}h"
     return f"{hours}h {mins}m" if hours else f"{mins}m"
+
+
+def _cmd_bench(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
+    from pyfn_action.errors import AnswersDiffer, SlowerThanNative
+    from pyfn_action.flows.bench import BenchOptions, bench
+    from pyfn_action.report.bench import render_text
+
+    source = Path(args.source)
+    build_keys = {k: KEYS[k] for k in KEYS if k != "dry_run"}
+    config = resolve(source, env=env, flags=_flags(args, build_keys))
+    _set_debug(config.debug)
+    settings = resolve_bench(source, env=env, flags=_flags(args, BENCH_KEYS))
+    options = BenchOptions(
+        duration=args.duration,
+        clients=args.clients,
+        warmup=args.warmup,
+        cold_starts=args.cold_starts,
+        settle=args.settle,
+        cpython=args.cpython,
+    )
+
+    def built(config: Config) -> Path:
+        result = _build(config, env)
+        assert result.bundle is not None
+        return Path(result.bundle)
+
+    def show(result: Any) -> None:
+        stdout.write(result.to_json() if config.json else render_text(result))
+
+    try:
+        result = bench(
+            config,
+            env,
+            cache_dir=cache_dir(config.cache_dir),
+            options=options,
+            bundle=Path(args.bundle) if args.bundle else None,
+            min_speedup=settings.get("min_speedup"),
+            build=built,
+        )
+    except (AnswersDiffer, SlowerThanNative) as exc:
+        show(exc.result)
+        raise
+    show(result)
+    return 0
 
 
 def _cmd_comment(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:

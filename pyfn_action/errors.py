@@ -161,3 +161,23 @@ class DeployTimeout(DeployError):
     """The deployment did not finish within the wait timeout."""
 
     exit_code = 16
+
+
+class AnswersDiffer(PyfnError):
+    """``pyfn bench``: the runtimes answered a declared request differently."""
+
+    exit_code = 18
+
+    def __init__(self, what: str, *, result: object, why: str = "", fix: str = "") -> None:
+        super().__init__(what, why=why, fix=fix)
+        self.result = result  # what was measured all the same (report.bench.BenchResult)
+
+
+class SlowerThanNative(PyfnError):
+    """``pyfn bench``: a request is below ``min_speedup``."""
+
+    exit_code = 19
+
+    def __init__(self, what: str, *, result: object, why: str = "", fix: str = "") -> None:
+        super().__init__(what, why=why, fix=fix)
+        self.result = result

@@ -58,7 +58,7 @@ def _build_requires(sdist: Path) -> list[str]:
 
 
 def main() -> int:
-    wheels, sdists, build = [], [], []
+    wheels, sdists, build, native = [], [], [], []
     for line in (HERE / "wheelhouse.txt").read_text().splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -67,6 +67,8 @@ def main() -> int:
             sdists.append(line.split(None, 1)[1])
         elif line.startswith("--build "):
             build.append(line.split(None, 1)[1])
+        elif line.startswith("--native "):
+            native.append(line.split(None, 1)[1])
         else:
             wheels.append(line)
     WHEELHOUSE.mkdir(exist_ok=True)
@@ -75,6 +77,7 @@ def main() -> int:
         pip + ["--only-binary=:all:", *TARGET, *wheels],
         pip + ["--no-binary=:all:", *sdists],
         pip + ["--only-binary=:all:", *build],
+        pip + ["--only-binary=:all:", *native],  # for this Python: the native side's
     ]
     for step in steps:
         subprocess.run(step, check=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pyfn_action.config.files import config_file, key_line, read_file_config
 from pyfn_action.config.keys import (
     ARCHES,
+    BENCH_KEYS,
     DEPLOY_KEYS,
     INGRESS,
     KEYS,
@@ -27,6 +28,7 @@ from pyfn_action.config.layering import (
     _apply,
     env_config,
     resolve,
+    resolve_bench,
     resolve_deploy,
     resolve_keys,
 )
@@ -42,6 +44,7 @@ from pyfn_action.config.values import (
 
 __all__ = [
     "ARCHES",
+    "BENCH_KEYS",
     "DEPLOY_KEYS",
     "INGRESS",
     "KEYS",
@@ -66,6 +69,7 @@ __all__ = [
     "key_line",
     "read_file_config",
     "resolve",
+    "resolve_bench",
     "resolve_deploy",
     "resolve_keys",
     "suggest",

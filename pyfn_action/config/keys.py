@@ -30,6 +30,7 @@ from pyfn_action.config.values import (
     _pypy_version,
     _seconds,
     _sha256,
+    _speedup,
     _str,
     _strings,
     _table,
@@ -145,6 +146,22 @@ DEPLOY_KEYS: dict[str, Key] = {
         Key("retry", _bool, "event functions: retry an event until the function succeeds"),
     )
 }
+
+
+# `pyfn bench`'s settings, beside its [[bench]] requests (config/bench.py).
+BENCH_KEYS: dict[str, Key] = {
+    k.name: k
+    for k in (
+        Key(
+            "min_speedup",
+            _speedup,
+            "pyfn bench: the least speedup (native p50 ÷ pyfn p50) each request must reach, "
+            "e.g. 1.5; below it the command fails (exit 19)",
+        ),
+    )
+}
+# Tables of the file that are no key: read on their own.
+TABLES = ("bench",)
 
 
 def suggest(name: str, known: Any) -> str:

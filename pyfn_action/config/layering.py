@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pyfn_action.config.files import read_file_config
-from pyfn_action.config.keys import DEPLOY_KEYS, KEYS, Key, suggest
+from pyfn_action.config.keys import BENCH_KEYS, DEPLOY_KEYS, KEYS, TABLES, Key, suggest
 from pyfn_action.config.models import Config, DeploySettings
 from pyfn_action.errors import ConfigError, SourceError
 from pyfn_action.fetch import redact_url
@@ -17,10 +17,10 @@ from pyfn_action.fetch import redact_url
 def _apply(
     raw: Mapping[str, Any], origin: str, into: dict[str, Any], keys: Mapping[str, Key] = KEYS
 ) -> None:
-    known = {**KEYS, **DEPLOY_KEYS}
+    known = {**KEYS, **DEPLOY_KEYS, **BENCH_KEYS}
     for key, value in raw.items():
         spec = keys.get(key)
-        if spec is None and key in known:
+        if spec is None and (key in known or key in TABLES):
             continue  # the other command's key: checked when that command runs
         if spec is None:
             hint = suggest(key, known) or f"known keys: {', '.join(known)}"
@@ -107,6 +107,13 @@ def resolve_deploy(
     ``None`` (``pyfn upload`` of a bundle) for the environment and flags only.
     """
     return DeploySettings(**_layered(DEPLOY_KEYS, source, env, flags))
+
+
+def resolve_bench(
+    source: Path | None, *, env: Mapping[str, str], flags: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``pyfn bench``'s settings (:data:`BENCH_KEYS`), layered as every key is."""
+    return _layered(BENCH_KEYS, source, env, flags)
 
 
 def resolve_keys(

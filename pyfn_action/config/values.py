@@ -206,6 +206,16 @@ def _cpu(value: Any) -> str:
     return str(value).strip() if isinstance(value, str) else f"{number:g}"
 
 
+def _speedup(value: Any) -> float:
+    """A ratio against the native runtime: ``2`` (twice as fast), ``0.8`` (a fifth slower
+    allowed); a trailing ``x`` or ``×`` is allowed."""
+    text = str(value).strip().rstrip("x×") if isinstance(value, str) else value
+    number = _number(text, "a ratio such as 2 or 0.8")
+    if not 0 < number <= 1000 or number != number:
+        raise ValueError(f"{value!r} is not a ratio between 0 and 1000")
+    return float(number)
+
+
 def _prefix(value: Any) -> str:
     """An object-name prefix in the bucket: ``pyfn`` or ``deploys/team-a``."""
     text = _str(value).strip("/") if value != "" else ""

@@ -1,0 +1,413 @@
+"""``pyfn bench``: the function on PyPy behind the shim, against the native Python runtime.
+
+One run, both runtimes on the same machine, the requests the function declares
+(``[[bench]]`` in ``pyfn.toml``):
+
+1. the bundle (built, or ``--bundle``) served as ``pyfn serve`` serves it, and the
+   same ``app/`` served by the Python Functions Framework on CPython, as Cloud
+   Functions' Python runtime serves it (:mod:`pyfn_action.flows.native`);
+2. cold starts, taking turns: process start to the first answer;
+3. every request sent to both, its status and body compared before anything is
+   timed: a request answered differently (or not with its declared status) is a
+   finding, and is never timed;
+4. each side warmed up, then, taking turns, one client's p50/p95 and several
+   clients' requests a second (:mod:`pyfn_action.flows.loadgen`), every answer
+   checked;
+5. each server's memory (every process of it) once idle.
+
+Every wait is bounded; the servers are stopped however the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from pyfn_action.config import Config
+from pyfn_action.config.bench import BenchRequest, read_requests
+from pyfn_action.errors import AnswersDiffer, ConfigError, ServeError, SlowerThanNative
+from pyfn_action.flows import loadgen
+from pyfn_action.report.bench import BenchResult, Difference, Measured, Side
+
+log = logging.getLogger(__name__)
+
+COLD_START_LIMIT = 60.0  # seconds a server has to give its first answer
+EXCERPT = 120  # characters of a body shown in a difference
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How long and how hard to measure."""
+
+    duration: float = 3.0  # seconds a measure (one client; several clients)
+    clients: int = 8
+    warmup: float = 2.0  # seconds of requests to each side before it is timed
+    cold_starts: int = 3
+    settle: float = 3.0  # idle seconds before the memory is read
+    cpython: str | None = None
+    host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        bounds = [
+            ("duration", self.duration, 0.1, 600),
+            ("clients", self.clients, 1, 256),
+            ("warmup", self.warmup, 0, 600),
+            ("cold starts", self.cold_starts, 1, 20),
+            ("settle", self.settle, 0, 600),
+        ]
+        for what, value, low, high in bounds:
+            if not low <= value <= high:
+                raise ConfigError(
+                    f"pyfn bench: {what} {value} is out of bounds",
+                    fix=f"Give a value from {low} to {high}",
+                )
+
+
+@dataclass
+class _Server:
+    name: str  # native | pyfn
+    process: Any
+    port: int
+
+
+def bench(
+    config: Config,
+    env: Mapping[str, str],
+    *,
+    cache_dir: Path,
+    options: BenchOptions,
+    bundle: Path | None = None,
+    min_speedup: float | None = None,
+    build: Callable[[Config], Path] | None = None,
+    say: Callable[[str], None] = log.info,
+) -> BenchResult:
+    """Measure ``config.source``'s declared requests on both runtimes. Raises
+    :class:`AnswersDiffer` after the run if any request was answered differently, and
+    :class:`SlowerThanNative` if any is below ``min_speedup`` (the result rides on the
+    error as ``.result``)."""
+    from pyfn_action.deps.sources import Sources
+    from pyfn_action.flows import native, nodeframework, served
+
+    requests = read_requests(config.source)
+    if not requests:
+        raise ConfigError(
+            f"{config.source} declares no requests to measure",
+            fix='Add a [[bench]] table to its pyfn.toml: method = "GET", path = "/"',
+        )
+    if config.signature == "script":
+        raise ConfigError(
+            "A script-mode function has no native counterpart to measure against",
+            fix="Measure a framework-mode function (http or cloudevent)",
+        )
+    if bundle is None:
+        if build is None:
+            raise AssertionError("bench needs a bundle or a way to build one")
+        say("building the bundle")
+        bundle = build(config)
+    index_args = Sources(config.index_url, config.extra_index_urls, config.find_links).pip_args()
+    requirements = config.source / config.requirements
+    with served.served_copy(bundle, cache_dir) as copy:
+        function = copy.manifest.function
+        framework = nodeframework.ensure_framework(
+            cache_dir, env, nodeframework.declared_framework(copy.root)
+        )
+        say(
+            "making the native runtime's environment (CPython, the Functions Framework, the "
+            "function's requirements)"
+        )
+        venv = native.ensure_env(
+            cache_dir / "bench",
+            requirements if requirements.is_file() else None,
+            env,
+            cpython=options.cpython,
+            index_args=index_args,
+        )
+        starts = _Starts(
+            copy.root,
+            function.entry_point,
+            function.signature,
+            framework,
+            venv,
+            env,
+            options.host,
+            cache_dir,
+        )
+        first = requests[0]
+        say(f"cold starts: {options.cold_starts} of each, taking turns")
+        cold: dict[str, list[float]] = {"native": [], "pyfn": []}
+        for _ in range(options.cold_starts):
+            for name in ("native", "pyfn"):
+                cold[name].append(starts.cold_start(name, first))
+        say(f"idle memory: each started afresh, idle for {options.settle:g} s")
+        rss = {name: starts.idle_rss_mb(name, first, options.settle) for name in cold}
+        with starts.up("native") as theirs, starts.up("pyfn") as ours:
+            measured, differences = _measure_all(requests, theirs, ours, options, say)
+    result = BenchResult(
+        function=config.name,
+        cpus=len(os.sched_getaffinity(0)),
+        clients=options.clients,
+        duration=options.duration,
+        cpython=venv.python_version,
+        pypy=str(copy.manifest.runtime.get("pypy_version") or "?"),
+        measured=tuple(measured),
+        differences=tuple(differences),
+        cold_start_ms={k: round(sorted(v)[len(v) // 2], 1) for k, v in cold.items()},
+        idle_rss_mb=rss,
+        min_speedup=min_speedup,
+    )
+    _judge(result)
+    return result
+
+
+def _judge(result: BenchResult) -> None:
+    if result.differences:
+        first = result.differences[0]
+        raise AnswersDiffer(
+            f"The runtimes answer {len(result.differences)} request(s) differently: "
+            + ", ".join(d.name for d in result.differences),
+            why=f"{first.name}: {first.why}",
+            fix="Make the function answer alike on both (dict order, float formatting and "
+            "C extensions are the usual causes); those requests were not timed",
+            result=result,
+        )
+    slow = result.too_slow()
+    if slow:
+        worst = min(slow, key=lambda m: m.speedup)
+        from pyfn_action.report.bench import times
+
+        raise SlowerThanNative(
+            f"{len(slow)} request(s) below min_speedup {result.min_speedup:g}: "
+            + ", ".join(f"{m.name} ({times(m.speedup)})" for m in slow),
+            why=f"{worst.name} answers in {worst.pyfn.p50_ms:g} ms on PyPy against "
+            f"{worst.native.p50_ms:g} ms on the native runtime (p50, one client)",
+            fix="This function would be better on Cloud Functions' Python runtime, unless "
+            "what it does there changes; or lower min_speedup",
+            result=result,
+        )
+
+
+def _measure_all(
+    requests: tuple[BenchRequest, ...],
+    theirs: _Server,
+    ours: _Server,
+    options: BenchOptions,
+    say: Callable[[str], None],
+) -> tuple[list[Measured], list[Difference]]:
+    measured, differences = [], []
+    host = options.host
+    for request in requests:
+        answers = {}
+        for server in (theirs, ours):
+            client = loadgen.Client(host, server.port)
+            try:
+                answers[server.name] = client.send(request)
+            except OSError as exc:
+                answers[server.name] = loadgen.Answer(0, f"no answer: {exc}".encode())
+            finally:
+                client.close()
+        why = _compare(request, answers["native"], answers["pyfn"])
+        if why:
+            differences.append(
+                Difference(
+                    request.name, _excerpt(answers["native"]), _excerpt(answers["pyfn"]), why
+                )
+            )
+            say(f"{request.name}: the runtimes answer differently ({why}): not timed")
+            continue
+        expected = answers["native"]
+        sides: dict[str, dict[str, Any]] = {}
+        for server in (theirs, ours):  # warmed alike; PyPy's JIT needs it more
+            client = loadgen.Client(host, server.port)
+            try:
+                loadgen.sequential(client, request, expected, duration=options.warmup)
+            finally:
+                client.close()
+        for server in (theirs, ours):  # taking turns
+            say(f"{request.name}: one client on {server.name}, {options.duration:g} s")
+            client = loadgen.Client(host, server.port)
+            try:
+                latency = loadgen.sequential(client, request, expected, duration=options.duration)
+            finally:
+                client.close()
+            sides[server.name] = {"latency": latency}
+        for server in (theirs, ours):
+            say(
+                f"{request.name}: {options.clients} clients on {server.name}, "
+                f"{options.duration:g} s"
+            )
+            sides[server.name]["load"] = loadgen.concurrent(
+                host,
+                server.port,
+                request,
+                expected,
+                clients=options.clients,
+                duration=options.duration,
+            )
+        figures = {}
+        for name, got in sides.items():
+            latency, load = got["latency"], got["load"]
+            figures[name] = Side(
+                latency.p50_ms,
+                latency.p95_ms,
+                load.rps,
+                latency.count + load.count + load.wrong,
+                latency.wrong + load.wrong,
+            )
+        measured.append(Measured(request.name, request.label, figures["native"], figures["pyfn"]))
+    return measured, differences
+
+
+def _compare(request: BenchRequest, native: loadgen.Answer, ours: loadgen.Answer) -> str:
+    """Why the two answers are not one (``""``: they are)."""
+    if native.status != ours.status:
+        return f"status {native.status} on the native runtime, {ours.status} on pyfn"
+    if native.status != request.status:
+        return f"both answer {native.status}, not the declared status {request.status}"
+    if native.body != ours.body:
+        at = next(
+            (i for i, (a, b) in enumerate(zip(native.body, ours.body)) if a != b),
+            min(len(native.body), len(ours.body)),
+        )
+        return (
+            f"the bodies differ from byte {at} ({len(native.body)} bytes native, "
+            f"{len(ours.body)} pyfn)"
+        )
+    return ""
+
+
+def _excerpt(answer: loadgen.Answer) -> str:
+    text = answer.body[:EXCERPT].decode("utf-8", "replace")
+    more = "…" if len(answer.body) > EXCERPT else ""
+    return f"{answer.status}: {text!r}{more}"
+
+
+class _Starts:
+    """Starting and stopping each runtime's server on a free loopback port."""
+
+    def __init__(
+        self,
+        root: Path,
+        entry_point: str,
+        signature: str,
+        framework: Any,
+        venv: Any,
+        env: Mapping[str, str],
+        host: str,
+        cache_dir: Path,
+    ) -> None:
+        self.root, self.entry_point, self.signature = root, entry_point, signature
+        self.framework, self.venv, self.env, self.host = framework, venv, env, host
+        self.logs = cache_dir / "bench" / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def _start(self, name: str, port: int, output: IO[bytes]) -> Any:
+        from pyfn_action.buildenv import build_environment
+        from pyfn_action.flows import native, serve
+
+        if name == "native":
+            return native.start(
+                self.venv,
+                self.root / "app",
+                entry_point=self.entry_point,
+                signature=self.signature,
+                host=self.host,
+                port=port,
+                env=self.env,
+                output=output,
+            )
+        return serve.start(
+            self.framework,
+            self.root,
+            entry_point=self.entry_point,
+            host=self.host,
+            port=port,
+            env=build_environment(self.env),
+            output=output,
+        )
+
+    @contextlib.contextmanager
+    def up(self, name: str, request: BenchRequest | None = None) -> Iterator[_Server]:
+        """A server of ``name`` answering (any status) on a free port, until the block ends."""
+        from pyfn_action.flows import serve
+
+        port = loadgen.free_port(self.host)
+        log_path = self.logs / f"{name}.log"
+        with log_path.open("wb") as output:
+            process = self._start(name, port, output)
+            try:
+                probe = request or BenchRequest("probe", "GET", "/")
+                try:
+                    loadgen.first_answer(
+                        self.host,
+                        port,
+                        probe,
+                        limit=COLD_START_LIMIT,
+                        alive=lambda: process.poll() is None,
+                    )
+                except TimeoutError:
+                    raise ServeError(
+                        f"The {name} server gave no answer within {COLD_START_LIMIT:g} s"
+                        + (
+                            f" (it exited with status {process.poll()})"
+                            if process.poll() is not None
+                            else ""
+                        ),
+                        why=_tail(log_path),
+                        fix="Serve it alone (pyfn serve, or functions-framework) to see why",
+                    ) from None
+                yield _Server(name, process, port)
+            finally:
+                serve.stop(process)
+
+    def idle_rss_mb(self, name: str, request: BenchRequest, settle: float) -> float:
+        """The memory of a server started afresh, after one answer and ``settle`` idle
+        seconds (pyfn's workers warm up while idle): every process of it, summed."""
+        with self.up(name, request) as server:
+            time.sleep(settle)
+            return round(_tree_rss_kb(server.process.pid) / 1024, 1)
+
+    def cold_start(self, name: str, request: BenchRequest) -> float:
+        """Milliseconds from the process's start to its first answer."""
+        started = time.perf_counter()
+        with self.up(name, request):
+            return (time.perf_counter() - started) * 1000
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " / ".join(text[-lines:])
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory (kB) of ``pid`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo, seen = 0, [pid], set()
+    for _ in range(100_000):
+        if not todo:
+            break
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        todo.extend(children.get(current, []))
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total

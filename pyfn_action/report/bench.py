@@ -1,0 +1,241 @@
+"""What ``pyfn bench`` measured: each request on both runtimes, side by side, and the ratio.
+
+The figures are one run on one machine: both runtimes served the same requests,
+taking turns, on the same CPUs, so their ratio means more than either figure
+alone. They are said with the machine's CPU count and the clients used; a
+runner's CPUs are shared, so a figure can move from one run to the next
+(docs/bench.md says how much, and where the ratios mislead).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Side:
+    """One runtime's figures for one request."""
+
+    p50_ms: float
+    p95_ms: float
+    rps: float  # right answers a second with ``clients`` clients
+    requests: int  # timed requests, one client and several
+    wrong: int  # answers that were not the expected one, under load
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One declared request on both runtimes."""
+
+    name: str
+    label: str  # METHOD PATH, without the query
+    native: Side
+    pyfn: Side
+
+    @property
+    def speedup(self) -> float:
+        """How many times faster pyfn answers one client (native p50 ÷ pyfn p50)."""
+        return self.native.p50_ms / self.pyfn.p50_ms if self.pyfn.p50_ms else 0.0
+
+    @property
+    def rps_ratio(self) -> float:
+        return self.pyfn.rps / self.native.rps if self.native.rps else 0.0
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A request the runtimes answered differently: never timed."""
+
+    name: str
+    native: str  # "200: {...}" (status and the start of the body)
+    pyfn: str
+    why: str
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """A whole run: every request, the start and the idle memory of each runtime."""
+
+    function: str
+    cpus: int
+    clients: int
+    duration: float  # seconds a measure
+    cpython: str
+    pypy: str
+    measured: tuple[Measured, ...] = ()
+    differences: tuple[Difference, ...] = ()
+    cold_start_ms: Mapping[str, float] = field(default_factory=dict)  # native, pyfn
+    idle_rss_mb: Mapping[str, float] = field(default_factory=dict)
+    min_speedup: float | None = None
+
+    def too_slow(self) -> list[Measured]:
+        """The requests below ``min_speedup``."""
+        if self.min_speedup is None:
+            return []
+        return [m for m in self.measured if m.speedup < self.min_speedup]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["format"] = FORMAT
+        out["measured"] = [
+            {**asdict(m), "speedup": round(m.speedup, 3), "rps_ratio": round(m.rps_ratio, 3)}
+            for m in self.measured
+        ]
+        out["too_slow"] = [m.name for m in self.too_slow()]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+
+def from_dict(data: Mapping[str, Any]) -> BenchResult:
+    """A result written by :meth:`BenchResult.to_dict` (the base's, read back)."""
+    if data.get("format") != FORMAT:
+        raise ValueError("a bench result of another format")
+    measured = tuple(
+        Measured(m["name"], m["label"], Side(**m["native"]), Side(**m["pyfn"]))
+        for m in data.get("measured", [])
+    )
+    differences = tuple(Difference(**d) for d in data.get("differences", []))
+    return BenchResult(
+        function=str(data["function"]),
+        cpus=int(data["cpus"]),
+        clients=int(data["clients"]),
+        duration=float(data["duration"]),
+        cpython=str(data["cpython"]),
+        pypy=str(data["pypy"]),
+        measured=measured,
+        differences=differences,
+        cold_start_ms=dict(data.get("cold_start_ms", {})),
+        idle_rss_mb=dict(data.get("idle_rss_mb", {})),
+        min_speedup=data.get("min_speedup"),
+    )
+
+
+# --- as text, and in the comment -------------------------------------------------------
+
+
+def times(ratio: float) -> str:
+    """``14×``, ``2.3×``, ``0.82×``."""
+    if ratio >= 10:
+        return f"{ratio:.0f}×"
+    return f"{ratio:.2g}×" if ratio < 1 else f"{ratio:.1f}×".replace(".0×", "×")
+
+
+def verdict(m: Measured) -> str:
+    """``14× faster``, ``about as fast``, ``1.3× slower``."""
+    s = m.speedup
+    if 0.95 <= s <= 1.05:
+        return "about as fast"
+    return f"{times(s)} faster" if s > 1 else f"{times(1 / s) if s else '∞×'} slower"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.3g} ms" if value < 10 else f"{value:.0f} ms"
+
+
+def line(m: Measured) -> str:
+    """``POST /score  p50 1.1 ms vs 15.9 ms native: 14× faster``."""
+    return f"{m.label}  p50 {_ms(m.pyfn.p50_ms)} vs {_ms(m.native.p50_ms)} native: {verdict(m)}"
+
+
+def render_text(result: BenchResult) -> str:
+    rows = [("request", "native p50", "pyfn p50", "speedup", "native rps", "pyfn rps", "ratio")]
+    for m in result.measured:
+        rows.append(
+            (
+                m.name,
+                _ms(m.native.p50_ms),
+                _ms(m.pyfn.p50_ms),
+                verdict(m),
+                f"{m.native.rps:,.0f}",
+                f"{m.pyfn.rps:,.0f}",
+                times(m.rps_ratio),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    out.append("")
+    for d in result.differences:
+        out.append(f"differs: {d.name}: {d.why}")
+        out.append(f"  native: {d.native}")
+        out.append(f"  pyfn:   {d.pyfn}")
+    out += _start_lines(result)
+    out.append(_machine(result))
+    for m in result.too_slow():
+        out.append(f"below min_speedup {result.min_speedup:g}: {m.name} ({times(m.speedup)})")
+    return "\n".join(out) + "\n"
+
+
+def _start_lines(result: BenchResult) -> list[str]:
+    lines = []
+    cold, rss = result.cold_start_ms, result.idle_rss_mb
+    if "native" in cold and "pyfn" in cold:
+        lines.append(
+            f"cold start to the first answer: pyfn {cold['pyfn']:.0f} ms, native "
+            f"{cold['native']:.0f} ms ({cold['pyfn'] - cold['native']:+.0f} ms)"
+        )
+    if rss.get("native") and "pyfn" in rss:
+        lines.append(
+            f"idle memory: pyfn {rss['pyfn']:.0f} MB, native {rss['native']:.0f} MB "
+            f"({times(rss['pyfn'] / rss['native'])})"
+        )
+    return lines
+
+
+def _machine(result: BenchResult) -> str:
+    return (
+        f"{result.cpus} CPUs, {result.clients} clients, {result.duration:g} s a measure; "
+        f"CPython {result.cpython} against PyPy {result.pypy}; one shared machine: "
+        "the ratios mean more than the figures"
+    )
+
+
+def markdown(results: Sequence[BenchResult], bases: Mapping[str, BenchResult]) -> str:
+    """The comment's section: one line a request, the base's beside it where it was
+    measured, and a slower-than-the-base request said so."""
+    if not results:
+        return ""
+    out = ["#### Speed against the native Python runtime", ""]
+    for result in results:
+        base = (
+            {m.name: m for m in bases[result.function].measured}
+            if (result.function in bases)
+            else {}
+        )
+        for m in result.measured:
+            text = f"- `{result.function}` {_code(line(m))}"
+            before = base.get(m.name)
+            if before is not None:
+                text += f" (base: {times(before.speedup)}"
+                if m.speedup < before.speedup * 0.9:
+                    text += f", ⚠️ slower than the base by {times(before.speedup / m.speedup)}"
+                text += ")"
+            out.append(text)
+        for d in result.differences:
+            out.append(
+                f"- `{result.function}` {_code(d.name)}: ❌ the runtimes answer "
+                f"differently ({_plain(d.why)}): not timed"
+            )
+        for m in result.too_slow():
+            out.append(
+                f"- `{result.function}` {_code(m.name)}: ❌ below min_speedup "
+                f"{result.min_speedup:g}"
+            )
+    first = results[0]
+    out += ["", f"_{_machine(first)}._", ""]
+    return "\n".join(out)
+
+
+def _code(text: str) -> str:
+    """Text in a code span that nothing in it can close or turn into markup."""
+    return "`" + text.replace("`", "'").replace("<!--", "&lt;!--").replace("\n", " ") + "`"
+
+
+def _plain(text: str) -> str:
+    return "".join(c for c in text if c not in "<>`*_[]|\n")[:200]
