@@ -53,6 +53,17 @@ class BenchOptions:
     cpython: str | None = None
     host: str = "127.0.0.1"
 
+    @classmethod
+    def lasting(cls, duration: float) -> BenchOptions:
+        """Options scaled to ``duration`` seconds a measure (the Action's bench-duration)."""
+        quick = duration < 1  # a quick look: one cold start of each
+        return cls(
+            duration=duration,
+            warmup=duration * 2 / 3,
+            settle=duration,
+            cold_starts=1 if quick else 3,
+        )
+
     def __post_init__(self) -> None:
         bounds = [
             ("duration", self.duration, 0.1, 600),

@@ -28,7 +28,7 @@ from pyfn_action.flows.jobs import build_function, deploy_function, prepare_depl
 from pyfn_action.flows.previews import (
     deploy_preview,
 )
-from pyfn_action.github import basecache
+from pyfn_action.github import basecache, speed
 from pyfn_action.github.base import (
     base_label,
     base_reports,
@@ -190,6 +190,8 @@ def _run(
             runner.warning(f"{function.name}: {notice}", title="pyfn: Node.js runtime")
         if function.error is not None and inputs.deploy:
             break  # deploy nothing more once one function failed
+    if inputs.bench:
+        speed.measure_all(inputs, functions, env, runner)
     kept = basecache.plan(env, event)
     if inputs.cache and kept.save_key and event.sha:  # a push to the default branch
         basecache.clear(kept.path)
@@ -239,7 +241,10 @@ def _bases(
                      len(cached), len(names))  # fmt: skip
     wanted = [(f.name, f.source) for f in functions if f.report is not None
               and f.name not in cached]  # fmt: skip
-    label, built = base_reports(inputs, event, wanted, env, runner) if wanted else ("", {})
+    hook = speed.base_hook(inputs, functions, env)
+    label, built = (
+        base_reports(inputs, event, wanted, env, runner, after_build=hook) if wanted else ("", {})
+    )
     bases: dict[str, Report | None] = {**built, **cached}
     for function in functions:
         if function.name in cached:
@@ -302,11 +307,16 @@ def _bodies(
     (``per-function``, each in its out directory as ``comment.md``). Back come the job's
     comment (``None`` per function), and its body, or the first function's, with its file."""
     compared = [f for f in functions if f.comparison is not None]
+    speed_lines, speed_note, _ = speed.section(functions)
     if inputs.comment_mode == "per-function":
         bodies = {}
         for function in compared:
             assert function.comparison is not None
-            bodies[function.name] = render_markdown(function.comparison) + preview_text(function)
+            bodies[function.name] = (
+                render_markdown(function.comparison)
+                + preview_text(function)
+                + speed.section([function])[2]
+            )
             function.comment_path = _write(function.config.out / "comment.md",
                                            bodies[function.name])  # fmt: skip
             runner.summary(bodies[function.name])
@@ -315,6 +325,9 @@ def _bodies(
             return None, "", None
         return None, bodies[first.name], first.comment_path
     if not compared:
+        alone = speed.section(functions)[2]  # a push measured: said in the summary only
+        if alone:
+            runner.summary(alone)
         return None, "", None
     job = Combined(
         key=inputs.comment_key or default_key(env),
@@ -327,6 +340,8 @@ def _bodies(
         base_label=base_label if any(f.base_from for f in compared) else "",
         minimum=inputs.minimum.describe(),
         previews=tuple(preview_line(f) for f in functions if f.preview or f.no_preview),
+        speed=speed_lines,
+        speed_note=speed_note,
     )
     body = combined.render(job)
     runner.summary(body)

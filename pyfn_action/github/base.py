@@ -16,11 +16,11 @@ import logging
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from pyfn_action.config import resolve
+from pyfn_action.config import Config, resolve
 from pyfn_action.errors import BudgetExceeded, PyfnError, ReportError, WrongCheckout
 from pyfn_action.flows.jobs import build_function
 from pyfn_action.github.event import Event
@@ -161,9 +161,12 @@ def base_reports(
     functions: Sequence[tuple[str, Path]],
     env: Mapping[str, str],
     runner: Runner,
+    after_build: Callable[[str, Config, Path], None] | None = None,
 ) -> tuple[str, dict[str, Report | None]]:
     """Each function's report at the base (``None``: not there), and how to name the base;
-    ``functions`` are (name, source directory) pairs.
+    ``functions`` are (name, source directory) pairs. ``after_build`` is called with each
+    function built at the base (its name, its settings there and its bundle) while the
+    base is still checked out.
 
     A function missing from the mapping has no comparison (not a pull request,
     or its base could not be built).
@@ -181,7 +184,8 @@ def base_reports(
                 for index, (name, source) in enumerate(functions):
                     # A directory the Action names: never one a pull request's name steers.
                     built = out / f"function-{index}"
-                    known, base = _base_report(name, source, root, tree, built, inputs, env)
+                    known, base = _base_report(name, source, root, tree, built, inputs, env,
+                                               after_build)  # fmt: skip
                     if known:
                         bases[name] = base
         except BaseUnavailable as exc:
@@ -197,6 +201,7 @@ def _base_report(
     out: Path,
     inputs: Inputs,
     env: Mapping[str, str],
+    after_build: Callable[[str, Config, Path], None] | None = None,
 ) -> tuple[bool, Report | None]:
     """Whether the base is known and, if so, the function's report there (``None``: new)."""
     try:
@@ -209,7 +214,10 @@ def _base_report(
     try:
         config = resolve(at_base, env=env, flags=inputs.flags)
         config = dataclasses.replace(config, out=out, dry_run=False)
-        report = build_function(config, env).report
+        result = build_function(config, env)
+        report = result.report
+        if after_build is not None and result.bundle is not None:
+            after_build(name, config, Path(result.bundle))
     except BudgetExceeded as exc:
         report = exc.report
     except PyfnError as exc:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pyfn_action.flows.jobs import DeployInputs
     from pyfn_action.flows.previews import Preview, PreviewTarget
     from pyfn_action.report import compare as sizereport
+    from pyfn_action.report.bench import BenchResult
     from pyfn_action.report.model import Report
 
 _DIRECTORY = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -57,6 +58,8 @@ class Function:
     preview_target: PreviewTarget | None = None  # its preview is deployed (prepared)
     preview: Preview | None = None  # the preview deployed
     no_preview: str = ""  # why it has none (report.combined.NO_PREVIEW's keys)
+    speed: BenchResult | None = None  # against the native runtime (bench: true)
+    base_speed: BenchResult | None = None  # the same, at the base
 
     @property
     def name(self) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyfn_action.config import DEPLOY_KEYS, KEYS, Key, _apply, read_file_config
+from pyfn_action.config import BENCH_KEYS, DEPLOY_KEYS, KEYS, Key, _apply, read_file_config
 from pyfn_action.errors import ConfigError, SourceError
 from pyfn_action.report.combined import Threshold, parse_threshold
 from pyfn_action.toml import tomllib
@@ -41,7 +41,8 @@ DEPLOY_INPUTS = {
 ACTION_INPUTS = (
     "source", "working-directory", "deploy", "comment", "comment-mode", "comment-key",
     "minimum-change", "github-token", "base-report", "config", "cache", "preview",
-    "preview-max-instances", "allow-unauthenticated",
+    "preview-max-instances", "allow-unauthenticated", "bench", "min-speedup",
+    "bench-duration",
 )  # fmt: skip
 COMMENT_MODES = ("combined", "per-function", "off")
 SINGLE_SOURCE_INPUTS = ("name", "entry-point", "base-report")
@@ -51,6 +52,7 @@ BOOLEAN_INPUTS = {
     "cache": True,
     "preview": False,
     "allow-unauthenticated": False,
+    "bench": False,
 }
 MAX_PREVIEW_INSTANCES = 1000
 # Inputs whose values may be secrets: masked before they are parsed, never echoed.
@@ -104,6 +106,9 @@ class Inputs:
     preview: bool = False  # deploy each function's preview on a pull request
     preview_max_instances: int = 1
     public: bool = False  # allow-unauthenticated: anyone may call the previews
+    bench: bool = False  # measure each function against the native runtime
+    min_speedup: float | None = None  # the workflow's verdict, over pyfn.toml's
+    bench_duration: float = 3.0  # seconds a measure
     token: str = ""
     base_report: Path | None = None
     secrets: tuple[str, ...] = ()  # values to mask in the log
@@ -153,6 +158,9 @@ def parse(env: Mapping[str, str], *, cwd: Path) -> Inputs:
         preview=preview,
         preview_max_instances=_count(env, "preview-max-instances", default=1),
         public=_flag(env, "allow-unauthenticated"),
+        bench=_flag(env, "bench"),
+        min_speedup=_ratio(env, "min-speedup"),
+        bench_duration=_seconds(env, "bench-duration", default=3.0),
         comment_mode=_comment_mode(env),
         comment_key=read(env, "comment-key"),
         minimum=_minimum(env),
@@ -178,6 +186,29 @@ def _minimum(env: Mapping[str, str]) -> Threshold:
     except ValueError as exc:
         raise _invalid("minimum-change", value, "a size (1KB, 500) or a share (0.5%)",
                        str(exc)) from None  # fmt: skip
+
+
+def _ratio(env: Mapping[str, str], name: str) -> float | None:
+    value = read(env, name)
+    if not value:
+        return None
+    try:
+        return BENCH_KEYS["min_speedup"].parse(value)  # type: ignore[no-any-return]
+    except ValueError as exc:
+        raise _invalid(name, value, "a ratio such as 1.5", str(exc)) from None
+
+
+def _seconds(env: Mapping[str, str], name: str, *, default: float) -> float:
+    value = read(env, name)
+    if not value:
+        return default
+    try:
+        seconds = float(value.removesuffix("s"))
+    except ValueError:
+        seconds = -1.0
+    if not 0.1 <= seconds <= 60:
+        raise _invalid(name, value, "seconds from 0.1 to 60, e.g. 3")
+    return seconds
 
 
 def _count(env: Mapping[str, str], name: str, *, default: int) -> int:

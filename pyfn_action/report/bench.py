@@ -196,46 +196,47 @@ def _machine(result: BenchResult) -> str:
     )
 
 
+def comment_lines(result: BenchResult, base: BenchResult | None) -> tuple[str, ...]:
+    """The comment's lines for one function: one a request, the base's ratio beside it
+    where it was measured, a request slower than at the base said so. Plain text with
+    no markup of the pull request's making (names are the repository's)."""
+    before = {m.name: m for m in base.measured} if base is not None else {}
+    out = []
+    for m in result.measured:
+        text = f"{_plain(m.name)}: {_plain(line(m))}"
+        was = before.get(m.name)
+        if was is not None:
+            text += f" (base: {times(was.speedup)}"
+            if m.speedup < was.speedup * 0.9:
+                text += f", ⚠️ slower than at the base by {times(was.speedup / m.speedup)}"
+            text += ")"
+        out.append(text)
+    for d in result.differences:
+        out.append(
+            f"{_plain(d.name)}: ❌ the runtimes answer differently ({_plain(d.why)}): not timed"
+        )
+    for m in result.too_slow():
+        out.append(f"{_plain(m.name)}: ❌ below min_speedup {result.min_speedup:g}")
+    return tuple(out)
+
+
+def machine_note(result: BenchResult) -> str:
+    return _plain(_machine(result))
+
+
 def markdown(results: Sequence[BenchResult], bases: Mapping[str, BenchResult]) -> str:
-    """The comment's section: one line a request, the base's beside it where it was
-    measured, and a slower-than-the-base request said so."""
+    """The section the job summary shows (the comment draws the same lines)."""
     if not results:
         return ""
     out = ["#### Speed against the native Python runtime", ""]
     for result in results:
-        base = (
-            {m.name: m for m in bases[result.function].measured}
-            if (result.function in bases)
-            else {}
-        )
-        for m in result.measured:
-            text = f"- `{result.function}` {_code(line(m))}"
-            before = base.get(m.name)
-            if before is not None:
-                text += f" (base: {times(before.speedup)}"
-                if m.speedup < before.speedup * 0.9:
-                    text += f", ⚠️ slower than the base by {times(before.speedup / m.speedup)}"
-                text += ")"
-            out.append(text)
-        for d in result.differences:
-            out.append(
-                f"- `{result.function}` {_code(d.name)}: ❌ the runtimes answer "
-                f"differently ({_plain(d.why)}): not timed"
-            )
-        for m in result.too_slow():
-            out.append(
-                f"- `{result.function}` {_code(m.name)}: ❌ below min_speedup "
-                f"{result.min_speedup:g}"
-            )
-    first = results[0]
-    out += ["", f"_{_machine(first)}._", ""]
+        for text in comment_lines(result, bases.get(result.function)):
+            out.append(f"- `{result.function}` {text}")
+    out += ["", f"_{machine_note(results[0])}._", ""]
     return "\n".join(out)
 
 
-def _code(text: str) -> str:
-    """Text in a code span that nothing in it can close or turn into markup."""
-    return "`" + text.replace("`", "'").replace("<!--", "&lt;!--").replace("\n", " ") + "`"
-
-
 def _plain(text: str) -> str:
-    return "".join(c for c in text if c not in "<>`*_[]|\n")[:200]
+    """``text`` on one line, as markdown shows it literally: no HTML, markup escaped."""
+    kept = "".join(c for c in text if c not in "<>\n\r")[:300]
+    return "".join("\\" + c if c in "\\`*_[]|#" else c for c in kept)

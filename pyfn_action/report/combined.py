@@ -139,6 +139,14 @@ class PreviewLine:
 
 
 @dataclass(frozen=True)
+class SpeedLines:
+    """A function's lines of the speed section (``pyfn bench``): plain text, one a request."""
+
+    function: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Combined:
     """A job's comment: its key, the commit it describes, the base, and its rows."""
 
@@ -148,13 +156,17 @@ class Combined:
     base_label: str = ""  # e.g. "`main` (1a2b3c4)"
     minimum: str = ""  # the threshold, as said: "1.0 KB", "0.5%", ""
     previews: tuple[PreviewLine, ...] = ()
+    speed: tuple[SpeedLines, ...] = ()
+    speed_note: str = ""  # the machine the speed was measured on
 
     @property
     def changed(self) -> bool:
-        """Worth a comment: a function changed (or is over a limit), or a preview runs or
-        was deleted."""
-        return any(e.noted for e in self.entries) or any(
-            p.state != "skipped" for p in self.previews
+        """Worth a comment: a function changed (or is over a limit), a preview runs or
+        was deleted, or its speed was measured (``bench: true`` asks for it)."""
+        return (
+            any(e.noted for e in self.entries)
+            or any(p.state != "skipped" for p in self.previews)
+            or bool(self.speed)
         )
 
 
@@ -280,6 +292,7 @@ def _draw(
     if shim:
         lines += [shim, ""]
     lines += _preview_lines(combined.previews)
+    lines += _speed_lines(combined)
     for e in order:
         if e.name in detailed:
             lines += [
@@ -332,6 +345,17 @@ def _preview_lines(previews: Sequence[PreviewLine]) -> list[str]:
             "",
             f"_A private preview answers those the project lets invoke it: `{IDENTITY_CALL}`._",
         ]
+    return [*lines, ""]
+
+
+def _speed_lines(combined: Combined) -> list[str]:
+    if not combined.speed:
+        return []
+    lines = ["#### Speed against the native Python runtime", ""]
+    for group in sorted(combined.speed, key=lambda g: g.function):
+        lines += [f"- `{group.function}` {text}" for text in group.lines]
+    if combined.speed_note:
+        lines += ["", f"_{combined.speed_note}._"]
     return [*lines, ""]
 
 
@@ -462,6 +486,9 @@ def _data_line(combined: Combined) -> str:
         "n": notices,
         "f": [_row_data(e, notices) for e in combined.entries],
     }
+    if combined.speed:
+        data["s"] = [[g.function, list(g.lines)] for g in combined.speed]
+        data["sn"] = combined.speed_note
     if combined.previews:
         data["p"] = [
             [p.function, p.name, p.state, p.url, p.sha256, p.public, p.reason]
@@ -512,6 +539,9 @@ def parse(body: str) -> Combined:
     previews = [_preview_of(row) for row in shown]
     if len({p.function for p in previews}) != len(previews):
         raise NotCombined("a function has two previews")
+    speed = [_speed_of(group) for group in _list(data.get("s", []), "speed")]
+    if len({g.function for g in speed}) != len(speed):
+        raise NotCombined("a function has two speed sections")
     return Combined(
         key=key,
         entries=tuple(entries),
@@ -519,7 +549,25 @@ def parse(body: str) -> Combined:
         base_label=_text(data.get("base"), 200),
         minimum=_text(data.get("min"), 40),
         previews=tuple(previews),
+        speed=tuple(speed),
+        speed_note=_text(data.get("sn"), 400),
     )
+
+
+def _list(value: object, what: str) -> list[object]:
+    if not isinstance(value, list) or len(value) > MAX_FUNCTIONS:
+        raise NotCombined(f"its {what} is not a list")
+    return value
+
+
+def _speed_of(group: object) -> SpeedLines:
+    if not isinstance(group, list) or len(group) != 2:
+        raise NotCombined("a speed section is not a function's")
+    function = _text(group[0], 63, r"[A-Za-z0-9_.-]+")
+    lines = tuple(_text(line, 400) for line in _list(group[1], "speed lines")[:100])
+    if not function:
+        raise NotCombined("a speed section names no function")
+    return SpeedLines(function, lines)
 
 
 def _preview_of(row: object) -> PreviewLine:
@@ -631,4 +679,13 @@ def merge(existing: Combined | None, new: Combined) -> Combined:
     previewed = {p.function for p in new.previews}
     previews = [p for p in existing.previews if p.function not in previewed]
     previews = sorted([*previews, *new.previews], key=lambda p: p.function)
-    return dataclasses.replace(new, entries=tuple(entries), previews=tuple(previews))
+    measured = {g.function for g in new.speed}
+    speed = [g for g in existing.speed if g.function not in measured]
+    speed = sorted([*speed, *new.speed], key=lambda g: g.function)
+    return dataclasses.replace(
+        new,
+        entries=tuple(entries),
+        previews=tuple(previews),
+        speed=tuple(speed),
+        speed_note=new.speed_note or existing.speed_note,
+    )

@@ -307,3 +307,54 @@ def test_previews_read_back_are_checked_field_by_field(change: object) -> None:
     body = combined.render(_previewed(LIVE))
     with pytest.raises(combined.NotCombined):
         combined.parse(_with_data(body, change))
+
+
+def test_speed_lines_are_drawn_read_back_and_merged() -> None:
+    comment = _comment(_entry("hello"), _entry("events"))
+    lines = combined.SpeedLines(
+        "hello", ("greet: GET /  p50 1.1 ms vs 15.9 ms native: 14× faster",)
+    )
+    measured = Combined(
+        comment.key,
+        comment.entries,
+        comment.sha,
+        comment.base_label,
+        speed=(lines,),
+        speed_note="2 CPUs, 8 clients",
+    )
+    assert measured.changed  # no size changed: the speed, asked for, is news
+    body = combined.render(measured)
+    assert "#### Speed against the native Python runtime" in body
+    assert "- `hello` greet: GET /  p50 1.1 ms vs 15.9 ms native: 14× faster" in body
+    back = combined.parse(body)
+    assert back.speed == (lines,) and back.speed_note == "2 CPUs, 8 clients"
+    other = combined.SpeedLines("events", ("e: GET /e  p50 1 ms vs 1 ms native: about as fast",))
+    merged = combined.merge(
+        back,
+        Combined(comment.key, comment.entries, comment.sha, comment.base_label, speed=(other,)),
+    )
+    assert [g.function for g in merged.speed] == ["events", "hello"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d["s"][0][1].append("<img src=x>"),
+        lambda d: d["s"][0].__setitem__(0, "a b"),
+        lambda d: d["s"].append(list(d["s"][0])),
+        lambda d: d.__setitem__("sn", "x\ny"),
+    ],
+)
+def test_speed_lines_read_back_are_checked(change: object) -> None:
+    comment = _comment(_entry("hello"))
+    body = combined.render(
+        Combined(
+            comment.key,
+            comment.entries,
+            comment.sha,
+            speed=(combined.SpeedLines("hello", ("a: 2× faster",)),),
+            speed_note="n",
+        )
+    )
+    with pytest.raises(combined.NotCombined):
+        combined.parse(_with_data(body, change))
