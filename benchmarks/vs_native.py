@@ -12,7 +12,8 @@ One ``main.py``, served side by side in this one run:
 
 * native: the yardstick, Cloud Functions' own Python runtime as it runs a function:
   CPython with ``functions-framework`` under gunicorn (1 worker, threads = 4 × CPUs),
-  installed into a venv of its own;
+  in an environment of its own, made and started by ``pyfn bench``'s own code
+  (``pyfn_action/flows/native.py``);
 * pyfn: a ``pyfn build`` bundle under the pinned Node.js Functions Framework, with
   the shim's defaults;
 * pyfn_1_thread (``--one-thread``): the same bundle with ``PYFN_THREADS=1``.
@@ -43,6 +44,12 @@ and the resident memory of each idle server (every process of it, summed) after
 pyfn's defaults serve the JSON workload to --clients clients for --memory-seconds
 inside a cgroup of that size, and the run says whether anything was killed for
 memory. Prints one JSON object with pyfn ÷ native ratios.
+
+Latency and throughput are measured twice on the same servers: with ``wrk`` (above),
+and with ``pyfn bench``'s own load (``pyfn_action/flows/loadgen.py``: one client for
+p50/p95, --clients clients for requests a second; the ``pyfn_bench`` figures and
+ratios), so that each run says how far ``pyfn bench``'s figures agree with wrk's.
+Requests, answers, the native side and the memory readings are ``pyfn bench``'s.
 """
 
 from __future__ import annotations
@@ -68,7 +75,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shim as base
 
 from pyfn_action.config import resolve
-from pyfn_action.flows import nodeframework, serve, served
+from pyfn_action.config.bench import BenchRequest
+from pyfn_action.flows import loadgen, native, nodeframework, serve, served
+from pyfn_action.flows.bench import tree_rss
 from pyfn_action.flows.build import build
 from pyfn_action.flows.jobs import cache_dir as default_cache_dir
 
@@ -186,37 +195,38 @@ class Request:
             "BENCH_PATH": self.path,
         }
 
+    def bench_request(self) -> BenchRequest:
+        """The request as ``pyfn bench`` sends it."""
+        if self.body_file is None:
+            return BenchRequest("check", "GET", self.path)
+        return BenchRequest("check", "POST", "/", (("Content-Type", "application/json"),),
+                            self.body_file.read_bytes())  # fmt: skip
+
     def fetch(self, port: int) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(base.HOST, port, timeout=60)
+        client = loadgen.Client(base.HOST, port)
         try:
-            if self.body_file is None:
-                conn.request("GET", self.path)
-            else:
-                headers = {"Content-Type": "application/json"}
-                conn.request("POST", "/", body=self.body_file.read_bytes(), headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read()
+            answer = client.send(self.bench_request())
         finally:
-            conn.close()
+            client.close()
+        return answer.status, answer.body
 
 
-def _native_venv(tmp: Path) -> Path:
-    venv = tmp / "native-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                    *NATIVE_REQUIREMENTS], check=True)  # fmt: skip
-    return venv
+def _native_venv(tmp: Path) -> native.NativeEnv:
+    """The native runtime's environment, made as ``pyfn bench`` makes it."""
+    requirements = tmp / "native-requirements.txt"
+    requirements.write_text("".join(line + "\n" for line in NATIVE_REQUIREMENTS))
+    return native.ensure_env(tmp / "native-cache", requirements, dict(os.environ),
+                             cpython=None, index_args=[])  # fmt: skip
 
 
 def _start_native(
-    venv: Path, app: Path, target: str, port: int, out: Any
+    venv: native.NativeEnv, app: Path, target: str, port: int, out: Any
 ) -> subprocess.Popen[bytes]:
-    """The native runtime: functions-framework's own server (gunicorn, gthread)."""
+    """The native runtime: functions-framework's own server (gunicorn, gthread), started
+    as ``pyfn bench`` starts it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
-    argv = [str(venv / "bin" / "functions-framework"), "--target", target,
-            "--source", str(app / "main.py"), "--host", base.HOST, "--port", str(port)]  # fmt: skip
-    return subprocess.Popen(argv, cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+    return native.start(venv, app, entry_point=target, signature="http", host=base.HOST,
+                        port=port, env=env, output=out)  # fmt: skip
 
 
 def _start_ours(
@@ -251,7 +261,7 @@ class Side:
     def up(
         self,
         framework: nodeframework.Framework,
-        venv: Path,
+        venv: native.NativeEnv,
         workload: str,
         log: Path,
         check: Request,
@@ -300,27 +310,8 @@ def _first_answer(
 
 
 def _tree_rss(pid: int) -> dict[str, int]:
-    """Resident memory (kB) of ``pid`` and every process below it, by command name."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    sizes: dict[str, int] = {}
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
-        with contextlib.suppress(OSError):
-            status = Path(f"/proc/{current}/status").read_text()
-            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-            kb = int(fields.get("VmRSS", "0 kB").split()[0])
-            name = fields.get("Name", "?").strip()
-            sizes[f"{name}:{current}"] = kb
-    return sizes
+    """Resident memory (kB) of ``pid`` and every process below it, as ``pyfn bench`` reads it."""
+    return tree_rss(pid)
 
 
 def _wrk(
@@ -351,6 +342,25 @@ def _measure(
             )
     for name in ports:
         figures[name].update(base._throughput(rounds[name]))
+    # The same servers measured by pyfn bench's own load (flows/loadgen.py), taking turns:
+    # its figures against wrk's say how far pyfn bench's can be trusted.
+    expected = loadgen.Answer(200, check.expect_file.read_bytes())
+    request = check.bench_request()
+    for name, port in ports.items():
+        client = loadgen.Client(base.HOST, port)
+        try:
+            one = loadgen.sequential(client, request, expected, duration=args.seconds / 2)
+        finally:
+            client.close()
+        many = loadgen.concurrent(
+            base.HOST, port, request, expected, clients=args.clients, duration=args.seconds / 2
+        )
+        figures[name]["pyfn_bench"] = {
+            "p50_ms": one.p50_ms,
+            "p95_ms": one.p95_ms,
+            "rps": many.rps,
+            "wrong": one.wrong + many.wrong,
+        }
     return figures
 
 
@@ -378,7 +388,7 @@ def _copy(root: Path, dest: Path) -> Path:
 
 
 def _checks(
-    tmp: Path, sides: list[Side], framework: nodeframework.Framework, venv: Path
+    tmp: Path, sides: list[Side], framework: nodeframework.Framework, venv: native.NativeEnv
 ) -> dict[str, Request]:
     """Each workload's request and its one right answer, which every side must give."""
     body = tmp / "orders.json"
@@ -422,9 +432,13 @@ def _checks(
 
 
 def _cold_and_idle(
-    framework: nodeframework.Framework, venv: Path, sides: list[Side], args: Any, tmp: Path,
+    framework: nodeframework.Framework,
+    venv: native.NativeEnv,
+    sides: list[Side],
+    args: Any,
+    tmp: Path,
     check: Request,
-) -> dict[str, dict[str, Any]]:  # fmt: skip
+) -> dict[str, dict[str, Any]]:
     """Cold starts in turns; then every side idle for --settle seconds, its memory read."""
     out: dict[str, dict[str, Any]] = {s.name: {"cold": [], "rss_kb": []} for s in sides}
     for n in range(args.cold_starts):
@@ -629,6 +643,18 @@ def main() -> int:
                 }
                 | {
                     f"{name}_rps_ratio": base._ratio(figures[name]["rps"], native["rps"])
+                    for name in names
+                }
+                | {
+                    f"{name}_pyfn_bench_p50_speedup": base._ratio(
+                        native["pyfn_bench"]["p50_ms"], figures[name]["pyfn_bench"]["p50_ms"]
+                    )
+                    for name in names
+                }
+                | {
+                    f"{name}_pyfn_bench_rps_ratio": base._ratio(
+                        figures[name]["pyfn_bench"]["rps"], native["pyfn_bench"]["rps"]
+                    )
                     for name in names
                 }
             )

@@ -102,6 +102,7 @@ def bench(
     :class:`AnswersDiffer` after the run if any request was answered differently, and
     :class:`SlowerThanNative` if any is below ``min_speedup`` (the result rides on the
     error as ``.result``)."""
+    from pyfn_action.deps.reqfile import read_requirements
     from pyfn_action.deps.sources import Sources
     from pyfn_action.flows import native, nodeframework, served
 
@@ -123,6 +124,10 @@ def bench(
         bundle = build(config)
     index_args = Sources(config.index_url, config.extra_index_urls, config.find_links).pip_args()
     requirements = config.source / config.requirements
+    if requirements.is_file():
+        # Judged as the build judges it (no include, path or editable out of the source
+        # tree) before uv reads it for CPython: it may be a pull request's.
+        read_requirements(requirements, config.source)
     with served.served_copy(bundle, cache_dir) as copy:
         function = copy.manifest.function
         framework = nodeframework.ensure_framework(
@@ -398,8 +403,8 @@ def _tail(path: Path, lines: int = 5) -> str:
     return " / ".join(text[-lines:])
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """Resident memory (kB) of ``pid`` and every process below it."""
+def tree_rss(pid: int) -> dict[str, int]:
+    """Resident memory (kB) of ``pid`` and every process below it, by ``name:pid``."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -408,7 +413,8 @@ def _tree_rss_kb(pid: int) -> int:
             stat = (entry / "stat").read_text()
             ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo, seen = 0, [pid], set()
+    sizes: dict[str, int] = {}
+    todo, seen = [pid], set()
     for _ in range(100_000):
         if not todo:
             break
@@ -418,7 +424,16 @@ def _tree_rss_kb(pid: int) -> int:
         seen.add(current)
         todo.extend(children.get(current, []))
         with contextlib.suppress(OSError, ValueError, IndexError):
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
+            fields = dict(
+                line.split(":", 1)
+                for line in Path(f"/proc/{current}/status").read_text().splitlines()
+                if ":" in line
+            )
+            sizes[f"{fields.get('Name', '?').strip()}:{current}"] = int(
+                fields.get("VmRSS", "0 kB").split()[0]
+            )
+    return sizes
+
+
+def _tree_rss_kb(pid: int) -> int:
+    return sum(tree_rss(pid).values())

@@ -152,3 +152,20 @@ def test_bad_requests_are_refused_before_anything_is_built(
     assert not (src.parent / "dist").exists()
     none = function(tmp_path / "none", "")
     assert bench(none, served_pypy, index_url, cache).code == 2
+
+
+def test_requirements_are_judged_before_cpython_installs_them(
+    tmp_path: Path, served_pypy: Served, index_url: str, cache: Path
+) -> None:
+    """With --bundle nothing is built, so the native side's install judges the file itself:
+    an include out of the source tree is refused, never handed to uv."""
+    src = function(tmp_path, '[[bench]]\npath = "/"\n')
+    built = pyfn(build_args(src, tmp_path / "dist", served_pypy, index_url), hermetic_env(cache))
+    assert built.code == 0, built.stderr
+    (tmp_path / "outside.txt").write_text("functions-framework==3.10.2\n")
+    (src / "requirements.txt").write_text("-r ../outside.txt\n")
+    outcome = bench(
+        src, served_pypy, index_url, cache, "--bundle", str(tmp_path / "dist" / "bundle.zip")
+    )
+    assert outcome.code == 5, outcome.stderr
+    assert "outside.txt" in outcome.stderr

@@ -281,14 +281,22 @@ def test_the_comment_section_with_and_without_a_base() -> None:
     now = _result({"score": 7.0})
     alone = report.markdown([now], {})
     assert alone.startswith("#### Speed against the native Python runtime")
-    assert "`hello` `GET /score  p50 1.43 ms vs 10 ms native: 7× faster`" in alone
+    assert "- `hello` score: GET /score  p50 1.43 ms vs 10 ms native: 7× faster" in alone
     assert "one shared machine" in alone and "2 CPUs" in alone
     based = report.markdown([now], {"hello": _result({"score": 14.0})})
-    assert "(base: 14×, ⚠️ slower than the base by 2×)" in based
+    assert "(base: 14×, ⚠️ slower than at the base by 2×)" in based
     steady = report.markdown([now], {"hello": _result({"score": 7.2})})
-    assert "(base: 7.2×)" in steady and "slower than the base" not in steady
+    assert "(base: 7.2×)" in steady and "slower than at the base" not in steady
     differs = _result(
         {},
         differences=(Difference("score", "200: 'a'", "200: 'b'", "the bodies differ from byte 0"),),
     )
     assert "❌ the runtimes answer differently" in report.markdown([differs], {})
+
+
+def test_a_request_name_of_a_pull_requests_making_cannot_be_markup() -> None:
+    hostile = "<img src=x onerror=alert(1)> `x` *b* [l](u) | #"
+    result = _result({hostile: 2.0})
+    [text] = report.comment_lines(result, None)
+    assert "<" not in text and ">" not in text
+    assert "\\`x\\`" in text and "\\*b\\*" in text and "\\[l\\]" in text and "\\|" in text
