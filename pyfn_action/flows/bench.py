@@ -157,12 +157,17 @@ def bench(
         first = requests[0]
         say(f"cold starts: {options.cold_starts} of each, taking turns")
         cold: dict[str, list[float]] = {"native": [], "pyfn": []}
-        for _ in range(options.cold_starts):
+        for _ in range(options.cold_starts - 1):
             for name in ("native", "pyfn"):
                 cold[name].append(starts.cold_start(name, first))
-        say(f"idle memory: each started afresh, idle for {options.settle:g} s")
-        rss = {name: starts.idle_rss_mb(name, first, options.settle) for name in cold}
-        with starts.up("native") as theirs, starts.up("pyfn") as ours:
+        # The last start of each is kept: idle, its memory read, then measured.
+        with (
+            starts.timed("native", first, cold) as theirs,
+            starts.timed("pyfn", first, cold) as ours,
+        ):
+            say(f"idle memory: each idle for {options.settle:g} s after its first answer")
+            time.sleep(options.settle)
+            rss = {s.name: round(_tree_rss_kb(s.process.pid) / 1024, 1) for s in (theirs, ours)}
             measured, differences = _measure_all(requests, theirs, ours, options, say)
     result = BenchResult(
         function=config.name,
@@ -381,12 +386,16 @@ class _Starts:
             finally:
                 serve.stop(process)
 
-    def idle_rss_mb(self, name: str, request: BenchRequest, settle: float) -> float:
-        """The memory of a server started afresh, after one answer and ``settle`` idle
-        seconds (pyfn's workers warm up while idle): every process of it, summed."""
+    @contextlib.contextmanager
+    def timed(
+        self, name: str, request: BenchRequest, into: dict[str, list[float]]
+    ) -> Iterator[_Server]:
+        """A server of ``name`` started afresh, its time to the first answer (ms) added to
+        ``into[name]``; up until the block ends."""
+        started = time.perf_counter()
         with self.up(name, request) as server:
-            time.sleep(settle)
-            return round(_tree_rss_kb(server.process.pid) / 1024, 1)
+            into[name].append((time.perf_counter() - started) * 1000)
+            yield server
 
     def cold_start(self, name: str, request: BenchRequest) -> float:
         """Milliseconds from the process's start to its first answer."""

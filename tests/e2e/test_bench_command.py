@@ -53,13 +53,26 @@ def function(tmp_path: Path, requests: str) -> Path:
     return src
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cache(session_cache: Path) -> Path:
     """The run's cache, with the tests' installed Node.js Functions Framework in it."""
     framework = session_cache / "node-functions-framework"
     if not framework.exists():
         framework.symlink_to(TEST_CACHE / "node-functions-framework")
     return session_cache
+
+
+@pytest.fixture(scope="module")
+def bundle(
+    tmp_path_factory: pytest.TempPathFactory, served_pypy: Served, index_url: str, cache: Path
+) -> Path:
+    """MAIN_PY built once: each test measures it against its own [[bench]] requests, which
+    are read from the source given, not from the bundle."""
+    src = function(tmp_path_factory.mktemp("bundle"), "")
+    out = src.parent / "dist"
+    built = pyfn(build_args(src, out, served_pypy, index_url), hermetic_env(cache))
+    assert built.code == 0, built.stderr
+    return out / "bundle.zip"
 
 
 def bench(src: Path, served_pypy: Served, index_url: str, cache: Path, *more: str) -> Outcome:
@@ -87,6 +100,7 @@ def test_both_runtimes_measured_and_the_verdicts(
     served_pypy: Served,
     index_url: str,
     cache: Path,
+    bundle: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("INFO", logger="pyfn_action")
@@ -108,7 +122,9 @@ def test_both_runtimes_measured_and_the_verdicts(
     # progress is said as it happens (on stderr, from the command)
     assert "sum: one client on native, 0.3 s" in caplog.text
 
-    failed = bench(src, served_pypy, index_url, cache, "--min-speedup", "1000")
+    failed = bench(
+        src, served_pypy, index_url, cache, "--min-speedup", "1000", "--bundle", str(bundle)
+    )
     assert failed.code == 19, failed.stderr
     assert "below min_speedup 1000: sum" in failed.stdout  # the table, all the same
     assert "better on Cloud Functions' Python runtime" in failed.stderr
@@ -116,7 +132,7 @@ def test_both_runtimes_measured_and_the_verdicts(
 
 
 def test_answers_that_differ_are_reported_before_any_timing(
-    tmp_path: Path, served_pypy: Served, index_url: str, cache: Path
+    tmp_path: Path, served_pypy: Served, index_url: str, cache: Path, bundle: Path
 ) -> None:
     src = function(
         tmp_path,
@@ -131,7 +147,7 @@ path = "/fails-on-pypy"
 path = "/"
 """,
     )
-    outcome = bench(src, served_pypy, index_url, cache, "--json")
+    outcome = bench(src, served_pypy, index_url, cache, "--json", "--bundle", str(bundle))
     assert outcome.code == 18, outcome.stderr
     result = json.loads(outcome.stdout)
     differs = {d["name"]: d for d in result["differences"]}
@@ -155,17 +171,13 @@ def test_bad_requests_are_refused_before_anything_is_built(
 
 
 def test_requirements_are_judged_before_cpython_installs_them(
-    tmp_path: Path, served_pypy: Served, index_url: str, cache: Path
+    tmp_path: Path, served_pypy: Served, index_url: str, cache: Path, bundle: Path
 ) -> None:
     """With --bundle nothing is built, so the native side's install judges the file itself:
     an include out of the source tree is refused, never handed to uv."""
     src = function(tmp_path, '[[bench]]\npath = "/"\n')
-    built = pyfn(build_args(src, tmp_path / "dist", served_pypy, index_url), hermetic_env(cache))
-    assert built.code == 0, built.stderr
     (tmp_path / "outside.txt").write_text("functions-framework==3.10.2\n")
     (src / "requirements.txt").write_text("-r ../outside.txt\n")
-    outcome = bench(
-        src, served_pypy, index_url, cache, "--bundle", str(tmp_path / "dist" / "bundle.zip")
-    )
+    outcome = bench(src, served_pypy, index_url, cache, "--bundle", str(bundle))
     assert outcome.code == 5, outcome.stderr
     assert "outside.txt" in outcome.stderr
