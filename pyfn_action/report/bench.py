@@ -201,9 +201,12 @@ def comment_lines(result: BenchResult, base: BenchResult | None) -> tuple[str, .
     where it was measured, a request slower than at the base said so. Plain text with
     no markup of the pull request's making (names are the repository's)."""
     before = {m.name: m for m in base.measured} if base is not None else {}
+    labels = [m.label for m in result.measured]
     out = []
     for m in result.measured:
-        text = f"{_plain(m.name)}: {_plain(line(m))}"
+        text = _plain(line(m))
+        if labels.count(m.label) > 1:  # two requests of one path: their names tell them apart
+            text += f" ({_plain(m.name)})"
         was = before.get(m.name)
         if was is not None:
             text += f" (base: {times(was.speedup)}"
@@ -239,4 +242,4 @@ def markdown(results: Sequence[BenchResult], bases: Mapping[str, BenchResult]) -
 def _plain(text: str) -> str:
     """``text`` on one line, as markdown shows it literally: no HTML, markup escaped."""
     kept = "".join(c for c in text if c not in "<>\n\r")[:300]
-    return "".join("\\" + c if c in "\\`*_[]|#" else c for c in kept)
+    return "".join("\\" + c if c in "\\`*[]|#" else c for c in kept)

@@ -49,7 +49,7 @@ def test_the_pull_request_and_its_base_measured_in_the_comment(
     [comment] = our_comments(action.fake)
     body = str(comment["body"])
     assert "#### Speed against the native Python runtime" in body
-    [line] = [x for x in body.splitlines() if x.startswith("- `hello` greet: GET /  p50 ")]
+    [line] = [x for x in body.splitlines() if x.startswith("- `hello` GET /  p50 ")]
     assert " native: " in line and "(base: " in line
     assert "2 CPUs" in body or "CPUs, 8 clients" in body
     assert "Speed against the native Python runtime" in step.summary

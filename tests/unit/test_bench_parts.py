@@ -281,7 +281,7 @@ def test_the_comment_section_with_and_without_a_base() -> None:
     now = _result({"score": 7.0})
     alone = report.markdown([now], {})
     assert alone.startswith("#### Speed against the native Python runtime")
-    assert "- `hello` score: GET /score  p50 1.43 ms vs 10 ms native: 7× faster" in alone
+    assert "- `hello` GET /score  p50 1.43 ms vs 10 ms native: 7× faster\n" in alone
     assert "one shared machine" in alone and "2 CPUs" in alone
     based = report.markdown([now], {"hello": _result({"score": 14.0})})
     assert "(base: 14×, ⚠️ slower than at the base by 2×)" in based
@@ -300,3 +300,13 @@ def test_a_request_name_of_a_pull_requests_making_cannot_be_markup() -> None:
     [text] = report.comment_lines(result, None)
     assert "<" not in text and ">" not in text
     assert "\\`x\\`" in text and "\\*b\\*" in text and "\\[l\\]" in text and "\\|" in text
+
+
+def test_two_requests_of_one_path_are_told_apart_by_their_names() -> None:
+    small = Measured("small", "POST /score", Side(10, 12, 100, 50, 0), Side(5, 6, 200, 50, 0))
+    large = Measured("large", "POST /score", Side(40, 50, 25, 50, 0), Side(4, 5, 250, 50, 0))
+    result = BenchResult("hello", 2, 8, 3.0, "3.11.7", "7.3.11", (small, large))
+    assert report.comment_lines(result, None) == (
+        "POST /score  p50 5 ms vs 10 ms native: 2× faster (small)",
+        "POST /score  p50 4 ms vs 40 ms native: 10× faster (large)",
+    )
