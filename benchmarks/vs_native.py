@@ -8,18 +8,25 @@ Run by hand, not by CI:
         [--memory-limit 256] [--memory-seconds 60]
 
 Needs ``wrk`` (as benchmarks/shim.py does) and a package index for the native side.
-One ``main.py``, served side by side in this one run:
+A thin user of ``pyfn bench`` (``pyfn_action/flows/bench.py``): each workload is a
+function of its own (``MAIN_PY`` with that workload's entry point and one ``[[bench]]``
+request), opened as ``pyfn bench`` opens it: built, served on both runtimes side by side,
 
 * native: the yardstick, Cloud Functions' own Python runtime as it runs a function:
   CPython with ``functions-framework`` under gunicorn (1 worker, threads = 4 × CPUs),
-  in an environment of its own, made and started by ``pyfn bench``'s own code
-  (``pyfn_action/flows/native.py``);
-* pyfn: a ``pyfn build`` bundle under the pinned Node.js Functions Framework, with
-  the shim's defaults;
-* pyfn_1_thread (``--one-thread``): the same bundle with ``PYFN_THREADS=1``.
+  in an environment of its own (``pyfn_action/flows/native.py``);
+* pyfn: the bundle under the Node.js Functions Framework it declares, with the shim's
+  defaults (``--one-thread``: again with ``PYFN_THREADS=1``);
 
-Workloads (every response is checked: status 200 and the exact body, which both
-sides must agree on before anything is timed):
+--cold-starts fresh starts of each taking turns (the last kept), --settle idle seconds
+(pyfn's workers warm PyPy's JIT while idle), the idle memory of every process of each
+server, and both answers compared byte for byte before anything is timed. Then the
+same servers are measured twice: with ``wrk`` (p50/p95 of --requests sequential
+requests after --warmup ones; requests a second with --clients clients in --rounds
+rounds taking turns), and with ``pyfn bench``'s own measure (its ``pyfn_bench``
+figures and ratios), so that each run says how far the two agree.
+
+Workloads:
 
 * ``trivial``: ``GET /`` answered ``Hello, World!``: the cost of the path around a
   handler;
@@ -31,37 +38,21 @@ sides must agree on before anything is timed):
 * ``wait``: waits 100 ms (``time.sleep``, as a handler waits on an API): only
   concurrency helps.
 
-For each workload, all sides up and idle for --settle seconds (pyfn's workers warm
-PyPy's JIT while idle; what requests right after a cold start cost is measured
-apart, below): p50/p95 of --requests sequential requests after --warmup ones,
-and requests per second with --clients concurrent clients in --rounds rounds that
-take turns over the servers. Then, on the trivial function: cold start (process
-start to the first 200, the median of --cold-starts fresh starts taken in turns),
-the latency of the first requests after it (the JIT warm-up must not delay them),
-and the resident memory of each idle server (every process of it, summed) after
---settle idle seconds, pyfn with its default workers and with one. With
---memory-limit MiB (needs a writable cgroup v1 or v2 memory controller, as root),
-pyfn's defaults serve the JSON workload to --clients clients for --memory-seconds
-inside a cgroup of that size, and the run says whether anything was killed for
-memory. Prints one JSON object with pyfn ÷ native ratios.
-
-Latency and throughput are measured twice on the same servers: with ``wrk`` (above),
-and with ``pyfn bench``'s own load (``pyfn_action/flows/loadgen.py``: one client for
-p50/p95, --clients clients for requests a second; the ``pyfn_bench`` figures and
-ratios), so that each run says how far ``pyfn bench``'s figures agree with wrk's.
-Requests, answers, the native side and the memory readings are ``pyfn bench``'s.
+Start and idle memory are read on the trivial function, pyfn with its default workers
+and with one (``PYFN_WORKERS=1``). With --memory-limit MiB (needs a writable cgroup v1
+or v2 memory controller, as root), pyfn's defaults serve the JSON workload to
+--clients clients for --memory-seconds inside a cgroup of that size, and the run says
+whether anything was killed for memory. Prints one JSON object with pyfn ÷ native
+ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import random
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,11 +66,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shim as base
 
 from pyfn_action.config import resolve
-from pyfn_action.config.bench import BenchRequest
-from pyfn_action.flows import loadgen, native, nodeframework, serve, served
+from pyfn_action.flows import bench, loadgen, nodeframework, serve
 from pyfn_action.flows.bench import tree_rss
 from pyfn_action.flows.build import build
-from pyfn_action.flows.jobs import cache_dir as default_cache_dir
 
 MAIN_PY = """import json
 import time
@@ -135,7 +124,6 @@ WORKLOADS = ("trivial", "json", "cpu", "mandelbrot", "wait")
 TARGETS = {"trivial": "trivial", "json": "json_orders", "cpu": "cpu", "mandelbrot": "mandelbrot",
            "wait": "wait"}  # fmt: skip
 PATHS = {"mandelbrot": MANDELBROT_QUERY}
-PROBED = ("json", "mandelbrot")  # answers taken from the native side, then required of all
 WRK_LUA = (
     """limit = tonumber(os.getenv("BENCH_LIMIT"))
 local function slurp(name)
@@ -158,7 +146,7 @@ end
 """
     + base.WRK_LUA_CHECK
 )
-FIRST_REQUESTS = 10  # timed one by one right after a cold start
+TEST_CACHE = base.REPO / "tests" / ".cache"  # the tests' installed Node.js framework
 CGROUP_V2 = Path("/sys/fs/cgroup")
 CGROUP_V1 = Path("/sys/fs/cgroup/memory")
 
@@ -181,8 +169,8 @@ def orders_body(size: int = 30_000) -> bytes:
 
 
 @dataclass
-class Request:
-    """What a workload's requests are, and the one answer every response must be."""
+class Check:
+    """A workload's request and the one answer every side gave, for wrk's Lua check."""
 
     body_file: Path | None
     expect_file: Path
@@ -195,134 +183,38 @@ class Request:
             "BENCH_PATH": self.path,
         }
 
-    def bench_request(self) -> BenchRequest:
-        """The request as ``pyfn bench`` sends it."""
-        if self.body_file is None:
-            return BenchRequest("check", "GET", self.path)
-        return BenchRequest("check", "POST", "/", (("Content-Type", "application/json"),),
-                            self.body_file.read_bytes())  # fmt: skip
 
-    def fetch(self, port: int) -> tuple[int, bytes]:
-        client = loadgen.Client(base.HOST, port)
-        try:
-            answer = client.send(self.bench_request())
-        finally:
-            client.close()
-        return answer.status, answer.body
-
-
-def _native_venv(tmp: Path) -> native.NativeEnv:
-    """The native runtime's environment, made as ``pyfn bench`` makes it."""
-    requirements = tmp / "native-requirements.txt"
-    requirements.write_text("".join(line + "\n" for line in NATIVE_REQUIREMENTS))
-    return native.ensure_env(tmp / "native-cache", requirements, dict(os.environ),
-                             cpython=None, index_args=[])  # fmt: skip
-
-
-def _start_native(
-    venv: native.NativeEnv, app: Path, target: str, port: int, out: Any
-) -> subprocess.Popen[bytes]:
-    """The native runtime: functions-framework's own server (gunicorn, gthread), started
-    as ``pyfn bench`` starts it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
-    return native.start(venv, app, entry_point=target, signature="http", host=base.HOST,
-                        port=port, env=env, output=out)  # fmt: skip
-
-
-def _start_ours(
-    framework: nodeframework.Framework,
-    root: Path,
-    target: str,
-    port: int,
-    out: Any,
-    env: Mapping[str, str],
-) -> subprocess.Popen[bytes]:
-    manifest = root / "pyfn" / "manifest.json"
-    data = json.loads(manifest.read_text())
-    if data["function"]["entry_point"] != target:
-        data["function"]["entry_point"] = target
-        manifest.write_text(json.dumps(data))
-    child = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
-    child.update(env)
-    return serve.start(framework, root, entry_point=target, host=base.HOST, port=port,
-                       env=child, output=out)  # fmt: skip
-
-
-@dataclass
-class Side:
-    """One way of serving: native, or a copy of the bundle with its own settings."""
-
-    name: str
-    native: bool
-    root: Path  # the app (native) or an unpacked bundle of its own (pyfn)
-    env: Mapping[str, str]
-
-    @contextlib.contextmanager
-    def up(
-        self,
-        framework: nodeframework.Framework,
-        venv: native.NativeEnv,
-        workload: str,
-        log: Path,
-        check: Request,
-    ) -> Iterator[tuple[int, subprocess.Popen[bytes], dict[str, Any]]]:
-        port = base._free_port()
-        target = TARGETS[workload]
-        with log.open("wb") as out:
-            started = time.perf_counter()
-            if self.native:
-                process = _start_native(venv, self.root, target, port, out)
-            else:
-                process = _start_ours(framework, self.root, target, port, out, self.env)
-            try:
-                cold = _first_answer(process, port, started, check)
-                yield port, process, cold
-            finally:
-                serve.stop(process)
-
-
-def _first_answer(
-    process: subprocess.Popen[bytes], port: int, started: float, check: Request
-) -> dict[str, Any]:
-    """Poll until the first right answer; then time the next few, one by one."""
-    deadline = started + base.COLD_START_LIMIT
-    expected = check.expect_file.read_bytes()
-    for _ in range(1_000_000):
-        if time.perf_counter() > deadline or process.poll() is not None:
-            raise RuntimeError(f"no answer within {base.COLD_START_LIMIT} s ({process.poll()})")
-        try:
-            status, body = check.fetch(port)
-        except (OSError, http.client.HTTPException):
-            time.sleep(base.COLD_START_POLL)
-            continue
-        if status == 200 and body == expected:
-            break
-        raise RuntimeError(f"a wrong first answer: {status} {body[:200]!r}")
-    first = time.perf_counter()
-    after = []
-    for _ in range(FIRST_REQUESTS):
-        t0 = time.perf_counter()
-        status, body = check.fetch(port)
-        after.append(round((time.perf_counter() - t0) * 1000, 2))
-        if status != 200 or body != expected:
-            raise RuntimeError(f"a wrong answer after the first: {status} {body[:200]!r}")
-    return {"cold_start_ms": round((first - started) * 1000, 1), "next_requests_ms": after}
-
-
-def _tree_rss(pid: int) -> dict[str, int]:
-    """Resident memory (kB) of ``pid`` and every process below it, as ``pyfn bench`` reads it."""
-    return tree_rss(pid)
+def _function(tmp: Path, workload: str) -> Path:
+    """MAIN_PY as a function whose [[bench]] request is ``workload``'s, for pyfn bench."""
+    src = tmp / f"fn-{workload}"
+    (src / "bench").mkdir(parents=True)
+    (src / "main.py").write_text(MAIN_PY)
+    (src / "mandelbrot_example.py").write_bytes(MANDELBROT_SOURCE.read_bytes())
+    (src / "requirements.txt").write_text("".join(r + "\n" for r in NATIVE_REQUIREMENTS))
+    request = f'[[bench]]\nname = "{workload}"\npath = "{PATHS.get(workload, "/")}"\n'
+    if workload == "json":
+        (src / "bench" / "orders.json").write_bytes(orders_body())
+        request += (
+            'method = "POST"\nbody_file = "bench/orders.json"\n'
+            'headers = { "Content-Type" = "application/json" }\n'
+        )
+    (src / "pyfn.toml").write_text(
+        f'name = "bench-{workload}"\nentry_point = "{TARGETS[workload]}"\n' + request
+    )
+    return src
 
 
 def _wrk(
-    wrk: str, script: Path, port: int, clients: int, seconds: int, limit: int, check: Request
+    wrk: str, script: Path, port: int, clients: int, seconds: int, limit: int, check: Check
 ) -> dict[str, Any]:
     return base._wrk(wrk, script, port, clients, seconds, limit, extra_env=check.env())
 
 
-def _measure(
-    wrk: str, script: Path, ports: dict[str, int], args: Any, check: Request
+def _measure_wrk(
+    wrk: str, script: Path, ports: dict[str, int], args: Any, check: Check
 ) -> dict[str, dict[str, Any]]:
+    """The same servers under wrk: p50/p95 of --requests after --warmup, then --clients
+    clients in --rounds rounds taking turns."""
     figures: dict[str, dict[str, Any]] = {}
     for name, port in ports.items():
         if args.warmup:
@@ -342,127 +234,60 @@ def _measure(
             )
     for name in ports:
         figures[name].update(base._throughput(rounds[name]))
-    # The same servers measured by pyfn bench's own load (flows/loadgen.py), taking turns:
-    # its figures against wrk's say how far pyfn bench's can be trusted.
-    expected = loadgen.Answer(200, check.expect_file.read_bytes())
-    request = check.bench_request()
-    for name, port in ports.items():
-        client = loadgen.Client(base.HOST, port)
-        try:
-            one = loadgen.sequential(client, request, expected, duration=args.seconds / 2)
-        finally:
-            client.close()
-        many = loadgen.concurrent(
-            base.HOST, port, request, expected, clients=args.clients, duration=args.seconds / 2
-        )
-        figures[name]["pyfn_bench"] = {
-            "p50_ms": one.p50_ms,
-            "p95_ms": one.p95_ms,
-            "rps": many.rps,
-            "wrong": one.wrong + many.wrong,
-        }
     return figures
 
 
-def _build(args: Any, tmp: Path) -> tuple[Path, Path]:
-    """The bundle of MAIN_PY, unpacked; and the source directory the native side serves."""
-    archive, sha = base.runtime_archive(args, tmp)
-    app = tmp / "app"
-    app.mkdir()
-    (app / "main.py").write_text(MAIN_PY)
-    (app / "mandelbrot_example.py").write_bytes(MANDELBROT_SOURCE.read_bytes())
-    flags = {"pypy_archive": archive, "pypy_sha256": sha, "out": str(tmp / "dist"),
-             "entry_point": "trivial"}  # fmt: skip
-    config = resolve(app, env=dict(os.environ), flags=flags)
-    result = build(config, cache_dir=tmp / "cache", env=dict(os.environ))
-    assert result.bundle is not None  # not a dry run
-    root = tmp / "ours"
-    served.unpack_bundle(result.bundle, root)
-    return root, app
+def _workload(
+    workload: str, args: Any, wrk: str, script: Path, tmp: Path, cache: Path, flags: dict[str, Any],
+    pyfn_env: Mapping[str, str] | None = None, with_wrk: bool = True,
+) -> tuple[dict[str, Any], bench.Session | None]:  # fmt: skip
+    """One workload through pyfn bench's session: its start, memory, answers and measures;
+    and wrk's measures of the same servers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
+    config = resolve(_function(tmp, workload), env=env, flags=flags)
+    options = bench.BenchOptions(duration=max(1.0, args.seconds / 2), clients=args.clients,
+                                 cold_starts=args.cold_starts, settle=args.settle)  # fmt: skip
+
+    def build_it(config: Any) -> Path:
+        result = build(config, cache_dir=cache, env=env)
+        assert result.bundle is not None
+        return Path(result.bundle)
+
+    say = lambda text: print(f"{workload}: {text}", file=sys.stderr)  # noqa: E731
+    with bench.session(config, env, cache_dir=cache, options=options, build=build_it, say=say,
+                       pyfn_env=pyfn_env) as run:  # fmt: skip
+        if run.differences:
+            raise SystemExit(f"the sides answer {workload} differently: {run.differences}")
+        ports = {name: server.port for name, server in run.servers.items()}
+        expect = tmp / f"expect-{workload}.bin"
+        expect.write_bytes(run.expected[workload].body)
+        body = config.source / "bench" / "orders.json"
+        check = Check(body if body.is_file() else None, expect, PATHS.get(workload, "/"))
+        figures = _measure_wrk(wrk, script, ports, args, check) if with_wrk else {
+            n: {} for n in ports}  # fmt: skip
+        [measured] = bench.measure(run, options, say)
+        for name, side in (("native", measured.native), ("pyfn", measured.pyfn)):
+            figures[name]["pyfn_bench"] = {"p50_ms": side.p50_ms, "p95_ms": side.p95_ms,
+                                           "rps": side.rps, "wrong": side.wrong}  # fmt: skip
+            figures[name]["cold_start_ms"] = run.cold_start_ms[name]
+            figures[name]["idle_rss_mb"] = run.idle_rss_mb[name]
+        if workload == "json" and args.memory_limit:
+            figures["under_memory_limit"] = _under_memory_limit(run, args, wrk, script, check, tmp,
+                                                                cache)  # fmt: skip
+        return figures, None
 
 
-def _copy(root: Path, dest: Path) -> Path:
-    """A bundle of its own per side: each manifest names one entry point."""
-    subprocess.run(["cp", "-a", str(root), str(dest)], check=True)
-    return dest
-
-
-def _checks(
-    tmp: Path, sides: list[Side], framework: nodeframework.Framework, venv: native.NativeEnv
-) -> dict[str, Request]:
-    """Each workload's request and its one right answer, which every side must give."""
-    body = tmp / "orders.json"
-    body.write_bytes(orders_body())
-    checks: dict[str, Request] = {}
-    for workload in WORKLOADS:
-        expect = tmp / f"expect-{workload}.txt"
-        expect.write_bytes(b"Hello, World!\n")
-        checks[workload] = Request(
-            body if workload == "json" else None, expect, PATHS.get(workload, "/")
-        )
-    # The JSON and PNG answers: the native runtime's, which pyfn's must equal byte for byte.
-    for workload in PROBED:
-        answers = {}
-        for side in sides[:2]:
-            port = base._free_port()
-            with (tmp / f"probe-{side.name}-{workload}.log").open("wb") as out:
-                target = TARGETS[workload]
-                process = (
-                    _start_native(venv, side.root, target, port, out)
-                    if side.native
-                    else _start_ours(framework, side.root, target, port, out, side.env)
-                )
-                try:
-                    deadline = time.perf_counter() + base.COLD_START_LIMIT
-                    while True:
-                        with contextlib.suppress(OSError, http.client.HTTPException):
-                            status, answer = checks[workload].fetch(port)
-                            if status == 200:
-                                answers[side.name] = answer
-                                break
-                        if time.perf_counter() > deadline or process.poll() is not None:
-                            raise RuntimeError(f"{side.name} never answered {workload}")
-                        time.sleep(0.05)
-                finally:
-                    serve.stop(process)
-        if len(set(answers.values())) != 1:
-            raise RuntimeError(f"the sides answer {workload} differently")
-        checks[workload].expect_file.write_bytes(answers[sides[0].name])
-    return checks
-
-
-def _cold_and_idle(
-    framework: nodeframework.Framework,
-    venv: native.NativeEnv,
-    sides: list[Side],
-    args: Any,
-    tmp: Path,
-    check: Request,
-) -> dict[str, dict[str, Any]]:
-    """Cold starts in turns; then every side idle for --settle seconds, its memory read."""
-    out: dict[str, dict[str, Any]] = {s.name: {"cold": [], "rss_kb": []} for s in sides}
-    for n in range(args.cold_starts):
-        for side in sides:
-            log = tmp / f"cold-{side.name}-{n}.log"
-            with side.up(framework, venv, "trivial", log, check) as (_, process, cold):
-                out[side.name]["cold"].append(cold)
-                if n == args.cold_starts - 1:
-                    time.sleep(args.settle)
-                    out[side.name]["rss_by_process_kb"] = _tree_rss(process.pid)
-    figures: dict[str, dict[str, Any]] = {}
-    for side in sides:
-        colds = out[side.name]["cold"]
-        rss = out[side.name]["rss_by_process_kb"]
-        firsts = [c["next_requests_ms"] for c in colds]
-        figures[side.name] = {
-            "cold_start_ms": round(statistics.median(c["cold_start_ms"] for c in colds), 1),
-            "cold_start_samples_ms": [c["cold_start_ms"] for c in colds],
-            "next_requests_max_ms": round(max(max(f) for f in firsts), 2),
-            "next_requests_median_ms": round(statistics.median(v for f in firsts for v in f), 2),
-            "idle_rss_mb": round(sum(rss.values()) / 1024, 1),
-            "idle_rss_by_process_mb": {k: round(v / 1024, 1) for k, v in rss.items()},
-        }
-    return figures
+def _ratios(figures: dict[str, Any]) -> dict[str, float]:
+    native, ours = figures["native"], figures["pyfn"]
+    out: dict[str, float] = {}
+    if "p50_ms" in native:
+        out["pyfn_p50_speedup"] = base._ratio(native["p50_ms"], ours["p50_ms"])
+        out["pyfn_p50_minus_native_ms"] = round(ours["p50_ms"] - native["p50_ms"], 3)
+        out["pyfn_rps_ratio"] = base._ratio(ours["rps"], native["rps"])
+    mine, theirs = ours["pyfn_bench"], native["pyfn_bench"]
+    out["pyfn_pyfn_bench_p50_speedup"] = base._ratio(theirs["p50_ms"], mine["p50_ms"])
+    out["pyfn_pyfn_bench_rps_ratio"] = base._ratio(mine["rps"], theirs["rps"])
+    return out
 
 
 @contextlib.contextmanager
@@ -491,13 +316,7 @@ def _memory_cgroup(limit_mib: int) -> Iterator[tuple[Path, str]]:
 
 
 def _under_memory_limit(
-    framework: nodeframework.Framework,
-    root: Path,
-    args: Any,
-    wrk: str,
-    script: Path,
-    check: Request,
-    tmp: Path,
+    run: bench.Session, args: Any, wrk: str, script: Path, check: Check, tmp: Path, cache: Path
 ) -> dict[str, Any]:
     """pyfn's defaults inside a memory cgroup, serving the JSON workload."""
     with _memory_cgroup(args.memory_limit) as (group, kind):
@@ -511,15 +330,20 @@ def _under_memory_limit(
             port = base._free_port()
             out = log.open("wb")
             env = {"PYFN_CGROUP_ROOT": ""}  # the real cgroup, found from /proc/self/cgroup
-            process = _start_ours(framework, root, TARGETS["json"], port, out, env)
+            framework = nodeframework.ensure_framework(cache, dict(os.environ))
+            child = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
+            process = serve.start(framework, run.root, entry_point=TARGETS["json"],
+                                  host=base.HOST, port=port, env={**child, **env},
+                                  output=out)  # fmt: skip
         finally:
             _leave_cgroup(home, kind)
         try:
-            _first_answer(process, port, time.perf_counter(), check)
+            loadgen.first_answer(base.HOST, port, run.requests[0], limit=base.COLD_START_LIMIT,
+                                 alive=lambda: process.poll() is None)  # fmt: skip
             run = _wrk(wrk, script, port, args.clients, args.memory_seconds, base.MAX_RESPONSES,
                        check)  # fmt: skip
             peak = _cgroup_peak(group, kind)
-            rss = _tree_rss(process.pid)
+            rss = tree_rss(process.pid)
         finally:
             serve.stop(process)
             out.close()
@@ -595,89 +419,49 @@ def main() -> int:
         parser.error(f"--workloads takes {', '.join(WORKLOADS)}")
     wrk = base._wrk_path()
     began = time.perf_counter()
-    cpus = len(os.sched_getaffinity(0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
-    test_cache = base.REPO / "tests" / ".cache"
-    cache = (
-        test_cache if (nodeframework.framework_home(test_cache) / ".complete").is_file() else None
-    )
-    framework = nodeframework.ensure_framework(cache or default_cache_dir(None), env)
-    results: dict[str, Any] = {"cpus": cpus, "clients": args.clients, "workloads": {}}
+    results: dict[str, Any] = {"cpus": len(os.sched_getaffinity(0)), "clients": args.clients,
+                               "workloads": {}}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="pyfn-bench-vs-native-") as tmp_name:
         tmp = Path(tmp_name)
         script = tmp / "check.lua"
         script.write_text(WRK_LUA)
-        root, app = _build(args, tmp)
-        venv = _native_venv(tmp)
-        sides = [Side("native", True, app, {}), Side("pyfn", False, _copy(root, tmp / "pyfn"), {})]
-        if args.one_thread:
-            sides.append(
-                Side("pyfn_1_thread", False, _copy(root, tmp / "one"), {"PYFN_THREADS": "1"})
-            )
-        checks = _checks(tmp, sides, framework, venv)
+        archive, sha = base.runtime_archive(args, tmp)
+        cache = tmp / "cache"
+        cache.mkdir()
+        installed = nodeframework.framework_home(TEST_CACHE).parent
+        if (nodeframework.framework_home(TEST_CACHE) / ".complete").is_file():
+            (cache / installed.name).symlink_to(installed)  # the tests' installed framework
+        flags = {"pypy_archive": archive, "pypy_sha256": sha, "out": str(tmp / "dist")}
         for workload in workloads:
-            with contextlib.ExitStack() as stack:
-                ports = {}
-                for side in sides:
-                    log = tmp / f"{side.name}-{workload}.log"
-                    port, _, _ = stack.enter_context(
-                        side.up(framework, venv, workload, log, checks[workload])
-                    )
-                    ports[side.name] = port
-                # Every side idle alike first, as an instance between its cold start and
-                # its traffic: pyfn's workers warm PyPy's JIT while idle.
-                time.sleep(args.settle)
-                figures = _measure(wrk, script, ports, args, checks[workload])
-            native = figures["native"]
-            names = [s.name for s in sides[1:]]
-            figures["ratios"] = (
-                {
-                    f"{name}_p50_speedup": base._ratio(native["p50_ms"], figures[name]["p50_ms"])
-                    for name in names
-                }
-                | {
-                    f"{name}_p50_minus_native_ms": round(
-                        figures[name]["p50_ms"] - native["p50_ms"], 3
-                    )
-                    for name in names
-                }
-                | {
-                    f"{name}_rps_ratio": base._ratio(figures[name]["rps"], native["rps"])
-                    for name in names
-                }
-                | {
-                    f"{name}_pyfn_bench_p50_speedup": base._ratio(
-                        native["pyfn_bench"]["p50_ms"], figures[name]["pyfn_bench"]["p50_ms"]
-                    )
-                    for name in names
-                }
-                | {
-                    f"{name}_pyfn_bench_rps_ratio": base._ratio(
-                        figures[name]["pyfn_bench"]["rps"], native["pyfn_bench"]["rps"]
-                    )
-                    for name in names
-                }
-            )
+            figures, _ = _workload(workload, args, wrk, script, tmp / "a", cache, flags)
+            if args.one_thread:
+                one, _ = _workload(workload, args, wrk, script, tmp / "b", cache, flags,
+                                   {"PYFN_THREADS": "1"})  # fmt: skip
+                figures["pyfn_1_thread"] = one["pyfn"]
+            figures["ratios"] = _ratios(figures)
             results["workloads"][workload] = figures
-        one_worker = Side("pyfn_1_worker", False, _copy(root, tmp / "one-worker"),
-                          {"PYFN_WORKERS": "1"})  # fmt: skip
-        start_sides = [sides[0], sides[1], one_worker]
-        start = _cold_and_idle(framework, venv, start_sides, args, tmp, checks["trivial"])
-        native = start["native"]
+        # Start and idle memory on the trivial function, pyfn's defaults and one worker.
+        start: dict[str, Any] = {}
+        plain, _ = _workload("trivial", args, wrk, script, tmp / "c", cache, flags,
+                             with_wrk=False)  # fmt: skip
+        worker, _ = _workload("trivial", args, wrk, script, tmp / "d", cache, flags,
+                              {"PYFN_WORKERS": "1"}, with_wrk=False)  # fmt: skip
+        for name, side in (("native", plain["native"]), ("pyfn", plain["pyfn"]),
+                           ("pyfn_1_worker", worker["pyfn"])):  # fmt: skip
+            start[name] = {"cold_start_ms": side["cold_start_ms"],
+                           "idle_rss_mb": side["idle_rss_mb"]}  # fmt: skip
         start["ratios"] = {
             f"{name}_cold_start_minus_native_ms": round(
-                start[name]["cold_start_ms"] - native["cold_start_ms"], 1
+                start[name]["cold_start_ms"] - start["native"]["cold_start_ms"], 1
             )
             for name in ("pyfn", "pyfn_1_worker")
         } | {
-            f"{name}_idle_rss_ratio": base._ratio(start[name]["idle_rss_mb"], native["idle_rss_mb"])
+            f"{name}_idle_rss_ratio": base._ratio(
+                start[name]["idle_rss_mb"], start["native"]["idle_rss_mb"]
+            )
             for name in ("pyfn", "pyfn_1_worker")
         }
         results["start_and_idle"] = start
-        if args.memory_limit:
-            results["under_memory_limit"] = _under_memory_limit(
-                framework, sides[1].root, args, wrk, script, checks["json"], tmp
-            )
     results["total_seconds"] = round(time.perf_counter() - began, 1)
     print(json.dumps(results, indent=2))
     return 0

@@ -87,21 +87,36 @@ class _Server:
     port: int
 
 
-def bench(
+@dataclass
+class Session:
+    """Both runtimes up, their answers compared: what a measure starts from."""
+
+    requests: tuple[BenchRequest, ...]
+    servers: dict[str, _Server]  # native, pyfn: each the last of its cold starts
+    expected: dict[str, loadgen.Answer]  # by request name: the answer both gave
+    differences: list[Difference]
+    cold_start_ms: dict[str, float]  # the median, by runtime
+    idle_rss_mb: dict[str, float]
+    cpython: str
+    pypy: str
+    root: Path  # the unpacked bundle served
+
+
+@contextlib.contextmanager
+def session(
     config: Config,
     env: Mapping[str, str],
     *,
     cache_dir: Path,
     options: BenchOptions,
     bundle: Path | None = None,
-    min_speedup: float | None = None,
     build: Callable[[Config], Path] | None = None,
     say: Callable[[str], None] = log.info,
-) -> BenchResult:
-    """Measure ``config.source``'s declared requests on both runtimes. Raises
-    :class:`AnswersDiffer` after the run if any request was answered differently, and
-    :class:`SlowerThanNative` if any is below ``min_speedup`` (the result rides on the
-    error as ``.result``)."""
+    pyfn_env: Mapping[str, str] | None = None,
+) -> Iterator[Session]:
+    """Both runtimes started (cold starts taken, the last of each kept), idle memory read
+    and every declared request answered by both and compared; stopped when the block
+    ends. ``pyfn_env`` is more environment for pyfn's side (``PYFN_WORKERS=1``)."""
     from pyfn_action.deps.reqfile import read_requirements
     from pyfn_action.deps.sources import Sources
     from pyfn_action.flows import native, nodeframework, served
@@ -153,6 +168,7 @@ def bench(
             env,
             options.host,
             cache_dir,
+            dict(pyfn_env or {}),
         )
         first = requests[0]
         say(f"cold starts: {options.cold_starts} of each, taking turns")
@@ -168,18 +184,50 @@ def bench(
             say(f"idle memory: each idle for {options.settle:g} s after its first answer")
             time.sleep(options.settle)
             rss = {s.name: round(_tree_rss_kb(s.process.pid) / 1024, 1) for s in (theirs, ours)}
-            measured, differences = _measure_all(requests, theirs, ours, options, say)
+            expected, differences = _compare_all(requests, theirs, ours, options.host, say)
+            yield Session(
+                requests=requests,
+                servers={"native": theirs, "pyfn": ours},
+                expected=expected,
+                differences=differences,
+                cold_start_ms={k: round(sorted(v)[len(v) // 2], 1) for k, v in cold.items()},
+                idle_rss_mb=rss,
+                cpython=venv.python_version,
+                pypy=str(copy.manifest.runtime.get("pypy_version") or "?"),
+                root=copy.root,
+            )
+
+
+def bench(
+    config: Config,
+    env: Mapping[str, str],
+    *,
+    cache_dir: Path,
+    options: BenchOptions,
+    bundle: Path | None = None,
+    min_speedup: float | None = None,
+    build: Callable[[Config], Path] | None = None,
+    say: Callable[[str], None] = log.info,
+) -> BenchResult:
+    """Measure ``config.source``'s declared requests on both runtimes. Raises
+    :class:`AnswersDiffer` after the run if any request was answered differently, and
+    :class:`SlowerThanNative` if any is below ``min_speedup`` (either carries the
+    result)."""
+    with session(
+        config, env, cache_dir=cache_dir, options=options, bundle=bundle, build=build, say=say
+    ) as run:
+        measured = measure(run, options, say)
     result = BenchResult(
         function=config.name,
         cpus=len(os.sched_getaffinity(0)),
         clients=options.clients,
         duration=options.duration,
-        cpython=venv.python_version,
-        pypy=str(copy.manifest.runtime.get("pypy_version") or "?"),
+        cpython=run.cpython,
+        pypy=run.pypy,
         measured=tuple(measured),
-        differences=tuple(differences),
-        cold_start_ms={k: round(sorted(v)[len(v) // 2], 1) for k, v in cold.items()},
-        idle_rss_mb=rss,
+        differences=tuple(run.differences),
+        cold_start_ms=run.cold_start_ms,
+        idle_rss_mb=run.idle_rss_mb,
         min_speedup=min_speedup,
     )
     _judge(result)
@@ -213,15 +261,16 @@ def _judge(result: BenchResult) -> None:
         )
 
 
-def _measure_all(
+def _compare_all(
     requests: tuple[BenchRequest, ...],
     theirs: _Server,
     ours: _Server,
-    options: BenchOptions,
+    host: str,
     say: Callable[[str], None],
-) -> tuple[list[Measured], list[Difference]]:
-    measured, differences = [], []
-    host = options.host
+) -> tuple[dict[str, loadgen.Answer], list[Difference]]:
+    """Each request sent to both: the answer both gave, by name, or why they differ."""
+    expected: dict[str, loadgen.Answer] = {}
+    differences = []
     for request in requests:
         answers = {}
         for server in (theirs, ours):
@@ -240,8 +289,23 @@ def _measure_all(
                 )
             )
             say(f"{request.name}: the runtimes answer differently ({why}): not timed")
-            continue
-        expected = answers["native"]
+        else:
+            expected[request.name] = answers["native"]
+    return expected, differences
+
+
+def measure(
+    run: Session, options: BenchOptions, say: Callable[[str], None] = log.info
+) -> list[Measured]:
+    """Each request both answered alike: warmed up, then one client's latency and several
+    clients' throughput, taking turns."""
+    measured = []
+    host = options.host
+    theirs, ours = run.servers["native"], run.servers["pyfn"]
+    for request in run.requests:
+        expected = run.expected.get(request.name)
+        if expected is None:
+            continue  # answered differently: never timed
         sides: dict[str, dict[str, Any]] = {}
         for server in (theirs, ours):  # warmed alike; PyPy's JIT needs it more
             client = loadgen.Client(host, server.port)
@@ -281,7 +345,7 @@ def _measure_all(
                 latency.wrong + load.wrong,
             )
         measured.append(Measured(request.name, request.label, figures["native"], figures["pyfn"]))
-    return measured, differences
+    return measured
 
 
 def _compare(request: BenchRequest, native: loadgen.Answer, ours: loadgen.Answer) -> str:
@@ -321,9 +385,11 @@ class _Starts:
         env: Mapping[str, str],
         host: str,
         cache_dir: Path,
+        pyfn_env: Mapping[str, str],
     ) -> None:
         self.root, self.entry_point, self.signature = root, entry_point, signature
         self.framework, self.venv, self.env, self.host = framework, venv, env, host
+        self.pyfn_env = pyfn_env
         self.logs = cache_dir / "bench" / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -348,7 +414,7 @@ class _Starts:
             entry_point=self.entry_point,
             host=self.host,
             port=port,
-            env=build_environment(self.env),
+            env={**build_environment(self.env), **self.pyfn_env},
             output=output,
         )
 

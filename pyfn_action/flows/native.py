@@ -2,7 +2,8 @@
 
 CPython with the Python Functions Framework, whose server on Linux is gunicorn (one
 worker, 4 threads a CPU, as the framework sets it), the function's requirements
-installed into a private environment made by uv. The environment is kept in pyfn's
+installed into a private environment made by uv, with its bytecode compiled as the
+runtime's build leaves it. The environment is kept in pyfn's
 cache, keyed by the CPython, the requirements file and where packages come from;
 it counts only once complete (a marker written last), so an interrupted install is
 made again, never used. Its processes see what a build sees of the environment
@@ -30,6 +31,7 @@ from pyfn_action.errors import ConfigError, RequirementsError
 log = logging.getLogger(__name__)
 
 FRAMEWORK = "functions-framework"  # the runtime adds it when the requirements do not
+LAYOUT = 2  # of the kept environment: 2 holds bytecode, as the runtime's build leaves it
 INSTALL_TIMEOUT = 900
 SIGNATURE_TYPES = {"http": "http", "cloudevent": "cloudevent", "event": "event"}
 
@@ -61,7 +63,7 @@ def ensure_env(
     wanted = cpython or (sys.executable if sys.implementation.name == "cpython" else "python3")
     text = requirements.read_bytes() if requirements is not None else b""
     key = hashlib.sha256(
-        json.dumps([wanted, text.decode("utf-8", "replace"), index_args]).encode()
+        json.dumps([LAYOUT, wanted, text.decode("utf-8", "replace"), index_args]).encode()
     ).hexdigest()[:20]
     root = cache_dir / "native" / key
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,7 @@ def ensure_env(
             "pip",
             "install",
             "--quiet",
+            "--compile-bytecode",  # as the runtime's build does: no compiling at each start
             "--no-config",
             "--no-sources",
             "--python",
