@@ -237,8 +237,15 @@ function pipeLog(stream, severity, pid) {
 // that: a `node` the function runs elsewhere would not find ./index.js.
 const PRELOAD_OPTION = '--require ./index.js';
 
+// PyPy sizes its GC nursery from the CPU's last-level cache (half of it) when
+// PYPY_GC_NURSERY is unset: on a host whose L3 cache is hundreds of MB, each worker
+// then holds a nursery of that size, and a 256 MiB instance cannot keep one worker.
+// Its own fallback, 4 MB, unless the function sets another.
+const GC_NURSERY = '4MB';
+
 function workerEnv() {
   const env = Object.assign({}, process.env);
+  if (!env.PYPY_GC_NURSERY) env.PYPY_GC_NURSERY = GC_NURSERY;
   if (env.NODE_OPTIONS !== undefined) {
     const rest = env.NODE_OPTIONS.split(PRELOAD_OPTION).join(' ').trim();
     if (rest) env.NODE_OPTIONS = rest;

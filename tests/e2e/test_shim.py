@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from conftest import REPO, Served, build_args, hermetic_env, pyfn
@@ -294,6 +295,20 @@ def test_hello_and_persistent_workers(unpacked: Path, framework: Framework, tmp_
         assert 1 <= len(pids) <= 2  # nothing spawned per request
     with serving(unpacked, framework, tmp_path, "hello") as server:
         assert server.get("/?name=PyPy") == (200, b"Hello, PyPy!\n")
+
+
+def test_workers_get_a_small_gc_nursery_unless_the_function_sets_one(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """PyPy sizes its nursery from the host's last-level cache (half of it): hundreds of
+    MB on a large host, more than a 256 MiB instance holds. The shim gives PyPy's own
+    fallback, 4 MB, and keeps a value the function's environment sets."""
+    environ = {k: v for k, v in os.environ.items() if k != "PYPY_GC_NURSERY"}
+    with mock.patch.dict(os.environ, environ, clear=True):
+        with serving(unpacked, framework, tmp_path, "nursery") as server:
+            assert server.get("/") == (200, b"4MB")
+        with serving(unpacked, framework, tmp_path, "nursery", PYPY_GC_NURSERY="16MB") as server:
+            assert server.get("/") == (200, b"16MB")
 
 
 def test_site_comes_first_after_app_and_its_pth_files_run(

@@ -102,6 +102,11 @@ def pid(request):
     return str(os.getpid())
 
 
+@functions_framework.http
+def nursery(request):
+    return os.environ.get("PYPY_GC_NURSERY", "")
+
+
 @functions_framework.cloud_event
 def event(cloud_event):
     print(
