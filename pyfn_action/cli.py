@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,7 +32,6 @@ from pyfn_action.progress import terminal_progress
 log = logging.getLogger("pyfn_action")
 
 EXIT_USAGE = 2
-_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 EXIT_INTERRUPTED = 130
 
 
@@ -465,13 +463,18 @@ def _cmd_upload(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
     return 0
 
 
+def _built_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
+    """The build settings of a command that builds for real (no --dry-run of the build)."""
+    build_keys = {k: KEYS[k] for k in KEYS if k != "dry_run"}
+    config = resolve(Path(args.source), env=env, flags=_flags(args, build_keys))
+    _set_debug(config.debug)
+    return config
+
+
 def _deploy_settings(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Config, Any]:
     """A deploy's build settings and deploy settings, from the function's source and flags."""
-    source = Path(args.source)
-    build_keys = {k: KEYS[k] for k in KEYS if k != "dry_run"}
-    config = resolve(source, env=env, flags=_flags(args, build_keys))
-    _set_debug(config.debug)
-    return config, resolve_deploy(source, env=env, flags=_flags(args, DEPLOY_KEYS))
+    config = _built_config(args, env)
+    return config, resolve_deploy(Path(args.source), env=env, flags=_flags(args, DEPLOY_KEYS))
 
 
 def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
@@ -487,13 +490,14 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
     return 0
 
 
-def _repository(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
+def _repository(value: str | None) -> str | None:
+    """``OWNER/NAME`` as given (``None``: none given), checked as the event's is."""
     from pyfn_action.errors import ConfigError
+    from pyfn_action.github.event import REPOSITORY
 
-    repository = args.repo or env.get("GITHUB_REPOSITORY") or None
-    if repository is not None and not _REPOSITORY.match(repository):
-        raise ConfigError(f"{repository!r} is not a repository", fix="Pass --repo OWNER/NAME")
-    return repository
+    if value and not REPOSITORY.match(value):
+        raise ConfigError(f"{value!r} is not a repository", fix="Pass --repo OWNER/NAME")
+    return value or None
 
 
 def _cmd_preview_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
@@ -501,7 +505,7 @@ def _cmd_preview_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout
     from pyfn_action.flows.previews import PreviewTarget, deploy_preview, prepare_preview
 
     config, settings = _deploy_settings(args, env)
-    repository = _repository(args, env)
+    repository = _repository(args.repo or env.get("GITHUB_REPOSITORY"))
     if repository is None:
         raise ConfigError(
             "No repository for the preview's labels",
@@ -539,9 +543,9 @@ def _cmd_preview_delete(args: argparse.Namespace, env: Mapping[str, str], stdout
             fix="Pass --pr N (a pull request's previews) or --older-than 7d",
         )
     older_than = parse_age(args.older_than) if args.older_than else None
-    repository = _repository(args, env) if args.pr is not None else args.repo
-    if repository is not None:
-        repository = _repository(argparse.Namespace(repo=repository), {})
+    # --pr names a pull request of --repo, else of this workflow's repository
+    pull_given = args.pr is not None
+    repository = _repository(args.repo or (env.get("GITHUB_REPOSITORY") if pull_given else None))
     settings = resolve_deploy(None, env=env, flags=_flags(args, DEPLOY_KEYS))
     json_out = resolve_keys(["json"], env=env, flags=_flags(args, KEYS)).get("json", False)
     deletion = delete_previews(
@@ -582,18 +586,10 @@ def _cmd_preview_list(args: argparse.Namespace, env: Mapping[str, str], stdout: 
 
     settings = resolve_deploy(None, env=env, flags=_flags(args, DEPLOY_KEYS))
     json_out = resolve_keys(["json"], env=env, flags=_flags(args, KEYS)).get("json", False)
-    repository = _repository(argparse.Namespace(repo=args.repo), {}) if args.repo else None
+    repository = _repository(args.repo)
     now = datetime.now(timezone.utc)
     found = find_previews(settings, env)
-    previews = select(
-        found.previews,
-        repository=repository,
-        pull=args.pr if repository else None,
-        older_than=None,
-        now=now,
-    )
-    if args.pr is not None and repository is None:
-        previews = [p for p in previews if p.pull == args.pr]
+    previews = select(found.previews, repository=repository, pull=args.pr, older_than=None, now=now)
     if json_out:
         stdout.write(json.dumps([p.to_dict(now) for p in previews], indent=2) + "\n")
         return 0
@@ -635,11 +631,8 @@ def _cmd_bench(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
     from pyfn_action.flows.bench import BenchOptions, bench
     from pyfn_action.report.bench import render_text
 
-    source = Path(args.source)
-    build_keys = {k: KEYS[k] for k in KEYS if k != "dry_run"}
-    config = resolve(source, env=env, flags=_flags(args, build_keys))
-    _set_debug(config.debug)
-    settings = resolve_bench(source, env=env, flags=_flags(args, BENCH_KEYS))
+    config = _built_config(args, env)
+    settings = resolve_bench(Path(args.source), env=env, flags=_flags(args, BENCH_KEYS))
     options = BenchOptions(
         duration=args.duration,
         clients=args.clients,

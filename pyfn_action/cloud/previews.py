@@ -176,8 +176,6 @@ def find(api: Any, project: str, gen: Generation) -> list[Listed]:
                     updated=_time(function.update_time),
                 )
             )
-    except PyfnError:
-        raise
     except Exception as exc:
         raise api_error(
             exc,
@@ -196,7 +194,7 @@ def _time(value: Any) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def check_owner(existing: Any, gen: Generation, name: str, repository: str, pull: int) -> None:
+def check_owner(existing: Any, name: str, repository: str, pull: int) -> None:
     """A function already under the preview's name must be this pull request's preview."""
     if existing is None:
         return

@@ -175,7 +175,8 @@ def session(
         cold: dict[str, list[float]] = {"native": [], "pyfn": []}
         for _ in range(options.cold_starts - 1):
             for name in ("native", "pyfn"):
-                cold[name].append(starts.cold_start(name, first))
+                with starts.timed(name, first, cold):
+                    pass  # started, answered once, stopped: one cold start
         # The last start of each is kept: idle, its memory read, then measured.
         with (
             starts.timed("native", first, cold) as theirs,
@@ -419,8 +420,9 @@ class _Starts:
         )
 
     @contextlib.contextmanager
-    def up(self, name: str, request: BenchRequest | None = None) -> Iterator[_Server]:
-        """A server of ``name`` answering (any status) on a free port, until the block ends."""
+    def up(self, name: str, request: BenchRequest) -> Iterator[_Server]:
+        """A server of ``name`` that answered ``request`` (any status) on a free port,
+        until the block ends."""
         from pyfn_action.flows import serve
 
         port = loadgen.free_port(self.host)
@@ -428,12 +430,11 @@ class _Starts:
         with log_path.open("wb") as output:
             process = self._start(name, port, output)
             try:
-                probe = request or BenchRequest("probe", "GET", "/")
                 try:
                     loadgen.first_answer(
                         self.host,
                         port,
-                        probe,
+                        request,
                         limit=COLD_START_LIMIT,
                         alive=lambda: process.poll() is None,
                     )
@@ -462,12 +463,6 @@ class _Starts:
         with self.up(name, request) as server:
             into[name].append((time.perf_counter() - started) * 1000)
             yield server
-
-    def cold_start(self, name: str, request: BenchRequest) -> float:
-        """Milliseconds from the process's start to its first answer."""
-        started = time.perf_counter()
-        with self.up(name, request):
-            return (time.perf_counter() - started) * 1000
 
 
 def _tail(path: Path, lines: int = 5) -> str:

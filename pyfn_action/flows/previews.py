@@ -119,7 +119,7 @@ def prepare_preview(
     inputs = prepare_deploy(
         config, preview_settings(settings, config.name, target), env, dry_run=False, name=name
     )
-    check_owner(inputs.deployed, inputs.plan.generation, name, target.repository, target.pull)
+    check_owner(inputs.deployed, name, target.repository, target.pull)
     return inputs
 
 
@@ -201,13 +201,15 @@ def select(
     older_than: timedelta | None,
     now: datetime,
 ) -> list[Listed]:
-    """The previews of ``repository`` (any, if ``None``), of its pull request ``pull``
-    (any, if ``None``), last changed more than ``older_than`` ago (any age, if ``None``)."""
-    from pyfn_action.cloud.previews import is_preview_of
+    """The previews of ``repository`` (any, if ``None``), of pull request ``pull`` (any,
+    if ``None``), last changed more than ``older_than`` ago (any age, if ``None``)."""
+    from pyfn_action.cloud.previews import PR_LABEL, is_preview_of
 
     chosen = []
     for preview in previews:
-        if repository is not None and not is_preview_of(preview.labels, repository, pull):
+        if repository is not None and not is_preview_of(preview.labels, repository, None):
+            continue
+        if pull is not None and preview.labels.get(PR_LABEL) != str(pull):
             continue
         if older_than is not None:
             age = preview.age(now)

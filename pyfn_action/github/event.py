@@ -16,7 +16,7 @@ from typing import Any
 from pyfn_action.errors import ConfigError
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 
 
@@ -68,7 +68,7 @@ def read_event(env: Mapping[str, str]) -> Event:
     """The event, from the runner's variables; a malformed file is a clear error."""
     name = env.get("GITHUB_EVENT_NAME", "")
     repository = env.get("GITHUB_REPOSITORY", "")
-    if repository and not _REPOSITORY.match(repository):
+    if repository and not REPOSITORY.match(repository):
         raise _bad("GITHUB_REPOSITORY", f"{repository!r} is not OWNER/NAME")
     path = env.get("GITHUB_EVENT_PATH", "")
     if name == "push":
@@ -153,7 +153,7 @@ def _full_name(side: Mapping[str, Any], path: str) -> str | None:
     name = repo.get("full_name") if isinstance(repo, dict) else None
     if name is None:
         return None  # a deleted fork has no repo
-    if not isinstance(name, str) or not _REPOSITORY.match(name):
+    if not isinstance(name, str) or not REPOSITORY.match(name):
         raise _bad(path, f"a repository name {name!r} that is not OWNER/NAME")
     return name
 

@@ -26,7 +26,7 @@ from pyfn_action.github.event import Event
 from pyfn_action.github.functions import Function, require_deploy_settings
 from pyfn_action.github.inputs import Inputs
 from pyfn_action.github.workflow import Runner
-from pyfn_action.report.combined import PreviewLine
+from pyfn_action.report.combined import PreviewLine, describe_preview
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,7 @@ def preview_text(function: Function) -> str:
     """A per-function comment's preview line."""
     if function.preview is None:
         return ""
-    p = function.preview
-    access = "anyone may call it" if p.public else "private"
-    return f"\nPreview: {p.url} · `{p.name}` runs bundle `{p.sha256}` · {access}\n"
+    return f"\nPreview: {describe_preview(preview_line(function))}\n"
 
 
 def preview_line(function: Function) -> PreviewLine:

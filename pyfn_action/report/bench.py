@@ -93,30 +93,6 @@ class BenchResult:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
 
-def from_dict(data: Mapping[str, Any]) -> BenchResult:
-    """A result written by :meth:`BenchResult.to_dict` (the base's, read back)."""
-    if data.get("format") != FORMAT:
-        raise ValueError("a bench result of another format")
-    measured = tuple(
-        Measured(m["name"], m["label"], Side(**m["native"]), Side(**m["pyfn"]))
-        for m in data.get("measured", [])
-    )
-    differences = tuple(Difference(**d) for d in data.get("differences", []))
-    return BenchResult(
-        function=str(data["function"]),
-        cpus=int(data["cpus"]),
-        clients=int(data["clients"]),
-        duration=float(data["duration"]),
-        cpython=str(data["cpython"]),
-        pypy=str(data["pypy"]),
-        measured=measured,
-        differences=differences,
-        cold_start_ms=dict(data.get("cold_start_ms", {})),
-        idle_rss_mb=dict(data.get("idle_rss_mb", {})),
-        min_speedup=data.get("min_speedup"),
-    )
-
-
 # --- as text, and in the comment -------------------------------------------------------
 
 
@@ -227,16 +203,23 @@ def machine_note(result: BenchResult) -> str:
     return _plain(_machine(result))
 
 
+def section(groups: Sequence[tuple[str, Sequence[str]]], note: str) -> list[str]:
+    """The speed section's lines, as the comment and the job summary both draw it: each
+    function's lines, and the machine they were measured on."""
+    lines = ["#### Speed against the native Python runtime", ""]
+    for function, texts in groups:
+        lines += [f"- `{function}` {text}" for text in texts]
+    if note:
+        lines += ["", f"_{note}._"]
+    return [*lines, ""]
+
+
 def markdown(results: Sequence[BenchResult], bases: Mapping[str, BenchResult]) -> str:
     """The section the job summary shows (the comment draws the same lines)."""
     if not results:
         return ""
-    out = ["#### Speed against the native Python runtime", ""]
-    for result in results:
-        for text in comment_lines(result, bases.get(result.function)):
-            out.append(f"- `{result.function}` {text}")
-    out += ["", f"_{machine_note(results[0])}._", ""]
-    return "\n".join(out)
+    groups = [(r.function, comment_lines(r, bases.get(r.function))) for r in results]
+    return "\n".join(section(groups, machine_note(results[0])))
 
 
 def _plain(text: str) -> str:

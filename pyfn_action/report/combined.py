@@ -36,6 +36,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pyfn_action.report.bench import section as speed_section
 from pyfn_action.report.compare import Comparison, Row, _safe_name
 from pyfn_action.report.model import Limit
 from pyfn_action.report.render import COMMENT_LIMIT, component_table, truncate
@@ -321,6 +322,12 @@ def _draw(
     return "\n".join(lines) + "\n"
 
 
+def describe_preview(p: PreviewLine) -> str:
+    """A running preview in one line: where, which function, which bundle, who may call."""
+    access = "anyone may call it" if p.public else "private"
+    return f"{p.url or '(no URL)'} · `{p.name}` runs bundle `{p.sha256}` · {access}"
+
+
 def _preview_lines(previews: Sequence[PreviewLine]) -> list[str]:
     """The previews: each running one's URL and bundle, the deleted ones named once, and
     how to call a private one."""
@@ -329,11 +336,7 @@ def _preview_lines(previews: Sequence[PreviewLine]) -> list[str]:
     lines = ["#### Previews", ""]
     for p in sorted(previews, key=lambda p: p.function):
         if p.state == "live":
-            access = "anyone may call it" if p.public else "private"
-            lines.append(
-                f"- `{p.function}`: {p.url or '(no URL)'} · `{p.name}` runs bundle "
-                f"`{p.sha256}` · {access}"
-            )
+            lines.append(f"- `{p.function}`: {describe_preview(p)}")
         elif p.state == "skipped":
             lines.append(f"- `{p.function}`: no preview: {NO_PREVIEW.get(p.reason, p.reason)}")
     deleted = sorted(p.name for p in previews if p.state == "deleted" and p.name)
@@ -351,12 +354,8 @@ def _preview_lines(previews: Sequence[PreviewLine]) -> list[str]:
 def _speed_lines(combined: Combined) -> list[str]:
     if not combined.speed:
         return []
-    lines = ["#### Speed against the native Python runtime", ""]
-    for group in sorted(combined.speed, key=lambda g: g.function):
-        lines += [f"- `{group.function}` {text}" for text in group.lines]
-    if combined.speed_note:
-        lines += ["", f"_{combined.speed_note}._"]
-    return [*lines, ""]
+    groups = [(g.function, g.lines) for g in sorted(combined.speed, key=lambda g: g.function)]
+    return speed_section(groups, combined.speed_note)
 
 
 def _notices(entries: Sequence[FunctionEntry]) -> list[str]:
@@ -533,10 +532,7 @@ def parse(body: str) -> Combined:
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise NotCombined("a function has two rows")
-    shown = data.get("p", [])
-    if not isinstance(shown, list) or len(shown) > MAX_FUNCTIONS:
-        raise NotCombined("its previews are not a list")
-    previews = [_preview_of(row) for row in shown]
+    previews = [_preview_of(row) for row in _list(data.get("p", []), "previews")]
     if len({p.function for p in previews}) != len(previews):
         raise NotCombined("a function has two previews")
     speed = [_speed_of(group) for group in _list(data.get("s", []), "speed")]
@@ -556,7 +552,7 @@ def parse(body: str) -> Combined:
 
 def _list(value: object, what: str) -> list[object]:
     if not isinstance(value, list) or len(value) > MAX_FUNCTIONS:
-        raise NotCombined(f"its {what} is not a list")
+        raise NotCombined(f"its {what}: not a list, or too long")
     return value
 
 

@@ -76,10 +76,9 @@ def test_a_function_under_the_name_is_touched_only_if_it_is_this_preview() -> No
         def __init__(self, labels: dict[str, str]) -> None:
             self.labels = labels
 
-    gen = generations()[0]
     mine = previews.preview_labels("o/r", 42, "hello")
-    previews.check_owner(None, gen, "hello-pr-42", "o/r", 42)
-    previews.check_owner(Existing(mine), gen, "hello-pr-42", "o/r", 42)
+    previews.check_owner(None, "hello-pr-42", "o/r", 42)
+    previews.check_owner(Existing(mine), "hello-pr-42", "o/r", 42)
     for labels, said in [
         ({}, "not a preview"),
         ({"env": "prod"}, "not a preview"),
@@ -87,7 +86,7 @@ def test_a_function_under_the_name_is_touched_only_if_it_is_this_preview() -> No
         (previews.preview_labels("o/r", 41, "hello"), "pull request #41"),
     ]:
         with pytest.raises(DeployError, match=said):
-            previews.check_owner(Existing(labels), gen, "hello-pr-42", "o/r", 42)
+            previews.check_owner(Existing(labels), "hello-pr-42", "o/r", 42)
 
 
 @pytest.mark.parametrize(
