@@ -31,25 +31,44 @@ from typing import Any
 
 from monorepo import _repository, runtime_archive, timed_action
 
-GIT = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.test",
-       "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.test"}  # fmt: skip
+GIT = {
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@example.test",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@example.test",
+}
 
 
 def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=root, env={**os.environ, **GIT}, check=True,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        ["git", *args],
+        cwd=root,
+        env={**os.environ, **GIT},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return done.stdout.strip()
 
 
 def _events(work: Path, base: str, head: str) -> tuple[Path, Path]:
     push, pull = work / "push.json", work / "pull.json"
     repository = {"full_name": "acme/fns", "default_branch": "main"}
-    push.write_text(json.dumps({"ref": "refs/heads/main", "after": base,
-                                "repository": repository}))  # fmt: skip
+    push.write_text(json.dumps({"ref": "refs/heads/main", "after": base, "repository": repository}))
     side = {"repo": {"full_name": "acme/fns"}}
-    pull.write_text(json.dumps({"number": 1, "repository": repository, "pull_request": {
-        "number": 1, "base": {"sha": base, "ref": "main", **side},
-        "head": {"sha": head, "ref": "change", **side}}}))  # fmt: skip
+    pull.write_text(
+        json.dumps(
+            {
+                "number": 1,
+                "repository": repository,
+                "pull_request": {
+                    "number": 1,
+                    "base": {"sha": base, "ref": "main", **side},
+                    "head": {"sha": head, "ref": "change", **side},
+                },
+            }
+        )
+    )
     return push, pull
 
 
@@ -75,17 +94,32 @@ def main() -> int:
         head = _git(root, "rev-parse", "HEAD")
         push, pull = _events(work, base, head)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "PYFN_"))}
-        env.update(PYFN_PYPY_ARCHIVE=archive, PYFN_PYPY_SHA256=str(sha256),
-                   PYFN_CACHE_DIR=str(work / "cache"), SOURCE_DATE_EPOCH="1700000000",
-                   GITHUB_WORKSPACE=str(root), GITHUB_REPOSITORY="acme/fns",
-                   INPUT_SOURCE="functions/*", **{"INPUT_COMMENT-MODE": "off"})  # fmt: skip
+        env.update(
+            PYFN_PYPY_ARCHIVE=archive,
+            PYFN_PYPY_SHA256=str(sha256),
+            PYFN_CACHE_DIR=str(work / "cache"),
+            SOURCE_DATE_EPOCH="1700000000",
+            GITHUB_WORKSPACE=str(root),
+            GITHUB_REPOSITORY="acme/fns",
+            INPUT_SOURCE="functions/*",
+            **{"INPUT_COMMENT-MODE": "off"},
+        )
         if args.index_url:
             env["PYFN_INDEX_URL"] = args.index_url
         kept = work / "kept"  # RUNNER_TEMP of the push: its reports, as the cache keeps them
         _git(root, "checkout", "-q", base)
-        timed_action(root, {**env, "GITHUB_EVENT_NAME": "push", "GITHUB_EVENT_PATH": str(push),
-                       "GITHUB_SHA": base, "GITHUB_REF": "refs/heads/main",
-                       "RUNNER_TEMP": str(kept)}, work / "step")  # fmt: skip
+        timed_action(
+            root,
+            {
+                **env,
+                "GITHUB_EVENT_NAME": "push",
+                "GITHUB_EVENT_PATH": str(push),
+                "GITHUB_SHA": base,
+                "GITHUB_REF": "refs/heads/main",
+                "RUNNER_TEMP": str(kept),
+            },
+            work / "step",
+        )
         _git(root, "checkout", "-q", head)
         pr = {**env, "GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(pull)}
         empty = work / "empty"
@@ -96,10 +130,14 @@ def main() -> int:
             order = ["cached", "built"] if n % 2 == 0 else ["built", "cached"]
             for kind in order:
                 temp = kept if kind == "cached" else empty
-                times[kind].append(round(timed_action(root, {**pr, "RUNNER_TEMP": str(temp)},
-                                                 work / "step"), 3))  # fmt: skip
-            print(f"round {n + 1}: {times['cached'][-1]:.2f} s with the base from the cache, "
-                  f"{times['built'][-1]:.2f} s building it", file=sys.stderr)  # fmt: skip
+                times[kind].append(
+                    round(timed_action(root, {**pr, "RUNNER_TEMP": str(temp)}, work / "step"), 3)
+                )
+            print(
+                f"round {n + 1}: {times['cached'][-1]:.2f} s with the base from the cache, "
+                f"{times['built'][-1]:.2f} s building it",
+                file=sys.stderr,
+            )
     medians = {k: statistics.median(v) for k, v in times.items()}
     result: dict[str, Any] = {
         "functions": args.functions,

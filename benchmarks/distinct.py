@@ -32,10 +32,33 @@ sys.path.insert(0, str(Path(__file__).parent))
 from monorepo import _action, _repository, runtime_archive
 
 # Small pure-Python distributions, one per function, none a dependency of hello's set.
-EXTRA = ("six", "attrs", "toml", "python-dateutil", "pytz", "decorator", "cachetools",
-         "pyasn1", "jmespath", "pygments", "chardet", "more-itertools", "tabulate",
-         "colorama", "humanize", "appdirs", "backoff", "tenacity", "docutils", "requests",
-         "ply", "pycparser", "pyparsing", "sortedcontainers", "wcwidth")  # fmt: skip
+EXTRA = (
+    "six",
+    "attrs",
+    "toml",
+    "python-dateutil",
+    "pytz",
+    "decorator",
+    "cachetools",
+    "pyasn1",
+    "jmespath",
+    "pygments",
+    "chardet",
+    "more-itertools",
+    "tabulate",
+    "colorama",
+    "humanize",
+    "appdirs",
+    "backoff",
+    "tenacity",
+    "docutils",
+    "requests",
+    "ply",
+    "pycparser",
+    "pyparsing",
+    "sortedcontainers",
+    "wcwidth",
+)
 
 
 def main() -> int:
@@ -62,8 +85,9 @@ def main() -> int:
             reqs.write_text(reqs.read_text() + f"{EXTRA[n]}\n")
         _commit(root)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "PYFN_"))}
-        base_env.update(PYFN_PYPY_ARCHIVE=archive, PYFN_PYPY_SHA256=str(sha256),
-                        SOURCE_DATE_EPOCH="1700000000")  # fmt: skip
+        base_env.update(
+            PYFN_PYPY_ARCHIVE=archive, PYFN_PYPY_SHA256=str(sha256), SOURCE_DATE_EPOCH="1700000000"
+        )
         if args.index_url:
             base_env["PYFN_INDEX_URL"] = args.index_url
         # A cache holding the runtime alone: one build, then everything but the runtime
@@ -82,9 +106,11 @@ def main() -> int:
                 got["warm"].append(_action(root, "functions/*", cache, env))
                 got["one_warm"].append(_action(root, "functions/fn-00", cache, env))
                 shutil.rmtree(cache)
-                print(f"round {n + 1} {resolver}: cold {got['cold'][-1]:.1f} s, warm "
-                      f"{got['warm'][-1]:.1f} s, one warm {got['one_warm'][-1]:.2f} s",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"round {n + 1} {resolver}: cold {got['cold'][-1]:.1f} s, warm "
+                    f"{got['warm'][-1]:.1f} s, one warm {got['one_warm'][-1]:.2f} s",
+                    file=sys.stderr,
+                )
     med = {r: {k: statistics.median(v) for k, v in t.items()} for r, t in times.items()}
     result: dict[str, Any] = {
         "functions": args.functions,
@@ -104,8 +130,13 @@ def main() -> int:
 def _commit(root: Path) -> None:
     import subprocess
 
-    git = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.test",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.test"}  # fmt: skip
+    git = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@example.test",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@example.test",
+    }
     for argv in (["add", "-A"], ["commit", "-q", "-m", "requirements"]):
         subprocess.run(["git", *argv], cwd=root, env=git, check=True)
 

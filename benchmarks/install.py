@@ -51,35 +51,70 @@ def main() -> int:
     times: dict[str, list[float]] = {"pip": [], "locked": [], "restored": []}
     with tempfile.TemporaryDirectory(prefix="pyfn-install-") as tmp:
         work = Path(tmp)
-        cold = {**os.environ, "PIP_NO_CACHE_DIR": "1", "UV_NO_CACHE": "1",
-                "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # fmt: skip
+        cold = {
+            **os.environ,
+            "PIP_NO_CACHE_DIR": "1",
+            "UV_NO_CACHE": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        }
         asked = [args.python, "-c", "import sys; print(sys.version.split()[0])"]
         version = subprocess.run(asked, capture_output=True, text=True, check=True).stdout.strip()
         for n in range(args.rounds):
             for kind in ["pip", "locked"] if n % 2 == 0 else ["locked", "pip"]:
                 run = work / f"{kind}-{n}"
                 action = run / "action"  # a fresh copy: pip writes build/ into it
-                shutil.copytree(REPO, action, ignore=shutil.ignore_patterns(
-                    ".git", ".venv", "tests", "node_modules", "build", "*.egg-info"))  # fmt: skip
+                shutil.copytree(
+                    REPO,
+                    action,
+                    ignore=shutil.ignore_patterns(
+                        ".git", ".venv", "tests", "node_modules", "build", "*.egg-info"
+                    ),
+                )
                 if kind == "pip":
                     venv = run / "venv"
                     subprocess.run([args.python, "-m", "venv", str(venv)], check=True)
-                    seconds = _timed([str(venv / "bin" / "python"), "-m", "pip", "install",
-                                      "--quiet", str(action)], cold, run)  # fmt: skip
+                    seconds = _timed(
+                        [
+                            str(venv / "bin" / "python"),
+                            "-m",
+                            "pip",
+                            "install",
+                            "--quiet",
+                            str(action),
+                        ],
+                        cold,
+                        run,
+                    )
                     times["pip"].append(round(seconds, 2))
                     continue
-                env = {**cold, "GITHUB_ACTION_PATH": str(action), "RUNNER_TEMP": str(run),
-                       "GITHUB_OUTPUT": str(run / "output"), "PYFN_SETUP_PYTHON": args.python,
-                       "PYFN_ENV_KEY": f"pyfn-env-bench-py{version}"}  # fmt: skip
+                env = {
+                    **cold,
+                    "GITHUB_ACTION_PATH": str(action),
+                    "RUNNER_TEMP": str(run),
+                    "GITHUB_OUTPUT": str(run / "output"),
+                    "PYFN_SETUP_PYTHON": args.python,
+                    "PYFN_ENV_KEY": f"pyfn-env-bench-py{version}",
+                }
                 script = _step_script()
                 times["locked"].append(round(_timed(["bash", "-c", script], env, run), 2))
                 times["restored"].append(round(_timed(["bash", "-c", script], env, run), 2))
-            print(f"round {n + 1}: pip {times['pip'][-1]} s, locked {times['locked'][-1]} s, "
-                  f"restored {times['restored'][-1]} s", file=sys.stderr)  # fmt: skip
+            print(
+                f"round {n + 1}: pip {times['pip'][-1]} s, locked {times['locked'][-1]} s, "
+                f"restored {times['restored'][-1]} s",
+                file=sys.stderr,
+            )
     medians = {k: statistics.median(v) for k, v in times.items()}
-    print(json.dumps({"python": version, "seconds": times, "median_seconds": medians,
-                      "locked_over_pip": round(medians["locked"] / medians["pip"], 3)},
-                     indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "python": version,
+                "seconds": times,
+                "median_seconds": medians,
+                "locked_over_pip": round(medians["locked"] / medians["pip"], 3),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -47,8 +47,13 @@ def _repository(root: Path, count: int) -> None:
         main += f"\n\nGREETING_{n:02d} = {'Hello from function number ' + str(n)!r}\n"
         (src / "main.py").write_text(main)
         (src / "pyfn.toml").write_text(f'name = "fn-{n:02d}"\nentry_point = "fn_{n:02d}"\n')
-    git = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.test",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.test"}  # fmt: skip
+    git = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@example.test",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@example.test",
+    }
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "functions"]):
         subprocess.run(["git", *args], cwd=root, env=git, check=True)
 
@@ -67,8 +72,13 @@ def runtime_archive(work: Path, archive: str | None, sha256: str | None) -> tupl
 
 def _action(root: Path, source: str, cache: Path, base_env: dict[str, str]) -> float:
     shutil.rmtree(root / "dist", ignore_errors=True)
-    env = {**base_env, "PYFN_CACHE_DIR": str(cache), "INPUT_SOURCE": source,
-           "GITHUB_EVENT_NAME": "push", "GITHUB_WORKSPACE": str(root)}  # fmt: skip
+    env = {
+        **base_env,
+        "PYFN_CACHE_DIR": str(cache),
+        "INPUT_SOURCE": source,
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_WORKSPACE": str(root),
+    }
     return timed_action(root, env, root / "step")
 
 
@@ -77,8 +87,11 @@ def timed_action(root: Path, env: dict[str, str], step: Path) -> float:
     summary in ``step``); a failure ends the benchmark with the step's log."""
     shutil.rmtree(step, ignore_errors=True)
     step.mkdir(parents=True)
-    env = {**env, "GITHUB_OUTPUT": str(step / "output"),
-           "GITHUB_STEP_SUMMARY": str(step / "summary")}  # fmt: skip
+    env = {
+        **env,
+        "GITHUB_OUTPUT": str(step / "output"),
+        "GITHUB_STEP_SUMMARY": str(step / "summary"),
+    }
     log = io.StringIO()
     start = time.perf_counter()
     code = run([], env, log, cwd=root)
@@ -104,8 +117,9 @@ def main() -> int:
         root.mkdir()
         _repository(root, args.functions)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "PYFN_"))}
-        base_env.update(PYFN_PYPY_ARCHIVE=archive, PYFN_PYPY_SHA256=str(sha256),
-                        SOURCE_DATE_EPOCH="1700000000")  # fmt: skip
+        base_env.update(
+            PYFN_PYPY_ARCHIVE=archive, PYFN_PYPY_SHA256=str(sha256), SOURCE_DATE_EPOCH="1700000000"
+        )
         if args.index_url:
             base_env["PYFN_INDEX_URL"] = args.index_url
         one: list[float] = []
@@ -115,8 +129,11 @@ def main() -> int:
             many.append(_action(root, "functions/*", work / f"cache-many-{n}", base_env))
             shutil.rmtree(work / f"cache-one-{n}")
             shutil.rmtree(work / f"cache-many-{n}")
-            print(f"round {n + 1}: one cold build {one[-1]:.1f} s, {args.functions} functions "
-                  f"{many[-1]:.1f} s", file=sys.stderr)  # fmt: skip
+            print(
+                f"round {n + 1}: one cold build {one[-1]:.1f} s, {args.functions} functions "
+                f"{many[-1]:.1f} s",
+                file=sys.stderr,
+            )
     result: dict[str, Any] = {
         "functions": args.functions,
         "rounds": args.rounds,

@@ -45,8 +45,10 @@ def _build(src: Path, out: Path, cache: Path, args: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "pyfn_action", "build", str(src), "--out", str(out), *args],
-        env=env, check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -68,31 +70,45 @@ def main() -> int:
         script.mkdir()
         (script / "main.py").write_text("print('hi')\n")
         base = tmp / "base-cache"
-        _build(script, tmp / "script-out", base,
-               [*common, "--signature", "script", "--script", "main.py"])  # fmt: skip
+        _build(
+            script,
+            tmp / "script-out",
+            base,
+            [*common, "--signature", "script", "--script", "main.py"],
+        )
         times: dict[str, list[float]] = {"uv": [], "pip": [], "uv-again": [], "pip-again": []}
         for n in range(ns.rounds):
             order = ["uv", "pip"] if n % 2 == 0 else ["pip", "uv"]
             for resolver in order:
                 cache = tmp / f"cache-{n}-{resolver}"
                 shutil.copytree(base, cache, symlinks=True)
-                seconds = _build(HELLO, tmp / f"out-{n}-{resolver}", cache,
-                                 [*common, "--resolver", resolver])  # fmt: skip
+                seconds = _build(
+                    HELLO, tmp / f"out-{n}-{resolver}", cache, [*common, "--resolver", resolver]
+                )
                 times[resolver].append(round(seconds, 2))
                 # The same requirements resolved and installed again on that cache
                 # (--refresh): as a pull request that changes requirements.txt meets it,
                 # with the cache the Action restored (fetched files, built wheels).
-                again = _build(HELLO, tmp / f"out-{n}-{resolver}", cache,
-                               [*common, "--resolver", resolver, "--refresh"])  # fmt: skip
+                again = _build(
+                    HELLO,
+                    tmp / f"out-{n}-{resolver}",
+                    cache,
+                    [*common, "--resolver", resolver, "--refresh"],
+                )
                 times[f"{resolver}-again"].append(round(again, 2))
                 shutil.rmtree(cache)
     medians = {r: statistics.median(t) for r, t in times.items()}
-    print(json.dumps({
-        "cold_build_seconds": times,
-        "median_seconds": medians,
-        "pip_over_uv": round(medians["pip"] / medians["uv"], 2),
-        "again_pip_over_uv": round(medians["pip-again"] / medians["uv-again"], 2),
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "cold_build_seconds": times,
+                "median_seconds": medians,
+                "pip_over_uv": round(medians["pip"] / medians["uv"], 2),
+                "again_pip_over_uv": round(medians["pip-again"] / medians["uv-again"], 2),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

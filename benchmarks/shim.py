@@ -175,8 +175,16 @@ def _wrk(
         "BENCH_BODY": BODY.decode(),
         **(extra_env or {}),
     }
-    argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={REQUEST_TIMEOUT}s",
-            "-s", str(script), f"http://{HOST}:{port}/"]  # fmt: skip
+    argv = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        f"--timeout={REQUEST_TIMEOUT}s",
+        "-s",
+        str(script),
+        f"http://{HOST}:{port}/",
+    ]
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as process:
         assert process.stdout is not None
         timer = threading.Timer(seconds + WRK_GRACE, process.kill)
@@ -369,10 +377,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=50, help="for the persistent servers")
     parser.add_argument("--cold-starts", type=int, default=5, help="per variant")
     parser.add_argument(
-        "--settle", type=float, default=8.0,
+        "--settle",
+        type=float,
+        default=8.0,
         help="idle seconds after the servers' first answer, before measuring "
         "(pyfn's workers warm PyPy's JIT while idle)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     if bool(args.pypy_archive) != bool(args.pypy_sha256):
         parser.error("--pypy-archive and --pypy-sha256 go together")

@@ -121,8 +121,13 @@ MANDELBROT_SOURCE = base.REPO / "examples" / "cpu" / "main.py"
 MANDELBROT_QUERY = "/?size=128&iterations=200"  # about 0.2 s of CPython a request
 NATIVE_REQUIREMENTS = ["functions-framework==3.10.2"]  # the version bundles get too
 WORKLOADS = ("trivial", "json", "cpu", "mandelbrot", "wait")
-TARGETS = {"trivial": "trivial", "json": "json_orders", "cpu": "cpu", "mandelbrot": "mandelbrot",
-           "wait": "wait"}  # fmt: skip
+TARGETS = {
+    "trivial": "trivial",
+    "json": "json_orders",
+    "cpu": "cpu",
+    "mandelbrot": "mandelbrot",
+    "wait": "wait",
+}
 PATHS = {"mandelbrot": MANDELBROT_QUERY}
 WRK_LUA = (
     """limit = tonumber(os.getenv("BENCH_LIMIT"))
@@ -158,10 +163,13 @@ def orders_body(size: int = 30_000) -> bytes:
     regions = ["europe-west1", "us-central1", "asia-east1", "us-east4", "europe-north1"]
     while len(json.dumps({"orders": orders})) < size:
         items = [
-            {"sku": f"SKU-{rng.randrange(10_000):05d}", "quantity": rng.randrange(1, 9),
-             "unit_cents": rng.randrange(99, 99_999)}
+            {
+                "sku": f"SKU-{rng.randrange(10_000):05d}",
+                "quantity": rng.randrange(1, 9),
+                "unit_cents": rng.randrange(99, 99_999),
+            }
             for _ in range(rng.randrange(1, 5))
-        ]  # fmt: skip
+        ]
         customer = {"name": f"customer {rng.randrange(5000)}", "vip": rng.random() < 0.1}
         order = {"id": len(orders) + 1, "region": rng.choice(regions), "items": items}
         orders.append({**order, "customer": customer})
@@ -238,15 +246,26 @@ def _measure_wrk(
 
 
 def _workload(
-    workload: str, args: Any, wrk: str, script: Path, tmp: Path, cache: Path, flags: dict[str, Any],
-    pyfn_env: Mapping[str, str] | None = None, with_wrk: bool = True,
-) -> tuple[dict[str, Any], bench.Session | None]:  # fmt: skip
+    workload: str,
+    args: Any,
+    wrk: str,
+    script: Path,
+    tmp: Path,
+    cache: Path,
+    flags: dict[str, Any],
+    pyfn_env: Mapping[str, str] | None = None,
+    with_wrk: bool = True,
+) -> tuple[dict[str, Any], bench.Session | None]:
     """One workload through pyfn bench's session: its start, memory, answers and measures;
     and wrk's measures of the same servers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
     config = resolve(_function(tmp, workload), env=env, flags=flags)
-    options = bench.BenchOptions(duration=max(1.0, args.seconds / 2), clients=args.clients,
-                                 cold_starts=args.cold_starts, settle=args.settle)  # fmt: skip
+    options = bench.BenchOptions(
+        duration=max(1.0, args.seconds / 2),
+        clients=args.clients,
+        cold_starts=args.cold_starts,
+        settle=args.settle,
+    )
 
     def build_it(config: Any) -> Path:
         result = build(config, cache_dir=cache, env=env)
@@ -254,8 +273,9 @@ def _workload(
         return Path(result.bundle)
 
     say = lambda text: print(f"{workload}: {text}", file=sys.stderr)  # noqa: E731
-    with bench.session(config, env, cache_dir=cache, options=options, build=build_it, say=say,
-                       pyfn_env=pyfn_env) as run:  # fmt: skip
+    with bench.session(
+        config, env, cache_dir=cache, options=options, build=build_it, say=say, pyfn_env=pyfn_env
+    ) as run:
         if run.differences:
             raise SystemExit(f"the sides answer {workload} differently: {run.differences}")
         ports = {name: server.port for name, server in run.servers.items()}
@@ -263,17 +283,23 @@ def _workload(
         expect.write_bytes(run.expected[workload].body)
         body = config.source / "bench" / "orders.json"
         check = Check(body if body.is_file() else None, expect, PATHS.get(workload, "/"))
-        figures = _measure_wrk(wrk, script, ports, args, check) if with_wrk else {
-            n: {} for n in ports}  # fmt: skip
+        figures = (
+            _measure_wrk(wrk, script, ports, args, check) if with_wrk else {n: {} for n in ports}
+        )
         [measured] = bench.measure(run, options, say)
         for name, side in (("native", measured.native), ("pyfn", measured.pyfn)):
-            figures[name]["pyfn_bench"] = {"p50_ms": side.p50_ms, "p95_ms": side.p95_ms,
-                                           "rps": side.rps, "wrong": side.wrong}  # fmt: skip
+            figures[name]["pyfn_bench"] = {
+                "p50_ms": side.p50_ms,
+                "p95_ms": side.p95_ms,
+                "rps": side.rps,
+                "wrong": side.wrong,
+            }
             figures[name]["cold_start_ms"] = run.cold_start_ms[name]
             figures[name]["idle_rss_mb"] = run.idle_rss_mb[name]
         if workload == "json" and args.memory_limit:
-            figures["under_memory_limit"] = _under_memory_limit(run, args, wrk, script, check, tmp,
-                                                                cache)  # fmt: skip
+            figures["under_memory_limit"] = _under_memory_limit(
+                run, args, wrk, script, check, tmp, cache
+            )
         return figures, None
 
 
@@ -332,16 +358,28 @@ def _under_memory_limit(
             env = {"PYFN_CGROUP_ROOT": ""}  # the real cgroup, found from /proc/self/cgroup
             framework = nodeframework.ensure_framework(cache, dict(os.environ))
             child = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
-            process = serve.start(framework, run.root, entry_point=TARGETS["json"],
-                                  host=base.HOST, port=port, env={**child, **env},
-                                  output=out)  # fmt: skip
+            process = serve.start(
+                framework,
+                run.root,
+                entry_point=TARGETS["json"],
+                host=base.HOST,
+                port=port,
+                env={**child, **env},
+                output=out,
+            )
         finally:
             _leave_cgroup(home, kind)
         try:
-            loadgen.first_answer(base.HOST, port, run.requests[0], limit=base.COLD_START_LIMIT,
-                                 alive=lambda: process.poll() is None)  # fmt: skip
-            run = _wrk(wrk, script, port, args.clients, args.memory_seconds, base.MAX_RESPONSES,
-                       check)  # fmt: skip
+            loadgen.first_answer(
+                base.HOST,
+                port,
+                run.requests[0],
+                limit=base.COLD_START_LIMIT,
+                alive=lambda: process.poll() is None,
+            )
+            run = _wrk(
+                wrk, script, port, args.clients, args.memory_seconds, base.MAX_RESPONSES, check
+            )
             peak = _cgroup_peak(group, kind)
             rss = tree_rss(process.pid)
         finally:
@@ -419,8 +457,11 @@ def main() -> int:
         parser.error(f"--workloads takes {', '.join(WORKLOADS)}")
     wrk = base._wrk_path()
     began = time.perf_counter()
-    results: dict[str, Any] = {"cpus": len(os.sched_getaffinity(0)), "clients": args.clients,
-                               "workloads": {}}  # fmt: skip
+    results: dict[str, Any] = {
+        "cpus": len(os.sched_getaffinity(0)),
+        "clients": args.clients,
+        "workloads": {},
+    }
     with tempfile.TemporaryDirectory(prefix="pyfn-bench-vs-native-") as tmp_name:
         tmp = Path(tmp_name)
         script = tmp / "check.lua"
@@ -435,21 +476,35 @@ def main() -> int:
         for workload in workloads:
             figures, _ = _workload(workload, args, wrk, script, tmp / "a", cache, flags)
             if args.one_thread:
-                one, _ = _workload(workload, args, wrk, script, tmp / "b", cache, flags,
-                                   {"PYFN_THREADS": "1"})  # fmt: skip
+                one, _ = _workload(
+                    workload, args, wrk, script, tmp / "b", cache, flags, {"PYFN_THREADS": "1"}
+                )
                 figures["pyfn_1_thread"] = one["pyfn"]
             figures["ratios"] = _ratios(figures)
             results["workloads"][workload] = figures
         # Start and idle memory on the trivial function, pyfn's defaults and one worker.
         start: dict[str, Any] = {}
-        plain, _ = _workload("trivial", args, wrk, script, tmp / "c", cache, flags,
-                             with_wrk=False)  # fmt: skip
-        worker, _ = _workload("trivial", args, wrk, script, tmp / "d", cache, flags,
-                              {"PYFN_WORKERS": "1"}, with_wrk=False)  # fmt: skip
-        for name, side in (("native", plain["native"]), ("pyfn", plain["pyfn"]),
-                           ("pyfn_1_worker", worker["pyfn"])):  # fmt: skip
-            start[name] = {"cold_start_ms": side["cold_start_ms"],
-                           "idle_rss_mb": side["idle_rss_mb"]}  # fmt: skip
+        plain, _ = _workload("trivial", args, wrk, script, tmp / "c", cache, flags, with_wrk=False)
+        worker, _ = _workload(
+            "trivial",
+            args,
+            wrk,
+            script,
+            tmp / "d",
+            cache,
+            flags,
+            {"PYFN_WORKERS": "1"},
+            with_wrk=False,
+        )
+        for name, side in (
+            ("native", plain["native"]),
+            ("pyfn", plain["pyfn"]),
+            ("pyfn_1_worker", worker["pyfn"]),
+        ):
+            start[name] = {
+                "cold_start_ms": side["cold_start_ms"],
+                "idle_rss_mb": side["idle_rss_mb"],
+            }
         start["ratios"] = {
             f"{name}_cold_start_minus_native_ms": round(
                 start[name]["cold_start_ms"] - start["native"]["cold_start_ms"], 1

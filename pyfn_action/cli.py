@@ -44,11 +44,17 @@ def _add_config_flags(
     for name in names:
         key = keys[name]
         if key.parse is _bool:
-            parser.add_argument(key.flag, dest=name, action="store_true", default=None,
-                                help=key.help)  # fmt: skip
+            parser.add_argument(
+                key.flag, dest=name, action="store_true", default=None, help=key.help
+            )
         elif key.parse is _table:
-            parser.add_argument(key.flag, dest=name, action="append", metavar="KEY=VALUE",
-                                help=key.help + "; repeatable")  # fmt: skip
+            parser.add_argument(
+                key.flag,
+                dest=name,
+                action="append",
+                metavar="KEY=VALUE",
+                help=key.help + "; repeatable",
+            )
         else:
             parser.add_argument(key.flag, dest=name, metavar=name.upper(), help=key.help)
 
@@ -70,8 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="bundle a function with PyPy: writes DIR/bundle.zip and DIR/report.json",
         description="Bundle a function with a PyPy runtime, its requirements and the Node shim.",
     )
-    build.add_argument("source", nargs="?", default=".", metavar="SRC",
-                       help="the function's directory (default: .)")  # fmt: skip
+    build.add_argument(
+        "source",
+        nargs="?",
+        default=".",
+        metavar="SRC",
+        help="the function's directory (default: .)",
+    )
     _add_config_flags(build, [k for k in KEYS])
     build.set_defaults(handler=_cmd_build)
 
@@ -81,8 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a bundle under the real Node.js Functions Framework, exactly as "
         "Cloud Functions' Node.js runtime runs it, until interrupted.",
     )
-    serve.add_argument("source", nargs="?", default=".", metavar="SRC",
-                       help="the function's directory, built first (default: .)")  # fmt: skip
+    serve.add_argument(
+        "source",
+        nargs="?",
+        default=".",
+        metavar="SRC",
+        help="the function's directory, built first (default: .)",
+    )
     serve.add_argument("--bundle", metavar="ZIP", help="serve this bundle instead of building")
     serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
@@ -118,12 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
         "update the function through the Cloud Functions API, writing only the settings "
         "given (an update mask). With --dry-run, print the request and change nothing.",
     )
-    deploy.add_argument("source", nargs="?", default=".", metavar="SRC",
-                        help="the function's directory (default: .)")  # fmt: skip
+    deploy.add_argument(
+        "source",
+        nargs="?",
+        default=".",
+        metavar="SRC",
+        help="the function's directory (default: .)",
+    )
     _add_config_flags(deploy, [k for k in KEYS if k != "dry_run"])
-    deploy.add_argument("--dry-run", dest="dry_run", action="store_true", default=None,
-                        help="print the plan (the API request and update mask), change "
-                        "nothing")  # fmt: skip
+    deploy.add_argument(
+        "--dry-run",
+        dest="dry_run",
+        action="store_true",
+        default=None,
+        help="print the plan (the API request and update mask), change nothing",
+    )
     _add_config_flags(deploy, list(DEPLOY_KEYS), DEPLOY_KEYS)
     deploy.set_defaults(handler=_cmd_deploy)
 
@@ -141,10 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comment.add_argument("bodies", nargs="+", metavar="BODY.md")
     comment.add_argument("--pr", type=int, required=True, metavar="N", help="pull request number")
-    comment.add_argument("--repo", metavar="OWNER/NAME",
-                         help="repository (default: $GITHUB_REPOSITORY)")  # fmt: skip
-    comment.add_argument("--head-sha", metavar="SHA",
-                         help="refuse unless the pull request's head is this commit")  # fmt: skip
+    comment.add_argument(
+        "--repo", metavar="OWNER/NAME", help="repository (default: $GITHUB_REPOSITORY)"
+    )
+    comment.add_argument(
+        "--head-sha", metavar="SHA", help="refuse unless the pull request's head is this commit"
+    )
     comment.set_defaults(handler=_cmd_comment)
 
     runtimes = commands.add_parser(
@@ -155,14 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
         "generation, and why.",
     )
     runtimes.add_argument("--json", action="store_true", help="print it as JSON")
-    runtimes.add_argument("--date", metavar="YYYY-MM-DD",
-                          help="judge the calendar on this day (default: $PYFN_TODAY, else "
-                          "today)")  # fmt: skip
+    runtimes.add_argument(
+        "--date",
+        metavar="YYYY-MM-DD",
+        help="judge the calendar on this day (default: $PYFN_TODAY, else today)",
+    )
     runtimes.set_defaults(handler=_cmd_runtimes)
 
     runtime = commands.add_parser("runtime", help="work with PyPy runtimes")
-    runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True,
-                                              metavar="COMMAND")  # fmt: skip
+    runtime_commands = runtime.add_subparsers(
+        dest="runtime_command", required=True, metavar="COMMAND"
+    )
     pack = runtime_commands.add_parser(
         "pack",
         help="pack an installed PyPy into an archive in the official layout",
@@ -170,10 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
         "archive in the official layout, with the shared libraries the Cloud Functions "
         "image lacks, and print its SHA-256.",
     )
-    pack.add_argument("pypy", nargs="?", default="pypy3", metavar="PYPY",
-                      help="the PyPy interpreter to pack (default: pypy3 on PATH)")  # fmt: skip
-    pack.add_argument("-o", "--output", required=True, metavar="ARCHIVE",
-                      help="where to write it: .tar.gz, .tar.bz2 or .tar.xz")  # fmt: skip
+    pack.add_argument(
+        "pypy",
+        nargs="?",
+        default="pypy3",
+        metavar="PYPY",
+        help="the PyPy interpreter to pack (default: pypy3 on PATH)",
+    )
+    pack.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="ARCHIVE",
+        help="where to write it: .tar.gz, .tar.bz2 or .tar.xz",
+    )
     pack.add_argument("--debug", action="store_true", default=None, help=KEYS["debug"].help)
     pack.set_defaults(handler=_cmd_runtime_pack)
     return parser
@@ -422,12 +462,21 @@ def _cmd_serve(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO)
         mismatch = _runtime_mismatch(framework, copy.manifest, env)
         if mismatch:
             log.warning("%s", mismatch)
-        process = serve.start(framework, root, entry_point=entry_point, host=args.host,
-                              port=args.port, env=env, cleanup=copy.cleanup)  # fmt: skip
+        process = serve.start(
+            framework,
+            root,
+            entry_point=entry_point,
+            host=args.host,
+            port=args.port,
+            env=env,
+            cleanup=copy.cleanup,
+        )
         shown = f"[{args.host}]" if ":" in args.host else args.host
-        stdout.write(f"Serving {entry_point} from {bundle} at http://{shown}:{args.port}/ "
-                     f"under the Node.js Functions Framework {framework.package.spec} "
-                     "(Ctrl-C to stop)\n")  # fmt: skip
+        stdout.write(
+            f"Serving {entry_point} from {bundle} at http://{shown}:{args.port}/ "
+            f"under the Node.js Functions Framework {framework.package.spec} "
+            "(Ctrl-C to stop)\n"
+        )
         stdout.flush()
         try:
             code = process.wait()
@@ -481,8 +530,7 @@ def _cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
     from pyfn_action.flows.jobs import deploy
 
     config, settings = _deploy_settings(args, env)
-    outcome = deploy(config, settings, env, dry_run=bool(args.dry_run),
-                     progress=terminal_progress)  # fmt: skip
+    outcome = deploy(config, settings, env, dry_run=bool(args.dry_run), progress=terminal_progress)
     if config.json:
         stdout.write(json.dumps(outcome.to_dict(), indent=2) + "\n")
     else:

@@ -35,8 +35,10 @@ def parse_size(text: str | int) -> int:
             raise ValueError(f"{text} is negative")
         return text
     if not isinstance(text, str):
-        raise ValueError(f"{text!r} is not a size: write a whole number of bytes, or a text "
-                         "such as 100MB, 95MiB or 1.5G")  # fmt: skip
+        raise ValueError(
+            f"{text!r} is not a size: write a whole number of bytes, or a text "
+            "such as 100MB, 95MiB or 1.5G"
+        )
     match = _SIZE.match(text)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:

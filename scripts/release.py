@@ -28,8 +28,12 @@ sys.path.insert(0, str(ROOT))
 from pyfn_action import __version__  # noqa: E402 - the checkout's, not an installed one
 
 SECTION = re.compile(r"^## \[(?P<version>[^\]]+)\](?: - (?P<date>\d{4}-\d{2}-\d{2}))?\s*$", re.M)
-NEEDED_IN_WHEEL = ("pyfn_action/shim/index.js", "pyfn_action/shim/pyfn/worker.py",
-                   "pyfn_action/data/trim-site.txt", "pyfn_action/cli.py")  # fmt: skip
+NEEDED_IN_WHEEL = (
+    "pyfn_action/shim/index.js",
+    "pyfn_action/shim/pyfn/worker.py",
+    "pyfn_action/data/trim-site.txt",
+    "pyfn_action/cli.py",
+)
 
 
 class ReleaseError(Exception):
@@ -45,8 +49,9 @@ def changelog_section(text: str, version: str) -> str:
             "rename [Unreleased] to it (CONTRIBUTING.md, Cutting a release)"
         )
     if not found[0].group("date"):
-        raise ReleaseError(f"CHANGELOG.md's section [{version}] has no date: "
-                           f"## [{version}] - YYYY-MM-DD")  # fmt: skip
+        raise ReleaseError(
+            f"CHANGELOG.md's section [{version}] has no date: ## [{version}] - YYYY-MM-DD"
+        )
     start = found[0].end()
     following = SECTION.search(text, start)
     return text[start : following.start() if following else len(text)].strip() + "\n"
@@ -72,10 +77,16 @@ def build(out: Path, version: str = __version__) -> list[Path]:
         # A copy of the checkout's files (as git sees them): building writes build/
         # and *.egg-info beside the sources, never into the checkout.
         source = Path(tmp) / "source"
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT, capture_output=True, check=True,
-        ).stdout.decode().split("\0")  # fmt: skip
+        listed = (
+            subprocess.run(
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                cwd=ROOT,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .split("\0")
+        )
         for name in filter(None, listed):
             if (ROOT / name).is_file() and not name.startswith("tests/"):
                 (source / name).parent.mkdir(parents=True, exist_ok=True)
@@ -111,8 +122,9 @@ def build(out: Path, version: str = __version__) -> list[Path]:
 def _check_metadata(text: str, version: str, what: str) -> None:
     message = email.parser.Parser().parsestr(text)
     if message["Name"] != "pyfn-action" or message["Version"] != version:
-        raise ReleaseError(f"{what} says {message['Name']} {message['Version']}, "
-                           f"not pyfn-action {version}")  # fmt: skip
+        raise ReleaseError(
+            f"{what} says {message['Name']} {message['Version']}, not pyfn-action {version}"
+        )
     if (
         message.get("Description-Content-Type") != "text/markdown"
         or len(message.get_payload() or "") < 1000

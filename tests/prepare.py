@@ -38,12 +38,17 @@ LOCKHOUSE = HERE / ".lockhouse"
 NPM_CACHE = HERE / ".npm-cache"
 OTHER_FRAMEWORK = "5.0.2"  # a released version other than the pinned one
 TARGET = [
-    "--platform", "manylinux2014_x86_64",
-    "--platform", "manylinux_2_17_x86_64",
-    "--implementation", "pp",
-    "--python-version", "3.9",
-    "--abi", "pypy39_pp73",
-]  # fmt: skip
+    "--platform",
+    "manylinux2014_x86_64",
+    "--platform",
+    "manylinux_2_17_x86_64",
+    "--implementation",
+    "pp",
+    "--python-version",
+    "3.9",
+    "--abi",
+    "pypy39_pp73",
+]
 
 
 def _build_requires(sdist: Path) -> list[str]:
@@ -94,9 +99,18 @@ def main() -> int:
     # an sdist here; nothing else, so that no wheel built here stands in for them.
     locks = HERE.parent / "requirements"
     pip_download = [sys.executable, "-m", "pip", "download", "-q", "-d", str(LOCKHOUSE)]
-    subprocess.run([*pip_download, "--no-deps", "--require-hashes",
-                    "-r", str(locks / "uv.txt"), "-r", str(locks / "action.txt")],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [
+            *pip_download,
+            "--no-deps",
+            "--require-hashes",
+            "-r",
+            str(locks / "uv.txt"),
+            "-r",
+            str(locks / "action.txt"),
+        ],
+        check=True,
+    )
     builds = [need for sdist in LOCKHOUSE.glob("*.tar.gz") for need in _build_requires(sdist)]
     subprocess.run([*pip_download, "--only-binary=:all:", *builds], check=True)
     print(f"lockhouse: {len(list(LOCKHOUSE.iterdir()))} files in {LOCKHOUSE}")

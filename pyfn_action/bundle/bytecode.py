@@ -230,18 +230,20 @@ def _compile(
         # compiles every n-th file.
         parts = max(1, min(processes or _cpus(), 4, len(jobs) // PER_PROCESS))
         with concurrent.futures.ThreadPoolExecutor(max_workers=parts) as pool:
-            results = list(pool.map(
-                lambda part: subprocess.run(
-                    [*interpreter.argv, "-c", _COMPILER],
-                    input=json.dumps(jobs[part::parts]),
-                    env=dict(interpreter.env),
-                    capture_output=True,
-                    text=True,
-                    timeout=COMPILE_TIMEOUT_SECONDS,
-                    check=False,
-                ),
-                range(parts),
-            ))  # fmt: skip
+            results = list(
+                pool.map(
+                    lambda part: subprocess.run(
+                        [*interpreter.argv, "-c", _COMPILER],
+                        input=json.dumps(jobs[part::parts]),
+                        env=dict(interpreter.env),
+                        capture_output=True,
+                        text=True,
+                        timeout=COMPILE_TIMEOUT_SECONDS,
+                        check=False,
+                    ),
+                    range(parts),
+                )
+            )
         broken = next((r for r in results if r.returncode != 0), None)
         if broken is not None:
             log.warning(

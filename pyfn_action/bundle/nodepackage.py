@@ -181,11 +181,22 @@ def _make_lock(package_json: bytes, lock_path: Path, spec: str, env: Mapping[str
         log.info("locking the Node.js Functions Framework %s (once)", spec)
         try:
             result = subprocess.run(
-                [npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
-                 "--no-fund", "--omit-lockfile-registry-resolved"],
-                cwd=tmp, env=dict(env), capture_output=True, text=True,
-                timeout=NPM_TIMEOUT_SECONDS, check=False,
-            )  # fmt: skip
+                [
+                    npm,
+                    "install",
+                    "--package-lock-only",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--omit-lockfile-registry-resolved",
+                ],
+                cwd=tmp,
+                env=dict(env),
+                capture_output=True,
+                text=True,
+                timeout=NPM_TIMEOUT_SECONDS,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
             raise BundleError(
                 f"npm did not lock node_framework {spec!r} within {NPM_TIMEOUT_SECONDS} s"

@@ -58,8 +58,12 @@ def warm(
             compiled = _compile(kept, runtime, interpreter, cache_dir, stop)
             pressing.result()
         _compress(compiled, cache, stop)
-        log.debug("worked ahead: %d modules compiled, %d files compressed, of %d files",
-                  len(compiled), cache.misses + cache.hits, len(kept))  # fmt: skip
+        log.debug(
+            "worked ahead: %d modules compiled, %d files compressed, of %d files",
+            len(compiled),
+            cache.misses + cache.hits,
+            len(kept),
+        )
     except Exception as exc:  # the bundle stage does this work again, and reports
         log.debug("working ahead stopped: %s", exc)
 
@@ -79,8 +83,9 @@ def _compile(
     for start in range(0, len(sources), CHUNK):
         if stop.is_set():
             break
-        done = compile_entries(sources[start : start + CHUNK], runtime, interpreter, cache_dir,
-                               processes=1, quiet=True)  # fmt: skip
+        done = compile_entries(
+            sources[start : start + CHUNK], runtime, interpreter, cache_dir, processes=1, quiet=True
+        )
         compiled += [e for e in done if e.arcname.endswith(".pyc")]
     return compiled
 

@@ -82,8 +82,11 @@ def _git_rule(origin: str, number: int, text: str, pattern: str, base: str) -> R
     if matcher is None:
         log.warning(
             "%s:%d: %r is not a rule git can use (%s); it is skipped, as git skips it",
-            origin, number, text, why,
-        )  # fmt: skip
+            origin,
+            number,
+            text,
+            why,
+        )
         return None
     return Rule(origin, number, text, matcher)
 
@@ -142,8 +145,10 @@ def _gcloud_rule(origin: str, number: int, line: str) -> Rule | None:
     if matcher is None:
         log.warning(
             "%s:%d: %r is not a rule gcloud can use; it is skipped, as gcloud skips it",
-            origin, number, line,
-        )  # fmt: skip
+            origin,
+            number,
+            line,
+        )
         return None
     return Rule(origin, number, line, matcher)
 
@@ -278,15 +283,20 @@ def plan_dict(plan: TrimPlan) -> dict[str, object]:
     """The plan as JSON: each rule's effect, and the totals."""
     return {
         "rules": [
-            {"rule": e.rule.text, "source": e.rule.origin, "line": e.rule.line,
-             "files": e.files, "bytes": e.bytes}
+            {
+                "rule": e.rule.text,
+                "source": e.rule.origin,
+                "line": e.rule.line,
+                "files": e.files,
+                "bytes": e.bytes,
+            }
             for e in plan.effects
         ],
         "removed_files": len(plan.removed),
         "removed_bytes": plan.removed_bytes,
         "kept_files": len(plan.kept),
         "kept_bytes": plan.kept_bytes,
-    }  # fmt: skip
+    }
 
 
 def render_plan(plan: TrimPlan) -> str:
@@ -297,10 +307,16 @@ def render_plan(plan: TrimPlan) -> str:
     table = [header, *rows]
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     lines = [
-        "  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1]),
-                   r[2].rjust(widths[2]), r[3].rjust(widths[3])]).rstrip()
+        "  ".join(
+            [
+                r[0].ljust(widths[0]),
+                r[1].ljust(widths[1]),
+                r[2].rjust(widths[2]),
+                r[3].rjust(widths[3]),
+            ]
+        ).rstrip()
         for r in table
-    ]  # fmt: skip
+    ]
     lines.append(
         f"\nwould keep {len(plan.kept)} files ({format_size(plan.kept_bytes)}); nothing was written"
     )

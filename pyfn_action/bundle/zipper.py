@@ -183,9 +183,17 @@ def _write_archive(out: BinaryIO, segments: Sequence[_Segment], dos: tuple[int, 
     if count > 0xFFFF or offset > _LIMIT32 or len(directory) > _LIMIT32:
         end64_at = offset + len(directory)
         directory += _END64.pack(
-            0x06064B50, _END64.size - 12, (3 << 8) | _ZIP64_VERSION, _ZIP64_VERSION,
-            0, 0, count, count, len(directory), offset,
-        )  # fmt: skip
+            0x06064B50,
+            _END64.size - 12,
+            (3 << 8) | _ZIP64_VERSION,
+            _ZIP64_VERSION,
+            0,
+            0,
+            count,
+            count,
+            len(directory),
+            offset,
+        )
         directory += _LOCATOR64.pack(0x07064B50, 0, end64_at, 1)
         directory += _END.pack(0x06054B50, 0, 0, 0xFFFF, 0xFFFF, _LIMIT32, _LIMIT32, 0)
     else:
@@ -287,8 +295,10 @@ def _copy_block(segment: _Segment, out: BinaryIO) -> None:
 
 
 def _meta(segment: _Segment) -> bytes:
-    rows = [[w.arcname, w.component, w.kind, w.compressed_bytes, w.uncompressed_bytes]
-            for w in segment.written]  # fmt: skip
+    rows = [
+        [w.arcname, w.component, w.kind, w.compressed_bytes, w.uncompressed_bytes]
+        for w in segment.written
+    ]
     return json.dumps({"local_size": segment.local_size, "written": rows}).encode()
 
 
@@ -313,8 +323,9 @@ def _keep_block(segment: _Segment, zip_path: Path, start: int, blocks: Path) -> 
                 out.write(chunk)
                 left -= len(chunk)
             out.seek(0)
-            out.write(_BLOCK_HEAD.pack(_BLOCK_MAGIC, digest.digest(), len(meta),
-                                       len(segment.central)))  # fmt: skip
+            out.write(
+                _BLOCK_HEAD.pack(_BLOCK_MAGIC, digest.digest(), len(meta), len(segment.central))
+            )
         os.replace(tmp, blocks / f"{segment.key}.blk")
         tmp = None
     except OSError as exc:
@@ -397,9 +408,11 @@ def write_zip(
         log.debug(
             "zip: %d blocks copied, %d compressed data reused (each checked against its "
             "file), %d compressed now, %d cache entries discarded",
-            sum(s.block is not None for s in segments), cache.hits, cache.misses,
+            sum(s.block is not None for s in segments),
+            cache.hits,
+            cache.misses,
             cache.discarded,
-        )  # fmt: skip
+        )
         if blocks is not None:
             start = 0
             for segment in segments:

@@ -37,8 +37,15 @@ def api_error(
     what = f"Google Cloud refused {doing}"
     if isinstance(exc, gexc.RetryError) and exc.cause is not None:
         # Retries ran out: judge by the last error, and say that it was retried.
-        last = api_error(exc.cause, doing=doing, kind=kind, project=project, region=region,
-                         bucket=bucket, gen=gen)  # fmt: skip
+        last = api_error(
+            exc.cause,
+            doing=doing,
+            kind=kind,
+            project=project,
+            region=region,
+            bucket=bucket,
+            gen=gen,
+        )
         last.why = "; ".join(p for p in (last.why, "retried until the retry budget ran out") if p)
         last.args = (last.message,)
         return last

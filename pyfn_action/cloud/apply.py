@@ -237,9 +237,17 @@ def apply(
     except Exception as exc:
         doing = f"{'updating' if existing is not None else 'creating'} function {t.name}"
         raise _error(exc, doing, t, gen) from None
-    result = wait_for(operation, t, gen, timeout=max(deadline - clock(), 0.0), say=say,
-                      clock=clock, sleep=sleep, poll_first=poll_first,
-                      poll_max=poll_max)  # fmt: skip
+    result = wait_for(
+        operation,
+        t,
+        gen,
+        timeout=max(deadline - clock(), 0.0),
+        say=say,
+        clock=clock,
+        sleep=sleep,
+        poll_first=poll_first,
+        poll_max=poll_max,
+    )
     url, state = version.url(result), version.state(result)
     if state not in ("ACTIVE",):
         raise DeployError(
@@ -248,9 +256,14 @@ def apply(
             fix=f"Correct what the messages name and deploy again (a deployment repairs a "
             f"failed function); {_describe(t, gen)} shows its state",
         )
-    return Deployed(name=t.path, url=url, state=state, action=action,
-                    operation=operation.operation.name,
-                    source=version.source(the_plan.body))  # fmt: skip
+    return Deployed(
+        name=t.path,
+        url=url,
+        state=state,
+        action=action,
+        operation=operation.operation.name,
+        source=version.source(the_plan.body),
+    )
 
 
 def wait_for(
@@ -271,11 +284,23 @@ def wait_for(
     name = operation.operation.name
     say(f"Operation {name} started; waiting up to {_duration(timeout)}")
     try:
-        _wait(operation, t, gen, clock() + timeout, say=say, clock=clock, sleep=sleep,
-              poll_first=poll_first, poll_max=poll_max, verb=verb)  # fmt: skip
+        _wait(
+            operation,
+            t,
+            gen,
+            clock() + timeout,
+            say=say,
+            clock=clock,
+            sleep=sleep,
+            poll_first=poll_first,
+            poll_max=poll_max,
+            verb=verb,
+        )
     except KeyboardInterrupt:
-        say(f"Stopped waiting; operation {name} goes on in Google Cloud: follow it with "
-            + _describe(t, gen))  # fmt: skip
+        say(
+            f"Stopped waiting; operation {name} goes on in Google Cloud: follow it with "
+            + _describe(t, gen)
+        )
         raise
     return _finished(operation, t, gen, verb)
 
@@ -430,5 +455,6 @@ def _snake(path: str) -> str:
 
 
 def _error(exc: BaseException, doing: str, t: FunctionAddress, gen: Generation) -> PyfnError:
-    return api_error(exc, doing=doing, kind=DeployError, project=t.project, region=t.region,
-                     gen=gen.gen)  # fmt: skip
+    return api_error(
+        exc, doing=doing, kind=DeployError, project=t.project, region=t.region, gen=gen.gen
+    )

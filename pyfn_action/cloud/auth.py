@@ -19,8 +19,12 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 # Where google-github-actions/auth and gcloud put the project, in the order they win.
-PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "CLOUDSDK_PROJECT",
-                     "GCLOUD_PROJECT")  # fmt: skip
+PROJECT_VARIABLES = (
+    "GOOGLE_CLOUD_PROJECT",
+    "CLOUDSDK_CORE_PROJECT",
+    "CLOUDSDK_PROJECT",
+    "GCLOUD_PROJECT",
+)
 
 DEPLOY_ROLES = (
     "roles/cloudfunctions.developer on the project",
@@ -36,8 +40,11 @@ def require_client_libraries(needed_for: str) -> None:
     """Google's client libraries are there (``pyfn-action[deploy]``), or a clear error."""
     import importlib.util
 
-    missing = [name for name in ("google.auth", "google.cloud.storage", "google_crc32c")
-               if _absent(importlib.util, name)]  # fmt: skip
+    missing = [
+        name
+        for name in ("google.auth", "google.cloud.storage", "google_crc32c")
+        if _absent(importlib.util, name)
+    ]
     if missing:
         from pyfn_action import __version__
 

@@ -26,9 +26,15 @@ _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$")
 RESERVED_ENV = frozenset(
-    {"FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE", "K_SERVICE", "K_REVISION",
-     "K_CONFIGURATION", "PORT"}
-)  # fmt: skip
+    {
+        "FUNCTION_TARGET",
+        "FUNCTION_SIGNATURE_TYPE",
+        "K_SERVICE",
+        "K_REVISION",
+        "K_CONFIGURATION",
+        "PORT",
+    }
+)
 
 BUCKET_RULE = (
     "bucket names are 3-63 characters (up to 222 with dots, 63 between dots) of lowercase "

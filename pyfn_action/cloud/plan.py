@@ -53,10 +53,13 @@ class Plan:
         if path in self.update_mask:
             return self  # configured: the builder added NODE_OPTIONS
         if exists is None:
-            note = (f"NODE_OPTIONS={PRELOAD_OPTION} will be added to the function's "
-                    "environment variables, which are kept")  # fmt: skip
-            return Plan(self.address, self.generation, self.body, self.update_mask,
-                        [*self.notes, note])  # fmt: skip
+            note = (
+                f"NODE_OPTIONS={PRELOAD_OPTION} will be added to the function's "
+                "environment variables, which are kept"
+            )
+            return Plan(
+                self.address, self.generation, self.body, self.update_mask, [*self.notes, note]
+            )
         env = dict(deployed or {}) if exists else {}
         options = node_options(env.get("NODE_OPTIONS"))
         if exists and env.get("NODE_OPTIONS") == options:

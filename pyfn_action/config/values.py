@@ -138,8 +138,17 @@ def _opt_size(value: Any) -> int | None:
 # --- the deploy's values: read from the same file and environment, never bundled ---
 
 
-MEMORY_UNITS = {"": 1, "mi": 1, "mib": 1, "m": 1, "mb": 1, "gi": 1024, "gib": 1024, "g": 1024,
-                "gb": 1024}  # fmt: skip
+MEMORY_UNITS = {
+    "": 1,
+    "mi": 1,
+    "mib": 1,
+    "m": 1,
+    "mb": 1,
+    "gi": 1024,
+    "gib": 1024,
+    "g": 1024,
+    "gb": 1024,
+}
 
 
 MAX_MEMORY_MIB = 32768  # the largest instance either generation offers

@@ -154,14 +154,30 @@ def _build_sdists(
         version = dist.version or ""
         if sha256 is None:
             build_for_target(
-                str(path), dist.name, version, b.interpreter, b.target, b.sources,
-                b.wheelhouse, b.target.tags(), b.builder, shown=f"{dist.name}=={version}",
-            )  # fmt: skip
+                str(path),
+                dist.name,
+                version,
+                b.interpreter,
+                b.target,
+                b.sources,
+                b.wheelhouse,
+                b.target.tags(),
+                b.builder,
+                shown=f"{dist.name}=={version}",
+            )
         else:
             built_once(
-                path, sha256, dist.name, version, b.interpreter, b.target, b.sources,
-                b.wheelhouse, b.cache_dir, b.builder,
-            )  # fmt: skip
+                path,
+                sha256,
+                dist.name,
+                version,
+                b.interpreter,
+                b.target,
+                b.sources,
+                b.wheelhouse,
+                b.cache_dir,
+                b.builder,
+            )
 
 
 def _build_direct(direct: Sequence[Locked], lock_dir: Path, b: _Builds) -> None:
@@ -169,17 +185,28 @@ def _build_direct(direct: Sequence[Locked], lock_dir: Path, b: _Builds) -> None:
         assert dist.direct is not None
         parts = urllib.parse.urlsplit(dist.direct)
         location = (
-            urllib.request.url2pathname(parts.path) if parts.scheme == "file"
-            else dist.direct if parts.scheme else str(lock_dir / dist.direct)
-        )  # fmt: skip
+            urllib.request.url2pathname(parts.path)
+            if parts.scheme == "file"
+            else dist.direct
+            if parts.scheme
+            else str(lock_dir / dist.direct)
+        )
         if location.endswith(".whl"):
             name = urllib.parse.unquote(location.rsplit("/", 1)[-1])
-            fetch_all([LockedFile(location, name, None)], b.wheelhouse, b.cache_dir, b.sources,
-                      lock_dir)  # fmt: skip
+            fetch_all(
+                [LockedFile(location, name, None)], b.wheelhouse, b.cache_dir, b.sources, lock_dir
+            )
             continue
         if not b.interpreter.is_target:
             raise no_wheel(dist.direct, dist.name, b.target, b.sources, built=None)
         build_for_target(
-            location, dist.name, dist.version or "", b.interpreter, b.target, b.sources,
-            b.wheelhouse, b.target.tags(), b.builder,
-        )  # fmt: skip
+            location,
+            dist.name,
+            dist.version or "",
+            b.interpreter,
+            b.target,
+            b.sources,
+            b.wheelhouse,
+            b.target.tags(),
+            b.builder,
+        )

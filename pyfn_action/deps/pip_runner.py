@@ -77,10 +77,13 @@ def target_args(target: Target) -> list[str]:
     """pip's flags for the target's wheels: every platform tag, PyPy, its Python and ABI."""
     args = [arg for p in target.platforms() for arg in ("--platform", p)]
     return args + [
-        "--implementation", "pp",
-        "--python-version", target.python_version,
-        "--abi", target.abi,
-    ]  # fmt: skip
+        "--implementation",
+        "pp",
+        "--python-version",
+        target.python_version,
+        "--abi",
+        target.abi,
+    ]
 
 
 def run_pip(
@@ -126,9 +129,14 @@ def run_group(
     name = "pip" if "pip" in argv[1:4] else Path(argv[0]).name
     started = time.monotonic()
     with subprocess.Popen(
-        list(argv), env=dict(env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    ) as process:  # fmt: skip
+        list(argv),
+        env=dict(env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
         try:
             while True:
                 left = timeout - (time.monotonic() - started)

@@ -39,8 +39,14 @@ for key, value in c.items():  # pip >= 24: (file, its options), in override orde
 print(json.dumps(merged))
 """
 _SECTIONS = (":env:", "install", "global")  # the first that sets an option wins
-_AS_INSTALL_READS_THEM = ("index-url", "extra-index-url", "find-links", "no-index",
-                          "trusted-host", "cert")  # fmt: skip
+_AS_INSTALL_READS_THEM = (
+    "index-url",
+    "extra-index-url",
+    "find-links",
+    "no-index",
+    "trusted-host",
+    "cert",
+)
 TIMEOUT_SECONDS = 60
 
 
@@ -67,9 +73,13 @@ def _read(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     env = dict(items)
     try:
         result = subprocess.run(
-            [sys.executable, "-E", "-c", _READ], env=dict(env), capture_output=True, text=True,
-            timeout=TIMEOUT_SECONDS, check=False,
-        )  # fmt: skip
+            [sys.executable, "-E", "-c", _READ],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_SECONDS,
+            check=False,
+        )
         if result.returncode != 0:
             raise ValueError(result.stderr.strip().splitlines()[-1:] or "no output")
         data = json.loads(result.stdout)

@@ -33,10 +33,19 @@ from pyfn_action.toml import tomllib
 
 # Options pip accepts in a requirements file that pyfn passes through unchanged.
 _PASS_OPTIONS = {
-    "--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--no-index",
-    "--pre", "--prefer-binary", "--only-binary", "--no-binary", "--trusted-host",
+    "--index-url",
+    "-i",
+    "--extra-index-url",
+    "--find-links",
+    "-f",
+    "--no-index",
+    "--pre",
+    "--prefer-binary",
+    "--only-binary",
+    "--no-binary",
+    "--trusted-host",
     "--require-hashes",
-}  # fmt: skip
+}
 _INCLUDE_OPTIONS = {"-r", "--requirement", "-c", "--constraint"}
 _FIND_LINKS_OPTIONS = {"--find-links", "-f"}
 _REFUSED_OPTIONS = {
@@ -45,9 +54,19 @@ _REFUSED_OPTIONS = {
 }
 # File names pip takes for a local archive even without a path (pip's ARCHIVE_EXTENSIONS).
 _ARCHIVES = (
-    ".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz",
-    ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma",
-)  # fmt: skip
+    ".whl",
+    ".zip",
+    ".tar.gz",
+    ".tgz",
+    ".tar",
+    ".tar.bz2",
+    ".tbz",
+    ".tar.xz",
+    ".txz",
+    ".tlz",
+    ".tar.lz",
+    ".tar.lzma",
+)
 _EXTRAS = re.compile(r"^(.+)(\[[^\]]+\])$")  # pip's: ./pkg[extra]
 
 
@@ -400,8 +419,9 @@ def pinned_hashes(path: Path) -> tuple[dict[str, set[str]], bool]:
         if line.startswith("-"):
             required = required or _option(line)[0] == "--require-hashes"
             continue
-        digests = {m["digest"].lower() for m in _HASH.finditer(line)
-                   if m["algorithm"].lower() == "sha256"}  # fmt: skip
+        digests = {
+            m["digest"].lower() for m in _HASH.finditer(line) if m["algorithm"].lower() == "sha256"
+        }
         try:
             name: str = canonicalize_name(Requirement(_requirement_text(line)).name)
         except InvalidRequirement:
@@ -411,9 +431,14 @@ def pinned_hashes(path: Path) -> tuple[dict[str, set[str]], bool]:
     return found, required
 
 
-_SOURCE_OPTIONS = {"--index-url": "--index-url", "-i": "--index-url",
-                   "--extra-index-url": "--extra-index-url", "--find-links": "--find-links",
-                   "-f": "--find-links", "--no-index": "--no-index"}  # fmt: skip
+_SOURCE_OPTIONS = {
+    "--index-url": "--index-url",
+    "-i": "--index-url",
+    "--extra-index-url": "--extra-index-url",
+    "--find-links": "--find-links",
+    "-f": "--find-links",
+    "--no-index": "--no-index",
+}
 
 
 def source_options(path: Path) -> list[str]:

@@ -128,19 +128,40 @@ def install_requirements(
     if python is not None:
         log.info("resolving the requirements with uv")
         locked = uvlock.compile_lock(
-            requirement_files, requirements, python=python, target=target,
-            interpreter=interpreter, pip=pip, cache_dir=cache_dir, work=work,
-        )  # fmt: skip
+            requirement_files,
+            requirements,
+            python=python,
+            target=target,
+            interpreter=interpreter,
+            pip=pip,
+            cache_dir=cache_dir,
+            work=work,
+        )
         fill_wheelhouse(
-            locked, lock_dir=work, target=target, interpreter=interpreter,
-            sources=pip.sources, cache_dir=cache_dir, wheelhouse=wheelhouse, work=work,
-            builder=uvlock.uv_builder(cache_dir, pip), hashes=_pinned_hashes(requirement_files),
+            locked,
+            lock_dir=work,
+            target=target,
+            interpreter=interpreter,
+            sources=pip.sources,
+            cache_dir=cache_dir,
+            wheelhouse=wheelhouse,
+            work=work,
+            builder=uvlock.uv_builder(cache_dir, pip),
+            hashes=_pinned_hashes(requirement_files),
             meanwhile=meanwhile,
-        )  # fmt: skip
+        )
     else:
         log.info("resolving the requirements with pip")
-        _pip_wheelhouse(requirements, requirement_files, target, interpreter, sources,
-                        cache_dir, work, wheelhouse)  # fmt: skip
+        _pip_wheelhouse(
+            requirements,
+            requirement_files,
+            target,
+            interpreter,
+            sources,
+            cache_dir,
+            work,
+            wheelhouse,
+        )
     wheels = sorted(wheelhouse.glob("*.whl"))
     _check_wheels(wheels, target, wheelhouse)
     installed = Installed(site, tuple(_install(w, site) for w in wheels), resolver)
@@ -164,8 +185,9 @@ def _say_what_markers_left_out(files: Sequence[Path], installed: Installed) -> N
             if requirement.marker and canonicalize_name(requirement.name) not in have:
                 log.info(
                     "%s is not installed: its marker (%s) is false for the target",
-                    requirement.name, requirement.marker,
-                )  # fmt: skip
+                    requirement.name,
+                    requirement.marker,
+                )
 
 
 def _pinned_hashes(files: Sequence[Path]) -> dict[str, set[str]] | None:
@@ -249,13 +271,20 @@ def _resolve(
     extra = [] if interpreter.is_target else target_args(target) + ["--only-binary=:all:"]
     result = run_pip(
         interpreter,
-        ["install", "--dry-run", "--ignore-installed", "--prefer-binary", "--quiet",
-         "--report", str(report)]
+        [
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--prefer-binary",
+            "--quiet",
+            "--report",
+            str(report),
+        ]
         + extra
         + sources.pip_args()
         + _cache_args(cache_dir)
         + args,
-    )  # fmt: skip
+    )
     if result.returncode != 0:
         spec = _unmatched(result.stderr)
         if spec is not None:

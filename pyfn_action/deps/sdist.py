@@ -145,9 +145,17 @@ def built_once(
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=home.parent))
             try:
                 build_for_target(
-                    str(sdist), name, version, interpreter, target, sources, tmp, tags, builder,
+                    str(sdist),
+                    name,
+                    version,
+                    interpreter,
+                    target,
+                    sources,
+                    tmp,
+                    tags,
+                    builder,
                     shown=f"{name}=={version}",
-                )  # fmt: skip
+                )
                 (tmp / ".complete").write_text(f"{sdist.name}\n")
                 shutil.rmtree(home, ignore_errors=True)
                 os.replace(tmp, home)

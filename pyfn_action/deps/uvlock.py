@@ -42,8 +42,20 @@ log = logging.getLogger(__name__)
 
 UV_TIMEOUT_SECONDS = 1800
 # The manylinux versions uv's --python-platform names (uv 0.9 to 0.13), newest last.
-_UV_MANYLINUX = ((2, 17), (2, 28), (2, 31), (2, 32), (2, 33), (2, 34), (2, 35), (2, 36),
-                 (2, 37), (2, 38), (2, 39), (2, 40))  # fmt: skip
+_UV_MANYLINUX = (
+    (2, 17),
+    (2, 28),
+    (2, 31),
+    (2, 32),
+    (2, 33),
+    (2, 34),
+    (2, 35),
+    (2, 36),
+    (2, 37),
+    (2, 38),
+    (2, 39),
+    (2, 40),
+)
 
 
 @dataclass(frozen=True)
@@ -160,13 +172,25 @@ class _Uv:
         """uv run on ``inputs`` (requirement files) into ``lock``; its stderr, masked."""
         shared, env = _shared(self.pip, self.interpreter, self.cache_dir)
         argv = [
-            uv_binary(), "pip", "compile", "--format", "pylock.toml", "--output-file", str(lock),
-            "--no-header", "--quiet", *shared,
-            "--python", self.python, "--python-version", self.target.python_version,
-            "--python-platform", python_platform(self.target),
+            uv_binary(),
+            "pip",
+            "compile",
+            "--format",
+            "pylock.toml",
+            "--output-file",
+            str(lock),
+            "--no-header",
+            "--quiet",
+            *shared,
+            "--python",
+            self.python,
+            "--python-version",
+            self.target.python_version,
+            "--python-platform",
+            python_platform(self.target),
             *([] if self.interpreter.is_target else ["--only-binary", ":all:"]),
             *inputs,
-        ]  # fmt: skip
+        ]
         secrets = _secrets(argv, env)
         log.debug("running %s", mask_text(shlex.join(argv), secrets))
         try:
@@ -202,15 +226,18 @@ def _shared(
     where to look as pip looks, the best version on any index) and the environment
     (what a build may see, pip's certificate, never a ``uv.toml`` of the checkout)."""
     args = [
-        "--no-progress", "--cache-dir", str(cache_dir / "uv"),
-        "--index-strategy", "unsafe-best-match",
+        "--no-progress",
+        "--cache-dir",
+        str(cache_dir / "uv"),
+        "--index-strategy",
+        "unsafe-best-match",
         # A package's own [tool.uv.sources] (a pull request's pyproject.toml) never
         # sends uv to a path, a repository or an index of its choosing: metadata as
         # published, as pip reads it.
         "--no-sources",
         *pip.sources.pip_args(),  # uv takes pip's flags for them
         *(arg for host in pip.trusted_hosts for arg in ("--allow-insecure-host", host)),
-    ]  # fmt: skip
+    ]
     env = {**interpreter.env, "UV_NO_CONFIG": "1"}
     if pip.cert:
         env["SSL_CERT_FILE"] = pip.cert
@@ -320,9 +347,16 @@ def uv_builder(cache_dir: Path, pip: PipSettings) -> Builder:
     ) -> SourceBuild:
         shared, env = _shared(dataclasses.replace(pip, sources=sources), interpreter, cache_dir)
         argv = [
-            uv_binary(), "build", "--wheel", "--out-dir", str(out), *shared,
-            "--python", interpreter.argv[0], spec,
-        ]  # fmt: skip
+            uv_binary(),
+            "build",
+            "--wheel",
+            "--out-dir",
+            str(out),
+            *shared,
+            "--python",
+            interpreter.argv[0],
+            spec,
+        ]
         secrets = _secrets(argv, env)
         log.debug("running %s", mask_text(shlex.join(argv), secrets))
         try:

@@ -146,9 +146,14 @@ def build(
         included = list(requirements.files) if requirements is not None else []
         local = localreqs.digest(requirements)
         key = sitecache.cache_key(
-            included, extra, target, sources, runtime.sha256, local=local,
+            included,
+            extra,
+            target,
+            sources,
+            runtime.sha256,
+            local=local,
             resolver=config.resolver,
-        )  # fmt: skip
+        )
         try:
             installed = sitecache.installed_site(
                 cache_dir,
@@ -194,10 +199,14 @@ def build(
             request_concurrency,
         )
         staged = stage(
-            runtime, installed, source.root, manifest, node,
+            runtime,
+            installed,
+            source.root,
+            manifest,
+            node,
             app_ignores=_out_ignores(config, out),
             never_bundle=credential_files(env),
-        )  # fmt: skip
+        )
         for warning in staged.warnings:
             log.warning("%s", warning)
         default = gcloud_default(source.root)
@@ -354,8 +363,14 @@ def _refuse_credentials(
             log.warning("%s", found.line() if allowed else f"{found.where}: {found.what}")
             # A line of a member of an archive is not a line of the archive.
             own = found.lineno if found.where == secrets.shown_name(entry.arcname) else None
-            located.append(Finding("credentials", f"{found.where}: {found.what}", file,
-                                   own if line is None else line))  # fmt: skip
+            located.append(
+                Finding(
+                    "credentials",
+                    f"{found.where}: {found.what}",
+                    file,
+                    own if line is None else line,
+                )
+            )
         for note in scan.unscanned:
             log.warning("%s", note.line())
             unscanned.append(Finding("credentials", note.line(), file, line))

@@ -154,8 +154,12 @@ class DeployOutcome:
         """The outcome as ``--json`` shows it."""
         if self.deployed is not None:
             assert self.uploaded is not None
-            return {"upload": self.uploaded.to_dict(), "deploy": self.deployed.to_dict(),
-                    "sha256": self.report.bundle.sha256, "runtime": self.runtime}  # fmt: skip
+            return {
+                "upload": self.uploaded.to_dict(),
+                "deploy": self.deployed.to_dict(),
+                "sha256": self.report.bundle.sha256,
+                "runtime": self.runtime,
+            }
         requests = self.plan.requests()
         action = self.action
         return {
@@ -177,8 +181,10 @@ class DeployOutcome:
     @property
     def runtime(self) -> dict[str, str | None]:
         """What runs the function: the Node.js runtime and the framework the bundle declares."""
-        return {"node_runtime": self.plan.node_runtime,
-                "node_framework": self.report.node_framework}  # fmt: skip
+        return {
+            "node_runtime": self.plan.node_runtime,
+            "node_framework": self.report.node_framework,
+        }
 
     def _runtime_text(self) -> str:
         framework = self.report.node_framework or "not declared (an older bundle)"
@@ -199,15 +205,17 @@ class DeployOutcome:
         what = {None: "create if absent, update if present", "create": "create", "update": "update"}
         text = "Dry run: nothing is uploaded or deployed.\n\n"
         text += f"upload  the bundle ({size:.1f} MB) → {self.object_uri} (if absent)\n"
-        text += (f"deploy  {plan.address.path} ({plan.generation.gen} gen): "
-                 f"{what[self.action]}\n")  # fmt: skip
+        text += f"deploy  {plan.address.path} ({plan.generation.gen} gen): {what[self.action]}\n"
         text += f"runtime {self._runtime_text()}\n"
         text += f"update mask: {','.join(plan.update_mask)}\n"
         text += "".join(f"note: {note}\n" for note in plan.notes)
         for name, request in out["requests"].items():
             query = "&".join(f"{k}={v}" for k, v in request["query"].items())
-            text += (f"\n{name}: {request['method']} {request['path']}"
-                     + (f"?{query}" if query else "") + "\n")  # fmt: skip
+            text += (
+                f"\n{name}: {request['method']} {request['path']}"
+                + (f"?{query}" if query else "")
+                + "\n"
+            )
             text += json.dumps(request["body"], indent=2) + "\n"
         return text
 
@@ -319,14 +327,20 @@ def deploy_function(
     with tempfile.TemporaryDirectory(prefix="pyfn-deploy-") as tmp:
         if dry_run:
             config = dataclasses.replace(config, out=Path(tmp) / "dist")
-        result = build_function(config, env, progress=progress, request_timeout=request_timeout,
-                                request_concurrency=request_concurrency)  # fmt: skip
+        result = build_function(
+            config,
+            env,
+            progress=progress,
+            request_timeout=request_timeout,
+            request_concurrency=request_concurrency,
+        )
         assert result.bundle is not None and result.report is not None
         key = object_name(settings.prefix, config.name, result.report.bundle.sha256)
         uri = f"gs://{inputs.bucket}/{key}"
         if dry_run:
-            return DeployOutcome(result, result.report, inputs.plan.staged(inputs.bucket, key),
-                                 uri, inputs.exists)  # fmt: skip
+            return DeployOutcome(
+                result, result.report, inputs.plan.staged(inputs.bucket, key), uri, inputs.exists
+            )
         uploaded = upload(
             result.bundle,
             bucket=inputs.bucket,

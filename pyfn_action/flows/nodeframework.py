@@ -51,8 +51,11 @@ def _which(name: str, env: Mapping[str, str]) -> str | None:
 def _node_files(package: NodePackage) -> dict[str, bytes]:
     """What ``npm ci`` runs on: the bundle's declaration, and pyfn's launcher."""
     launcher = resources.files("pyfn_action").joinpath("node", "serve.js").read_bytes()
-    return {"package.json": package.package_json, "package-lock.json": package.lock,
-            "serve.js": launcher}  # fmt: skip
+    return {
+        "package.json": package.package_json,
+        "package-lock.json": package.lock,
+        "serve.js": launcher,
+    }
 
 
 def framework_home(cache_dir: Path, package: NodePackage | None = None) -> Path:
@@ -126,8 +129,7 @@ def _install(npm: str, home: Path, package: NodePackage, env: Mapping[str, str])
     try:
         for name, data in _node_files(package).items():
             (tmp / name).write_bytes(data)
-        log.info("installing the Node.js Functions Framework %s into %s (once)",
-                 package.spec, home)  # fmt: skip
+        log.info("installing the Node.js Functions Framework %s into %s (once)", package.spec, home)
         result = subprocess.run(
             [npm, "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"],
             cwd=tmp,
@@ -166,8 +168,9 @@ def declared_framework(bundle_dir: Path) -> NodePackage:
         log.warning(
             "the bundle declares no Node.js Functions Framework (an older pyfn built it): "
             "serving it with %s; deployed, it would run whatever version Cloud Functions "
-            "installs. Rebuild it with this pyfn", nodepackage.pinned().spec,
-        )  # fmt: skip
+            "installs. Rebuild it with this pyfn",
+            nodepackage.pinned().spec,
+        )
         return nodepackage.pinned()
     return package
 
@@ -176,9 +179,13 @@ def node_major(node: str, env: Mapping[str, str]) -> int | None:
     """The major version of the ``node`` binary, or ``None`` if it cannot tell."""
     try:
         out = subprocess.run(
-            [node, "--version"], env=dict(env), capture_output=True, text=True,
-            timeout=NODE_VERSION_TIMEOUT_SECONDS, check=False,
-        ).stdout.strip()  # fmt: skip
+            [node, "--version"],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=NODE_VERSION_TIMEOUT_SECONDS,
+            check=False,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
     major = out.removeprefix("v").split(".")[0]

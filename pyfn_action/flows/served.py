@@ -117,23 +117,27 @@ def _prepare(bundle: Path, base: Path, digest: str) -> tuple[Served, int | None]
                 fcntl.flock(held, fcntl.LOCK_SH)  # waits only while a prune removes it
                 if (entry / ".complete").is_file() and _matches(bundle, entry / "bundle"):
                     os.utime(entry / ".complete")  # the most recently served
-                    return Served(entry / "bundle", manifest.read_tree(entry / "bundle"),
-                                  True, None), held  # fmt: skip
+                    return Served(
+                        entry / "bundle", manifest.read_tree(entry / "bundle"), True, None
+                    ), held
                 if _alone(held):
                     _unpack_into(bundle, entry)
                     fcntl.flock(held, fcntl.LOCK_SH)
-                    return Served(entry / "bundle", manifest.read_tree(entry / "bundle"),
-                                  False, None), held  # fmt: skip
+                    return Served(
+                        entry / "bundle", manifest.read_tree(entry / "bundle"), False, None
+                    ), held
         except BaseException:
             os.close(held)
             raise
         os.close(held)
-        log.info("the unpacked copy of %s is in use and has changed: serving a copy of its own",
-                 bundle)  # fmt: skip
+        log.info(
+            "the unpacked copy of %s is in use and has changed: serving a copy of its own", bundle
+        )
     private = Path(tempfile.mkdtemp(prefix="pyfn-serve-"))
     try:
-        return Served(private / "bundle", unpack_bundle(bundle, private / "bundle"),
-                      False, private), None  # fmt: skip
+        return Served(
+            private / "bundle", unpack_bundle(bundle, private / "bundle"), False, private
+        ), None
     except BaseException:
         shutil.rmtree(private, ignore_errors=True)
         raise

@@ -174,8 +174,9 @@ def _run(
         # is built or uploaded: a mistake in the last one deploys none.
         for function in functions:
             require_deploy_settings(function.settings, env, "deploy")
-            function.prepared = prepare_deploy(function.config, function.settings, env,
-                                               dry_run=False)  # fmt: skip
+            function.prepared = prepare_deploy(
+                function.config, function.settings, env, dry_run=False
+            )
     if inputs.preview:
         prepare_previews(inputs, event, functions, env, runner)
     for function in functions:
@@ -195,8 +196,11 @@ def _run(
     kept = basecache.plan(env, event)
     if inputs.cache and kept.save_key and event.sha:  # a push to the default branch
         basecache.clear(kept.path)
-        basecache.save(kept.path, event.sha, [(f.name, f.report_path) for f in functions
-                                              if f.report_path is not None])  # fmt: skip
+        basecache.save(
+            kept.path,
+            event.sha,
+            [(f.name, f.report_path) for f in functions if f.report_path is not None],
+        )
     bases: dict[str, Report | None]
     if base_report is not None:
         base_label, bases = "the base report", {f.name: base_report for f in functions}
@@ -237,10 +241,12 @@ def _bases(
     if inputs.cache and kept.restore_key and event.base_sha:
         cached = basecache.load(kept.path, event.base_sha, names)
         if cached:
-            log.info("base reports read from the cache for %d of %d function(s)",
-                     len(cached), len(names))  # fmt: skip
-    wanted = [(f.name, f.source) for f in functions if f.report is not None
-              and f.name not in cached]  # fmt: skip
+            log.info(
+                "base reports read from the cache for %d of %d function(s)", len(cached), len(names)
+            )
+    wanted = [
+        (f.name, f.source) for f in functions if f.report is not None and f.name not in cached
+    ]
     hook = speed.base_hook(inputs, functions, env)
     label, built = (
         base_reports(inputs, event, wanted, env, runner, after_build=hook) if wanted else ("", {})
@@ -317,8 +323,9 @@ def _bodies(
                 + preview_text(function)
                 + speed.section([function])[2]
             )
-            function.comment_path = _write(function.config.out / "comment.md",
-                                           bodies[function.name])  # fmt: skip
+            function.comment_path = _write(
+                function.config.out / "comment.md", bodies[function.name]
+            )
             runner.summary(bodies[function.name])
         first = functions[0] if functions else None  # in source order
         if first is None or first.comment_path is None:
@@ -350,9 +357,12 @@ def _bodies(
 
 def _base_sources(functions: Sequence[Function], label: str) -> str:
     """For the job summary: where each function's base came from."""
-    said = {"cache": "read from the Actions cache (kept by a push)",
-            "built": "built at the base commit", "report": "the base-report input",
-            "": "none (a new function, or no base could be had)"}  # fmt: skip
+    said = {
+        "cache": "read from the Actions cache (kept by a push)",
+        "built": "built at the base commit",
+        "report": "the base-report input",
+        "": "none (a new function, or no base could be had)",
+    }
     lines = [f"Bases{' (' + label + ')' if label else ''}:", ""]
     lines += [f"- `{f.name}`: {said[f.base_from]}" for f in functions if f.report is not None]
     return "\n".join(lines) + "\n"
@@ -394,9 +404,12 @@ def _comment(
         runner.warning(f"No github-token: no pull request comment; {fallback}", title="pyfn")
         return
     assert event.pull_number is not None
-    comments = Comments(env.get("GITHUB_API_URL") or "https://api.github.com",
-                        event.repository, inputs.token,
-                        graphql_url=env.get("GITHUB_GRAPHQL_URL") or None)  # fmt: skip
+    comments = Comments(
+        env.get("GITHUB_API_URL") or "https://api.github.com",
+        event.repository,
+        inputs.token,
+        graphql_url=env.get("GITHUB_GRAPHQL_URL") or None,
+    )
     try:
         if job is not None:
             posted = post_combined(comments, event.pull_number, job)
@@ -406,13 +419,13 @@ def _comment(
         for function in posting:
             assert function.comparison is not None and function.comment_path is not None
             marker = sizereport.marker(function.comparison.function)
-            posted = comments.upsert(event.pull_number, marker,
-                                     function.comment_path.read_text(encoding="utf-8"))  # fmt: skip
+            posted = comments.upsert(
+                event.pull_number, marker, function.comment_path.read_text(encoding="utf-8")
+            )
             log.info("%s the size comment for %s: %s", posted.action, function.name, posted.url)
     except CommentError as exc:
         why = "the token may not write to this pull request" if exc.forbidden else "GitHub failed"
-        runner.warning(f"No pull request comment ({why}: {exc.message}); {fallback}",
-                       title="pyfn")  # fmt: skip
+        runner.warning(f"No pull request comment ({why}: {exc.message}); {fallback}", title="pyfn")
 
 
 def _outputs(functions: list[Function], body: str, path: Path | None, runner: Runner) -> None:
@@ -470,8 +483,12 @@ def _report_error(
 def _annotate(runner: Runner, finding: Finding, env: Mapping[str, str], *, error: bool) -> None:
     file = _workspace_path(finding.file, env) if finding.file is not None else None
     say = runner.error if error else runner.warning
-    say(finding.message, file=file, line=finding.line if file else None,
-        title=TITLES.get(finding.kind, "pyfn"))  # fmt: skip
+    say(
+        finding.message,
+        file=file,
+        line=finding.line if file else None,
+        title=TITLES.get(finding.kind, "pyfn"),
+    )
 
 
 def _workspace_path(path: Path, env: Mapping[str, str]) -> str | None:

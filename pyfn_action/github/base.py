@@ -42,9 +42,14 @@ class BaseUnavailable(PyfnError):
 def _git(args: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            ["git", *args], cwd=cwd, env=dict(env), capture_output=True, text=True,
-            timeout=GIT_TIMEOUT_SECONDS, check=False,
-        )  # fmt: skip
+            ["git", *args],
+            cwd=cwd,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BaseUnavailable(f"git {args[0]} failed", why=str(exc)) from None
 
@@ -77,22 +82,27 @@ def require_pull_request_commit(event: Event, workdir: Path, env: Mapping[str, s
     try:
         root = repository_root(workdir, env)
     except BaseUnavailable as exc:
-        raise WrongCheckout(f"Cannot tell which commit is checked out in {workdir}",
-                            why=exc.why, fix=fix) from None  # fmt: skip
+        raise WrongCheckout(
+            f"Cannot tell which commit is checked out in {workdir}", why=exc.why, fix=fix
+        ) from None
     head = _git(["rev-parse", "--verify", "HEAD^{commit}"], root, env).stdout.strip()
     raw = _git(["cat-file", "commit", head], root, env).stdout if head else ""
-    parents = [line.split()[1] for line in raw.split("\n\n")[0].splitlines()
-               if line.startswith("parent ")]  # fmt: skip
+    parents = [
+        line.split()[1] for line in raw.split("\n\n")[0].splitlines() if line.startswith("parent ")
+    ]
     if head == event.head_sha or (len(parents) > 1 and event.head_sha in parents):
         return head
     raise WrongCheckout(
         f"The checked-out commit {head[:12] or '(none)'} is neither the head of pull request "
         f"#{event.pull_number} ({event.head_sha[:12]}) nor its merge commit",
         why=f"on {event.name} the size report would compare some other commit with the base"
-        + (", and on pull_request_target actions/checkout checks out the base branch"
-           if event.name == "pull_request_target" else ""),
+        + (
+            ", and on pull_request_target actions/checkout checks out the base branch"
+            if event.name == "pull_request_target"
+            else ""
+        ),
         fix=fix,
-    )  # fmt: skip
+    )
 
 
 @contextlib.contextmanager
@@ -106,8 +116,9 @@ def worktree(root: Path, sha: str, env: Mapping[str, str], *, token: str = "") -
     added = _git(["worktree", "add", "--detach", "--force", "--", str(tree), sha], root, git_env)
     if added.returncode != 0:
         shutil.rmtree(parent, ignore_errors=True)
-        raise BaseUnavailable(f"Cannot check out the base commit {sha[:12]}",
-                              why=added.stderr.strip())  # fmt: skip
+        raise BaseUnavailable(
+            f"Cannot check out the base commit {sha[:12]}", why=added.stderr.strip()
+        )
     try:
         yield tree
     finally:
@@ -184,8 +195,9 @@ def base_reports(
                 for index, (name, source) in enumerate(functions):
                     # A directory the Action names: never one a pull request's name steers.
                     built = out / f"function-{index}"
-                    known, base = _base_report(name, source, root, tree, built, inputs, env,
-                                               after_build)  # fmt: skip
+                    known, base = _base_report(
+                        name, source, root, tree, built, inputs, env, after_build
+                    )
                     if known:
                         bases[name] = base
         except BaseUnavailable as exc:
@@ -231,5 +243,6 @@ def load_base_report(path: Path) -> Report:
     try:
         return load_report(path)
     except ReportError as exc:
-        raise ReportError(f"The input 'base-report': {exc.what}", why=exc.why,
-                          fix=exc.fix) from None  # fmt: skip
+        raise ReportError(
+            f"The input 'base-report': {exc.what}", why=exc.why, fix=exc.fix
+        ) from None

@@ -39,8 +39,17 @@ log = logging.getLogger(__name__)
 
 PREFIX = f"pyfn-reports-v{REPORT_VERSION}"
 # The inputs that decide what a job builds; a change to one is another job's reports.
-JOB_INPUTS = ("source", "working-directory", "runtime", "gen", "budget", "name", "entry-point",
-              "signature", "config")  # fmt: skip
+JOB_INPUTS = (
+    "source",
+    "working-directory",
+    "runtime",
+    "gen",
+    "budget",
+    "name",
+    "entry-point",
+    "signature",
+    "config",
+)
 INDEX = "index.json"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
@@ -98,12 +107,17 @@ def load(path: Path, sha: str, names: Sequence[str]) -> dict[str, Report]:
         try:
             report = load_report(file)
         except ReportError as exc:
-            log.warning("the cached base report of %s is not usable (%s): building it", name,
-                        exc.what)  # fmt: skip
+            log.warning(
+                "the cached base report of %s is not usable (%s): building it", name, exc.what
+            )
             continue
         if report.function_name != name:
-            log.warning("the cached base report %s is for %r, not %r: building it", file.name,
-                        report.function_name, name)  # fmt: skip
+            log.warning(
+                "the cached base report %s is for %r, not %r: building it",
+                file.name,
+                report.function_name,
+                name,
+            )
             continue
         found[name] = report
     return found
@@ -122,8 +136,11 @@ def _index(path: Path, sha: str) -> set[str]:
         log.info("the cached base reports are of another format: building the base")
         return set()
     if data.get("sha") != sha:
-        log.warning("the cached base reports are of %r, not of the base %s: building the base",
-                    str(data.get("sha"))[:40], sha[:12])  # fmt: skip
+        log.warning(
+            "the cached base reports are of %r, not of the base %s: building the base",
+            str(data.get("sha"))[:40],
+            sha[:12],
+        )
         return set()
     listed = data.get("functions")
     return {n for n in listed if isinstance(n, str)} if isinstance(listed, list) else set()

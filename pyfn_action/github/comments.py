@@ -46,8 +46,9 @@ class CommentError(PyfnError):
 
     exit_code = 17
 
-    def __init__(self, what: str, *, status: int | None = None, why: str = "",
-                 fix: str = "") -> None:  # fmt: skip
+    def __init__(
+        self, what: str, *, status: int | None = None, why: str = "", fix: str = ""
+    ) -> None:
         super().__init__(what, why=why, fix=fix)
         self.status = status
 
@@ -109,8 +110,12 @@ class Comments:
         if login:
             return login
         self._same_host(self.graphql, "GraphQL endpoint")
-        answer = self._call("POST", self.graphql, json={"query": VIEWER_QUERY},
-                            doing="asking which account the token posts as")  # fmt: skip
+        answer = self._call(
+            "POST",
+            self.graphql,
+            json={"query": VIEWER_QUERY},
+            doing="asking which account the token posts as",
+        )
         data = answer.json()
         found = data.get("data") if isinstance(data, dict) else None
         login = _login_of(found.get("viewer") if isinstance(found, dict) else None)
@@ -218,8 +223,9 @@ class Comments:
                 response = self.session.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
             except requests.RequestException as exc:
                 if attempt == ATTEMPTS:
-                    raise CommentError(f"GitHub could not be reached while {doing}",
-                                       why=str(exc)) from None  # fmt: skip
+                    raise CommentError(
+                        f"GitHub could not be reached while {doing}", why=str(exc)
+                    ) from None
             else:
                 if response.status_code < 400:
                     return response
@@ -346,9 +352,10 @@ def _combined_body(body: str, head_sha: str | None) -> Combined:
         job = combined.parse(body)
     except NotCombined as exc:
         raise CommentError(
-            "The combined size comment cannot be read", why=str(exc),
+            "The combined size comment cannot be read",
+            why=str(exc),
             fix="Post the comment-path file the Action wrote, unchanged",
-        ) from None  # fmt: skip
+        ) from None
     if head_sha is not None and job.sha and job.sha != head_sha:
         raise CommentError(
             f"The combined size comment was made for {job.sha[:12]}, not {head_sha[:12]}",
@@ -395,8 +402,11 @@ def post_combined(comments: Comments, number: int, new: Combined) -> Posted | No
         if len(again) == 1 and _holds(str(again[0].get("body", "")), new):
             return posted
         log.info("another job wrote the shared size comment meanwhile: writing it again")
-    log.warning("the size comment was rewritten by other jobs %d times; this job's rows may "
-                "be missing from it until the next run", ATTEMPTS)  # fmt: skip
+    log.warning(
+        "the size comment was rewritten by other jobs %d times; this job's rows may "
+        "be missing from it until the next run",
+        ATTEMPTS,
+    )
     return posted
 
 
@@ -443,8 +453,9 @@ def _merged(found: Sequence[dict[str, Any]]) -> Combined | None:
         try:
             read = combined.parse(str(comment.get("body", "")))
         except NotCombined as exc:
-            log.warning("the size comment %s cannot be read back (%s): drawn anew",
-                        comment.get("id"), exc)  # fmt: skip
+            log.warning(
+                "the size comment %s cannot be read back (%s): drawn anew", comment.get("id"), exc
+            )
             continue
         current = read if current is None else combined.merge(read, current)
     return current
@@ -480,5 +491,6 @@ def _error(response: requests.Response, doing: str) -> CommentError:
             "Give the job `permissions: pull-requests: write`; from a fork the token is "
             "read-only, so post the body from a workflow_run workflow (see README)"
         )
-    return CommentError(f"GitHub answered {status} while {doing}", status=status,
-                        why=message, fix=fix)  # fmt: skip
+    return CommentError(
+        f"GitHub answered {status} while {doing}", status=status, why=message, fix=fix
+    )

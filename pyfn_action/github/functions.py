@@ -140,8 +140,9 @@ def _directory_name(name: str) -> str:
 def _unique(what: str, values: list[str], fix: str) -> None:
     seen = {v for v in values if values.count(v) > 1}
     if seen:
-        raise ConfigError(f"Several functions have the same {what}: {', '.join(sorted(seen))}",
-                          fix=fix)  # fmt: skip
+        raise ConfigError(
+            f"Several functions have the same {what}: {', '.join(sorted(seen))}", fix=fix
+        )
 
 
 def require_deploy_settings(settings: DeploySettings, env: Mapping[str, str], what: str) -> None:

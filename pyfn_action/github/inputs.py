@@ -39,11 +39,24 @@ DEPLOY_INPUTS = {
     "function-timeout": "function_timeout",
 }
 ACTION_INPUTS = (
-    "source", "working-directory", "deploy", "comment", "comment-mode", "comment-key",
-    "minimum-change", "github-token", "base-report", "config", "cache", "preview",
-    "preview-max-instances", "allow-unauthenticated", "bench", "min-speedup",
+    "source",
+    "working-directory",
+    "deploy",
+    "comment",
+    "comment-mode",
+    "comment-key",
+    "minimum-change",
+    "github-token",
+    "base-report",
+    "config",
+    "cache",
+    "preview",
+    "preview-max-instances",
+    "allow-unauthenticated",
+    "bench",
+    "min-speedup",
     "bench-duration",
-)  # fmt: skip
+)
 COMMENT_MODES = ("combined", "per-function", "off")
 SINGLE_SOURCE_INPUTS = ("name", "entry-point", "base-report")
 BOOLEAN_INPUTS = {
@@ -184,8 +197,9 @@ def _minimum(env: Mapping[str, str]) -> Threshold:
     try:
         return parse_threshold(value)
     except ValueError as exc:
-        raise _invalid("minimum-change", value, "a size (1KB, 500) or a share (0.5%)",
-                       str(exc)) from None  # fmt: skip
+        raise _invalid(
+            "minimum-change", value, "a size (1KB, 500) or a share (0.5%)", str(exc)
+        ) from None
 
 
 def _ratio(env: Mapping[str, str], name: str) -> float | None:
@@ -317,8 +331,11 @@ def _sources(text: str, workdir: Path) -> tuple[Path, ...]:
             try:
                 dirs = sorted(p for p in workdir.glob(line) if p.is_dir())
             except (ValueError, NotImplementedError) as exc:
-                raise SourceError(f"The input 'source' pattern {line!r} cannot be used",
-                                  why=str(exc), fix="Use a relative pattern") from None  # fmt: skip
+                raise SourceError(
+                    f"The input 'source' pattern {line!r} cannot be used",
+                    why=str(exc),
+                    fix="Use a relative pattern",
+                ) from None
             functions = [d for d in dirs if _holds_function(d)]
             if not functions:
                 raise SourceError(

@@ -56,12 +56,24 @@ class Runner:
             line = f"::{self._token}::\n{line}\n::stop-commands::{self._token}"
         self._write(line)
 
-    def error(self, message: str, *, file: str | None = None, line: int | None = None,
-              title: str | None = None) -> None:  # fmt: skip
+    def error(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        title: str | None = None,
+    ) -> None:
         self.command("error", message, file=file, line=line, title=title)
 
-    def warning(self, message: str, *, file: str | None = None, line: int | None = None,
-                title: str | None = None) -> None:  # fmt: skip
+    def warning(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        title: str | None = None,
+    ) -> None:
         self.command("warning", message, file=file, line=line, title=title)
 
     def mask(self, value: str) -> None:

@@ -62,11 +62,17 @@ _PIP_NETWORK = ["--retries", "1", "--timeout", "15"]
 FAILING = ("none", "invalid")
 # What pip says when it cannot reach an index (it then reports no match at all).
 _UNREACHABLE = (
-    "NewConnectionError", "Connection refused", "Failed to establish",
-    "Temporary failure in name resolution", "Name or service not known",
-    "ConnectTimeoutError", "Max retries exceeded", "Could not fetch URL",
-    "Network is unreachable", "ProxyError",
-)  # fmt: skip
+    "NewConnectionError",
+    "Connection refused",
+    "Failed to establish",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "ConnectTimeoutError",
+    "Max retries exceeded",
+    "Could not fetch URL",
+    "Network is unreachable",
+    "ProxyError",
+)
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,9 @@ class SdistBuilder:
     ``pyfn build`` would, and says what the build gives; outcomes are kept by the
     sdist's SHA-256 (the same bytes build the same way for the same target)."""
 
-    def __init__(self, interpreter: Interpreter, target: Target, sources: Sources,
-                 cache: Path) -> None:  # fmt: skip
+    def __init__(
+        self, interpreter: Interpreter, target: Target, sources: Sources, cache: Path
+    ) -> None:
         self.interpreter = interpreter
         self.downloader = host_interpreter(os.environ)  # fetches the sdist, as before a build
         self.target = target
@@ -131,10 +138,19 @@ class SdistBuilder:
             work = Path(tmp)
             result = run_pip(
                 self.downloader,
-                ["download", "--no-deps", "--no-binary", requirement.name, *_PIP_NETWORK,
-                 "-d", str(work / "sdist"), *self.sources.pip_args(), str(requirement)],
+                [
+                    "download",
+                    "--no-deps",
+                    "--no-binary",
+                    requirement.name,
+                    *_PIP_NETWORK,
+                    "-d",
+                    str(work / "sdist"),
+                    *self.sources.pip_args(),
+                    str(requirement),
+                ],
                 timeout=PIP_TIMEOUT_SECONDS,
-            )  # fmt: skip
+            )
             sdists = sorted((work / "sdist").glob("*")) if result.returncode == 0 else []
             if len(sdists) != 1:
                 lines = result.stderr.strip().splitlines()
@@ -149,8 +165,9 @@ class SdistBuilder:
             if key in self.cache:
                 kind, detail = self.cache[key]
                 return kind, detail
-            built = build_from_source(str(sdist), requirement.name, self.interpreter,
-                                      self.sources, work / "wheels")  # fmt: skip
+            built = build_from_source(
+                str(sdist), requirement.name, self.interpreter, self.sources, work / "wheels"
+            )
         kind, detail = self._verdict(sdist.name, built.wheels, built.failure)
         self.cache[key] = [kind, detail]
         return kind, detail
@@ -159,17 +176,24 @@ class SdistBuilder:
         version = self.target.python_version
         if failure:
             reason = " ".join(line.strip() for line in failure.splitlines() if line.strip())
-            return "none", f"only an sdist ({sdist}), which does not build for PyPy {version}: " \
-                f"{reason[:400]}"  # fmt: skip
+            return (
+                "none",
+                f"only an sdist ({sdist}), which does not build for PyPy {version}: {reason[:400]}",
+            )
         names = [w.name for w in wheels]
         loadable = all(parse_wheel_filename(n)[3] & self.target.tags() for n in names)
         if not loadable:
-            return "none", f"only an sdist ({sdist}); it builds {', '.join(names)}, " \
-                f"which PyPy {version} cannot load"  # fmt: skip
+            return (
+                "none",
+                f"only an sdist ({sdist}); it builds {', '.join(names)}, "
+                f"which PyPy {version} cannot load",
+            )
         pure = all(any(t.platform == "any" for t in parse_wheel_filename(n)[3]) for n in names)
         what = "pure Python" if pure else f"a PyPy {version} wheel"
-        return "sdist", f"only an sdist ({sdist}); it builds for PyPy {version}: {what} " \
-            f"({', '.join(names)})"  # fmt: skip
+        return (
+            "sdist",
+            f"only an sdist ({sdist}); it builds for PyPy {version}: {what} ({', '.join(names)})",
+        )
 
     def save(self) -> None:
         _save_json(self.cache_file, self.cache)
@@ -192,15 +216,19 @@ def find_pypy(target: Target, cache: Path, given: Path | None) -> Runtime | None
             )
         return runtime
     return next(
-        (r for r in cached_runtimes(cache)
-         if r.python_version == target.python_version and r.arch == target.arch),
+        (
+            r
+            for r in cached_runtimes(cache)
+            if r.python_version == target.python_version and r.arch == target.arch
+        ),
         None,
-    )  # fmt: skip
+    )
 
 
 class Checker:
-    def __init__(self, target: Target, sources: Sources, cache: Path,
-                 builder: SdistBuilder | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, target: Target, sources: Sources, cache: Path, builder: SdistBuilder | None = None
+    ) -> None:
         self.target = target
         self.sources = sources
         self.pip = host_interpreter(os.environ)  # told the target by flags
@@ -228,9 +256,15 @@ class Checker:
             return None  # not installed on PyPy at all
         target = self.target
         key = json.dumps(
-            [str(requirement), target.abi, target.arch, list(target.glibc),
-             self.sources.pip_args(), self.builder is not None]
-        )  # fmt: skip
+            [
+                str(requirement),
+                target.abi,
+                target.arch,
+                list(target.glibc),
+                self.sources.pip_args(),
+                self.builder is not None,
+            ]
+        )
         cached = self.cache.get(key)
         if cached and time.time() - float(cached[2]) < CACHE_SECONDS:
             return Verdict(f"{where} {requirement}", str(cached[0]), str(cached[1]))
@@ -247,10 +281,19 @@ class Checker:
         with tempfile.TemporaryDirectory(prefix="pyfn-wheels-") as tmp:
             result = run_pip(
                 self.pip,
-                ["download", "--no-deps", "--only-binary=:all:", *_PIP_NETWORK, "-d", tmp,
-                 *target_args(target), *self.sources.pip_args(), str(requirement)],
+                [
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    *_PIP_NETWORK,
+                    "-d",
+                    tmp,
+                    *target_args(target),
+                    *self.sources.pip_args(),
+                    str(requirement),
+                ],
                 timeout=PIP_TIMEOUT_SECONDS,
-            )  # fmt: skip
+            )
             wheels = sorted(Path(tmp).glob("*.whl"))
         if result.returncode == 0 and wheels:
             tags = parse_wheel_filename(wheels[0].name)[3]
@@ -320,10 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="fail when a check cannot run")
     parser.add_argument("--cache-dir", type=Path, help="where answers are kept (a day)")
     parser.add_argument(
-        "--pypy", type=Path, metavar="PATH",
+        "--pypy",
+        type=Path,
+        metavar="PATH",
         help="a PyPy in the official layout (its root or bin/pypy3.X) to build sdists "
         "with (default: one in pyfn's cache)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     try:
         target = pypy_target(args.runtime, args.arch, parse_glibc(args.glibc))

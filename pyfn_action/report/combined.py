@@ -446,9 +446,11 @@ def _shim_line(entries: Sequence[FunctionEntry]) -> str:
         return ""
     count = sum(1 for e in entries if e.base is not None and e.shim)
     which = "every function" if count == len(entries) else f"{count} functions"
-    amount = _delta(moved[0], None) if len(moved) == 1 else (
-        f"{_delta(moved[0], None)} to {_delta(moved[-1], None)}"
-    )  # fmt: skip
+    amount = (
+        _delta(moved[0], None)
+        if len(moved) == 1
+        else (f"{_delta(moved[0], None)} to {_delta(moved[-1], None)}")
+    )
     return (
         f"> The shim (pyfn's Node.js part of each bundle) changed by {amount} in {which}: "
         "shown here once, not counted as a change of each function."
@@ -456,8 +458,11 @@ def _shim_line(entries: Sequence[FunctionEntry]) -> str:
 
 
 def _base_sources(entries: Sequence[FunctionEntry]) -> str:
-    said = {"cache": "read from the cache", "built": "built at the base commit",
-            "report": "given as a report"}  # fmt: skip
+    said = {
+        "cache": "read from the cache",
+        "built": "built at the base commit",
+        "report": "given as a report",
+    }
     counts = {k: sum(1 for e in entries if e.base_from == k) for k in said}
     parts = [f"{n} {said[k]}" for k, n in counts.items() if n]
     return "bases: " + ", ".join(parts) if parts else ""
@@ -471,8 +476,7 @@ def _hidden_safe(text: str) -> str:
 def _row_data(e: FunctionEntry, notices: list[str]) -> list[object]:
     limit = list(e.limit) if e.limit else None
     notice = notices.index(e.notice) if e.notice else None
-    return [e.name, e.zipped, e.base, e.change, e.shim, e.state, limit, e.over, e.base_from,
-            notice]  # fmt: skip
+    return [e.name, e.zipped, e.base, e.change, e.shim, e.state, limit, e.over, e.base_from, notice]
 
 
 def _data_line(combined: Combined) -> str:

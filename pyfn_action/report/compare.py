@@ -91,9 +91,16 @@ def compare(
     total = _row("total", "", report.bundle, base.bundle if base else None, base is not None)
     notice = report.runtime.get("notice")
     notices = (" ".join(notice.split())[:500],) if isinstance(notice, str) and notice else ()
-    return Comparison(total, tuple(rows), report.limits, base is not None,
-                      report.function_name, new_function and base is None, base_label,
-                      notices)  # fmt: skip
+    return Comparison(
+        total,
+        tuple(rows),
+        report.limits,
+        base is not None,
+        report.function_name,
+        new_function and base is None,
+        base_label,
+        notices,
+    )
 
 
 def _row(

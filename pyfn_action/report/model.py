@@ -137,8 +137,16 @@ class Report:
                 why=f"it reads versions {', '.join(map(str, SUPPORTED_VERSIONS))}",
                 fix="Rebuild with this pyfn, or use the pyfn that wrote the report",
             )
-        known = {"version", "bundle", "components", "runtime", "function", "warnings", "limits",
-                 "node_framework"}  # fmt: skip
+        known = {
+            "version",
+            "bundle",
+            "components",
+            "runtime",
+            "function",
+            "warnings",
+            "limits",
+            "node_framework",
+        }
         try:
             runtime, function = data.get("runtime", {}), data.get("function", {})
             if not isinstance(runtime, dict) or not isinstance(function, dict):

@@ -49,8 +49,10 @@ def render_table(report: Report) -> str:
     rule = "  ".join("-" * w for w in widths)
     out = [line(header), rule, *(line(r) for r in rows), rule, line(total)]
     if report.node_framework:
-        out.append(f"\nruns under the Node.js Functions Framework {report.node_framework} "
-                   "(package.json and its lockfile)")  # fmt: skip
+        out.append(
+            f"\nruns under the Node.js Functions Framework {report.node_framework} "
+            "(package.json and its lockfile)"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -176,8 +178,14 @@ def render_markdown(comparison: Comparison, limit: int = COMMENT_LIMIT) -> str:
     out = [*top, *body]
     if folded:
         rows, _ = _table_lines(folded, head, rule, base, budget)
-        out += ["", f"<details><summary>{len(folded)} unchanged components</summary>", "",
-                *rows, "", "</details>"]  # fmt: skip
+        out += [
+            "",
+            f"<details><summary>{len(folded)} unchanged components</summary>",
+            "",
+            *rows,
+            "",
+            "</details>",
+        ]
     text = "\n".join(out) + "\n" + (tail_note if base else "")
     return truncate(text, limit)
 

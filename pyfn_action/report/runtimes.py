@@ -27,8 +27,9 @@ def render_runtimes(on: dt.date) -> str:
             state = f"supported, deprecated in {r['days_to_deprecation']} days"
         if not r["framework_runs_on"]:
             state += " (the framework does not run on it)"
-        rows.append((r["name"], gens, r["stack"], r["glibc"], r["deprecated"],
-                     r["decommissioned"], state))  # fmt: skip
+        rows.append(
+            (r["name"], gens, r["stack"], r["glibc"], r["deprecated"], r["decommissioned"], state)
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     engines = " and ".join(described["framework_engines"]) or "any"

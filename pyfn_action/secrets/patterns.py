@@ -27,13 +27,17 @@ PEM_SPAN = re.compile(rb"-----BEGIN [A-Z0-9 ]+-----.*?(?:-----END [A-Z0-9 ]+----
 # expression over character classes reads a site-packages tree thirty times slower.
 _B64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
 _MASK = bytes(
-    ord("A") if c in _B64_CHARS
-    else ord("=") if c == ord("=")
-    else ord("N") if c == ord("\n")
-    else ord("S") if c in b" \t\r"
+    ord("A")
+    if c in _B64_CHARS
+    else ord("=")
+    if c == ord("=")
+    else ord("N")
+    if c == ord("\n")
+    else ord("S")
+    if c in b" \t\r"
     else ord(".")
     for c in range(256)
-)  # fmt: skip
+)
 _RUN_END = re.compile(rb"[^A]")
 _NEXT_LINE = re.compile(rb"S*NS*")
 _B64_MIN_LINE = 80  # a key's base64 on one line is longer

@@ -366,8 +366,11 @@ class Scanner:
                 try:
                     info = archive.next()
                 except DAMAGED as exc:
-                    self._note(where, f"damaged tar archive ({reason(exc)}); members after "
-                                      "the damage were not scanned")  # fmt: skip
+                    self._note(
+                        where,
+                        f"damaged tar archive ({reason(exc)}); members after "
+                        "the damage were not scanned",
+                    )
                     return
                 if info is None:
                     return

@@ -102,10 +102,18 @@ def build_args(
 ) -> list[str]:
     """``pyfn build`` (or deploy) of src into out, with the served PyPy and index."""
     return [
-        command, str(src), "--out", str(out),
-        "--pypy-archive", served.url, "--pypy-sha256", served.sha256,
-        "--index-url", index_url, *more,
-    ]  # fmt: skip
+        command,
+        str(src),
+        "--out",
+        str(out),
+        "--pypy-archive",
+        served.url,
+        "--pypy-sha256",
+        served.sha256,
+        "--index-url",
+        index_url,
+        *more,
+    ]
 
 
 def pyfn(args: Sequence[str], env: dict[str, str]) -> Outcome:
@@ -132,9 +140,17 @@ class Cloud:
 
     def deploy(self, src: Path, *more: str, env: dict[str, str] | None = None) -> Outcome:
         args = build_args(
-            src, src.parent / f"dist-{src.name}", self.served, self.index_url,
-            "--region", "asia-northeast1", "--bucket", BUCKET, *more, command="deploy",
-        )  # fmt: skip
+            src,
+            src.parent / f"dist-{src.name}",
+            self.served,
+            self.index_url,
+            "--region",
+            "asia-northeast1",
+            "--bucket",
+            BUCKET,
+            *more,
+            command="deploy",
+        )
         return pyfn(args, env or self.env)
 
     def uploads(self) -> int:
@@ -178,9 +194,13 @@ def cloud(
         }
         for name, value in google.items():
             monkeypatch.setenv(name, value)
-        env = hermetic_env(session_cache, STORAGE_EMULATOR_HOST=p.base,
-                           PYFN_FUNCTIONS_ENDPOINT=fake.base, PYFN_RUN_ENDPOINT=fake.run_base,
-                           **google)  # fmt: skip
+        env = hermetic_env(
+            session_cache,
+            STORAGE_EMULATOR_HOST=p.base,
+            PYFN_FUNCTIONS_ENDPOINT=fake.base,
+            PYFN_RUN_ENDPOINT=fake.run_base,
+            **google,
+        )
         yield Cloud(p, fake, env, served_pypy, index_url, key)
 
 

@@ -39,8 +39,11 @@ def test_pull_request_creates_one_comment_then_updates_it(action: Action, tmp_pa
     body = str(comment["body"])
     assert body.startswith(marker("hello") + "\n")
     headline = body.splitlines()[3]
-    assert re.match(r"\*\*[\d.]+ MB\*\* zipped · \+4\d\.\d KB \(\+[\d.]+%\) against `main` "
-                    r"\(" + repo.base[:7] + r"\) · ", headline), headline  # fmt: skip
+    assert re.match(
+        r"\*\*[\d.]+ MB\*\* zipped · \+4\d\.\d KB \(\+[\d.]+%\) against `main` "
+        r"\(" + repo.base[:7] + r"\) · ",
+        headline,
+    ), headline
     outputs = first.outputs
     bundle = Path(outputs["bundle"])
     assert bundle == repo.root / "dist" / "bundle.zip" and bundle.is_file()
@@ -169,13 +172,26 @@ def test_a_body_over_the_limit_is_cut_with_a_note(action: Action, tmp_path: Path
     repo = repository(tmp_path, base=["hello"], head={"hello": 1000})
     action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
     components = [
-        {"name": f"removed-package-with-a-long-name-{i:05d}", "kind": "package",
-         "compressed_bytes": 1000 + i, "uncompressed_bytes": 3000 + i, "files": 1}
+        {
+            "name": f"removed-package-with-a-long-name-{i:05d}",
+            "kind": "package",
+            "compressed_bytes": 1000 + i,
+            "uncompressed_bytes": 3000 + i,
+            "files": 1,
+        }
         for i in range(3000)
-    ]  # fmt: skip
-    base = {"version": 1, "bundle": {"sha256": "0" * 64, "compressed_bytes": 9_000_000,
-            "uncompressed_bytes": 30_000_000, "files": 3000}, "components": components,
-            "function": {"name": "hello"}}  # fmt: skip
+    ]
+    base = {
+        "version": 1,
+        "bundle": {
+            "sha256": "0" * 64,
+            "compressed_bytes": 9_000_000,
+            "uncompressed_bytes": 30_000_000,
+            "files": 3000,
+        },
+        "components": components,
+        "function": {"name": "hello"},
+    }
     (repo.root / "base.json").write_text(json.dumps(base))
     step = action(
         repo.root, source="functions/hello", comment_mode="per-function", base_report="base.json"
@@ -226,8 +242,10 @@ def test_credentials_are_annotated_on_their_line(action: Action, tmp_path: Path)
     action.env["GITHUB_EVENT_NAME"] = "push"
     step = action(repo.root, source="functions/hello")
     assert step.code == 11, step.stdout
-    assert any(e.startswith("::error file=functions/hello/key.pem,line=2,title=pyfn%3A credentials")
-               for e in step.annotations("error"))  # fmt: skip
+    assert any(
+        e.startswith("::error file=functions/hello/key.pem,line=2,title=pyfn%3A credentials")
+        for e in step.annotations("error")
+    )
     assert "MIIE" not in step.stdout
 
 
@@ -269,8 +287,13 @@ def test_a_malformed_event_is_refused(action: Action, tmp_path: Path) -> None:
 def test_cache_key_names_runtime_target_and_requirements(action: Action, tmp_path: Path) -> None:
     repo = repository(tmp_path, base=["hello"], head={})
     src = repo.root / "functions" / "hello"
-    env = {**action.env, "INPUT_SOURCE": "functions/hello", "INPUT_GEN": "1",
-           "GITHUB_OUTPUT": str(tmp_path / "out"), "RUNNER_ARCH": "X64"}  # fmt: skip
+    env = {
+        **action.env,
+        "INPUT_SOURCE": "functions/hello",
+        "INPUT_GEN": "1",
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "RUNNER_ARCH": "X64",
+    }
 
     def key() -> dict[str, str]:
         (tmp_path / "out").unlink(missing_ok=True)
@@ -293,11 +316,22 @@ def test_cache_key_names_runtime_target_and_requirements(action: Action, tmp_pat
 def test_entrypoint_script_runs_outside_the_composite(action: Action, tmp_path: Path) -> None:
     """`python entrypoint.py` as other CI systems would run it: PYFN_* below the inputs."""
     repo = repository(tmp_path, base=["hello"], head={})
-    env = {**action.env, "GITHUB_EVENT_NAME": "push", "INPUT_SOURCE": "functions/hello",
-           "GITHUB_OUTPUT": str(tmp_path / "out"), "PYFN_GEN": "1",
-           "INPUT_GEN": "2"}  # fmt: skip
-    result = subprocess.run([sys.executable, str(REPO / "entrypoint.py")], cwd=repo.root,
-                            env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    env = {
+        **action.env,
+        "GITHUB_EVENT_NAME": "push",
+        "INPUT_SOURCE": "functions/hello",
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "PYFN_GEN": "1",
+        "INPUT_GEN": "2",
+    }
+    result = subprocess.run(
+        [sys.executable, str(REPO / "entrypoint.py")],
+        cwd=repo.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(Path(read_outputs(tmp_path / "out")["report"]).read_text())
     assert report["function"]["gen"] == 2  # the input, over PYFN_GEN
@@ -306,8 +340,7 @@ def test_entrypoint_script_runs_outside_the_composite(action: Action, tmp_path: 
 
 def google(cloud: Cloud) -> dict[str, str]:
     """The Google side of the deploy tests' environment: credentials, emulator, fake API."""
-    prefixes = ("GOOGLE_", "CLOUDSDK_", "STORAGE_", "PYFN_FUNCTIONS", "PYFN_RUN", "NO_GCE",
-                "GCE_")  # fmt: skip
+    prefixes = ("GOOGLE_", "CLOUDSDK_", "STORAGE_", "PYFN_FUNCTIONS", "PYFN_RUN", "NO_GCE", "GCE_")
     return {k: v for k, v in cloud.env.items() if k.startswith(prefixes)}
 
 
@@ -324,17 +357,26 @@ def test_a_push_with_deploy_true_deploys_and_sets_the_url(
     repo = repository(tmp_path, base=["hello"], head={})
     action.env.update(google(cloud))
     action.env["GITHUB_EVENT_NAME"] = "push"
-    step = action(repo.root, source="functions/hello", deploy="true", project=PROJECT,
-                  region="asia-northeast1", bucket=BUCKET, memory="512Mi",
-                  env_vars="MODE=prod\nORIGINS=a.test,b.test")  # fmt: skip
+    step = action(
+        repo.root,
+        source="functions/hello",
+        deploy="true",
+        project=PROJECT,
+        region="asia-northeast1",
+        bucket=BUCKET,
+        memory="512Mi",
+        env_vars="MODE=prod\nORIGINS=a.test,b.test",
+    )
     assert step.code == 0, step.stdout
     url = "https://asia-northeast1-demo-proj.cloudfunctions.net/hello"
     assert step.outputs["url"] == url
     assert json.loads(step.outputs["reports"])["hello"]["url"] == url
     [create] = cloud.fake.changes()
     assert create.body["serviceConfig"]["environmentVariables"] == {
-        "MODE": "prod", "ORIGINS": "a.test,b.test",
-        "NODE_OPTIONS": "--require ./index.js"}  # fmt: skip
+        "MODE": "prod",
+        "ORIGINS": "a.test,b.test",
+        "NODE_OPTIONS": "--require ./index.js",
+    }
     storage = create.body["buildConfig"]["source"]["storageSource"]
     assert storage["object"].endswith(step.outputs["sha256"] + ".zip")
     assert cloud.uploads() == 1
@@ -364,8 +406,14 @@ def test_deploy_settings_are_all_judged_before_anything_is_deployed(
     )
     action.env.update(google(cloud))
     action.env["GITHUB_EVENT_NAME"] = "push"
-    step = action(repo.root, source="functions/*", deploy="true", project=PROJECT,
-                  region="asia-northeast1", bucket=BUCKET)  # fmt: skip
+    step = action(
+        repo.root,
+        source="functions/*",
+        deploy="true",
+        project=PROJECT,
+        region="asia-northeast1",
+        bucket=BUCKET,
+    )
     assert step.code == 2, step.stdout
     assert "concurrency" in step.annotations("error")[0]
     assert cloud.fake.changes() == [] and cloud.uploads() == 0
@@ -377,8 +425,15 @@ def _deploy_two(action: Action, cloud: Cloud, tmp_path: Path, **more: str) -> tu
     repo = repository(tmp_path, base=["alpha", "beta"], head={})
     action.env.update(google(cloud))
     action.env["GITHUB_EVENT_NAME"] = "push"
-    step = action(repo.root, source="functions/*", deploy="true", project=PROJECT,
-                  region="asia-northeast1", bucket=BUCKET, **more)  # fmt: skip
+    step = action(
+        repo.root,
+        source="functions/*",
+        deploy="true",
+        project=PROJECT,
+        region="asia-northeast1",
+        bucket=BUCKET,
+        **more,
+    )
     return step, repo
 
 
@@ -410,8 +465,9 @@ def test_a_deploy_that_never_finishes_fails_the_job_with_its_own_code(
         now[0] += seconds
 
     real_apply = apply.apply
-    monkeypatch.setattr(apply, "apply", lambda *a, **k: real_apply(
-        *a, clock=lambda: now[0], sleep=sleep, **k))  # fmt: skip
+    monkeypatch.setattr(
+        apply, "apply", lambda *a, **k: real_apply(*a, clock=lambda: now[0], sleep=sleep, **k)
+    )
     cloud.fake.outcome = "never"
     step, _ = _deploy_two(action, cloud, tmp_path, config='timeout = "3s"')
     assert step.code == 16, step.stdout
@@ -424,9 +480,14 @@ def test_every_functions_access_is_checked_before_any_is_deployed(
     action: Action, cloud: Cloud, tmp_path: Path
 ) -> None:
     cloud.fake.inject.append(
-        Injected("GET", "/functions/beta", 403, "PERMISSION_DENIED",
-                 "Permission 'cloudfunctions.functions.get' denied on resource")
-    )  # fmt: skip
+        Injected(
+            "GET",
+            "/functions/beta",
+            403,
+            "PERMISSION_DENIED",
+            "Permission 'cloudfunctions.functions.get' denied on resource",
+        )
+    )
     step, repo = _deploy_two(action, cloud, tmp_path)
     assert step.code == 15, step.stdout  # DeployError
     assert "Permission denied while reading function beta" in step.annotations("error")[0]
@@ -442,8 +503,11 @@ def test_pyfn_comment_posts_only_for_the_built_head(action: Action, tmp_path: Pa
     body = tmp_path / "comment.md"
     body.write_text(marker("hello") + "\n### pyfn bundle size: `hello`\n")
     action.fake.add_pull(OWNER, NAME, PR, head_sha="c" * 40, base_sha="d" * 40)
-    env = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": action.fake.base,
-           "GITHUB_REPOSITORY": f"{OWNER}/{NAME}"}  # fmt: skip
+    env = {
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_API_URL": action.fake.base,
+        "GITHUB_REPOSITORY": f"{OWNER}/{NAME}",
+    }
     moved = pyfn(["comment", str(body), "--pr", str(PR), "--head-sha", "e" * 40], env)
     assert moved.code == 17 and "not at eeeeeeeeeeee" in moved.stderr
     assert our_comments(action.fake) == []

@@ -36,13 +36,23 @@ def _push(action: Action, repo: Repo, tmp_path: Path, sha: str, **inputs: str) -
     """The Action on a push of ``sha`` to main (checked out for it), as the workflow
     that keeps the reports for pull requests runs it."""
     event = tmp_path / "push.json"
-    event.write_text(json.dumps({"ref": "refs/heads/main", "after": sha,
-                                 "repository": {"full_name": f"{OWNER}/{NAME}",
-                                                "default_branch": "main"}}))  # fmt: skip
+    event.write_text(
+        json.dumps(
+            {
+                "ref": "refs/heads/main",
+                "after": sha,
+                "repository": {"full_name": f"{OWNER}/{NAME}", "default_branch": "main"},
+            }
+        )
+    )
     git(repo.root, "checkout", "-q", sha)
     env = dict(action.env)
-    action.env.update(GITHUB_EVENT_NAME="push", GITHUB_EVENT_PATH=str(event), GITHUB_SHA=sha,
-                      GITHUB_REF="refs/heads/main")  # fmt: skip
+    action.env.update(
+        GITHUB_EVENT_NAME="push",
+        GITHUB_EVENT_PATH=str(event),
+        GITHUB_SHA=sha,
+        GITHUB_REF="refs/heads/main",
+    )
     try:
         return action(repo.root, **inputs)
     finally:
@@ -147,8 +157,9 @@ def test_keys_give_jobs_their_own_comment_or_one_to_share(action: Action, tmp_pa
     assert own == {combined.marker("size-alpha"), combined.marker("size-beta")}
     for fn in ("alpha", "beta"):  # a matrix sharing one comment (the default key, here)
         assert action(repo.root, source=f"functions/{fn}").code == 0
-    shared = [c for c in our_comments(action.fake)
-              if str(c["body"]).startswith(combined.marker("pyfn"))]  # fmt: skip
+    shared = [
+        c for c in our_comments(action.fake) if str(c["body"]).startswith(combined.marker("pyfn"))
+    ]
     assert len(shared) == 1
     assert [row.split("`")[1] for row in _rows(str(shared[0]["body"]))] == ["beta", "alpha"]
 
@@ -165,8 +176,9 @@ def test_the_default_key_is_the_workflows_and_the_jobs(action: Action, tmp_path:
 def test_a_forged_job_comment_is_left_alone(action: Action, tmp_path: Path) -> None:
     repo = repository(tmp_path, base=["hello"], head={"hello": 2000})
     _pr(action, repo, tmp_path)
-    forged = action.fake.add_comment(OWNER, NAME, PR, combined.marker("pyfn") + "\nall fine",
-                                     user="mallory")  # fmt: skip
+    forged = action.fake.add_comment(
+        OWNER, NAME, PR, combined.marker("pyfn") + "\nall fine", user="mallory"
+    )
     step = action(repo.root, source="functions/hello")
     assert step.code == 0, step.stdout
     mine, theirs = our_comments(action.fake)[1], our_comments(action.fake)[0]

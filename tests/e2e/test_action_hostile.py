@@ -75,9 +75,10 @@ def test_a_linked_out_directory_is_refused(action: Action, tmp_path: Path, link:
     git(root, "add", "-A")
     git(root, "commit", "-qm", "a link")
     action.env["GITHUB_EVENT_PATH"] = str(
-        pull_request_event(Repo(root, action_base(root), git(root, "rev-parse", "HEAD")),
-                           tmp_path / "event.json")
-    )  # fmt: skip
+        pull_request_event(
+            Repo(root, action_base(root), git(root, "rev-parse", "HEAD")), tmp_path / "event.json"
+        )
+    )
     step = action(root, source=source)
     assert step.code == 2, step.stdout
     assert "leads out of the working directory" in step.annotations("error")[0]
@@ -108,8 +109,10 @@ def test_the_base_is_built_where_the_action_chooses(action: Action, tmp_path: Pa
     assert hashlib.sha256(bundle.read_bytes()).hexdigest() == step.outputs["sha256"]
     assert report["bundle"]["sha256"] == step.outputs["sha256"]
     assert sorted(p.name for p in (root / "dist").iterdir()) == [
-        "bundle.zip", "comment.md", "report.json",
-    ]  # fmt: skip
+        "bundle.zip",
+        "comment.md",
+        "report.json",
+    ]
     [comment] = our_comments(action.fake)
     assert str(comment["body"]).startswith("<!-- pyfn-size-report: dist -->")
     assert f"/{OWNER}/" in action.fake.changes()[0].path and PR
@@ -125,8 +128,7 @@ def test_the_cache_key_reads_nothing_outside_the_source(
     (tmp_path / "outside.txt").write_text("idna\n")
     (src / "linked.txt").symlink_to(tmp_path / "outside.txt")
     config.write_text(config.read_text() + f"requirements = {json.dumps(requirements)}\n")
-    env = {**action.env, "INPUT_SOURCE": "functions/hello",
-           "GITHUB_OUTPUT": str(tmp_path / "out")}  # fmt: skip
+    env = {**action.env, "INPUT_SOURCE": "functions/hello", "GITHUB_OUTPUT": str(tmp_path / "out")}
     out = io.StringIO()
     code = run(["--cache-key"], env, out, cwd=root)
     assert code in (2, 5), out.getvalue()
@@ -191,8 +193,14 @@ def test_the_merge_commit_of_a_shallow_checkout_is_the_pull_requests(
 def test_deploy_on_a_pull_request_is_refused(action: Action, tmp_path: Path) -> None:
     repo = repository(tmp_path, base=["hello"], head={"hello": 1000})
     action.env["GITHUB_EVENT_PATH"] = str(pull_request_event(repo, tmp_path / "event.json"))
-    step = action(repo.root, source="functions/hello", deploy="true", project="p",
-                  region="us-central1", bucket="b")  # fmt: skip
+    step = action(
+        repo.root,
+        source="functions/hello",
+        deploy="true",
+        project="p",
+        region="us-central1",
+        bucket="b",
+    )
     assert step.code == 2, step.stdout
     assert "deploy is true on a pull_request event" in step.annotations("error")[0]
     assert action.fake.requests == [] and not (repo.root / "dist").exists()
@@ -213,8 +221,9 @@ def test_a_private_base_is_fetched_with_the_token_and_never_stored(
     with git_server(projects, token) as server:
         header = f"http.{server.base}/.extraheader=AUTHORIZATION: {server.basic()}"
         clone = tmp_path / "clone"
-        git(tmp_path, "-c", header, "clone", "-q", "--depth=1", f"{server.base}/fns.git",
-            str(clone))  # fmt: skip
+        git(
+            tmp_path, "-c", header, "clone", "-q", "--depth=1", f"{server.base}/fns.git", str(clone)
+        )
         git(clone, "-c", header, "fetch", "-q", "--depth=1", "origin", repo.head)
         git(clone, "checkout", "-q", repo.head)
         assert server.served > 0
@@ -247,8 +256,7 @@ def test_the_cache_key_follows_a_local_packages_files(action: Action, tmp_path: 
     (src / "pkg").mkdir()
     (src / "pkg" / "setup.py").write_text("from setuptools import setup\nsetup(name='pkg')\n")
     (src / "requirements.txt").write_text("./pkg\n")
-    env = {**action.env, "INPUT_SOURCE": "functions/hello",
-           "GITHUB_OUTPUT": str(tmp_path / "out")}  # fmt: skip
+    env = {**action.env, "INPUT_SOURCE": "functions/hello", "GITHUB_OUTPUT": str(tmp_path / "out")}
 
     def key() -> str:
         (tmp_path / "out").unlink(missing_ok=True)
@@ -284,8 +292,10 @@ def test_a_pull_requests_build_script_sees_no_credential(action: Action, tmp_pat
     action.env.update({k: v for k, v in held.items() if k != "INPUT_GITHUB-TOKEN"})
     step = action(root, source="functions/hello", secrets="DB=projects/p/secrets/db:1")
     assert step.code == 0, step.stdout
-    held |= {"INPUT_SECRETS": "projects/p/secrets/db:1",
-             "INPUT_GITHUB-TOKEN": action.env["INPUT_GITHUB-TOKEN"]}  # fmt: skip
+    held |= {
+        "INPUT_SECRETS": "projects/p/secrets/db:1",
+        "INPUT_GITHUB-TOKEN": action.env["INPUT_GITHUB-TOKEN"],
+    }
     assert judge(seen, held, {}) == {"pypy"}
     assert SECRETS["GITHUB_TOKEN"] not in seen.read_text()
     assert our_comments(action.fake)  # and the comment was still posted with the token

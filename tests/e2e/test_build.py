@@ -63,8 +63,14 @@ def test_bundle_layout_and_zip_rules(hello_builds: tuple[Path, Path, str]) -> No
         names = [i.filename for i in infos]
         manifest = json.loads(zf.read("pyfn/manifest.json"))
     assert names == sorted(names)
-    for required in ("index.js", "package.json", "app/main.py", "pypy/bin/pypy3.9",
-                     "pypy/bin/libpypy3.9-c.so", "pyfn/manifest.json"):  # fmt: skip
+    for required in (
+        "index.js",
+        "package.json",
+        "app/main.py",
+        "pypy/bin/pypy3.9",
+        "pypy/bin/libpypy3.9-c.so",
+        "pyfn/manifest.json",
+    ):
         assert required in names
     assert any(n.startswith("site/flask/") for n in names)
     assert any(n.startswith("site/functions_framework/") for n in names)
@@ -81,9 +87,13 @@ def test_bundle_layout_and_zip_rules(hello_builds: tuple[Path, Path, str]) -> No
     exe = next(i for i in infos if i.filename == "pypy/bin/pypy3.9")
     assert stat.S_IMODE(exe.external_attr >> 16) == 0o755
     assert manifest["function"] == {
-        "entry_point": "hello", "gen": 2, "name": "hello", "script": None,
-        "signature": "http", "stdin": "body",
-    }  # fmt: skip
+        "entry_point": "hello",
+        "gen": 2,
+        "name": "hello",
+        "script": None,
+        "signature": "http",
+        "stdin": "body",
+    }
     assert manifest["runtime"]["python_version"] == "3.9"
     assert {p["name"] for p in manifest["packages"]} >= {"functions-framework", "flask"}
 
@@ -180,8 +190,9 @@ def _script_function(tmp_path: Path) -> Path:
 
 def _script_args(src: Path, out: Path, served: Served, index_url: str, *more: str) -> list[str]:
     """Build arguments for the script-mode function: no requirements, the runtime alone."""
-    return build_args(src, out, served, index_url, "--signature", "script",
-                      "--script", "main.py", *more)  # fmt: skip
+    return build_args(
+        src, out, served, index_url, "--signature", "script", "--script", "main.py", *more
+    )
 
 
 def _build_against(
@@ -266,9 +277,11 @@ def test_a_vendored_extension_for_a_pypy_release_pyfn_cannot_target_is_named(
     assert result.code == 0, result.stderr
     problems = json.loads(result.stdout)["native"]["problems"]
     assert problems == [
-        {"path": "app/_fast.pypy311-pp80-x86_64-linux-gnu.so",
-         "problem": f"built for {PP80}; use a pp73 wheel (PyPy 7.3) or the sdist"},
-    ]  # fmt: skip
+        {
+            "path": "app/_fast.pypy311-pp80-x86_64-linux-gnu.so",
+            "problem": f"built for {PP80}; use a pp73 wheel (PyPy 7.3) or the sdist",
+        },
+    ]
 
 
 def test_requires_python_is_honoured_when_the_index_omits_it(
@@ -312,7 +325,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     result = pyfn(
         _script_args(src, out, served_pypy, index_url, "--dry-run", "--json"),
         hermetic_env(session_cache),
-    )  # fmt: skip
+    )
     assert result.code == 0, result.stderr
     plan = json.loads(result.stdout)
     by_rule = {r["rule"]: r for r in plan["rules"]}
@@ -322,7 +335,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     text = pyfn(
         _script_args(src, out, served_pypy, index_url, "--dry-run"),
         hermetic_env(session_cache),
-    )  # fmt: skip
+    )
     assert "built-in runtime rules:" in text.stdout and "nothing was written" in text.stdout
     assert not out.exists()
 
@@ -338,13 +351,15 @@ def test_trim_rules_limits_and_reincluded_runtime_files(
     result = pyfn(
         _script_args(src, out, served_pypy, index_url, "--gen", "1"),
         hermetic_env(session_cache),
-    )  # fmt: skip
+    )
     assert result.code == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     limits = {item["name"]: item for item in report["limits"]}
     assert set(limits) == {
-        "gen1 compressed sources", "gen1 uncompressed sources", "budget compressed",
-    }  # fmt: skip
+        "gen1 compressed sources",
+        "gen1 uncompressed sources",
+        "budget compressed",
+    }
     assert limits["gen1 compressed sources"]["limit_bytes"] == 100_000_000
     assert limits["budget compressed"]["used_bytes"] == report["bundle"]["compressed_bytes"]
     assert all(item["ok"] for item in report["limits"])
@@ -364,7 +379,7 @@ def test_over_budget_fails_names_the_limit_and_writes_nothing(
     result = pyfn(
         _script_args(src, out, served_pypy, index_url, "--budget", "1MB"),
         hermetic_env(session_cache),
-    )  # fmt: skip
+    )
     assert result.code == 9
     assert "exceeds the budget compressed limit of 1.0 MB" in result.stderr
     assert "largest components: runtime" in result.stderr and ".pyfnignore" in result.stderr
@@ -376,9 +391,14 @@ def test_build_refuses_credentials_unless_allowed(
 ) -> None:
     src = _script_function(tmp_path)
     (src / "credentials.json").write_text(
-        json.dumps({"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nx",
-                    "client_email": "ci@demo.iam.gserviceaccount.com"})
-    )  # fmt: skip
+        json.dumps(
+            {
+                "type": "service_account",
+                "private_key": "-----BEGIN PRIVATE KEY-----\nx",
+                "client_email": "ci@demo.iam.gserviceaccount.com",
+            }
+        )
+    )
     out = tmp_path / "out"
     args = _script_args(src, out, served_pypy, index_url)
     refused = pyfn(args, hermetic_env(session_cache))
@@ -442,8 +462,9 @@ def test_signed_runtime_url_is_fetched_and_never_recorded(
     cache = tmp_path / "cache"  # cold: the runtime is fetched from the signed URL
     signed = dataclasses.replace(served_pypy, url=served_pypy.url + SIGNED)
     out = tmp_path / "out"
-    result = pyfn(_script_args(_script_function(tmp_path), out, signed, index_url),
-                  hermetic_env(cache))  # fmt: skip
+    result = pyfn(
+        _script_args(_script_function(tmp_path), out, signed, index_url), hermetic_env(cache)
+    )
     assert result.code == 0, result.stderr
     assert SIGNATURE not in result.stdout + result.stderr
     with zipfile.ZipFile(out / "bundle.zip") as zf:
@@ -476,9 +497,22 @@ def test_hostile_runtime_archive_is_refused_and_leaves_nothing(
     sha = hashlib.sha256(archive.read_bytes()).hexdigest()
     src = _script_function(tmp_path)
     cache = tmp_path / "cache"
-    args = ["build", str(src), "--out", str(tmp_path / "out"), "--pypy-archive", str(archive),
-            "--pypy-sha256", sha, "--index-url", index_url,
-            "--signature", "script", "--script", "main.py"]  # fmt: skip
+    args = [
+        "build",
+        str(src),
+        "--out",
+        str(tmp_path / "out"),
+        "--pypy-archive",
+        str(archive),
+        "--pypy-sha256",
+        sha,
+        "--index-url",
+        index_url,
+        "--signature",
+        "script",
+        "--script",
+        "main.py",
+    ]
     result = pyfn(args, hermetic_env(cache))
     assert result.code == 4, result.stderr
     assert "Refusing" in result.stderr and "a/a/a/b" in result.stderr
@@ -495,9 +529,22 @@ def test_runtime_url_credentials_never_reach_the_output(tmp_path: Path, index_ur
         pass  # closed again: nothing listens there
     url = base.replace("://", "://robot:s3cr3t-p4ss@") + "/pypy3.9-v7.3.11-linux64.tar.gz" + SIGNED
     src = _script_function(tmp_path)
-    args = ["build", str(src), "--out", str(tmp_path / "out"), "--pypy-archive", url,
-            "--pypy-sha256", "1" * 64, "--index-url", index_url,
-            "--signature", "script", "--script", "main.py"]  # fmt: skip
+    args = [
+        "build",
+        str(src),
+        "--out",
+        str(tmp_path / "out"),
+        "--pypy-archive",
+        url,
+        "--pypy-sha256",
+        "1" * 64,
+        "--index-url",
+        index_url,
+        "--signature",
+        "script",
+        "--script",
+        "main.py",
+    ]
     result = pyfn(args, hermetic_env(tmp_path / "cache"))
     assert result.code == 4, result.stderr
     assert f"{base}/pypy3.9-v7.3.11-linux64.tar.gz" in result.stderr
@@ -549,7 +596,7 @@ def test_index_url_credentials_never_reach_debug_output(
         result = pyfn(
             _script_args(src, out, served_pypy, secret_index, "--debug", "--refresh"),
             hermetic_env(session_cache),
-        )  # fmt: skip
+        )
     assert result.code == 0, result.stderr
     logged = caplog.text
     assert "s3cr3t-1ndex" not in logged + result.stderr + result.stdout
@@ -559,8 +606,13 @@ def test_index_url_credentials_never_reach_debug_output(
 
 # --- hardening: one credentials scanner (archives too), sources that are not files ----
 
-_SA_KEY = json.dumps({"type": "service_account", "client_email": "ci@demo.iam.gserviceaccount.com",
-                      "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n"}).encode()  # fmt: skip
+_SA_KEY = json.dumps(
+    {
+        "type": "service_account",
+        "client_email": "ci@demo.iam.gserviceaccount.com",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n",
+    }
+).encode()
 
 
 def _zip_bytes(members: dict[str, bytes]) -> bytes:
@@ -661,8 +713,14 @@ def test_build_refuses_a_key_two_archives_deep(
     # The build flow both adapters run: its refusal points at the file in the source, and
     # at no line (a line of a member is not a line of the zip), for the Action's annotation.
     env = hermetic_env(session_cache)
-    flags = {"out": out, "pypy_archive": served_pypy.url, "pypy_sha256": served_pypy.sha256,
-             "index_url": index_url, "signature": "script", "script": "main.py"}  # fmt: skip
+    flags = {
+        "out": out,
+        "pypy_archive": served_pypy.url,
+        "pypy_sha256": served_pypy.sha256,
+        "index_url": index_url,
+        "signature": "script",
+        "script": "main.py",
+    }
     with pytest.raises(CredentialsFound) as refusal:
         build_function(resolve(src, env=env, flags=flags), env)
     assert "app/vendor/libs.zip!inner.zip!sa.json" in refusal.value.message
@@ -670,7 +728,8 @@ def test_build_refuses_a_key_two_archives_deep(
     findings = refusal.value.findings
     assert any("sa.json: Google service-account key" in f.message for f in findings)
     assert {(f.kind, f.file, f.line) for f in findings} == {
-        ("credentials", src / "vendor" / "libs.zip", None)}  # fmt: skip
+        ("credentials", src / "vendor" / "libs.zip", None)
+    }
     _nothing_written(out)
     allowed = pyfn([*args, "--allow-credentials"], hermetic_env(session_cache))
     assert allowed.code == 0, allowed.stderr
@@ -685,8 +744,11 @@ def test_build_says_what_it_could_not_scan(
 ) -> None:
     src = _script_function(tmp_path)
     (src / "b.txt").write_text("hidden")
-    subprocess.run(["7z", "a", "-tzip", "-pS3cret", str(src / "data.zip"), str(src / "b.txt")],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["7z", "a", "-tzip", "-pS3cret", str(src / "data.zip"), str(src / "b.txt")],
+        check=True,
+        capture_output=True,
+    )
     (src / "b.txt").unlink()
     out = tmp_path / "out"
     result = pyfn(_script_args(src, out, served_pypy, index_url), hermetic_env(session_cache))

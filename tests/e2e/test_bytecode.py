@@ -24,8 +24,10 @@ def _pypy() -> str:
 def _stdlib(pypy: str) -> Path:
     out = subprocess.run(
         [pypy, "-c", "import email, os; print(os.path.dirname(os.path.dirname(email.__file__)))"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return Path(out.stdout.strip())
 
 
@@ -35,8 +37,12 @@ def _compile(pypy: str, preamble: str, sources: list[Path], out: Path) -> list[b
     jobs = [[str(s), str(out / f"{n}.pyc"), f"lib/{s.name}"] for n, s in enumerate(sources)]
     result = subprocess.run(
         [pypy, "-c", preamble + bytecode._COMPILER],
-        input=json.dumps(jobs), capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        input=json.dumps(jobs),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
     return [(out / f"{n}.pyc").read_bytes() for n in range(len(sources))]
@@ -62,6 +68,10 @@ def test_same_bytes_from_processes_in_different_states(tmp_path: Path) -> None:
     shutil.copy(tmp_path / "a" / f"{decoder}.pyc", probe / "m.pyc")  # sourceless
     ran = subprocess.run(
         [pypy, "-c", "import m; print(m.JSONDecoder().decode('[1]'))"],
-        cwd=probe, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=probe,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ran.returncode == 0 and ran.stdout.strip() == "[1]", ran.stderr

@@ -55,27 +55,51 @@ def test_sdists_are_built_with_pypy_and_judged_by_the_result(
     for pattern in ("markupsafe-*.tar.gz", "setuptools-*.whl"):
         for found in WHEELHOUSE.glob(pattern):
             shutil.copy(found, index)
-    _sdist(index, "cextonly-1.0", {"setup.py": SETUP_PY, "pyproject.toml": PYPROJECT,
-                                   "PKG-INFO": b"Metadata-Version: 2.1\nName: cextonly\n"
-                                               b"Version: 1.0\n"})  # fmt: skip
+    _sdist(
+        index,
+        "cextonly-1.0",
+        {
+            "setup.py": SETUP_PY,
+            "pyproject.toml": PYPROJECT,
+            "PKG-INFO": b"Metadata-Version: 2.1\nName: cextonly\nVersion: 1.0\n",
+        },
+    )
     cache = tmp_path / "cache"
-    request = RuntimeRequest(runtime="pypy3.11", arch="x86_64", pypy_version=None,
-                             archive=str(pypy_archive.path), sha256=pypy_archive.sha256,
-                             mirror=None)  # fmt: skip
+    request = RuntimeRequest(
+        runtime="pypy3.11",
+        arch="x86_64",
+        pypy_version=None,
+        archive=str(pypy_archive.path),
+        sha256=pypy_archive.sha256,
+        mirror=None,
+    )
     resolve_runtime(request, cache)  # what any pyfn build leaves in the cache
     req = tmp_path / "requirements.txt"
     req.write_text("markupsafe==3.0.4\ncextonly==1.0\n")
     with serve(index_routes(index)) as base:
-        args = [str(req), "--runtime", "pypy3.9", "--index-url", f"{base}/simple/",
-                "--cache-dir", str(cache)]  # fmt: skip
+        args = [
+            str(req),
+            "--runtime",
+            "pypy3.9",
+            "--index-url",
+            f"{base}/simple/",
+            "--cache-dir",
+            str(cache),
+        ]
         assert main(args) == 1
         out = capsys.readouterr().out
         assert main(args) == 1  # again, from the cache of sdist builds
         again = capsys.readouterr().out
-    assert f"{req}:1 markupsafe==3.0.4: only an sdist (markupsafe-3.0.4.tar.gz); it builds for " \
-        "PyPy 3.9" in out  # fmt: skip
-    assert f"{req}:2 cextonly==1.0: only an sdist (cextonly-1.0.tar.gz), which does not build " \
-        "for PyPy 3.9:" in out and "PyPy is not supported" in out  # fmt: skip
+    assert (
+        f"{req}:1 markupsafe==3.0.4: only an sdist (markupsafe-3.0.4.tar.gz); it builds for "
+        "PyPy 3.9" in out
+    )
+    assert (
+        f"{req}:2 cextonly==1.0: only an sdist (cextonly-1.0.tar.gz), which does not build "
+        "for PyPy 3.9:"
+        in out
+        and "PyPy is not supported" in out
+    )
     assert again == out
     builds = json.loads((cache / "sdist-builds.json").read_text())
     assert len(builds) == 2
@@ -85,13 +109,19 @@ def test_pypy_of_another_python_is_refused(
     tmp_path: Path, pypy_archive: PackResult, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cache = tmp_path / "cache"
-    request = RuntimeRequest(runtime="pypy3.11", arch="x86_64", pypy_version=None,
-                             archive=str(pypy_archive.path), sha256=pypy_archive.sha256,
-                             mirror=None)  # fmt: skip
+    request = RuntimeRequest(
+        runtime="pypy3.11",
+        arch="x86_64",
+        pypy_version=None,
+        archive=str(pypy_archive.path),
+        sha256=pypy_archive.sha256,
+        mirror=None,
+    )
     runtime = resolve_runtime(request, cache)
     req = tmp_path / "requirements.txt"
     req.write_text("markupsafe\n")
-    code = main([str(req), "--runtime", "pypy3.11", "--pypy", str(runtime.root),
-                 "--cache-dir", str(cache)])  # fmt: skip
+    code = main(
+        [str(req), "--runtime", "pypy3.11", "--pypy", str(runtime.root), "--cache-dir", str(cache)]
+    )
     assert code == 2
     assert "is PyPy 3.9 for x86_64, and the target is PyPy 3.11" in capsys.readouterr().err

@@ -30,10 +30,16 @@ WORKFLOW, JOB = "pyfn", "size"
 @pytest.fixture(scope="module")
 def action_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Action as `uses:` fetches it: this checkout's files, and nothing built."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode().split("\0")  # fmt: skip
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     root = tmp_path_factory.mktemp("pyfn-action")
     for name in filter(None, files):
         if (REPO / name).is_file() and not name.startswith("tests/"):
@@ -99,14 +105,22 @@ class Reports:
 def build_env(cache: Path, pypy: Served, index_url: str, pip_index: str) -> dict[str, str]:
     """What a job that builds runs with: the runtime and index served here, pyfn's own
     dependencies from the loopback index, git's identity."""
-    return hermetic_env(cache, PYFN_PYPY_ARCHIVE=pypy.url, PYFN_PYPY_SHA256=pypy.sha256,
-                        PYFN_INDEX_URL=index_url, PIP_INDEX_URL=pip_index, **GIT_ENV)  # fmt: skip
+    return hermetic_env(
+        cache,
+        PYFN_PYPY_ARCHIVE=pypy.url,
+        PYFN_PYPY_SHA256=pypy.sha256,
+        PYFN_INDEX_URL=index_url,
+        PIP_INDEX_URL=pip_index,
+        **GIT_ENV,
+    )
 
 
 def _files_of(root: Path) -> dict[str, tuple[int, int]]:
     """Every file and directory under ``root``, with its size and change time."""
-    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns)
-            for p in root.rglob("*")}  # fmt: skip
+    return {
+        str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+        for p in root.rglob("*")
+    }
 
 
 def pyfn_cache(cache: Cache) -> list[dict[str, str]]:
@@ -116,8 +130,10 @@ def pyfn_cache(cache: Cache) -> list[dict[str, str]]:
 
 def setup_python(call: StepCall) -> dict[str, str]:
     assert call.with_ == {"python-version": "3.12", "update-environment": "false"}
-    return {"python-path": getattr(sys, "_base_executable", sys.executable),
-            "python-version": ".".join(map(str, sys.version_info[:3]))}  # fmt: skip
+    return {
+        "python-path": getattr(sys, "_base_executable", sys.executable),
+        "python-version": ".".join(map(str, sys.version_info[:3])),
+    }
 
 
 def composite(
@@ -174,14 +190,28 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
     # First the push of main that the pull request is based on: it keeps the reports.
     reports = Reports(tmp_path)
     push = tmp_path / "push.json"
-    push.write_text(json.dumps({"ref": "refs/heads/main", "after": repo.base,
-                                "repository": {"full_name": f"{OWNER}/{NAME}",
-                                               "default_branch": "main"}}))  # fmt: skip
+    push.write_text(
+        json.dumps(
+            {
+                "ref": "refs/heads/main",
+                "after": repo.base,
+                "repository": {"full_name": f"{OWNER}/{NAME}", "default_branch": "main"},
+            }
+        )
+    )
     git(repo.root, "checkout", "-q", repo.base)
-    pushed = composite(action_dir, repo.root, github, push, env, Cache(), reports=reports,
-                       context={**context, "event_name": "push", "sha": repo.base,
-                                "ref": "refs/heads/main"},
-                       source="functions/hello", budget="200MB")  # fmt: skip
+    pushed = composite(
+        action_dir,
+        repo.root,
+        github,
+        push,
+        env,
+        Cache(),
+        reports=reports,
+        context={**context, "event_name": "push", "sha": repo.base, "ref": "refs/heads/main"},
+        source="functions/hello",
+        budget="200MB",
+    )
     assert pushed.exit_code == 0, [
         (s.name, s.stdout[-3000:], s.stderr[-3000:]) for s in pushed.steps if s.exit_code
     ]
@@ -193,8 +223,18 @@ def test_the_composite_installs_pyfn_builds_comments_and_sets_outputs(
 
     event = pull_request_event(repo, tmp_path / "event.json")
     cache = Cache()
-    run = composite(action_dir, repo.root, github, event, env, cache, reports=reports,
-                    context=context, source="functions/hello", budget="200MB")  # fmt: skip
+    run = composite(
+        action_dir,
+        repo.root,
+        github,
+        event,
+        env,
+        cache,
+        reports=reports,
+        context=context,
+        source="functions/hello",
+        budget="200MB",
+    )
     failed = [s for s in run.steps if s.exit_code]
     assert run.exit_code == 0, [(s.name, s.stdout[-3000:], s.stderr[-3000:]) for s in failed]
 
@@ -261,8 +301,9 @@ def test_bad_input_fails_the_step_that_checks_inputs(
     event = pull_request_event(repo, tmp_path / "event.json")
     cache = Cache()
     env = hermetic_env(session_cache, PIP_INDEX_URL=lockhouse_index)
-    run = composite(action_dir, repo.root, github, event, env, cache,
-                    source="functions/hello", **inputs)  # fmt: skip
+    run = composite(
+        action_dir, repo.root, github, event, env, cache, source="functions/hello", **inputs
+    )
     assert run.exit_code == 2
     check = run.step("inputs")
     assert check.name == "Check the inputs and each function's settings"
@@ -286,8 +327,9 @@ def test_cache_false_skips_the_cache(
     event = pull_request_event(repo, tmp_path / "event.json")
     env = build_env(session_cache, served_pypy, index_url, lockhouse_index)
     cache = Cache()
-    run = composite(action_dir, repo.root, github, event, env, cache,
-                    source="functions/hello", cache="FALSE")  # fmt: skip
+    run = composite(
+        action_dir, repo.root, github, event, env, cache, source="functions/hello", cache="FALSE"
+    )
     assert run.exit_code == 0, [(s.name, s.stdout[-2000:]) for s in run.steps if s.exit_code]
     assert run.step("inputs").outputs["cache"] == "false"
     assert pyfn_cache(cache) == [] and run.step("cache-key").skipped
@@ -301,8 +343,16 @@ def test_another_runner_is_told_linux_only_first(
     repo = repository(tmp_path, base=["hello"], head={})
     event = pull_request_event(repo, tmp_path / "event.json")
     cache = Cache()
-    run = composite(action_dir, repo.root, github, event, hermetic_env(session_cache), cache,
-                    runner_os=runner_os, source="functions/hello")  # fmt: skip
+    run = composite(
+        action_dir,
+        repo.root,
+        github,
+        event,
+        hermetic_env(session_cache),
+        cache,
+        runner_os=runner_os,
+        source="functions/hello",
+    )
     first = run.steps[0]
     assert run.exit_code == 1 and first.exit_code == 1
     assert first.stdout.startswith(

@@ -65,9 +65,17 @@ def deploy_in_a_shell(
     for name, value in cloud.env.items():
         monkeypatch.setenv(name, value)
     args = build_args(
-        src, src.parent / f"dist-{src.name}", cloud.served, cloud.index_url,
-        "--region", "asia-northeast1", "--bucket", BUCKET, *more, command="deploy",
-    )  # fmt: skip
+        src,
+        src.parent / f"dist-{src.name}",
+        cloud.served,
+        cloud.index_url,
+        "--region",
+        "asia-northeast1",
+        "--bucket",
+        BUCKET,
+        *more,
+        command="deploy",
+    )
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     capsys.readouterr()
@@ -103,8 +111,9 @@ def test_deploy_creates_then_updates_only_what_is_set(cloud: Cloud, tmp_path: Pa
     assert meta is not None and str(meta["generation"]) == storage["generation"]
     assert storage["object"].startswith("pyfn/hello/") and storage["object"].endswith(".zip")
     assert create.body["serviceConfig"]["environmentVariables"] == {
-        "MODE": "prod", "NODE_OPTIONS": "--require ./index.js"
-    }  # fmt: skip
+        "MODE": "prod",
+        "NODE_OPTIONS": "--require ./index.js",
+    }
     assert f"source: gs://{BUCKET}/{storage['object']}#{storage['generation']}" in first.stdout
     assert cloud.uploads() == 1
     # The secret material never reaches the output.
@@ -124,16 +133,19 @@ def test_deploy_creates_then_updates_only_what_is_set(cloud: Cloud, tmp_path: Pa
     patch = cloud.fake.changes()[-1]
     assert patch.method == "PATCH"
     assert patch.query["updateMask"].split(",") == [
-        "buildConfig.runtime", "buildConfig.entryPoint", "buildConfig.source",
+        "buildConfig.runtime",
+        "buildConfig.entryPoint",
+        "buildConfig.source",
         "serviceConfig.availableMemory",
-    ]  # fmt: skip
+    ]
     stored = cloud.fake.functions["v2"][create.body["name"]]
     assert stored["labels"] == {"owner": "ops"}
     assert stored["serviceConfig"]["maxInstanceCount"] == 7
     assert stored["serviceConfig"]["availableMemory"] == "1Gi"
     assert stored["serviceConfig"]["environmentVariables"] == {
-        "MODE": "prod", "NODE_OPTIONS": "--require ./index.js"
-    }  # fmt: skip
+        "MODE": "prod",
+        "NODE_OPTIONS": "--require ./index.js",
+    }
     kept(cloud)
 
     # Variables set elsewhere that lost the preload: kept, and the preload comes back.
@@ -144,8 +156,9 @@ def test_deploy_creates_then_updates_only_what_is_set(cloud: Cloud, tmp_path: Pa
     assert "serviceConfig.environmentVariables" in patch.query["updateMask"].split(",")
     stored = cloud.fake.functions["v2"][create.body["name"]]
     assert stored["serviceConfig"]["environmentVariables"] == {
-        "FROM_CONSOLE": "1", "NODE_OPTIONS": "--require ./index.js"
-    }  # fmt: skip
+        "FROM_CONSOLE": "1",
+        "NODE_OPTIONS": "--require ./index.js",
+    }
     kept(cloud)
 
 
@@ -196,8 +209,15 @@ def test_first_gen_deploy_uses_the_archive_url(cloud: Cloud, tmp_path: Path) -> 
 
 def test_event_triggered_function(cloud: Cloud, tmp_path: Path) -> None:
     src = function(tmp_path, "on-upload", EVENT_PY)
-    out = cloud.deploy(src, "--entry-point", "on_upload", "--signature", "cloudevent",
-                       "--trigger-bucket", "user-uploads")  # fmt: skip
+    out = cloud.deploy(
+        src,
+        "--entry-point",
+        "on_upload",
+        "--signature",
+        "cloudevent",
+        "--trigger-bucket",
+        "user-uploads",
+    )
     assert out.code == 0, out.stderr
     [create] = cloud.fake.changes()
     assert create.body["eventTrigger"]["eventFilters"] == [
@@ -217,9 +237,18 @@ def test_the_wait_prints_each_build_stage_as_it_changes(
     service and trigger, moving on one per poll), from the first to the last."""
     cloud.fake.polls_to_finish = 3
     src = function(tmp_path, "on-upload", EVENT_PY)
-    out = deploy_in_a_shell(cloud, monkeypatch, capsys, src, "--entry-point", "on_upload",
-                            "--signature", "cloudevent",
-                            "--trigger-bucket", "user-uploads")  # fmt: skip
+    out = deploy_in_a_shell(
+        cloud,
+        monkeypatch,
+        capsys,
+        src,
+        "--entry-point",
+        "on_upload",
+        "--signature",
+        "cloudevent",
+        "--trigger-bucket",
+        "user-uploads",
+    )
     assert out.code == 0, out.stderr
     lines = said(out.stderr)
     started = next(i for i, line in enumerate(lines) if line.startswith("Operation "))
@@ -249,12 +278,22 @@ def test_a_function_failed_by_an_earlier_deployment_is_updated_and_says_why(
     FAILED is updated (a deployment is how it is repaired), with a warning that quotes
     why it failed; unlike one DEPLOYING, it is not left alone."""
     name = f"projects/{PROJECT}/locations/asia-northeast1/functions/hello"
-    cloud.fake.functions["v2"] = {name: {
-        "name": name, "state": "FAILED", "environment": "GEN_2",
-        "buildConfig": {"runtime": "nodejs22", "entryPoint": "hello"}, "serviceConfig": {},
-        "stateMessages": [{"severity": "ERROR", "type": "BuildFailed",
-                           "message": "Build failed: npm ERR! missing script: start"}],
-    }}  # fmt: skip
+    cloud.fake.functions["v2"] = {
+        name: {
+            "name": name,
+            "state": "FAILED",
+            "environment": "GEN_2",
+            "buildConfig": {"runtime": "nodejs22", "entryPoint": "hello"},
+            "serviceConfig": {},
+            "stateMessages": [
+                {
+                    "severity": "ERROR",
+                    "type": "BuildFailed",
+                    "message": "Build failed: npm ERR! missing script: start",
+                }
+            ],
+        }
+    }
     out = deploy_in_a_shell(cloud, monkeypatch, capsys, function(tmp_path))
     assert out.code == 0, out.stderr
     assert said(out.stderr, "WARNING") == [
@@ -357,21 +396,49 @@ def test_missing_credentials_say_what_to_do(
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
-        (Injected("GET", "/functions/", 403, "PERMISSION_DENIED",
-                  "Cloud Functions API has not been used in project demo-proj before or it is "
-                  "disabled.", reason="SERVICE_DISABLED"),
-         ["not enabled in project demo-proj",
-          "gcloud services enable cloudfunctions.googleapis.com cloudbuild.googleapis.com "
-          "artifactregistry.googleapis.com run.googleapis.com --project demo-proj"]),
-        (Injected("POST", "/functions", 403, "PERMISSION_DENIED",
-                  "Permission 'cloudfunctions.functions.create' denied on resource"),
-         ["Permission denied while creating function hello", "roles/cloudfunctions.developer",
-          "roles/iam.serviceAccountUser"]),
-        (Injected("POST", "/functions", 429, "RESOURCE_EXHAUSTED",
-                  "Quota exceeded for quota metric 'Write requests'", times=1),
-         ["Quota exceeded while creating function hello", "ask for more quota"]),
+        (
+            Injected(
+                "GET",
+                "/functions/",
+                403,
+                "PERMISSION_DENIED",
+                "Cloud Functions API has not been used in project demo-proj before or it is "
+                "disabled.",
+                reason="SERVICE_DISABLED",
+            ),
+            [
+                "not enabled in project demo-proj",
+                "gcloud services enable cloudfunctions.googleapis.com cloudbuild.googleapis.com "
+                "artifactregistry.googleapis.com run.googleapis.com --project demo-proj",
+            ],
+        ),
+        (
+            Injected(
+                "POST",
+                "/functions",
+                403,
+                "PERMISSION_DENIED",
+                "Permission 'cloudfunctions.functions.create' denied on resource",
+            ),
+            [
+                "Permission denied while creating function hello",
+                "roles/cloudfunctions.developer",
+                "roles/iam.serviceAccountUser",
+            ],
+        ),
+        (
+            Injected(
+                "POST",
+                "/functions",
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Quota exceeded for quota metric 'Write requests'",
+                times=1,
+            ),
+            ["Quota exceeded while creating function hello", "ask for more quota"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_api_errors_become_advice(
     cloud: Cloud, tmp_path: Path, fault: Injected, expected: list[str]
 ) -> None:
@@ -386,8 +453,17 @@ def test_api_errors_become_advice(
 
 
 def test_a_region_the_api_does_not_know(cloud: Cloud, tmp_path: Path) -> None:
-    args = build_args(function(tmp_path), tmp_path / "dist", cloud.served, cloud.index_url,
-                      "--region", "us-nowhere1", "--bucket", BUCKET, command="deploy")  # fmt: skip
+    args = build_args(
+        function(tmp_path),
+        tmp_path / "dist",
+        cloud.served,
+        cloud.index_url,
+        "--region",
+        "us-nowhere1",
+        "--bucket",
+        BUCKET,
+        command="deploy",
+    )
     out = pyfn(args, cloud.env)
     assert out.code == 15
     assert "Region 'us-nowhere1' is not available to Cloud Functions" in out.stderr

@@ -194,10 +194,15 @@ def test_preflight_is_answered_for_the_configured_origins_only(
     function: Running, page: Page
 ) -> None:
     for origin in (page.base, OTHER_ORIGIN):
-        answer = call(function.base + "/", "OPTIONS", headers={
-            "Origin": origin, "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type",
-        })  # fmt: skip
+        answer = call(
+            function.base + "/",
+            "OPTIONS",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
         assert answer.status == 204, (origin, answer.status, answer.body)
         assert answer.headers["Access-Control-Allow-Origin"] == origin
         assert "POST" in answer.headers["Access-Control-Allow-Methods"]
@@ -367,8 +372,9 @@ def test_over_the_bound_without_a_declared_length_is_refused(
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
     try:
         chunks = iter([TOO_BIG[:1000], TOO_BIG[1000:]])
-        conn.request("POST", "/", body=chunks, encode_chunked=True,
-                     headers={"Content-Type": "text/plain"})  # fmt: skip
+        conn.request(
+            "POST", "/", body=chunks, encode_chunked=True, headers={"Content-Type": "text/plain"}
+        )
         response = conn.getresponse()
         answer = Answer(response.status, dict(response.getheaders()), response.read())
     finally:
@@ -447,11 +453,12 @@ def test_the_test_page_in_chromium_sends_its_beacon(
 def test_the_bundle_holds_the_function_only(built: Built) -> None:
     """No key file, no page: the function's code and settings, and the report's size."""
     with zipfile.ZipFile(built.bundle) as bundle:
-        app = {
-            n for n in bundle.namelist()
-            if n.startswith("app/") and "__pycache__" not in n
-        }  # fmt: skip
+        app = {n for n in bundle.namelist() if n.startswith("app/") and "__pycache__" not in n}
     assert app == {"app/main.py", "app/requirements.txt", "app/pyfn.toml"}, app
-    assert built.report["function"] == {**built.report["function"], "name": "beacon",
-                                        "entry_point": "beacon", "signature": "http"}  # fmt: skip
+    assert built.report["function"] == {
+        **built.report["function"],
+        "name": "beacon",
+        "entry_point": "beacon",
+        "signature": "http",
+    }
     assert 0 < built.report["bundle"]["compressed_bytes"] < 100_000_000

@@ -165,8 +165,10 @@ def test_it_builds_with_its_icon(build_example: Callable[[str], Built]) -> None:
     built = build_example("cloud-button")
     function = built.report["function"]
     assert (function["name"], function["entry_point"], function["signature"]) == (
-        "cloud-button", "button", "http",
-    )  # fmt: skip
+        "cloud-button",
+        "button",
+        "http",
+    )
     assert built.bundle.stat().st_size == built.report["bundle"]["compressed_bytes"]
     names = {c["name"] for c in built.report["components"]}
     assert {"functions-framework", "google-auth", "requests"} <= names
@@ -292,14 +294,20 @@ def test_a_post_with_the_token_acts_on_exactly_that_instance(button: Button) -> 
     stopped = send(url, "POST", {"action": "stop", "instance": "web-1"}, button.bearer())
     assert stopped.status == 303 and header(stopped, "Location") == "?stop=web-1"
     assert actions(button.fake) == ["/web-1/stop"]
-    assert statuses(button.fake) == {"ci-runner": "RUNNING", "db-1": "TERMINATED",
-                                     "web-1": "TERMINATED"}  # fmt: skip
+    assert statuses(button.fake) == {
+        "ci-runner": "RUNNING",
+        "db-1": "TERMINATED",
+        "web-1": "TERMINATED",
+    }
 
     started = send(url, "POST", {"action": "start", "instance": "db-1"}, button.bearer())
     assert started.status == 303
     assert actions(button.fake) == ["/web-1/stop", "/db-1/start"]
-    assert statuses(button.fake) == {"ci-runner": "RUNNING", "db-1": "RUNNING",
-                                     "web-1": "TERMINATED"}  # fmt: skip
+    assert statuses(button.fake) == {
+        "ci-runner": "RUNNING",
+        "db-1": "RUNNING",
+        "web-1": "TERMINATED",
+    }
     assert all(r.body is None for r in button.fake.changes())  # start and stop take no body
 
 
@@ -315,8 +323,12 @@ def test_the_session_cookie_and_the_csrf_token(button: Button) -> None:
     name, _, value = cookie.split(";", 1)[0].partition("=")
     assert name == "button-session" and TOKEN not in value and len(value) > 32
 
-    deployed = send(url, "POST", {"action": "login", "token": TOKEN},
-                    {"Host": "asia-northeast1-demo-proj.cloudfunctions.net"})  # fmt: skip
+    deployed = send(
+        url,
+        "POST",
+        {"action": "login", "token": TOKEN},
+        {"Host": "asia-northeast1-demo-proj.cloudfunctions.net"},
+    )
     cookie = header(deployed, "Set-Cookie")
     assert cookie.startswith("__Host-session=") and "; Secure;" in cookie, cookie
 
@@ -363,8 +375,9 @@ def test_bad_forms_are_a_short_400_without_an_api_call(
 
 
 def test_an_instance_the_zone_lacks_is_a_404(button: Button) -> None:
-    answer = send(button.base + "/", "POST", {"action": "start", "instance": "ghost"},
-                  button.bearer())  # fmt: skip
+    answer = send(
+        button.base + "/", "POST", {"action": "start", "instance": "ghost"}, button.bearer()
+    )
     brief(answer, 404)
     assert b"ghost" in answer.body
     assert button.fake.changes() == []  # only the list that showed it is not there
@@ -377,16 +390,31 @@ def test_an_instance_the_zone_lacks_is_a_404(button: Button) -> None:
         ("DELETE", "/", None, {}, 405),
         ("GET", "/apple-touch-icon-precomposed.png", None, {}, 404),
         ("GET", "/instances/web-1/stop", None, {}, 404),
-        ("POST", "/", b"action=stop&instance=web-1&pad=" + b"x" * 10_000,
-         {"Content-Type": "application/x-www-form-urlencoded"}, 413),
-        ("POST", "/", b'{"action": "stop", "instance": "web-1"}',
-         {"Content-Type": "application/json"}, 400),
+        (
+            "POST",
+            "/",
+            b"action=stop&instance=web-1&pad=" + b"x" * 10_000,
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            413,
+        ),
+        (
+            "POST",
+            "/",
+            b'{"action": "stop", "instance": "web-1"}',
+            {"Content-Type": "application/json"},
+            400,
+        ),
         ("POST", "/", b"--x\r\nbroken", {"Content-Type": "multipart/form-data; boundary=x"}, 400),
         ("POST", "/", b"action=stop&instance=web-1", {"Content-Type": "multipart/form-data"}, 400),
-        ("POST", "/", b"action=%ff%fe&instance=web-1",
-         {"Content-Type": "application/x-www-form-urlencoded"}, 400),
+        (
+            "POST",
+            "/",
+            b"action=%ff%fe&instance=web-1",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            400,
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_requests_are_a_short_4xx(
     button: Button,
     method: str,
@@ -411,8 +439,9 @@ def test_api_errors_are_a_short_502(button: Button) -> None:
     assert denied.encode() in answer.body
 
     button.fake.inject.append(Injected("stop", 403, "Required 'compute.instances.stop'"))
-    answer = send(button.base + "/", "POST", {"action": "stop", "instance": "web-1"},
-                  button.bearer())  # fmt: skip
+    answer = send(
+        button.base + "/", "POST", {"action": "stop", "instance": "web-1"}, button.bearer()
+    )
     brief(answer, 502)
     assert statuses(button.fake)["web-1"] == "RUNNING"
 
@@ -432,8 +461,15 @@ def test_without_a_configured_token_everything_is_refused(
                 url = running.base + "/"
                 brief(send(url), 503)
                 brief(send(url, "POST", {"action": "login", "token": token}), 503)
-                brief(send(url, "POST", {"action": "stop", "instance": "web-1"},
-                           {"Authorization": f"Bearer {token}"}), 503)  # fmt: skip
+                brief(
+                    send(
+                        url,
+                        "POST",
+                        {"action": "stop", "instance": "web-1"},
+                        {"Authorization": f"Bearer {token}"},
+                    ),
+                    503,
+                )
         assert fake.requests == []
 
 
@@ -469,9 +505,12 @@ def test_in_a_browser_the_button_stops_the_machine(button: Button) -> None:
         driver.find_element(By.XPATH, "//button[normalize-space()='Unlock']").click()
         # Bounded: 30 s, 150 polls. A row found just before the page reloads goes stale:
         # that is "not yet", as an element not found is.
-        wait = WebDriverWait(driver, 30, poll_frequency=0.2,
-                             ignored_exceptions=(StaleElementReferenceException,
-                                                 JavascriptException))  # fmt: skip
+        wait = WebDriverWait(
+            driver,
+            30,
+            poll_frequency=0.2,
+            ignored_exceptions=(StaleElementReferenceException, JavascriptException),
+        )
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "li .status"))
         assert button.fake.changes() == []
 
@@ -496,8 +535,11 @@ def test_in_a_browser_the_button_stops_the_machine(button: Button) -> None:
         shot = ARTIFACTS / "cloud-button.png"
         assert driver.save_screenshot(str(shot))
         assert shot.read_bytes().startswith(PNG)
-    assert statuses(button.fake) == {"ci-runner": "RUNNING", "db-1": "TERMINATED",
-                                     "web-1": "TERMINATED"}  # fmt: skip
+    assert statuses(button.fake) == {
+        "ci-runner": "RUNNING",
+        "db-1": "TERMINATED",
+        "web-1": "TERMINATED",
+    }
 
 
 # --- the fake itself: it holds callers to the discovery document ------------------------
@@ -524,8 +566,10 @@ def test_the_fake_refuses_what_the_compute_api_would(tmp_path: Path) -> None:
             return str(creds.token)
 
         compute = "https://www.googleapis.com/auth/compute"
-        forged = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                  "assertion": jwt({"scope": compute})}  # fmt: skip
+        forged = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "assertion": jwt({"scope": compute}),
+        }
         assert send(f"{fake.base}/token", "POST", forged).status == 400  # signed by no key
         good = {"Authorization": f"Bearer {token(compute)}"}
         narrow = {"Authorization": f"Bearer {token('https://www.googleapis.com/auth/devstorage')}"}

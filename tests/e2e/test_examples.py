@@ -46,8 +46,11 @@ def _documented_limits() -> dict[int, dict[str, int]]:
     """The platform's source limits of each generation, as docs/configuration.md names
     them ("Size limits and budgets"), by the names report.json gives them."""
     text = " ".join((REPO / "docs" / "configuration.md").read_text().split())
-    found = re.search(r"\(1st gen: (\d+) MB compressed, (\d+) MB uncompressed sources; "
-                      r"2nd gen publishes none\)", text)  # fmt: skip
+    found = re.search(
+        r"\(1st gen: (\d+) MB compressed, (\d+) MB uncompressed sources; "
+        r"2nd gen publishes none\)",
+        text,
+    )
     assert found, "docs/configuration.md no longer names the limits as this test reads them"
     compressed, uncompressed = (parse_size(f"{n}MB") for n in found.groups())
     return {

@@ -22,9 +22,13 @@ CHUNK = 256 * 1024  # the resumable protocol's unit
 
 def start(p: Proxy, name: str, query: str = "&ifGenerationMatch=0") -> str:
     """A resumable session started through the proxy: the path its PUTs go to."""
-    status, body = request(p.base, "POST", f"{UPLOADS}?uploadType=resumable{query}",
-                           json.dumps({"name": name}).encode(),
-                           {"Content-Type": "application/json"})  # fmt: skip
+    status, body = request(
+        p.base,
+        "POST",
+        f"{UPLOADS}?uploadType=resumable{query}",
+        json.dumps({"name": name}).encode(),
+        {"Content-Type": "application/json"},
+    )
     assert status == 200, body
     [(method, _, code)] = p.log[-1:]
     assert (method, code) == ("POST", 200)

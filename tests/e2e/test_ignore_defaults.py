@@ -60,5 +60,7 @@ def test_git_ignored_files_are_not_bundled_without_a_gcloudignore(
     built = pyfn(_args(src, tmp_path / "plain", served_pypy, index_url), env)
     assert built.code == 0, built.stderr
     assert _names(tmp_path / "plain" / "bundle.zip") == {
-        "app/main.py", "app/.env", "app/secrets/motd.txt",
-    }  # fmt: skip
+        "app/main.py",
+        "app/.env",
+        "app/secrets/motd.txt",
+    }

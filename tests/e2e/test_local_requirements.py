@@ -37,8 +37,9 @@ def _function(tmp_path: Path) -> Path:
 
 
 def _build(src: Path, out: Path, served: Served, index_url: str, cache: Path, *more: str) -> None:
-    args = build_args(src, out, served, index_url, "--signature", "script",
-                      "--script", "main.py", *more)  # fmt: skip
+    args = build_args(
+        src, out, served, index_url, "--signature", "script", "--script", "main.py", *more
+    )
     result = pyfn(args, hermetic_env(cache))
     assert result.code == 0, result.stderr
 
@@ -67,8 +68,9 @@ def test_the_package_judged_is_the_package_installed(
     (src / "deps" / "requirements.txt").write_text("./pkg\n")
     monkeypatch.chdir(src)  # pip would read ./pkg here
     out = tmp_path / "out"
-    _build(src, out, served_pypy, index_url, session_cache,
-           "--requirements", "deps/requirements.txt")  # fmt: skip
+    _build(
+        src, out, served_pypy, index_url, session_cache, "--requirements", "deps/requirements.txt"
+    )
     site = _site(out / "bundle.zip")
     assert not any(n.startswith("site/working_directory/") for n in site)
     assert site["site/judged/__init__.py"] == b"SAYS = 'deps/pkg'\n"
@@ -153,8 +155,16 @@ def test_a_local_package_linking_out_of_the_source_is_refused(
     secret.write_text("not for the bundle")
     os.symlink(secret, src / "pkg" / "leaky" / "data.txt")
     (src / "requirements.txt").write_text("./pkg\n")
-    args = build_args(src, tmp_path / "out", served_pypy, index_url, "--signature", "script",
-                      "--script", "main.py")  # fmt: skip
+    args = build_args(
+        src,
+        tmp_path / "out",
+        served_pypy,
+        index_url,
+        "--signature",
+        "script",
+        "--script",
+        "main.py",
+    )
     result = pyfn(args, hermetic_env(session_cache))
     assert result.code == 5, result.stderr
     assert "data.txt" in result.stderr and "outside" in result.stderr

@@ -84,9 +84,14 @@ def test_a_bundle_declares_the_pinned_framework_and_npm_ci_installs_exactly_it(
     if npm is None:
         pytest.fail("npm is not on PATH (CI installs it)")
     result = subprocess.run(
-        [npm, "ci", "--omit=dev", "--no-audit", "--no-fund"], cwd=root,
-        env=npm_env(session_cache), capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [npm, "ci", "--omit=dev", "--no-audit", "--no-fund"],
+        cwd=root,
+        env=npm_env(session_cache),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert installed_version(root) == version
     # Every package npm installed is the one the lockfile names.
@@ -140,8 +145,9 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 def test_serve_runs_the_version_the_bundle_declares(
     tmp_path: Path, served_pypy: Served, index_url: str, session_cache: Path
 ) -> None:
-    bundle = build(tmp_path / "out", served_pypy, index_url, session_cache,
-                   "--node-framework", OTHER)  # fmt: skip
+    bundle = build(
+        tmp_path / "out", served_pypy, index_url, session_cache, "--node-framework", OTHER
+    )
     package_json, lock, manifest, reported = declared(bundle)
     assert package_json["dependencies"] == {PACKAGE: OTHER}
     assert json.loads(lock)["packages"][f"node_modules/{PACKAGE}"]["version"] == OTHER
@@ -173,8 +179,15 @@ def contract() -> Iterator[int]:
     framework = nodeframework.ensure_framework(TEST_CACHE, dict(os.environ), package)
     assert nodeframework.installed_version(framework.home) == (PACKAGE, package.version)
     port = free_port()
-    process = serve.start(framework, CONTRACT, entry_point="contract", host="127.0.0.1",
-                          port=port, env=dict(os.environ), output=subprocess.DEVNULL)  # fmt: skip
+    process = serve.start(
+        framework,
+        CONTRACT,
+        entry_point="contract",
+        host="127.0.0.1",
+        port=port,
+        env=dict(os.environ),
+        output=subprocess.DEVNULL,
+    )
     try:
         _get(port, "/state")
         yield port
@@ -226,8 +239,9 @@ def test_the_raw_body_is_kept_byte_for_byte(
 
 def test_a_gzip_body_arrives_inflated(contract: int) -> None:
     body = json.dumps({"k": "v" * 1000}).encode()
-    status, data = _post(contract, gzip.compress(body), "application/json",
-                         **{"Content-Encoding": "gzip"})  # fmt: skip
+    status, data = _post(
+        contract, gzip.compress(body), "application/json", **{"Content-Encoding": "gzip"}
+    )
     assert status == 200
     assert base64.b64decode(json.loads(data)["rawBody"]) == body
 

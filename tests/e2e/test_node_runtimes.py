@@ -37,8 +37,17 @@ def _build(
     (src / "main.py").write_text("print('hi')\n")
     (src / "requirements.txt").write_text("probe236\n")
     with serve(index_routes(wheels)) as base:
-        args = build_args(src, tmp_path / "out", served, f"{base}/simple/", "--signature",
-                          "script", "--script", "main.py", *more)  # fmt: skip
+        args = build_args(
+            src,
+            tmp_path / "out",
+            served,
+            f"{base}/simple/",
+            "--signature",
+            "script",
+            "--script",
+            "main.py",
+            *more,
+        )
         return pyfn(args, hermetic_env(cache, PYFN_TODAY=today))
 
 
@@ -72,8 +81,18 @@ def test_a_runtime_near_its_deprecation_is_said_everywhere(
     src.mkdir()
     (src / "main.py").write_text("print('hi')\n")
     with serve(index_routes(tmp_path)) as base:
-        args = build_args(src, tmp_path / "out", served_pypy, f"{base}/simple/",
-                          "--signature", "script", "--script", "main.py", "--gen", "1")  # fmt: skip
+        args = build_args(
+            src,
+            tmp_path / "out",
+            served_pypy,
+            f"{base}/simple/",
+            "--signature",
+            "script",
+            "--script",
+            "main.py",
+            "--gen",
+            "1",
+        )
         ok = pyfn(args, hermetic_env(session_cache, PYFN_TODAY="2027-02-15"))
     assert ok.code == 0, ok.stderr
     assert said in caplog.messages  # the build's output

@@ -33,10 +33,12 @@ def precommit_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         PIP_NO_INDEX="1",
         PIP_FIND_LINKS=str(HOOKHOUSE),
         PIP_CONFIG_FILE=os.devnull,
-        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
-        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.invalid",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.invalid",
         PRE_COMMIT_EXE=exe,
-    )  # fmt: skip
+    )
     return env
 
 
@@ -55,8 +57,12 @@ def _repo(tmp_path: Path, files: dict[str, bytes]) -> Path:
 def _try_repo(repo: Path, hook: str, env: dict[str, str], *args: str) -> tuple[int, str]:
     result = subprocess.run(
         [env["PRE_COMMIT_EXE"], "try-repo", str(REPO), hook, "--all-files", *args],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -75,8 +81,11 @@ def test_oversized_files(tmp_path: Path, precommit_env: dict[str, str]) -> None:
 
 
 def test_no_credentials(tmp_path: Path, precommit_env: dict[str, str]) -> None:
-    key = {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nx",
-           "client_email": "ci@demo.iam.gserviceaccount.com"}  # fmt: skip
+    key = {
+        "type": "service_account",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nx",
+        "client_email": "ci@demo.iam.gserviceaccount.com",
+    }
     files = {"main.py": b"print('hi')\n", "credentials.json": json.dumps(key).encode()}
     repo = _repo(tmp_path, files)
     code, out = _try_repo(repo, "pyfn-no-credentials", precommit_env)
@@ -97,12 +106,15 @@ def test_native_wheels_on_vendored_binaries(tmp_path: Path, precommit_env: dict[
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     wheel = make_wheel(wheels, "nextonly", "1.0", "pp311-pypy311_pp80-manylinux_2_28_x86_64")
-    repo = _repo(tmp_path, {
-        "vendor/_fast.cpython-311-x86_64-linux-gnu.so": data,
-        "vendor/_next.pypy311-pp80-x86_64-linux-gnu.so": data,
-        f"vendor/{wheel.name}": wheel.read_bytes(),
-        "vendor/README.md": b"binaries",
-    })  # fmt: skip
+    repo = _repo(
+        tmp_path,
+        {
+            "vendor/_fast.cpython-311-x86_64-linux-gnu.so": data,
+            "vendor/_next.pypy311-pp80-x86_64-linux-gnu.so": data,
+            f"vendor/{wheel.name}": wheel.read_bytes(),
+            "vendor/README.md": b"binaries",
+        },
+    )
     code, out = _try_repo(repo, "pyfn-native-wheels", precommit_env)
     assert code == 1, out
     assert "_fast.cpython-311-x86_64-linux-gnu.so: a CPython extension" in out
@@ -128,8 +140,13 @@ def test_no_credentials_inside_archives_and_encodings(
     import io
     import zipfile
 
-    key = json.dumps({"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nx",
-                      "client_email": "ci@demo.iam.gserviceaccount.com"}).encode()  # fmt: skip
+    key = json.dumps(
+        {
+            "type": "service_account",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nx",
+            "client_email": "ci@demo.iam.gserviceaccount.com",
+        }
+    ).encode()
 
     def zipped(members: dict[str, bytes]) -> bytes:
         buf = io.BytesIO()
@@ -140,8 +157,11 @@ def test_no_credentials_inside_archives_and_encodings(
 
     encrypted = tmp_path / "enc.zip"
     (tmp_path / "b.txt").write_text("hidden")
-    subprocess.run(["7z", "a", "-tzip", "-pS3cret", str(encrypted), str(tmp_path / "b.txt")],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["7z", "a", "-tzip", "-pS3cret", str(encrypted), str(tmp_path / "b.txt")],
+        check=True,
+        capture_output=True,
+    )
     files = {
         "main.py": b"print('hi')\n",
         "vendor/libs.zip": zipped({"inner.zip": zipped({"sa.json": key})}),

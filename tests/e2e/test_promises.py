@@ -71,9 +71,15 @@ def _run_pypy(root: Path, *args: str, stdin: str | None = None) -> subprocess.Co
         "PYTHONDONTWRITEBYTECODE": "1",  # as on a read-only bundle: nothing compiled is kept
     }
     return subprocess.run(
-        [str(_bundle_pypy(root)), "-s", *args], cwd=root, env=env, input=stdin,
-        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
-    )  # fmt: skip
+        [str(_bundle_pypy(root)), "-s", *args],
+        cwd=root,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
 
 
 # --- every .py has an unchecked-hash .pyc that PyPy loads ------------------------------
@@ -197,8 +203,9 @@ def test_environment_markers_are_judged_by_the_target_pypy(
     )
     out = tmp_path / "out"
     with serve(index_routes(wheels)) as base:
-        args = build_args(src, out, served_pypy, f"{base}/simple/",
-                          "--signature", "script", "--script", "main.py")  # fmt: skip
+        args = build_args(
+            src, out, served_pypy, f"{base}/simple/", "--signature", "script", "--script", "main.py"
+        )
         result = pyfn(args, hermetic_env(session_cache))
     assert result.code == 0, result.stderr
     with zipfile.ZipFile(out / "bundle.zip") as zf:
@@ -219,8 +226,9 @@ def served(bundle: Path, serve_cache: Path, tmp_path: Path, **env: str) -> Itera
     every request reaches the same worker, one after another, and the JIT comes on
     right after that worker's first answer."""
     settings = {"PYFN_WORKERS": "1", "PYFN_THREADS": "1", "PYFN_WARMUP": "0", **env}
-    with serving(bundle, serve_cache, tmp_path / f"serve-{uuid.uuid4().hex[:8]}.log",
-                 settings) as running:  # fmt: skip
+    with serving(
+        bundle, serve_cache, tmp_path / f"serve-{uuid.uuid4().hex[:8]}.log", settings
+    ) as running:
         first = call(f"{running.base}/")
         assert (first.status, first.body) == (200, b"ok\n"), running.output()[-3000:]
         yield running
@@ -292,8 +300,9 @@ def test_logging_levels_become_their_severities(
         entries = _wait_for_message(running, f"{token} done")
     mine = {
         str(e["message"]).split("\n", 1)[0]: e
-        for e in entries if str(e.get("message", "")).startswith(token)
-    }  # fmt: skip
+        for e in entries
+        if str(e.get("message", "")).startswith(token)
+    }
     severities = {first[len(token) + 1 :]: e.get("severity") for first, e in mine.items()}
     assert severities == {
         "debug": "DEBUG",

@@ -35,12 +35,19 @@ def test_hello_bundle_is_byte_identical_to_the_recorded_build(
     out = tmp_path / "out"
     result = pyfn(
         [
-            "build", str(REPO / "examples" / "hello"), "--out", str(out),
-            "--pypy-archive", pypy_archive.path.name, "--pypy-sha256", pypy_archive.sha256,
-            "--index-url", index_url,
+            "build",
+            str(REPO / "examples" / "hello"),
+            "--out",
+            str(out),
+            "--pypy-archive",
+            pypy_archive.path.name,
+            "--pypy-sha256",
+            pypy_archive.sha256,
+            "--index-url",
+            index_url,
         ],
         hermetic_env(tmp_path / "cache"),
-    )  # fmt: skip
+    )
     assert result.code == 0, result.stderr
     built = {
         "runtime_archive_sha256": pypy_archive.sha256,

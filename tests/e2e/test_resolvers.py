@@ -42,9 +42,22 @@ def _function(tmp_path: Path, requirements: str, name: str = "fn") -> Path:
 def _args(src: Path, out: Path, served: Served, *more: str) -> list[str]:
     """A script-mode build with no index named: where to look comes from ``more``, or
     from pip's configuration."""
-    return ["build", str(src), "--out", str(out), "--pypy-archive", served.url,
-            "--pypy-sha256", served.sha256, "--signature", "script", "--script", "main.py",
-            "--json", *more]  # fmt: skip
+    return [
+        "build",
+        str(src),
+        "--out",
+        str(out),
+        "--pypy-archive",
+        served.url,
+        "--pypy-sha256",
+        served.sha256,
+        "--signature",
+        "script",
+        "--script",
+        "main.py",
+        "--json",
+        *more,
+    ]
 
 
 def _components(result: Outcome) -> dict[str, str]:
@@ -125,7 +138,7 @@ def test_pip_configuration_applies_with_either_resolver(
         result = pyfn(
             _args(src, tmp_path / "out", served_pypy, "--resolver", resolver, "--refresh"),
             hermetic_env(session_cache, **extra),
-        )  # fmt: skip
+        )
     assert _components(result) == {"pyfn-only-here": "2.0"}
 
 
@@ -161,10 +174,19 @@ def test_credentials_of_an_index_reach_it_and_nothing_else(
             index = f"{base}/simple/".replace("://", f"://robot:{password}@")
             src = _function(tmp_path, "pyfn-only-here\n", f"fn-{code}")
             result = pyfn(
-                _args(src, out, served_pypy, "--index-url", index, "--resolver", resolver,
-                      "--refresh", "--debug"),
+                _args(
+                    src,
+                    out,
+                    served_pypy,
+                    "--index-url",
+                    index,
+                    "--resolver",
+                    resolver,
+                    "--refresh",
+                    "--debug",
+                ),
                 hermetic_env(session_cache),
-            )  # fmt: skip
+            )
             assert result.code == code, result.stderr
             shown = result.stdout + result.stderr
             assert password not in shown
@@ -190,10 +212,20 @@ def test_an_extra_index_with_credentials_serves_what_the_index_lacks(
         src = _function(tmp_path, "pyfn-only-here\nblinker\n")
         secret_url = f"{more}/simple/".replace("://", "://robot:3xtra-s3cret@")
         result = pyfn(
-            _args(src, tmp_path / "out", served_pypy, "--index-url", f"{index}/simple/",
-                  "--extra-index-urls", secret_url, "--resolver", resolver, "--debug"),
+            _args(
+                src,
+                tmp_path / "out",
+                served_pypy,
+                "--index-url",
+                f"{index}/simple/",
+                "--extra-index-urls",
+                secret_url,
+                "--resolver",
+                resolver,
+                "--debug",
+            ),
             hermetic_env(cache),
-        )  # fmt: skip
+        )
     assert _components(result) == {"pyfn-only-here": "2.0", "blinker": "1.9.0"}
     assert "3xtra-s3cret" not in result.stdout + result.stderr
     assert extra.hits and plain.hits
@@ -288,11 +320,16 @@ def test_an_aarch64_target_is_resolved_on_this_x86_64_machine(
     env["PIP_CONFIG_FILE"] = os.devnull
     with serve(index_routes(wheels)) as base, caplog.at_level(logging.INFO):
         installed = install_requirements(
-            [], requirement_files=[wanted], target=Target("3.9", "73", "aarch64", (2, 35)),
-            interpreter=host_interpreter(env), site=tmp_path / "site", work=tmp_path / "work",
-            cache_dir=tmp_path / "cache", sources=Sources(index_url=f"{base}/simple/"),
+            [],
+            requirement_files=[wanted],
+            target=Target("3.9", "73", "aarch64", (2, 35)),
+            interpreter=host_interpreter(env),
+            site=tmp_path / "site",
+            work=tmp_path / "work",
+            cache_dir=tmp_path / "cache",
+            sources=Sources(index_url=f"{base}/simple/"),
             resolver=resolver,
-        )  # fmt: skip
+        )
     chosen = {d.name: d.wheel for d in installed.distributions}
     assert chosen["native"] == "native-1.0-pp39-pypy39_pp73-manylinux_2_17_aarch64.whl"
     assert installed.resolver == resolver
@@ -334,13 +371,21 @@ def test_a_build_stopped_by_sigterm_leaves_no_temporary_tree(
     cache, tmp = tmp_path / "cache", tmp_path / "tmp"
     tmp.mkdir()
     src = _function(tmp_path, "markupsafe==3.0.4\n")
-    argv = [sys.executable, "-m", "pyfn_action",
-            *_args(src, tmp_path / "out", served_pypy, "--index-url", index_url,
-                   "--resolver", resolver)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "pyfn_action",
+        *_args(
+            src, tmp_path / "out", served_pypy, "--index-url", index_url, "--resolver", resolver
+        ),
+    ]
     process = subprocess.Popen(
-        argv, env=hermetic_env(cache, TMPDIR=str(tmp)), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        argv,
+        env=hermetic_env(cache, TMPDIR=str(tmp)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")))  # type: ignore[union-attr]
     reader.start()
@@ -385,13 +430,17 @@ def test_find_links_and_constraints_hold_with_either_resolver(
     links = _only_here(tmp_path)
     flag = _function(tmp_path, "pyfn-only-here\n", "flag")
     args = ["--index-url", index_url, "--find-links", str(links), "--resolver", resolver]
-    result = pyfn(_args(flag, tmp_path / "o1", served_pypy, *args, "--refresh"),
-                  hermetic_env(session_cache))  # fmt: skip
+    result = pyfn(
+        _args(flag, tmp_path / "o1", served_pypy, *args, "--refresh"), hermetic_env(session_cache)
+    )
     assert _components(result) == {"pyfn-only-here": "2.0"}
-    inline = _function(tmp_path, "--no-index\n--find-links wheels\n-c pins.txt\npyfn-only-here\n",
-                       "inline")  # fmt: skip
+    inline = _function(
+        tmp_path, "--no-index\n--find-links wheels\n-c pins.txt\npyfn-only-here\n", "inline"
+    )
     shutil.copytree(links, inline / "wheels")
     (inline / "pins.txt").write_text("pyfn-only-here==1.0\n")
-    result = pyfn(_args(inline, tmp_path / "o2", served_pypy, "--resolver", resolver,
-                        "--refresh"), hermetic_env(session_cache))  # fmt: skip
+    result = pyfn(
+        _args(inline, tmp_path / "o2", served_pypy, "--resolver", resolver, "--refresh"),
+        hermetic_env(session_cache),
+    )
     assert _components(result) == {"pyfn-only-here": "1.0"}

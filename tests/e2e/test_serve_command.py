@@ -70,8 +70,10 @@ def _pyfn_serve(
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "pyfn_action", "serve", *argv],
-            env=child_env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=child_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_listening(port, process, START_SECONDS, lambda: log.read_text(errors="replace"))
             yield process

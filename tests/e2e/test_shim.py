@@ -58,9 +58,11 @@ def framework() -> Framework:
 
 @pytest.fixture(scope="module")
 def shim_bundle(
-    tmp_path_factory: pytest.TempPathFactory, served_pypy: Served, index_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    served_pypy: Served,
+    index_url: str,
     session_cache: Path,
-) -> Path:  # fmt: skip
+) -> Path:
     out = tmp_path_factory.mktemp("shim-dist")
     args = build_args(APP, out, served_pypy, index_url, "--entry-point", "hello")
     result = pyfn(args, hermetic_env(session_cache))
@@ -164,10 +166,11 @@ class Server:
 
     def ready_workers(self) -> list[str]:
         return [
-            str(e["message"]) for e in self.logs()
+            str(e["message"])
+            for e in self.logs()
             if str(e.get("message", "")).startswith("pyfn worker ")
             and str(e["message"]).split()[3:4] == ["ready"]
-        ]  # fmt: skip
+        ]
 
     def wait_for_log(self, predicate, seconds: float = 60) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
         """The log, once an entry satisfies ``predicate``; failing if none does in ``seconds``."""
@@ -252,9 +255,14 @@ def serving(
         del child_env["PYFN_WARMUP"]  # as deployed: the worker's own default
     with _manifest_function(root, **changes), log.open("wb") as out:
         process = serve.start(
-            framework, root, entry_point=entry_point, host="127.0.0.1", port=port,
-            env=child_env, output=out,
-        )  # fmt: skip
+            framework,
+            root,
+            entry_point=entry_point,
+            host="127.0.0.1",
+            port=port,
+            env=child_env,
+            output=out,
+        )
         server = Server(port, log, process, signature, events)
         try:
             wait_listening(port, process, START_TIMEOUT, log.read_text)
@@ -276,10 +284,14 @@ def _pids_alive(pids: list[int]) -> list[int]:
 
 
 def _worker_pids(server: Server) -> list[int]:
-    return sorted({int(e["worker"]) for e in server.logs() if "worker" in e} | {
-        int(str(e["message"]).split()[2]) for e in server.logs()
-        if str(e.get("message", "")).startswith("pyfn worker ") and "ready" in str(e["message"])
-    })  # fmt: skip
+    return sorted(
+        {int(e["worker"]) for e in server.logs() if "worker" in e}
+        | {
+            int(str(e["message"]).split()[2])
+            for e in server.logs()
+            if str(e.get("message", "")).startswith("pyfn worker ") and "ready" in str(e["message"])
+        }
+    )
 
 
 # --- framework mode: requests ---------------------------------------------------
@@ -406,9 +418,11 @@ def test_invalid_jit_settings_are_reported_and_ignored(
 def test_request_reaches_flask_intact(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
     with serving(unpacked, framework, tmp_path, "echo") as server:
         status, _, body, _ = server.request(
-            "POST", "/some/path?a=1&a=2&b=x",
-            body=b'{"k": [1, 2]}', headers={"Content-Type": "application/json", "X-Test": "v"},
-        )  # fmt: skip
+            "POST",
+            "/some/path?a=1&a=2&b=x",
+            body=b'{"k": [1, 2]}',
+            headers={"Content-Type": "application/json", "X-Test": "v"},
+        )
         seen = json.loads(body)
         assert status == 200
         assert seen["method"] == "POST" and seen["path"] == "/some/path"
@@ -416,16 +430,20 @@ def test_request_reaches_flask_intact(unpacked: Path, framework: Framework, tmp_
         assert seen["json"] == {"k": [1, 2]}
         assert seen["headers"]["X-Test"] == "v"
         status, _, body, _ = server.request(
-            "PUT", "/", body=b"x=1&y=two",
+            "PUT",
+            "/",
+            body=b"x=1&y=two",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )  # fmt: skip
+        )
         assert json.loads(body)["form"] == {"x": ["1"], "y": ["two"]}
         # a gzip body: the Node framework inflates it, Python must see plain bytes
         plain = b'{"zipped": true}'
         status, _, body, _ = server.request(
-            "POST", "/", body=gzip.compress(plain),
+            "POST",
+            "/",
+            body=gzip.compress(plain),
             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-        )  # fmt: skip
+        )
         seen = json.loads(body)
         assert status == 200 and seen["json"] == {"zipped": True}
         assert seen["length"] == len(plain) and "Content-Encoding" not in seen["headers"]
@@ -451,9 +469,12 @@ def test_large_and_binary_bodies_round_trip(
         for size in (0, 1, 65_535, 1_000_003, 32 * 1024 * 1024):
             body = os.urandom(size)
             status, _, data, _ = server.request(
-                "POST", "/", body=body, headers={"Content-Type": "application/octet-stream"},
+                "POST",
+                "/",
+                body=body,
+                headers={"Content-Type": "application/octet-stream"},
                 timeout=120,
-            )  # fmt: skip
+            )
             assert status == 200
             assert hashlib.sha256(data).digest() == hashlib.sha256(body).digest(), size
         # A JSON body, as the conformance client sends one: the exact bytes, whitespace,
@@ -507,18 +528,24 @@ def test_requests_reach_python_as_on_the_native_runtime(
         # More than 1,000 form fields: all of them reach Flask.
         form = "&".join(f"p{i}={i}" for i in range(1500)).encode()
         status, _, body, _ = server.request(
-            "POST", "/", body=form,
+            "POST",
+            "/",
+            body=form,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )  # fmt: skip
+        )
         assert status == 200 and len(json.loads(body)["form"]) == 1500
         # deflate and br bodies arrive decoded, without the header that no longer holds.
         plain = b'{"k": "' + b"v" * 5000 + b'"}'
-        for encoding, packed in (("deflate", zlib.compress(plain)),
-                                 ("br", _brotli(plain, framework.node))):  # fmt: skip
+        for encoding, packed in (
+            ("deflate", zlib.compress(plain)),
+            ("br", _brotli(plain, framework.node)),
+        ):
             status, _, body, _ = server.request(
-                "POST", "/", body=packed,
+                "POST",
+                "/",
+                body=packed,
                 headers={"Content-Type": "application/json", "Content-Encoding": encoding},
-            )  # fmt: skip
+            )
             seen = json.loads(body)
             assert status == 200, body
             assert seen["length"] == len(plain) and seen["json"] == {"k": "v" * 5000}
@@ -542,8 +569,9 @@ def _brotli(data: bytes, node: str) -> bytes:
     script = (
         "process.stdout.write(require('zlib').brotliCompressSync(require('fs').readFileSync(0)))"
     )
-    return subprocess.run([node, "-e", script], input=data, capture_output=True,
-                          check=True, timeout=60).stdout  # fmt: skip
+    return subprocess.run(
+        [node, "-e", script], input=data, capture_output=True, check=True, timeout=60
+    ).stdout
 
 
 # --- request bodies: bounded however they are encoded ---------------------------------
@@ -565,8 +593,9 @@ def _zeros(encoding: str, size: int, node: str) -> bytes:
             " if (!c.write(zero)) return c.once('drain', more); } c.end(); };"
             "more();"
         )
-        return subprocess.run([node, "-e", script, str(size)], capture_output=True,
-                              check=True, timeout=60).stdout  # fmt: skip
+        return subprocess.run(
+            [node, "-e", script, str(size)], capture_output=True, check=True, timeout=60
+        ).stdout
     packer = zlib.compressobj(6, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
     zero = bytes(MiB)
     return b"".join([*(packer.compress(zero) for _ in range(size // MiB)), packer.flush()])
@@ -674,10 +703,14 @@ def test_the_body_limit_is_a_setting_and_holds_however_the_body_comes(
         for name, body, encoding in _plain_and_encoded_bodies(LIMIT + 1, framework.node):
             assert _post_octets(server, body, encoding)[0] == 413, name
             status, _, data, _ = server.request(  # an iterable goes chunked, no length
-                "POST", "/", body=iter([body[:10], body[10:]]),
-                headers={"Content-Type": "application/octet-stream",
-                         **({"Content-Encoding": encoding} if encoding else {})},
-            )  # fmt: skip
+                "POST",
+                "/",
+                body=iter([body[:10], body[10:]]),
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    **({"Content-Encoding": encoding} if encoding else {}),
+                },
+            )
             assert status == 413 and str(LIMIT).encode() in data, (name, data)
         assert server.get("/?after=1")[0] == 200
 
@@ -717,17 +750,31 @@ def test_cloud_events_binary_and_structured(
 ) -> None:
     with serving(unpacked, framework, tmp_path, "event", "cloudevent") as server:
         status, _, _, _ = server.request(
-            "POST", "/", body=b'{"n": 1}',
-            headers={"Content-Type": "application/json", "ce-id": "binary-1",
-                     "ce-specversion": "1.0", "ce-type": "t.binary", "ce-source": "//test"},
-        )  # fmt: skip
+            "POST",
+            "/",
+            body=b'{"n": 1}',
+            headers={
+                "Content-Type": "application/json",
+                "ce-id": "binary-1",
+                "ce-specversion": "1.0",
+                "ce-type": "t.binary",
+                "ce-source": "//test",
+            },
+        )
         assert status == 200
-        structured = {"specversion": "1.0", "id": "structured-1", "type": "t.structured",
-                      "source": "//test", "data": {"n": 2}}  # fmt: skip
+        structured = {
+            "specversion": "1.0",
+            "id": "structured-1",
+            "type": "t.structured",
+            "source": "//test",
+            "data": {"n": 2},
+        }
         status, _, _, _ = server.request(
-            "POST", "/", body=json.dumps(structured).encode(),
+            "POST",
+            "/",
+            body=json.dumps(structured).encode(),
             headers={"Content-Type": "application/cloudevents+json"},
-        )  # fmt: skip
+        )
         assert status == 200
         entries = server.wait_for_log(lambda e: "structured-1" in str(e.get("message")))
         seen = [
@@ -739,33 +786,56 @@ def test_cloud_events_binary_and_structured(
 
 LEGACY_EVENTS = [
     (
-        {"context": {"eventId": "pubsub-1", "timestamp": "2026-12-01T10:00:00.000Z",
-                     "eventType": "google.pubsub.topic.publish",
-                     "resource": {"service": "pubsub.googleapis.com",
-                                  "name": "projects/p/topics/t",
-                                  "type": "type.googleapis.com/google.pubsub.v1.PubsubMessage"}},
-         "data": {"@type": "type.googleapis.com/google.pubsub.v1.PubsubMessage",
-                  "data": "aGk=", "attributes": {"a": "1"}}},
+        {
+            "context": {
+                "eventId": "pubsub-1",
+                "timestamp": "2026-12-01T10:00:00.000Z",
+                "eventType": "google.pubsub.topic.publish",
+                "resource": {
+                    "service": "pubsub.googleapis.com",
+                    "name": "projects/p/topics/t",
+                    "type": "type.googleapis.com/google.pubsub.v1.PubsubMessage",
+                },
+            },
+            "data": {
+                "@type": "type.googleapis.com/google.pubsub.v1.PubsubMessage",
+                "data": "aGk=",
+                "attributes": {"a": "1"},
+            },
+        },
         "google.cloud.pubsub.topic.v1.messagePublished",
     ),
     (
-        {"context": {"eventId": "storage-1", "timestamp": "2026-12-01T10:00:00.000Z",
-                     "eventType": "google.storage.object.finalize",
-                     "resource": {"service": "storage.googleapis.com",
-                                  "name": "projects/_/buckets/b/objects/o.txt",
-                                  "type": "storage#object"}},
-         "data": {"bucket": "b", "name": "o.txt", "size": "3"}},
+        {
+            "context": {
+                "eventId": "storage-1",
+                "timestamp": "2026-12-01T10:00:00.000Z",
+                "eventType": "google.storage.object.finalize",
+                "resource": {
+                    "service": "storage.googleapis.com",
+                    "name": "projects/_/buckets/b/objects/o.txt",
+                    "type": "storage#object",
+                },
+            },
+            "data": {"bucket": "b", "name": "o.txt", "size": "3"},
+        },
         "google.cloud.storage.object.v1.finalized",
     ),
     (
-        {"eventType": "providers/google.firebase.database/eventTypes/ref.write",
-         "params": {"child": "xyz"}, "auth": {"admin": True}, "domain": "firebaseio.com",
-         "data": None, "delta": {"grandchild": "other"},
-         "resource": "projects/_/instances/my-db/refs/gcf-test/xyz",
-         "timestamp": "2026-12-01T10:00:00.000Z", "eventId": "firebase-1"},
+        {
+            "eventType": "providers/google.firebase.database/eventTypes/ref.write",
+            "params": {"child": "xyz"},
+            "auth": {"admin": True},
+            "domain": "firebaseio.com",
+            "data": None,
+            "delta": {"grandchild": "other"},
+            "resource": "projects/_/instances/my-db/refs/gcf-test/xyz",
+            "timestamp": "2026-12-01T10:00:00.000Z",
+            "eventId": "firebase-1",
+        },
         "google.firebase.database.ref.v1.written",
     ),
-]  # fmt: skip
+]
 
 
 def test_a_cloudevent_function_gets_legacy_events_converted(
@@ -776,16 +846,21 @@ def test_a_cloudevent_function_gets_legacy_events_converted(
     with serving(unpacked, framework, tmp_path, "event", "cloudevent") as server:
         for event, _ in LEGACY_EVENTS:
             status, _, body, _ = server.request(
-                "POST", "/", body=json.dumps(event).encode(),
+                "POST",
+                "/",
+                body=json.dumps(event).encode(),
                 headers={"Content-Type": "application/json"},
-            )  # fmt: skip
+            )
             assert status == 200, body
         entries = server.wait_for_log(lambda e: "firebase-1" in str(e.get("message")))
         seen = {
             got["got_event"]: got
-            for got in (json.loads(str(e["message"])) for e in entries
-                        if "got_event" in str(e.get("message")))
-        }  # fmt: skip
+            for got in (
+                json.loads(str(e["message"]))
+                for e in entries
+                if "got_event" in str(e.get("message"))
+            )
+        }
         assert {name: seen[name]["type"] for name in seen} == {
             "pubsub-1": LEGACY_EVENTS[0][1],
             "storage-1": LEGACY_EVENTS[1][1],
@@ -800,9 +875,11 @@ def test_a_typed_function_round_trips_its_type(
 ) -> None:
     with serving(unpacked, framework, tmp_path, "swap") as server:
         status, _, body, _ = server.request(
-            "POST", "/", body=b'{"x": 1, "y": [2, "three"]}',
+            "POST",
+            "/",
+            body=b'{"x": 1, "y": [2, "three"]}',
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         assert status == 200, body
         assert json.loads(body) == {"x": [2, "three"], "y": 1}
 
@@ -814,26 +891,42 @@ def test_legacy_event_functions_get_data_and_context(
     by the Python framework's own mapping) both reach ``handler(data, context)``."""
     with serving(unpacked, framework, tmp_path, "background", "event") as server:
         legacy = {
-            "context": {"eventId": "legacy-1", "timestamp": "2026-12-01T10:00:00.000Z",
-                        "eventType": "google.pubsub.topic.publish",
-                        "resource": "projects/p/topics/t"},
+            "context": {
+                "eventId": "legacy-1",
+                "timestamp": "2026-12-01T10:00:00.000Z",
+                "eventType": "google.pubsub.topic.publish",
+                "resource": "projects/p/topics/t",
+            },
             "data": {"data": "aGVsbG8="},
-        }  # fmt: skip
+        }
         status, _, _, _ = server.request(
-            "POST", "/", body=json.dumps(legacy).encode(),
+            "POST",
+            "/",
+            body=json.dumps(legacy).encode(),
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         assert status == 200
-        message = {"message": {"data": "d29ybGQ=", "messageId": "ce-1",
-                               "publishTime": "2026-12-01T10:00:01.000Z"},
-                   "subscription": "projects/p/subscriptions/s"}  # fmt: skip
+        message = {
+            "message": {
+                "data": "d29ybGQ=",
+                "messageId": "ce-1",
+                "publishTime": "2026-12-01T10:00:01.000Z",
+            },
+            "subscription": "projects/p/subscriptions/s",
+        }
         status, _, _, _ = server.request(
-            "POST", "/", body=json.dumps(message).encode(),
-            headers={"Content-Type": "application/json", "ce-id": "ce-1",
-                     "ce-specversion": "1.0", "ce-time": "2026-12-01T10:00:01.000Z",
-                     "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
-                     "ce-source": "//pubsub.googleapis.com/projects/p/topics/t"},
-        )  # fmt: skip
+            "POST",
+            "/",
+            body=json.dumps(message).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "ce-id": "ce-1",
+                "ce-specversion": "1.0",
+                "ce-time": "2026-12-01T10:00:01.000Z",
+                "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+                "ce-source": "//pubsub.googleapis.com/projects/p/topics/t",
+            },
+        )
         assert status == 200
         # The framework's own answer to a GET, as on the native runtime: the function is
         # not called (the log holds two events below, no third).
@@ -841,14 +934,19 @@ def test_legacy_event_functions_get_data_and_context(
         entries = server.wait_for_log(lambda e: '"event_id": "ce-1"' in str(e.get("message")))
         seen = {
             got["event_id"]: got
-            for got in (json.loads(str(e["message"])) for e in entries
-                        if "got_data" in str(e.get("message")))
-        }  # fmt: skip
+            for got in (
+                json.loads(str(e["message"]))
+                for e in entries
+                if "got_data" in str(e.get("message"))
+            )
+        }
         assert seen["legacy-1"] == {
-            "got_data": {"data": "aGVsbG8="}, "event_id": "legacy-1",
-            "timestamp": "2026-12-01T10:00:00.000Z", "event_type": "google.pubsub.topic.publish",
+            "got_data": {"data": "aGVsbG8="},
+            "event_id": "legacy-1",
+            "timestamp": "2026-12-01T10:00:00.000Z",
+            "event_type": "google.pubsub.topic.publish",
             "resource": "projects/p/topics/t",
-        }  # fmt: skip
+        }
         assert set(seen) == {"legacy-1", "ce-1"}
         converted = seen["ce-1"]
         assert converted["event_type"] == "google.pubsub.topic.publish"
@@ -912,9 +1010,15 @@ def test_timeout_is_504_and_the_worker_is_killed_and_replaced(
     handler sleeps an hour: it cannot have ended by itself) and a new one serves the next
     request, which does not wait for the old one."""
     with serving(
-        unpacked, framework, tmp_path, "mixed", PYFN_TIMEOUT="2", PYFN_WORKERS="1",
-        PYFN_THREADS="1", PYFN_WARMUP=warmup,
-    ) as server:  # fmt: skip
+        unpacked,
+        framework,
+        tmp_path,
+        "mixed",
+        PYFN_TIMEOUT="2",
+        PYFN_WORKERS="1",
+        PYFN_THREADS="1",
+        PYFN_WARMUP=warmup,
+    ) as server:
         before = int(server.get("/")[1].split()[1])
         status, body = server.get("/?seconds=3600", timeout=120)
         assert status == 504 and b"timeout" in body
@@ -990,9 +1094,12 @@ def _settings_line(unpacked: Path, framework: Framework, tmp_path: Path, **env: 
     child_env.update(env)
     process = subprocess.Popen(
         [framework.node, "-e", "require(process.argv[1])", str(unpacked / "index.js")],
-        cwd=unpacked, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        cwd=unpacked,
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         assert process.stdout is not None
         for _ in range(50):
@@ -1031,8 +1138,9 @@ def test_threads_default_to_four_per_cpu_of_the_cgroup(
     (unlimited / "cpu.max").write_text("max 100000\n")
     settings = _settings_line(unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(unlimited))
     assert settings["threads"] == 4 * host
-    settings = _settings_line(unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(tmp_path),
-                              PYFN_THREADS="3")  # fmt: skip
+    settings = _settings_line(
+        unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(tmp_path), PYFN_THREADS="3"
+    )
     assert settings["threads"] == 3
 
 
@@ -1044,13 +1152,17 @@ def test_threads_default_to_four_per_cpu_of_the_cgroup(
         ({"cpu.max": "100000 100000\n", "memory.max": f"{2**30}\n"}, 1, 1024),
         ({"cpu.max": "max 100000\n", "memory.max": "max\n"}, None, None),  # no limits
         (  # cgroup v1
-            {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n",
-             "memory/memory.limit_in_bytes": f"{480 * 2**20}\n"},
-            None, 480,
+            {
+                "cpu/cpu.cfs_quota_us": "-1\n",
+                "cpu/cpu.cfs_period_us": "100000\n",
+                "memory/memory.limit_in_bytes": f"{480 * 2**20}\n",
+            },
+            None,
+            480,
         ),
         ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None, None),  # v1, none
     ],
-)  # fmt: skip
+)
 def test_workers_default_to_what_the_instance_carries(
     unpacked: Path,
     framework: Framework,
@@ -1070,8 +1182,9 @@ def test_workers_default_to_what_the_instance_carries(
     want_cpus = min(cpus or host_cpus, host_cpus)
     want_mib = min(memory_mib or host_mib, host_mib)
     carried = (want_mib - 96) // 192
-    settings = _settings_line(unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(root),
-                              PYFN_WORKERS="")  # fmt: skip
+    settings = _settings_line(
+        unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(root), PYFN_WORKERS=""
+    )
     assert settings["cpus"] == want_cpus
     assert abs(settings["memory_mib"] - want_mib) <= 1
     assert settings["workers"] == max(1, min(want_cpus, carried)), settings
@@ -1079,8 +1192,9 @@ def test_workers_default_to_what_the_instance_carries(
     if memory_mib == 256:
         assert settings["workers"] == 1
     # PYFN_WORKERS still overrides the default.
-    settings = _settings_line(unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(root),
-                              PYFN_WORKERS="3")  # fmt: skip
+    settings = _settings_line(
+        unpacked, framework, tmp_path, PYFN_CGROUP_ROOT=str(root), PYFN_WORKERS="3"
+    )
     assert settings["workers"] == 3
 
 
@@ -1122,11 +1236,17 @@ def test_the_queue_defaults_to_four_per_thread_and_at_least_64(
         (1, {"PYFN_LOAD_TIMEOUT": "541"}, "load_timeout", 540, "is above the maximum: used 540"),
         (2, {"PYFN_LOAD_TIMEOUT": "soon"}, "load_timeout", 300, "is not an integer >= 1"),
     ],
-)  # fmt: skip
+)
 def test_settings_bounds_and_defaults(
-    unpacked: Path, framework: Framework, tmp_path: Path, gen: int, env: dict[str, str],
-    name: str, used: int | None, warned: str | None,
-) -> None:  # fmt: skip
+    unpacked: Path,
+    framework: Framework,
+    tmp_path: Path,
+    gen: int,
+    env: dict[str, str],
+    name: str,
+    used: int | None,
+    warned: str | None,
+) -> None:
     """PYFN_WORKERS from 1 to 64, PYFN_THREADS at most 1000, PYFN_LOAD_TIMEOUT 300 s by
     default and at most the request timeout's cap (3600 s; 540 s on 1st gen): a value above
     its maximum is the maximum, one that is no integer >= 1 the default, each named in a
@@ -1156,11 +1276,16 @@ def test_settings_bounds_and_defaults(
         (2, "0", 32 * MiB, True),
         (2, "1e6", 32 * MiB, True),
     ],
-)  # fmt: skip
+)
 def test_the_body_limit_defaults_to_the_platforms_and_can_only_be_lowered(
-    unpacked: Path, framework: Framework, tmp_path: Path, gen: int, value: str, used: int,
+    unpacked: Path,
+    framework: Framework,
+    tmp_path: Path,
+    gen: int,
+    value: str,
+    used: int,
     warned: bool,
-) -> None:  # fmt: skip
+) -> None:
     with _manifest_function(unpacked, gen=gen):
         settings = _settings_line(unpacked, framework, tmp_path, PYFN_MAX_BODY=value)
     assert settings["max_body"] == used
@@ -1174,9 +1299,14 @@ def test_faults_under_concurrency_cost_only_their_own_request(
     """Among twenty concurrent requests, one raising gets 500 and one running past the
     timeout gets 504; the eighteen others, sharing the same workers, get 200."""
     with serving(
-        unpacked, framework, tmp_path, "mixed", PYFN_WORKERS="2", PYFN_THREADS="10",
+        unpacked,
+        framework,
+        tmp_path,
+        "mixed",
+        PYFN_WORKERS="2",
+        PYFN_THREADS="10",
         PYFN_TIMEOUT="2",
-    ) as server:  # fmt: skip
+    ) as server:
         server.wait_for_workers(2)
         ready = {line.split()[2] for line in server.ready_workers()}
         paths = ["/?do=raise", "/?do=hang&seconds=30"] + ["/?seconds=0.5"] * 18
@@ -1200,8 +1330,13 @@ def test_a_worker_that_dies_fails_exactly_its_requests_in_flight(
     where = tmp_path / "in-flight"
     where.mkdir()
     with serving(
-        unpacked, framework, tmp_path, "mixed", PYFN_WORKERS="1", PYFN_THREADS="4",
-    ) as server:  # fmt: skip
+        unpacked,
+        framework,
+        tmp_path,
+        "mixed",
+        PYFN_WORKERS="1",
+        PYFN_THREADS="4",
+    ) as server:
         first = server.get("/")[1].split()[1]
         paths = [f"/?do=crash&of=3&dir={where}"] + [
             f"/?do=hold&dir={where}&tag={tag}&seconds=60" for tag in ("a", "b")
@@ -1222,8 +1357,13 @@ def test_a_worker_that_dies_leaves_the_other_workers_requests_alone(
     gate = tmp_path / "gate"
     gate.mkdir()
     with serving(
-        unpacked, framework, tmp_path, "mixed", PYFN_WORKERS="2", PYFN_THREADS="2",
-    ) as server:  # fmt: skip
+        unpacked,
+        framework,
+        tmp_path,
+        "mixed",
+        PYFN_WORKERS="2",
+        PYFN_THREADS="2",
+    ) as server:
         server.wait_for_workers(2)
         with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
             first = pool.submit(server.get, f"/?do=hold&dir={gate}&tag=first&seconds=60", 120)
@@ -1251,16 +1391,23 @@ def test_beyond_the_queue_requests_get_503_with_retry_after(
     gate = tmp_path / "gate"
     gate.mkdir()
     with serving(
-        unpacked, framework, tmp_path, "mixed", PYFN_WORKERS="1", PYFN_THREADS="1",
-        PYFN_QUEUE="2", PYFN_WARMUP=warmup,
-    ) as server:  # fmt: skip
+        unpacked,
+        framework,
+        tmp_path,
+        "mixed",
+        PYFN_WORKERS="1",
+        PYFN_THREADS="1",
+        PYFN_QUEUE="2",
+        PYFN_WARMUP=warmup,
+    ) as server:
         server.get("/")
         with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
             futures = [
-                pool.submit(server.request, "GET", f"/?do=hold&dir={gate}&seconds=120", None,
-                            None, 150)
+                pool.submit(
+                    server.request, "GET", f"/?do=hold&dir={gate}&seconds=120", None, None, 150
+                )
                 for _ in range(6)
-            ]  # fmt: skip
+            ]
             shed: list[concurrent.futures.Future] = []  # type: ignore[type-arg]
             for _ in range(600):  # bounded: 60 s
                 shed = [f for f in futures if f.done()]
@@ -1420,9 +1567,14 @@ def test_logs_are_json_lines_with_severity(
 
 def test_script_mode_headers(unpacked: Path, framework: Framework, tmp_path: Path) -> None:
     with serving(
-        unpacked, framework, tmp_path, "handler", "script",
-        script="reflection.py", stdin="headers",
-    ) as server:  # fmt: skip
+        unpacked,
+        framework,
+        tmp_path,
+        "handler",
+        "script",
+        script="reflection.py",
+        stdin="headers",
+    ) as server:
         status, _, body, _ = server.request("GET", "/", headers={"X-Seed": "reflection"})
         assert status == 200
         assert json.loads(body)["x-seed"] == "reflection"
@@ -1553,8 +1705,14 @@ def test_pyfn_serve_killed_with_its_process_group_leaves_nothing(
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
     env.update(PYFN_CACHE_DIR=str(_serve_cache(tmp_path)), TMPDIR=str(tmp_path))
-    process = pyfn_serve(shim_bundle, port, env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    process = pyfn_serve(
+        shim_bundle,
+        port,
+        env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         server = Server(port, tmp_path / "unused.log", process)
         deadline = time.monotonic() + START_TIMEOUT
@@ -1733,12 +1891,17 @@ def test_header_names_with_underscores_are_dropped(
     """WSGI maps `-` and `_` alike: `X_Goog_...` would append to the platform's header."""
     with serving(unpacked, framework, tmp_path, "echo") as server:
         status, _, body, _ = server.request(
-            "POST", "/", body=b'{"a": 1}',
-            headers={"X-Goog-Authenticated-User-Email": "accounts.google.com:alice@example.com",
-                     "X-Goog_Authenticated_User_Email": "evil@example.com",
-                     "Content-Type": "application/json", "Content_Type": "text/plain",
-                     "X_Only_Underscores": "dropped"},
-        )  # fmt: skip
+            "POST",
+            "/",
+            body=b'{"a": 1}',
+            headers={
+                "X-Goog-Authenticated-User-Email": "accounts.google.com:alice@example.com",
+                "X-Goog_Authenticated_User_Email": "evil@example.com",
+                "Content-Type": "application/json",
+                "Content_Type": "text/plain",
+                "X_Only_Underscores": "dropped",
+            },
+        )
         seen = json.loads(body)
         assert status == 200
         headers = {k.lower(): v for k, v in seen["headers"].items()}
@@ -1801,9 +1964,14 @@ def test_valid_settings_are_logged_once(
     unpacked: Path, framework: Framework, tmp_path: Path
 ) -> None:
     with serving(
-        unpacked, framework, tmp_path, "hostile",
-        PYFN_WORKERS="1", PYFN_TIMEOUT="30", PYFN_LOAD_TIMEOUT="40",
-    ) as server:  # fmt: skip
+        unpacked,
+        framework,
+        tmp_path,
+        "hostile",
+        PYFN_WORKERS="1",
+        PYFN_TIMEOUT="30",
+        PYFN_LOAD_TIMEOUT="40",
+    ) as server:
         assert server.get("/?do=pid", timeout=30)[0] == 200
         entry = _settings_entry(server)
         assert entry["severity"] == "INFO"
@@ -1818,26 +1986,33 @@ def test_a_function_that_cannot_be_loaded_is_500_and_retried_with_backoff(
     its timeout), and workers are started again, each after a longer pause than the
     last, each a new process that fails to load anew."""
     with serving(
-        unpacked, framework, tmp_path, "no_such_function", PYFN_WORKERS="1",
-        PYFN_TIMEOUT="30", PYFN_WARMUP=warmup,
-    ) as server:  # fmt: skip
+        unpacked,
+        framework,
+        tmp_path,
+        "no_such_function",
+        PYFN_WORKERS="1",
+        PYFN_TIMEOUT="30",
+        PYFN_WARMUP=warmup,
+    ) as server:
         status, body = server.get("/", timeout=120)
         assert (status, body) == (500, b"Internal Server Error: the function failed to load\n")
         # No request waits now: the retries go on by themselves, each pause announced.
         entries = server.wait_for_log(lambda e: e.get("retry_ms") == 2000, 120)
         entries = entries[: 1 + next(i for i, e in enumerate(entries) if e.get("retry_ms") == 2000)]
         steps = [
-            ("retry", e["retry_ms"]) if "retry_ms" in e
+            ("retry", e["retry_ms"])
+            if "retry_ms" in e
             else ("failed", int(str(e["message"]).split()[2]))
             for e in entries
             if "retry_ms" in e or "exited while loading the function" in str(e.get("message"))
-        ]  # fmt: skip
+        ]
         failed = [pid for kind, pid in steps if kind == "failed"]
         # A worker fails, a pause twice as long as the last, a new worker fails...
         assert steps == [
-            step for pid, pause in zip(failed, (250, 500, 1000, 2000))
+            step
+            for pid, pause in zip(failed, (250, 500, 1000, 2000))
             for step in (("failed", pid), ("retry", pause))
-        ]  # fmt: skip
+        ]
         assert len(set(failed)) == 4
         for pid in failed:  # each one's own traceback: the function is not there
             why = server.wait_for_log(
@@ -1847,9 +2022,10 @@ def test_a_function_that_cannot_be_loaded_is_500_and_retried_with_backoff(
                 )
             )
             [message] = [
-                str(e["message"]) for e in why
+                str(e["message"])
+                for e in why
                 if e.get("worker") == pid and e.get("severity") == "CRITICAL"
-            ]  # fmt: skip
+            ]
             assert "no_such_function" in message, message
 
 
@@ -1861,9 +2037,16 @@ def test_a_worker_whose_import_hangs_is_killed_and_replaced(
     long before its request timeout (60 s) would have answered 504."""
     marker = tmp_path / "hung-once"
     with serving(
-        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_LOAD_TIMEOUT="3",
-        PYFN_TIMEOUT="60", SHIM_TEST_HANG_IMPORT=str(marker), PYFN_WARMUP=warmup,
-    ) as server:  # fmt: skip
+        unpacked,
+        framework,
+        tmp_path,
+        "hostile",
+        PYFN_WORKERS="1",
+        PYFN_LOAD_TIMEOUT="3",
+        PYFN_TIMEOUT="60",
+        SHIM_TEST_HANG_IMPORT=str(marker),
+        PYFN_WARMUP=warmup,
+    ) as server:
         status, body = server.get("/?do=pid", timeout=120)  # waits for the hung worker's end
         assert (status, body) == (500, b"Internal Server Error: the function failed to load\n")
         assert marker.exists()
@@ -1878,9 +2061,15 @@ def test_the_request_timeout_counts_from_arrival_not_from_dispatch(
 ) -> None:
     marker = tmp_path / "hung-once"
     with serving(
-        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_LOAD_TIMEOUT="120",
-        PYFN_TIMEOUT="2", SHIM_TEST_HANG_IMPORT=str(marker),
-    ) as server:  # fmt: skip
+        unpacked,
+        framework,
+        tmp_path,
+        "hostile",
+        PYFN_WORKERS="1",
+        PYFN_LOAD_TIMEOUT="120",
+        PYFN_TIMEOUT="2",
+        SHIM_TEST_HANG_IMPORT=str(marker),
+    ) as server:
         status, body = server.get("/?do=pid", timeout=120)  # queued behind a hung import
         assert status == 504 and b"timeout" in body
         # Answered by its own timer while it still waited for a worker, never sent to one:
@@ -1900,10 +2089,16 @@ def test_a_worker_dying_while_it_loads_leaves_the_queue_to_the_healthy_one(
     gate = tmp_path / "gate"
     gate.mkdir()
     with serving(
-        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="2", PYFN_THREADS="1",
+        unpacked,
+        framework,
+        tmp_path,
+        "hostile",
+        PYFN_WORKERS="2",
+        PYFN_THREADS="1",
         SHIM_TEST_DIE_LOADING=str(tmp_path / "first-loaded"),
-        SHIM_TEST_DIE_WHEN=str(tmp_path / "die-now"), PYFN_WARMUP=warmup,
-    ) as server:  # fmt: skip
+        SHIM_TEST_DIE_WHEN=str(tmp_path / "die-now"),
+        PYFN_WARMUP=warmup,
+    ) as server:
         server.wait_for_workers(1)  # the first is ready; the second dies when told to
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             held = pool.submit(server.get, f"/?do=hold&dir={gate}&tag=held&seconds=120", 150)
@@ -1931,9 +2126,14 @@ def test_a_client_that_disconnects_cancels_its_queued_request(
     gate = tmp_path / "gate"
     gate.mkdir()
     with serving(
-        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_THREADS="1",
+        unpacked,
+        framework,
+        tmp_path,
+        "hostile",
+        PYFN_WORKERS="1",
+        PYFN_THREADS="1",
         PYFN_WARMUP=warmup,
-    ) as server:  # fmt: skip
+    ) as server:
         server.get("/?do=pid", timeout=60)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             held = pool.submit(server.get, f"/?do=hold&dir={gate}&tag=held&seconds=60", 120)
@@ -1955,8 +2155,10 @@ def test_a_client_that_disconnects_cancels_its_queued_request(
         # after the held request, in the one thread's order: a queued "gone" would run first
         assert server.get("/?do=called") == (200, b"[]")
         assert [e["event"] for e in server.events() if e["id"] == gone["id"]] == [
-            "queued", "client_gone", "withdrawn",
-        ]  # fmt: skip
+            "queued",
+            "client_gone",
+            "withdrawn",
+        ]
         # a client that goes while its request runs: the answer is dropped, nothing breaks
         pid = server.get("/?do=pid")[1]
         late = tmp_path / "late"
@@ -1982,9 +2184,15 @@ def test_a_client_that_disconnects_cancels_its_queued_request(
 
 @pytest.mark.parametrize(
     "path",
-    ["/?do=status&code=99", "/?do=status&code=100", "/?do=status&code=600",
-     "/?do=status&code=1000", "/?do=bad-header", "/?do=bad-header&value=%E2%82%AC"],
-)  # fmt: skip
+    [
+        "/?do=status&code=99",
+        "/?do=status&code=100",
+        "/?do=status&code=600",
+        "/?do=status&code=1000",
+        "/?do=bad-header",
+        "/?do=bad-header&value=%E2%82%AC",
+    ],
+)
 @FAULTS_WITH_AND_WITHOUT_WARMUP
 def test_an_invalid_response_is_a_500_without_the_functions_headers(
     unpacked: Path, framework: Framework, tmp_path: Path, path: str, warmup: str
@@ -2045,8 +2253,9 @@ def test_killing_its_process_group_costs_only_the_worker(
         pid = server.get("/?do=pid", timeout=60)[1]
         # the worker died with the request in flight: 500, as for any worker's death
         assert server.get(f"/?do=kill-group&how={how}", timeout=30) == (
-            500, b"Internal Server Error\n",
-        )  # fmt: skip
+            500,
+            b"Internal Server Error\n",
+        )
         assert _node_alive(server)
         status, new_pid = server.get("/?do=pid", timeout=30)
         assert status == 200 and new_pid != pid
@@ -2058,9 +2267,14 @@ def test_a_killed_worker_takes_the_processes_it_started(
     record = tmp_path / "child.pid"
     # One thread: a request past its timeout restarts the worker (see the threads' tests).
     with serving(
-        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1", PYFN_TIMEOUT="2",
+        unpacked,
+        framework,
+        tmp_path,
+        "hostile",
+        PYFN_WORKERS="1",
+        PYFN_TIMEOUT="2",
         PYFN_THREADS="1",
-    ) as server:  # fmt: skip
+    ) as server:
         server.get("/?do=pid", timeout=60)
         status, _ = server.get(f"/?do=spawn-and-hang&file={record}", timeout=30)
         assert status == 504
@@ -2086,9 +2300,13 @@ def test_a_worker_still_loading_dies_with_node(
     """Its import hangs: it has not answered a request, yet it does not outlive Node."""
     marker = tmp_path / "hung-once"
     with serving(
-        unpacked, framework, tmp_path, "hostile", PYFN_WORKERS="1",
+        unpacked,
+        framework,
+        tmp_path,
+        "hostile",
+        PYFN_WORKERS="1",
         SHIM_TEST_HANG_IMPORT=str(marker),
-    ) as server:  # fmt: skip
+    ) as server:
         _until(lambda: marker.exists(), 30)
         assert marker.exists()
         loading = _processes_under(str(unpacked / "pyfn" / "worker.py"))
@@ -2116,11 +2334,26 @@ def test_workers_serve_when_node_is_pid_1(
         log.open("wb") as out,
     ):
         process = subprocess.Popen(
-            ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child",
-             framework.node, str(framework.launcher), "--target=hostile",
-             f"--source={unpacked}", f"--port={port}", "--signature-type=http"],
-            cwd=unpacked, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                "unshare",
+                "--user",
+                "--map-root-user",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                framework.node,
+                str(framework.launcher),
+                "--target=hostile",
+                f"--source={unpacked}",
+                f"--port={port}",
+                "--signature-type=http",
+            ],
+            cwd=unpacked,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             server = Server(port, log, process)
             deadline = time.monotonic() + START_TIMEOUT
@@ -2153,7 +2386,7 @@ def test_a_script_killing_its_process_group_fails_only_its_own_request(
     gate.mkdir()
     with serving(
         unpacked, framework, tmp_path, "handler", "script", script="killgroup.py", stdin="query"
-    ) as server:  # fmt: skip
+    ) as server:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             held = pool.submit(server.get, f"/?do=hold&dir={gate}", 60)
             _wait_for_file(gate / "held", held)  # another request's script runs

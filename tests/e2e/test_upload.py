@@ -41,8 +41,9 @@ def make_bundle(path: Path, name: str = "hello", size: int = CHUNK_SIZE + 3 * 10
     """A bundle-shaped zip with incompressible content spanning two upload chunks."""
     rng = random.Random(path.name + str(size))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        function = FunctionInfo(name=name, entry_point=name, signature="http", script=None,
-                                stdin=None, gen=2)  # fmt: skip
+        function = FunctionInfo(
+            name=name, entry_point=name, signature="http", script=None, stdin=None, gen=2
+        )
         zf.writestr(PATH, Manifest(pyfn_version="0", function=function, runtime={}).to_bytes())
         zf.writestr("payload.bin", rng.randbytes(size))
     return path
@@ -103,9 +104,13 @@ def test_transient_errors_and_a_dropped_connection_are_retried(
         Fault("PUT", "upload_id", times=1, status=502),
     ]
     result = upload(
-        bundle, bucket=BUCKET, name="retry", prefix="pyfn", client=client_for(gcs_proxy),
+        bundle,
+        bucket=BUCKET,
+        name="retry",
+        prefix="pyfn",
+        client=client_for(gcs_proxy),
         retry_seconds=60,
-    )  # fmt: skip
+    )
     assert all(f.times == 0 for f in gcs_proxy.faults), "every fault was met and survived"
     meta = object_meta(gcs_proxy.upstream, BUCKET, result.object)
     assert meta is not None and meta["md5Hash"] == result.md5
@@ -117,8 +122,14 @@ def test_an_interrupted_upload_leaves_no_object(gcs_proxy: Proxy, tmp_path: Path
     bundle = make_bundle(tmp_path / "cut.zip")
     gcs_proxy.faults.append(Fault("PUT", "upload_id", times=10_000, status=None, keep_bytes=4096))
     with pytest.raises(UploadError) as caught:
-        upload(bundle, bucket=BUCKET, name="cut", prefix="pyfn", client=client_for(gcs_proxy),
-               retry_seconds=3)  # fmt: skip
+        upload(
+            bundle,
+            bucket=BUCKET,
+            name="cut",
+            prefix="pyfn",
+            client=client_for(gcs_proxy),
+            retry_seconds=3,
+        )
     assert "Could not reach Google Cloud" in caught.value.message
     key = object_name("pyfn", "cut", digests(bundle).sha256)
     assert object_meta(gcs_proxy.upstream, BUCKET, key) is None
@@ -165,8 +176,14 @@ def test_a_different_object_written_meanwhile_is_an_error_and_kept(
 def test_missing_bucket_says_how_to_create_it(gcs_proxy: Proxy, tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path / "b.zip", size=1024)
     with pytest.raises(UploadError) as caught:
-        upload(bundle, bucket="no-such-bucket", name="x", prefix="pyfn",
-               client=client_for(gcs_proxy), retry_seconds=3)  # fmt: skip
+        upload(
+            bundle,
+            bucket="no-such-bucket",
+            name="x",
+            prefix="pyfn",
+            client=client_for(gcs_proxy),
+            retry_seconds=3,
+        )
     assert "gs://no-such-bucket does not exist" in caught.value.message
     assert "gcloud storage buckets create gs://no-such-bucket" in caught.value.message
     assert gcs_proxy.refused == []  # a 404 from the bucket, not one for a malformed request
@@ -241,8 +258,7 @@ def test_an_existing_object_whose_sha256_metadata_differs_is_refused(
     key = object_name("pyfn", "other-sha", digests(bundle).sha256)
     _put_with_metadata(gcs_proxy.upstream, key, bundle.read_bytes(), {"sha256": "0" * 64})
     with pytest.raises(UploadError) as caught:
-        upload(bundle, bucket=BUCKET, name="other-sha", prefix="pyfn",
-               client=client_for(gcs_proxy))  # fmt: skip
+        upload(bundle, bucket=BUCKET, name="other-sha", prefix="pyfn", client=client_for(gcs_proxy))
     message = caught.value.message
     assert "exists but is not this bundle" in message and "sha256" in message
     assert "0" * 64 in message and digests(bundle).sha256 in message
@@ -267,8 +283,9 @@ def test_an_existing_object_without_sha256_metadata_is_read_back_before_it_is_tr
     bundle = make_bundle(tmp_path / "no-meta.zip", size=2048)
     key = object_name("pyfn", "no-meta", digests(bundle).sha256)
     written = put_object(gcs_proxy.upstream, BUCKET, key, bundle.read_bytes())  # no metadata
-    result = upload(bundle, bucket=BUCKET, name="no-meta", prefix="pyfn",
-                    client=client_for(gcs_proxy))  # fmt: skip
+    result = upload(
+        bundle, bucket=BUCKET, name="no-meta", prefix="pyfn", client=client_for(gcs_proxy)
+    )
     assert result.skipped and str(result.generation) == str(written["generation"])
     assert reads == [result.generation], "it was read back, at the generation it pins"
     assert gcs_proxy.refused == []
@@ -292,8 +309,9 @@ def test_a_bundle_of_at_most_8_mib_goes_in_one_request_with_its_md5(
     the largest that does); its MD5 goes with it, so Cloud Storage refuses other bytes."""
     bundle = raw_bundle(tmp_path / "eight.zip", MIB_8)
     local = digests(bundle)
-    result = upload(bundle, bucket=BUCKET, name="eight", prefix="pyfn",
-                    client=client_for(gcs_proxy))  # fmt: skip
+    result = upload(
+        bundle, bucket=BUCKET, name="eight", prefix="pyfn", client=client_for(gcs_proxy)
+    )
     [sent] = gcs_proxy.sent
     assert (sent.kind, sent.data) == ("multipart", MIB_8)
     assert sent.resource is not None
@@ -319,8 +337,10 @@ def test_a_bigger_bundle_goes_resumable_in_8_mib_chunks_with_its_checksums(
     assert start.resource["crc32c"] == local.crc32c
     assert start.resource["metadata"] == {"sha256": local.sha256}
     assert [(p.kind, p.data) for p in parts] == [
-        ("resumable", MIB_8), ("resumable", MIB_8), ("resumable", 12_345)
-    ]  # fmt: skip
+        ("resumable", MIB_8),
+        ("resumable", MIB_8),
+        ("resumable", 12_345),
+    ]
     assert [p.content_range for p in parts] == [
         f"bytes 0-{MIB_8 - 1}/{size}",
         f"bytes {MIB_8}-{2 * MIB_8 - 1}/{size}",

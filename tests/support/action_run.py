@@ -66,17 +66,25 @@ class Action:
         self.runs += 1
         step = self.tmp_path / f"step-{self.runs}"
         step.mkdir()
-        env = {**self.env, "GITHUB_WORKSPACE": str(workdir),
-               "GITHUB_OUTPUT": str(step / "output"),
-               "GITHUB_STEP_SUMMARY": str(step / "summary")}  # fmt: skip
+        env = {
+            **self.env,
+            "GITHUB_WORKSPACE": str(workdir),
+            "GITHUB_OUTPUT": str(step / "output"),
+            "GITHUB_STEP_SUMMARY": str(step / "summary"),
+        }
         for name, value in inputs.items():
             env["INPUT_" + name.replace("_", "-").upper()] = value
         out = io.StringIO()
         code = run(list(args), env, out, cwd=workdir)
         summary = step / "summary"
         text = out.getvalue()
-        return Step(code, text, read_outputs(step / "output"),
-                    summary.read_text() if summary.exists() else "", commands_of(text))  # fmt: skip
+        return Step(
+            code,
+            text,
+            read_outputs(step / "output"),
+            summary.read_text() if summary.exists() else "",
+            commands_of(text),
+        )
 
 
 def our_comments(github: FakeGitHub) -> list[dict[str, object]]:

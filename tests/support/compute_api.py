@@ -78,8 +78,10 @@ def _param_errors(spec: dict[str, Any], name: str, value: str) -> list[str]:
     """A query or path parameter's value against its discovery declaration."""
     kind, fmt = spec.get("type"), spec.get("format")
     if "pattern" in spec and not re.fullmatch(spec["pattern"], value):
-        return [f"Invalid value for field '{name}': '{value}'. Must be a match of regex "
-                f"'{spec['pattern']}'"]  # fmt: skip
+        return [
+            f"Invalid value for field '{name}': '{value}'. Must be a match of regex "
+            f"'{spec['pattern']}'"
+        ]
     if kind == "boolean" and value not in ("true", "false"):
         return [f"Invalid value for field '{name}': '{value}'. Not a boolean."]
     if kind == "integer" or fmt in ("int32", "uint32", "int64", "uint64"):
@@ -147,23 +149,32 @@ class FakeCompute:
     ) -> tuple[int, Any]:
         access = self.oauth.access(auth)
         if access is None:
-            return _error(401, "Request is missing required authentication credential. "
-                          "Expected OAuth 2 access token.", "authError")  # fmt: skip
+            return _error(
+                401,
+                "Request is missing required authentication credential. "
+                "Expected OAuth 2 access token.",
+                "authError",
+            )
         candidates = [r for r in self.routes if r.path.fullmatch(path)]
         route = next((r for r in candidates if r.http_method == method), None)
         if route is None:
             takes = f" (that path takes {sorted({r.http_method for r in candidates})})"
-            return self._violation(404, f"{method} {path} is no instances.list/start/stop "
-                                   f"method{takes if candidates else ''}")  # fmt: skip
+            return self._violation(
+                404,
+                f"{method} {path} is no instances.list/start/stop "
+                f"method{takes if candidates else ''}",
+            )
         spec = route.spec
         if not set(spec["scopes"]) & access.scopes:
-            return _error(403, "Request had insufficient authentication scopes.",
-                          "ACCESS_TOKEN_SCOPE_INSUFFICIENT")  # fmt: skip
+            return _error(
+                403,
+                "Request had insufficient authentication scopes.",
+                "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+            )
         params = route.path.fullmatch(path).groupdict()  # type: ignore[union-attr]
         problems = []
         for name, value in params.items():
-            problems += _param_errors(spec["parameters"][name], name,
-                                      urllib.parse.unquote(value))  # fmt: skip
+            problems += _param_errors(spec["parameters"][name], name, urllib.parse.unquote(value))
         for name, values in query.items():
             declared = spec["parameters"].get(name) or self.schema.doc["parameters"].get(name)
             if declared is None or declared.get("location") != "query":
@@ -192,8 +203,11 @@ class FakeCompute:
         else:
             answer = self._act(route.name, params["instance"])
             if answer is None:
-                return _error(404, f"The resource '{zone_path}/instances/{params['instance']}' "
-                              "was not found", "notFound")  # fmt: skip
+                return _error(
+                    404,
+                    f"The resource '{zone_path}/instances/{params['instance']}' was not found",
+                    "notFound",
+                )
         # The fake keeps its own side of the contract too.
         problems = self.schema.check_answer(ANSWERS[route.name], answer)
         if problems:
@@ -201,13 +215,23 @@ class FakeCompute:
         return 200, answer
 
     def _link(self, *parts: str) -> str:
-        return "/".join((f"https://www.googleapis.com/compute/v1/projects/{self.project}",
-                         "zones", self.zone, *parts))  # fmt: skip
+        return "/".join(
+            (
+                f"https://www.googleapis.com/compute/v1/projects/{self.project}",
+                "zones",
+                self.zone,
+                *parts,
+            )
+        )
 
     def _instance(self, name: str) -> dict[str, Any]:
         state = self.instances[name]
-        access: dict[str, Any] = {"kind": "compute#accessConfig", "type": "ONE_TO_ONE_NAT",
-                                  "name": "External NAT", "networkTier": "PREMIUM"}  # fmt: skip
+        access: dict[str, Any] = {
+            "kind": "compute#accessConfig",
+            "type": "ONE_TO_ONE_NAT",
+            "name": "External NAT",
+            "networkTier": "PREMIUM",
+        }
         if state["status"] == "RUNNING" and state.get("ip"):
             access["natIP"] = state["ip"]  # an ephemeral IP goes while the instance is off
         return {

@@ -104,8 +104,10 @@ RUN_PLAYED = {
 }
 # What each API is called in messages, and the audience of self-signed JWTs for it.
 API_NAMES = {"cloudfunctions": "Cloud Functions", "run": "Cloud Run Admin"}
-AUDIENCES = {"cloudfunctions": "https://cloudfunctions.googleapis.com",
-             "run": "https://run.googleapis.com"}  # fmt: skip
+AUDIENCES = {
+    "cloudfunctions": "https://cloudfunctions.googleapis.com",
+    "run": "https://run.googleapis.com",
+}
 # The roles a resource's policy may grant, beside the basic ones and custom roles.
 ROLE_PREFIXES = {"cloudfunctions": "roles/cloudfunctions.", "run": "roles/run."}
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
@@ -115,8 +117,10 @@ PRINCIPAL = re.compile(
     r"|domain:[^:\s]+|principal(?:Set)?://\S+"
 )
 EMPTY_POLICY = {"version": 1, "etag": "ACAB"}  # what IAM answers for a policy never set
-CONCURRENT = ("There were concurrent policy changes. Please retry the whole read-modify-write "
-              "with exponential backoff.")  # fmt: skip
+CONCURRENT = (
+    "There were concurrent policy changes. Please retry the whole read-modify-write "
+    "with exponential backoff."
+)
 # The largest page a list answers (and what it answers without pageSize).
 MAX_PAGE = 1000
 # A v2 list filter the fake understands: labels, equal to a value, terms joined by AND.
@@ -307,8 +311,9 @@ class FakeFunctions:
     def changes(self, api: str = "cloudfunctions") -> list[Recorded]:
         """The requests to one API (the Cloud Functions API's, or ``run``'s) that would
         change something."""
-        return [r for r in self.requests
-                if r.api == api and r.method in ("POST", "PATCH", "DELETE")]  # fmt: skip
+        return [
+            r for r in self.requests if r.api == api and r.method in ("POST", "PATCH", "DELETE")
+        ]
 
     # --- for tests ------------------------------------------------------------------
 
@@ -338,18 +343,24 @@ class FakeFunctions:
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         for fault in self.inject:
-            if (fault.times > 0 and fault.api == "cloudfunctions" and fault.method == method
-                    and fault.path_contains in path):  # fmt: skip
+            if (
+                fault.times > 0
+                and fault.api == "cloudfunctions"
+                and fault.method == method
+                and fault.path_contains in path
+            ):
                 fault.times -= 1
                 return _error(fault.status, fault.status_name, fault.message, fault.reason)
         m = re.fullmatch(r"/(v1|v2)/(.*)", path)
         if not m:
-            return self._violation(f"{method} {path} is no method of the Cloud Functions API",
-                                   status=404, name="NOT_FOUND")  # fmt: skip
+            return self._violation(
+                f"{method} {path} is no method of the Cloud Functions API",
+                status=404,
+                name="NOT_FOUND",
+            )
         version, rest = m.groups()
         schema = schema_of(version)
-        checked = self._method(schema, PLAYED[version], "cloudfunctions", method, path, query,
-                               body)  # fmt: skip
+        checked = self._method(schema, PLAYED[version], "cloudfunctions", method, path, query, body)
         if isinstance(checked, tuple):
             return checked
         spec = checked
@@ -370,9 +381,12 @@ class FakeFunctions:
             return _error(404, "NOT_FOUND", f"no such resource {rest}")
         project, region, name = fm.groups()
         if region not in self.regions and not (region == "-" and verb == "list"):
-            return _error(404, "NOT_FOUND",
-                          f"Location projects/{project}/locations/{region} is not found or "
-                          "access is unauthorized.")  # fmt: skip
+            return _error(
+                404,
+                "NOT_FOUND",
+                f"Location projects/{project}/locations/{region} is not found or "
+                "access is unauthorized.",
+            )
         full = f"projects/{project}/locations/{region}/functions/{name}"
         ref = "Function" if version == "v2" else "CloudFunction"
         functions = self.functions.setdefault(version, {})
@@ -422,8 +436,12 @@ class FakeFunctions:
             if full not in functions:
                 return _error(404, "NOT_FOUND", f"Resource '{full}' was not found")
             if self._running(version, full):
-                return _error(409, "ABORTED", f"An operation on function {full} is already "
-                              "in progress. Please try again later.")  # fmt: skip
+                return _error(
+                    409,
+                    "ABORTED",
+                    f"An operation on function {full} is already "
+                    "in progress. Please try again later.",
+                )
             return self._start(version, full, functions[full], "delete")
         if verb in ("getIamPolicy", "setIamPolicy"):
             if full not in functions:
@@ -436,11 +454,20 @@ class FakeFunctions:
     ) -> tuple[int, Any]:
         """A request to the Cloud Run Admin API's port: the IAM of services only."""
         for fault in self.inject:
-            if (fault.times > 0 and fault.api == "run" and fault.method == method
-                    and fault.path_contains in path):  # fmt: skip
+            if (
+                fault.times > 0
+                and fault.api == "run"
+                and fault.method == method
+                and fault.path_contains in path
+            ):
                 fault.times -= 1
-                return _error(fault.status, fault.status_name, fault.message, fault.reason,
-                              service="run.googleapis.com")  # fmt: skip
+                return _error(
+                    fault.status,
+                    fault.status_name,
+                    fault.message,
+                    fault.reason,
+                    service="run.googleapis.com",
+                )
         schema = schema_of("v2", "run")
         checked = self._method(schema, RUN_PLAYED, "run", method, path, query, body)
         if isinstance(checked, tuple):
@@ -455,8 +482,12 @@ class FakeFunctions:
                 name="PERMISSION_DENIED",
             )
         if self._service_function(service) is None:
-            return _error(404, "NOT_FOUND", f"Resource '{service}' was not found",
-                          service="run.googleapis.com")  # fmt: skip
+            return _error(
+                404,
+                "NOT_FOUND",
+                f"Resource '{service}' was not found",
+                service="run.googleapis.com",
+            )
         return self._iam(schema, "run", service, verb, query, body)
 
     def _method(
@@ -474,11 +505,15 @@ class FakeFunctions:
         title = f"{API_NAMES[api]} {schema.version} API"
         if spec is None:
             takes = f" (that path takes {sorted(set(others))})" if others else ""
-            return self._violation(f"{method} {path} is no method of the {title}{takes}",
-                                   status=404, name="NOT_FOUND")  # fmt: skip
+            return self._violation(
+                f"{method} {path} is no method of the {title}{takes}", status=404, name="NOT_FOUND"
+            )
         if spec["id"].removeprefix(f"{api}.") not in played:
-            return self._violation(f"{method} {path} calls {spec['id']}, which the fake does "
-                                   "not play", status=501, name="UNIMPLEMENTED")  # fmt: skip
+            return self._violation(
+                f"{method} {path} calls {spec['id']}, which the fake does not play",
+                status=501,
+                name="UNIMPLEMENTED",
+            )
         problems = _query_errors(schema, spec, query)
         if "request" not in spec and body is not None:
             problems.append(f"{spec['id']} takes no request body")
@@ -537,27 +572,36 @@ class FakeFunctions:
         if size < 0:
             return self._violation(f"list: pageSize {size} is negative")
         if "orderBy" in query:
-            return self._violation(f"list: orderBy {query['orderBy']!r} is not played by the "
-                                   "fake", status=501, name="UNIMPLEMENTED")  # fmt: skip
+            return self._violation(
+                f"list: orderBy {query['orderBy']!r} is not played by the fake",
+                status=501,
+                name="UNIMPLEMENTED",
+            )
         wanted = query.get("filter", "")
         labels = _label_filter(wanted)
         if labels is None:
-            return self._violation(f"list: filter {wanted!r} is not played by the fake (only "
-                                   'labels.KEY="VALUE" terms joined by AND)',
-                                   status=501, name="UNIMPLEMENTED")  # fmt: skip
+            return self._violation(
+                f"list: filter {wanted!r} is not played by the fake (only "
+                'labels.KEY="VALUE" terms joined by AND)',
+                status=501,
+                name="UNIMPLEMENTED",
+            )
         after = ""
         token = query.get("pageToken", "")
         if token:
             issued = self._page_tokens.get(token)
             if issued is None or issued[:3] != (version, parent, wanted):
                 why = "never issued" if issued is None else "issued for another list"
-                return self._violation(f"list: page token {token!r} was {why} ({version} "
-                                       f"{parent}, filter {wanted!r})")  # fmt: skip
+                return self._violation(
+                    f"list: page token {token!r} was {why} ({version} {parent}, filter {wanted!r})"
+                )
             after = issued[3]
         project, region = parent.split("/")[1], parent.split("/")[3]
-        pattern = re.escape(f"projects/{project}/locations/") + (
-            r"[^/]+" if region == "-" else re.escape(region)
-        ) + r"/functions/[^/]+"  # fmt: skip
+        pattern = (
+            re.escape(f"projects/{project}/locations/")
+            + (r"[^/]+" if region == "-" else re.escape(region))
+            + r"/functions/[^/]+"
+        )
         functions = self.functions.get(version, {})
         names = sorted(
             name
@@ -609,8 +653,9 @@ class FakeFunctions:
         if verb == "getIamPolicy":
             asked = query.get("options.requestedPolicyVersion")
             if asked is not None and asked not in ("0", "1", "3"):
-                return self._violation(f"getIamPolicy: options.requestedPolicyVersion {asked} "
-                                       "is not 0, 1 or 3")  # fmt: skip
+                return self._violation(
+                    f"getIamPolicy: options.requestedPolicyVersion {asked} is not 0, 1 or 3"
+                )
             return 200, self._policy(resource)
         ref = "GoogleIamV1SetIamPolicyRequest" if run else "SetIamPolicyRequest"
         problems = schema.validate(ref, body)
@@ -648,8 +693,10 @@ class FakeFunctions:
 
     def _running(self, version: str, full: str) -> bool:
         """Whether an operation the fake started on ``full`` has not finished."""
-        return any(e["version"] == version and e["function"] == full and not e["op"]["done"]
-                   for e in self.operations.values())  # fmt: skip
+        return any(
+            e["version"] == version and e["function"] == full and not e["op"]["done"]
+            for e in self.operations.values()
+        )
 
     def _start(
         self, version: str, full: str, function: dict[str, Any], verb: str
@@ -684,17 +731,25 @@ class FakeFunctions:
             "done": False,
             "metadata": _metadata(version, full, verb, _progress(stages, 0, self.polls_to_finish)),
         }
-        self.operations[op_name] = {"op": operation, "function": full, "version": version,
-                                    "verb": verb, "stages": stages,
-                                    "before": before}  # fmt: skip
+        self.operations[op_name] = {
+            "op": operation,
+            "function": full,
+            "version": version,
+            "verb": verb,
+            "stages": stages,
+            "before": before,
+        }
         self._polls[op_name] = 0
         return 200, operation
 
     def _operation(self, name: str, version: str) -> tuple[int, Any]:
         entry = self.operations.get(name)
         if entry is None or entry["version"] != version:
-            return self._violation(f"poll of {version} operation {name}, which the fake never "
-                                   "started", status=404, name="NOT_FOUND")  # fmt: skip
+            return self._violation(
+                f"poll of {version} operation {name}, which the fake never started",
+                status=404,
+                name="NOT_FOUND",
+            )
         op, version, full = entry["op"], entry["version"], entry["function"]
         verb, stages = entry["verb"], entry["stages"]
         outcome = self.delete_outcome if verb == "delete" else self.outcome
@@ -704,8 +759,9 @@ class FakeFunctions:
         if self._polls[name] < self.polls_to_finish:
             # A failing operation fails in its build: no stage after it starts.
             polls = 0 if outcome == "fail" else self._polls[name]
-            op["metadata"] = _metadata(version, full, verb,
-                                       _progress(stages, polls, self.polls_to_finish))  # fmt: skip
+            op["metadata"] = _metadata(
+                version, full, verb, _progress(stages, polls, self.polls_to_finish)
+            )
             return 200, op
         if verb == "delete":
             return self._deleted(entry, outcome)
@@ -759,8 +815,11 @@ class FakeFunctions:
             if function is not None:
                 function.pop("state" if version == "v2" else "status", None)
                 function.update(entry["before"])
-            op["error"] = {"code": 13, "message": f"Failed to delete function {full}: an "
-                           "internal error occurred; the function was not deleted"}  # fmt: skip
+            op["error"] = {
+                "code": 13,
+                "message": f"Failed to delete function {full}: an "
+                "internal error occurred; the function was not deleted",
+            }
         else:
             function = functions.pop(full, None)
             self.policies.pop(self._iam_resource(version, full, function), None)
@@ -800,8 +859,7 @@ def _format_errors(fmt: str | None, value: str, where: str) -> list[str]:
                 raise ValueError(value)
             datetime.fromisoformat(f"{m[1]}T{m[2]}{'+00:00' if m[4] == 'Z' else m[4]}")
         except ValueError:
-            return [f"{where}: {value!r} is not an RFC 3339 timestamp like "
-                    "2024-05-01T12:00:00Z"]  # fmt: skip
+            return [f"{where}: {value!r} is not an RFC 3339 timestamp like 2024-05-01T12:00:00Z"]
     elif fmt == "byte":
         padded = value.rstrip("=")
         if (
@@ -828,8 +886,7 @@ def _query_errors(schema: Schema, spec: dict[str, Any], query: dict[str, str]) -
         if declared.get("type") == "integer" and not re.fullmatch(r"-?\d+", value):
             problems.append(f"Invalid value for {key}: {value!r} is not an integer")
         elif "enum" in declared and value not in declared["enum"]:
-            problems.append(f"Invalid value for {key}: {value!r} is not one of "
-                            f"{declared['enum']}")  # fmt: skip
+            problems.append(f"Invalid value for {key}: {value!r} is not one of {declared['enum']}")
         else:
             problems += _format_errors(declared.get("format"), value, key)
     return problems
@@ -847,8 +904,11 @@ STAGE_MESSAGES = {
 }
 
 
-OPERATION_TYPES = {"create": "CREATE_FUNCTION", "update": "UPDATE_FUNCTION",
-                   "delete": "DELETE_FUNCTION"}  # fmt: skip
+OPERATION_TYPES = {
+    "create": "CREATE_FUNCTION",
+    "update": "UPDATE_FUNCTION",
+    "delete": "DELETE_FUNCTION",
+}
 
 
 def _stage_names(function: dict[str, Any]) -> list[str]:
@@ -862,14 +922,17 @@ def _progress(names: list[str], polls: int, total: int) -> list[dict[str, Any]]:
     if polls >= total:
         return [{"name": n, "state": "COMPLETE"} for n in names]
     running = polls * len(names) // max(total, 1)
-    return [{"name": n, "state": "COMPLETE"} if i < running
-            else {"name": n, "state": "IN_PROGRESS"} if i == running
-            else {"name": n, "state": "NOT_STARTED"}
-            for i, n in enumerate(names)]  # fmt: skip
+    return [
+        {"name": n, "state": "COMPLETE"}
+        if i < running
+        else {"name": n, "state": "IN_PROGRESS"}
+        if i == running
+        else {"name": n, "state": "NOT_STARTED"}
+        for i, n in enumerate(names)
+    ]
 
 
-def _metadata(version: str, target: str, verb: str,
-              stages: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+def _metadata(version: str, target: str, verb: str, stages: list[dict[str, Any]]) -> dict[str, Any]:
     """An operation's metadata: ``OperationMetadataV1`` (which has no stages) for v1,
     ``GoogleCloudFunctionsV2OperationMetadata`` with ``stages`` for v2."""
     if version == "v1":
@@ -881,16 +944,21 @@ def _metadata(version: str, target: str, verb: str,
         }
     project, region, name = target.split("/")[1], target.split("/")[3], target.split("/")[-1]
     resources = {
-        "BUILD": (f"projects/{project}/locations/{region}/builds/{name}-build",
-                  f"https://console.cloud.google.com/cloud-build/builds;region={region}/"
-                  f"{name}-build?project={project}"),
-        "SERVICE": (f"projects/{project}/locations/{region}/services/{name}",
-                    f"https://console.cloud.google.com/run/detail/{region}/{name}"
-                    f"?project={project}"),
-        "TRIGGER": (f"projects/{project}/locations/{region}/triggers/{name}-trigger",
-                    f"https://console.cloud.google.com/eventarc/triggers/{region}/"
-                    f"{name}-trigger?project={project}"),
-    }  # fmt: skip
+        "BUILD": (
+            f"projects/{project}/locations/{region}/builds/{name}-build",
+            f"https://console.cloud.google.com/cloud-build/builds;region={region}/"
+            f"{name}-build?project={project}",
+        ),
+        "SERVICE": (
+            f"projects/{project}/locations/{region}/services/{name}",
+            f"https://console.cloud.google.com/run/detail/{region}/{name}?project={project}",
+        ),
+        "TRIGGER": (
+            f"projects/{project}/locations/{region}/triggers/{name}-trigger",
+            f"https://console.cloud.google.com/eventarc/triggers/{region}/"
+            f"{name}-trigger?project={project}",
+        ),
+    }
     shown = []
     for stage in stages:
         stage = dict(stage)
@@ -966,13 +1034,16 @@ def _binding_errors(bindings: list[dict[str, Any]], prefix: str) -> list[str]:
     for i, binding in enumerate(bindings):
         role = binding.get("role", "")
         if not (role.startswith(prefix) or role in BASIC_ROLES or CUSTOM_ROLE.fullmatch(role)):
-            problems.append(f"policy.bindings[{i}]: Role {role} is not supported for this "
-                            "resource.")  # fmt: skip
+            problems.append(
+                f"policy.bindings[{i}]: Role {role} is not supported for this resource."
+            )
         for member in binding.get("members", []):
             if not PRINCIPAL.fullmatch(member):
-                problems.append(f"policy.bindings[{i}]: {member!r} is no principal (allUsers, "
-                                "allAuthenticatedUsers, user:, serviceAccount:, group:, "
-                                "domain:, ...)")  # fmt: skip
+                problems.append(
+                    f"policy.bindings[{i}]: {member!r} is no principal (allUsers, "
+                    "allAuthenticatedUsers, user:, serviceAccount:, group:, "
+                    "domain:, ...)"
+                )
     return problems
 
 
@@ -1012,14 +1083,19 @@ def _handler(fake: FakeFunctions, api: str) -> type[BaseHTTPRequestHandler]:
                     body, not_json = raw.decode(errors="replace"), True
                 fake.requests.append(Recorded(self.command, url.path, query, body, auth, api))
                 if not fake.authorized(auth, api):
-                    fake.violations.append(f"{self.command} {url.path}: no bearer token that "
-                                           "the fake's /token issued")  # fmt: skip
-                    status, answer = _error(401, "UNAUTHENTICATED",
-                                            "Request had invalid authentication credentials. "
-                                            "Expected OAuth 2 access token.")  # fmt: skip
+                    fake.violations.append(
+                        f"{self.command} {url.path}: no bearer token that the fake's /token issued"
+                    )
+                    status, answer = _error(
+                        401,
+                        "UNAUTHENTICATED",
+                        "Request had invalid authentication credentials. "
+                        "Expected OAuth 2 access token.",
+                    )
                 elif not_json:
-                    status, answer = fake._violation(f"{self.command} {url.path}: the body is "
-                                                     "not JSON")  # fmt: skip
+                    status, answer = fake._violation(
+                        f"{self.command} {url.path}: the body is not JSON"
+                    )
                 else:
                     status, answer = handle(self.command, url.path, query, body)
             self.send_json(status, answer)

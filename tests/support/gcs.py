@@ -54,8 +54,12 @@ from .servers import JsonHandler, free_port, running, stop_process
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
-PRECONDITIONS = ("ifGenerationMatch", "ifGenerationNotMatch",
-                 "ifMetagenerationMatch", "ifMetagenerationNotMatch")  # fmt: skip
+PRECONDITIONS = (
+    "ifGenerationMatch",
+    "ifGenerationNotMatch",
+    "ifMetagenerationMatch",
+    "ifMetagenerationNotMatch",
+)
 UPLOAD_TYPES = ("media", "multipart", "resumable")
 # The upload ids the proxy hands out (Cloud Storage's look like this too).
 UPLOAD_ID = re.compile(r"ADPy[A-Za-z0-9_-]{8,}")
@@ -113,8 +117,13 @@ def emulator(buckets: tuple[str, ...] = ()) -> Iterator[str]:
         stop_process(process)
 
 
-def request(base: str, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
+def request(
+    base: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
     url = urllib.parse.urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
     try:
@@ -138,8 +147,13 @@ def object_meta(base: str, bucket: str, name: str) -> dict[str, object] | None:
 def put_object(base: str, bucket: str, name: str, data: bytes) -> dict[str, object]:
     """Write an object directly to the emulator (another writer, in the tests)."""
     query = urllib.parse.urlencode({"uploadType": "media", "name": name})
-    status, body = request(base, "POST", f"/upload/storage/v1/b/{bucket}/o?{query}", data,
-                           {"Content-Type": "application/zip"})  # fmt: skip
+    status, body = request(
+        base,
+        "POST",
+        f"/upload/storage/v1/b/{bucket}/o?{query}",
+        data,
+        {"Content-Type": "application/zip"},
+    )
     assert status == 200, body
     meta: dict[str, object] = json.loads(body)
     return meta
@@ -224,8 +238,9 @@ def parse_query(raw: str) -> dict[str, str]:
     if re.search(r"%(?![0-9A-Fa-f]{2})", raw):
         raise Refused(400, f"malformed percent-encoding in the query {raw!r}")
     try:
-        pairs = urllib.parse.parse_qsl(raw, keep_blank_values=True, strict_parsing=bool(raw),
-                                       errors="strict")  # fmt: skip
+        pairs = urllib.parse.parse_qsl(
+            raw, keep_blank_values=True, strict_parsing=bool(raw), errors="strict"
+        )
     except (ValueError, UnicodeDecodeError) as exc:
         raise Refused(400, f"unparseable query {raw!r}: {exc}") from None
     query: dict[str, str] = {}
@@ -272,8 +287,10 @@ def multipart_parts(content_type: str, body: bytes) -> tuple[dict[str, object], 
     parts = message.get_payload()
     if not message.is_multipart() or not isinstance(parts, list) or len(parts) != 2:
         raise Refused(400, "a multipart upload is a JSON metadata part, then the data")
-    meta, data = (part.get_payload(decode=True) if isinstance(part, email.message.Message)
-                  else None for part in parts)  # fmt: skip
+    meta, data = (
+        part.get_payload(decode=True) if isinstance(part, email.message.Message) else None
+        for part in parts
+    )
     return _json_resource(meta if isinstance(meta, bytes) else b""), (
         data if isinstance(data, bytes) else b""
     )
@@ -432,13 +449,23 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             if session is None:
                 raise Refused(404, f"no upload session {upload_id!r}")
             if self.command not in ("PUT", "POST") or bucket != session.bucket:
-                raise Refused(400, f"{self.command} to session {upload_id!r} of gs://"
-                              f"{session.bucket} at bucket {bucket!r}")  # fmt: skip
+                raise Refused(
+                    400,
+                    f"{self.command} to session {upload_id!r} of gs://"
+                    f"{session.bucket} at bucket {bucket!r}",
+                )
             finalising = not session.finalised and _finalises(
                 session, self.headers.get("Content-Range"), len(body)
             )
-            proxy.sent.append(Sent("resumable", len(body), None, self.headers.get("Content-Range"),
-                                   self.headers.get("X-Goog-Hash")))  # fmt: skip
+            proxy.sent.append(
+                Sent(
+                    "resumable",
+                    len(body),
+                    None,
+                    self.headers.get("Content-Range"),
+                    self.headers.get("X-Goog-Hash"),
+                )
+            )
             own = urllib.parse.urlsplit(self.path).path
             path = f"{own}?{urllib.parse.urlencode({**query, 'upload_id': session.upstream_id})}"
             if finalising:
@@ -472,11 +499,15 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 if conditions:
                     m = OBJECT_PATH.fullmatch(url.path)
                     if not m:
-                        raise Refused(400, f"the proxy cannot judge {sorted(conditions)} on "
-                                      f"{url.path!r}")  # fmt: skip
+                        raise Refused(
+                            400, f"the proxy cannot judge {sorted(conditions)} on {url.path!r}"
+                        )
                     bucket, name = (urllib.parse.unquote(g) for g in m.groups())
-                    self._answer(*self._judged(bucket, name, conditions, self.path, body,
-                                               writes=self.command != "GET"))  # fmt: skip
+                    self._answer(
+                        *self._judged(
+                            bucket, name, conditions, self.path, body, writes=self.command != "GET"
+                        )
+                    )
                     return
             except Refused as refusal:
                 proxy.refused.append(f"{self.command} {self.path}: {refusal.message}")

@@ -69,9 +69,14 @@ def _handler(server: GitServer) -> type[BaseHTTPRequestHandler]:
                 "GIT_CONFIG_GLOBAL": "/dev/null",
                 "PATH": "/usr/bin:/bin",
             }
-            done = subprocess.run(["git", "http-backend"], input=body, env=env,
-                                  capture_output=True, timeout=BACKEND_TIMEOUT_SECONDS,
-                                  check=False)  # fmt: skip
+            done = subprocess.run(
+                ["git", "http-backend"],
+                input=body,
+                env=env,
+                capture_output=True,
+                timeout=BACKEND_TIMEOUT_SECONDS,
+                check=False,
+            )
             head, _, payload = done.stdout.partition(b"\r\n\r\n")
             if not _:
                 head, _, payload = done.stdout.partition(b"\n\n")

@@ -239,8 +239,13 @@ def _is_int64(value: object) -> bool:
     return not isinstance(value, int) or -(2**63) <= value < 2**63
 
 
-for _name, _check in [("date-time", _is_date_time), ("date", _is_date), ("uri", _is_uri),
-                      ("int32", _is_int32), ("int64", _is_int64)]:  # fmt: skip
+for _name, _check in [
+    ("date-time", _is_date_time),
+    ("date", _is_date),
+    ("uri", _is_uri),
+    ("int32", _is_int32),
+    ("int64", _is_int64),
+]:
     _FORMATS.checks(_name)(_check)
 
 
@@ -528,8 +533,12 @@ def error_body(
     status: int, message: str, documentation_url: str = DOCS, **extra: Any
 ) -> dict[str, Any]:
     """An error object as GitHub writes it."""
-    return {"message": message, "documentation_url": documentation_url, **extra,
-            "status": str(status)}  # fmt: skip
+    return {
+        "message": message,
+        "documentation_url": documentation_url,
+        **extra,
+        "status": str(status),
+    }
 
 
 @dataclass
@@ -936,8 +945,9 @@ class FakeGitHub:
             f"more than GitHub's {MAX_COMMENT_LENGTH}"
         )
         too_long = f"body is too long (maximum is {MAX_COMMENT_LENGTH} characters)"
-        errors = [{"resource": "IssueComment", "code": "custom", "field": "body",
-                   "message": too_long}]  # fmt: skip
+        errors = [
+            {"resource": "IssueComment", "code": "custom", "field": "body", "message": too_long}
+        ]
         return Reply(422, error_body(422, "Validation Failed", op.documentation_url, errors=errors))
 
     def _list(self, owner: str, repo: str, number: int, query: dict[str, str], path: str) -> Reply:
@@ -990,10 +1000,17 @@ class FakeGitHub:
             "performed_via_github_app": None,
             "reactions": {
                 "url": f"{api}/issues/comments/{cid}/reactions",
-                "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0, "confused": 0,
-                "heart": 0, "rocket": 0, "eyes": 0,
+                "total_count": 0,
+                "+1": 0,
+                "-1": 0,
+                "laugh": 0,
+                "hooray": 0,
+                "confused": 0,
+                "heart": 0,
+                "rocket": 0,
+                "eyes": 0,
             },
-        }  # fmt: skip
+        }
         self._comments.setdefault((owner.lower(), repo.lower(), number), []).append(comment)
         return comment
 
@@ -1035,10 +1052,20 @@ class FakeGitHub:
     def _public_user(self, login: str) -> dict[str, Any]:
         stamp = _stamp(self.clock())
         profile = {
-            "name": None, "company": None, "blog": "", "location": None, "email": None,
-            "hireable": None, "bio": None, "public_repos": 1, "public_gists": 0,
-            "followers": 0, "following": 0, "created_at": stamp, "updated_at": stamp,
-        }  # fmt: skip
+            "name": None,
+            "company": None,
+            "blog": "",
+            "location": None,
+            "email": None,
+            "hireable": None,
+            "bio": None,
+            "public_repos": 1,
+            "public_gists": 0,
+            "followers": 0,
+            "following": 0,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
         return {**self._user(login), **profile}
 
     def _graphql(
@@ -1049,8 +1076,13 @@ class FakeGitHub:
         scheme, _, credential = auth.partition(" ")
         if scheme.lower() not in ("bearer", "token") or credential.strip() != self.token:
             self.violations.append("POST /graphql: no valid Authorization header")
-            return Reply(401, {"message": "This endpoint requires you to be authenticated.",
-                               "documentation_url": DOCS})  # fmt: skip
+            return Reply(
+                401,
+                {
+                    "message": "This endpoint requires you to be authenticated.",
+                    "documentation_url": DOCS,
+                },
+            )
         query = body.get("query") if isinstance(body, dict) else None
         if method != "POST" or parse_problem or not isinstance(query, str):
             self.violations.append(f"{method} /graphql: not a POST of a JSON {{query}} body")
@@ -1066,26 +1098,43 @@ class FakeGitHub:
         api = f"{self.base}/repos/{full_name}"
         stamp = _stamp(self.clock())
         templates = {
-            "archive_url": "/{archive_format}{/ref}", "assignees_url": "/assignees{/user}",
-            "blobs_url": "/git/blobs{/sha}", "branches_url": "/branches{/branch}",
+            "archive_url": "/{archive_format}{/ref}",
+            "assignees_url": "/assignees{/user}",
+            "blobs_url": "/git/blobs{/sha}",
+            "branches_url": "/branches{/branch}",
             "collaborators_url": "/collaborators{/collaborator}",
-            "comments_url": "/comments{/number}", "commits_url": "/commits{/sha}",
-            "compare_url": "/compare/{base}...{head}", "contents_url": "/contents/{+path}",
-            "contributors_url": "/contributors", "deployments_url": "/deployments",
-            "downloads_url": "/downloads", "events_url": "/events", "forks_url": "/forks",
-            "git_commits_url": "/git/commits{/sha}", "git_refs_url": "/git/refs{/sha}",
-            "git_tags_url": "/git/tags{/sha}", "hooks_url": "/hooks",
+            "comments_url": "/comments{/number}",
+            "commits_url": "/commits{/sha}",
+            "compare_url": "/compare/{base}...{head}",
+            "contents_url": "/contents/{+path}",
+            "contributors_url": "/contributors",
+            "deployments_url": "/deployments",
+            "downloads_url": "/downloads",
+            "events_url": "/events",
+            "forks_url": "/forks",
+            "git_commits_url": "/git/commits{/sha}",
+            "git_refs_url": "/git/refs{/sha}",
+            "git_tags_url": "/git/tags{/sha}",
+            "hooks_url": "/hooks",
             "issue_comment_url": "/issues/comments{/number}",
-            "issue_events_url": "/issues/events{/number}", "issues_url": "/issues{/number}",
-            "keys_url": "/keys{/key_id}", "labels_url": "/labels{/name}",
-            "languages_url": "/languages", "merges_url": "/merges",
+            "issue_events_url": "/issues/events{/number}",
+            "issues_url": "/issues{/number}",
+            "keys_url": "/keys{/key_id}",
+            "labels_url": "/labels{/name}",
+            "languages_url": "/languages",
+            "merges_url": "/merges",
             "milestones_url": "/milestones{/number}",
             "notifications_url": "/notifications{?since,all,participating}",
-            "pulls_url": "/pulls{/number}", "releases_url": "/releases{/id}",
-            "stargazers_url": "/stargazers", "statuses_url": "/statuses/{sha}",
-            "subscribers_url": "/subscribers", "subscription_url": "/subscription",
-            "tags_url": "/tags", "teams_url": "/teams", "trees_url": "/git/trees{/sha}",
-        }  # fmt: skip
+            "pulls_url": "/pulls{/number}",
+            "releases_url": "/releases{/id}",
+            "stargazers_url": "/stargazers",
+            "statuses_url": "/statuses/{sha}",
+            "subscribers_url": "/subscribers",
+            "subscription_url": "/subscription",
+            "tags_url": "/tags",
+            "teams_url": "/teams",
+            "trees_url": "/git/trees{/sha}",
+        }
         return {
             "id": rid,
             "node_id": "R_kgDO" + base64.b64encode(str(rid).encode()).decode().rstrip("="),
@@ -1106,21 +1155,43 @@ class FakeGitHub:
             "homepage": None,
             "language": "Python",
             "size": 108,
-            "stargazers_count": 0, "watchers_count": 0, "watchers": 0,
-            "forks_count": 0, "forks": 0, "open_issues_count": 1, "open_issues": 1,
+            "stargazers_count": 0,
+            "watchers_count": 0,
+            "watchers": 0,
+            "forks_count": 0,
+            "forks": 0,
+            "open_issues_count": 1,
+            "open_issues": 1,
             "default_branch": "main",
-            "has_issues": True, "has_projects": True, "has_wiki": True, "has_pages": False,
-            "has_downloads": True, "archived": False, "disabled": False,
+            "has_issues": True,
+            "has_projects": True,
+            "has_wiki": True,
+            "has_pages": False,
+            "has_downloads": True,
+            "archived": False,
+            "disabled": False,
             "visibility": "public",
             "license": None,
             "topics": [],
-            "pushed_at": stamp, "created_at": stamp, "updated_at": stamp,
-        }  # fmt: skip
+            "pushed_at": stamp,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
 
     def _pull(
-        self, owner: str, repo: str, number: int, head_sha: str, base_sha: str, head_repo: str,
-        head_ref: str, base_ref: str, state: str, user: str, title: str,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        owner: str,
+        repo: str,
+        number: int,
+        head_sha: str,
+        base_sha: str,
+        head_repo: str,
+        head_ref: str,
+        base_ref: str,
+        state: str,
+        user: str,
+        title: str,
+    ) -> dict[str, Any]:
         full = f"{owner}/{repo}"
         api = f"{self.base}/repos/{full}"
         html = f"https://github.com/{full}/pull/{number}"
@@ -1131,12 +1202,15 @@ class FakeGitHub:
             head["fork"] = True
         pid = next(self._ids)
         links = {
-            "self": f"{api}/pulls/{number}", "html": html,
-            "issue": f"{api}/issues/{number}", "comments": f"{api}/issues/{number}/comments",
+            "self": f"{api}/pulls/{number}",
+            "html": html,
+            "issue": f"{api}/issues/{number}",
+            "comments": f"{api}/issues/{number}/comments",
             "review_comments": f"{api}/pulls/{number}/comments",
             "review_comment": f"{api}/pulls/comments{{/number}}",
-            "commits": f"{api}/pulls/{number}/commits", "statuses": f"{api}/statuses/{head_sha}",
-        }  # fmt: skip
+            "commits": f"{api}/pulls/{number}/commits",
+            "statuses": f"{api}/statuses/{head_sha}",
+        }
         return {
             "url": links["self"],
             "id": pid,
@@ -1168,10 +1242,20 @@ class FakeGitHub:
             "assignees": [],
             "requested_reviewers": [],
             "requested_teams": [],
-            "head": {"label": f"{head['owner']['login']}:{head_ref}", "ref": head_ref,
-                     "sha": head_sha, "user": head["owner"], "repo": head},
-            "base": {"label": f"{owner}:{base_ref}", "ref": base_ref, "sha": base_sha,
-                     "user": base_repo["owner"], "repo": base_repo},
+            "head": {
+                "label": f"{head['owner']['login']}:{head_ref}",
+                "ref": head_ref,
+                "sha": head_sha,
+                "user": head["owner"],
+                "repo": head,
+            },
+            "base": {
+                "label": f"{owner}:{base_ref}",
+                "ref": base_ref,
+                "sha": base_sha,
+                "user": base_repo["owner"],
+                "repo": base_repo,
+            },
             "_links": {key: {"href": href} for key, href in links.items()},
             "author_association": "CONTRIBUTOR",
             "auto_merge": None,
@@ -1188,7 +1272,7 @@ class FakeGitHub:
             "additions": 1,
             "deletions": 0,
             "changed_files": 1,
-        }  # fmt: skip
+        }
 
 
 def _parameter_errors(api: GitHubAPI, param: dict[str, Any], raw: list[str]) -> list[str]:

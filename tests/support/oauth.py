@@ -106,8 +106,9 @@ class TokenEndpoint:
             return None
         email, public = key
         try:
-            public.verify(signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(),
-                          hashes.SHA256())  # fmt: skip
+            public.verify(
+                signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
         except InvalidSignature:
             return None
         iat, exp = claims.get("iat"), claims.get("exp")

@@ -119,8 +119,16 @@ def pyfn_serve(
     bundle: Path, port: int, env: Mapping[str, str], **popen: Any
 ) -> subprocess.Popen[bytes]:
     """``pyfn serve --bundle BUNDLE --port PORT`` in a process of its own, as a user starts it."""
-    argv = [sys.executable, "-m", "pyfn_action", "serve", "--bundle", str(bundle),
-            "--port", str(port)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "pyfn_action",
+        "serve",
+        "--bundle",
+        str(bundle),
+        "--port",
+        str(port),
+    ]
     return subprocess.Popen(argv, env=dict(env), **popen)
 
 

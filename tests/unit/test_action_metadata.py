@@ -90,9 +90,19 @@ def test_the_first_steps_refuse_other_runners_and_check_every_input() -> None:
 
 def test_outputs_come_from_the_entrypoint_step() -> None:
     outputs = action()["outputs"]
-    assert set(outputs) == {"bundle", "sha256", "compressed-bytes", "uncompressed-bytes",
-                            "report", "comment-body", "comment-path", "url", "reports",
-                            "functions", "preview-urls"}  # fmt: skip
+    assert set(outputs) == {
+        "bundle",
+        "sha256",
+        "compressed-bytes",
+        "uncompressed-bytes",
+        "report",
+        "comment-body",
+        "comment-path",
+        "url",
+        "reports",
+        "functions",
+        "preview-urls",
+    }
     for name, spec in outputs.items():
         # the functions found are the step that checks the inputs': set even if a build fails
         step = "inputs" if name == "functions" else "pyfn"

@@ -70,10 +70,13 @@ def test_refuses_device_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "name", "device"),
-    [(tarfile.FIFOTYPE, "var/pipe", None), (tarfile.BLKTYPE, "dev/sda", (8, 0)),
-     (tarfile.CHRTYPE, "dev/null", (1, 3))],
+    [
+        (tarfile.FIFOTYPE, "var/pipe", None),
+        (tarfile.BLKTYPE, "dev/sda", (8, 0)),
+        (tarfile.CHRTYPE, "dev/null", (1, 3)),
+    ],
     ids=["fifo", "block-device", "char-device"],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("where", ["first", "last"])
 @pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
 def test_fifos_and_devices_are_refused_naming_the_entry(

@@ -271,7 +271,10 @@ def test_a_result_says_each_ratio_and_the_machine() -> None:
     data = json.loads(result.to_json())  # what --json prints
     assert data["format"] == report.FORMAT and data["too_slow"] == []
     assert [(m["name"], m["speedup"]) for m in data["measured"]] == [
-        ("score", 14.0), ("health", 0.8), ("same", 1.02)]  # fmt: skip
+        ("score", 14.0),
+        ("health", 0.8),
+        ("same", 1.02),
+    ]
 
 
 def test_min_speedup_names_the_slow_requests() -> None:

@@ -19,8 +19,13 @@ MB = 1_000_000
 
 def _zip(*files: tuple[str, str, int, int]) -> ZipResult:
     written = tuple(Written(name, part, "package", c, u) for name, part, c, u in files)
-    return ZipResult(Path("bundle.zip"), "0" * 64, sum(w.compressed_bytes for w in written),
-                     sum(w.uncompressed_bytes for w in written), written)  # fmt: skip
+    return ZipResult(
+        Path("bundle.zip"),
+        "0" * 64,
+        sum(w.compressed_bytes for w in written),
+        sum(w.uncompressed_bytes for w in written),
+        written,
+    )
 
 
 def _components(zipped: ZipResult) -> list[Component]:
@@ -52,8 +57,12 @@ def test_budget_limits_follow_the_platform_ones() -> None:
     names = [limit.name for limit in limits]
     assert names[-2:] == ["budget compressed", "budget uncompressed"]
     assert [limit.ok for limit in limits[-2:]] == [False, True]
-    assert limits[-2].to_dict() == {"name": "budget compressed", "limit_bytes": 5,
-                                    "used_bytes": 10, "ok": False}  # fmt: skip
+    assert limits[-2].to_dict() == {
+        "name": "budget compressed",
+        "limit_bytes": 5,
+        "used_bytes": 10,
+        "ok": False,
+    }
 
 
 def test_within_every_limit_passes() -> None:
@@ -85,8 +94,10 @@ def test_first_gen_limit_exceeded_names_overshoot_and_largest(kind: str) -> None
 
 
 def test_uncompressed_budget_ranks_by_uncompressed_size() -> None:
-    zipped = _zip(("small-zipped-big-unzipped.txt", "text", 1 * MB, 40 * MB),
-                  ("dense.bin", "dense", 5 * MB, 5 * MB))  # fmt: skip
+    zipped = _zip(
+        ("small-zipped-big-unzipped.txt", "text", 1 * MB, 40 * MB),
+        ("dense.bin", "dense", 5 * MB, 5 * MB),
+    )
     limits = limits_for(generation(2), Budget(uncompressed=30 * MB), zipped)
     with pytest.raises(BudgetExceeded) as caught:
         check(limits, zipped, _components(zipped))
@@ -118,29 +129,53 @@ def _twelve(compressed_step: int, uncompressed_step: int, *, grow: str) -> ZipRe
     for i in range(12):
         up, down = i + 1, 12 - i
         c, u = (up, down) if grow == "compressed" else (down, up)
-        files.append((f"site/pkg{i:02d}/lib.so", f"pkg{i:02d}", c * compressed_step,
-                      u * uncompressed_step))  # fmt: skip
+        files.append(
+            (f"site/pkg{i:02d}/lib.so", f"pkg{i:02d}", c * compressed_step, u * uncompressed_step)
+        )
     return _zip(*files)
 
 
 @pytest.mark.parametrize(
     ("gen", "budget", "grow", "steps", "message"),
     [
-        pytest.param(1, Budget(), "compressed", (1_500_000, 1 * MB),
-                     "The bundle exceeds the gen1 compressed sources limit of 100.0 MB by "
-                     "17.0 MB (117.0 MB compressed)", id="gen1-100MB-compressed"),
-        pytest.param(1, Budget(), "uncompressed", (1 * MB, 7 * MB),
-                     "The bundle exceeds the gen1 uncompressed sources limit of 500.0 MB by "
-                     "46.0 MB (546.0 MB uncompressed)", id="gen1-500MB-uncompressed"),
-        pytest.param(2, Budget(compressed=95 * MB, uncompressed=60 * MB), "uncompressed",
-                     (1 * MB, 1 * MB),
-                     "The bundle exceeds the budget uncompressed limit of 60.0 MB by "
-                     "18.0 MB (78.0 MB uncompressed)", id="uncompressed-budget"),
-        pytest.param(1, Budget(uncompressed=60 * MB), "uncompressed", (1 * MB, 1 * MB),
-                     "The bundle exceeds the budget uncompressed limit of 60.0 MB by "
-                     "18.0 MB (78.0 MB uncompressed)", id="gen1-within-limits-over-budget"),
+        pytest.param(
+            1,
+            Budget(),
+            "compressed",
+            (1_500_000, 1 * MB),
+            "The bundle exceeds the gen1 compressed sources limit of 100.0 MB by "
+            "17.0 MB (117.0 MB compressed)",
+            id="gen1-100MB-compressed",
+        ),
+        pytest.param(
+            1,
+            Budget(),
+            "uncompressed",
+            (1 * MB, 7 * MB),
+            "The bundle exceeds the gen1 uncompressed sources limit of 500.0 MB by "
+            "46.0 MB (546.0 MB uncompressed)",
+            id="gen1-500MB-uncompressed",
+        ),
+        pytest.param(
+            2,
+            Budget(compressed=95 * MB, uncompressed=60 * MB),
+            "uncompressed",
+            (1 * MB, 1 * MB),
+            "The bundle exceeds the budget uncompressed limit of 60.0 MB by "
+            "18.0 MB (78.0 MB uncompressed)",
+            id="uncompressed-budget",
+        ),
+        pytest.param(
+            1,
+            Budget(uncompressed=60 * MB),
+            "uncompressed",
+            (1 * MB, 1 * MB),
+            "The bundle exceeds the budget uncompressed limit of 60.0 MB by "
+            "18.0 MB (78.0 MB uncompressed)",
+            id="gen1-within-limits-over-budget",
+        ),
     ],
-)  # fmt: skip
+)
 def test_refusal_names_limit_overshoot_and_the_ten_largest(
     gen: int, budget: Budget, grow: str, steps: tuple[int, int], message: str
 ) -> None:

@@ -96,8 +96,9 @@ def _race(
     procs = []
     for ready, args in zip(readies, args_for):
         argv = [sys.executable, "-c", PRELUDE + worker, str(ready), str(go), str(events), *args]
-        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))  # fmt: skip
+        procs.append(
+            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
     deadline = time.monotonic() + DEADLINE_SECONDS
     while not all(r.exists() for r in readies):  # both imported and waiting to start
         assert all(p.poll() is None for p in procs), "a worker ended before the start"
@@ -123,8 +124,11 @@ def test_two_cold_runtime_resolutions_both_succeed(tmp_path: Path) -> None:
     for n in range(ROUNDS):
         cache = tmp_path / f"cache{n}"
         outs = [tmp_path / f"out{n}-{i}.json" for i in (1, 2)]
-        _race(RUNTIME_WORKER, [[str(archive), sha, str(cache), str(o)] for o in outs],
-              tmp_path / f"race{n}")  # fmt: skip
+        _race(
+            RUNTIME_WORKER,
+            [[str(archive), sha, str(cache), str(o)] for o in outs],
+            tmp_path / f"race{n}",
+        )
         roots = {json.loads(o.read_text())["root"] for o in outs}
         assert roots == {str(cache / "runtimes" / sha)}
         assert (cache / "runtimes" / sha / "bin" / "pypy3.9").is_file()

@@ -33,8 +33,15 @@ def links(tmp_path: Path) -> Path:
 
 
 def _run(tmp_path: Path, links: Path, files: list[str], *extra: str) -> int:
-    args = [*files, "--no-index", "--find-links", str(links),
-            "--cache-dir", str(tmp_path / "cache"), *extra]  # fmt: skip
+    args = [
+        *files,
+        "--no-index",
+        "--find-links",
+        str(links),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        *extra,
+    ]
     return main(args)
 
 
@@ -78,23 +85,33 @@ PP81 = (
 @pytest.mark.parametrize(
     ("tags", "detail"),
     [
-        (["pp311-pypy311_pp80-manylinux_2_28_x86_64"],
-         "no wheel PyPy 3.11 can load; found pp311-pypy311_pp80 (manylinux_x86_64); pp80 "
-         "wheels are for " + PP80),
-        (["cp312-cp312-manylinux_2_17_x86_64", "pp311-pypy311_pp80-manylinux_2_28_x86_64"],
-         "no wheel PyPy 3.11 can load; found cp312-cp312 (manylinux_x86_64), "
-         "pp311-pypy311_pp80 (manylinux_x86_64); pp80 wheels are for " + PP80),
-        (["pp311-pypy311_pp81-manylinux_2_28_x86_64"],
-         "no wheel PyPy 3.11 can load; found pp311-pypy311_pp81 (manylinux_x86_64); pp81 "
-         "wheels are for " + PP81),
+        (
+            ["pp311-pypy311_pp80-manylinux_2_28_x86_64"],
+            "no wheel PyPy 3.11 can load; found pp311-pypy311_pp80 (manylinux_x86_64); pp80 "
+            "wheels are for " + PP80,
+        ),
+        (
+            ["cp312-cp312-manylinux_2_17_x86_64", "pp311-pypy311_pp80-manylinux_2_28_x86_64"],
+            "no wheel PyPy 3.11 can load; found cp312-cp312 (manylinux_x86_64), "
+            "pp311-pypy311_pp80 (manylinux_x86_64); pp80 wheels are for " + PP80,
+        ),
+        (
+            ["pp311-pypy311_pp81-manylinux_2_28_x86_64"],
+            "no wheel PyPy 3.11 can load; found pp311-pypy311_pp81 (manylinux_x86_64); pp81 "
+            "wheels are for " + PP81,
+        ),
         # what is not a PyPy release's keeps its message
-        (["cp312-cp312-manylinux_2_17_x86_64", "cp38-abi3-manylinux_2_17_x86_64"],
-         "no wheel PyPy 3.11 can load; found cp312-cp312 (manylinux_x86_64), "
-         "cp38-abi3 (manylinux_x86_64)"),
-        (["pp310-pypy310_pp73-manylinux_2_17_x86_64"],
-         "no wheel PyPy 3.11 can load; found pp310-pypy310_pp73 (manylinux_x86_64)"),
+        (
+            ["cp312-cp312-manylinux_2_17_x86_64", "cp38-abi3-manylinux_2_17_x86_64"],
+            "no wheel PyPy 3.11 can load; found cp312-cp312 (manylinux_x86_64), "
+            "cp38-abi3 (manylinux_x86_64)",
+        ),
+        (
+            ["pp310-pypy310_pp73-manylinux_2_17_x86_64"],
+            "no wheel PyPy 3.11 can load; found pp310-pypy310_pp73 (manylinux_x86_64)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_wheels_only_for_a_pypy_release_pyfn_cannot_target(
     tmp_path: Path, tags: list[str], detail: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,18 +142,31 @@ def test_a_wheel_named_by_url_for_a_pypy_release_pyfn_cannot_target(
         ("pp311-pypy311_pp80-manylinux_2_28_x86_64", 1, "built for " + PP80),
         ("pp311-pypy311_pp81-manylinux_2_28_x86_64", 1, "built for " + PP81),
         ("pp311-pypy311_pp73-manylinux_2_28_x86_64", 0, "loads on the target"),
-        ("pp310-pypy310_pp73-manylinux_2_17_x86_64", 1,
-         "tags pp310-pypy310_pp73 (manylinux_x86_64): PyPy cannot load it"),
-        ("cp311-cp311-manylinux_2_17_x86_64", 1,
-         "tags cp311-cp311 (manylinux_x86_64): PyPy cannot load it"),
-        ("cp38-abi3-manylinux_2_17_x86_64", 1,
-         "tags cp38-abi3 (manylinux_x86_64): PyPy cannot load it"),
+        (
+            "pp310-pypy310_pp73-manylinux_2_17_x86_64",
+            1,
+            "tags pp310-pypy310_pp73 (manylinux_x86_64): PyPy cannot load it",
+        ),
+        (
+            "cp311-cp311-manylinux_2_17_x86_64",
+            1,
+            "tags cp311-cp311 (manylinux_x86_64): PyPy cannot load it",
+        ),
+        (
+            "cp38-abi3-manylinux_2_17_x86_64",
+            1,
+            "tags cp38-abi3 (manylinux_x86_64): PyPy cannot load it",
+        ),
     ],
-)  # fmt: skip
+)
 def test_vendored_wheels_by_their_tags(
-    tmp_path: Path, links: Path, tag: str, code: int, detail: str,
+    tmp_path: Path,
+    links: Path,
+    tag: str,
+    code: int,
+    detail: str,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     wheel = make_wheel(tmp_path, "vendored", "1.0", tag)
     assert _run(tmp_path, links, [str(wheel)]) == code
     assert capsys.readouterr().out == f"{wheel}: {detail}\n"
@@ -178,8 +208,13 @@ def test_unreachable_index_is_could_not_check(tmp_path: Path, capsys) -> None:  
         port = s.getsockname()[1]  # closed again when the block ends: nothing listens
     req = tmp_path / "requirements.txt"
     req.write_text("purepkg\n")
-    args = [str(req), "--index-url", f"http://127.0.0.1:{port}/simple/",
-            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    args = [
+        str(req),
+        "--index-url",
+        f"http://127.0.0.1:{port}/simple/",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert main(args) == 0
     assert "could not check (offline?)" in capsys.readouterr().out
     assert main([*args, "--strict"]) == 1
@@ -210,8 +245,19 @@ def test_answers_are_cached(tmp_path: Path, links: Path, capsys) -> None:  # typ
     req.write_text("purepkg\n")
     assert _run(tmp_path, links, [str(req)]) == 0
     shutil.rmtree(links)  # gone: only the cache can answer now
-    assert main([str(req), "--no-index", "--find-links", str(links),
-                 "--cache-dir", str(tmp_path / "cache")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                str(req),
+                "--no-index",
+                "--find-links",
+                str(links),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.count("purepkg: pure Python") == 2
 
 
@@ -288,8 +334,9 @@ def test_shared_object_built_here_with_an_unusual_dependency(
     cc = ["cc", "-shared", "-fPIC"]
     dep = tmp_path / "libpyfnodd.so.7"
     module = tmp_path / "_mod.pypy311-pp73-x86_64-linux-gnu.so"
-    subprocess.run([*cc, "-o", str(dep), "-Wl,-soname,libpyfnodd.so.7", str(tmp_path / "dep.c")],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [*cc, "-o", str(dep), "-Wl,-soname,libpyfnodd.so.7", str(tmp_path / "dep.c")], check=True
+    )
     subprocess.run([*cc, "-o", str(module), str(tmp_path / "mod.c"), str(dep)], check=True)
     assert _run(tmp_path, links, [str(module)]) == 1
     assert "needs libpyfnodd.so.7, which neither the bundle nor the image provides" in (

@@ -53,17 +53,27 @@ def test_env_reaches_every_key(src: Path) -> None:
 
 
 def test_pack_without_pypy_on_path(tmp_path: Path) -> None:
-    code, _, err = pyfn(["runtime", "pack", "no-such-pypy", "-o", str(tmp_path / "x.tar.gz")],
-                        {"PATH": str(tmp_path)})  # fmt: skip
+    code, _, err = pyfn(
+        ["runtime", "pack", "no-such-pypy", "-o", str(tmp_path / "x.tar.gz")],
+        {"PATH": str(tmp_path)},
+    )
     assert code == 7 and "apt-get install pypy3" in err
 
 
 def test_bad_source_date_epoch(src: Path, tmp_path: Path) -> None:
     code, _, err = pyfn(
-        ["build", str(src), "--out", str(tmp_path / "o"), "--pypy-archive", "x.tgz",
-         "--pypy-sha256", "0" * 64],
+        [
+            "build",
+            str(src),
+            "--out",
+            str(tmp_path / "o"),
+            "--pypy-archive",
+            "x.tgz",
+            "--pypy-sha256",
+            "0" * 64,
+        ],
         {"SOURCE_DATE_EPOCH": "yesterday"},
-    )  # fmt: skip
+    )
     assert code == 1 and "SOURCE_DATE_EPOCH" in err
 
 
@@ -103,8 +113,9 @@ def test_serve_bundle_takes_the_cache_dir_from_the_flag_or_the_environment(
 
 
 def test_upload_judges_its_settings_like_every_command(tmp_path: Path) -> None:
-    code, _, err = pyfn(["upload", str(tmp_path / "b.zip"), "--bucket", "my-stage"],
-                        {"PYFN_JSON": "maybe"})  # fmt: skip
+    code, _, err = pyfn(
+        ["upload", str(tmp_path / "b.zip"), "--bucket", "my-stage"], {"PYFN_JSON": "maybe"}
+    )
     assert code == 2
     assert "Invalid value for 'json' in the environment (PYFN_*)" in err
     assert "Traceback" not in err
@@ -115,7 +126,11 @@ def test_upload_judges_its_settings_like_every_command(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["../escape", "a/b", "x" * 64, "fn\n::warning::x"])
 def test_upload_checks_the_name_before_anything(tmp_path: Path, name: str) -> None:
     out, err = io.StringIO(), io.StringIO()
-    code = run(["upload", str(tmp_path / "missing.zip"), "--bucket", "pyfn-stage",
-                "--name", name], {}, out, err)  # fmt: skip
+    code = run(
+        ["upload", str(tmp_path / "missing.zip"), "--bucket", "pyfn-stage", "--name", name],
+        {},
+        out,
+        err,
+    )
     assert code == 2, err.getvalue()
     assert "is not a valid Cloud Functions name" in err.getvalue()

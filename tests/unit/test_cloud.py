@@ -15,13 +15,26 @@ from pyfn_action.errors import CloudCredentialsError, ConfigError, DeployError, 
 @pytest.mark.parametrize(
     ("name", "ok"),
     [
-        ("my-staging", True), ("a_b.c-d", True), ("abc", True), ("a" * 63, True),
-        ("gs://my-staging/", True), ("ab", False), ("a" * 64, False), ("Upper", False),
-        ("-start", False), ("end-", False), ("has space", False), ("goog-x", False),
-        ("my-google", False), ("my-g00gle", False), ("10.0.0.1", False), ("a..b", False),
-        (".".join(["a" * 63] * 3), True), ("a" * 64 + ".com", False),
+        ("my-staging", True),
+        ("a_b.c-d", True),
+        ("abc", True),
+        ("a" * 63, True),
+        ("gs://my-staging/", True),
+        ("ab", False),
+        ("a" * 64, False),
+        ("Upper", False),
+        ("-start", False),
+        ("end-", False),
+        ("has space", False),
+        ("goog-x", False),
+        ("my-google", False),
+        ("my-g00gle", False),
+        ("10.0.0.1", False),
+        ("a..b", False),
+        (".".join(["a" * 63] * 3), True),
+        ("a" * 64 + ".com", False),
     ],
-)  # fmt: skip
+)
 def test_bucket_names(name: str, ok: bool) -> None:
     if ok:
         assert check_bucket(name) == name.removeprefix("gs://").rstrip("/")
@@ -33,9 +46,14 @@ def test_bucket_names(name: str, ok: bool) -> None:
 
 @pytest.mark.parametrize(
     ("region", "ok"),
-    [("us-central1", True), ("northamerica-northeast2", True), ("Tokyo", False),
-     ("us-central", False), ("", False)],
-)  # fmt: skip
+    [
+        ("us-central1", True),
+        ("northamerica-northeast2", True),
+        ("Tokyo", False),
+        ("us-central", False),
+        ("", False),
+    ],
+)
 def test_regions(region: str, ok: bool) -> None:
     if ok:
         assert check_region(region) == region
@@ -46,9 +64,15 @@ def test_regions(region: str, ok: bool) -> None:
 
 @pytest.mark.parametrize(
     ("project", "ok"),
-    [("demo-proj", True), ("example.com:my-proj", True), ("ab", False), ("My-Proj", False),
-     ("proj-", False), ("123456", False)],
-)  # fmt: skip
+    [
+        ("demo-proj", True),
+        ("example.com:my-proj", True),
+        ("ab", False),
+        ("My-Proj", False),
+        ("proj-", False),
+        ("123456", False),
+    ],
+)
 def test_project_ids(project: str, ok: bool) -> None:
     if ok:
         assert check_project(project) == project
@@ -81,11 +105,15 @@ def test_refresh_and_401_are_credential_errors() -> None:
 
 
 def test_conflict_and_bad_request_name_what_to_do() -> None:
-    error = api_error(_http(gexc.Conflict, "An operation is in progress"), doing="updating f",
-                      kind=DeployError)  # fmt: skip
+    error = api_error(
+        _http(gexc.Conflict, "An operation is in progress"), doing="updating f", kind=DeployError
+    )
     assert "Another change is in progress" in error.message and error.exit_code == 15
-    bad = api_error(_http(gexc.BadRequest, "Invalid value for maxInstanceCount"),
-                    doing="updating f", kind=DeployError)  # fmt: skip
+    bad = api_error(
+        _http(gexc.BadRequest, "Invalid value for maxInstanceCount"),
+        doing="updating f",
+        kind=DeployError,
+    )
     assert "the request is invalid" in bad.message
     assert "Invalid value for maxInstanceCount" in bad.message
     assert "https://" not in bad.message  # the request URL is noise to a user
@@ -94,14 +122,18 @@ def test_conflict_and_bad_request_name_what_to_do() -> None:
 def test_a_location_error_is_told_apart_from_a_missing_resource() -> None:
     region = api_error(
         _http(gexc.NotFound, "Location projects/p/locations/xx-nowhere1 is not found"),
-        doing="reading f", kind=DeployError, region="xx-nowhere1",
-    )  # fmt: skip
+        doing="reading f",
+        kind=DeployError,
+        region="xx-nowhere1",
+    )
     assert "Region 'xx-nowhere1' is not available" in region.message
     name = "projects/p/locations/us-central1/functions/f"
     missing = api_error(
         _http(gexc.NotFound, f"Resource '{name}' was not found"),
-        doing="reading f", kind=DeployError, region="us-central1",
-    )  # fmt: skip
+        doing="reading f",
+        kind=DeployError,
+        region="us-central1",
+    )
     assert "Not found while reading f" in missing.message
 
 
@@ -156,8 +188,9 @@ def test_the_project_flag_comes_before_the_environment(
     env = {"GOOGLE_CLOUD_PROJECT": "google-p", "PYFN_TODAY": "2026-12-07"}
     config = resolve(src, env=env, flags={"name": "hello"})
     for flags, expected in (({"project": "flag-p"}, "flag-p"), ({}, "google-p")):
-        settings = resolve_deploy(src, env=env, flags={**flags, "region": "us-central1",
-                                                       "bucket": "stage"})  # fmt: skip
+        settings = resolve_deploy(
+            src, env=env, flags={**flags, "region": "us-central1", "bucket": "stage"}
+        )
         prepared = prepare_deploy(config, settings, env, dry_run=True)
         assert prepared.plan.address.project == expected
 

@@ -39,9 +39,15 @@ def _report(name: str, parts: dict[str, int], *, limit: int | None = 100_000_000
 BASE = {"runtime": 14_500_000, "stdlib": 6_700_000, "flask": 220_000, "app": 841, "shim": 48_700}
 
 
-def _entry(name: str, head: dict[str, int] | None = None, *, base: dict[str, int] | None = BASE,
-           threshold: Threshold = EVERY_BYTE, limit: int | None = 100_000_000,
-           base_from: str = "built") -> combined.FunctionEntry:  # fmt: skip
+def _entry(
+    name: str,
+    head: dict[str, int] | None = None,
+    *,
+    base: dict[str, int] | None = BASE,
+    threshold: Threshold = EVERY_BYTE,
+    limit: int | None = 100_000_000,
+    base_from: str = "built",
+) -> combined.FunctionEntry:
     now = _report(name, head or BASE, limit=limit)
     then = _report(name, base, limit=limit) if base is not None else None
     comparison = compare(now, then, new_function=base is None, base_label=LABEL)
@@ -66,8 +72,10 @@ def test_one_row_per_changed_function_and_one_line_for_the_rest() -> None:
     body = combined.render(_comment(changed, _entry("billing"), _entry("search")))
     lines = body.splitlines()
     assert lines[0] == combined.marker("ci/build")
-    assert lines[3] == ("**3 functions, 64.4 MB zipped** · +12.3 KB (+0.0%) against "
-                        "`main` (1a2b3c4) · 1 of 3 changed · all within their limits")  # fmt: skip
+    assert lines[3] == (
+        "**3 functions, 64.4 MB zipped** · +12.3 KB (+0.0%) against "
+        "`main` (1a2b3c4) · 1 of 3 changed · all within their limits"
+    )
     assert _function_rows(body) == ["| `hello` | 21.5 MB | +12.3 KB (+0.1%) | ✅ 21% of 100.0 MB |"]
     assert "2 unchanged: `billing`, `search`" in lines
     assert "<details><summary><code>hello</code>: +12.3 KB (+0.1%), 1 component</summary>" in body
@@ -89,9 +97,15 @@ def test_a_change_under_the_minimum_counts_as_unchanged() -> None:
 
 @pytest.mark.parametrize(
     ("text", "bytes_", "percent"),
-    [("", 0, None), ("0", 0, None), ("1KB", 1000, None), ("2KiB", 2048, None),
-     ("0.5%", 0, 0.5), (" 10 % ", 0, 10.0)],
-)  # fmt: skip
+    [
+        ("", 0, None),
+        ("0", 0, None),
+        ("1KB", 1000, None),
+        ("2KiB", 2048, None),
+        ("0.5%", 0, 0.5),
+        (" 10 % ", 0, 10.0),
+    ],
+)
 def test_minimum_change_is_bytes_or_a_share(text: str, bytes_: int, percent: float | None) -> None:
     assert parse_threshold(text) == Threshold(bytes_, percent)
 
@@ -116,11 +130,13 @@ def test_the_shims_change_is_said_once_and_counted_in_no_function() -> None:
 
 
 def test_new_functions_and_functions_over_their_limit_lead_the_table() -> None:
-    body = combined.render(_comment(
-        _entry("big", {**BASE, "flask": 300_000}),
-        _entry("fresh", base=None),
-        _entry("over", {**BASE, "flask": 230_000}, limit=20_000_000),
-    ))  # fmt: skip
+    body = combined.render(
+        _comment(
+            _entry("big", {**BASE, "flask": 300_000}),
+            _entry("fresh", base=None),
+            _entry("over", {**BASE, "flask": 230_000}, limit=20_000_000),
+        )
+    )
     rows = _function_rows(body)
     assert [r.split("`")[1] for r in rows] == ["over", "fresh", "big"]
     assert rows[0].endswith("| ❌ 1.5 MB over 20.0 MB |")
@@ -151,8 +167,12 @@ def test_one_of_twenty_changed_is_one_row_under_6000_characters() -> None:
 
 
 def test_a_comment_read_back_gives_the_same_comment() -> None:
-    comment = _comment(_entry("hello", {**BASE, "flask": 232_300}), _entry("billing"),
-                       _entry("fresh", base=None, base_from=""), minimum="1.0 KB")  # fmt: skip
+    comment = _comment(
+        _entry("hello", {**BASE, "flask": 232_300}),
+        _entry("billing"),
+        _entry("fresh", base=None, base_from=""),
+        minimum="1.0 KB",
+    )
     body = combined.render(comment)
     back = combined.parse(body)
     assert back.sha == SHA and back.base_label == LABEL and back.minimum == "1.0 KB"
@@ -221,8 +241,9 @@ def test_keys_are_markers_of_their_own() -> None:
 def test_a_runtime_notice_is_said_once_and_kept_when_read_back() -> None:
     said = 'nodejs22 is decommissioned on 2027-10-31; set node_runtime = "nodejs24"'
     report = _report("hello", {**BASE, "flask": 232_300})
-    report = Report(report.bundle, report.components, {"notice": said}, report.function,
-                    limits=report.limits)  # fmt: skip
+    report = Report(
+        report.bundle, report.components, {"notice": said}, report.function, limits=report.limits
+    )
     comparison = compare(report, _report("hello", BASE), base_label=LABEL)
     noted = combined.entry(comparison, threshold=EVERY_BYTE)
     body = combined.render(_comment(noted, _entry("billing")))

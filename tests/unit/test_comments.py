@@ -136,8 +136,9 @@ def test_pyfn_comment_refuses_two_reports_for_one_function(
 
 @pytest.mark.parametrize("author", ["octocat", "github-actions", "github-actions[bot]x"])
 def test_a_marker_in_anyone_elses_comment_is_left_alone(github: FakeGitHub, author: str) -> None:
-    forged = github.add_comment("acme", "fns", 3, marker("a") + "\n**1 KB** zipped, all fine",
-                                user=author)  # fmt: skip
+    forged = github.add_comment(
+        "acme", "fns", 3, marker("a") + "\n**1 KB** zipped, all fine", user=author
+    )
     posted = client(github).upsert(3, marker("a"), marker("a") + "\nthe real report")
     assert posted.action == "created" and posted.comment_id != forged["id"]
     first, ours = github.comments("acme", "fns", 3)
@@ -204,10 +205,19 @@ def test_markers_of_two_names_never_collide() -> None:
 def _job(*rows: tuple[str, int], sha: str = "ab" * 20, key: str = "ci/size") -> Combined:
     """A job's comment whose functions each grew by the bytes given (0: unchanged)."""
     entries = tuple(
-        FunctionEntry(name, 1_000_000 + grew, 1_000_000, grew, 0,
-                      "changed" if grew else "unchanged", None, False, "built")
+        FunctionEntry(
+            name,
+            1_000_000 + grew,
+            1_000_000,
+            grew,
+            0,
+            "changed" if grew else "unchanged",
+            None,
+            False,
+            "built",
+        )
         for name, grew in rows
-    )  # fmt: skip
+    )
     return Combined(key, entries, sha, "`main` (1a2b3c4)")
 
 

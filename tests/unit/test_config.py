@@ -180,8 +180,9 @@ def test_values_are_checked_by_type_and_range(src: Path, toml: str, key: str) ->
     assert f"Invalid value for {key!r} in {src / 'pyfn.toml'}" in message
 
 
-@pytest.mark.parametrize(("origin", "where"), [("env", "the environment"),
-                                               ("flags", "the command line")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("origin", "where"), [("env", "the environment"), ("flags", "the command line")]
+)
 def test_bad_values_name_their_source(src: Path, origin: str, where: str) -> None:
     env = {"PYFN_DEPLOY_TIMEOUT": "nan"} if origin == "env" else {}
     flags = {"timeout": "nan"} if origin == "flags" else {}
@@ -212,12 +213,15 @@ def test_an_archive_url_without_its_checksum_is_named_without_its_secrets(src: P
     ("raw", "pairs"),
     [
         ("A=1,B=x=y", (("A", "1"), ("B", "x=y"))),
-        ("^;^ORIGINS=https://a.test,https://b.test;MODE=x", (("MODE", "x"), ("ORIGINS", "https://a.test,https://b.test"))),
+        (
+            "^;^ORIGINS=https://a.test,https://b.test;MODE=x",
+            (("MODE", "x"), ("ORIGINS", "https://a.test,https://b.test")),
+        ),
         ("^::^A=1,2::B=3", (("A", "1,2"), ("B", "3"))),
         (["^|^A=1,2", "B=3,C=4"], (("A", "1,2"), ("B", "3"), ("C", "4"))),
         (" ^;^A=1,2 ", (("A", "1,2"),)),
     ],
-)  # fmt: skip
+)
 def test_values_with_commas_take_gclouds_delimiter_escape(raw: object, pairs: object) -> None:
     assert DEPLOY_KEYS["env_vars"].parse(raw) == pairs
     assert DEPLOY_KEYS["labels"].parse(raw) == pairs
@@ -232,10 +236,18 @@ def test_the_deploy_command_takes_the_escape_as_a_user_types_it(tmp_path: Path) 
     from pyfn_action.cli import _flags, build_parser
 
     args = build_parser().parse_args(
-        ["deploy", str(tmp_path), "--env-vars", "^;^ORIGINS=https://a.test,https://b.test;MODE=x",
-         "--env-vars", "LEVEL=info"]
-    )  # fmt: skip
+        [
+            "deploy",
+            str(tmp_path),
+            "--env-vars",
+            "^;^ORIGINS=https://a.test,https://b.test;MODE=x",
+            "--env-vars",
+            "LEVEL=info",
+        ]
+    )
     settings = resolve_deploy(tmp_path, env={}, flags=_flags(args, DEPLOY_KEYS))
     assert settings.env_vars == (
-        ("LEVEL", "info"), ("MODE", "x"), ("ORIGINS", "https://a.test,https://b.test"),
-    )  # fmt: skip
+        ("LEVEL", "info"),
+        ("MODE", "x"),
+        ("ORIGINS", "https://a.test,https://b.test"),
+    )

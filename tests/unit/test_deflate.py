@@ -155,9 +155,16 @@ def test_a_record_filed_under_another_content_is_refused(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     "damage",
-    ["trailing-garbage", "truncated-stream", "stored-but-different", "header-only", "empty",
-     "huge-claimed-size", "every-field-consistent-but-size"],
-)  # fmt: skip
+    [
+        "trailing-garbage",
+        "truncated-stream",
+        "stored-but-different",
+        "header-only",
+        "empty",
+        "huge-claimed-size",
+        "every-field-consistent-but-size",
+    ],
+)
 def test_damaged_or_forged_records_are_discarded(tmp_path: Path, damage: str) -> None:
     cache = DeflateCache(tmp_path, 9)
     digest = hashlib.sha256(SOURCE).hexdigest()

@@ -78,8 +78,12 @@ def test_each_refusal_is_the_one_recorded(case: dict[str, Any]) -> None:
         _plan(case["gen"], case["signature"], case["flags"], case["name"])
     error = caught.value
     assert (type(error).__name__, error.what, error.why, error.fix, error.exit_code) == (
-        case["type"], case["what"], case["why"], case["fix"], case["exit_code"]
-    )  # fmt: skip
+        case["type"],
+        case["what"],
+        case["why"],
+        case["fix"],
+        case["exit_code"],
+    )
 
 
 def _output_id(case: dict[str, Any]) -> str:
@@ -183,16 +187,30 @@ def test_the_timeout_limit_comes_from_the_generation_data(gen: int, kind: str) -
 
 def test_changed_generation_data_changes_the_limits() -> None:
     """The rules read the data: a different table gives different limits and sizes."""
-    changed = replace(generation(2), max_timeout_seconds={"http": 100, "event": 50},
-                      memory_mib=(256,), label="test gen")  # fmt: skip
+    changed = replace(
+        generation(2),
+        max_timeout_seconds={"http": 100, "event": 50},
+        memory_mib=(256,),
+        label="test gen",
+    )
     address = FunctionAddress(project="demo-proj", region="us-central1", name="hello")
     with pytest.raises(ConfigError) as caught:
-        plan(resolve_deploy(None, env={}, flags={"function_timeout": "101"}), address, changed,
-             entry_point="hello", signature="http")  # fmt: skip
+        plan(
+            resolve_deploy(None, env={}, flags={"function_timeout": "101"}),
+            address,
+            changed,
+            entry_point="hello",
+            signature="http",
+        )
     assert caught.value.why == "test gen http functions run at most 100 s"
     with pytest.raises(ConfigError) as caught:
-        plan(resolve_deploy(None, env={}, flags={"memory": "512Mi"}), address, changed,
-             entry_point="hello", signature="http")  # fmt: skip
+        plan(
+            resolve_deploy(None, env={}, flags={"memory": "512Mi"}),
+            address,
+            changed,
+            entry_point="hello",
+            signature="http",
+        )
     assert caught.value.message.startswith("memory 512Mi is not a test gen size")
 
 
@@ -209,7 +227,13 @@ def test_every_generation_has_every_fact_the_code_reads() -> None:
         assert gen.label and gen.services and gen.name_rule and gen.pubsub_event
         assert set(gen.max_timeout_seconds) == {"http", "event"}
         assert set(gen.storage_events) == {"finalized", "deleted", "archived", "metadata-updated"}
-        for needed in ("runtime", "entry_point", "secret_env_vars", "secret_volumes",
-                       "env_vars", "event_trigger"):  # fmt: skip
+        for needed in (
+            "runtime",
+            "entry_point",
+            "secret_env_vars",
+            "secret_volumes",
+            "env_vars",
+            "event_trigger",
+        ):
             assert needed in gen.fields, (gen.gen, needed)
     assert [g.gen for g in targets.generations()] == [1, 2]

@@ -39,8 +39,9 @@ def address(name: str = "hello") -> FunctionAddress:
 
 
 def make(gen: int = 2, signature: str = "http", **flags: Any) -> Plan:
-    return plan(settings(**flags), address(), generation(gen), entry_point="hello",
-                signature=signature).with_source(STAGED)  # fmt: skip
+    return plan(
+        settings(**flags), address(), generation(gen), entry_point="hello", signature=signature
+    ).with_source(STAGED)
 
 
 @pytest.mark.parametrize("gen", [1, 2])
@@ -93,15 +94,21 @@ def test_v2_everything_maps_to_the_api_fields() -> None:
     assert service["availableCpu"] == "1"  # concurrency above 1 needs a whole vCPU
     assert any("cpu set to 1" in n for n in p.notes)
     assert service["environmentVariables"] == {
-        "API_TOKEN": "s3cret", "LOG_LEVEL": "debug", "NODE_OPTIONS": "--require ./index.js"
-    }  # fmt: skip
+        "API_TOKEN": "s3cret",
+        "LOG_LEVEL": "debug",
+        "NODE_OPTIONS": "--require ./index.js",
+    }
     assert service["secretEnvironmentVariables"] == [
         {"key": "DB_PASSWORD", "projectId": "demo-proj", "secret": "db-pass", "version": "3"}
     ]
     assert service["secretVolumes"] == [
-        {"mountPath": "/etc/keys", "projectId": "demo-proj", "secret": "api-key",
-         "versions": [{"version": "latest", "path": "api"}]}
-    ]  # fmt: skip
+        {
+            "mountPath": "/etc/keys",
+            "projectId": "demo-proj",
+            "secret": "api-key",
+            "versions": [{"version": "latest", "path": "api"}],
+        }
+    ]
     assert service["serviceAccountEmail"] == "runner@demo-proj.iam.gserviceaccount.com"
     assert service["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
     assert p.body["labels"] == {"team": "web"}
@@ -122,20 +129,40 @@ def test_v1_body_uses_the_archive_url_and_v1_field_names() -> None:
 @pytest.mark.parametrize(
     ("gen", "flags", "expected"),
     [
-        (2, {"trigger_topic": "orders"}, {
-            "eventType": "google.cloud.pubsub.topic.v1.messagePublished",
-            "pubsubTopic": "projects/demo-proj/topics/orders"}),
-        (2, {"trigger_bucket": "uploads"}, {
-            "eventType": "google.cloud.storage.object.v1.finalized",
-            "eventFilters": [{"attribute": "bucket", "value": "uploads"}]}),
-        (1, {"trigger_topic": "projects/other/topics/orders"}, {
-            "eventType": "google.pubsub.topic.publish",
-            "resource": "projects/other/topics/orders"}),
-        (1, {"trigger_bucket": "uploads", "trigger_event": "metadata-updated"}, {
-            "eventType": "google.storage.object.metadataUpdate",
-            "resource": "projects/_/buckets/uploads"}),
+        (
+            2,
+            {"trigger_topic": "orders"},
+            {
+                "eventType": "google.cloud.pubsub.topic.v1.messagePublished",
+                "pubsubTopic": "projects/demo-proj/topics/orders",
+            },
+        ),
+        (
+            2,
+            {"trigger_bucket": "uploads"},
+            {
+                "eventType": "google.cloud.storage.object.v1.finalized",
+                "eventFilters": [{"attribute": "bucket", "value": "uploads"}],
+            },
+        ),
+        (
+            1,
+            {"trigger_topic": "projects/other/topics/orders"},
+            {
+                "eventType": "google.pubsub.topic.publish",
+                "resource": "projects/other/topics/orders",
+            },
+        ),
+        (
+            1,
+            {"trigger_bucket": "uploads", "trigger_event": "metadata-updated"},
+            {
+                "eventType": "google.storage.object.metadataUpdate",
+                "resource": "projects/_/buckets/uploads",
+            },
+        ),
     ],
-)  # fmt: skip
+)
 def test_triggers(gen: int, flags: dict[str, str], expected: dict[str, Any]) -> None:
     p = make(gen, "cloudevent", **flags)
     assert p.body["eventTrigger"] == expected
@@ -206,14 +233,30 @@ def test_bad_settings_are_refused_with_the_rule(
 @pytest.mark.parametrize(
     ("gen", "name", "ok"),
     [
-        (2, "hello", True), (2, "hello-2", True), (2, "Hello", False), (2, "my_fn", False),
-        (2, "2fast", False), (2, "trailing-", False), (2, "a" * 63, True), (2, "a" * 64, False),
-        (1, "my_fn", True), (1, "Hello", True), (1, "_x", False), (1, "x_", False),
+        (2, "hello", True),
+        (2, "hello-2", True),
+        (2, "Hello", False),
+        (2, "my_fn", False),
+        (2, "2fast", False),
+        (2, "trailing-", False),
+        (2, "a" * 63, True),
+        (2, "a" * 64, False),
+        (1, "my_fn", True),
+        (1, "Hello", True),
+        (1, "_x", False),
+        (1, "x_", False),
     ],
-)  # fmt: skip
+)
 def test_function_names_follow_each_generations_rule(gen: int, name: str, ok: bool) -> None:
-    build = lambda: plan(DeploySettings(), address(name), generation(gen),  # noqa: E731
-                         entry_point="main", signature="http")  # fmt: skip
+    def build() -> object:
+        return plan(
+            DeploySettings(),
+            address(name),
+            generation(gen),
+            entry_point="main",
+            signature="http",
+        )
+
     if ok:
         build()
     else:
@@ -232,9 +275,12 @@ def test_deploy_settings_parse_values_and_precedence() -> None:
     assert s.labels == (("a", "2"), ("b", "3"))
     assert s.prefix == "pyfn" and s.node_runtime == ""  # the deploy flow chooses it
     bad_values: list[dict[str, Any]] = [
-        {"memory": "12"}, {"memory": "1.5Mi"}, {"timeout": "soon"}, {"min_instances": "-1"},
+        {"memory": "12"},
+        {"memory": "1.5Mi"},
+        {"timeout": "soon"},
+        {"min_instances": "-1"},
         {"env_vars": ["NOEQ"]},
-    ]  # fmt: skip
+    ]
     for bad in bad_values:
         with pytest.raises(ConfigError):
             resolve_deploy(None, env={}, flags=bad)
@@ -328,10 +374,14 @@ def test_a_function_left_failed_by_its_deployment_says_why_and_what_to_do() -> N
         def result(self, timeout: object = None, retry: object = None) -> object:
             return functions_v2.Function(
                 state=functions_v2.Function.State.FAILED,
-                state_messages=[functions_v2.StateMessage(
-                    severity=functions_v2.StateMessage.Severity.ERROR, type_="ServiceFailed",
-                    message="Container failed to start and listen on the port")],
-            )  # fmt: skip
+                state_messages=[
+                    functions_v2.StateMessage(
+                        severity=functions_v2.StateMessage.Severity.ERROR,
+                        type_="ServiceFailed",
+                        message="Container failed to start and listen on the port",
+                    )
+                ],
+            )
 
     class Api(_Api):
         def create_function(self, request: object) -> _Operation:
@@ -414,8 +464,9 @@ def test_a_deploy_judges_and_plans_once(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(jobs, "build_function", lambda *a, **k: (calls.append("build"), built)[1])
     (tmp_path / "main.py").write_text("def hello(request):\n    return 'hi'\n")
     config = resolve(tmp_path, env={}, flags={"name": "hello", "entry_point": "hello"})
-    deploy_settings = settings(project="demo-proj", region="us-central1", bucket="stage",
-                               memory="512Mi")  # fmt: skip
+    deploy_settings = settings(
+        project="demo-proj", region="us-central1", bucket="stage", memory="512Mi"
+    )
     outcome = jobs.deploy(config, deploy_settings, {}, dry_run=True)
     assert calls == ["check", "make_plan", "build"]
     storage = outcome.plan.body["buildConfig"]["source"]["storageSource"]

@@ -64,13 +64,16 @@ V2_BODY: dict[str, Any] = {
         ("v1", "CloudFunction", {"timeout": "90s"}),
         ("v1", "CloudFunction", {"timeout": "0.5s"}),
         ("v2", "GoogleCloudFunctionsV2OperationMetadata", {"createTime": "2024-05-01T12:00:00Z"}),
-        ("v2", "GoogleCloudFunctionsV2OperationMetadata",
-         {"createTime": "2024-05-01T12:00:00.123456789+09:00"}),
+        (
+            "v2",
+            "GoogleCloudFunctionsV2OperationMetadata",
+            {"createTime": "2024-05-01T12:00:00.123456789+09:00"},
+        ),
         ("v2", "Policy", {"etag": "BwXhqDsG6x0="}),
         ("v2", "Policy", {"etag": "BwXhqDsG6x0"}),  # unpadded
         ("v2", "Policy", {"etag": "-_8="}),  # URL-safe
     ],
-)  # fmt: skip
+)
 def test_the_schema_accepts_what_the_api_does(version: str, ref: str, value: Any) -> None:
     assert Schema(version).validate(ref, value) == []
 
@@ -107,16 +110,36 @@ def test_the_schema_accepts_what_the_api_does(version: str, ref: str, value: Any
         ("v1", "CloudFunction", {"timeout": "1m"}, "is not a duration"),
         ("v1", "CloudFunction", {"timeout": "1.5 s"}, "is not a duration"),
         # google-datetime (RFC 3339)
-        ("v2", "GoogleCloudFunctionsV2OperationMetadata", {"createTime": "2024-13-01T00:00:00Z"},
-         "is not an RFC 3339 timestamp"),
-        ("v2", "GoogleCloudFunctionsV2OperationMetadata", {"endTime": "2024-05-01 12:00:00Z"},
-         "is not an RFC 3339 timestamp"),
-        ("v2", "GoogleCloudFunctionsV2OperationMetadata", {"endTime": "2024-05-01T12:00:00"},
-         "is not an RFC 3339 timestamp"),
-        ("v2", "GoogleCloudFunctionsV2OperationMetadata", {"endTime": "2024-02-30T12:00:00Z"},
-         "is not an RFC 3339 timestamp"),
-        ("v2", "GoogleCloudFunctionsV2OperationMetadata", {"endTime": "1714564800"},
-         "is not an RFC 3339 timestamp"),
+        (
+            "v2",
+            "GoogleCloudFunctionsV2OperationMetadata",
+            {"createTime": "2024-13-01T00:00:00Z"},
+            "is not an RFC 3339 timestamp",
+        ),
+        (
+            "v2",
+            "GoogleCloudFunctionsV2OperationMetadata",
+            {"endTime": "2024-05-01 12:00:00Z"},
+            "is not an RFC 3339 timestamp",
+        ),
+        (
+            "v2",
+            "GoogleCloudFunctionsV2OperationMetadata",
+            {"endTime": "2024-05-01T12:00:00"},
+            "is not an RFC 3339 timestamp",
+        ),
+        (
+            "v2",
+            "GoogleCloudFunctionsV2OperationMetadata",
+            {"endTime": "2024-02-30T12:00:00Z"},
+            "is not an RFC 3339 timestamp",
+        ),
+        (
+            "v2",
+            "GoogleCloudFunctionsV2OperationMetadata",
+            {"endTime": "1714564800"},
+            "is not an RFC 3339 timestamp",
+        ),
         ("v1", "OperationMetadataV1", {"updateTime": "yesterday"}, "is not an RFC 3339"),
         # byte (base64)
         ("v2", "Policy", {"etag": "not base64!"}, "is not base64"),
@@ -124,7 +147,7 @@ def test_the_schema_accepts_what_the_api_does(version: str, ref: str, value: Any
         ("v2", "Policy", {"etag": "a"}, "is not base64"),
         ("v1", "Policy", {"etag": "Bw+_"}, "is not base64"),  # two alphabets mixed
     ],
-)  # fmt: skip
+)
 def test_the_schema_refuses_what_the_api_would(
     version: str, ref: str, value: Any, says: str
 ) -> None:
@@ -221,16 +244,38 @@ def test_a_valid_create_and_poll_pass_without_violations(
 @pytest.mark.parametrize(
     ("outcome", "trigger", "states"),
     [
-        ("succeed", False, [["IN_PROGRESS", "NOT_STARTED"], ["IN_PROGRESS", "NOT_STARTED"],
-                            ["COMPLETE", "IN_PROGRESS"], ["COMPLETE", "COMPLETE"]]),
-        ("succeed", True, [["IN_PROGRESS", "NOT_STARTED", "NOT_STARTED"],
-                           ["COMPLETE", "IN_PROGRESS", "NOT_STARTED"],
-                           ["COMPLETE", "COMPLETE", "IN_PROGRESS"],
-                           ["COMPLETE", "COMPLETE", "COMPLETE"]]),
-        ("fail", False, [["IN_PROGRESS", "NOT_STARTED"], ["IN_PROGRESS", "NOT_STARTED"],
-                         ["IN_PROGRESS", "NOT_STARTED"], ["COMPLETE", "NOT_STARTED"]]),
+        (
+            "succeed",
+            False,
+            [
+                ["IN_PROGRESS", "NOT_STARTED"],
+                ["IN_PROGRESS", "NOT_STARTED"],
+                ["COMPLETE", "IN_PROGRESS"],
+                ["COMPLETE", "COMPLETE"],
+            ],
+        ),
+        (
+            "succeed",
+            True,
+            [
+                ["IN_PROGRESS", "NOT_STARTED", "NOT_STARTED"],
+                ["COMPLETE", "IN_PROGRESS", "NOT_STARTED"],
+                ["COMPLETE", "COMPLETE", "IN_PROGRESS"],
+                ["COMPLETE", "COMPLETE", "COMPLETE"],
+            ],
+        ),
+        (
+            "fail",
+            False,
+            [
+                ["IN_PROGRESS", "NOT_STARTED"],
+                ["IN_PROGRESS", "NOT_STARTED"],
+                ["IN_PROGRESS", "NOT_STARTED"],
+                ["COMPLETE", "NOT_STARTED"],
+            ],
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_v2_operation_reports_its_stages_as_the_api_does(
     fake: FakeFunctions, tmp_path: Path, outcome: str, trigger: bool, states: list[list[str]]
 ) -> None:
@@ -241,10 +286,11 @@ def test_a_v2_operation_reports_its_stages_as_the_api_does(
     token = issued_token(fake, tmp_path)
     body = {**V2_BODY, "name": f"{PARENT}/functions/hello"}
     if trigger:
-        body["eventTrigger"] = {"eventType": "google.cloud.pubsub.topic.v1.messagePublished",
-                                "pubsubTopic": f"projects/{PROJECT}/topics/orders"}  # fmt: skip
-    status, operation = send(fake, "POST", f"/v2/{PARENT}/functions?functionId=hello", body,
-                             token)  # fmt: skip
+        body["eventTrigger"] = {
+            "eventType": "google.cloud.pubsub.topic.v1.messagePublished",
+            "pubsubTopic": f"projects/{PROJECT}/topics/orders",
+        }
+    status, operation = send(fake, "POST", f"/v2/{PARENT}/functions?functionId=hello", body, token)
     assert status == 200, operation
     seen = [operation]
     while not seen[-1]["done"]:
@@ -278,16 +324,30 @@ def test_a_v2_operation_reports_its_stages_as_the_api_does(
         ({"state": "ACTIVE"}, "output-only"),
         ({"serviceConfig": {"maxInstanceCount": "3"}}, "expected an integer"),
         ({"serviceConfig": {"ingressSettings": "ALLOW_SOME"}}, "is not one of"),
-        ({"buildConfig": {**V2_BODY["buildConfig"], "source": {"storageSource": {
-            "bucket": "stage", "object": "a.zip", "generation": "latest"}}}}, "int64"),
+        (
+            {
+                "buildConfig": {
+                    **V2_BODY["buildConfig"],
+                    "source": {
+                        "storageSource": {
+                            "bucket": "stage",
+                            "object": "a.zip",
+                            "generation": "latest",
+                        }
+                    },
+                }
+            },
+            "int64",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_create_that_breaks_the_schema_is_refused_and_recorded(
     fake: FakeFunctions, tmp_path: Path, bad: dict[str, Any], says: str
 ) -> None:
     token = issued_token(fake, tmp_path)
-    status, answer = send(fake, "POST", f"/v2/{PARENT}/functions?functionId=hello",
-                          {**V2_BODY, **bad}, token)  # fmt: skip
+    status, answer = send(
+        fake, "POST", f"/v2/{PARENT}/functions?functionId=hello", {**V2_BODY, **bad}, token
+    )
     assert status == 400 and answer["error"]["status"] == "INVALID_ARGUMENT"
     assert len(fake.violations) == 1 and says in fake.violations[0], fake.violations
     assert fake.functions.get("v2", {}) == {} and fake.operations == {}
@@ -312,11 +372,14 @@ def test_a_patch_with_a_bad_mask_is_refused_and_recorded(
     ("method", "path", "body"),
     [
         ("GET", "/v2/projects/other-proj/locations/asia-northeast1/functions/hello", None),
-        ("POST", "/v2/projects/other-proj/locations/asia-northeast1/functions?functionId=hello",
-         {**V2_BODY, "name": "projects/other-proj/locations/asia-northeast1/functions/hello"}),
+        (
+            "POST",
+            "/v2/projects/other-proj/locations/asia-northeast1/functions?functionId=hello",
+            {**V2_BODY, "name": "projects/other-proj/locations/asia-northeast1/functions/hello"},
+        ),
         ("GET", "/v2/projects/other-proj/locations/asia-northeast1/operations/operation-1", None),
     ],
-)  # fmt: skip
+)
 def test_a_project_other_than_the_fakes_is_refused_and_recorded(
     fake: FakeFunctions, tmp_path: Path, method: str, path: str, body: Any
 ) -> None:
@@ -331,9 +394,13 @@ def test_a_v1_create_naming_a_function_outside_its_path_is_refused(
     fake: FakeFunctions, tmp_path: Path
 ) -> None:
     token = issued_token(fake, tmp_path)
-    body = {"name": "projects/other-proj/locations/asia-northeast1/functions/hello",
-            "entryPoint": "hello", "runtime": "nodejs20", "httpsTrigger": {},
-            "sourceArchiveUrl": "gs://stage/a.zip"}  # fmt: skip
+    body = {
+        "name": "projects/other-proj/locations/asia-northeast1/functions/hello",
+        "entryPoint": "hello",
+        "runtime": "nodejs20",
+        "httpsTrigger": {},
+        "sourceArchiveUrl": "gs://stage/a.zip",
+    }
     status, _ = send(fake, "POST", f"/v1/{PARENT}/functions", body, token)
     assert status == 400
     assert len(fake.violations) == 1 and "is not a function of" in fake.violations[0]
@@ -379,16 +446,24 @@ def test_a_poll_of_an_operation_the_fake_never_started_is_a_violation(
         ("POST", "/v2/projects/demo-proj/locations/asia-northeast1/functions/hello:frob", 404),
         ("PUT", "/v2/projects/demo-proj/locations/asia-northeast1/functions/hello", 404),
         ("POST", "/v2/projects/demo-proj/locations/asia-northeast1/functions/hello", 404),
-        ("GET", "/v2/projects/demo-proj/locations/asia-northeast1/functions/hello:getIamPolicy",
-         501),  # v2's own IAM: a 2nd gen function's invokers are its Cloud Run service's
-        ("POST",
-         "/v1/projects/demo-proj/locations/asia-northeast1/functions/hello:testIamPermissions",
-         501),
+        (
+            "GET",
+            "/v2/projects/demo-proj/locations/asia-northeast1/functions/hello:getIamPolicy",
+            501,
+        ),  # v2's own IAM: a 2nd gen function's invokers are its Cloud Run service's
+        (
+            "POST",
+            "/v1/projects/demo-proj/locations/asia-northeast1/functions/hello:testIamPermissions",
+            501,
+        ),
         ("GET", "/v1/operations", 501),  # operations.list
-        ("POST", "/v1/projects/demo-proj/locations/asia-northeast1/functions:generateUploadUrl",
-         501),
+        (
+            "POST",
+            "/v1/projects/demo-proj/locations/asia-northeast1/functions:generateUploadUrl",
+            501,
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_endpoint_the_fake_does_not_play_is_a_violation(
     fake: FakeFunctions, tmp_path: Path, method: str, path: str, status: int
 ) -> None:
@@ -417,8 +492,9 @@ def test_a_body_that_is_not_json_is_a_violation(fake: FakeFunctions, tmp_path: P
     token = issued_token(fake, tmp_path)
     path = f"/v2/{PARENT}/functions?functionId=hello"
     status, _ = send(fake, "POST", path, token=token, raw=b"{not json")
-    assert status == 400 and fake.violations == [f"POST /v2/{PARENT}/functions: the body is "
-                                                 "not JSON"]  # fmt: skip
+    assert status == 400 and fake.violations == [
+        f"POST /v2/{PARENT}/functions: the body is not JSON"
+    ]
 
 
 # --- tokens ----------------------------------------------------------------------------
@@ -451,8 +527,13 @@ def test_only_tokens_of_the_fakes_own_keys_are_let_in(fake: FakeFunctions, tmp_p
     issued = issued_token(fake, tmp_path)
     info, key = _key(tmp_path / "key.json")
     now = int(time.time())
-    claims = {"iss": info["client_email"], "sub": info["client_email"], "iat": now,
-              "exp": now + 3600, "scope": CLOUD_PLATFORM}  # fmt: skip
+    claims = {
+        "iss": info["client_email"],
+        "sub": info["client_email"],
+        "iat": now,
+        "exp": now + 3600,
+        "scope": CLOUD_PLATFORM,
+    }
     self_signed = _jwt(claims, info["private_key_id"], key)
     for good in (issued, self_signed):
         assert send(fake, "GET", path, token=good)[0] == 404  # let in: no such function
@@ -498,8 +579,13 @@ def test_the_token_endpoint_grants_only_assertions_of_its_keys(
     stranger = service_account_file(tmp_path / "other.json", PROJECT, "http://127.0.0.1:9/token")
     other_info, other_key = _key(stranger)
     now = int(time.time())
-    claims = {"iss": info["client_email"], "aud": f"{fake.base}/token", "iat": now,
-              "exp": now + 3600, "scope": CLOUD_PLATFORM}  # fmt: skip
+    claims = {
+        "iss": info["client_email"],
+        "aud": f"{fake.base}/token",
+        "iat": now,
+        "exp": now + 3600,
+        "scope": CLOUD_PLATFORM,
+    }
     grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
     def exchange(assertion: str, grant_type: str = grant) -> int:
@@ -554,10 +640,12 @@ def test_pyfn_deploys_through_the_fake_without_a_violation(
 
     for expected, memory in (("create", "256Mi"), ("update", "512Mi")):
         settings = resolve_deploy(None, env={}, flags={"memory": memory})
-        the_plan = plan(settings, address, generation(gen), entry_point="hello",
-                        signature="http").with_source(STAGED)  # fmt: skip
-        deployed = apply.apply(the_plan, api, timeout=60, clock=lambda: now[0], sleep=sleep,
-                               say=lambda _: None)  # fmt: skip
+        the_plan = plan(
+            settings, address, generation(gen), entry_point="hello", signature="http"
+        ).with_source(STAGED)
+        deployed = apply.apply(
+            the_plan, api, timeout=60, clock=lambda: now[0], sleep=sleep, say=lambda _: None
+        )
         assert (deployed.action, deployed.state) == (expected, "ACTIVE")
     assert fake.violations == []
     paths = [(r.method, r.path.split("/")[-2]) for r in fake.requests]
@@ -569,8 +657,13 @@ def test_pyfn_deploys_through_the_fake_without_a_violation(
 ACAB = base64.b64decode("ACAB")  # the etag of a policy never set
 INVOKERS = {"v1": "roles/cloudfunctions.invoker", "v2": "roles/run.invoker"}
 EVERYWHERE = f"projects/{PROJECT}/locations/-"
-SEEDED = ["us-central1/web-a", "asia-northeast1/web-b", "europe-west1/data-c",
-          "asia-northeast1/data-d", "us-central1/data-e"]  # fmt: skip
+SEEDED = [
+    "us-central1/web-a",
+    "asia-northeast1/web-b",
+    "europe-west1/data-c",
+    "asia-northeast1/data-d",
+    "us-central1/data-e",
+]
 
 
 @dataclass
@@ -604,9 +697,12 @@ def clients(fake: FakeFunctions, tmp_path: Path) -> Clients:
         functions_v2.FunctionServiceClient(
             credentials=creds, transport="rest", client_options=functions
         ),
-        run_v2.ServicesClient(credentials=creds, transport="rest",
-                              client_options=ClientOptions(api_endpoint=fake.run_base)),
-    )  # fmt: skip
+        run_v2.ServicesClient(
+            credentials=creds,
+            transport="rest",
+            client_options=ClientOptions(api_endpoint=fake.run_base),
+        ),
+    )
 
 
 def message(version: str, full: str, **fields: Any) -> Any:
@@ -615,8 +711,14 @@ def message(version: str, full: str, **fields: Any) -> Any:
 
     if version == "v2":
         return functions_v2.Function.from_json(json.dumps({**V2_BODY, "name": full, **fields}))
-    body = {"name": full, "entryPoint": "hello", "runtime": "nodejs20", "httpsTrigger": {},
-            "sourceArchiveUrl": "gs://stage/a.zip", **fields}  # fmt: skip
+    body = {
+        "name": full,
+        "entryPoint": "hello",
+        "runtime": "nodejs20",
+        "httpsTrigger": {},
+        "sourceArchiveUrl": "gs://stage/a.zip",
+        **fields,
+    }
     return functions_v1.CloudFunction.from_json(json.dumps(body))
 
 
@@ -675,12 +777,13 @@ def test_list_pages_through_every_region_in_the_order_of_names(
 
     # One region, without pageSize: all its functions on one page.
     [page] = client.list_functions(request={"parent": PARENT}).pages
-    assert [f.name for f in page.functions] == [f"{PARENT}/functions/data-d",
-                                                f"{PARENT}/functions/web-b"]  # fmt: skip
+    assert [f.name for f in page.functions] == [
+        f"{PARENT}/functions/data-d",
+        f"{PARENT}/functions/web-b",
+    ]
     # The answers as the discovery document has them; a region without functions: {}.
     token = issued_token(fake, tmp_path)
-    status, answer = send(fake, "GET", f"/{version}/{EVERYWHERE}/functions?pageSize=4",
-                          token=token)  # fmt: skip
+    status, answer = send(fake, "GET", f"/{version}/{EVERYWHERE}/functions?pageSize=4", token=token)
     assert status == 200 and len(answer["functions"]) == 4 and answer["nextPageToken"]
     assert answer_errors(version, "ListFunctionsResponse", answer) == []
     del fake.functions[version][f"projects/{PROJECT}/locations/europe-west1/functions/data-c"]
@@ -798,9 +901,16 @@ def test_a_delete_waits_for_the_running_operation_and_takes_injected_errors(
     with pytest.raises(gexc.Conflict, match="already in progress"):
         clients.v2.delete_function(name=full)
     creating.result(timeout=10)
-    fake.inject.append(Injected("DELETE", "/functions/hello", 403, "PERMISSION_DENIED",
-                                "Permission 'cloudfunctions.functions.delete' denied on "
-                                f"'{full}'", reason="IAM_PERMISSION_DENIED"))  # fmt: skip
+    fake.inject.append(
+        Injected(
+            "DELETE",
+            "/functions/hello",
+            403,
+            "PERMISSION_DENIED",
+            f"Permission 'cloudfunctions.functions.delete' denied on '{full}'",
+            reason="IAM_PERMISSION_DENIED",
+        )
+    )
     # Over REST, Google's clients raise by HTTP status: 403 is Forbidden.
     with pytest.raises(gexc.Forbidden, match=r"cloudfunctions\.functions\.delete"):
         clients.v2.delete_function(name=full)
@@ -887,12 +997,19 @@ def test_a_v1_functions_policy_is_read_and_written_with_its_etag(
     assert stale.value.response.json()["error"]["status"] == "ABORTED"
     assert fake.policy(full)["etag"] == base64.b64encode(written.etag).decode()
     # Without an etag: written over whatever is there.
-    blind = {"bindings": [{"role": "roles/cloudfunctions.viewer",
-                           "members": ["user:a@example.com", "user:a@example.com"]}]}  # fmt: skip
+    blind = {
+        "bindings": [
+            {
+                "role": "roles/cloudfunctions.viewer",
+                "members": ["user:a@example.com", "user:a@example.com"],
+            }
+        ]
+    }
     rewritten = clients.v1.set_iam_policy(request={"resource": full, "policy": blind})
     assert rewritten.etag not in (written.etag, ACAB)
-    assert fake.policy(full)["bindings"] == [{"role": "roles/cloudfunctions.viewer",
-                                              "members": ["user:a@example.com"]}]  # fmt: skip
+    assert fake.policy(full)["bindings"] == [
+        {"role": "roles/cloudfunctions.viewer", "members": ["user:a@example.com"]}
+    ]
     assert fake.violations == []
 
     # A role the function does not take, a member that is no principal: violations.
@@ -934,9 +1051,11 @@ def test_a_v2_functions_invokers_are_its_cloud_run_services_policy(
     # Cloud Run's requests are recorded with the others, told apart by their API.
     run = [r for r in fake.requests if r.api == "run"]
     assert [(r.method, r.path.rsplit(":", 1)[1]) for r in run] == [
-        ("GET", "getIamPolicy"), ("POST", "setIamPolicy"), ("POST", "setIamPolicy"),
+        ("GET", "getIamPolicy"),
         ("POST", "setIamPolicy"),
-    ]  # fmt: skip
+        ("POST", "setIamPolicy"),
+        ("POST", "setIamPolicy"),
+    ]
     assert all("/services/" in r.path for r in run)
     assert all("/services/" not in r.path for r in fake.requests if r.api != "run")
     assert fake.changes("run") == run[1:]
@@ -944,8 +1063,9 @@ def test_a_v2_functions_invokers_are_its_cloud_run_services_policy(
 
     # Injected errors reach Cloud Run's port too.
     denied = "Permission 'run.services.getIamPolicy' denied"
-    fake.inject.append(Injected("GET", ":getIamPolicy", 403, "PERMISSION_DENIED", denied,
-                                api="run"))  # fmt: skip
+    fake.inject.append(
+        Injected("GET", ":getIamPolicy", 403, "PERMISSION_DENIED", denied, api="run")
+    )
     with pytest.raises(gexc.Forbidden, match=re.escape(denied)):
         clients.run.get_iam_policy(request={"resource": service})
     assert clients.v1.list_functions(request={"parent": PARENT}) is not None  # not injected

@@ -48,8 +48,13 @@ def upstream_handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _meta(self, name: str) -> dict[str, str]:
-            return {"bucket": BUCKET, "name": name, "generation": "1", "metageneration": "1",
-                    "size": str(len(up.objects[name]))}  # fmt: skip
+            return {
+                "bucket": BUCKET,
+                "name": name,
+                "generation": "1",
+                "metageneration": "1",
+                "size": str(len(up.objects[name])),
+            }
 
         def _serve(self) -> None:
             up.hits.append((self.command, self.path))
@@ -93,15 +98,21 @@ class Stage:
     up: Upstream
     proxy: Proxy
 
-    def send(self, method: str, path: str, body: bytes = b"",
-             headers: dict[str, str] | None = None) -> int:  # fmt: skip
+    def send(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> int:
         return request(self.proxy.base, method, path, body, headers)[0]
 
     def start(self, name: str, query: str = "") -> str:
         """A resumable session through the proxy; its path for the PUTs."""
         meta = json.dumps({"name": name}).encode()
-        status, _ = request(self.proxy.base, "POST", f"{UPLOADS}?uploadType=resumable{query}",
-                            meta, {"Content-Type": "application/json"})  # fmt: skip
+        status, _ = request(
+            self.proxy.base,
+            "POST",
+            f"{UPLOADS}?uploadType=resumable{query}",
+            meta,
+            {"Content-Type": "application/json"},
+        )
         assert status == 200
         session = list(self.proxy.sessions)[-1]
         return f"{UPLOADS}?uploadType=resumable{query}&upload_id={session}"
@@ -128,9 +139,13 @@ MULTIPART = "multipart/related; boundary=BOUNDARY"
 
 
 def multipart(meta: bytes, data: bytes = b"data") -> bytes:
-    return (b"--BOUNDARY\r\nContent-Type: application/json\r\n\r\n" + meta
-            + b"\r\n--BOUNDARY\r\nContent-Type: application/zip\r\n\r\n" + data
-            + b"\r\n--BOUNDARY--\r\n")  # fmt: skip
+    return (
+        b"--BOUNDARY\r\nContent-Type: application/json\r\n\r\n"
+        + meta
+        + b"\r\n--BOUNDARY\r\nContent-Type: application/zip\r\n\r\n"
+        + data
+        + b"\r\n--BOUNDARY--\r\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -139,15 +154,27 @@ def multipart(meta: bytes, data: bytes = b"data") -> bytes:
         # no object name where an upload needs one
         ("POST", f"{UPLOADS}?uploadType=media", b"data", {}),
         ("POST", f"{UPLOADS}?uploadType=media&name=", b"data", {}),
-        ("POST", f"{UPLOADS}?uploadType=multipart", multipart(b'{"contentType": "x"}'),
-         {"Content-Type": MULTIPART}),
+        (
+            "POST",
+            f"{UPLOADS}?uploadType=multipart",
+            multipart(b'{"contentType": "x"}'),
+            {"Content-Type": MULTIPART},
+        ),
         ("POST", f"{UPLOADS}?uploadType=resumable", b"{}", {"Content-Type": "application/json"}),
         ("POST", f"{UPLOADS}?uploadType=resumable", b"", {}),
         # bodies it cannot read
-        ("POST", f"{UPLOADS}?uploadType=multipart", multipart(b"{not json"),
-         {"Content-Type": MULTIPART}),
-        ("POST", f"{UPLOADS}?uploadType=multipart", b"just bytes",
-         {"Content-Type": "application/zip"}),
+        (
+            "POST",
+            f"{UPLOADS}?uploadType=multipart",
+            multipart(b"{not json"),
+            {"Content-Type": MULTIPART},
+        ),
+        (
+            "POST",
+            f"{UPLOADS}?uploadType=multipart",
+            b"just bytes",
+            {"Content-Type": "application/zip"},
+        ),
         ("POST", f"{UPLOADS}?uploadType=resumable", b'["a.zip"]', {}),
         ("POST", f"{UPLOADS}?uploadType=resumable", b'{"name": 7}', {}),
         # no such upload
@@ -163,8 +190,7 @@ def multipart(meta: bytes, data: bytes = b"data") -> bytes:
         ("POST", f"{UPLOADS}?uploadType=media&name=a.zip&ifGenerationMatch=zero", b"data", {}),
         ("POST", f"{UPLOADS}?uploadType=media&name=a.zip&ifGenerationMatch=", b"data", {}),
         ("POST", f"{UPLOADS}?uploadType=media&name=a.zip&&x", b"data", {}),
-        ("GET", f"/storage/v1/b/{BUCKET}/o/a.zip?ifGenerationMatch=1&ifGenerationMatch=2", b"",
-         {}),
+        ("GET", f"/storage/v1/b/{BUCKET}/o/a.zip?ifGenerationMatch=1&ifGenerationMatch=2", b"", {}),
         # a precondition where the proxy cannot judge it
         ("POST", f"/storage/v1/b/{BUCKET}/o/a.zip/compose?ifGenerationMatch=0", b"{}", {}),
         # malformed upload ids
@@ -172,7 +198,7 @@ def multipart(meta: bytes, data: bytes = b"data") -> bytes:
         ("PUT", f"{UPLOADS}?uploadType=resumable&upload_id=up%3A0%3Aa.zip", b"data", {}),
         ("PUT", f"{UPLOADS}?uploadType=resumable&upload_id=ADPy../../x", b"data", {}),
     ],
-)  # fmt: skip
+)
 def test_what_the_proxy_cannot_parse_is_refused_not_forwarded(
     stage: Stage, method: str, path: str, body: bytes, headers: dict[str, str]
 ) -> None:
@@ -300,13 +326,18 @@ def test_each_upload_request_is_recorded_as_cloud_storage_reads_it(stage: Stage)
     assert stage.send("POST", path, body, {"Content-Type": MULTIPART}) == 200
     resumable = stage.start("b.zip")
     assert stage.send("PUT", resumable, b"abc", {"Content-Range": "bytes 0-2/6"}) == 308
-    assert stage.send("PUT", resumable, b"def", {"Content-Range": "bytes 3-5/6",
-                                                 "X-Goog-Hash": "md5=ZGVm"}) == 200  # fmt: skip
-    assert [(s.kind, s.data, s.resource, s.content_range, s.goog_hash)
-            for s in stage.proxy.sent] == [
+    assert (
+        stage.send(
+            "PUT", resumable, b"def", {"Content-Range": "bytes 3-5/6", "X-Goog-Hash": "md5=ZGVm"}
+        )
+        == 200
+    )
+    assert [
+        (s.kind, s.data, s.resource, s.content_range, s.goog_hash) for s in stage.proxy.sent
+    ] == [
         ("multipart", 10, {"name": "a.zip", "md5Hash": "bTVk"}, None, None),
         ("resumable", 0, {"name": "b.zip"}, None, None),
         ("resumable", 3, None, "bytes 0-2/6", None),
         ("resumable", 3, None, "bytes 3-5/6", "md5=ZGVm"),
-    ]  # fmt: skip
+    ]
     assert stage.proxy.refused == []

@@ -227,7 +227,10 @@ def test_mirror_with_credentials_and_token(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("location", "shown"),
     [
-        (f"https://u:{PASSWORD}@host.example:8443/a/{NAME}{SIGNED}#frag", f"https://host.example:8443/a/{NAME}"),
+        (
+            f"https://u:{PASSWORD}@host.example:8443/a/{NAME}{SIGNED}#frag",
+            f"https://host.example:8443/a/{NAME}",
+        ),
         (f"https://host.example/a/{NAME}", f"https://host.example/a/{NAME}"),
         (f"file:///srv/{NAME}", f"file:///srv/{NAME}"),
         (f"/srv/{NAME}", f"/srv/{NAME}"),
@@ -235,7 +238,7 @@ def test_mirror_with_credentials_and_token(tmp_path: Path) -> None:
         (f"http://[::1/{NAME}?{SIGNATURE}", "http://<a malformed address>"),
         (f"http://u:pa/ss@host/{NAME}", "http://<a malformed address>"),
     ],
-)  # fmt: skip
+)
 def test_redact_url(location: str, shown: str) -> None:
     assert fetch.redact_url(location) == shown
 

@@ -45,16 +45,19 @@ def test_commands_are_the_only_lines_processed_once_stopped() -> None:
 
 def test_outputs_use_a_random_delimiter_and_keep_every_line(tmp_path: Path) -> None:
     output, summary = tmp_path / "out", tmp_path / "summary"
-    runner = Runner({"GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)},
-                    io.StringIO())  # fmt: skip
+    runner = Runner(
+        {"GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}, io.StringIO()
+    )
     runner.set_output("body", "line 1\nx=y\nEOF")
     runner.set_output("url", "https://example.test/")
     runner.summary("# one")
     runner.summary("# two\n")
     text = output.read_text()
     blocks = re.findall(r"^(\S+)<<(ghadelimiter_[0-9a-f]{32})\n(.*?)\n\2$", text, re.S | re.M)
-    assert [(n, v) for n, _, v in blocks] == [("body", "line 1\nx=y\nEOF"),
-                                              ("url", "https://example.test/")]  # fmt: skip
+    assert [(n, v) for n, _, v in blocks] == [
+        ("body", "line 1\nx=y\nEOF"),
+        ("url", "https://example.test/"),
+    ]
     assert blocks[0][1] != blocks[1][1]
     assert summary.read_text() == "# one\n# two\n"
 
@@ -79,8 +82,11 @@ def test_a_value_already_masked_is_not_said_again() -> None:
 def _event(tmp_path: Path, payload: object) -> dict[str, str]:
     path = tmp_path / "event.json"
     path.write_text(json.dumps(payload) if not isinstance(payload, str) else payload)
-    return {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(path),
-            "GITHUB_REPOSITORY": "acme/fns"}  # fmt: skip
+    return {
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(path),
+        "GITHUB_REPOSITORY": "acme/fns",
+    }
 
 
 def _pull(**overrides: object) -> dict[str, object]:
@@ -96,7 +102,11 @@ def _pull(**overrides: object) -> dict[str, object]:
 def test_a_pull_request_event(tmp_path: Path) -> None:
     event = read_event(_event(tmp_path, _pull()))
     assert (event.pull_number, event.base_sha, event.base_ref, event.head_sha) == (
-        7, SHA_A, "main", SHA_B)  # fmt: skip
+        7,
+        SHA_A,
+        "main",
+        SHA_B,
+    )
     assert event.is_pull_request and event.from_fork
 
 
@@ -169,9 +179,16 @@ def test_inputs_map_to_settings(tmp_path: Path) -> None:
     _function(tmp_path, "fns/a")
     _function(tmp_path, "fns/b")
     (tmp_path / "fns" / "notes").mkdir()
-    env = _inputs(source="fns/*\n", gen="1", budget="60MB", deploy="true", region="us-east1",
-                  env_vars="MODE=prod\nLIST=a,b", config='arch = "aarch64"\nmin_instances = 1',
-                  github_token="ghs_secret")  # noqa: S106  # fmt: skip
+    env = _inputs(
+        source="fns/*\n",
+        gen="1",
+        budget="60MB",
+        deploy="true",
+        region="us-east1",
+        env_vars="MODE=prod\nLIST=a,b",
+        config='arch = "aarch64"\nmin_instances = 1',
+        github_token="ghs_secret",  # noqa: S106
+    )
     inputs = parse({**env, "INPUT_COMMENT": "false"}, cwd=tmp_path)
     assert [p.name for p in inputs.sources] == ["a", "b"]
     assert inputs.deploy and not inputs.comment
@@ -237,14 +254,20 @@ def test_sources_that_hold_no_function(tmp_path: Path, source: str, message: str
     [
         # Names default to the directory's: two directories of one name clash.
         ({"a/api": "", "b/api": ""}, "", "Several functions have the same name: api."),
-        ({"a/one": 'name = "same"', "b/two": 'name = "same"'}, "",
-         "Several functions have the same name: same."),
-        ({"a/one": 'out = "build"', "b/two": 'out = "build"'}, "",
-         "Several functions have the same out: "),
+        (
+            {"a/one": 'name = "same"', "b/two": 'name = "same"'},
+            "",
+            "Several functions have the same name: same.",
+        ),
+        (
+            {"a/one": 'out = "build"', "b/two": 'out = "build"'},
+            "",
+            "Several functions have the same out: ",
+        ),
         ({"a/one": "", "b/two": ""}, 'out = "shared"', "Several functions have the same out: "),
     ],
     ids=["directory-names", "pyfn.toml-names", "pyfn.toml-outs", "config-input-out"],
-)  # fmt: skip
+)
 def test_several_functions_need_unique_names_and_outs(
     tmp_path: Path, files: dict[str, str], config: str, message: str
 ) -> None:
@@ -350,9 +373,19 @@ def test_secret_values_are_found_in_every_shape() -> None:
 @pytest.mark.parametrize("name", ["deploy", "comment", "cache"])
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("true", True), ("True", True), ("TRUE", True), ("false", False), ("FALSE", False),
-     ("yes", None), ("1", None), ("on", None), ("no", None), ("tru", None)],
-)  # fmt: skip
+    [
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        ("false", False),
+        ("FALSE", False),
+        ("yes", None),
+        ("1", None),
+        ("on", None),
+        ("no", None),
+        ("tru", None),
+    ],
+)
 def test_every_boolean_input_is_read_alike(
     tmp_path: Path, name: str, value: str, expected: bool | None
 ) -> None:

@@ -62,8 +62,15 @@ def assert_github_error(response: requests.Response, status: int) -> dict[str, A
 
 
 def test_create_list_update_round_trip(github: FakeGitHub) -> None:
-    github.add_pull("octo", "app", 7, head_sha="a" * 40, base_sha="b" * 40,
-                    head_repo="fork-owner/app", head_ref="topic")  # fmt: skip
+    github.add_pull(
+        "octo",
+        "app",
+        7,
+        head_sha="a" * 40,
+        base_sha="b" * 40,
+        head_repo="fork-owner/app",
+        head_ref="topic",
+    )
     github.add_comment("octo", "app", 7, "LGTM", user="octocat")
 
     pull = call(github, "GET", "/repos/octo/app/pulls/7")
@@ -92,8 +99,12 @@ def test_create_list_update_round_trip(github: FakeGitHub) -> None:
     assert [c["body"] for c in listed.json()] == ["LGTM", body]
     assert "Link" not in listed.headers
 
-    updated = call(github, "PATCH", f"/repos/octo/app/issues/comments/{comment['id']}",
-                   json={"body": body + " → 12.1 MB"})  # fmt: skip
+    updated = call(
+        github,
+        "PATCH",
+        f"/repos/octo/app/issues/comments/{comment['id']}",
+        json={"body": body + " → 12.1 MB"},
+    )
     assert updated.status_code == 200
     assert updated.json()["id"] == comment["id"]
     assert updated.json()["body"].endswith("12.1 MB")
@@ -101,8 +112,11 @@ def test_create_list_update_round_trip(github: FakeGitHub) -> None:
     assert github.bodies("octo", "app", 7) == ["LGTM", body + " → 12.1 MB"]
     assert [c["id"] for c in github.comments("octo", "app", 7)][1] == comment["id"]
     assert [(r.method, r.status) for r in github.requests] == [
-        ("GET", 200), ("POST", 201), ("GET", 200), ("PATCH", 200),
-    ]  # fmt: skip
+        ("GET", 200),
+        ("POST", 201),
+        ("GET", 200),
+        ("PATCH", 200),
+    ]
     first: Recorded = github.requests[0]
     assert first.headers["authorization"] == f"Bearer {TOKEN}"
     assert first.headers["user-agent"] == "pyfn-action-tests"
@@ -127,8 +141,9 @@ def test_get_and_delete_comment_and_unknown_ids(github: FakeGitHub) -> None:
     mine = github.add_comment("octo", "app", 7, "one")
     assert call(github, "GET", f"/repos/octo/app/issues/comments/{mine['id']}").json() == mine
     # a comment id of another repository is not found through this one
-    other = call(github, "PATCH", f"/repos/octo/other/issues/comments/{mine['id']}",
-                 json={"body": "x"})  # fmt: skip
+    other = call(
+        github, "PATCH", f"/repos/octo/other/issues/comments/{mine['id']}", json={"body": "x"}
+    )
     assert_github_error(other, 404)
     missing = call(github, "PATCH", "/repos/octo/app/issues/comments/999", json={"body": "x"})
     assert_github_error(missing, 404)
@@ -203,45 +218,99 @@ NO = {
     "unknown-field": (_post({"body": "x", "bdy": "y"}), 422, "request body.bdy: unknown field"),
     "wrong-type": (_post({"body": 123}), 422, "123 is not of type 'string'"),
     "null-body": (_post({"body": None}), 422, "None is not of type 'string'"),
-    "not-json": ({"method": "POST", "path": COMMENTS, "data": b"{body",
-                  "headers": {"Content-Type": "application/json"}}, 400, "not JSON"),
-    "wrong-content-type": ({"method": "POST", "path": COMMENTS, "data": b'{"body": "x"}',
-                            "headers": {"Content-Type": "text/plain"}}, 415, "Content-Type"),
-    "per-page-101": ({"method": "GET", "path": COMMENTS + "?per_page=101"}, 400,
-                     "maximum of 100"),
-    "per-page-abc": ({"method": "GET", "path": COMMENTS + "?per_page=abc"}, 400,
-                     "'abc' is not of type 'integer'"),
-    "repeated-page": ({"method": "GET", "path": COMMENTS + "?page=1&page=2"}, 400,
-                      "page given 2 times"),
-    "since-not-a-date": ({"method": "GET", "path": COMMENTS + "?since=yesterday"}, 400,
-                         "is not a 'date-time'"),
-    "unknown-query": ({"method": "GET", "path": COMMENTS + "?sort=created"}, 400,
-                      "unknown query parameter 'sort'"),
-    "issue-number-not-int": ({"method": "GET", "path": "/repos/octo/app/issues/abc/comments"},
-                             404, "'abc' is not of type 'integer'"),
-    "wrong-method": ({"method": "PUT", "path": COMMENTS, "json": {"body": "x"}}, 404,
-                     "has no PUT (only GET, POST)"),
-    "unknown-path": ({"method": "GET", "path": "/repos/octo/app/sticky-comments"}, 404,
-                     "no such path"),
+    "not-json": (
+        {
+            "method": "POST",
+            "path": COMMENTS,
+            "data": b"{body",
+            "headers": {"Content-Type": "application/json"},
+        },
+        400,
+        "not JSON",
+    ),
+    "wrong-content-type": (
+        {
+            "method": "POST",
+            "path": COMMENTS,
+            "data": b'{"body": "x"}',
+            "headers": {"Content-Type": "text/plain"},
+        },
+        415,
+        "Content-Type",
+    ),
+    "per-page-101": ({"method": "GET", "path": COMMENTS + "?per_page=101"}, 400, "maximum of 100"),
+    "per-page-abc": (
+        {"method": "GET", "path": COMMENTS + "?per_page=abc"},
+        400,
+        "'abc' is not of type 'integer'",
+    ),
+    "repeated-page": (
+        {"method": "GET", "path": COMMENTS + "?page=1&page=2"},
+        400,
+        "page given 2 times",
+    ),
+    "since-not-a-date": (
+        {"method": "GET", "path": COMMENTS + "?since=yesterday"},
+        400,
+        "is not a 'date-time'",
+    ),
+    "unknown-query": (
+        {"method": "GET", "path": COMMENTS + "?sort=created"},
+        400,
+        "unknown query parameter 'sort'",
+    ),
+    "issue-number-not-int": (
+        {"method": "GET", "path": "/repos/octo/app/issues/abc/comments"},
+        404,
+        "'abc' is not of type 'integer'",
+    ),
+    "wrong-method": (
+        {"method": "PUT", "path": COMMENTS, "json": {"body": "x"}},
+        404,
+        "has no PUT (only GET, POST)",
+    ),
+    "unknown-path": (
+        {"method": "GET", "path": "/repos/octo/app/sticky-comments"},
+        404,
+        "no such path",
+    ),
     "trailing-slash": ({"method": "GET", "path": COMMENTS + "/"}, 404, "no such path"),
-    "no-authorization": ({"method": "GET", "path": COMMENTS,
-                          "headers": {"Authorization": None}}, 401, "no Authorization"),
-    "wrong-token": ({"method": "GET", "path": COMMENTS,
-                     "headers": {"Authorization": "Bearer ghs_other"}}, 401,
-                    "Authorization is not"),
-    "basic-auth": ({"method": "GET", "path": COMMENTS,
-                    "headers": {"Authorization": f"Basic {TOKEN}"}}, 401,
-                   "Authorization is not"),
-    "no-user-agent": ({"method": "GET", "path": COMMENTS,
-                       "headers": {"User-Agent": SKIP_HEADER}}, 403, "no User-Agent"),
-    "wrong-api-version": ({"method": "GET", "path": COMMENTS,
-                           "headers": {"X-GitHub-Api-Version": "v3"}}, 400,
-                          "X-GitHub-Api-Version 'v3'"),
-    "accept-html": ({"method": "GET", "path": COMMENTS, "headers": {"Accept": "text/html"}},
-                    415, "Accept is 'text/html'"),
-    "accept-anything": ({"method": "GET", "path": COMMENTS, "headers": {"Accept": "*/*"}},
-                        415, "Accept is '*/*'"),
-}  # fmt: skip
+    "no-authorization": (
+        {"method": "GET", "path": COMMENTS, "headers": {"Authorization": None}},
+        401,
+        "no Authorization",
+    ),
+    "wrong-token": (
+        {"method": "GET", "path": COMMENTS, "headers": {"Authorization": "Bearer ghs_other"}},
+        401,
+        "Authorization is not",
+    ),
+    "basic-auth": (
+        {"method": "GET", "path": COMMENTS, "headers": {"Authorization": f"Basic {TOKEN}"}},
+        401,
+        "Authorization is not",
+    ),
+    "no-user-agent": (
+        {"method": "GET", "path": COMMENTS, "headers": {"User-Agent": SKIP_HEADER}},
+        403,
+        "no User-Agent",
+    ),
+    "wrong-api-version": (
+        {"method": "GET", "path": COMMENTS, "headers": {"X-GitHub-Api-Version": "v3"}},
+        400,
+        "X-GitHub-Api-Version 'v3'",
+    ),
+    "accept-html": (
+        {"method": "GET", "path": COMMENTS, "headers": {"Accept": "text/html"}},
+        415,
+        "Accept is 'text/html'",
+    ),
+    "accept-anything": (
+        {"method": "GET", "path": COMMENTS, "headers": {"Accept": "*/*"}},
+        415,
+        "Accept is '*/*'",
+    ),
+}
 
 
 @pytest.mark.parametrize(("case", "status", "violation"), NO.values(), ids=NO.keys())
@@ -284,11 +353,19 @@ def test_body_over_65536_characters_is_refused(github: FakeGitHub) -> None:
     answer = assert_github_error(too_long, 422)
     assert answer["message"] == "Validation Failed"
     assert answer["errors"] == [
-        {"resource": "IssueComment", "code": "custom", "field": "body",
-         "message": "body is too long (maximum is 65536 characters)"},
-    ]  # fmt: skip
-    patched = call(github, "PATCH", f"/repos/octo/app/issues/comments/{exact.json()['id']}",
-                   json={"body": "é" * 65537})  # fmt: skip
+        {
+            "resource": "IssueComment",
+            "code": "custom",
+            "field": "body",
+            "message": "body is too long (maximum is 65536 characters)",
+        },
+    ]
+    patched = call(
+        github,
+        "PATCH",
+        f"/repos/octo/app/issues/comments/{exact.json()['id']}",
+        json={"body": "é" * 65537},
+    )
     assert_github_error(patched, 422)
     assert len(github.violations) == 2
     assert all("more than GitHub's 65536" in v for v in github.violations)
@@ -304,8 +381,9 @@ def test_read_only_token_gets_403_on_writes(github: FakeGitHub) -> None:
     created = call(github, "POST", COMMENTS, json={"body": "x"})
     answer = assert_github_error(created, 403)
     assert answer["message"] == "Resource not accessible by integration"
-    updated = call(github, "PATCH", f"/repos/octo/app/issues/comments/{mine['id']}",
-                   json={"body": "after"})  # fmt: skip
+    updated = call(
+        github, "PATCH", f"/repos/octo/app/issues/comments/{mine['id']}", json={"body": "after"}
+    )
     assert_github_error(updated, 403)
     assert call(github, "GET", COMMENTS).status_code == 200  # reading still works
     assert github.bodies("octo", "app", 7) == ["before"]
@@ -313,8 +391,9 @@ def test_read_only_token_gets_403_on_writes(github: FakeGitHub) -> None:
 
 
 def test_fail_next_injects_once_then_behaves(github: FakeGitHub) -> None:
-    github.fail_next("post", r"/issues/\d+/comments$", 403,
-                     "Resource not accessible by integration")  # fmt: skip
+    github.fail_next(
+        "post", r"/issues/\d+/comments$", 403, "Resource not accessible by integration"
+    )
     assert call(github, "GET", COMMENTS).status_code == 200  # another method: untouched
     failed = call(github, "POST", COMMENTS, json={"body": "x"})
     assert failed.status_code == 403
@@ -331,8 +410,14 @@ def test_fail_next_injects_once_then_behaves(github: FakeGitHub) -> None:
 
 
 def test_fail_next_with_headers_and_repeats(github: FakeGitHub) -> None:
-    github.fail_next("GET", "/comments", 429, "API rate limit exceeded", times=2,
-                     headers={"Retry-After": "1", "X-RateLimit-Remaining": "0"})  # fmt: skip
+    github.fail_next(
+        "GET",
+        "/comments",
+        429,
+        "API rate limit exceeded",
+        times=2,
+        headers={"Retry-After": "1", "X-RateLimit-Remaining": "0"},
+    )
     for _ in range(2):
         limited = call(github, "GET", COMMENTS)
         assert_github_error(limited, 429)
@@ -360,8 +445,10 @@ def test_a_broken_answer_is_a_violation(github: FakeGitHub) -> None:
     github.tamper = break_it
     assert call(github, "POST", COMMENTS, json={"body": "x"}).status_code == 201
     wrong = [v for v in github.violations if "the fake's own answer is wrong" in v]
-    assert any("response 201 to issues/create-comment.id: '2000000001' is not of type "
-               "'integer'" in v for v in wrong), wrong  # fmt: skip
+    assert any(
+        "response 201 to issues/create-comment.id: '2000000001' is not of type 'integer'" in v
+        for v in wrong
+    ), wrong
     assert any(".user: " in v and "required property" in v for v in wrong), wrong
 
 
@@ -376,7 +463,7 @@ def test_a_broken_answer_is_a_violation(github: FakeGitHub) -> None:
         ("POST", "/repos/o/r/issues/1/comments", 403, {"msg": "x"}, "'message' is a required"),
         ("POST", "/repos/o/r/issues/1/comments", 422, {"message": 1}, "is not of type 'str"),
     ],
-)  # fmt: skip
+)
 def test_response_validator_reports_bad_shapes(
     method: str, path: str, status: int, body: Any, problem: str
 ) -> None:

@@ -33,9 +33,12 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
 
 @pytest.mark.parametrize(
     ("size", "limit", "expected"),
-    [(100, "1KB", []), (12_400_000, "10MB", ["{p} (12.4 MB) exceeds 10.0 MB."]),
-     (2_000, "1KiB", ["{p} (2.0 KB) exceeds 1.0 KB."])],
-)  # fmt: skip
+    [
+        (100, "1KB", []),
+        (12_400_000, "10MB", ["{p} (12.4 MB) exceeds 10.0 MB."]),
+        (2_000, "1KiB", ["{p} (2.0 KB) exceeds 1.0 KB."]),
+    ],
+)
 def test_size_lines(tmp_path: Path, capsys, size: int, limit: str, expected: list[str]) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "blob.bin"
     path.write_bytes(b"\0" * size)
@@ -71,8 +74,11 @@ def test_archive_measured_uncompressed(tmp_path: Path, capsys) -> None:  # type:
 def test_deflate64_archive_is_flagged(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "x.txt").write_text("hello " * 1000)
     archive = tmp_path / "d64.zip"
-    subprocess.run(["7z", "a", "-tzip", "-mm=Deflate64", str(archive), str(tmp_path / "x.txt")],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["7z", "a", "-tzip", "-mm=Deflate64", str(archive), str(tmp_path / "x.txt")],
+        check=True,
+        capture_output=True,
+    )
     assert check_size.main([str(archive)]) == 1
     out = capsys.readouterr().out
     assert "Deflate64, which Cloud Functions cannot extract" in out
@@ -100,8 +106,11 @@ def test_bzip2_lzma_and_zstd_members_are_flagged(
     if method == 93:
         _zstd_member(path, "data/packed.bin")
     with zipfile.ZipFile(path) as zf:
-        assert [i.compress_type for i in zf.infolist()] == [zipfile.ZIP_DEFLATED,
-                                                            zipfile.ZIP_STORED, method]  # fmt: skip
+        assert [i.compress_type for i in zf.infolist()] == [
+            zipfile.ZIP_DEFLATED,
+            zipfile.ZIP_STORED,
+            method,
+        ]
     assert check_size.main([str(path), "--max-size=1MB"]) == 1
     # only that member, by name and method: Deflate and Stored are what the extractor takes
     assert capsys.readouterr().out.splitlines() == [
@@ -126,14 +135,24 @@ def test_many_unsupported_members_three_lines_and_a_count(
 ) -> None:
     path = tmp_path / "lib.jar"
     with zipfile.ZipFile(path, "w") as zf:
-        for i, method in enumerate([zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA, zipfile.ZIP_STORED,
-                                    zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]):  # fmt: skip
+        for i, method in enumerate(
+            [
+                zipfile.ZIP_BZIP2,
+                zipfile.ZIP_LZMA,
+                zipfile.ZIP_STORED,
+                zipfile.ZIP_BZIP2,
+                zipfile.ZIP_LZMA,
+            ]
+        ):
             zf.writestr(f"m{i}", b"x" * 100, method)
     _zstd_member(path, "m2")
     assert check_size.main([str(path)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" is compressed with ")[1].split(",")[0] for line in lines[:3]] == [
-        "bzip2", "LZMA", "zstd"]  # fmt: skip
+        "bzip2",
+        "LZMA",
+        "zstd",
+    ]
     assert lines[3:] == [f"{path}: 2 more such members."]
 
 
@@ -211,8 +230,11 @@ def test_keys_inside_deflate64_archives(tmp_path: Path, capsys) -> None:  # type
     key = tmp_path / "sa.json"
     key.write_text(json.dumps(SERVICE_ACCOUNT))
     archive = tmp_path / "d64.zip"
-    subprocess.run(["7z", "a", "-tzip", "-mm=Deflate64", str(archive), str(key)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["7z", "a", "-tzip", "-mm=Deflate64", str(archive), str(key)],
+        check=True,
+        capture_output=True,
+    )
     key.unlink()
     assert check_secrets.main([str(archive)]) == 1
     assert "d64.zip!sa.json: Google service-account key" in capsys.readouterr().out
@@ -220,9 +242,13 @@ def test_keys_inside_deflate64_archives(tmp_path: Path, capsys) -> None:  # type
 
 @pytest.mark.parametrize(
     "content",
-    [b"\xff\xfe\x00binary \x80\x81 not utf-8", b'{"type": "service_account"}',
-     b"# a comment about -----BEGIN PUBLIC KEY-----\n", b""],
-)  # fmt: skip
+    [
+        b"\xff\xfe\x00binary \x80\x81 not utf-8",
+        b'{"type": "service_account"}',
+        b"# a comment about -----BEGIN PUBLIC KEY-----\n",
+        b"",
+    ],
+)
 def test_clean_files_pass(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "file.bin"
     path.write_bytes(content)
@@ -365,8 +391,10 @@ def _stored_zip(path: Path, members: dict[str, bytes]) -> Path:
 
 
 def test_bad_crc_hides_nothing_after_it(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    path = _stored_zip(tmp_path / "data.zip", {"a.txt": b"first", "b.txt": b"hello world",
-                                               "c/creds.json": _key_json()})  # fmt: skip
+    path = _stored_zip(
+        tmp_path / "data.zip",
+        {"a.txt": b"first", "b.txt": b"hello world", "c/creds.json": _key_json()},
+    )
     path.write_bytes(path.read_bytes().replace(b"hello world", b"HELLO WORLD"))
     code, out = _secrets(capsys, path)
     assert code == 1
@@ -378,10 +406,16 @@ def test_encrypted_member_is_reported_not_a_traceback(tmp_path: Path, capsys) ->
     (tmp_path / "b.txt").write_text("hidden")
     (tmp_path / "sa.json").write_bytes(_key_json())
     archive = tmp_path / "enc.zip"
-    subprocess.run(["7z", "a", "-tzip", "-pS3cret", str(archive), str(tmp_path / "b.txt")],
-                   check=True, capture_output=True)  # fmt: skip
-    subprocess.run(["7z", "a", "-tzip", str(archive), str(tmp_path / "sa.json")],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["7z", "a", "-tzip", "-pS3cret", str(archive), str(tmp_path / "b.txt")],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["7z", "a", "-tzip", str(archive), str(tmp_path / "sa.json")],
+        check=True,
+        capture_output=True,
+    )
     code, out = _secrets(capsys, archive)
     assert code == 1
     assert f"{archive}!b.txt: not scanned for keys: encrypted" in out

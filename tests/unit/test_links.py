@@ -12,9 +12,13 @@ FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 
 
 def _documents() -> list[Path]:
-    return [REPO / "README.md", REPO / "CONTRIBUTING.md", REPO / "CHANGELOG.md",
-            *sorted((REPO / "docs").glob("*.md")),
-            *sorted((REPO / "examples").glob("*/README.md"))]  # fmt: skip
+    return [
+        REPO / "README.md",
+        REPO / "CONTRIBUTING.md",
+        REPO / "CHANGELOG.md",
+        *sorted((REPO / "docs").glob("*.md")),
+        *sorted((REPO / "examples").glob("*/README.md")),
+    ]
 
 
 def anchors(path: Path) -> set[str]:
@@ -51,16 +55,28 @@ def test_every_relative_link_and_anchor_resolves() -> None:
 
 def test_anchors_are_made_as_github_makes_them(tmp_path: Path) -> None:
     doc = tmp_path / "d.md"
-    doc.write_text("# The GitHub Action\n## `pyfn comment`\n## Cold builds: uv against pip\n"
-                   "## Notes\n## Notes\n```\n# not a heading\n```\n")  # fmt: skip
-    assert anchors(doc) == {"the-github-action", "pyfn-comment", "cold-builds-uv-against-pip",
-                            "notes", "notes-1"}  # fmt: skip
+    doc.write_text(
+        "# The GitHub Action\n## `pyfn comment`\n## Cold builds: uv against pip\n"
+        "## Notes\n## Notes\n```\n# not a heading\n```\n"
+    )
+    assert anchors(doc) == {
+        "the-github-action",
+        "pyfn-comment",
+        "cold-builds-uv-against-pip",
+        "notes",
+        "notes-1",
+    }
 
 
 def test_the_readme_is_a_front_page() -> None:
     """README is also the package index's page: short, and the rest one link away."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 350
-    for heading in ("## Measured", "## The GitHub Action", "## pre-commit hooks",
-                    "## The two commands", "## Documentation"):  # fmt: skip
+    for heading in (
+        "## Measured",
+        "## The GitHub Action",
+        "## pre-commit hooks",
+        "## The two commands",
+        "## Documentation",
+    ):
         assert f"\n{heading}\n" in text, heading

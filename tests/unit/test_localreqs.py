@@ -193,11 +193,27 @@ def test_real_pip_installs_the_copies_whatever_its_working_directory(tmp_path: P
     top = pip_files(requirements, work, expected=digest(requirements))[0]
     report = tmp_path / "report.json"
     subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--isolated", "install",
-         "--dry-run", "--ignore-installed", "--no-index", "--quiet", "--report", str(report),
-         "-r", str(top)],
-        cwd=cwd, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "--isolated",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--no-index",
+            "--quiet",
+            "--report",
+            str(report),
+            "-r",
+            str(top),
+        ],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     installs = json.loads(report.read_text())["install"]
     urls = {item["metadata"]["name"]: item["download_info"]["url"] for item in installs}
     assert urls == {

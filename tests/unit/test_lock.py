@@ -32,10 +32,16 @@ def _pins(path: Path) -> list[tuple[Requirement, list[str]]]:
 
 def _environment(python: str, machine: str) -> dict[str, str]:
     env = default_environment()
-    env.update(python_full_version=python, python_version=python.rsplit(".", 1)[0],
-               implementation_name="cpython", platform_python_implementation="CPython",
-               sys_platform="linux", platform_system="Linux", os_name="posix",
-               platform_machine=machine)  # fmt: skip
+    env.update(
+        python_full_version=python,
+        python_version=python.rsplit(".", 1)[0],
+        implementation_name="cpython",
+        platform_python_implementation="CPython",
+        sys_platform="linux",
+        platform_system="Linux",
+        os_name="posix",
+        platform_machine=machine,
+    )
     return env
 
 

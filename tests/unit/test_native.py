@@ -16,9 +16,14 @@ PROVIDED = frozenset({"libc.so.6", "libm.so.6", "libffi.so.8"})
 
 def _info(**changes: object) -> ElfInfo:
     base: dict[str, object] = {
-        "path": Path("x.so"), "machine": "x86_64", "elfclass": 64, "soname": None,
-        "needed": ("libc.so.6",), "runpath": (), "glibc_required": (2, 17),
-    }  # fmt: skip
+        "path": Path("x.so"),
+        "machine": "x86_64",
+        "elfclass": 64,
+        "soname": None,
+        "needed": ("libc.so.6",),
+        "runpath": (),
+        "glibc_required": (2, 17),
+    }
     base.update(changes)
     return ElfInfo(**base)  # type: ignore[arg-type]
 
@@ -28,24 +33,46 @@ def _info(**changes: object) -> ElfInfo:
     [
         ("_ok.pypy39-pp73-x86_64-linux-gnu.so", {}, []),
         ("libplain.so.1", {}, []),
-        ("_new.pypy39-pp73-x86_64-linux-gnu.so", {"glibc_required": (2, 38)},
-         ["needs glibc 2.38, the target image has 2.35"]),
+        (
+            "_new.pypy39-pp73-x86_64-linux-gnu.so",
+            {"glibc_required": (2, 38)},
+            ["needs glibc 2.38, the target image has 2.35"],
+        ),
         ("_arm.so", {"machine": "aarch64"}, ["built for aarch64, the target is x86_64"]),
-        ("_dep.so", {"needed": ("libc.so.6", "libweird.so.3")},
-         ["needs libweird.so.3, which neither the bundle nor the image provides"]),
-        ("_speedups.cpython-311-x86_64-linux-gnu.so", {},
-         ["a CPython extension (cpython-311): PyPy cannot load it"]),
+        (
+            "_dep.so",
+            {"needed": ("libc.so.6", "libweird.so.3")},
+            ["needs libweird.so.3, which neither the bundle nor the image provides"],
+        ),
+        (
+            "_speedups.cpython-311-x86_64-linux-gnu.so",
+            {},
+            ["a CPython extension (cpython-311): PyPy cannot load it"],
+        ),
         ("_rust.abi3.so", {}, ["a CPython extension (abi3): PyPy cannot load it"]),
-        ("_old.pypy38-pp73-x86_64-linux-gnu.so", {},
-         ["built for pypy38-pp73, the runtime is pypy39-pp73"]),
-        ("_next.pypy311-pp80-x86_64-linux-gnu.so", {},
-         ["built for PyPy 8.0 (tag pp80), which pyfn cannot target yet: PyPy 8.0 needs glibc "
-          "2.28 and a runtime pyfn does not bundle; use a pp73 wheel (PyPy 7.3) or the sdist"]),
-        ("_later.pypy311-pp81-x86_64-linux-gnu.so", {},
-         ["built for a PyPy release pyfn does not know (tag pp81): pyfn targets PyPy 7.3 "
-          "(pp73); use a pp73 wheel (PyPy 7.3) or the sdist"]),
+        (
+            "_old.pypy38-pp73-x86_64-linux-gnu.so",
+            {},
+            ["built for pypy38-pp73, the runtime is pypy39-pp73"],
+        ),
+        (
+            "_next.pypy311-pp80-x86_64-linux-gnu.so",
+            {},
+            [
+                "built for PyPy 8.0 (tag pp80), which pyfn cannot target yet: PyPy 8.0 needs glibc "
+                "2.28 and a runtime pyfn does not bundle; use a pp73 wheel (PyPy 7.3) or the sdist"
+            ],
+        ),
+        (
+            "_later.pypy311-pp81-x86_64-linux-gnu.so",
+            {},
+            [
+                "built for a PyPy release pyfn does not know (tag pp81): pyfn targets PyPy 7.3 "
+                "(pp73); use a pp73 wheel (PyPy 7.3) or the sdist"
+            ],
+        ),
     ],
-)  # fmt: skip
+)
 def test_judge(name: str, changes: dict[str, object], expected: list[str]) -> None:
     assert judge(name, _info(**changes), TARGET, PROVIDED) == expected
 

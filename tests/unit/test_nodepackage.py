@@ -49,9 +49,20 @@ def test_exact_versions_and_aliases_are_declarations(spec: str, parts: tuple[str
 
 
 @pytest.mark.parametrize(
-    "spec", ["^5.0.5", "~5.0.5", "5.x", "5", "latest", ">=5", "npm:@corp/ff@^5.0.5", "npm:@corp/ff",
-             "git+https://example.invalid/ff.git", "file:../ff"],
-)  # fmt: skip
+    "spec",
+    [
+        "^5.0.5",
+        "~5.0.5",
+        "5.x",
+        "5",
+        "latest",
+        ">=5",
+        "npm:@corp/ff@^5.0.5",
+        "npm:@corp/ff",
+        "git+https://example.invalid/ff.git",
+        "file:../ff",
+    ],
+)
 def test_ranges_tags_and_other_sources_are_refused(spec: str) -> None:
     with pytest.raises(ValueError, match="exact version"):
         parse_spec(spec)

@@ -29,7 +29,7 @@ NODE20_GONE, NODE22_DEPRECATED, NODE22_GONE = (
     date(2027, 4, 30),
     date(2027, 10, 31),
 )
-NODE24_DEPRECATED, NODE24_GONE = date(2028, 4, 30), date(2028, 10, 31)  # fmt: skip
+NODE24_DEPRECATED, NODE24_GONE = date(2028, 4, 30), date(2028, 10, 31)
 
 
 def test_the_packaged_calendar_is_googles() -> None:
@@ -50,7 +50,7 @@ def test_the_packaged_calendar_is_googles() -> None:
     assert (node22.deprecated, node22.decommissioned) == (NODE22_DEPRECATED, NODE22_GONE)
     assert (node24.deprecated, node24.decommissioned) == (NODE24_DEPRECATED, NODE24_GONE)
     assert node20.decommissioned == NODE20_GONE
-    assert cal.read == date(2026, 12, 7) and cal.warn_days == 90  # fmt: skip
+    assert cal.read == date(2026, 12, 7) and cal.warn_days == 90
 
 
 @pytest.mark.parametrize(
@@ -142,29 +142,53 @@ def test_a_decommissioned_runtime_is_refused_from_its_day(
     ("name", "gen", "on", "expected"),
     [
         ("nodejs22", 2, NODE22_DEPRECATED - 91 * DAY, ""),
-        ("nodejs22", 2, NODE22_DEPRECATED - 90 * DAY,
-         "nodejs22 is deprecated on 2027-04-30 (in 90 days) and decommissioned on 2027-10-31; "
-         'set node_runtime = "nodejs24", or drop it (pyfn picks nodejs24)'),
-        ("nodejs22", 2, NODE22_DEPRECATED,
-         "nodejs22 has been deprecated since 2027-04-30 and is decommissioned on 2027-10-31 "
-         '(in 184 days); set node_runtime = "nodejs24", or drop it (pyfn picks nodejs24)'),
-        ("nodejs22", 1, NODE22_DEPRECATED - 30 * DAY,
-         "nodejs22 is deprecated on 2027-04-30 (in 30 days) and decommissioned on 2027-10-31; "
-         "1st gen offers no newer Node.js runtime: move the function to 2nd gen (gen = 2) for "
-         "nodejs24"),
-        ("nodejs20", 2, NODE20_GONE,
-         "nodejs20 was decommissioned on 2026-10-30: Cloud Functions no longer creates or "
-         'updates functions on it; set node_runtime = "nodejs24", or drop it (pyfn picks '
-         "nodejs24)"),
+        (
+            "nodejs22",
+            2,
+            NODE22_DEPRECATED - 90 * DAY,
+            "nodejs22 is deprecated on 2027-04-30 (in 90 days) and decommissioned on 2027-10-31; "
+            'set node_runtime = "nodejs24", or drop it (pyfn picks nodejs24)',
+        ),
+        (
+            "nodejs22",
+            2,
+            NODE22_DEPRECATED,
+            "nodejs22 has been deprecated since 2027-04-30 and is decommissioned on 2027-10-31 "
+            '(in 184 days); set node_runtime = "nodejs24", or drop it (pyfn picks nodejs24)',
+        ),
+        (
+            "nodejs22",
+            1,
+            NODE22_DEPRECATED - 30 * DAY,
+            "nodejs22 is deprecated on 2027-04-30 (in 30 days) and decommissioned on 2027-10-31; "
+            "1st gen offers no newer Node.js runtime: move the function to 2nd gen (gen = 2) for "
+            "nodejs24",
+        ),
+        (
+            "nodejs20",
+            2,
+            NODE20_GONE,
+            "nodejs20 was decommissioned on 2026-10-30: Cloud Functions no longer creates or "
+            'updates functions on it; set node_runtime = "nodejs24", or drop it (pyfn picks '
+            "nodejs24)",
+        ),
         ("nodejs24", 2, NODE24_DEPRECATED - 91 * DAY, ""),
-        ("nodejs24", 2, NODE24_DEPRECATED - 90 * DAY,
-         "nodejs24 is deprecated on 2028-04-30 (in 90 days) and decommissioned on 2028-10-31; "
-         "no newer Node.js runtime is known to pyfn yet: watch Google's runtime schedule"),
-        ("nodejs26", 2, date(2026, 12, 7),
-         "nodejs26 is not in pyfn's runtime calendar (read 2026-12-07): its stack and dates "
-         "are unknown, so wheels are chosen for glibc 2.35"),
+        (
+            "nodejs24",
+            2,
+            NODE24_DEPRECATED - 90 * DAY,
+            "nodejs24 is deprecated on 2028-04-30 (in 90 days) and decommissioned on 2028-10-31; "
+            "no newer Node.js runtime is known to pyfn yet: watch Google's runtime schedule",
+        ),
+        (
+            "nodejs26",
+            2,
+            date(2026, 12, 7),
+            "nodejs26 is not in pyfn's runtime calendar (read 2026-12-07): its stack and dates "
+            "are unknown, so wheels are chosen for glibc 2.35",
+        ),
     ],
-)  # fmt: skip
+)
 def test_what_a_build_says_of_its_runtime(name: str, gen: int, on: date, expected: str) -> None:
     assert notice(choose(gen, name, on), gen, on) == expected
 
@@ -214,8 +238,16 @@ def test_pyfn_runtimes_prints_the_calendar_and_its_picks() -> None:
     assert run(["runtimes", "--date", "2027-03-01"], {}, out, io.StringIO()) == 0
     text = out.getvalue()
     lines = text.splitlines()
-    assert lines[0].split() == ["runtime", "generations", "stack", "glibc", "deprecated",
-                                "decommissioned", "on", "2027-03-01"]  # fmt: skip
+    assert lines[0].split() == [
+        "runtime",
+        "generations",
+        "stack",
+        "glibc",
+        "deprecated",
+        "decommissioned",
+        "on",
+        "2027-03-01",
+    ]
     assert lines[1].split()[:3] == ["nodejs24", "2nd", "Ubuntu"]
     assert "supported, deprecated in 60 days" in lines[2] and lines[2].startswith("nodejs22")
     assert lines[3].startswith("nodejs20") and lines[3].endswith("decommissioned")
@@ -232,7 +264,14 @@ def test_pyfn_runtimes_json_for_scripts() -> None:
     by_name = {r["name"]: r for r in data["runtimes"]}
     assert by_name["nodejs22"]["state"] == "decommissioned"
     assert by_name["nodejs24"] | {"days_to_deprecation": 0} == {
-        "name": "nodejs24", "node": 24, "generations": [2], "stack": "Ubuntu 24.04",
-        "glibc": "2.39", "deprecated": "2028-04-30", "decommissioned": "2028-10-31",
-        "state": "supported", "days_to_deprecation": 0, "framework_runs_on": True,
-    }  # fmt: skip
+        "name": "nodejs24",
+        "node": 24,
+        "generations": [2],
+        "stack": "Ubuntu 24.04",
+        "glibc": "2.39",
+        "deprecated": "2028-04-30",
+        "decommissioned": "2028-10-31",
+        "state": "supported",
+        "days_to_deprecation": 0,
+        "framework_runs_on": True,
+    }

@@ -171,10 +171,16 @@ def test_credentials_in_index_urls_are_masked_in_debug_logs_and_errors(
     sources = Sources(index_url=INDEX, extra_index_urls=(EXTRA,), find_links=(EXTRA,))
     with caplog.at_level(logging.DEBUG), pytest.raises(RequirementsError) as caught:
         req.install_requirements(
-            ["flask"], requirement_files=[], target=_target(), interpreter=_fake_pip(tmp_path),
-            site=tmp_path / "site", work=tmp_path / "work", cache_dir=tmp_path / "cache",
-            sources=sources, resolver="pip",
-        )  # fmt: skip
+            ["flask"],
+            requirement_files=[],
+            target=_target(),
+            interpreter=_fake_pip(tmp_path),
+            site=tmp_path / "site",
+            work=tmp_path / "work",
+            cache_dir=tmp_path / "cache",
+            sources=sources,
+            resolver="pip",
+        )
     logged = caplog.text
     assert "running" in logged and "--index-url" in logged  # the command is still shown
     assert "https://alice:***@pypi.internal.example/simple?token=***" in logged
@@ -200,10 +206,12 @@ def test_credentials_in_index_urls_are_masked_in_debug_logs_and_errors(
         ("https://pypi.org/simple", "https://pypi.org/simple"),
         ("/srv/wheels", "/srv/wheels"),
         ("file:///srv/wheels", "file:///srv/wheels"),
-        ("git+https://ghp_abc@github.com/o/r.git@v1#egg=r",
-         "git+https://***@github.com/o/r.git@v1#egg=r"),
+        (
+            "git+https://ghp_abc@github.com/o/r.git@v1#egg=r",
+            "git+https://***@github.com/o/r.git@v1#egg=r",
+        ),
     ],
-)  # fmt: skip
+)
 def test_redact_url(url: str, shown: str) -> None:
     assert mask_url(url) == shown
     assert mask_text(f"see {url}, then") == f"see {shown}, then"
@@ -212,8 +220,11 @@ def test_redact_url(url: str, shown: str) -> None:
 def test_a_direct_url_requirement_is_masked_in_the_no_wheel_message() -> None:
     error = sdist.no_wheel(
         "pkg @ https://u:s3cr3t-pass@host/pkg-1.0.tar.gz?sig=t0ken-in-query",
-        "pkg", _target(), Sources(no_index=True), built=None,
-    )  # fmt: skip
+        "pkg",
+        _target(),
+        Sources(no_index=True),
+        built=None,
+    )
     assert "s3cr3t-pass" not in error.message and "t0ken-in-query" not in error.message
     assert "pkg @ https://u:***@host/pkg-1.0.tar.gz?sig=***" in error.message
 
@@ -227,18 +238,22 @@ PP80 = (
 @pytest.mark.parametrize(
     ("tags", "why", "fix"),
     [
-        (["pp311-pypy311_pp80-manylinux_2_28_x86_64"],
-         "tags that exist for nextonly: pp311-pypy311_pp80 (manylinux_x86_64); pp80 wheels are "
-         f"for {PP80}",
-         "Use a release of nextonly with a pp73 wheel (PyPy 7.3), a pure-Python (py3-none-any) "
-         "wheel or an sdist, or replace the package with a pure-Python alternative."),
-        (["cp39-cp39-manylinux2014_x86_64", "cp38-abi3-manylinux2014_x86_64"],
-         "tags that exist for nextonly: cp38-abi3 (manylinux2014_x86_64), cp39-cp39 "
-         "(manylinux2014_x86_64).",
-         "Use a release that ships PyPy (pp) or pure-Python (py3-none-any) wheels, or replace "
-         "the package with a pure-Python alternative."),
+        (
+            ["pp311-pypy311_pp80-manylinux_2_28_x86_64"],
+            "tags that exist for nextonly: pp311-pypy311_pp80 (manylinux_x86_64); pp80 wheels are "
+            f"for {PP80}",
+            "Use a release of nextonly with a pp73 wheel (PyPy 7.3), a pure-Python (py3-none-any) "
+            "wheel or an sdist, or replace the package with a pure-Python alternative.",
+        ),
+        (
+            ["cp39-cp39-manylinux2014_x86_64", "cp38-abi3-manylinux2014_x86_64"],
+            "tags that exist for nextonly: cp38-abi3 (manylinux2014_x86_64), cp39-cp39 "
+            "(manylinux2014_x86_64).",
+            "Use a release that ships PyPy (pp) or pure-Python (py3-none-any) wheels, or replace "
+            "the package with a pure-Python alternative.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_no_wheel_message_names_a_pypy_release_pyfn_cannot_target(
     tmp_path: Path, tags: list[str], why: str, fix: str
 ) -> None:
@@ -281,13 +296,17 @@ def test_another_unsupported_local_wheel_keeps_pips_words(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("tag", "message"),
     [
-        ("pp311-pypy311_pp80-manylinux_2_28_x86_64",
-         f"it is built for {PP80}. Use a pp73 wheel (PyPy 7.3) of nextonly or its sdist."),
-        ("cp39-cp39-manylinux2014_x86_64",
-         "its tags are not among the target's (pypy39_pp73, manylinux ≤ glibc 2.17). "
-         "Pin a release with a PyPy or pure-Python wheel."),
+        (
+            "pp311-pypy311_pp80-manylinux_2_28_x86_64",
+            f"it is built for {PP80}. Use a pp73 wheel (PyPy 7.3) of nextonly or its sdist.",
+        ),
+        (
+            "cp39-cp39-manylinux2014_x86_64",
+            "its tags are not among the target's (pypy39_pp73, manylinux ≤ glibc 2.17). "
+            "Pin a release with a PyPy or pure-Python wheel.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_downloaded_wheel_the_target_cannot_load(tmp_path: Path, tag: str, message: str) -> None:
     wheel = make_wheel(tmp_path, "nextonly", "1.0", tag)
     with pytest.raises(NoCompatibleWheel) as caught:
@@ -324,9 +343,15 @@ def test_sdists_are_built_without_pips_wheel_cache(tmp_path: Path) -> None:
     interpreter = Interpreter((sys.executable, str(script)), {}, is_target=True)
     with pytest.raises(NoCompatibleWheel):  # the fake builds nothing
         sdist.build_for_target(
-            "demo==1.0", "demo", "1.0", interpreter, _target(), Sources(no_index=True),
-            tmp_path / "wh", _target().tags(),
-        )  # fmt: skip
+            "demo==1.0",
+            "demo",
+            "1.0",
+            interpreter,
+            _target(),
+            Sources(no_index=True),
+            tmp_path / "wh",
+            _target().tags(),
+        )
     argv = log_file.read_text()
     assert " wheel " in argv and "--no-cache-dir" in argv and "--cache-dir" not in argv
 

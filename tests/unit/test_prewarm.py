@@ -49,11 +49,17 @@ def _locked(tmp_path: Path, *, sdist: bool) -> list[Locked]:
 def _fill(tmp_path: Path, locked: list[Locked], builder, meanwhile) -> Path:  # type: ignore[no-untyped-def]
     wheelhouse = tmp_path / "wheelhouse"
     fill_wheelhouse(
-        locked, lock_dir=tmp_path, target=Target("3.11", "73", "x86_64", (2, 39)),
-        interpreter=Interpreter(("pypy3",), {}, is_target=True), sources=Sources(),
-        cache_dir=tmp_path / "cache", wheelhouse=wheelhouse, work=tmp_path / "work",
-        builder=builder, meanwhile=meanwhile,
-    )  # fmt: skip
+        locked,
+        lock_dir=tmp_path,
+        target=Target("3.11", "73", "x86_64", (2, 39)),
+        interpreter=Interpreter(("pypy3",), {}, is_target=True),
+        sources=Sources(),
+        cache_dir=tmp_path / "cache",
+        wheelhouse=wheelhouse,
+        work=tmp_path / "work",
+        builder=builder,
+        meanwhile=meanwhile,
+    )
     return wheelhouse
 
 
@@ -74,8 +80,9 @@ def test_work_ahead_runs_while_the_sdists_build_and_ends_with_them(tmp_path: Pat
     wheelhouse = _fill(tmp_path, _locked(tmp_path, sdist=True), builder, meanwhile)
     assert seen == {"wheels": ["demo-1.0-py3-none-any.whl"], "built then": False, "ended": True}
     assert sorted(p.name for p in wheelhouse.glob("*.whl")) == [
-        "demo-1.0-py3-none-any.whl", "slow-1.0-py3-none-any.whl",
-    ]  # fmt: skip
+        "demo-1.0-py3-none-any.whl",
+        "slow-1.0-py3-none-any.whl",
+    ]
 
 
 def test_a_failed_build_ends_the_work_ahead_and_is_reported(tmp_path: Path) -> None:
@@ -160,9 +167,13 @@ def test_what_is_done_ahead_is_what_the_bundle_stage_reuses(
     cold = _bundle(tmp_path, entries, tmp_path / "cold", "cold")
     warmed = tmp_path / "warmed"
     prewarm.warm(
-        [wheel], threading.Event(), runtime=_runtime(tmp_path), interpreter=_pypy(),
-        rules=builtin_rules("pypy39"), cache_dir=warmed,
-    )  # fmt: skip
+        [wheel],
+        threading.Event(),
+        runtime=_runtime(tmp_path),
+        interpreter=_pypy(),
+        rules=builtin_rules("pypy39"),
+        cache_dir=warmed,
+    )
     stored = sorted(p.name for p in (warmed / "bytecode").rglob("*.pyc"))
     assert len(stored) == 2  # the two modules; the trimmed test module is not compiled
 
@@ -178,9 +189,13 @@ def test_nothing_is_done_ahead_once_the_builds_are_done(tmp_path: Path) -> None:
     built = threading.Event()
     built.set()
     prewarm.warm(
-        [_wheel(tmp_path)], built, runtime=_runtime(tmp_path), interpreter=_pypy(),
-        rules=builtin_rules("pypy39"), cache_dir=tmp_path / "cache",
-    )  # fmt: skip
+        [_wheel(tmp_path)],
+        built,
+        runtime=_runtime(tmp_path),
+        interpreter=_pypy(),
+        rules=builtin_rules("pypy39"),
+        cache_dir=tmp_path / "cache",
+    )
     assert not list((tmp_path / "cache").rglob("*.pyc"))
     assert not (tmp_path / "cache" / "deflate").exists()
 
@@ -189,7 +204,11 @@ def test_a_wheel_that_cannot_be_read_is_left_to_the_install_to_report(tmp_path: 
     broken = tmp_path / "broken-1.0-py3-none-any.whl"
     broken.write_bytes(b"not a zip")
     prewarm.warm(
-        [broken], threading.Event(), runtime=_runtime(tmp_path), interpreter=_pypy(),
-        rules=builtin_rules("pypy39"), cache_dir=tmp_path / "cache",
-    )  # fmt: skip
+        [broken],
+        threading.Event(),
+        runtime=_runtime(tmp_path),
+        interpreter=_pypy(),
+        rules=builtin_rules("pypy39"),
+        cache_dir=tmp_path / "cache",
+    )
     assert not (tmp_path / "cache").exists()

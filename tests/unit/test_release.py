@@ -94,5 +94,4 @@ def test_the_workflow_publishes_by_trusted_publishing_only() -> None:
     assert jobs["publish"]["permissions"] == {"id-token": "write"}
     assert "with" not in jobs["publish"]["steps"][-1]  # no password, no token input
     assert jobs["publish"]["needs"] == "build" and jobs["build"]["needs"] == "test"
-    assert all("contents" in job["permissions"] for name, job in jobs.items()
-               if name != "publish")  # fmt: skip
+    assert all("contents" in job["permissions"] for name, job in jobs.items() if name != "publish")

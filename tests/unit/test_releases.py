@@ -48,8 +48,11 @@ def test_what_is_bundled_is_what_the_configuration_offers_and_has_official_build
     builds = load_manifest()
     for release in pypy_releases():
         own = {(b.python, b.arch) for b in builds if b.pypy.startswith(release.series + ".")}
-        expected = {(line.removeprefix("pypy"), arch) for line in release.bundled
-                    for arch in ("x86_64", "aarch64")}  # fmt: skip
+        expected = {
+            (line.removeprefix("pypy"), arch)
+            for line in release.bundled
+            for arch in ("x86_64", "aarch64")
+        }
         assert own == expected, release.name  # a release not targeted has no sums to fetch by
 
 
@@ -68,7 +71,7 @@ def test_what_is_bundled_is_what_the_configuration_offers_and_has_official_build
         (["none"], None, None),
         ([], None, None),
     ],
-)  # fmt: skip
+)
 def test_untargeted(abis: list[str], tag: str | None, known: bool | None) -> None:
     found = untargeted(abis)
     if tag is None:
@@ -98,10 +101,12 @@ def test_untargeted_wheel(filename: str, tag: str | None) -> None:
     ("abi", "describe"),
     [
         ("pypy311_pp80", PP80),
-        ("pypy311_pp81",
-         "a PyPy release pyfn does not know (tag pp81): pyfn targets PyPy 7.3 (pp73)"),
+        (
+            "pypy311_pp81",
+            "a PyPy release pyfn does not know (tag pp81): pyfn targets PyPy 7.3 (pp73)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_what_is_said(abi: str, describe: str) -> None:
     found = untargeted([abi])
     assert found is not None
@@ -138,7 +143,7 @@ BUNDLED = 'bundled = ["pypy3.11", "pypy3.10"]'
         ("\n[[release]]\n", "\nformat = 2\n[[release]]\n", r" must hold .*\(unknown: format\)"),
         ("\n[[release]]\n", "\n[[release]\n", r" is not valid TOML"),
     ],
-)  # fmt: skip
+)
 def test_a_broken_copy_is_refused(old: str, new: str, error: str) -> None:
     assert old in TEXT
     with pytest.raises(RuntimeError, match=r"^pypy-releases\.toml.*" + error):

@@ -54,16 +54,28 @@ def test_compare_flags_new_removed_changed() -> None:
     base = _report({"flask": (100, 300), "requests": (50, 100), "same": (10, 10)})
     comparison = compare(head, base)
     status = {r.name: r.status for r in comparison.rows}
-    assert status == {"flask": "changed", "numpy": "new", "requests": "removed",
-                      "same": "unchanged"}  # fmt: skip
+    assert status == {
+        "flask": "changed",
+        "numpy": "new",
+        "requests": "removed",
+        "same": "unchanged",
+    }
     assert comparison.total.compressed_bytes == 5210
     assert comparison.total.base_compressed_bytes == 160
 
 
 def test_markdown_marker_folding_and_deltas() -> None:
-    head = _report({"flask": (200_000, 600_000), "same": (10, 10)}, limits=[
-        {"name": "gen1 compressed sources", "limit_bytes": 100_000_000,
-         "used_bytes": 200_010, "ok": True}])  # fmt: skip
+    head = _report(
+        {"flask": (200_000, 600_000), "same": (10, 10)},
+        limits=[
+            {
+                "name": "gen1 compressed sources",
+                "limit_bytes": 100_000_000,
+                "used_bytes": 200_010,
+                "ok": True,
+            }
+        ],
+    )
     base = _report({"flask": (100_000, 300_000), "same": (10, 10)})
     text = render_markdown(compare(head, base))
     assert text.startswith(marker("hello") + "\n")
@@ -138,11 +150,19 @@ def test_a_package_named_by_a_pull_request_stays_inside_its_cell() -> None:
 
 def test_headline_says_size_change_and_the_nearest_limit() -> None:
     limits = [
-        {"name": "gen1 compressed sources", "limit_bytes": 100_000_000, "used_bytes": 25_000_000,
-         "ok": True},
-        {"name": "budget compressed", "limit_bytes": 30_000_000, "used_bytes": 25_000_000,
-         "ok": True},
-    ]  # fmt: skip
+        {
+            "name": "gen1 compressed sources",
+            "limit_bytes": 100_000_000,
+            "used_bytes": 25_000_000,
+            "ok": True,
+        },
+        {
+            "name": "budget compressed",
+            "limit_bytes": 30_000_000,
+            "used_bytes": 25_000_000,
+            "ok": True,
+        },
+    ]
     head = _report({"a": (25_000_000, 60_000_000)}, limits=limits)
     base = _report({"a": (24_000_000, 59_000_000)})
     line = headline(compare(head, base, base_label="`main`"))

@@ -73,8 +73,10 @@ def test_pem_line_number_and_no_secret_in_messages() -> None:
 
 def test_gzip_of_a_key_file() -> None:
     scan = scan_content("app/sa.json.gz", gzip.compress(KEY))
-    assert ("app/sa.json.gz!sa.json", "Google service-account key for "
-            "deployer@demo.iam.gserviceaccount.com") in _whats(scan)  # fmt: skip
+    assert (
+        "app/sa.json.gz!sa.json",
+        "Google service-account key for deployer@demo.iam.gserviceaccount.com",
+    ) in _whats(scan)
 
 
 def test_zip_in_a_tarball_in_a_zip() -> None:
@@ -124,11 +126,15 @@ def test_der_public_key_and_certificate_pass() -> None:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "demo")])
     now = datetime.datetime(2024, 1, 1)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     for data in (public, cert.public_bytes(s.Encoding.DER), cert.public_bytes(s.Encoding.PEM)):
         assert scan_content("app/cert", data).findings == ()
 
@@ -156,9 +162,13 @@ def test_impersonated_credentials_carry_a_user_refresh_token() -> None:
     doc = {
         "type": "impersonated_service_account",
         "service_account_impersonation_url": "https://iamcredentials.googleapis.com/x",
-        "source_credentials": {"type": "authorized_user", "client_id": "c",
-                               "client_secret": SECRET, "refresh_token": REFRESH},
-    }  # fmt: skip
+        "source_credentials": {
+            "type": "authorized_user",
+            "client_id": "c",
+            "client_secret": SECRET,
+            "refresh_token": REFRESH,
+        },
+    }
     scan = scan_content("app/adc.json", json.dumps(doc).encode("utf-8-sig"))
     assert len(scan.findings) == 1
     assert scan.findings[0].what.startswith("Google user credentials")

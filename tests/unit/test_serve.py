@@ -34,11 +34,14 @@ def _zip(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
 
 
 def test_unpack_keeps_modes(tmp_path: Path) -> None:
-    bundle = _zip(tmp_path / "b.zip", {
-        "index.js": (b"//", 0o644),
-        "pyfn/manifest.json": (_MANIFEST, 0o644),
-        "pypy/bin/pypy3.11": (b"\x7fELF", 0o755),
-    })  # fmt: skip
+    bundle = _zip(
+        tmp_path / "b.zip",
+        {
+            "index.js": (b"//", 0o644),
+            "pyfn/manifest.json": (_MANIFEST, 0o644),
+            "pypy/bin/pypy3.11": (b"\x7fELF", 0o755),
+        },
+    )
     assert unpack_bundle(bundle, tmp_path / "out").function.entry_point == "main"
     assert (tmp_path / "out" / "pypy" / "bin" / "pypy3.11").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "out" / "index.js").stat().st_mode & 0o777 == 0o644
@@ -127,8 +130,12 @@ def _fake_npm_env(tmp_path: Path, script: str, version: str) -> dict[str, str]:
     if node is None:
         pytest.fail("node is not on PATH (CI installs it)")
     (bin_dir / "node").symlink_to(node)
-    return {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "NPM_RUNS": str(tmp_path / "runs"),
-            "FF_VERSION": version}  # fmt: skip
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "NPM_RUNS": str(tmp_path / "runs"),
+        "FF_VERSION": version,
+    }
 
 
 def test_concurrent_serves_install_the_framework_once(tmp_path: Path) -> None:
@@ -138,10 +145,15 @@ def test_concurrent_serves_install_the_framework_once(tmp_path: Path) -> None:
     env = _fake_npm_env(tmp_path, FAKE_NPM, pinned().version)
     cache, barrier = tmp_path / "cache", tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", INSTALL, str(cache), str(barrier)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", INSTALL, str(cache), str(barrier)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     barrier.touch()
     results = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
@@ -173,21 +185,28 @@ def test_the_launcher_removes_only_the_directory_serve_names(tmp_path: Path) -> 
     framework = Framework(tmp_path, str(node), pinned())
     env = {"PATH": os.environ["PATH"], "PYFN_SERVE_CLEANUP": str(tmp_path / "precious")}
     for cleanup, wanted in ((None, None), (tmp_path / "unpacked", str(tmp_path / "unpacked"))):
-        process = start(framework, tmp_path, entry_point="f", host="127.0.0.1", port=1, env=env,
-                        cleanup=cleanup)  # fmt: skip
+        process = start(
+            framework, tmp_path, entry_point="f", host="127.0.0.1", port=1, env=env, cleanup=cleanup
+        )
         process.wait(timeout=10)  # the stand-in writes its environment and exits
         stop(process)
-        named = [line.split("=", 1)[1] for line in seen.read_text().splitlines()
-                 if line.startswith("PYFN_SERVE_CLEANUP=")]  # fmt: skip
+        named = [
+            line.split("=", 1)[1]
+            for line in seen.read_text().splitlines()
+            if line.startswith("PYFN_SERVE_CLEANUP=")
+        ]
         assert named == ([] if wanted is None else [wanted])
 
 
 def _bundle(tmp_path: Path, name: str = "b.zip", text: bytes = b"//") -> Path:
-    return _zip(tmp_path / name, {
-        "index.js": (text, 0o644),
-        "pyfn/manifest.json": (_MANIFEST, 0o644),
-        "pypy/bin/pypy3.11": (b"\x7fELF", 0o755),
-    })  # fmt: skip
+    return _zip(
+        tmp_path / name,
+        {
+            "index.js": (text, 0o644),
+            "pyfn/manifest.json": (_MANIFEST, 0o644),
+            "pypy/bin/pypy3.11": (b"\x7fELF", 0o755),
+        },
+    )
 
 
 def test_a_served_copy_is_reused_while_it_matches_the_bundle(tmp_path: Path) -> None:

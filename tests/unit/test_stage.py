@@ -153,8 +153,9 @@ def test_links_never_bring_files_the_default_rules_exclude(tmp_path: Path, targe
     os.symlink(target, src / "innocent.json")
     entries, warnings = app_entries(src)
     assert _names(entries) == ["app/main.py"]
-    assert any(w.startswith("innocent.json is a symlink to") and "excluded" in w
-               for w in warnings), warnings  # fmt: skip
+    assert any(
+        w.startswith("innocent.json is a symlink to") and "excluded" in w for w in warnings
+    ), warnings
 
 
 # --- directories and files that cannot be read ------------------------------------------

@@ -111,11 +111,14 @@ def test_a_later_pyfnignore_rule_brings_back_what_a_built_in_rule_removed(tmp_pa
     src.mkdir()
     entries = [
         *_entries(),
-        *(Entry(n, None, b"z", False, "c", "app") for n in (
-            "pypy/lib/pypy3.11/lib2to3/__pycache__/main.cpython-311.pyc",
-            "pypy/lib/pypy3.11/idlelib/help.txt",
-        )),
-    ]  # fmt: skip
+        *(
+            Entry(n, None, b"z", False, "c", "app")
+            for n in (
+                "pypy/lib/pypy3.11/lib2to3/__pycache__/main.cpython-311.pyc",
+                "pypy/lib/pypy3.11/idlelib/help.txt",
+            )
+        ),
+    ]
     (src / ".pyfnignore").write_text(
         "!site/numpy/__init__.pyi\n"  # a file a built-in rule matched
         "!pypy/lib/pypy3.11/lib2to3/\n"  # a directory a built-in rule matched
@@ -132,9 +135,13 @@ def test_a_later_pyfnignore_rule_brings_back_what_a_built_in_rule_removed(tmp_pa
 
 @pytest.mark.parametrize(
     ("rule", "victim"),
-    [("main.py", "app/main.py"), ("/pypy/bin/", "pypy/bin/pypy3.11"),
-     ("*.py", "app/main.py"), ("site/*.dist-info/", "site/flask-3.1.dist-info/METADATA")],
-)  # fmt: skip
+    [
+        ("main.py", "app/main.py"),
+        ("/pypy/bin/", "pypy/bin/pypy3.11"),
+        ("*.py", "app/main.py"),
+        ("site/*.dist-info/", "site/flask-3.1.dist-info/METADATA"),
+    ],
+)
 def test_rules_that_remove_what_the_bundle_needs_are_refused(
     tmp_path: Path, rule: str, victim: str
 ) -> None:
@@ -263,8 +270,11 @@ def test_lines_gcloud_skips_are_skipped_with_a_warning_naming_them(
 ) -> None:
     """docs/configuration.md: "lines gcloud cannot parse are skipped with a warning"; so
     are an included file's, under its own name."""
-    src = _source(tmp_path, _gcloudignore="!\n/\nfoo\\\n   \n*.log\n#!include:.gitignore\n",
-                  _gitignore="*.tmp\n!/\n")  # fmt: skip
+    src = _source(
+        tmp_path,
+        _gcloudignore="!\n/\nfoo\\\n   \n*.log\n#!include:.gitignore\n",
+        _gitignore="*.tmp\n!/\n",
+    )
     with caplog.at_level(logging.WARNING, logger="pyfn_action"):
         plan = _plan(src)
     assert "app/notes.log" not in _kept(plan) and "app/main.py" in _kept(plan)

@@ -112,8 +112,9 @@ class FakeGcs:
         self._body = bytearray()
         self._pending: dict[str, Any] = {}
 
-    def request(self, method: str, url: str, data: Any = None, headers: Any = None,
-                **kwargs: Any) -> Any:  # fmt: skip
+    def request(
+        self, method: str, url: str, data: Any = None, headers: Any = None, **kwargs: Any
+    ) -> Any:
         import urllib.parse
 
         parsed = urllib.parse.urlsplit(url)
@@ -196,8 +197,9 @@ def test_an_honest_upload_is_verified(big_bundle: Path) -> None:
     from pyfn_action.cloud.upload import object_name, upload
 
     fake = FakeGcs()
-    done = upload(big_bundle, bucket="bkt", name="f", prefix="pyfn", client=_client(fake),
-                  retry_seconds=5)  # fmt: skip
+    done = upload(
+        big_bundle, bucket="bkt", name="f", prefix="pyfn", client=_client(fake), retry_seconds=5
+    )
     key = object_name("pyfn", "f", digests(big_bundle).sha256)
     assert (done.object, done.generation, done.skipped) == (key, 1, False)
     assert list(fake.objects) == [key]
@@ -211,8 +213,9 @@ def test_bytes_changed_on_the_way_are_refused_and_the_object_deleted(big_bundle:
     local = digests(big_bundle)
     key = object_name("pyfn", "f", local.sha256)
     with pytest.raises(UploadError) as caught:
-        upload(big_bundle, bucket="bkt", name="f", prefix="pyfn", client=_client(fake),
-               retry_seconds=5)  # fmt: skip
+        upload(
+            big_bundle, bucket="bkt", name="f", prefix="pyfn", client=_client(fake), retry_seconds=5
+        )
     error = caught.value
     assert error.what == f"Cloud Storage holds different bytes than were sent for gs://bkt/{key}"
     assert error.why.startswith("the checksums did not match (")

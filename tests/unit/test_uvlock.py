@@ -76,9 +76,12 @@ def test_the_lock_is_read_back_sorted_by_name(tmp_path: Path) -> None:
     assert [p.name for p in locked] == ["blinker", "MarkupSafe", "mypkg"]
     blinker, markupsafe, mine = locked
     assert blinker.wheels == (
-        LockedFile("https://idx.example/files/blinker-1.9.0-py3-none-any.whl",
-                   "blinker-1.9.0-py3-none-any.whl", "bb"),
-    )  # fmt: skip
+        LockedFile(
+            "https://idx.example/files/blinker-1.9.0-py3-none-any.whl",
+            "blinker-1.9.0-py3-none-any.whl",
+            "bb",
+        ),
+    )
     assert markupsafe.sdist == LockedFile(
         "https://idx.example/files/markupsafe-3.0.4.tar.gz", "markupsafe-3.0.4.tar.gz", "aa"
     )
@@ -135,8 +138,11 @@ def test_hashes_are_read_by_name_through_included_files(tmp_path: Path) -> None:
 
 
 def _locked(sha256: str) -> Locked:
-    return Locked("demo", "1.0", (LockedFile("x/demo-1.0-py3-none-any.whl",
-                                             "demo-1.0-py3-none-any.whl", sha256),))  # fmt: skip
+    return Locked(
+        "demo",
+        "1.0",
+        (LockedFile("x/demo-1.0-py3-none-any.whl", "demo-1.0-py3-none-any.whl", sha256),),
+    )
 
 
 @pytest.mark.parametrize(
@@ -153,10 +159,17 @@ def test_in_hash_checking_mode_every_file_must_be_pinned(
     interpreter = Interpreter(("pypy3",), {}, is_target=True)
     with pytest.raises(RequirementsError, match=error):
         fill_wheelhouse(
-            [_locked("ff")], lock_dir=tmp_path, target=_target(), interpreter=interpreter,
-            sources=Sources(), cache_dir=tmp_path / "cache", wheelhouse=tmp_path / "wh",
-            work=tmp_path, builder=build_from_source, hashes=hashes,
-        )  # fmt: skip
+            [_locked("ff")],
+            lock_dir=tmp_path,
+            target=_target(),
+            interpreter=interpreter,
+            sources=Sources(),
+            cache_dir=tmp_path / "cache",
+            wheelhouse=tmp_path / "wh",
+            work=tmp_path,
+            builder=build_from_source,
+            hashes=hashes,
+        )
     assert not (tmp_path / "cache").exists()  # refused before anything was fetched
 
 
@@ -193,10 +206,13 @@ def test_pip_configuration_is_read_as_pip_install_reads_it(tmp_path: Path) -> No
     found = pipconfig.settings(Sources(extra_index_urls=("https://mine.example/simple",)), env)
     assert found.sources == Sources(
         index_url="https://install.example/simple",
-        extra_index_urls=("https://a.example/simple", "https://b.example/simple",
-                          "https://mine.example/simple"),
+        extra_index_urls=(
+            "https://a.example/simple",
+            "https://b.example/simple",
+            "https://mine.example/simple",
+        ),
         find_links=("/srv/wheels",),
-    )  # fmt: skip
+    )
     assert found.trusted_hosts == ("a.example",)
     # (this machine's /etc/pip.conf may set a certificate too: pip reads it, and so do we)
     assert {k: v for k, v in found.environment.items() if k != "PIP_CERT"} == {
@@ -211,8 +227,11 @@ def test_pip_configuration_is_read_as_pip_install_reads_it(tmp_path: Path) -> No
 
 
 def test_a_variable_beats_the_file_and_devnull_turns_files_off(tmp_path: Path) -> None:
-    env = _pip_env(tmp_path, "[global]\nindex-url = https://file.example/simple\nno-index = true\n",
-                   PIP_INDEX_URL="https://var.example/simple")  # fmt: skip
+    env = _pip_env(
+        tmp_path,
+        "[global]\nindex-url = https://file.example/simple\nno-index = true\n",
+        PIP_INDEX_URL="https://var.example/simple",
+    )
     found = pipconfig.settings(Sources(), env)
     assert found.sources.index_url == "https://var.example/simple"
     assert found.sources.no_index
@@ -228,8 +247,11 @@ def test_pyfns_own_pip_reads_the_configuration_whatever_pythonpath_says(tmp_path
     shadow = tmp_path / "shadow" / "pip"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('the PYTHONPATH pip was imported')\n")
-    env = _pip_env(tmp_path, "[global]\nindex-url = https://file.example/simple\n",
-                   PYTHONPATH=str(shadow.parent))  # fmt: skip
+    env = _pip_env(
+        tmp_path,
+        "[global]\nindex-url = https://file.example/simple\n",
+        PYTHONPATH=str(shadow.parent),
+    )
     assert pipconfig.settings(Sources(), env).sources.index_url == "https://file.example/simple"
 
 
@@ -272,8 +294,9 @@ def test_a_long_run_is_never_silent(caplog: pytest.LogCaptureFixture) -> None:
     from pyfn_action.deps.pip_runner import run_group
 
     with caplog.at_level(logging.INFO):
-        done = run_group([sys.executable, "-m", "pip", "--version"], dict(os.environ), 60,
-                         heartbeat=0.05)  # fmt: skip
+        done = run_group(
+            [sys.executable, "-m", "pip", "--version"], dict(os.environ), 60, heartbeat=0.05
+        )
     assert done.returncode == 0 and "pip" in done.stdout
     assert "pip is still working" in caplog.text
 
@@ -299,8 +322,11 @@ def test_a_run_cut_short_takes_its_whole_process_group(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
     alive = []
     for _ in range(50):
-        alive = [p for p in Path("/proc").iterdir() if p.name.isdigit()
-                 and str(marker).encode() in _read(p / "cmdline")]  # fmt: skip
+        alive = [
+            p
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit() and str(marker).encode() in _read(p / "cmdline")
+        ]
         if not alive:
             break
         time.sleep(0.1)
@@ -327,19 +353,31 @@ def test_the_sources_a_requirements_file_names_are_read_as_pip_reads_them(
         "-r more.txt\nclick\n",
     )
     assert source_options(top) == [
-        "--no-index", "--find-links", str(tmp_path / "wheels"),
-        "--find-links", "https://links.example/", "--index-url", "https://idx.example/s",
-        "--extra-index-url", "https://extra.example/simple",
-    ]  # fmt: skip
+        "--no-index",
+        "--find-links",
+        str(tmp_path / "wheels"),
+        "--find-links",
+        "https://links.example/",
+        "--index-url",
+        "https://idx.example/s",
+        "--extra-index-url",
+        "https://extra.example/simple",
+    ]
 
 
 def test_the_tags_that_exist_are_summed_up_briefly() -> None:
     """A package with wheels for every platform (MarkupSafe) gives a line, not a page."""
     from pyfn_action.deps.index import summarize
 
-    platforms = ["macosx_11_0_arm64", "win_amd64", "musllinux_1_2_x86_64",
-                 "manylinux_2_17_x86_64", "manylinux_2_17_aarch64", "manylinux_2_5_i686",
-                 "win32"]  # fmt: skip
+    platforms = [
+        "macosx_11_0_arm64",
+        "win_amd64",
+        "musllinux_1_2_x86_64",
+        "manylinux_2_17_x86_64",
+        "manylinux_2_17_aarch64",
+        "manylinux_2_5_i686",
+        "win32",
+    ]
     tags = [Tag(f"cp3{n}", f"cp3{n}", p) for n in range(9, 14) for p in platforms]
     assert summarize(tags, limit=2) == (
         "cp310-cp310 (manylinux_aarch64, manylinux_i686, manylinux_x86_64, "

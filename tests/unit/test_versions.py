@@ -16,8 +16,12 @@ MAJOR = __version__.split(".")[0]
 
 
 def _docs() -> list[Path]:
-    return [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "docs").glob("*.md")),
-            *sorted((REPO / "examples").glob("*/README.md"))]  # fmt: skip
+    return [
+        REPO / "README.md",
+        REPO / "CONTRIBUTING.md",
+        *sorted((REPO / "docs").glob("*.md")),
+        *sorted((REPO / "examples").glob("*/README.md")),
+    ]
 
 
 def test_the_docs_name_this_version() -> None:
@@ -32,8 +36,12 @@ def test_the_docs_name_this_version() -> None:
 
 
 def test_pyfn_version_prints_it() -> None:
-    out = subprocess.run([sys.executable, "-m", "pyfn_action", "--version"],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "pyfn_action", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == f"pyfn {__version__}"
 
 

@@ -177,10 +177,12 @@ def _layered(tmp_path: Path, tag: str = "") -> list[Entry]:
         Entry("index.js", None, b"module.exports = {}\n", False, "shim", "shim"),
         Entry("tail.txt", None, b"after the blocks\n", False, "shim", "shim"),  # sorts last
     ]
-    for arcname, size, executable in (("pypy/bin/pypy3.11", 3000, True),
-                                      ("pypy/lib/os.py", 900, False),
-                                      ("site/flask/app.py", 2000, False),
-                                      ("site/flask/__init__.py", 0, False)):  # fmt: skip
+    for arcname, size, executable in (
+        ("pypy/bin/pypy3.11", 3000, True),
+        ("pypy/lib/os.py", 900, False),
+        ("site/flask/app.py", 2000, False),
+        ("site/flask/__init__.py", 0, False),
+    ):
         path = files / arcname
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

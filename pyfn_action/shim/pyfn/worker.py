@@ -233,8 +233,11 @@ def write_response(fd: int, request_id: int, status: int, headers: Headers, body
     if len(body) > MAX_RESPONSE_BODY or len(data) > MAX_RESPONSE_HEADER:
         logging.getLogger("pyfn.worker").error(
             "response too large: %d bytes of body, %d of headers (limits: %d, %d)",
-            len(body), len(data), MAX_RESPONSE_BODY, MAX_RESPONSE_HEADER,
-        )  # fmt: skip
+            len(body),
+            len(data),
+            MAX_RESPONSE_BODY,
+            MAX_RESPONSE_HEADER,
+        )
         data = json.dumps(
             {"id": request_id, "status": 500, "headers": [["Content-Type", "text/plain"]]}
         ).encode("utf-8")
@@ -376,9 +379,14 @@ def _warmup_request(signature: str) -> dict[str, Any]:
     """
     path = "/robots.txt" if signature == "http" else "/"
     return {
-        "method": "GET", "url": path, "http_version": "1.1", "headers": _WARMUP_HEADERS,
-        "remote": "127.0.0.1", "scheme": "http", "id": 0,
-    }  # fmt: skip
+        "method": "GET",
+        "url": path,
+        "http_version": "1.1",
+        "headers": _WARMUP_HEADERS,
+        "remote": "127.0.0.1",
+        "scheme": "http",
+        "id": 0,
+    }
 
 
 def _warmup_function(request: Any) -> str:
@@ -449,8 +457,11 @@ class WarmUp:
         if self.left <= 0:  # one line per worker: what ran, and what it did not hold up
             logging.getLogger("pyfn.worker").info(
                 "pyfn warm-up: %d of %d synthetic requests ran while idle; %d real requests "
-                "came before it was done", self.ran, self.count, self.arrived,
-            )  # fmt: skip
+                "came before it was done",
+                self.ran,
+                self.count,
+                self.arrived,
+            )
 
 
 class _Thread:
@@ -551,8 +562,10 @@ class Requests:
         except self.caught:
             logging.getLogger("pyfn.worker").error(
                 "unhandled error in %s %s\n%s",
-                request.get("method"), request.get("url"), traceback.format_exc(),
-            )  # fmt: skip
+                request.get("method"),
+                request.get("url"),
+                traceback.format_exc(),
+            )
             status, headers, payload = (
                 500,
                 [["Content-Type", "text/plain"]],
@@ -665,9 +678,14 @@ def main() -> int:
         _die_with_parent(parent, quick=False)  # slow: ctypes takes tens of ms to import
     signature = _framework_signature(manifest["function"]["signature"])
     serve(
-        app, request_fd, response_fd,
-        warmup=_warmup_count(), signature=signature, start_jit=_tune_jit, threads=_THREADS,
-    )  # fmt: skip
+        app,
+        request_fd,
+        response_fd,
+        warmup=_warmup_count(),
+        signature=signature,
+        start_jit=_tune_jit,
+        threads=_THREADS,
+    )
     return 0
 
 

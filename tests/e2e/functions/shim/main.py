@@ -237,8 +237,11 @@ def hostile(request):
 
         child = subprocess.run(
             ["/bin/sh", "-c", "ls -l /proc/self/fd/"],
-            close_fds=False, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            close_fds=False,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -251,8 +254,11 @@ def hostile(request):
         os.waitpid(pid, 0)
         shell = subprocess.run(
             ["/bin/sh", "-c", "echo x >&3 && echo x >&4 && echo wrote"],
-            close_fds=False, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            close_fds=False,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return {
             "own": _socket_fds(),
             "child": [line for line in child.stdout.splitlines() if "socket:" in line],
