@@ -5,8 +5,8 @@ matched, so an interrupted or tampered download never looks like a cache entry.
 
 A URL may carry secrets: a signed URL's query, ``user:password@``. They are used
 to fetch (user info as HTTP Basic credentials, sent to that host only) and never
-shown or recorded: :func:`redact_url` is what messages, logs and records hold,
-and :func:`url_filename` names cache files from the URL's path alone.
+shown or recorded: :func:`pyfn_action.redact.redact_url` is what messages, logs and
+records hold, and :func:`url_filename` names cache files from the URL's path alone.
 
 Cache entries shared by concurrent builds are guarded by :func:`cache_lock`, one
 lock file per entry.
@@ -33,6 +33,7 @@ from pathlib import Path
 
 from pyfn_action.errors import ChecksumMismatch, RuntimeFetchError
 from pyfn_action.progress import ProgressFactory, silent
+from pyfn_action.redact import is_malformed, redact_url, scrub, url_parts, url_scheme
 
 log = logging.getLogger(__name__)
 
@@ -41,57 +42,17 @@ TIMEOUT_SECONDS = 60
 
 
 FETCHED_SCHEMES = ("http", "https", "file")
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-# host[:port] as RFC 3986 spells it (a registered name or an IP literal); empty for file://
-_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]*)(?::[0-9]{0,5})?")
-_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
-MALFORMED = "<a malformed address>"
 MAX_FILENAME = 120
-
-
-def _clean(location: str) -> str:
-    """``location`` without the characters ``urllib.parse`` drops or strips (tabs, line
-    breaks, spaces at either end), so a URL reads here as urllib will read it."""
-    return _CONTROL_OR_SPACE.sub("", location) if _SCHEME.match(location.strip()) else location
 
 
 def has_scheme(location: str) -> bool:
     """``location`` is written as a URL (``scheme://…``), whether pyfn fetches it or not."""
-    return _SCHEME.match(_clean(location)) is not None
+    return url_scheme(location) is not None
 
 
 def is_url(location: str) -> bool:
     """``location`` is a URL pyfn downloads (http, https, file)."""
-    match = _SCHEME.match(_clean(location))
-    return match is not None and match.group(1).lower() in FETCHED_SCHEMES
-
-
-def _parts(location: str) -> tuple[str, str, str, str] | None:
-    """(scheme, user info, host[:port], path) of a ``scheme://`` URL; query and fragment
-    are dropped. None when ``location`` is not such a URL."""
-    location = _clean(location)
-    match = _SCHEME.match(location)
-    if match is None:
-        return None
-    rest = location[match.end() :].split("#", 1)[0].split("?", 1)[0]
-    authority, slash, path = rest.partition("/")
-    userinfo, _, host = authority.rpartition("@")
-    return match.group(1), userinfo, host, slash + path
-
-
-def redact_url(location: str) -> str:
-    """``location`` as it may be printed or recorded: no user info, query or fragment.
-
-    A local path is returned as it is. A URL whose host part is malformed (where a
-    password with a ``/`` in it would end up) is shown without its host and path.
-    """
-    parts = _parts(location)
-    if parts is None:
-        return location
-    scheme, _, host, path = parts
-    if not _HOST.fullmatch(host):
-        return f"{scheme}://{MALFORMED}"
-    return f"{scheme}://{host}{path}"
+    return (url_scheme(location) or "").lower() in FETCHED_SCHEMES
 
 
 def url_filename(location: str, default: str = "pypy-archive") -> str:
@@ -101,7 +62,7 @@ def url_filename(location: str, default: str = "pypy-archive") -> str:
     digits and ``._+-`` become ``_``; no leading dot; at most 120 characters
     (a longer name keeps its start and its end, where the suffix is).
     """
-    parts = _parts(location)
+    parts = url_parts(location)
     path = parts[3] if parts is not None else location
     name = path.rstrip("/").rpartition("/")[2]
     if parts is not None:
@@ -113,31 +74,6 @@ def url_filename(location: str, default: str = "pypy-archive") -> str:
         half = MAX_FILENAME // 2
         name = f"{name[:half]}_{name[-(MAX_FILENAME - half - 1) :]}"
     return name
-
-
-def _secrets(url: str) -> list[str]:
-    """What must not appear in a message about ``url``: user info, password, query, fragment."""
-    found: list[str] = []
-    url = _clean(url)
-    match = _SCHEME.match(url)
-    if match is None:
-        return found
-    rest = url[match.end() :]
-    rest, _, fragment = rest.partition("#")
-    rest, _, query = rest.partition("?")
-    userinfo = rest.partition("/")[0].rpartition("@")[0]
-    password = userinfo.partition(":")[2]
-    for secret in (userinfo, password, query, fragment):
-        if secret:
-            found += [secret, urllib.parse.unquote(secret)]
-    return sorted(set(found), key=len, reverse=True)
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` (an error's message) with every secret of ``url`` replaced by ``***``."""
-    for secret in _secrets(url):
-        text = text.replace(secret, "***")
-    return text
 
 
 @contextmanager
@@ -294,8 +230,7 @@ def _opener(url: str) -> tuple[str, urllib.request.OpenerDirector]:
 def _copy_url(url: str, out: object, progress: ProgressFactory, *, label: str) -> str:
     digest = hashlib.sha256()
     shown = redact_url(url)
-    parts = _parts(url)
-    if parts is None or not _HOST.fullmatch(parts[2]) or _CONTROL_OR_SPACE.search(url):
+    if is_malformed(url):
         raise RuntimeFetchError(
             f"Cannot download {shown}: the URL is malformed",
             why="it holds a space or control character, or its host part is not a host "

@@ -11,7 +11,7 @@ from pyfn_action.config.files import read_file_config
 from pyfn_action.config.keys import BENCH_KEYS, DEPLOY_KEYS, KEYS, TABLES, Key, suggest
 from pyfn_action.config.models import Config, DeploySettings
 from pyfn_action.errors import ConfigError, SourceError
-from pyfn_action.fetch import redact_url
+from pyfn_action.redact import redact_url
 
 
 def _apply(

@@ -28,7 +28,7 @@ from packaging.utils import (
 )
 
 from pyfn_action.deps.sources import Sources
-from pyfn_action.fetch import redact_url, scrub
+from pyfn_action.redact import redact_url, scrub
 
 log = logging.getLogger(__name__)
 

@@ -47,8 +47,8 @@ from pyfn_action.errors import (
     Finding,
     NoCompatibleWheel,
 )
-from pyfn_action.fetch import redact_url
 from pyfn_action.progress import ProgressFactory, silent
+from pyfn_action.redact import redact_url
 from pyfn_action.report import budget
 from pyfn_action.report.manifest import FunctionInfo, Manifest
 from pyfn_action.report.model import BundleSummary, Limit, Report, components_from

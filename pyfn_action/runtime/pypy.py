@@ -36,6 +36,7 @@ from pathlib import Path
 from pyfn_action import fetch
 from pyfn_action.errors import ConfigError, RuntimeFetchError, UnsafeArchive
 from pyfn_action.progress import ProgressFactory, silent
+from pyfn_action.redact import redact_url
 from pyfn_action.runtime import archive
 from pyfn_action.runtime.targets import Target
 
@@ -169,7 +170,7 @@ def resolve_runtime(
             f"{sha256!r} is not a SHA-256",
             fix="Pass the 64 hex digits that `pyfn runtime pack` or `sha256sum` print",
         )
-    source = fetch.redact_url(location)
+    source = redact_url(location)
     try:
         with fetch.cache_lock(_lock_path(cache_dir, sha256), what=f"the runtime {filename}"):
             cached = _load_entry(cache_dir, sha256)
@@ -213,7 +214,7 @@ def _cached_archive(
         return fetch.download(location, dest, sha256, progress=progress)
     if fetch.has_scheme(location):
         raise RuntimeFetchError(
-            f"Cannot fetch the PyPy archive {fetch.redact_url(location)}",
+            f"Cannot fetch the PyPy archive {redact_url(location)}",
             why=f"pyfn downloads {', '.join(fetch.FETCHED_SCHEMES)} URLs only",
             fix="Pass an https:// URL or a local path of a PyPy archive",
         )
@@ -274,7 +275,7 @@ def _load_entry(cache_dir: Path, sha256: str) -> Runtime | None:
             arch=data["arch"],
             pp_tag=data["pp_tag"],
             sha256=sha256,
-            source=fetch.redact_url(data["source"]),  # older records kept the whole URL
+            source=redact_url(data["source"]),  # older records kept the whole URL
         )
     except FileNotFoundError:
         if record.exists() or root.exists():

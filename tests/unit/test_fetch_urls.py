@@ -16,6 +16,7 @@ from support.tarballs import fake_runtime
 
 from pyfn_action import fetch
 from pyfn_action.errors import ChecksumMismatch, PyfnError, RuntimeFetchError
+from pyfn_action.redact import redact_url
 from pyfn_action.runtime.pypy import RuntimeRequest, resolve_runtime
 
 NAME = "pypy3.9-v7.3.11-linux64.tar.gz"
@@ -240,7 +241,7 @@ def test_mirror_with_credentials_and_token(tmp_path: Path) -> None:
     ],
 )
 def test_redact_url(location: str, shown: str) -> None:
-    assert fetch.redact_url(location) == shown
+    assert redact_url(location) == shown
 
 
 @pytest.mark.parametrize(
