@@ -27,6 +27,7 @@ from pyfn_action.config import (
 )
 from pyfn_action.errors import PyfnError
 from pyfn_action.flows.jobs import cache_dir, source_date_epoch
+from pyfn_action.logs import configure_logging
 from pyfn_action.progress import terminal_progress
 
 log = logging.getLogger("pyfn_action")
@@ -793,16 +794,6 @@ def _set_debug(debug: bool | None) -> None:
             )
 
 
-def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("pyfn: %(levelname)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    for noisy in ("urllib3", "google", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def run(
     argv: Sequence[str] | None,
     env: Mapping[str, str],
@@ -830,7 +821,7 @@ def run(
 def main(argv: Sequence[str] | None = None) -> int:
     from pyfn_action.signals import terminate_as_interrupt
 
-    _configure_logging()
+    configure_logging(sys.stderr, form="pyfn: %(levelname)s: %(message)s")
     env: dict[str, Any] = dict(os.environ)
     with terminate_as_interrupt():  # a cancelled job leaves no temporary tree behind
         return run(argv, env, sys.stdout, sys.stderr)

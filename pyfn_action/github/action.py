@@ -52,6 +52,7 @@ from pyfn_action.github.previews import (
     preview_text,
 )
 from pyfn_action.github.workflow import Runner
+from pyfn_action.logs import configure_logging
 from pyfn_action.report import combined
 from pyfn_action.report import compare as sizereport
 from pyfn_action.report.combined import Combined
@@ -88,7 +89,8 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
     """The Action's main step; with ``--check-inputs``, the step that checks every input
     first; with ``--cache-key``, the step that names its cache."""
     runner = Runner(env, stdout)
-    _configure_logging(stdout, debug=env.get("RUNNER_DEBUG") == "1")
+    # log lines on the same stream as the commands, so that they keep their order
+    configure_logging(stdout, form="pyfn: %(message)s", debug=env.get("RUNNER_DEBUG") == "1")
     runner.stop_commands()  # no text below can be taken for a workflow command
     if env.get("RUNNER_OS", "Linux") != "Linux":
         runner.error(
@@ -498,17 +500,3 @@ def _workspace_path(path: Path, env: Mapping[str, str]) -> str | None:
         return path.resolve().relative_to(workspace).as_posix()
     except (ValueError, OSError):
         return None
-
-
-# --- logging --------------------------------------------------------------------------
-
-
-def _configure_logging(stream: TextIO, *, debug: bool) -> None:
-    """Log lines on the same stream as the commands, so that they keep their order."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("pyfn: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    for noisy in ("urllib3", "google", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)

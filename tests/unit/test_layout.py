@@ -5,7 +5,8 @@ Layers, from the outside in:
     adapters   cli, __main__, hooks/, github/   (map their inputs to a flow)
     flows      flows/                           (one function per job)
     stages     runtime/ → deps/ → bundle/ → report/ → cloud/
-    basics     errors, sizes, progress, toml, redact, fetch, buildenv, config, secrets, signals
+    basics     errors, sizes, progress, toml, redact, logs, fetch, buildenv, config, secrets,
+               signals
 
 A module may import its own layer's modules and any inner layer; a stage may import
 earlier stages only. Every import counts, including those inside functions and
@@ -30,6 +31,7 @@ BASICS = {
     "progress",
     "toml",
     "redact",
+    "logs",
     "fetch",
     "buildenv",
     "config",
