@@ -18,8 +18,6 @@ from pyfn_action.config import (
     KEYS,
     Config,
     Key,
-    _bool,
-    _table,
     resolve,
     resolve_bench,
     resolve_deploy,
@@ -44,11 +42,11 @@ def _add_config_flags(
 ) -> None:
     for name in names:
         key = keys[name]
-        if key.parse is _bool:
+        if key.kind == "flag":
             parser.add_argument(
                 key.flag, dest=name, action="store_true", default=None, help=key.help
             )
-        elif key.parse is _table:
+        elif key.kind == "table":
             parser.add_argument(
                 key.flag,
                 dest=name,

@@ -25,7 +25,7 @@ from pyfn_action.config.keys import (
     suggest,
 )
 from pyfn_action.config.layering import (
-    _apply,
+    apply_keys,
     env_config,
     resolve,
     resolve_bench,
@@ -38,8 +38,6 @@ from pyfn_action.config.values import (
     MAX_MEMORY_MIB,
     MAX_SECONDS,
     MEMORY_UNITS,
-    _bool,
-    _table,
 )
 
 __all__ = [
@@ -60,9 +58,7 @@ __all__ = [
     "Config",
     "DeploySettings",
     "Key",
-    "_apply",
-    "_bool",
-    "_table",
+    "apply_keys",
     "as_dict",
     "config_file",
     "env_config",

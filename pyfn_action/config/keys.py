@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pyfn_action.config.values import (
     _bool,
@@ -46,14 +46,21 @@ STORAGE_EVENTS = ("finalized", "deleted", "archived", "metadata-updated")
 RESOLVERS = ("uv", "pip")
 
 
+# How a key's value is written where it is not TOML: a flag is there or not (a
+# boolean), a value is one word, a table is KEY=VALUE items (on a command line,
+# repeatable; in the Action's inputs, also one a line).
+Kind = Literal["flag", "value", "table"]
+
+
 @dataclass(frozen=True)
 class Key:
-    """One configuration key: its parser and its one-line documentation."""
+    """One configuration key: its parser, its kind and its one-line documentation."""
 
     name: str
     parse: Callable[[Any], Any]
     help: str
     env_name: str | None = None
+    kind: Kind = "value"
 
     @property
     def env(self) -> str:
@@ -99,11 +106,18 @@ KEYS: dict[str, Key] = {
         Key("extra_index_urls", _strings, "more package indexes"),
         Key("find_links", _strings, "local wheel directories or pages"),
         Key("resolver", _choice(RESOLVERS), "what resolves requirements: uv (default) or pip"),
-        Key("dry_run", _bool, "print what trimming would remove, write nothing"),
-        Key("refresh", _bool, "resolve requirements again even if they did not change"),
-        Key("allow_credentials", _bool, "bundle files that look like private keys anyway"),
-        Key("json", _bool, "print the report as JSON"),
-        Key("debug", _bool, "show tracebacks and debug logs"),
+        Key("dry_run", _bool, "print what trimming would remove, write nothing", kind="flag"),
+        Key(
+            "refresh", _bool, "resolve requirements again even if they did not change", kind="flag"
+        ),
+        Key(
+            "allow_credentials",
+            _bool,
+            "bundle files that look like private keys anyway",
+            kind="flag",
+        ),
+        Key("json", _bool, "print the report as JSON", kind="flag"),
+        Key("debug", _bool, "show tracebacks and debug logs", kind="flag"),
     )
 }
 
@@ -131,9 +145,10 @@ DEPLOY_KEYS: dict[str, Key] = {
             "env_vars",
             _table,
             "environment variables: KEY=VALUE,… or ^;^KEY=VALUE;… (replaces the set)",
+            kind="table",
         ),
-        Key("secrets", _table, "Secret Manager references: ENV=secret:version,…"),
-        Key("labels", _table, "labels: key=value,… (replaces the set)"),
+        Key("secrets", _table, "Secret Manager references: ENV=secret:version,…", kind="table"),
+        Key("labels", _table, "labels: key=value,… (replaces the set)", kind="table"),
         Key("service_account", _str, "service account the function runs as"),
         Key("ingress", _choice(INGRESS), "all, internal-only or internal-and-gclb"),
         Key("trigger_topic", _str, "Pub/Sub topic that triggers the function"),
@@ -143,7 +158,12 @@ DEPLOY_KEYS: dict[str, Key] = {
             _choice(STORAGE_EVENTS),
             "bucket event: finalized (default), deleted, archived, metadata-updated",
         ),
-        Key("retry", _bool, "event functions: retry an event until the function succeeds"),
+        Key(
+            "retry",
+            _bool,
+            "event functions: retry an event until the function succeeds",
+            kind="flag",
+        ),
     )
 }
 

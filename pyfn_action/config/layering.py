@@ -14,9 +14,11 @@ from pyfn_action.errors import ConfigError, SourceError
 from pyfn_action.redact import redact_url
 
 
-def _apply(
+def apply_keys(
     raw: Mapping[str, Any], origin: str, into: dict[str, Any], keys: Mapping[str, Key] = KEYS
 ) -> None:
+    """Parse each of ``keys`` that ``raw`` (from ``origin``) sets into ``into``; the keys
+    of another command are left for it, and any other key is an error that says which."""
     known = {**KEYS, **DEPLOY_KEYS, **BENCH_KEYS}
     for key, value in raw.items():
         spec = keys.get(key)
@@ -134,7 +136,7 @@ def _layered(
     values: dict[str, Any] = {}
     if source is not None and source.is_dir():
         table, origin = read_file_config(source)
-        _apply(table, origin or "config file", values, keys)
-    _apply(env_config(env, keys), "the environment (PYFN_*)", values, keys)
-    _apply({k: v for k, v in flags.items() if v is not None}, "the command line", values, keys)
+        apply_keys(table, origin or "config file", values, keys)
+    apply_keys(env_config(env, keys), "the environment (PYFN_*)", values, keys)
+    apply_keys({k: v for k, v in flags.items() if v is not None}, "the command line", values, keys)
     return values

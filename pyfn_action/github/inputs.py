@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyfn_action.config import BENCH_KEYS, DEPLOY_KEYS, KEYS, Key, _apply, read_file_config
+from pyfn_action.config import BENCH_KEYS, DEPLOY_KEYS, KEYS, Key, apply_keys, read_file_config
 from pyfn_action.errors import ConfigError, SourceError
 from pyfn_action.report.combined import Threshold, parse_threshold
 from pyfn_action.toml import tomllib
@@ -250,7 +250,7 @@ def _take(env: Mapping[str, str], name: str, key: Key, into: dict[str, Any]) -> 
     if not value:
         return
     raw: Any = value
-    if key.name in ("env_vars", "secrets") and "\n" in value:
+    if key.kind == "table" and "\n" in value:
         # One KEY=VALUE a line: a value may then hold commas.
         raw = dict(_pair(name, line) for line in value.splitlines() if line.strip())
     try:
@@ -306,8 +306,8 @@ def _apply_config(text: str, flags: dict[str, Any], deploy_flags: dict[str, Any]
                 why=f"it has an input of its own, {covered[key]!r}",
                 fix=f"Use the input {covered[key]!r} instead",
             )
-    _apply(table, "the input 'config'", flags, KEYS)
-    _apply(table, "the input 'config'", deploy_flags, DEPLOY_KEYS)
+    apply_keys(table, "the input 'config'", flags, KEYS)
+    apply_keys(table, "the input 'config'", deploy_flags, DEPLOY_KEYS)
 
 
 def _workdir(value: str, env: Mapping[str, str], cwd: Path) -> Path:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.config import DEPLOY_KEYS, KEYS, Budget, resolve, resolve_deploy
+from pyfn_action.config import BENCH_KEYS, DEPLOY_KEYS, KEYS, Budget, resolve, resolve_deploy
 from pyfn_action.errors import ConfigError, SourceError
 from pyfn_action.sizes import parse_size
 
@@ -251,3 +251,14 @@ def test_the_deploy_command_takes_the_escape_as_a_user_types_it(tmp_path: Path) 
         ("MODE", "x"),
         ("ORIGINS", "https://a.test,https://b.test"),
     )
+
+
+def test_a_keys_kind_is_what_its_parser_reads() -> None:
+    """The command line and the Action write a key by its kind: a flag parses as a boolean,
+    a table as KEY=VALUE pairs, a value as anything else."""
+    from pyfn_action.config.values import _bool, _table
+
+    for key in (*KEYS.values(), *DEPLOY_KEYS.values(), *BENCH_KEYS.values()):
+        assert key.kind == {_bool: "flag", _table: "table"}.get(key.parse, "value"), key.name
+    assert DEPLOY_KEYS["labels"].parse(["a=1", "b=2"]) == (("a", "1"), ("b", "2"))
+    assert KEYS["refresh"].parse("true") is True
