@@ -32,7 +32,7 @@ NEEDED_IN_WHEEL = (
     "pyfn_action/shim/index.js",
     "pyfn_action/shim/pyfn/worker.py",
     "pyfn_action/data/trim-site.txt",
-    "pyfn_action/cli.py",
+    "pyfn_action/cli/__init__.py",
 )
 
 

@@ -233,7 +233,8 @@ def test_an_escaped_list_still_needs_key_value_items() -> None:
 
 
 def test_the_deploy_command_takes_the_escape_as_a_user_types_it(tmp_path: Path) -> None:
-    from pyfn_action.cli import _flags, build_parser
+    from pyfn_action.cli import build_parser
+    from pyfn_action.cli.settings import flag_values
 
     args = build_parser().parse_args(
         [
@@ -245,7 +246,7 @@ def test_the_deploy_command_takes_the_escape_as_a_user_types_it(tmp_path: Path) 
             "LEVEL=info",
         ]
     )
-    settings = resolve_deploy(tmp_path, env={}, flags=_flags(args, DEPLOY_KEYS))
+    settings = resolve_deploy(tmp_path, env={}, flags=flag_values(args, DEPLOY_KEYS))
     assert settings.env_vars == (
         ("LEVEL", "info"),
         ("MODE", "x"),
@@ -262,3 +263,18 @@ def test_a_keys_kind_is_what_its_parser_reads() -> None:
         assert key.kind == {_bool: "flag", _table: "table"}.get(key.parse, "value"), key.name
     assert DEPLOY_KEYS["labels"].parse(["a=1", "b=2"]) == (("a", "1"), ("b", "2"))
     assert KEYS["refresh"].parse("true") is True
+
+
+def test_the_command_line_takes_each_key_as_its_kind_says(tmp_path: Path) -> None:
+    from pyfn_action.cli import build_parser
+    from pyfn_action.cli.settings import flag_values
+
+    argv = ["deploy", str(tmp_path), "--refresh", "--labels", "a=1", "--labels", "b=2"]
+    args = build_parser().parse_args([*argv, "--arch", "aarch64", "--retry"])
+    given = flag_values(args, {**KEYS, **DEPLOY_KEYS})
+    assert given == {
+        "refresh": True,
+        "labels": ["a=1", "b=2"],
+        "arch": "aarch64",
+        "retry": True,
+    }

@@ -136,7 +136,7 @@ def test_pyfn_build_uses_the_documented_defaults(
         seen.append(config)
         raise PyfnError("stopped before building")
 
-    monkeypatch.setattr(cli, "_build", build)
+    monkeypatch.setattr(cli.build, "run_build", build)
     assert cli.run(["build", str(function)], {}, io.StringIO(), io.StringIO()) == 1
     [config] = seen
     assert config.out == Path(documented_default("out"))  # relative: to where pyfn runs
