@@ -15,7 +15,7 @@ from conftest import WHEELHOUSE, Served, build_args, hermetic_env, pyfn
 from support.envspy import envspy, job_credentials, judge
 from support.servers import index_routes, serve
 
-from pyfn_action.hooks.check_wheels import main as check_wheels
+from pyfn_action.hooks.native_wheels import main as check_wheels
 from pyfn_action.runtime.pack import PackResult
 from pyfn_action.runtime.pypy import RuntimeRequest, resolve_runtime
 

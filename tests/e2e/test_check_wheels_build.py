@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support.servers import index_routes, serve
 
-from pyfn_action.hooks.check_wheels import main
+from pyfn_action.hooks.native_wheels import main
 from pyfn_action.runtime.pack import PackResult
 from pyfn_action.runtime.pypy import RuntimeRequest, resolve_runtime
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from support.wheels import make_wheel
 
-from pyfn_action.hooks.check_wheels import main
+from pyfn_action.hooks.native_wheels import main
 
 
 @pytest.fixture(autouse=True)
@@ -279,7 +279,7 @@ def _age_answers(cache: Path, seconds: float, detail: str | None = None) -> None
 def test_answers_expire_after_a_day(
     tmp_path: Path, links: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pyfn_action.hooks.check_wheels import CACHE_SECONDS
+    from pyfn_action.hooks.native_wheels import CACHE_SECONDS
 
     assert CACHE_SECONDS == 24 * 3600  # "answers are kept for a day" (docs/hooks.md)
     req = tmp_path / "requirements.txt"

@@ -2,7 +2,8 @@
 
 docs/hooks.md documents each hook in full (its own section, its console script and
 the configuration that enables it); README shows the configuration and links each
-hook to its section.
+hook to its section. A hook has one name: its id names its console script and its
+module; the scripts' earlier names stay as aliases.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 REPO = Path(__file__).parents[2]
+ALIASES = {
+    "pyfn-check-size": "pyfn-oversized-files",
+    "pyfn-check-secrets": "pyfn-no-credentials",
+    "pyfn-check-wheels": "pyfn-native-wheels",
+}
 
 
 def _hooks() -> list[dict[str, str]]:
@@ -53,3 +59,26 @@ def test_every_hook_entry_is_a_console_script() -> None:
     for hook in _hooks():
         assert hook["language"] == "python"
         assert hook["entry"] in scripts, hook["entry"]
+
+
+def _scripts() -> dict[str, str]:
+    scripts: dict[str, str] = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "scripts"
+    ]
+    return scripts
+
+
+def test_a_hooks_id_names_its_script_and_its_module() -> None:
+    scripts = _scripts()
+    for hook in _hooks():
+        module = hook["id"].removeprefix("pyfn-").replace("-", "_")
+        assert hook["entry"] == hook["id"]
+        assert scripts[hook["id"]] == f"pyfn_action.hooks.{module}:main"
+        assert (REPO / "pyfn_action" / "hooks" / f"{module}.py").is_file(), module
+
+
+def test_the_scripts_earlier_names_run_the_same_hooks() -> None:
+    scripts = _scripts()
+    assert set(ALIASES.values()) == {hook["id"] for hook in _hooks()}
+    for alias, name in ALIASES.items():
+        assert scripts[alias] == scripts[name], alias

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfn_action.hooks import check_secrets, check_size
+from pyfn_action.hooks import no_credentials, oversized_files
 
 SERVICE_ACCOUNT = {
     "type": "service_account",
@@ -42,7 +42,7 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
 def test_size_lines(tmp_path: Path, capsys, size: int, limit: str, expected: list[str]) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "blob.bin"
     path.write_bytes(b"\0" * size)
-    code = check_size.main([str(path), f"--max-size={limit}"])
+    code = oversized_files.main([str(path), f"--max-size={limit}"])
     lines = capsys.readouterr().out.splitlines()
     assert lines == [e.format(p=path) for e in expected]
     assert code == (1 if expected else 0)
@@ -56,17 +56,17 @@ def test_every_given_file_is_checked_not_only_added_ones(
     at_limit.write_bytes(b"z" * 1000)  # exactly 1 KB: not over it
     big.write_bytes(b"y" * 5000)
     for order in ([tiny, at_limit, big], [big, at_limit, tiny]):
-        assert check_size.main([*map(str, order), "--max-size=1KB"]) == 1
+        assert oversized_files.main([*map(str, order), "--max-size=1KB"]) == 1
         # one line, for the big file only: the exit code alone would not tell
         assert capsys.readouterr().out.splitlines() == [f"{big} (5.0 KB) exceeds 1.0 KB."]
-    assert check_size.main([str(tiny), str(at_limit), "--max-size=1KB"]) == 0
+    assert oversized_files.main([str(tiny), str(at_limit), "--max-size=1KB"]) == 0
     assert capsys.readouterr().out == ""
 
 
 def test_archive_measured_uncompressed(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     path = _zip(tmp_path / "data.zip", {"zeros.bin": b"\0" * 3_000_000})
     assert path.stat().st_size < 1_000_000
-    assert check_size.main([str(path), "--max-size=1MB"]) == 1
+    assert oversized_files.main([str(path), "--max-size=1MB"]) == 1
     out = capsys.readouterr().out
     assert f"{path} (3.0 MB uncompressed) exceeds 1.0 MB." in out
 
@@ -79,7 +79,7 @@ def test_deflate64_archive_is_flagged(tmp_path: Path, capsys) -> None:  # type: 
         check=True,
         capture_output=True,
     )
-    assert check_size.main([str(archive)]) == 1
+    assert oversized_files.main([str(archive)]) == 1
     out = capsys.readouterr().out
     assert "Deflate64, which Cloud Functions cannot extract" in out
 
@@ -111,7 +111,7 @@ def test_bzip2_lzma_and_zstd_members_are_flagged(
             zipfile.ZIP_STORED,
             method,
         ]
-    assert check_size.main([str(path), "--max-size=1MB"]) == 1
+    assert oversized_files.main([str(path), "--max-size=1MB"]) == 1
     # only that member, by name and method: Deflate and Stored are what the extractor takes
     assert capsys.readouterr().out.splitlines() == [
         f"{path}: data/packed.bin is compressed with {shown}, which Cloud Functions cannot "
@@ -126,7 +126,7 @@ def test_deflate_and_stored_members_pass(
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("a.txt", b"hello " * 100, zipfile.ZIP_DEFLATED)
         zf.writestr("b.bin", b"raw", zipfile.ZIP_STORED)
-    assert check_size.main([str(path)]) == 0
+    assert oversized_files.main([str(path)]) == 0
     assert capsys.readouterr().out == ""
 
 
@@ -146,7 +146,7 @@ def test_many_unsupported_members_three_lines_and_a_count(
         ):
             zf.writestr(f"m{i}", b"x" * 100, method)
     _zstd_member(path, "m2")
-    assert check_size.main([str(path)]) == 1
+    assert oversized_files.main([str(path)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" is compressed with ")[1].split(",")[0] for line in lines[:3]] == [
         "bzip2",
@@ -160,13 +160,13 @@ def test_truncated_zip_is_reported(tmp_path: Path, capsys) -> None:  # type: ign
     good = _zip(tmp_path / "good.zip", {"a": b"a" * 1000})
     cut = tmp_path / "cut.zip"
     cut.write_bytes(good.read_bytes()[:-30])
-    assert check_size.main([str(cut)]) == 1
+    assert oversized_files.main([str(cut)]) == 1
     assert "not a readable zip archive" in capsys.readouterr().out
 
 
 def test_bad_max_size_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
-        check_size.main(["--max-size=lots"])
+        oversized_files.main(["--max-size=lots"])
     assert info.value.code == 2
 
 
@@ -176,7 +176,7 @@ def test_bad_max_size_is_a_usage_error(tmp_path: Path) -> None:
 def test_service_account_key(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "credentials.json"
     path.write_text(json.dumps(SERVICE_ACCOUNT))
-    assert check_secrets.main([str(path)]) == 1
+    assert no_credentials.main([str(path)]) == 1
     out = capsys.readouterr().out
     assert f"{path}: Google service-account key for deployer@demo.iam.gserviceaccount.com" in out
     assert "Secret Manager" in out and "runtime service account" in out
@@ -194,7 +194,7 @@ def test_service_account_key(tmp_path: Path, capsys) -> None:  # type: ignore[no
 def test_other_keys(tmp_path: Path, capsys, name: str, content: bytes, what: str) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / name
     path.write_bytes(content)
-    assert check_secrets.main([str(path)]) == 1
+    assert no_credentials.main([str(path)]) == 1
     assert f"{path}: {what};" in capsys.readouterr().out
 
 
@@ -202,27 +202,27 @@ def test_pfx_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # a real PKCS#12 store named .pfx: one line, nothing of the store shown
     real = tmp_path / "client.pfx"
     real.write_bytes(_pkcs12())
-    assert check_secrets.main([str(real)]) == 1
+    assert no_credentials.main([str(real)]) == 1
     out = capsys.readouterr().out
-    assert out.splitlines() == [f"{real}: PKCS#12 key store; {check_secrets.ADVICE}."]
+    assert out.splitlines() == [f"{real}: PKCS#12 key store; {no_credentials.ADVICE}."]
     # "any .p12/.pfx": by its name alone, whatever is inside (here PEM-armoured text)
     named = tmp_path / "LEGACY.PFX"
     named.write_bytes(b"-----BEGIN PKCS12-----\nbm90IGRlcg==\n-----END PKCS12-----\n")
-    assert check_secrets.main([str(named)]) == 1
+    assert no_credentials.main([str(named)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{named}: PKCS#12 key store; {check_secrets.ADVICE}."
+        f"{named}: PKCS#12 key store; {no_credentials.ADVICE}."
     ]
     # inside an archive, by the member's name
     archive = _zip(tmp_path / "certs.zip", {"certs/client.pfx": b"opaque", "readme": b"hi"})
-    assert check_secrets.main([str(archive)]) == 1
+    assert no_credentials.main([str(archive)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{archive}!certs/client.pfx: PKCS#12 key store; {check_secrets.ADVICE}."
+        f"{archive}!certs/client.pfx: PKCS#12 key store; {no_credentials.ADVICE}."
     ]
 
 
 def test_keys_inside_archives(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     path = _zip(tmp_path / "bundle.zip", {"app/creds.json": json.dumps(SERVICE_ACCOUNT).encode()})
-    assert check_secrets.main([str(path)]) == 1
+    assert no_credentials.main([str(path)]) == 1
     assert f"{path}!app/creds.json: Google service-account key" in capsys.readouterr().out
 
 
@@ -236,7 +236,7 @@ def test_keys_inside_deflate64_archives(tmp_path: Path, capsys) -> None:  # type
         capture_output=True,
     )
     key.unlink()
-    assert check_secrets.main([str(archive)]) == 1
+    assert no_credentials.main([str(archive)]) == 1
     assert "d64.zip!sa.json: Google service-account key" in capsys.readouterr().out
 
 
@@ -252,7 +252,7 @@ def test_keys_inside_deflate64_archives(tmp_path: Path, capsys) -> None:  # type
 def test_clean_files_pass(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "file.bin"
     path.write_bytes(content)
-    assert check_secrets.main([str(path)]) == 0
+    assert no_credentials.main([str(path)]) == 0
 
 
 # --- pyfn-no-credentials: what the scanner missed, and archives it could not read -----
@@ -279,7 +279,7 @@ PEM_KEY = (
 
 
 def _secrets(capsys, *paths: Path) -> tuple[int, str]:  # type: ignore[no-untyped-def]
-    code = check_secrets.main([str(p) for p in paths])
+    code = no_credentials.main([str(p) for p in paths])
     return code, capsys.readouterr().out
 
 
@@ -585,7 +585,7 @@ def test_undecodable_file_name(tmp_path: Path, capsys) -> None:  # type: ignore[
 def test_markers_without_keys_pass(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "lib.py"
     path.write_bytes(content)
-    assert check_secrets.main([str(path)]) == 0
+    assert no_credentials.main([str(path)]) == 0
 
 
 def _patch_member(path: Path, name: str, *, method: int | None = None, flags: int = 0) -> None:

@@ -66,7 +66,7 @@ def scan_files(paths: Iterable[Path]) -> list[Scan]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pyfn-check-secrets", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pyfn-no-credentials", description=__doc__)
     parser.add_argument("filenames", nargs="*")
     args = parser.parse_args(argv)
     reconfigure = getattr(sys.stdout, "reconfigure", None)

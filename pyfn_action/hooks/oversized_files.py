@@ -44,7 +44,7 @@ def check_file(path: Path, max_bytes: int) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pyfn-check-size", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pyfn-oversized-files", description=__doc__)
     parser.add_argument("filenames", nargs="*")
     parser.add_argument(
         "--max-size",

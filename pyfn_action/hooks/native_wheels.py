@@ -349,7 +349,7 @@ class Checker:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pyfn-check-wheels", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pyfn-native-wheels", description=__doc__)
     parser.add_argument("filenames", nargs="*")
     runtimes = tuple(pypy_lines())
     glibc = "{}.{}".format(*image_glibc())
@@ -386,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if interpreter.is_target:
                 builder = SdistBuilder(interpreter, target, sources, cache)
     except PyfnError as exc:
-        print(f"pyfn-check-wheels: {exc.message}", file=sys.stderr)
+        print(f"{parser.prog}: {exc.message}", file=sys.stderr)
         return 2
     checker = Checker(target, sources, cache, builder)
     paths = [Path(n) for n in args.filenames if Path(n).is_file()]
