@@ -67,7 +67,7 @@ import shim as base
 
 from pyfn_action.config import resolve
 from pyfn_action.flows import bench, loadgen, nodeframework, serve
-from pyfn_action.flows.bench import tree_rss
+from pyfn_action.flows.benchservers import tree_rss
 from pyfn_action.flows.build import build
 
 MAIN_PY = """import json

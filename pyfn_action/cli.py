@@ -676,7 +676,8 @@ def _age(age: Any) -> str:
 
 def _cmd_bench(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
     from pyfn_action.errors import AnswersDiffer, SlowerThanNative
-    from pyfn_action.flows.bench import BenchOptions, bench
+    from pyfn_action.flows.bench import bench
+    from pyfn_action.flows.benchsession import BenchOptions
     from pyfn_action.report.bench import render_text
 
     config = _built_config(args, env)
