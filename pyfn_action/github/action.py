@@ -55,6 +55,7 @@ from pyfn_action.github.workflow import Runner
 from pyfn_action.report import combined
 from pyfn_action.report import compare as sizereport
 from pyfn_action.report.combined import Combined
+from pyfn_action.report.entries import entry
 from pyfn_action.report.model import Report
 from pyfn_action.report.render import render_markdown
 
@@ -339,7 +340,7 @@ def _bodies(
     job = Combined(
         key=inputs.comment_key or default_key(env),
         entries=tuple(
-            combined.entry(f.comparison, threshold=inputs.minimum, base_from=f.base_from)
+            entry(f.comparison, threshold=inputs.minimum, base_from=f.base_from)
             for f in compared
             if f.comparison is not None
         ),

@@ -28,7 +28,9 @@ import requests
 from pyfn_action import __version__
 from pyfn_action.errors import PyfnError
 from pyfn_action.report import combined
-from pyfn_action.report.combined import Combined, NotCombined, PreviewLine
+from pyfn_action.report.combined import Combined
+from pyfn_action.report.fields import NotCombined
+from pyfn_action.report.previews import PreviewLine
 from pyfn_action.report.render import COMMENT_LIMIT, truncate
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from pyfn_action.github.functions import Function
 from pyfn_action.github.inputs import Inputs
 from pyfn_action.github.workflow import Runner
 from pyfn_action.report.bench import BenchResult, comment_lines, machine_note, markdown
-from pyfn_action.report.combined import SpeedLines
+from pyfn_action.report.speed import SpeedLines
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ from pyfn_action.github.comments import (
     post_combined,
 )
 from pyfn_action.report import combined
-from pyfn_action.report.combined import Combined, FunctionEntry
+from pyfn_action.report.combined import Combined
 from pyfn_action.report.compare import marker
+from pyfn_action.report.entries import FunctionEntry
 from pyfn_action.report.render import COMMENT_LIMIT, TRUNCATED_NOTE
 
 TOKEN = "ghs_unit-test-token"  # noqa: S105 - the fake's token
