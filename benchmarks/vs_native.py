@@ -8,8 +8,9 @@ Run by hand, not by CI:
         [--memory-limit 256] [--memory-seconds 60]
 
 Needs ``wrk`` (as benchmarks/shim.py does) and a package index for the native side.
-A thin user of ``pyfn bench`` (``pyfn_action/flows/bench.py``): each workload is a
-function of its own (``MAIN_PY`` with that workload's entry point and one ``[[bench]]``
+A thin user of ``pyfn bench`` (``pyfn_action/flows/bench.py`` and its session,
+``benchsession.py``): each workload is a function of its own (``MAIN_PY`` in
+``native_workloads.py``, with that workload's entry point and one ``[[bench]]``
 request), opened as ``pyfn bench`` opens it: built, served on both runtimes side by side,
 
 * native: the yardstick, Cloud Functions' own Python runtime as it runs a function:
@@ -42,8 +43,8 @@ Start and idle memory are read on the trivial function, pyfn with its default wo
 and with one (``PYFN_WORKERS=1``). With --memory-limit MiB (needs a writable cgroup v1
 or v2 memory controller, as root), pyfn's defaults serve the JSON workload to
 --clients clients for --memory-seconds inside a cgroup of that size, and the run says
-whether anything was killed for memory. Prints one JSON object with pyfn ÷ native
-ratios.
+whether anything was killed for memory (``memory_limit.py``). Prints one JSON object
+with pyfn ÷ native ratios.
 """
 
 from __future__ import annotations
