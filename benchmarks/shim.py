@@ -47,19 +47,27 @@ import http.client
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpbench
+from httpbench import (
+    BODY,
+    COLD_START_LIMIT,
+    HOST,
+    MAX_RESPONSES,
+    REPO,
+    SEQUENTIAL_SECONDS,
+    ratio,
+    run_wrk,
+)
 
 from pyfn_action.config import resolve
 from pyfn_action.flows import nodeframework, serve
@@ -67,18 +75,9 @@ from pyfn_action.flows.build import build
 from pyfn_action.flows.jobs import cache_dir as default_cache_dir
 from pyfn_action.flows.served import unpack_bundle
 from pyfn_action.report.manifest import read_tree
-from pyfn_action.runtime.pack import pack_runtime
 
-REPO = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
-BODY = b"Hello, World!\n"
-COLD_START_LIMIT = 120.0  # seconds from serve.start to the first 200
 COLD_START_POLL = 0.005  # seconds between attempts
-REQUEST_TIMEOUT = 30  # seconds, wrk's --timeout
 SPAWN_SEQUENTIAL_CAP = 200  # ~30+ ms each
-SEQUENTIAL_SECONDS = 60  # time bound of a sequential run (wrk -d); the count ends it sooner
-MAX_RESPONSES = 10_000_000  # throughput runs are bounded in count as well as time
-WRK_GRACE = 30.0  # seconds wrk may take beyond its -d before it is killed
 
 MAIN_PY = """import functions_framework
 
@@ -108,101 +107,13 @@ exports.hello = (req, res) => {
   else res.status(500).send('Internal Server Error\\n');
 };
 """
-# Counts and checks every response against ``expected``; stops its thread after
-# ``limit`` of them and says so on stdout (the benchmark then interrupts wrk, which
-# reports at once); prints one JSON line of figures at the end. Every wrk script of the
-# benchmarks ends with it, after setting ``limit`` and ``expected``.
-WRK_LUA_CHECK = """local threads = {}
-function setup(thread) table.insert(threads, thread) end
-count, bad = 0, 0
-function response(status, headers, body)
-  count = count + 1
-  if status ~= 200 or body ~= expected then bad = bad + 1 end
-  if count == limit then
-    io.write("bench-limit-reached\\n")
-    io.flush()
-    wrk.thread:stop()
-  end
-end
-function done(summary, latency, requests)
-  local n, b = 0, 0
-  for _, t in ipairs(threads) do n = n + t:get("count"); b = b + t:get("bad") end
-  local e = summary.errors
-  io.write(string.format('bench-result {"responses": %d, "bad": %d, "duration_us": %d, ' ..
-    '"socket_errors": %d, "timeouts": %d, "p50_us": %d, "p95_us": %d, "mean_us": %.1f}\\n',
-    n, b, summary.duration, e.connect + e.read + e.write, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency.mean))
-end
-"""
 WRK_LUA = (
     """limit = tonumber(os.getenv("BENCH_LIMIT"))
 expected = os.getenv("BENCH_BODY")
 """
-    + WRK_LUA_CHECK
+    + httpbench.WRK_LUA_CHECK
 )
 _READY = re.compile(r"pyfn worker (\d+) ready in (\d+) ms")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _wrk_path() -> str:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit(
-            "benchmarks/shim.py needs wrk, a C HTTP load generator: "
-            "install it (Debian/Ubuntu: apt-get install -y wrk) and run again"
-        )
-    return wrk
-
-
-def _wrk(
-    wrk: str,
-    script: Path,
-    port: int,
-    connections: int,
-    seconds: int,
-    limit: int,
-    extra_env: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """One wrk run: ``connections`` keep-alive clients for at most ``seconds`` / ``limit``."""
-    env = {
-        **os.environ,
-        "BENCH_LIMIT": str(limit),
-        "BENCH_BODY": BODY.decode(),
-        **(extra_env or {}),
-    }
-    argv = [
-        wrk,
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        f"--timeout={REQUEST_TIMEOUT}s",
-        "-s",
-        str(script),
-        f"http://{HOST}:{port}/",
-    ]
-    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as process:
-        assert process.stdout is not None
-        timer = threading.Timer(seconds + WRK_GRACE, process.kill)
-        timer.start()
-        try:
-            lines = []
-            for line in process.stdout:
-                lines.append(line)
-                if line.startswith("bench-limit-reached"):
-                    process.send_signal(signal.SIGINT)  # wrk stops and reports
-            process.wait()
-        finally:
-            timer.cancel()
-    result = [line.split(" ", 1)[1] for line in lines if line.startswith("bench-result ")]
-    if process.returncode != 0 or not result:
-        raise RuntimeError(f"wrk failed ({process.returncode}): {''.join(lines)[-800:]}")
-    figures: dict[str, Any] = json.loads(result[0])
-    return figures
 
 
 def _cold_start(process: subprocess.Popen[bytes], port: int, started: float) -> dict[str, float]:
@@ -238,7 +149,7 @@ def served(
     framework: nodeframework.Framework, root: Path, env: Mapping[str, str], log: Path
 ) -> Iterator[tuple[int, dict[str, float]]]:
     """Start the framework on ``root``; yield its port and cold-start figures."""
-    port = _free_port()
+    port = httpbench.free_port()
     with log.open("wb") as out:
         started = time.perf_counter()
         process = serve.start(
@@ -269,9 +180,9 @@ class Variant:
 
 def _sequential(wrk: str, script: Path, variant: Variant, args: Any) -> dict[str, Any]:
     if variant.persistent and args.warmup:
-        _wrk(wrk, script, variant.port, 1, SEQUENTIAL_SECONDS, args.warmup)
+        run_wrk(wrk, script, variant.port, 1, SEQUENTIAL_SECONDS, args.warmup)
     count = args.requests if variant.persistent else min(args.requests, SPAWN_SEQUENTIAL_CAP)
-    run = _wrk(wrk, script, variant.port, 1, SEQUENTIAL_SECONDS, count)
+    run = run_wrk(wrk, script, variant.port, 1, SEQUENTIAL_SECONDS, count)
     return {
         "sequential_requests": run["responses"],
         "warmup_requests": args.warmup if variant.persistent else 0,
@@ -279,21 +190,6 @@ def _sequential(wrk: str, script: Path, variant: Variant, args: Any) -> dict[str
         "p95_ms": round(run["p95_us"] / 1000, 3),
         "mean_ms": round(run["mean_us"] / 1000, 3),
         "sequential_errors": run["bad"] + run["socket_errors"] + run["timeouts"],
-    }
-
-
-def _throughput(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    ok = sum(r["responses"] - r["bad"] for r in rounds)
-    errors = sum(r["bad"] + r["socket_errors"] + r["timeouts"] for r in rounds)
-    seconds = sum(r["duration_us"] for r in rounds) / 1e6
-    return {
-        "rps": round(ok / seconds, 1),
-        "rps_per_round": [
-            round((r["responses"] - r["bad"]) * 1e6 / r["duration_us"]) for r in rounds
-        ],
-        "throughput_ok": ok,
-        "throughput_errors": errors,
-        "throughput_seconds": round(seconds, 2),
     }
 
 
@@ -315,7 +211,9 @@ def _measure_all(
         per_round = max(1, round(args.seconds / args.rounds))
         for _ in range(args.rounds):
             for v in variants:
-                v.rounds.append(_wrk(wrk, script, v.port, args.clients, per_round, MAX_RESPONSES))
+                v.rounds.append(
+                    run_wrk(wrk, script, v.port, args.clients, per_round, MAX_RESPONSES)
+                )
     for v in variants:
         samples = [c["cold_start_ms"] for c in v.cold]
         v.figures = {
@@ -326,29 +224,17 @@ def _measure_all(
             ),
             **({"idle_seconds_before_measuring": args.settle} if v.persistent else {}),
             **v.figures,
-            **_throughput(v.rounds),
+            **httpbench.throughput(v.rounds),
         }
         loads = [int(m[2]) for m in _READY.finditer(v.log.read_text(errors="replace"))]
         if loads:  # ours: each worker's own report of loading the function, in ms
             v.figures["worker_load_ms"] = loads
 
 
-def runtime_archive(args: Any, tmp: Path) -> tuple[str, str]:
-    """--pypy-archive and its SHA-256, or Debian's pypy3 packed with ``pyfn runtime pack``."""
-    archive, sha = args.pypy_archive, args.pypy_sha256
-    if not archive:
-        pypy = shutil.which("pypy3")
-        if pypy is None:
-            raise SystemExit("no --pypy-archive and no pypy3 on PATH to pack")
-        packed = pack_runtime(Path(pypy), tmp / "pypy3.9-v7.3.11-linux64.tar.gz")
-        archive, sha = str(packed.path), packed.sha256
-    return archive, sha
-
-
 def _bundle(args: Any, tmp: Path) -> tuple[Path, float]:
     """Build and unpack the trivial function; returns the unpacked root and seconds taken."""
     start = time.perf_counter()
-    archive, sha = runtime_archive(args, tmp)
+    archive, sha = httpbench.runtime_archive(args, tmp)
     app = tmp / "app"
     app.mkdir()
     (app / "main.py").write_text(MAIN_PY)
@@ -360,10 +246,6 @@ def _bundle(args: Any, tmp: Path) -> tuple[Path, float]:
     assert result.bundle is not None  # not a dry run
     unpack_bundle(result.bundle, root)
     return root, time.perf_counter() - start
-
-
-def _ratio(a: float, b: float, digits: int = 2) -> float | None:
-    return round(a / b, digits) if b else None
 
 
 def main() -> int:
@@ -390,7 +272,7 @@ def main() -> int:
         parser.error("need --requests >= 2, --clients >= 1, --warmup >= 0, --cold-starts >= 1")
     if args.rounds < 1 or args.seconds < args.rounds:
         parser.error("need --rounds >= 1 and --seconds >= --rounds (wrk runs whole seconds)")
-    wrk = _wrk_path()
+    wrk = httpbench.wrk_path()
     began = time.perf_counter()
     cpus = len(os.sched_getaffinity(0))  # what index.js's os.availableParallelism() sees
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
@@ -417,10 +299,28 @@ def main() -> int:
         script.write_text(WRK_LUA)
         one_env = {**env, "PYFN_WORKERS": "1"}
         variants = [
-            Variant("native_node", native_root, env, True, tmp / "native.log"),
-            Variant("spawn_per_request", spawn_root, env, False, tmp / "spawn.log"),
-            Variant("ours", ours_root, env, True, tmp / "ours.log"),
-            Variant("ours_one_worker", ours_root, one_env, True, tmp / "ours1.log"),
+            Variant(
+                name="native_node",
+                root=native_root,
+                env=env,
+                persistent=True,
+                log=tmp / "native.log",
+            ),
+            Variant(
+                name="spawn_per_request",
+                root=spawn_root,
+                env=env,
+                persistent=False,
+                log=tmp / "spawn.log",
+            ),
+            Variant(name="ours", root=ours_root, env=env, persistent=True, log=tmp / "ours.log"),
+            Variant(
+                name="ours_one_worker",
+                root=ours_root,
+                env=one_env,
+                persistent=True,
+                log=tmp / "ours1.log",
+            ),
         ]
         _measure_all(framework, variants, args, wrk, script)
     native, spawn, ours, ours_one = (v.figures for v in variants)
@@ -445,14 +345,14 @@ def main() -> int:
         "ours_one_worker": ours_one,
         "native_node": native,
         "ratios": {
-            "p50_spawn_over_ours": _ratio(spawn["p50_ms"], ours["p50_ms"], 1),
-            "p50_spawn_over_ours_one_worker": _ratio(spawn["p50_ms"], ours_one["p50_ms"], 1),
-            "rps_ours_over_spawn": _ratio(ours["rps"], spawn["rps"], 1),
-            "rps_ours_one_worker_over_spawn": _ratio(ours_one["rps"], spawn["rps"], 1),
+            "p50_spawn_over_ours": ratio(spawn["p50_ms"], ours["p50_ms"], 1),
+            "p50_spawn_over_ours_one_worker": ratio(spawn["p50_ms"], ours_one["p50_ms"], 1),
+            "rps_ours_over_spawn": ratio(ours["rps"], spawn["rps"], 1),
+            "rps_ours_one_worker_over_spawn": ratio(ours_one["rps"], spawn["rps"], 1),
             "p50_ours_minus_native_ms": round(ours["p50_ms"] - native["p50_ms"], 3),
             "p50_ours_one_worker_minus_native_ms": round(ours_one["p50_ms"] - native["p50_ms"], 3),
-            "rps_ours_over_native": _ratio(ours["rps"], native["rps"], 3),
-            "rps_ours_one_worker_over_native": _ratio(ours_one["rps"], native["rps"], 3),
+            "rps_ours_over_native": ratio(ours["rps"], native["rps"], 3),
+            "rps_ours_one_worker_over_native": ratio(ours_one["rps"], native["rps"], 3),
             "cold_start_ours_minus_native_ms": round(
                 ours["cold_start_ms"] - native["cold_start_ms"], 1
             ),

@@ -8,8 +8,9 @@ Run by hand, not by CI:
         [--memory-limit 256] [--memory-seconds 60]
 
 Needs ``wrk`` (as benchmarks/shim.py does) and a package index for the native side.
-A thin user of ``pyfn bench`` (``pyfn_action/flows/bench.py``): each workload is a
-function of its own (``MAIN_PY`` with that workload's entry point and one ``[[bench]]``
+A thin user of ``pyfn bench`` (``pyfn_action/flows/bench.py`` and its session,
+``benchsession.py``): each workload is a function of its own (``MAIN_PY`` in
+``native_workloads.py``, with that workload's entry point and one ``[[bench]]``
 request), opened as ``pyfn bench`` opens it: built, served on both runtimes side by side,
 
 * native: the yardstick, Cloud Functions' own Python runtime as it runs a function:
@@ -42,180 +43,42 @@ Start and idle memory are read on the trivial function, pyfn with its default wo
 and with one (``PYFN_WORKERS=1``). With --memory-limit MiB (needs a writable cgroup v1
 or v2 memory controller, as root), pyfn's defaults serve the JSON workload to
 --clients clients for --memory-seconds inside a cgroup of that size, and the run says
-whether anything was killed for memory. Prints one JSON object with pyfn ÷ native
-ratios.
+whether anything was killed for memory (``memory_limit.py``). Prints one JSON object
+with pyfn ÷ native ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import shim as base
+import httpbench
+from httpbench import MAX_RESPONSES, SEQUENTIAL_SECONDS, ratio
+from memory_limit import under_memory_limit
+from native_workloads import (
+    PATHS,
+    WORKLOADS,
+    WRK_LUA,
+    Check,
+    check_wrk,
+    function_source,
+)
 
 from pyfn_action.config import resolve
-from pyfn_action.flows import bench, loadgen, nodeframework, serve
-from pyfn_action.flows.bench import tree_rss
+from pyfn_action.flows import bench, nodeframework
+from pyfn_action.flows.benchsession import BenchOptions, Session, session
 from pyfn_action.flows.build import build
 
-MAIN_PY = """import json
-import time
-
-import flask
-import functions_framework
-
-
-@functions_framework.http
-def trivial(request):
-    return "Hello, World!\\n"
-
-
-@functions_framework.http
-def json_orders(request):
-    orders = request.get_json()["orders"]
-    totals = {}
-    for order in orders:
-        region = totals.setdefault(order["region"], {"orders": 0, "items": 0, "cents": 0})
-        region["orders"] += 1
-        for item in order["items"]:
-            region["items"] += item["quantity"]
-            region["cents"] += item["quantity"] * item["unit_cents"]
-    body = json.dumps({"regions": totals, "orders": len(orders)}, sort_keys=True)
-    return flask.Response(body, mimetype="application/json")
-
-
-def _spin(n):
-    total = 0
-    for i in range(n):
-        total += (i * i) % 7
-    return total
-
-
-@functions_framework.http
-def cpu(request):
-    _spin(400_000)
-    return "Hello, World!\\n"
-
-
-@functions_framework.http
-def wait(request):
-    time.sleep(0.1)
-    return "Hello, World!\\n"
-
-
-from mandelbrot_example import mandelbrot  # noqa: E402, F401 (examples/cpu/main.py)
-"""
-MANDELBROT_SOURCE = base.REPO / "examples" / "cpu" / "main.py"
-MANDELBROT_QUERY = "/?size=128&iterations=200"  # about 0.2 s of CPython a request
-NATIVE_REQUIREMENTS = ["functions-framework==3.10.2"]  # the version bundles get too
-WORKLOADS = ("trivial", "json", "cpu", "mandelbrot", "wait")
-TARGETS = {
-    "trivial": "trivial",
-    "json": "json_orders",
-    "cpu": "cpu",
-    "mandelbrot": "mandelbrot",
-    "wait": "wait",
-}
-PATHS = {"mandelbrot": MANDELBROT_QUERY}
-WRK_LUA = (
-    """limit = tonumber(os.getenv("BENCH_LIMIT"))
-local function slurp(name)
-  local f = assert(io.open(name, "rb"))
-  local data = f:read("*a")
-  f:close()
-  return data
-end
-expected = slurp(os.getenv("BENCH_EXPECT_FILE"))
-local body_file = os.getenv("BENCH_BODY_FILE")
-if body_file ~= nil and body_file ~= "" then
-  wrk.method = "POST"
-  wrk.body = slurp(body_file)
-  wrk.headers["Content-Type"] = "application/json"
-end
-local path = os.getenv("BENCH_PATH")
-if path ~= nil and path ~= "" then
-  wrk.path = path
-end
-"""
-    + base.WRK_LUA_CHECK
-)
-TEST_CACHE = base.REPO / "tests" / ".cache"  # the tests' installed Node.js framework
-CGROUP_V2 = Path("/sys/fs/cgroup")
-CGROUP_V1 = Path("/sys/fs/cgroup/memory")
-
-
-def orders_body(size: int = 30_000) -> bytes:
-    """A JSON document of about ``size`` bytes: orders by region, each with items."""
-    rng = random.Random(13)  # noqa: S311 (test data, the same every run)
-    orders: list[dict[str, Any]] = []
-    regions = ["europe-west1", "us-central1", "asia-east1", "us-east4", "europe-north1"]
-    while len(json.dumps({"orders": orders})) < size:
-        items = [
-            {
-                "sku": f"SKU-{rng.randrange(10_000):05d}",
-                "quantity": rng.randrange(1, 9),
-                "unit_cents": rng.randrange(99, 99_999),
-            }
-            for _ in range(rng.randrange(1, 5))
-        ]
-        customer = {"name": f"customer {rng.randrange(5000)}", "vip": rng.random() < 0.1}
-        order = {"id": len(orders) + 1, "region": rng.choice(regions), "items": items}
-        orders.append({**order, "customer": customer})
-    return json.dumps({"orders": orders}).encode()
-
-
-@dataclass
-class Check:
-    """A workload's request and the one answer every side gave, for wrk's Lua check."""
-
-    body_file: Path | None
-    expect_file: Path
-    path: str = "/"
-
-    def env(self) -> dict[str, str]:
-        return {
-            "BENCH_BODY_FILE": str(self.body_file or ""),
-            "BENCH_EXPECT_FILE": str(self.expect_file),
-            "BENCH_PATH": self.path,
-        }
-
-
-def _function(tmp: Path, workload: str) -> Path:
-    """MAIN_PY as a function whose [[bench]] request is ``workload``'s, for pyfn bench."""
-    src = tmp / f"fn-{workload}"
-    (src / "bench").mkdir(parents=True)
-    (src / "main.py").write_text(MAIN_PY)
-    (src / "mandelbrot_example.py").write_bytes(MANDELBROT_SOURCE.read_bytes())
-    (src / "requirements.txt").write_text("".join(r + "\n" for r in NATIVE_REQUIREMENTS))
-    request = f'[[bench]]\nname = "{workload}"\npath = "{PATHS.get(workload, "/")}"\n'
-    if workload == "json":
-        (src / "bench" / "orders.json").write_bytes(orders_body())
-        request += (
-            'method = "POST"\nbody_file = "bench/orders.json"\n'
-            'headers = { "Content-Type" = "application/json" }\n'
-        )
-    (src / "pyfn.toml").write_text(
-        f'name = "bench-{workload}"\nentry_point = "{TARGETS[workload]}"\n' + request
-    )
-    return src
-
-
-def _wrk(
-    wrk: str, script: Path, port: int, clients: int, seconds: int, limit: int, check: Check
-) -> dict[str, Any]:
-    return base._wrk(wrk, script, port, clients, seconds, limit, extra_env=check.env())
+TEST_CACHE = httpbench.REPO / "tests" / ".cache"  # the tests' installed Node.js framework
 
 
 def _measure_wrk(
@@ -226,8 +89,8 @@ def _measure_wrk(
     figures: dict[str, dict[str, Any]] = {}
     for name, port in ports.items():
         if args.warmup:
-            _wrk(wrk, script, port, 1, base.SEQUENTIAL_SECONDS, args.warmup, check)
-        run = _wrk(wrk, script, port, 1, base.SEQUENTIAL_SECONDS, args.requests, check)
+            check_wrk(wrk, script, port, 1, SEQUENTIAL_SECONDS, args.warmup, check)
+        run = check_wrk(wrk, script, port, 1, SEQUENTIAL_SECONDS, args.requests, check)
         figures[name] = {
             "p50_ms": round(run["p50_us"] / 1000, 3),
             "p95_ms": round(run["p95_us"] / 1000, 3),
@@ -238,10 +101,10 @@ def _measure_wrk(
     for _ in range(args.rounds):
         for name, port in ports.items():
             rounds[name].append(
-                _wrk(wrk, script, port, args.clients, per_round, base.MAX_RESPONSES, check)
+                check_wrk(wrk, script, port, args.clients, per_round, MAX_RESPONSES, check)
             )
     for name in ports:
-        figures[name].update(base._throughput(rounds[name]))
+        figures[name].update(httpbench.throughput(rounds[name]))
     return figures
 
 
@@ -255,12 +118,12 @@ def _workload(
     flags: dict[str, Any],
     pyfn_env: Mapping[str, str] | None = None,
     with_wrk: bool = True,
-) -> tuple[dict[str, Any], bench.Session | None]:
+) -> tuple[dict[str, Any], Session | None]:
     """One workload through pyfn bench's session: its start, memory, answers and measures;
     and wrk's measures of the same servers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
-    config = resolve(_function(tmp, workload), env=env, flags=flags)
-    options = bench.BenchOptions(
+    config = resolve(function_source(tmp, workload), env=env, flags=flags)
+    options = BenchOptions(
         duration=max(1.0, args.seconds / 2),
         clients=args.clients,
         cold_starts=args.cold_starts,
@@ -273,7 +136,7 @@ def _workload(
         return Path(result.bundle)
 
     say = lambda text: print(f"{workload}: {text}", file=sys.stderr)  # noqa: E731
-    with bench.session(
+    with session(
         config, env, cache_dir=cache, options=options, build=build_it, say=say, pyfn_env=pyfn_env
     ) as run:
         if run.differences:
@@ -282,7 +145,11 @@ def _workload(
         expect = tmp / f"expect-{workload}.bin"
         expect.write_bytes(run.expected[workload].body)
         body = config.source / "bench" / "orders.json"
-        check = Check(body if body.is_file() else None, expect, PATHS.get(workload, "/"))
+        check = Check(
+            body_file=body if body.is_file() else None,
+            expect_file=expect,
+            path=PATHS.get(workload, "/"),
+        )
         figures = (
             _measure_wrk(wrk, script, ports, args, check) if with_wrk else {n: {} for n in ports}
         )
@@ -297,7 +164,7 @@ def _workload(
             figures[name]["cold_start_ms"] = run.cold_start_ms[name]
             figures[name]["idle_rss_mb"] = run.idle_rss_mb[name]
         if workload == "json" and args.memory_limit:
-            figures["under_memory_limit"] = _under_memory_limit(
+            figures["under_memory_limit"] = under_memory_limit(
                 run, args, wrk, script, check, tmp, cache
             )
         return figures, None
@@ -307,127 +174,13 @@ def _ratios(figures: dict[str, Any]) -> dict[str, float]:
     native, ours = figures["native"], figures["pyfn"]
     out: dict[str, float] = {}
     if "p50_ms" in native:
-        out["pyfn_p50_speedup"] = base._ratio(native["p50_ms"], ours["p50_ms"])
+        out["pyfn_p50_speedup"] = ratio(native["p50_ms"], ours["p50_ms"])
         out["pyfn_p50_minus_native_ms"] = round(ours["p50_ms"] - native["p50_ms"], 3)
-        out["pyfn_rps_ratio"] = base._ratio(ours["rps"], native["rps"])
+        out["pyfn_rps_ratio"] = ratio(ours["rps"], native["rps"])
     mine, theirs = ours["pyfn_bench"], native["pyfn_bench"]
-    out["pyfn_pyfn_bench_p50_speedup"] = base._ratio(theirs["p50_ms"], mine["p50_ms"])
-    out["pyfn_pyfn_bench_rps_ratio"] = base._ratio(mine["rps"], theirs["rps"])
+    out["pyfn_pyfn_bench_p50_speedup"] = ratio(theirs["p50_ms"], mine["p50_ms"])
+    out["pyfn_pyfn_bench_rps_ratio"] = ratio(mine["rps"], theirs["rps"])
     return out
-
-
-@contextlib.contextmanager
-def _memory_cgroup(limit_mib: int) -> Iterator[tuple[Path, str]]:
-    """A fresh memory cgroup of ``limit_mib`` (v2, else v1); yields it and its kind."""
-    name = f"pyfn-bench-{os.getpid()}"
-    if (CGROUP_V2 / "cgroup.controllers").is_file():
-        group, kind = CGROUP_V2 / name, "v2"
-        group.mkdir()
-        (group / "memory.max").write_text(f"{limit_mib}M")
-        (group / "memory.swap.max").write_text("0")
-    elif (CGROUP_V1 / "memory.limit_in_bytes").is_file():
-        group, kind = CGROUP_V1 / name, "v1"
-        group.mkdir()
-        (group / "memory.limit_in_bytes").write_text(f"{limit_mib}M")
-    else:
-        raise SystemExit("--memory-limit needs a cgroup memory controller at /sys/fs/cgroup")
-    try:
-        yield group, kind
-    finally:
-        for _ in range(50):
-            with contextlib.suppress(OSError):
-                group.rmdir()
-                break
-            time.sleep(0.1)
-
-
-def _under_memory_limit(
-    run: bench.Session, args: Any, wrk: str, script: Path, check: Check, tmp: Path, cache: Path
-) -> dict[str, Any]:
-    """pyfn's defaults inside a memory cgroup, serving the JSON workload."""
-    with _memory_cgroup(args.memory_limit) as (group, kind):
-        # Everything the server starts is born in the cgroup: this process joins it
-        # for the start (the cgroup's limit is what the shim reads), then leaves.
-        home = Path("/proc/self/cgroup").read_text()
-        procs = group / "cgroup.procs"
-        procs.write_text(str(os.getpid()))
-        log = tmp / "memory-limit.log"
-        try:
-            port = base._free_port()
-            out = log.open("wb")
-            env = {"PYFN_CGROUP_ROOT": ""}  # the real cgroup, found from /proc/self/cgroup
-            framework = nodeframework.ensure_framework(cache, dict(os.environ))
-            child = {k: v for k, v in os.environ.items() if not k.startswith("PYFN_")}
-            process = serve.start(
-                framework,
-                run.root,
-                entry_point=TARGETS["json"],
-                host=base.HOST,
-                port=port,
-                env={**child, **env},
-                output=out,
-            )
-        finally:
-            _leave_cgroup(home, kind)
-        try:
-            loadgen.first_answer(
-                base.HOST,
-                port,
-                run.requests[0],
-                limit=base.COLD_START_LIMIT,
-                alive=lambda: process.poll() is None,
-            )
-            run = _wrk(
-                wrk, script, port, args.clients, args.memory_seconds, base.MAX_RESPONSES, check
-            )
-            peak = _cgroup_peak(group, kind)
-            rss = tree_rss(process.pid)
-        finally:
-            serve.stop(process)
-            out.close()
-        text = log.read_text(errors="replace")
-        settings = [json.loads(line) for line in text.splitlines() if "pyfn settings" in line]
-        return {
-            "limit_mib": args.memory_limit,
-            "cgroup": kind,
-            "workers": settings[0].get("workers") if settings else None,
-            "seconds": args.memory_seconds,
-            "clients": args.clients,
-            "responses": run["responses"],
-            "errors": run["bad"] + run["socket_errors"] + run["timeouts"],
-            "workers_died": text.count(" died ("),
-            "oom_kills": _oom_kills(group, kind),
-            "peak_mb": round(peak / 2**20, 1) if peak else None,
-            "rss_at_end_mb": round(sum(rss.values()) / 1024, 1),
-        }
-
-
-def _leave_cgroup(home: str, kind: str) -> None:
-    for line in home.splitlines():
-        number, controllers, path = line.split(":", 2)
-        if (kind == "v2" and number == "0") or (
-            kind == "v1" and "memory" in controllers.split(",")
-        ):
-            root = CGROUP_V2 if kind == "v2" else CGROUP_V1
-            (root / path.lstrip("/") / "cgroup.procs").write_text(str(os.getpid()))
-            return
-
-
-def _cgroup_peak(group: Path, kind: str) -> int:
-    name = "memory.peak" if kind == "v2" else "memory.max_usage_in_bytes"
-    with contextlib.suppress(OSError, ValueError):
-        return int((group / name).read_text())
-    return 0
-
-
-def _oom_kills(group: Path, kind: str) -> int:
-    name = "memory.events" if kind == "v2" else "memory.oom_control"
-    with contextlib.suppress(OSError):
-        for line in (group / name).read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-    return 0
 
 
 def main() -> int:
@@ -455,7 +208,7 @@ def main() -> int:
     workloads = [w for w in args.workloads.split(",") if w]
     if not set(workloads) <= set(WORKLOADS):
         parser.error(f"--workloads takes {', '.join(WORKLOADS)}")
-    wrk = base._wrk_path()
+    wrk = httpbench.wrk_path()
     began = time.perf_counter()
     results: dict[str, Any] = {
         "cpus": len(os.sched_getaffinity(0)),
@@ -466,7 +219,7 @@ def main() -> int:
         tmp = Path(tmp_name)
         script = tmp / "check.lua"
         script.write_text(WRK_LUA)
-        archive, sha = base.runtime_archive(args, tmp)
+        archive, sha = httpbench.runtime_archive(args, tmp)
         cache = tmp / "cache"
         cache.mkdir()
         installed = nodeframework.framework_home(TEST_CACHE).parent
@@ -511,7 +264,7 @@ def main() -> int:
             )
             for name in ("pyfn", "pyfn_1_worker")
         } | {
-            f"{name}_idle_rss_ratio": base._ratio(
+            f"{name}_idle_rss_ratio": ratio(
                 start[name]["idle_rss_mb"], start["native"]["idle_rss_mb"]
             )
             for name in ("pyfn", "pyfn_1_worker")

@@ -78,7 +78,8 @@ def add_bench(commands: Any) -> None:
 
 def _cmd_bench(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
     from pyfn_action.errors import AnswersDiffer, SlowerThanNative
-    from pyfn_action.flows.bench import BenchOptions, bench
+    from pyfn_action.flows.bench import bench
+    from pyfn_action.flows.benchsession import BenchOptions
     from pyfn_action.report.bench import render_text
 
     config = built_config(args, env)

@@ -60,7 +60,8 @@ def _cmd_report(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO
 
 def _cmd_comment(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO) -> int:
     from pyfn_action.errors import ConfigError
-    from pyfn_action.github.comments import Comments, post_bodies
+    from pyfn_action.github.bodies import post_bodies
+    from pyfn_action.github.comments import Comments
 
     token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN")
     repository = args.repo or env.get("GITHUB_REPOSITORY")

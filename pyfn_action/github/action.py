@@ -10,25 +10,18 @@ with one warning saying why).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TextIO
 
-from pyfn_action.errors import (
-    BudgetExceeded,
-    ConfigError,
-    Finding,
-    PyfnError,
-)
+from pyfn_action.errors import BudgetExceeded, ConfigError, PyfnError
 from pyfn_action.flows.jobs import build_function, deploy_function, prepare_deploy
-from pyfn_action.flows.previews import (
-    deploy_preview,
-)
+from pyfn_action.flows.previews import deploy_preview
 from pyfn_action.github import basecache, speed
+from pyfn_action.github.annotations import annotate, report_error
 from pyfn_action.github.base import (
     base_label,
     base_reports,
@@ -36,41 +29,23 @@ from pyfn_action.github.base import (
     require_pull_request_commit,
 )
 from pyfn_action.github.cachekey import cache_key
-from pyfn_action.github.comments import (
-    CommentError,
-    Comments,
-    default_key,
-    post_combined,
-)
 from pyfn_action.github.event import Event, read_event
 from pyfn_action.github.functions import Function, require_deploy_settings, resolve_functions
 from pyfn_action.github.inputs import Inputs, parse, secret_values
-from pyfn_action.github.previews import (
-    close_previews,
-    prepare_previews,
-    preview_line,
-    preview_text,
+from pyfn_action.github.outcome import (
+    base_sources,
+    bodies,
+    function_list,
+    post_comment,
+    write_outputs,
 )
+from pyfn_action.github.previews import close_previews, prepare_previews
 from pyfn_action.github.workflow import Runner
 from pyfn_action.logs import configure_logging
-from pyfn_action.report import combined
 from pyfn_action.report import compare as sizereport
-from pyfn_action.report.combined import Combined
 from pyfn_action.report.model import Report
-from pyfn_action.report.render import render_markdown
-
-if TYPE_CHECKING:
-    from pyfn_action.report.model import Report
 
 log = logging.getLogger("pyfn_action")
-
-TITLES = {
-    "native": "pyfn: native code",
-    "oversized": "pyfn: oversized file",
-    "credentials": "pyfn: credentials",
-    "budget": "pyfn: size budget",
-    "requirements": "pyfn: requirements",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,7 +104,7 @@ def run(args: Sequence[str], env: Mapping[str, str], stdout: TextIO, *, cwd: Pat
             return 0
         return _run(inputs, event, functions, base_report, env, runner)
     except PyfnError as exc:
-        _report_error(runner, exc, env)
+        report_error(runner, exc, env)
         return exc.exit_code
 
 
@@ -168,7 +143,7 @@ def _run(
     if inputs.preview and event.closed:
         failure = close_previews(inputs, event, functions, env, runner)
         if failure is not None:
-            _report_error(runner, failure, env)
+            report_error(runner, failure, env)
             return failure.exit_code
         return 0
     if inputs.deploy:
@@ -187,7 +162,7 @@ def _run(
         with runner.group(f"pyfn: {doing} {function.name}"):
             _build_or_deploy(function, env)
         for finding in function.findings:  # what did not stop the build
-            _annotate(runner, finding, env, error=finding.kind == "native")
+            annotate(runner, finding, env, error=finding.kind == "native")
         notice = function.report.runtime.get("notice") if function.report else None
         if isinstance(notice, str) and notice:  # the runtime's calendar
             runner.warning(f"{function.name}: {notice}", title="pyfn: Node.js runtime")
@@ -213,18 +188,18 @@ def _run(
     for function in functions:
         known = function.name in bases
         _compare(function, known, bases.get(function.name), base_label)
-    job, body, path = _bodies(inputs, event, functions, base_label, env, runner)
+    job, body, path = bodies(inputs, event, functions, base_label, env, runner)
     if event.is_pull_request:
-        runner.summary(_base_sources(functions, base_label))
+        runner.summary(base_sources(functions, base_label))
     if event.is_pull_request and inputs.comment:
-        _comment(inputs, event, functions, job, env, runner)
+        post_comment(inputs, event, functions, job, env, runner)
     elif inputs.comment and not event.is_pull_request:
         log.debug("not a pull request event: no comment")
-    _outputs(functions, body, path, runner)
+    write_outputs(functions, body, path, runner)
     failed = [f for f in functions if f.error is not None]
     for function in failed:
         assert function.error is not None
-        _report_error(runner, function.error, env, function=function.name)
+        report_error(runner, function.error, env, function=function.name)
     return failed[0].error.exit_code if failed and failed[0].error else 0
 
 
@@ -300,203 +275,3 @@ def _compare(function: Function, known: bool, base: Report | None, base_label: s
         new_function=known and base is None,
         base_label=base_label if base is not None else "",
     )
-
-
-def _bodies(
-    inputs: Inputs,
-    event: Event,
-    functions: list[Function],
-    base_label: str,
-    env: Mapping[str, str],
-    runner: Runner,
-) -> tuple[Combined | None, str, Path | None]:
-    """The markdown a reviewer reads, written to its file and the job summary: one body
-    for the job (``combined``, and ``off``, which posts nothing), or one a function
-    (``per-function``, each in its out directory as ``comment.md``). Back come the job's
-    comment (``None`` per function), and its body, or the first function's, with its file."""
-    compared = [f for f in functions if f.comparison is not None]
-    speed_lines, speed_note, _ = speed.section(functions)
-    if inputs.comment_mode == "per-function":
-        bodies = {}
-        for function in compared:
-            assert function.comparison is not None
-            bodies[function.name] = (
-                render_markdown(function.comparison)
-                + preview_text(function)
-                + speed.section([function])[2]
-            )
-            function.comment_path = _write(
-                function.config.out / "comment.md", bodies[function.name]
-            )
-            runner.summary(bodies[function.name])
-        first = functions[0] if functions else None  # in source order
-        if first is None or first.comment_path is None:
-            return None, "", None
-        return None, bodies[first.name], first.comment_path
-    if not compared:
-        alone = speed.section(functions)[2]  # a push measured: said in the summary only
-        if alone:
-            runner.summary(alone)
-        return None, "", None
-    job = Combined(
-        key=inputs.comment_key or default_key(env),
-        entries=tuple(
-            combined.entry(f.comparison, threshold=inputs.minimum, base_from=f.base_from)
-            for f in compared
-            if f.comparison is not None
-        ),
-        sha=event.head_sha or "",
-        base_label=base_label if any(f.base_from for f in compared) else "",
-        minimum=inputs.minimum.describe(),
-        previews=tuple(preview_line(f) for f in functions if f.preview or f.no_preview),
-        speed=speed_lines,
-        speed_note=speed_note,
-    )
-    body = combined.render(job)
-    runner.summary(body)
-    return job, body, _write(_job_comment_path(functions, inputs.workdir), body)
-
-
-def _base_sources(functions: Sequence[Function], label: str) -> str:
-    """For the job summary: where each function's base came from."""
-    said = {
-        "cache": "read from the Actions cache (kept by a push)",
-        "built": "built at the base commit",
-        "report": "the base-report input",
-        "": "none (a new function, or no base could be had)",
-    }
-    lines = [f"Bases{' (' + label + ')' if label else ''}:", ""]
-    lines += [f"- `{f.name}`: {said[f.base_from]}" for f in functions if f.report is not None]
-    return "\n".join(lines) + "\n"
-
-
-def _job_comment_path(functions: Sequence[Function], workdir: Path) -> Path:
-    """Where the job's comment is written: ``comment.md`` in the directory above the
-    functions' outs (``dist`` for ``dist/NAME``), or in the one out there is; never the
-    working directory itself, never outside it."""
-    outs = [f.config.out.resolve() for f in functions]
-    if len(outs) == 1:
-        return outs[0] / "comment.md"
-    common = Path(os.path.commonpath(outs))
-    root = workdir.resolve()
-    if common != root and common.is_relative_to(root):
-        return common / "comment.md"
-    return outs[0] / "pyfn-comment.md"
-
-
-def _write(path: Path, body: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(body, encoding="utf-8")
-    return path
-
-
-def _comment(
-    inputs: Inputs,
-    event: Event,
-    functions: list[Function],
-    job: Combined | None,
-    env: Mapping[str, str],
-    runner: Runner,
-) -> None:
-    posting = [f for f in functions if f.comparison is not None and f.comment_path is not None]
-    if job is None and not posting:
-        return
-    fallback = "the size report is in the job summary and the comment-body output"
-    if not inputs.token:
-        runner.warning(f"No github-token: no pull request comment; {fallback}", title="pyfn")
-        return
-    assert event.pull_number is not None
-    comments = Comments(
-        env.get("GITHUB_API_URL") or "https://api.github.com",
-        event.repository,
-        inputs.token,
-        graphql_url=env.get("GITHUB_GRAPHQL_URL") or None,
-    )
-    try:
-        if job is not None:
-            posted = post_combined(comments, event.pull_number, job)
-            if posted is not None:
-                log.info("%s the size comment: %s", posted.action, posted.url)
-            return
-        for function in posting:
-            assert function.comparison is not None and function.comment_path is not None
-            marker = sizereport.marker(function.comparison.function)
-            posted = comments.upsert(
-                event.pull_number, marker, function.comment_path.read_text(encoding="utf-8")
-            )
-            log.info("%s the size comment for %s: %s", posted.action, function.name, posted.url)
-    except CommentError as exc:
-        why = "the token may not write to this pull request" if exc.forbidden else "GitHub failed"
-        runner.warning(f"No pull request comment ({why}: {exc.message}); {fallback}", title="pyfn")
-
-
-def _outputs(functions: list[Function], body: str, path: Path | None, runner: Runner) -> None:
-    """The step's outputs: the first function's figures (in ``source`` order, whatever
-    became of it), the comment's markdown and file, and every function's figures."""
-    figures = {f.name: _figures(f) for f in functions if f.report is not None}
-    if functions:
-        for name, value in _figures(functions[0]).items():
-            if name not in ("name", "source"):
-                runner.set_output(name, value)
-    runner.set_output("comment-body", body)
-    runner.set_output("comment-path", str(path or ""))
-    runner.set_output("reports", json.dumps(figures, sort_keys=True))
-    previews = {f.name: f.preview.url for f in functions if f.preview is not None}
-    runner.set_output("preview-urls", json.dumps(previews, sort_keys=True))
-
-
-def function_list(inputs: Inputs) -> str:
-    """``functions``: the function directories found, relative to the working directory,
-    as JSON (for a later job's ``strategy.matrix``)."""
-    root = inputs.workdir.resolve()
-    return json.dumps([p.relative_to(root).as_posix() or "." for p in inputs.sources])
-
-
-def _figures(function: Function) -> dict[str, Any]:
-    report = function.report
-    built = function.bundle is not None
-    return {
-        "name": function.name,
-        "source": str(function.source),
-        "bundle": str(function.bundle or ""),
-        "sha256": report.bundle.sha256 if report is not None and built else "",
-        # a bundle refused by its budget still has its sizes: what was refused
-        "compressed-bytes": str(report.bundle.compressed_bytes) if report else "",
-        "uncompressed-bytes": str(report.bundle.uncompressed_bytes) if report else "",
-        "report": str(function.report_path or "") if built else "",
-        "url": function.url or "",
-    }
-
-
-# --- errors and annotations ------------------------------------------------------------
-
-
-def _report_error(
-    runner: Runner, exc: PyfnError, env: Mapping[str, str], *, function: str = ""
-) -> None:
-    for finding in exc.findings:
-        _annotate(runner, finding, env, error=True)
-    prefix = f"{function}: " if function else ""
-    runner.error(prefix + exc.message, title=f"pyfn: {type(exc).__name__}")
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug("traceback", exc_info=exc)
-
-
-def _annotate(runner: Runner, finding: Finding, env: Mapping[str, str], *, error: bool) -> None:
-    file = _workspace_path(finding.file, env) if finding.file is not None else None
-    say = runner.error if error else runner.warning
-    say(
-        finding.message,
-        file=file,
-        line=finding.line if file else None,
-        title=TITLES.get(finding.kind, "pyfn"),
-    )
-
-
-def _workspace_path(path: Path, env: Mapping[str, str]) -> str | None:
-    """``path`` relative to the repository, as annotations name files; else ``None``."""
-    workspace = Path(env.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
-    try:
-        return path.resolve().relative_to(workspace).as_posix()
-    except (ValueError, OSError):
-        return None

@@ -57,7 +57,7 @@ class Function:
     checked_out: bool = False  # the repository decides its out, so it was checked
     preview_target: PreviewTarget | None = None  # its preview is deployed (prepared)
     preview: Preview | None = None  # the preview deployed
-    no_preview: str = ""  # why it has none (report.combined.NO_PREVIEW's keys)
+    no_preview: str = ""  # why it has none (report.previews.NO_PREVIEW's keys)
     speed: BenchResult | None = None  # against the native runtime (bench: true)
     base_speed: BenchResult | None = None  # the same, at the base
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pyfn_action.config import BENCH_KEYS, DEPLOY_KEYS, KEYS, Key, apply_keys, read_file_config
 from pyfn_action.errors import ConfigError, SourceError
-from pyfn_action.report.combined import Threshold, parse_threshold
+from pyfn_action.report.entries import Threshold, parse_threshold
 from pyfn_action.toml import tomllib
 
 # Inputs that are pyfn settings: input name → configuration key.

@@ -26,7 +26,7 @@ from pyfn_action.github.event import Event
 from pyfn_action.github.functions import Function, require_deploy_settings
 from pyfn_action.github.inputs import Inputs
 from pyfn_action.github.workflow import Runner
-from pyfn_action.report.combined import PreviewLine, describe_preview
+from pyfn_action.report.previews import PreviewLine, describe_preview
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,14 @@ from pathlib import Path
 from pyfn_action.config import Config, resolve_bench
 from pyfn_action.config.bench import read_requests
 from pyfn_action.errors import AnswersDiffer, PyfnError, SlowerThanNative
-from pyfn_action.flows.bench import BenchOptions, bench
+from pyfn_action.flows.bench import bench
+from pyfn_action.flows.benchsession import BenchOptions
 from pyfn_action.flows.jobs import cache_dir
 from pyfn_action.github.functions import Function
 from pyfn_action.github.inputs import Inputs
 from pyfn_action.github.workflow import Runner
 from pyfn_action.report.bench import BenchResult, comment_lines, machine_note, markdown
-from pyfn_action.report.combined import SpeedLines
+from pyfn_action.report.speed import SpeedLines
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pyfn_action.config import resolve_bench
 from pyfn_action.config.bench import BenchRequest, read_requests
 from pyfn_action.errors import ConfigError
 from pyfn_action.flows import loadgen
-from pyfn_action.flows.bench import BenchOptions, _compare
+from pyfn_action.flows.benchsession import BenchOptions, _compare
 from pyfn_action.report import bench as report
 from pyfn_action.report.bench import BenchResult, Difference, Measured, Side
 

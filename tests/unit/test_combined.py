@@ -9,10 +9,14 @@ import json
 import pytest
 
 from pyfn_action.report import combined
-from pyfn_action.report.combined import Combined, Threshold, parse_threshold
+from pyfn_action.report.combined import Combined
 from pyfn_action.report.compare import compare
+from pyfn_action.report.entries import FunctionEntry, Threshold, entry, parse_threshold
+from pyfn_action.report.fields import NotCombined
 from pyfn_action.report.model import BundleSummary, Component, Limit, Report
+from pyfn_action.report.previews import PreviewLine
 from pyfn_action.report.render import COMMENT_LIMIT
+from pyfn_action.report.speed import SpeedLines
 
 SHA = "ab" * 20
 EVERY_BYTE = Threshold()
@@ -47,11 +51,11 @@ def _entry(
     threshold: Threshold = EVERY_BYTE,
     limit: int | None = 100_000_000,
     base_from: str = "built",
-) -> combined.FunctionEntry:
+) -> FunctionEntry:
     now = _report(name, head or BASE, limit=limit)
     then = _report(name, base, limit=limit) if base is not None else None
     comparison = compare(now, then, new_function=base is None, base_label=LABEL)
-    return combined.entry(comparison, threshold=threshold, base_from=base_from)
+    return entry(comparison, threshold=threshold, base_from=base_from)
 
 
 def _function_rows(body: str) -> list[str]:
@@ -63,7 +67,7 @@ def _function_rows(body: str) -> list[str]:
     return lines[start : lines.index("", start)]
 
 
-def _comment(*entries: combined.FunctionEntry, minimum: str = "") -> Combined:
+def _comment(*entries: FunctionEntry, minimum: str = "") -> Combined:
     return Combined("ci/build", tuple(entries), SHA, LABEL, minimum)
 
 
@@ -219,7 +223,7 @@ def _with_data(body: str, change: object) -> str:
 )
 def test_a_comment_read_back_is_checked_field_by_field(change: object) -> None:
     body = combined.render(_comment(_entry("hello", {**BASE, "flask": 232_300})))
-    with pytest.raises(combined.NotCombined):
+    with pytest.raises(NotCombined):
         combined.parse(_with_data(body, change))
 
 
@@ -245,14 +249,14 @@ def test_a_runtime_notice_is_said_once_and_kept_when_read_back() -> None:
         report.bundle, report.components, {"notice": said}, report.function, limits=report.limits
     )
     comparison = compare(report, _report("hello", BASE), base_label=LABEL)
-    noted = combined.entry(comparison, threshold=EVERY_BYTE)
+    noted = entry(comparison, threshold=EVERY_BYTE)
     body = combined.render(_comment(noted, _entry("billing")))
     assert f"> ⚠️ {said} (`hello`)" in body.splitlines()
     assert combined.render(combined.parse(body)) == body
     alone = combined.render(_comment(noted))
     assert f"> ⚠️ {said}" in alone.splitlines()  # every function's: no names
     hostile = _with_data(alone, lambda d: d.__setitem__("n", ["<img src=x onerror=alert(1)>"]))
-    with pytest.raises(combined.NotCombined):
+    with pytest.raises(NotCombined):
         combined.parse(hostile)
 
 
@@ -262,16 +266,16 @@ URL = "https://asia-northeast1-demo-proj.cloudfunctions.net/hello-pr-42"
 BUNDLE = "c0ffee" + "0" * 58
 
 
-def _previewed(*lines: combined.PreviewLine) -> Combined:
+def _previewed(*lines: PreviewLine) -> Combined:
     comment = _comment(_entry("hello"), _entry("events"))
     return Combined(comment.key, comment.entries, comment.sha, comment.base_label, previews=lines)
 
 
-LIVE = combined.PreviewLine("hello", name="hello-pr-42", url=URL, sha256=BUNDLE)
+LIVE = PreviewLine("hello", name="hello-pr-42", url=URL, sha256=BUNDLE)
 
 
 def test_a_preview_is_one_line_with_its_url_and_bundle_and_how_to_call_it() -> None:
-    skipped = combined.PreviewLine("events", state="skipped", reason="event")
+    skipped = PreviewLine("events", state="skipped", reason="event")
     comment = _previewed(LIVE, skipped)
     body = combined.render(comment)
     assert comment.changed  # no function changed, and yet a preview is news
@@ -279,7 +283,7 @@ def test_a_preview_is_one_line_with_its_url_and_bundle_and_how_to_call_it() -> N
     assert URL in line and BUNDLE in line and "hello-pr-42" in line and "private" in line
     assert "gcloud auth print-identity-token" in body
     assert "- `events`: no preview: an event function's preview" in body
-    public = combined.render(_previewed(combined.PreviewLine(**{**LIVE.__dict__, "public": True})))
+    public = combined.render(_previewed(PreviewLine(**{**LIVE.__dict__, "public": True})))
     assert "print-identity-token" not in public and "anyone may call it" in public
     back = combined.parse(body)
     assert back.previews == (LIVE, skipped)
@@ -287,7 +291,7 @@ def test_a_preview_is_one_line_with_its_url_and_bundle_and_how_to_call_it() -> N
 
 
 def test_deleted_previews_are_named_once() -> None:
-    gone = combined.PreviewLine("hello", name="hello-pr-42", state="deleted")
+    gone = PreviewLine("hello", name="hello-pr-42", state="deleted")
     body = combined.render(_previewed(gone))
     assert "Deleted as the pull request closed: `hello-pr-42`" in body
     assert URL not in body and "print-identity-token" not in body
@@ -295,15 +299,13 @@ def test_deleted_previews_are_named_once() -> None:
 
 def test_jobs_sharing_a_comment_keep_each_others_previews() -> None:
     first = combined.parse(combined.render(_previewed(LIVE)))
-    other = combined.PreviewLine(
-        "beta", name="beta-pr-42", url=URL.replace("hello", "beta"), sha256=BUNDLE
-    )
+    other = PreviewLine("beta", name="beta-pr-42", url=URL.replace("hello", "beta"), sha256=BUNDLE)
     merged = combined.merge(first, _previewed(other))
     assert [p.function for p in merged.previews] == ["beta", "hello"]
 
 
 def test_a_url_that_is_not_a_plain_https_url_is_never_drawn() -> None:
-    hostile = combined.PreviewLine(
+    hostile = PreviewLine(
         "hello", name="hello-pr-42", url="https://x.io/<img src=y>", sha256=BUNDLE
     )
     assert hostile.url == ""
@@ -326,15 +328,13 @@ def test_a_url_that_is_not_a_plain_https_url_is_never_drawn() -> None:
 )
 def test_previews_read_back_are_checked_field_by_field(change: object) -> None:
     body = combined.render(_previewed(LIVE))
-    with pytest.raises(combined.NotCombined):
+    with pytest.raises(NotCombined):
         combined.parse(_with_data(body, change))
 
 
 def test_speed_lines_are_drawn_read_back_and_merged() -> None:
     comment = _comment(_entry("hello"), _entry("events"))
-    lines = combined.SpeedLines(
-        "hello", ("greet: GET /  p50 1.1 ms vs 15.9 ms native: 14× faster",)
-    )
+    lines = SpeedLines("hello", ("greet: GET /  p50 1.1 ms vs 15.9 ms native: 14× faster",))
     measured = Combined(
         comment.key,
         comment.entries,
@@ -349,7 +349,7 @@ def test_speed_lines_are_drawn_read_back_and_merged() -> None:
     assert "- `hello` greet: GET /  p50 1.1 ms vs 15.9 ms native: 14× faster" in body
     back = combined.parse(body)
     assert back.speed == (lines,) and back.speed_note == "2 CPUs, 8 clients"
-    other = combined.SpeedLines("events", ("e: GET /e  p50 1 ms vs 1 ms native: about as fast",))
+    other = SpeedLines("events", ("e: GET /e  p50 1 ms vs 1 ms native: about as fast",))
     merged = combined.merge(
         back,
         Combined(comment.key, comment.entries, comment.sha, comment.base_label, speed=(other,)),
@@ -373,9 +373,9 @@ def test_speed_lines_read_back_are_checked(change: object) -> None:
             comment.key,
             comment.entries,
             comment.sha,
-            speed=(combined.SpeedLines("hello", ("a: 2× faster",)),),
+            speed=(SpeedLines("hello", ("a: 2× faster",)),),
             speed_note="n",
         )
     )
-    with pytest.raises(combined.NotCombined):
+    with pytest.raises(NotCombined):
         combined.parse(_with_data(body, change))

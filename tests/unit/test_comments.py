@@ -11,19 +11,19 @@ import requests
 from support.github_api import FakeGitHub, fake_github
 
 from pyfn_action.cli import run
+from pyfn_action.github.bodies import marker_of, post_bodies
 from pyfn_action.github.comments import (
     SETTLE_SECONDS,
     CommentError,
     Comments,
     Posted,
     graphql_url_for,
-    marker_of,
-    post_bodies,
     post_combined,
 )
 from pyfn_action.report import combined
-from pyfn_action.report.combined import Combined, FunctionEntry
+from pyfn_action.report.combined import Combined
 from pyfn_action.report.compare import marker
+from pyfn_action.report.entries import FunctionEntry
 from pyfn_action.report.render import COMMENT_LIMIT, TRUNCATED_NOTE
 
 TOKEN = "ghs_unit-test-token"  # noqa: S105 - the fake's token
