@@ -30,6 +30,7 @@ from pyfn_action import __version__  # noqa: E402 - the checkout's, not an insta
 SECTION = re.compile(r"^## \[(?P<version>[^\]]+)\](?: - (?P<date>\d{4}-\d{2}-\d{2}))?\s*$", re.M)
 NEEDED_IN_WHEEL = (
     "pyfn_action/shim/index.js",
+    "pyfn_action/shim/shim/pool.js",  # index.js's modules: package-data's shim/**/*
     "pyfn_action/shim/pyfn/worker.py",
     "pyfn_action/data/trim-site.txt",
     "pyfn_action/cli/__init__.py",

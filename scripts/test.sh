@@ -26,8 +26,15 @@ python3 -m venv .venv
   -r requirements/uv.txt
 .venv/bin/uv pip install -q --python .venv/bin/python -e '.[test]'
 .venv/bin/python tests/prepare.py
-# The workflow linters and GitHub's REST API description, for the Action's tests.
+# The workflow linters and GitHub's REST API description, for the Action's tests; tsc
+# and ESLint, for the shim's.
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+
+# The Node shim (pyfn_action/shim, in every bundle): its types from JSDoc, its lint, its
+# unit tests (tests/shim). The tools are tests/node's development dependencies.
+tests/node/node_modules/.bin/tsc --project tsconfig.json
+tests/node/node_modules/.bin/eslint --max-warnings 0 pyfn_action/shim tests/shim eslint.config.js
+node --test tests/shim/*.test.js
 
 .venv/bin/ruff check pyfn_action tests benchmarks examples
 .venv/bin/ruff format --check pyfn_action tests benchmarks examples

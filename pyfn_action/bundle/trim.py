@@ -39,6 +39,7 @@ from pyfn_action.bundle.gcloudignore import (
     read_ignore,
 )
 from pyfn_action.bundle.gitignore import GitPattern, compile_pattern, trim_trailing_spaces
+from pyfn_action.bundle.shimfiles import shim_script_names
 from pyfn_action.sizes import format_size
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ def _keep_fix(arcname: str) -> str:
 def protected_files(runtime_python: str, module: str) -> list[str]:
     """What the bundle cannot run without: the shim, the PyPy binary, the entry module."""
     return [
-        "index.js",
+        *shim_script_names(),
         "package.json",
         "package-lock.json",
         "pyfn/manifest.json",
