@@ -265,6 +265,13 @@ def _keep_fix(arcname: str) -> str:
     return fix
 
 
+def _shim_python() -> list[str]:
+    """The Python side of the shim, as the bundle holds it: ``pyfn/worker.py`` and the
+    modules it loads from beside it (every ``.py`` the stage ships in ``pyfn/``)."""
+    shim = resources.files("pyfn_action").joinpath("shim/pyfn")
+    return sorted(f"pyfn/{t.name}" for t in shim.iterdir() if t.name.endswith(".py"))
+
+
 def protected_files(runtime_python: str, module: str) -> list[str]:
     """What the bundle cannot run without: the shim, the PyPy binary, the entry module."""
     return [
@@ -272,7 +279,7 @@ def protected_files(runtime_python: str, module: str) -> list[str]:
         "package.json",
         "package-lock.json",
         "pyfn/manifest.json",
-        "pyfn/worker.py",
+        *_shim_python(),
         f"pypy/bin/pypy{runtime_python}",
         f"pypy/bin/libpypy{runtime_python}-c.so",
         f"app/{module}",
