@@ -7,7 +7,6 @@ import json
 import os
 import struct
 import threading
-import tracemalloc
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
@@ -74,6 +73,7 @@ def test_a_large_body_is_copied_once_into_its_final_buffer(frames: ModuleType) -
     """Reading a 32 MiB body holds its pieces and the body they are joined into, no more:
     at most twice its size at the peak (a reader that grows a buffer, then slices and
     copies it, holds three times as much)."""
+    tracemalloc = pytest.importorskip("tracemalloc")  # CPython's: PyPy has none
     body = bytes(32 * MiB)
     stream = _frame({"id": 7}, body) + _frame({"id": 8}, b"next")
     with _pipe_fed(stream, [MiB]) as fd:
