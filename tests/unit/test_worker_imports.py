@@ -19,6 +19,10 @@ from pathlib import Path
 import pytest
 from support.shimpy import SHIM_PY
 
+from pyfn_action.bundle.nodepackage import NodePackage
+from pyfn_action.bundle.stage import shim_entries
+from pyfn_action.bundle.trim import protected_files
+
 OWN = sorted(p.stem for p in SHIM_PY.glob("*.py"))
 INTERPRETERS = [sys.executable] + [p for p in [shutil.which("pypy3")] if p]
 
@@ -89,3 +93,12 @@ def test_no_module_of_the_worker_is_named_like_one_of_the_standard_library() -> 
     named like one of the library's would be what the function imports under that name."""
     assert all(name == "worker" or name.startswith("pyfn_") for name in OWN), OWN
     assert not set(OWN) & set(sys.stdlib_module_names)
+
+
+def test_the_bundle_ships_every_module_of_the_worker_and_trimming_keeps_them() -> None:
+    """The stage ships pyfn/*.py, in name order (the bytecode step then compiles each, as
+    any .py of the bundle); no trim rule may remove one."""
+    node = NodePackage(package_json=b"{}", lock=b"{}", spec="1", name="x", version="1")
+    shipped = [e.arcname for e in shim_entries(b"{}", node) if e.arcname.endswith(".py")]
+    assert shipped == [f"pyfn/{name}.py" for name in OWN]
+    assert set(shipped) <= set(protected_files("3.9", "main.py"))
