@@ -19,14 +19,13 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import pathspec
 
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.nodepackage import NodePackage
-from pyfn_action.bundle.shimfiles import shim_scripts
+from pyfn_action.bundle.shimfiles import shim_python, shim_scripts
 from pyfn_action.bundle.trim import left_out, user_rules
 from pyfn_action.deps.requirements import Installed
 from pyfn_action.errors import BundleError
@@ -343,16 +342,12 @@ def _parents(rel: str) -> Iterator[str]:
 def shim_entries(manifest: bytes, node: NodePackage) -> Iterator[Entry]:
     """The Node shim (index.js and its modules), the framework it declares, the Python
     side of its protocol, and the manifest."""
-    shim = resources.files("pyfn_action").joinpath("shim")
     for name, data in shim_scripts():
         yield Entry(name, None, data, False, "shim", "shim")
     yield Entry("package.json", None, node.package_json, False, "shim", "shim")
     yield Entry("package-lock.json", None, node.lock, False, "shim", "shim")
-    worker = shim.joinpath("pyfn")
-    if worker.is_dir():
-        for item in sorted(worker.iterdir(), key=lambda t: t.name):
-            if item.is_file() and item.name.endswith(".py"):
-                yield Entry(f"pyfn/{item.name}", None, item.read_bytes(), False, "shim", "shim")
+    for name, data in shim_python():
+        yield Entry(name, None, data, False, "shim", "shim")
     yield Entry("pyfn/manifest.json", None, manifest, False, "shim", "shim")
 
 

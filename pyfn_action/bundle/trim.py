@@ -39,7 +39,7 @@ from pyfn_action.bundle.gcloudignore import (
     read_ignore,
 )
 from pyfn_action.bundle.gitignore import GitPattern, compile_pattern, trim_trailing_spaces
-from pyfn_action.bundle.shimfiles import shim_script_names
+from pyfn_action.bundle.shimfiles import shim_python_names, shim_script_names
 from pyfn_action.sizes import format_size
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ def protected_files(runtime_python: str, module: str) -> list[str]:
         "package.json",
         "package-lock.json",
         "pyfn/manifest.json",
-        "pyfn/worker.py",
+        *shim_python_names(),
         f"pypy/bin/pypy{runtime_python}",
         f"pypy/bin/libpypy{runtime_python}-c.so",
         f"app/{module}",

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from conftest import Running, Served, build_args, call, hermetic_env, pyfn, serving
 from support.servers import index_routes, serve
+from support.shimpy import SHIM_PY
 from support.wheels import make_wheel
 
 pytestmark = pytest.mark.e2e
@@ -136,6 +137,7 @@ def test_every_py_in_the_bundle_has_an_unchecked_hash_pyc_of_its_source(
     # the function, its requirements, the stdlib and the shim's worker all have it
     assert "app/main.py" in checked
     assert "pyfn/worker.py" in checked
+    assert {f"pyfn/{p.name}" for p in SHIM_PY.glob("*.py")} <= set(checked)  # and its modules
     assert any(s.startswith("site/functions_framework/") for s in checked)
     assert any(s.startswith("site/flask/") for s in checked)
     stdlib = [s for s in checked if s.startswith("pypy/lib/")]

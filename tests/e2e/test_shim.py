@@ -337,6 +337,27 @@ def test_site_comes_first_after_app_and_its_pth_files_run(
         pth.unlink()
 
 
+def test_the_functions_modules_named_like_the_workers_are_its_own(
+    unpacked: Path, framework: Framework, tmp_path: Path
+) -> None:
+    """A module of the function named like one of the worker's (pyfn/*.py) or like what
+    they do is the one the function imports, and the worker serves as ever: the worker
+    loads its own by path, under no name a function's import could meet."""
+    names = sorted(p.stem for p in (unpacked / "pyfn").glob("*.py")) + ["adapter", "frames"]
+    written = [unpacked / "app" / f"{name}.py" for name in names]
+    try:
+        for path in written:
+            path.write_text("OWNER = 'function'\n")
+        with serving(unpacked, framework, tmp_path, "shadowing", PYFN_THREADS="2") as server:
+            for _ in range(3):
+                status, body = server.get("/?names=" + ",".join(names))
+                assert status == 200, body
+                assert json.loads(body) == dict.fromkeys(names, "function")
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
+
+
 WARMUP_DONE = re.compile(
     r"pyfn warm-up: (\d+) of (\d+) synthetic requests ran while idle; "
     r"(\d+) real requests came before it was done"

@@ -18,52 +18,67 @@ on every PyPy 3 the bundle may carry (3.9 and later).
 index.js starts it with PyPy's JIT off (``--jit off``): tracing import-time code
 that runs once only slows the cold start. The JIT is switched on once the
 function is loaded and the worker is first idle or has answered one request.
+
+This file keeps the loop and the wiring; its parts are the modules beside it,
+each loaded from its own file (:func:`_own_module`): ``pyfn_frames`` (the
+protocol's frames), ``pyfn_wsgi`` (the request adapter: a framed request through
+the WSGI app), ``pyfn_warmup`` (the idle-time JIT warm-up) and ``pyfn_process``
+(the process's pipes, parent, out-of-memory score and JSON logs).
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import contextvars
-import fcntl
+import functools
 import gc
-import importlib
-import io
+import importlib.util
 import json
 import logging
 import os
-import select
-import struct
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
-from typing import Any
-from urllib.parse import unquote_to_bytes
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-Headers = list[list[str]]
-StartResponse = Callable[..., Callable[[bytes], object]]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-REQUEST_FD = 3
-RESPONSE_FD = 4
 DEFAULT_WARMUP = 3000  # synthetic requests while idle after start (PYFN_WARMUP)
 DEFAULT_JIT = "threshold=200,function_threshold=300,trace_eagerness=50"  # PYFN_JIT
-_HEADER = struct.Struct(">II")
-# Request frames are read READ_AHEAD bytes at a time at least (a small request in one
-# system call, usually), MAX_READ at most (a large body in pieces, joined once).
-READ_AHEAD = 1 << 16
-MAX_READ = 1 << 20
-# Above these, a response is answered 500 here (index.js refuses such frames and kills
-# the worker that sends one): 64 MiB of body, 1 MiB of JSON header.
-MAX_RESPONSE_BODY = 64 * 1024 * 1024
-MAX_RESPONSE_HEADER = 1024 * 1024
-# Where the protocol pipes move: high, but below select()'s FD_SETSIZE (1024).
-_PROTOCOL_FD_BASES = (960, 240, 64, 10)
-_PR_SET_PDEATHSIG = 1
-_BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SHIM = os.path.dirname(os.path.abspath(__file__))  # the bundle's pyfn/
+_BUNDLE = os.path.dirname(_SHIM)
 MAX_THREADS = 1000
+FIRST_REQUEST_GRACE = 0.02  # seconds: a request queued during the cold start goes first
+
+
+def _own_module(name: str) -> types.ModuleType:
+    """The worker's module ``name``, run from its file beside this one, in no ``sys.modules``.
+
+    On ``sys.path`` the function's directories come first (app/, site/, then this
+    one), so an import by name could find a user's module of the same name instead
+    of ours; and once in ``sys.modules``, ours would be what the function's own
+    ``import`` of that name returns. Loaded by path under no name, ours can be
+    neither replaced nor found: a function's ``pyfn_frames.py`` (or ``frames.py``)
+    is the module its import gives it. The bytecode comes from ``__pycache__``, as
+    an import's would.
+    """
+    spec = importlib.util.spec_from_file_location(name, os.path.join(_SHIM, name + ".py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:  # for mypy alone, which reads them as modules beside this one
+    from . import pyfn_frames as frames
+    from . import pyfn_process as process
+    from . import pyfn_warmup as warming
+    from . import pyfn_wsgi as wsgi
+else:
+    frames = _own_module("pyfn_frames")
+    process = _own_module("pyfn_process")
+    warming = _own_module("pyfn_warmup")
+    wsgi = _own_module("pyfn_wsgi")
 
 
 def _threads_setting() -> int:
@@ -73,255 +88,6 @@ def _threads_setting() -> int:
 
 
 _THREADS = _threads_setting()
-
-
-def _die_with_parent(parent: int | None, quick: bool = True) -> bool:
-    """Ask Linux to kill this worker when index.js's process goes away; True if it will.
-
-    ``quick``: through PyPy's built-in ``_cffi_backend``, in well under a millisecond,
-    so it is done before the function loads (a hung import dies with Node too).
-    Otherwise through ctypes, which takes tens of ms to import on PyPy (after the
-    function loaded, only if the quick way is missing). Without prctl (not
-    Linux), EOF on the request pipe still ends the worker. ``parent``: index.js's
-    pid (``PYFN_NODE_PID``), if it said.
-    """
-    done = False
-    with contextlib.suppress(Exception):
-        if quick:
-            backend = importlib.import_module("_cffi_backend")
-            c_int = backend.new_primitive_type("int")
-            c_ulong = backend.new_primitive_type("unsigned long")
-            signature = backend.new_function_type((c_int,) + (c_ulong,) * 4, c_int, False)
-            prctl = backend.load_library(None).load_function(signature, "prctl")
-            done = prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) == 0  # SIGKILL
-        else:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            done = libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) == 0
-    # Orphaned already, index.js gone before prctl? Its pid says, rather than 1:
-    # Node itself may be pid 1 in a container.
-    if (os.getppid() != parent) if parent is not None else (os.getppid() == 1):
-        os._exit(0)
-    return done
-
-
-def _yield_to_node_when_out_of_memory() -> None:
-    """The kernel's out-of-memory killer takes a worker (replaced) before Node (the instance)."""
-    with contextlib.suppress(OSError):
-        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-        try:
-            os.write(fd, b"1000")
-        finally:
-            os.close(fd)
-
-
-def _move_protocol_fds() -> tuple[int, int]:
-    """Move the request and response pipes from fds 3 and 4 out of the user's way.
-
-    They go to high, close-on-exec descriptors (a program the function runs does
-    not inherit them), are closed in forked children, and 3 and 4 are closed (a
-    user's ``os.write(4, ...)`` or ``echo >&4`` fails instead of corrupting a frame).
-    """
-    moved = []
-    for fd in (REQUEST_FD, RESPONSE_FD):
-        for base in _PROTOCOL_FD_BASES:
-            try:
-                new = fcntl.fcntl(fd, fcntl.F_DUPFD, base)  # PyPy 3.9 has no F_DUPFD_CLOEXEC
-                break
-            except OSError:  # EINVAL: base is above the descriptor limit
-                continue
-        else:
-            new = os.dup(fd)
-        os.set_inheritable(new, False)
-        moved.append(new)
-    os.close(REQUEST_FD)
-    os.close(RESPONSE_FD)
-    request_fd, response_fd = moved
-
-    def close_in_child() -> None:
-        for fd in moved:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    os.register_at_fork(after_in_child=close_in_child)
-    return request_fd, response_fd
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line, with the severity Cloud Logging reads."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.exc_info:
-            message += "\n" + self.formatException(record.exc_info)
-        return json.dumps({"severity": record.levelname, "message": message, "logger": record.name})
-
-
-def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-
-
-class FrameReader:
-    """Frames from a pipe. A small frame usually arrives whole in one read; the parts
-    of a larger one are read in pieces and joined once, into the buffer of its final
-    size: every byte is copied once after it is read, never a copy of a copy."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.ahead = b""  # the last read, of which ``ahead[taken:]`` is not taken yet
-        self.taken = 0
-
-    def pending(self, timeout: float = 0.0) -> bool:
-        """Whether a request has (at least partly) arrived, waiting at most ``timeout`` s."""
-        if self.taken < len(self.ahead):
-            return True
-        readable, _, _ = select.select([self.fd], [], [], timeout)
-        return bool(readable)
-
-    def _take(self, size: int) -> bytes | None:
-        """The next ``size`` bytes; None if the pipe ends first."""
-        end = self.taken + size
-        if end <= len(self.ahead):
-            data = self.ahead[self.taken : end]
-            self.taken = end
-            return data
-        pieces: list[bytes | memoryview] = [memoryview(self.ahead)[self.taken :]]
-        have = len(self.ahead) - self.taken
-        last = b""
-        while have < size:
-            last = os.read(self.fd, max(READ_AHEAD, min(size - have, MAX_READ)))
-            if not last:
-                return None
-            pieces.append(last)
-            have += len(last)
-        # The last read may hold the start of the next frame: it is kept for that.
-        self.ahead, self.taken = last, len(last) - (have - size)
-        pieces[-1] = memoryview(last)[: self.taken]
-        return b"".join(pieces)
-
-    def read(self) -> tuple[dict[str, Any], bytes] | None:
-        head = self._take(_HEADER.size)
-        if head is None:
-            return None
-        header_len, body_len = _HEADER.unpack(head)
-        header = self._take(header_len)
-        body = self._take(body_len) if body_len else b""
-        if header is None or body is None:
-            return None
-        return json.loads(header.decode("utf-8")), body
-
-
-def write_frame(fd: int, header: dict[str, Any], body: bytes = b"") -> None:
-    _write_raw(fd, json.dumps(header).encode("utf-8"), body)
-
-
-def _write_raw(fd: int, data: bytes, body: bytes) -> None:
-    view = memoryview(_HEADER.pack(len(data), len(body)) + data + body)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def write_response(fd: int, request_id: int, status: int, headers: Headers, body: bytes) -> None:
-    """The response frame, or a plain 500 if the response is above the frame's limits."""
-    data = json.dumps({"id": request_id, "status": status, "headers": headers}).encode("utf-8")
-    if len(body) > MAX_RESPONSE_BODY or len(data) > MAX_RESPONSE_HEADER:
-        logging.getLogger("pyfn.worker").error(
-            "response too large: %d bytes of body, %d of headers (limits: %d, %d)",
-            len(body),
-            len(data),
-            MAX_RESPONSE_BODY,
-            MAX_RESPONSE_HEADER,
-        )
-        data = json.dumps(
-            {"id": request_id, "status": 500, "headers": [["Content-Type", "text/plain"]]}
-        ).encode("utf-8")
-        body = b"Internal Server Error\n"
-    _write_raw(fd, data, body)
-
-
-def _native(text: str) -> str:
-    """PEP 3333 'native strings': code points 0-255 standing for bytes."""
-    return text.encode("latin-1", "replace").decode("latin-1")
-
-
-def make_environ(request: dict[str, Any], body: bytes) -> dict[str, Any]:
-    """The WSGI environ for one request, as a server on Cloud Functions would build it."""
-    url = request["url"]
-    path, _, query = url.partition("?")
-    try:
-        path_info = unquote_to_bytes(path).decode("latin-1")
-    except Exception:
-        path_info = path
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": request["method"],
-        "SCRIPT_NAME": "",
-        "PATH_INFO": _native(path_info),
-        "QUERY_STRING": _native(query),
-        "SERVER_PROTOCOL": "HTTP/" + request.get("http_version", "1.1"),
-        "REMOTE_ADDR": request.get("remote", "127.0.0.1"),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": request.get("scheme", "http"),
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": _THREADS > 1,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
-    host = "localhost"
-    length_sent = False
-    for name, value in request["headers"]:
-        if "_" in name:
-            # WSGI spells `-` as `_`: `X_Goog_Authenticated_User_Email` would join the
-            # platform's `X-Goog-Authenticated-User-Email`. Dropped, as gunicorn does.
-            continue
-        key = name.upper().replace("-", "_")
-        value = _native(value)
-        if key == "CONTENT_TYPE":
-            environ.setdefault("CONTENT_TYPE", value)  # the first, as Node's body parser
-            continue
-        if key == "CONTENT_LENGTH":
-            length_sent = True
-            continue  # the body's true length is set below
-        if key == "HOST":
-            host = value
-        key = "HTTP_" + key
-        environ[key] = environ[key] + "," + value if key in environ else value
-    if body or length_sent:
-        # As gunicorn: no CONTENT_LENGTH for a request that sent none (a plain GET).
-        environ["CONTENT_LENGTH"] = str(len(body))
-    name, _, port = host.rpartition(":") if host.rsplit(":", 1)[-1].isdigit() else (host, "", "")
-    environ["SERVER_NAME"] = name or host
-    environ["SERVER_PORT"] = port or ("443" if environ["wsgi.url_scheme"] == "https" else "80")
-    return environ
-
-
-def call_app(app: WsgiApp, request: dict[str, Any], body: bytes) -> tuple[int, Headers, bytes]:
-    """Run the WSGI app for one request; return (status, headers, body)."""
-    state: dict[str, Any] = {}
-
-    def start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: Any = None
-    ) -> Callable[[bytes], object]:
-        if exc_info and state:
-            raise exc_info[1].with_traceback(exc_info[2])
-        state["status"] = int(status.split(" ", 1)[0])
-        state["headers"] = [[str(k), str(v)] for k, v in headers]
-        return lambda data: state.setdefault("early", []).append(data)
-
-    result = app(make_environ(request, body), start_response)
-    try:
-        chunks = list(state.pop("early", [])) + [bytes(c) for c in result]
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return state["status"], state["headers"], b"".join(chunks)
 
 
 def _add_paths(app: str, site_dir: str) -> None:
@@ -342,7 +108,7 @@ def _framework_signature(signature: str) -> str:
     return signature if signature in ("cloudevent", "event") else "http"
 
 
-def load_app(manifest: dict[str, Any]) -> WsgiApp:
+def load_app(manifest: dict[str, Any]) -> wsgi.WsgiApp:
     function = manifest["function"]
     _add_paths(os.path.join(_BUNDLE, "app"), os.path.join(_BUNDLE, "site"))
     os.environ.setdefault("FUNCTION_TARGET", function["entry_point"])
@@ -358,110 +124,12 @@ def load_app(manifest: dict[str, Any]) -> WsgiApp:
             gc.enable()
 
     signature = _framework_signature(function["signature"])
-    app: WsgiApp = functions_framework.create_app(
+    app: wsgi.WsgiApp = functions_framework.create_app(
         target=function["entry_point"],
         source=os.path.join(_BUNDLE, "app", "main.py"),
         signature_type=signature,
     )
     return app
-
-
-_WARMUP_HEADERS = [["Host", "localhost"], ["User-Agent", "pyfn-warmup"], ["Accept", "*/*"]]
-FIRST_REQUEST_GRACE = 0.02  # seconds: a request queued during the cold start goes first
-
-
-def _warmup_request(signature: str) -> dict[str, Any]:
-    """A request the framework answers itself, without calling the user's function.
-
-    HTTP functions: /robots.txt, which the Functions Framework always answers 404.
-    CloudEvent functions: a GET, which it answers 405; legacy event functions: a GET,
-    which it answers with an empty 200 of its own.
-    """
-    path = "/robots.txt" if signature == "http" else "/"
-    return {
-        "method": "GET",
-        "url": path,
-        "http_version": "1.1",
-        "headers": _WARMUP_HEADERS,
-        "remote": "127.0.0.1",
-        "scheme": "http",
-        "id": 0,
-    }
-
-
-def _warmup_function(request: Any) -> str:
-    """Stands in for the user's function in the private warm-up app."""
-    return "warm\n"
-
-
-def _warmup_app(signature: str) -> WsgiApp | None:
-    """A private app the Functions Framework wires as it wires the user's, around a stand-in.
-
-    Same routes, view wrapper, after-request hook and execution-id middleware as
-    the real app, so warming it compiles the code a real request runs (routing to
-    the function, making a response from its return value), not only the 404 path.
-    None if this framework cannot build one (then the real app's 404 path is warmed).
-    """
-    if signature != "http":
-        return None
-    try:
-        import functions_framework
-
-        flask = importlib.import_module("flask")
-        app = flask.Flask("pyfn_warmup", root_path=os.path.join(_BUNDLE, "pyfn"))
-        functions_framework._configure_app(app, _warmup_function, "http")
-        execution_id = getattr(functions_framework, "execution_id", None)
-        if execution_id is not None:
-            app.wsgi_app = execution_id.WsgiMiddleware(app.wsgi_app)
-    except Exception:
-        return None
-    warm: WsgiApp = app
-    return warm
-
-
-class WarmUp:
-    """Synthetic requests for idle time: never the user's function, never the user's state.
-
-    Each runs the whole per-request path of the worker (frame header decoding, the
-    WSGI call, response header encoding) in a copy of the current context, so
-    context variables the frameworks set for it do not outlive it.
-    """
-
-    def __init__(self, app: WsgiApp, signature: str, count: int) -> None:
-        self.count = self.left = count
-        self.ran = 0  # synthetic requests answered
-        self.arrived = 0  # real requests read while it was under way
-        self.real_app = app
-        self.signature = signature
-        self.app: WsgiApp | None = None
-        self.frame = b""
-        if count <= 0:  # its one line, at once: nothing will run
-            logging.getLogger("pyfn.worker").info("pyfn warm-up: off (PYFN_WARMUP=0)")
-
-    def step(self) -> None:
-        self.left -= 1
-        if self.app is None:  # built on first use: after the worker said it is ready
-            private = _warmup_app(self.signature)
-            self.app = private or self.real_app
-            request = _warmup_request(self.signature)
-            if private is not None:
-                request["url"] = "/"  # the stand-in function's route
-            self.frame = json.dumps(request).encode("utf-8")
-        try:
-            request = json.loads(self.frame.decode("utf-8"))
-            status, headers, _ = contextvars.copy_context().run(call_app, self.app, request, b"")
-            json.dumps({"id": request["id"], "status": status, "headers": headers})
-            self.ran += 1
-        except Exception:
-            self.left = 0  # whatever went wrong, real requests will show it
-        if self.left <= 0:  # one line per worker: what ran, and what it did not hold up
-            logging.getLogger("pyfn.worker").info(
-                "pyfn warm-up: %d of %d synthetic requests ran while idle; %d real requests "
-                "came before it was done",
-                self.ran,
-                self.count,
-                self.arrived,
-            )
 
 
 class _Thread:
@@ -503,7 +171,7 @@ class Requests:
     """
 
     def __init__(
-        self, app: WsgiApp, response_fd: int, threads: int, start_jit: Callable[[], None]
+        self, app: wsgi.WsgiApp, response_fd: int, threads: int, start_jit: Callable[[], None]
     ) -> None:
         self.app = app
         self.response_fd = response_fd
@@ -558,7 +226,9 @@ class Requests:
 
     def run(self, request: dict[str, Any], body: bytes) -> None:
         try:
-            status, headers, payload = call_app(self.app, request, body)
+            status, headers, payload = wsgi.call_app(
+                self.app, request, body, multithread=self.threads > 1
+            )
         except self.caught:
             logging.getLogger("pyfn.worker").error(
                 "unhandled error in %s %s\n%s",
@@ -572,15 +242,15 @@ class Requests:
                 b"Internal Server Error\n",
             )
         with self.write_lock:
-            write_response(self.response_fd, request["id"], status, headers, payload)
+            frames.write_response(self.response_fd, request["id"], status, headers, payload)
         if not self.jit_started:
             self.jit_once()
 
 
 def serve(
-    app: WsgiApp,
-    request_fd: int = REQUEST_FD,
-    response_fd: int = RESPONSE_FD,
+    app: wsgi.WsgiApp,
+    request_fd: int = process.REQUEST_FD,
+    response_fd: int = process.RESPONSE_FD,
     *,
     warmup: int = 0,
     signature: str = "http",
@@ -599,8 +269,9 @@ def serve(
     first request: a request that waited for a cold start is not also made to
     wait for the JIT to trace code that the first request runs once.
     """
-    reader = FrameReader(request_fd)
-    warm = WarmUp(app, signature, warmup)
+    reader = frames.FrameReader(request_fd)
+    call = functools.partial(wsgi.call_app, multithread=threads > 1)
+    warm = warming.WarmUp(app, signature, warmup, call)
     requests = Requests(app, response_fd, threads, start_jit)
     grace = FIRST_REQUEST_GRACE
     while True:
@@ -656,12 +327,12 @@ def _warmup_count() -> int:
 
 def main() -> int:
     started = time.monotonic()
-    request_fd, response_fd = _move_protocol_fds()
+    request_fd, response_fd = process.move_protocol_fds()
     node = os.environ.pop("PYFN_NODE_PID", "")
     parent = int(node) if node.isdigit() else None
-    parent_watched = _die_with_parent(parent)
-    _yield_to_node_when_out_of_memory()
-    _configure_logging()
+    parent_watched = process.die_with_parent(parent)
+    process.yield_to_node_when_out_of_memory()
+    process.configure_logging()
     with open(os.path.join(_BUNDLE, "pyfn", "manifest.json"), encoding="utf-8") as fh:
         manifest = json.load(fh)
     try:
@@ -670,12 +341,12 @@ def main() -> int:
         logging.getLogger("pyfn.worker").critical(
             "cannot load the function\n%s", traceback.format_exc()
         )
-        write_frame(response_fd, {"type": "fatal", "message": "cannot load the function"})
+        frames.write_frame(response_fd, {"type": "fatal", "message": "cannot load the function"})
         return 1
     load_ms = round((time.monotonic() - started) * 1000)
-    write_frame(response_fd, {"type": "ready", "pid": os.getpid(), "load_ms": load_ms})
+    frames.write_frame(response_fd, {"type": "ready", "pid": os.getpid(), "load_ms": load_ms})
     if not parent_watched:
-        _die_with_parent(parent, quick=False)  # slow: ctypes takes tens of ms to import
+        process.die_with_parent(parent, quick=False)  # slow: ctypes takes tens of ms to import
     signature = _framework_signature(manifest["function"]["signature"])
     serve(
         app,

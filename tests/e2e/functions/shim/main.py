@@ -127,6 +127,16 @@ def paths(request):
     return json.dumps({"first": tail, "pth": os.environ.get("PYFN_TEST_PTH_RAN")})
 
 
+@functions_framework.http
+def shadowing(request):
+    """What this function's imports of the names in ?names= give: the test writes a
+    module of each beside main.py, named like one of the worker's own."""
+    import importlib
+
+    names = request.args["names"].split(",")
+    return json.dumps({n: getattr(importlib.import_module(n), "OWNER", None) for n in names})
+
+
 # --- hostile code: what a function may do to the worker it runs in ---------------
 
 if os.environ.get("SHIM_TEST_HANG_IMPORT") and not os.path.exists(
