@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pyfn_action.errors import (
     BudgetExceeded,
+    CommentError,
     ConfigError,
     Finding,
     PyfnError,
@@ -37,7 +38,6 @@ from pyfn_action.github.base import (
 )
 from pyfn_action.github.cachekey import cache_key
 from pyfn_action.github.comments import (
-    CommentError,
     Comments,
     default_key,
     post_combined,
