@@ -167,7 +167,14 @@ def runtime_entries(runtime: Runtime) -> Iterator[Entry]:
                 )
             path = real
         kind = "stdlib" if rel.startswith(stdlib) else "runtime"
-        yield Entry(f"pypy/{rel}", path, None, _is_exec(path), kind, kind)
+        yield Entry(
+            arcname=f"pypy/{rel}",
+            source=path,
+            data=None,
+            executable=_is_exec(path),
+            component=kind,
+            kind=kind,
+        )
 
 
 def site_entries(installed: Installed) -> Iterator[Entry]:
@@ -183,7 +190,14 @@ def site_entries(installed: Installed) -> Iterator[Entry]:
             continue  # wheels cannot carry links; nothing pip made here is one
         name = owner.get(found.rel, "site")
         path = found.path
-        yield Entry(f"site/{found.rel}", path, None, _is_exec(path), name, "package")
+        yield Entry(
+            arcname=f"site/{found.rel}",
+            source=path,
+            data=None,
+            executable=_is_exec(path),
+            component=name,
+            kind="package",
+        )
 
 
 def _ignored(spec: pathspec.GitIgnoreSpec, rel: str) -> bool:
@@ -292,7 +306,16 @@ def app_entries(
         if secret is not None:
             warnings.append(f"{rel} {secret}: never bundled")
             continue
-        entries.append(Entry(f"app/{rel}", path, None, bool(info.st_mode & 0o111), "app", "app"))
+        entries.append(
+            Entry(
+                arcname=f"app/{rel}",
+                source=path,
+                data=None,
+                executable=bool(info.st_mode & 0o111),
+                component="app",
+                kind="app",
+            )
+        )
     if undecodable or unreadable:
         excluded = _excluded_by_user_rules(root, [*undecodable, *unreadable])
         undecodable = [rel for rel in undecodable if rel not in excluded]
@@ -342,15 +365,59 @@ def shim_entries(manifest: bytes, node: NodePackage) -> Iterator[Entry]:
     """The Node shim, the framework it declares, the Python side of its protocol, and
     the manifest."""
     shim = resources.files("pyfn_action").joinpath("shim")
-    yield Entry("index.js", None, shim.joinpath("index.js").read_bytes(), False, "shim", "shim")
-    yield Entry("package.json", None, node.package_json, False, "shim", "shim")
-    yield Entry("package-lock.json", None, node.lock, False, "shim", "shim")
+    yield Entry(
+        arcname="index.js",
+        source=None,
+        data=shim.joinpath("index.js").read_bytes(),
+        executable=False,
+        component="shim",
+        kind="shim",
+    )
+    yield Entry(
+        arcname="package.json",
+        source=None,
+        data=node.package_json,
+        executable=False,
+        component="shim",
+        kind="shim",
+    )
+    yield Entry(
+        arcname="package-lock.json",
+        source=None,
+        data=node.lock,
+        executable=False,
+        component="shim",
+        kind="shim",
+    )
     worker = shim.joinpath("pyfn")
     if worker.is_dir():
         for item in sorted(worker.iterdir(), key=lambda t: t.name):
             if item.is_file() and item.name.endswith(".py"):
-                yield Entry(f"pyfn/{item.name}", None, item.read_bytes(), False, "shim", "shim")
-    yield Entry("pyfn/manifest.json", None, manifest, False, "shim", "shim")
+                yield Entry(
+                    arcname=f"pyfn/{item.name}",
+                    source=None,
+                    data=item.read_bytes(),
+                    executable=False,
+                    component="shim",
+                    kind="shim",
+                )
+    yield Entry(
+        arcname="pyfn/manifest.json",
+        source=None,
+        data=manifest,
+        executable=False,
+        component="shim",
+        kind="shim",
+    )
+
+
+def out_ignores(source: Path, out: Path) -> list[str]:
+    """Keep the output directory out of the bundle when it lies inside the source."""
+    try:
+        rel = out.resolve().relative_to(source.resolve())
+    except ValueError:
+        return []
+    return [f"/{rel.as_posix()}/"] if rel.parts else []
 
 
 def stage(

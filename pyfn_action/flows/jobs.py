@@ -229,7 +229,19 @@ def deploy(
     progress: ProgressFactory = silent,
     say: Callable[[str], None] = log.info,
 ) -> DeployOutcome:
-    """``pyfn deploy``: :func:`prepare_deploy`, then :func:`deploy_function`."""
+    """``pyfn deploy``: :func:`prepare_deploy`, then :func:`deploy_function`.
+
+    Raises a :class:`~pyfn_action.errors.PyfnError` of the failure's kind (its exit
+    code is in docs/configuration.md), before anything is built when it can be:
+    ``ConfigError`` for a name, region, setting or Node.js runtime the deploy cannot
+    use, or without Google's client libraries; ``CloudCredentialsError`` without
+    usable credentials, or credentials Google refuses (a dry run goes on without
+    them); ``DeployError`` when the function cannot be read; then whatever
+    :func:`~pyfn_action.flows.build.build` raises; ``UploadError`` when the bundle
+    cannot be uploaded or verified; ``DeployError`` when Cloud Functions refuses the
+    function or its deployment fails, ``DeployTimeout`` when it does not finish within
+    ``settings.timeout`` (it goes on in Google Cloud).
+    """
     inputs = prepare_deploy(config, settings, env, dry_run=dry_run)
     return deploy_function(inputs, env, dry_run=dry_run, progress=progress, say=say)
 
