@@ -89,7 +89,17 @@ class RequirementsError(PyfnError):
 class NoCompatibleWheel(RequirementsError):
     """A requirement has no distribution the target PyPy can load."""
 
-    requirement: str = ""  # the distribution's name
+    def __init__(
+        self,
+        what: str,
+        *,
+        requirement: str = "",
+        why: str = "",
+        fix: str = "",
+        findings: Iterable[Finding] = (),
+    ) -> None:
+        super().__init__(what, why=why, fix=fix, findings=findings)
+        self.requirement = requirement  # the distribution's name
 
 
 class BundleError(PyfnError):
@@ -118,7 +128,18 @@ class BudgetExceeded(PyfnError):
     """
 
     exit_code = 9
-    report: Any = None  # report.Report
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        report: Any = None,
+        why: str = "",
+        fix: str = "",
+        findings: Iterable[Finding] = (),
+    ) -> None:
+        super().__init__(what, why=why, fix=fix, findings=findings)
+        self.report = report  # report.Report, or None where no report was made
 
 
 class ReportError(PyfnError):
@@ -161,6 +182,26 @@ class DeployTimeout(DeployError):
     """The deployment did not finish within the wait timeout."""
 
     exit_code = 16
+
+
+class CommentError(PyfnError):
+    """A pull-request comment could not be read or written.
+
+    ``status`` is GitHub's answer, if there was one; ``forbidden`` says the token may
+    not write (a fork's token: 401, 403, 404), which callers treat as "post it elsewhere".
+    """
+
+    exit_code = 17
+
+    def __init__(
+        self, what: str, *, status: int | None = None, why: str = "", fix: str = ""
+    ) -> None:
+        super().__init__(what, why=why, fix=fix)
+        self.status = status
+
+    @property
+    def forbidden(self) -> bool:
+        return self.status in (401, 403, 404)
 
 
 class AnswersDiffer(PyfnError):

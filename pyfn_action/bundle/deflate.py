@@ -122,8 +122,8 @@ def compress(data: bytes, level: int) -> Compressed:
     stream = _deflate(data, level)
     crc = zlib.crc32(data)
     if len(stream) >= len(data):
-        return Compressed(STORED, crc, len(data), data)
-    return Compressed(DEFLATED, crc, len(data), stream)
+        return Compressed(method=STORED, crc32=crc, size=len(data), payload=data)
+    return Compressed(method=DEFLATED, crc32=crc, size=len(data), payload=stream)
 
 
 class _Discard(Exception):
@@ -223,7 +223,7 @@ class DeflateCache:
                 raise _Discard("its header does not describe its payload")
             if _check(raw[: _HEAD.size], self.producer, digest, payload) != check:
                 raise _Discard("it does not match its checksum")
-            item = Compressed(method, crc, size, payload)
+            item = Compressed(method=method, crc32=crc, size=size, payload=payload)
             _holds(item, data)
         except _Discard as exc:
             log.warning("deflate cache entry %s is not usable (%s); recomputing it", path, exc)

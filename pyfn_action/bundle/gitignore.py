@@ -106,7 +106,7 @@ def compile_pattern(line: str, base: str = "") -> tuple[GitPattern | None, str]:
         return None, str(exc)
     prefix = re.escape(base.encode("utf-8", "surrogateescape"))
     compiled = re.compile(prefix + regex, re.DOTALL)
-    return GitPattern(base, negated, must_be_dir, compiled), ""
+    return GitPattern(base=base, negated=negated, must_be_dir=must_be_dir, regex=compiled), ""
 
 
 def _simple_length(pattern: bytes) -> int:

@@ -114,7 +114,9 @@ def from_files(package_json: bytes, lock: bytes | None, where: str) -> NodePacka
             why=f"it locks {locked.get('name', PACKAGE)} {locked.get('version')}",
             fix="Rebuild the bundle with pyfn build",
         )
-    return NodePackage(package_json, lock, str(spec), name, version)
+    return NodePackage(
+        package_json=package_json, lock=lock, spec=str(spec), name=name, version=version
+    )
 
 
 def _locked(lock: bytes, where: str) -> Mapping[str, Any]:

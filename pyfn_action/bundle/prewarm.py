@@ -105,4 +105,11 @@ def _site_entries(wheel: Path) -> Iterator[Entry]:
             top = info.filename.split("/", 1)[0]
             if info.is_dir() or top.endswith((".dist-info", ".data")):
                 continue
-            yield Entry(f"site/{info.filename}", None, archive.read(info), False, top, "package")
+            yield Entry(
+                arcname=f"site/{info.filename}",
+                source=None,
+                data=archive.read(info),
+                executable=False,
+                component=top,
+                kind="package",
+            )

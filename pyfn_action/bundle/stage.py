@@ -168,7 +168,14 @@ def runtime_entries(runtime: Runtime) -> Iterator[Entry]:
                 )
             path = real
         kind = "stdlib" if rel.startswith(stdlib) else "runtime"
-        yield Entry(f"pypy/{rel}", path, None, _is_exec(path), kind, kind)
+        yield Entry(
+            arcname=f"pypy/{rel}",
+            source=path,
+            data=None,
+            executable=_is_exec(path),
+            component=kind,
+            kind=kind,
+        )
 
 
 def site_entries(installed: Installed) -> Iterator[Entry]:
@@ -184,7 +191,14 @@ def site_entries(installed: Installed) -> Iterator[Entry]:
             continue  # wheels cannot carry links; nothing pip made here is one
         name = owner.get(found.rel, "site")
         path = found.path
-        yield Entry(f"site/{found.rel}", path, None, _is_exec(path), name, "package")
+        yield Entry(
+            arcname=f"site/{found.rel}",
+            source=path,
+            data=None,
+            executable=_is_exec(path),
+            component=name,
+            kind="package",
+        )
 
 
 def _ignored(spec: pathspec.GitIgnoreSpec, rel: str) -> bool:
@@ -293,7 +307,16 @@ def app_entries(
         if secret is not None:
             warnings.append(f"{rel} {secret}: never bundled")
             continue
-        entries.append(Entry(f"app/{rel}", path, None, bool(info.st_mode & 0o111), "app", "app"))
+        entries.append(
+            Entry(
+                arcname=f"app/{rel}",
+                source=path,
+                data=None,
+                executable=bool(info.st_mode & 0o111),
+                component="app",
+                kind="app",
+            )
+        )
     if undecodable or unreadable:
         excluded = _excluded_by_user_rules(root, [*undecodable, *unreadable])
         undecodable = [rel for rel in undecodable if rel not in excluded]
@@ -342,13 +365,26 @@ def _parents(rel: str) -> Iterator[str]:
 def shim_entries(manifest: bytes, node: NodePackage) -> Iterator[Entry]:
     """The Node shim (index.js and its modules), the framework it declares, the Python
     side of its protocol, and the manifest."""
-    for name, data in shim_scripts():
-        yield Entry(name, None, data, False, "shim", "shim")
-    yield Entry("package.json", None, node.package_json, False, "shim", "shim")
-    yield Entry("package-lock.json", None, node.lock, False, "shim", "shim")
-    for name, data in shim_python():
-        yield Entry(name, None, data, False, "shim", "shim")
-    yield Entry("pyfn/manifest.json", None, manifest, False, "shim", "shim")
+    files = [
+        *shim_scripts(),
+        ("package.json", node.package_json),
+        ("package-lock.json", node.lock),
+        *shim_python(),
+        ("pyfn/manifest.json", manifest),
+    ]
+    for name, data in files:
+        yield Entry(
+            arcname=name, source=None, data=data, executable=False, component="shim", kind="shim"
+        )
+
+
+def out_ignores(source: Path, out: Path) -> list[str]:
+    """Keep the output directory out of the bundle when it lies inside the source."""
+    try:
+        rel = out.resolve().relative_to(source.resolve())
+    except ValueError:
+        return []
+    return [f"/{rel.as_posix()}/"] if rel.parts else []
 
 
 def stage(

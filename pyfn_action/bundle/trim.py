@@ -89,7 +89,7 @@ def _git_rule(origin: str, number: int, text: str, pattern: str, base: str) -> R
             why,
         )
         return None
-    return Rule(origin, number, text, matcher)
+    return Rule(origin=origin, line=number, text=text, matcher=matcher)
 
 
 def _builtin_lines(text: str) -> Iterable[tuple[int, str]]:
@@ -110,7 +110,7 @@ def builtin_rules(tag: str) -> list[Rule]:
             matcher, why = compile_pattern(line.replace("{tag}", tag), base)
             if matcher is None:
                 raise TrimError(f"{origin}:{number}: cannot use the rule {line!r}", why=why)
-            rules.append(Rule(origin, number, line, matcher))
+            rules.append(Rule(origin=origin, line=number, text=line, matcher=matcher))
     return rules
 
 
@@ -151,7 +151,7 @@ def _gcloud_rule(origin: str, number: int, line: str) -> Rule | None:
             line,
         )
         return None
-    return Rule(origin, number, line, matcher)
+    return Rule(origin=origin, line=number, text=line, matcher=matcher)
 
 
 def _present(path: Path) -> bool:
@@ -250,7 +250,13 @@ def plan_trim(
         slot[1] += entry.size()
     effects = tuple(Effect(rules[i], n, size) for i, (n, size) in sorted(counts.items()))
     removed_bytes = sum(e.bytes for e in effects)
-    return TrimPlan(tuple(kept), tuple(removed), effects, kept_bytes, removed_bytes)
+    return TrimPlan(
+        kept=tuple(kept),
+        removed=tuple(removed),
+        effects=effects,
+        kept_bytes=kept_bytes,
+        removed_bytes=removed_bytes,
+    )
 
 
 def _is_metadata(arcname: str) -> bool:
@@ -280,19 +286,22 @@ def protected_files(runtime_python: str, module: str) -> list[str]:
     ]
 
 
+def effect_dict(effect: Effect) -> dict[str, object]:
+    """One rule's effect as JSON (``--dry-run --json`` and ``report.json``'s ``trim``)."""
+    rule = effect.rule
+    return {
+        "rule": rule.text,
+        "source": rule.origin,
+        "line": rule.line,
+        "files": effect.files,
+        "bytes": effect.bytes,
+    }
+
+
 def plan_dict(plan: TrimPlan) -> dict[str, object]:
     """The plan as JSON: each rule's effect, and the totals."""
     return {
-        "rules": [
-            {
-                "rule": e.rule.text,
-                "source": e.rule.origin,
-                "line": e.rule.line,
-                "files": e.files,
-                "bytes": e.bytes,
-            }
-            for e in plan.effects
-        ],
+        "rules": [effect_dict(e) for e in plan.effects],
         "removed_files": len(plan.removed),
         "removed_bytes": plan.removed_bytes,
         "kept_files": len(plan.kept),

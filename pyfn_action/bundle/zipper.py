@@ -5,20 +5,18 @@ Entries sorted, one fixed timestamp (``SOURCE_DATE_EPOCH``, never before
 executable after extraction, Deflate or Stored only (the only methods Cloud
 Functions' extractor accepts), no directory or symlink entries.
 
-The runtime's and the site's entries (``pypy/``, ``site/``: 90 MB, unchanged from one
-build to the next while the app changes) are also kept as blocks: their local
-headers and data, and their central records, exactly as written, in
-``<cache>/zipblocks``. A block is keyed by each of its files' identity on disk
-(path, size, modification and change times, inode) with its name and mode, the
-timestamp, and what compressed it (zlib and its settings: ``deflate.Producer``), so
-a later build whose runtime and site files are those same files, compressed by the
-same zlib, copies the block instead of reading, hashing, checking and compressing
-90 MB again; the bytes are the ones writing them anew would give. Any file that changed
-(its change time moves with it) or moved makes a new key; a block is kept only once
-its files' change times have settled (``fetch.settled``: a change in the same tick
-of the kernel's clock would leave them as they were); a block whose checksum fails
-is deleted and rebuilt. A cache restored from elsewhere has other inodes and times:
-its blocks never match.
+The runtime's and the site's entries (``pypy/``, ``site/``: 90 MB, unchanged from one build
+to the next while the app changes) are also kept as blocks: their local headers and data,
+and their central records, exactly as written, in ``<cache>/zipblocks``. A block is keyed by
+each of its files' identity on disk (path, size, modification and change times, inode) with
+its name and mode, the timestamp, and what compressed it (zlib and its settings:
+``deflate.Producer``), so a later build whose runtime and site files are those same files,
+compressed by the same zlib, copies the block instead of reading, hashing, checking and
+compressing 90 MB again; the bytes are the ones writing them anew would give. Any file that
+changed (its change time moves with it) or moved makes a new key; a block is kept only once
+its files' change times have settled (``fetch.settled``: a change in the same tick of the
+kernel's clock would leave them as they were); a block whose checksum fails is deleted and
+rebuilt. A cache restored from elsewhere has other inodes and times: its blocks never match.
 """
 
 from __future__ import annotations
@@ -136,7 +134,13 @@ def _records(segment: _Segment, out: BinaryIO, dos: tuple[int, int]) -> None:
     segment.local_size = offset
     segment.central = b"".join(central)
     segment.written = tuple(
-        Written(e.arcname, e.component, e.kind, len(item.payload), item.size)
+        Written(
+            arcname=e.arcname,
+            component=e.component,
+            kind=e.kind,
+            compressed_bytes=len(item.payload),
+            uncompressed_bytes=item.size,
+        )
         for e, item in zip(segment.entries, segment.compressed)
     )
 
@@ -213,7 +217,7 @@ def _segments(ordered: Sequence[Entry], blocks: Path | None, key_base: str) -> l
         if segments and segments[-1].prefix == prefix:
             segments[-1].entries.append(entry)
         else:
-            segments.append(_Segment(prefix, [entry]))
+            segments.append(_Segment(prefix=prefix, entries=[entry]))
     if blocks is None:
         return segments
     for segment in segments:

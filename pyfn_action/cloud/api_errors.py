@@ -46,9 +46,8 @@ def api_error(
             bucket=bucket,
             gen=gen,
         )
-        last.why = "; ".join(p for p in (last.why, "retried until the retry budget ran out") if p)
-        last.args = (last.message,)
-        return last
+        retried = "; ".join(p for p in (last.why, "retried until the retry budget ran out") if p)
+        return type(last)(last.what, why=retried, fix=last.fix)
     if isinstance(exc, (RefreshError, TransportError)) or (
         isinstance(exc, GoogleAuthError) and not isinstance(exc, gexc.GoogleAPIError)
     ):

@@ -36,6 +36,21 @@ POLL_MAX = 10.0
 
 
 @dataclass(frozen=True)
+class Polling:
+    """How an operation is waited for: the clock and the sleep that keep its time (a
+    test gives its own), the first pause between polls, and the longest (each pause is
+    half as long again as the one before)."""
+
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    first: float = POLL_FIRST
+    longest: float = POLL_MAX
+
+
+POLLING = Polling()
+
+
+@dataclass(frozen=True)
 class Deployed:
     name: str
     url: str | None
@@ -211,15 +226,12 @@ def apply(
     *,
     timeout: float,
     say: Callable[[str], None] = log.info,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    poll_first: float = POLL_FIRST,
-    poll_max: float = POLL_MAX,
+    polling: Polling = POLLING,
 ) -> Deployed:
     """Create or update the function, then wait for the operation, at most ``timeout`` s."""
     t, gen = the_plan.address, the_plan.generation
     version = _version(gen)
-    deadline = clock() + timeout
+    deadline = polling.clock() + timeout
     existing = read_function(api, t, gen)
     if existing is not None:
         _check_existing(existing, t, gen)
@@ -237,17 +249,8 @@ def apply(
     except Exception as exc:
         doing = f"{'updating' if existing is not None else 'creating'} function {t.name}"
         raise _error(exc, doing, t, gen) from None
-    result = wait_for(
-        operation,
-        t,
-        gen,
-        timeout=max(deadline - clock(), 0.0),
-        say=say,
-        clock=clock,
-        sleep=sleep,
-        poll_first=poll_first,
-        poll_max=poll_max,
-    )
+    left = max(deadline - polling.clock(), 0.0)
+    result = wait_for(operation, t, gen, timeout=left, say=say, polling=polling)
     url, state = version.url(result), version.state(result)
     if state not in ("ACTIVE",):
         raise DeployError(
@@ -273,10 +276,7 @@ def wait_for(
     *,
     timeout: float,
     say: Callable[[str], None] = log.info,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    poll_first: float = POLL_FIRST,
-    poll_max: float = POLL_MAX,
+    polling: Polling = POLLING,
     verb: str = "deployment",
 ) -> Any:
     """Wait for a long-running operation on function ``t``, at most ``timeout`` s, saying
@@ -284,18 +284,7 @@ def wait_for(
     name = operation.operation.name
     say(f"Operation {name} started; waiting up to {_duration(timeout)}")
     try:
-        _wait(
-            operation,
-            t,
-            gen,
-            clock() + timeout,
-            say=say,
-            clock=clock,
-            sleep=sleep,
-            poll_first=poll_first,
-            poll_max=poll_max,
-            verb=verb,
-        )
+        _wait(operation, t, gen, polling.clock() + timeout, say=say, polling=polling, verb=verb)
     except KeyboardInterrupt:
         say(
             f"Stopped waiting; operation {name} goes on in Google Cloud: follow it with "
@@ -336,15 +325,12 @@ def _wait(
     deadline: float,
     *,
     say: Callable[[str], None],
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    poll_first: float,
-    poll_max: float,
+    polling: Polling,
     verb: str,
 ) -> None:
     from google.api_core import exceptions as gexc
 
-    delay = poll_first
+    delay = polling.first
     shown: dict[str, str] = {}
     transient = 0
 
@@ -370,7 +356,7 @@ def _wait(
         show_stages()
         if finished:
             return
-        left = deadline - clock()
+        left = deadline - polling.clock()
         if left <= 0:
             raise DeployTimeout(
                 f"The {verb} of {t.name} did not finish within the wait timeout",
@@ -378,8 +364,8 @@ def _wait(
                 "Google Cloud",
                 fix="Follow it with " + _describe(t, gen) + ", or wait longer with --timeout",
             )
-        sleep(min(delay, left))
-        delay = min(delay * 1.5, poll_max)
+        polling.sleep(min(delay, left))
+        delay = min(delay * 1.5, polling.longest)
 
 
 def _operation_stages(operation: Any) -> list[Any]:

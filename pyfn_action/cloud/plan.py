@@ -41,7 +41,13 @@ class Plan:
         """The plan with the uploaded bundle as the function's source, pinned where the
         API version can pin it."""
         body = body_builder(self.generation).with_source(_copy(self.body), source)
-        return Plan(self.address, self.generation, body, self.update_mask, list(self.notes))
+        return Plan(
+            address=self.address,
+            generation=self.generation,
+            body=body,
+            update_mask=self.update_mask,
+            notes=list(self.notes),
+        )
 
     def with_environment(self, deployed: Mapping[str, str] | None, exists: bool | None) -> Plan:
         """The plan with ``NODE_OPTIONS`` preloading the bundle's ``index.js``, where the
@@ -58,7 +64,11 @@ class Plan:
                 "environment variables, which are kept"
             )
             return Plan(
-                self.address, self.generation, self.body, self.update_mask, [*self.notes, note]
+                address=self.address,
+                generation=self.generation,
+                body=self.body,
+                update_mask=self.update_mask,
+                notes=[*self.notes, note],
             )
         env = dict(deployed or {}) if exists else {}
         options = node_options(env.get("NODE_OPTIONS"))
@@ -67,7 +77,13 @@ class Plan:
         env["NODE_OPTIONS"] = options
         built = Body(_copy(self.body), list(self.update_mask))
         built.put(path, env)
-        return Plan(self.address, self.generation, built.body, built.update_mask, list(self.notes))
+        return Plan(
+            address=self.address,
+            generation=self.generation,
+            body=built.body,
+            update_mask=built.update_mask,
+            notes=list(self.notes),
+        )
 
     @property
     def node_runtime(self) -> str:
@@ -80,7 +96,13 @@ class Plan:
     def staged(self, bucket: str, key: str) -> Plan:
         """For a dry run: the object the bundle would be uploaded to, its generation unknown."""
         body, note = body_builder(self.generation).staged(_copy(self.body), bucket, key)
-        return Plan(self.address, self.generation, body, self.update_mask, [*self.notes, note])
+        return Plan(
+            address=self.address,
+            generation=self.generation,
+            body=body,
+            update_mask=self.update_mask,
+            notes=[*self.notes, note],
+        )
 
     def requests(self) -> dict[str, Any]:
         """Both requests: ``create`` if the function is absent, ``update`` if it exists.
@@ -120,7 +142,13 @@ def plan(
 def make_plan(checked: Checked, address: FunctionAddress, *, entry_point: str) -> Plan:
     """The request body and update mask for settings :func:`check` accepted."""
     built = body_builder(checked.generation).build(checked, address, entry_point=entry_point)
-    return Plan(address, checked.generation, built.body, built.update_mask, built.notes)
+    return Plan(
+        address=address,
+        generation=checked.generation,
+        body=built.body,
+        update_mask=built.update_mask,
+        notes=built.notes,
+    )
 
 
 # --- showing a plan ----------------------------------------------------------------

@@ -93,7 +93,13 @@ def check(
         topic_ref(settings.trigger_topic)
     elif trigger == "bucket":
         bucket = check_bucket(settings.trigger_bucket)
-    return Checked(settings, generation, trigger, secrets, bucket)
+    return Checked(
+        settings=settings,
+        generation=generation,
+        trigger=trigger,
+        secrets=secrets,
+        trigger_bucket=bucket,
+    )
 
 
 def _trigger_kind(settings: DeploySettings) -> str:
@@ -231,4 +237,4 @@ def _secret(key: str, ref: str) -> SecretRef:
             )
     else:
         check_env_vars(((key, ""),), "secret environment variable")
-    return SecretRef(key, owner, secret, version)
+    return SecretRef(key=key, owner=owner, secret=secret, version=version)

@@ -122,7 +122,14 @@ def fill_wheelhouse(
             meanwhile(fetched, built)
 
     # The wheels are fetched while the sdists build.
-    builds = _Builds(interpreter, target, sources, wheelhouse, cache_dir, builder)
+    builds = _Builds(
+        interpreter=interpreter,
+        target=target,
+        sources=sources,
+        wheelhouse=wheelhouse,
+        cache_dir=cache_dir,
+        builder=builder,
+    )
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         fetching = pool.submit(fetch_wheels)
         try:

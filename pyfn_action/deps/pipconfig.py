@@ -123,7 +123,7 @@ def settings(sources: Sources, env: Mapping[str, str]) -> PipSettings:
         if value is not None:
             environment["PIP_" + option.upper().replace("-", "_")] = value
     return PipSettings(
-        merged,
+        sources=merged,
         trusted_hosts=tuple((_option(config, "trusted-host") or "").split()),
         cert=_option(config, "cert"),
         environment=environment,

@@ -28,6 +28,12 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from pyfn_action.deps.reqlines import (
+    INCLUDE_OPTIONS,
+    logical_lines,
+    requirement_text,
+    split_option,
+)
 from pyfn_action.errors import Finding, RequirementsError
 from pyfn_action.toml import tomllib
 
@@ -46,7 +52,6 @@ _PASS_OPTIONS = {
     "--trusted-host",
     "--require-hashes",
 }
-_INCLUDE_OPTIONS = {"-r", "--requirement", "-c", "--constraint"}
 _FIND_LINKS_OPTIONS = {"--find-links", "-f"}
 _REFUSED_OPTIONS = {
     "-e": "editable installs cannot be bundled; list the package itself",
@@ -117,32 +122,8 @@ def _error(path: Path, lineno: int, line: str, why: str, fix: str) -> Requiremen
         f"{path}:{lineno}: {what}",
         why=why,
         fix=fix,
-        findings=[Finding("requirements", f"{what}: {why}", path, lineno)],
+        findings=[Finding(kind="requirements", message=f"{what}: {why}", file=path, line=lineno)],
     )
-
-
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """Join backslash continuations and drop comments, keeping the first line number."""
-    out: list[tuple[int, str]] = []
-    buffer, start = "", 0
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        if not buffer:
-            start = lineno
-        if raw.endswith("\\"):
-            buffer += raw[:-1]
-            continue
-        line = buffer + raw
-        buffer = ""
-        # pip strips comments that start a line or follow whitespace.
-        if line.lstrip().startswith("#"):
-            continue
-        if " #" in line or "\t#" in line:
-            line = line[: min(i for i in (line.find(" #"), line.find("\t#")) if i >= 0)]
-        if line.strip():
-            out.append((start, line.strip()))
-    if buffer.strip():
-        out.append((start, buffer.strip()))
-    return out
 
 
 @dataclass
@@ -157,7 +138,7 @@ class _Reading:
 
 def read_requirements(path: Path, root: Path) -> Requirements:
     """Judge ``path`` (and what it includes) against the source tree ``root``."""
-    reading = _Reading(root.resolve())
+    reading = _Reading(root=root.resolve())
     _read(path, reading, depth=0)
     names = reading.names
     local = tuple(
@@ -190,7 +171,7 @@ def _read(path: Path, reading: _Reading, depth: int) -> None:
         raise RequirementsError(f"Cannot read {path}", why=exc.strerror or str(exc)) from exc
     reading.files.append(path)
     judged = [
-        _judge_line(path, lineno, line, reading, depth) for lineno, line in _logical_lines(text)
+        _judge_line(path, lineno, line, reading, depth) for lineno, line in logical_lines(text)
     ]
     reading.judged[path] = tuple(judged)
 
@@ -198,21 +179,21 @@ def _read(path: Path, reading: _Reading, depth: int) -> None:
 def _judge_line(path: Path, lineno: int, line: str, reading: _Reading, depth: int) -> Line:
     if line.startswith("-"):
         try:
-            option, value = _option(line)
+            option, value = split_option(line)
         except ValueError as exc:
             raise _error(path, lineno, line, str(exc), "Fix the quoting") from exc
         if option in _REFUSED_OPTIONS:
             raise _error(path, lineno, line, _REFUSED_OPTIONS[option], "Remove the line")
-        if option in _INCLUDE_OPTIONS:
+        if option in INCLUDE_OPTIONS:
             if not value:
                 raise _error(path, lineno, line, f"{option} needs a file name", "Name the file")
             _read(path.parent / value, reading, depth + 1)
-            return Line(lineno, line, include=(option, path.parent / value))
+            return Line(number=lineno, text=line, include=(option, path.parent / value))
         beside = Path(os.path.abspath(path.parent), value)
         if option in _FIND_LINKS_OPTIONS and value and os.path.exists(beside):
-            return Line(lineno, line, find_links=(option, beside))
+            return Line(number=lineno, text=line, find_links=(option, beside))
         if option in _PASS_OPTIONS or option.startswith("--hash"):
-            return Line(lineno, line)
+            return Line(number=lineno, text=line)
         raise _error(
             path,
             lineno,
@@ -220,10 +201,12 @@ def _judge_line(path: Path, lineno: int, line: str, reading: _Reading, depth: in
             f"{option} is not an option pyfn can pass to pip in a requirements file",
             f"Use one of {', '.join(sorted(_PASS_OPTIONS))}, or set it in pyfn's configuration",
         )
-    requirement = _requirement_text(line)
+    requirement = requirement_text(line)
     location = _location(requirement)
     if location is not None:
-        return Line(lineno, line, local=_judge_local(path, lineno, line, location, reading.root))
+        return Line(
+            number=lineno, text=line, local=_judge_local(path, lineno, line, location, reading.root)
+        )
     try:
         parsed = Requirement(requirement)
     except InvalidRequirement as exc:
@@ -245,13 +228,10 @@ def _judge_line(path: Path, lineno: int, line: str, reading: _Reading, depth: in
             "List the package's directory inside the function's directory instead (./pkg)",
         )
     if _scheme(url) == "file":
-        return Line(lineno, line, local=_judge_local(path, lineno, line, url, reading.root))
-    return Line(lineno, line)
-
-
-def _requirement_text(line: str) -> str:
-    """The requirement on a line, without the ``--hash`` options pip allows after it."""
-    return line.split(" --hash", 1)[0].strip().rstrip(";").strip()
+        return Line(
+            number=lineno, text=line, local=_judge_local(path, lineno, line, url, reading.root)
+        )
+    return Line(number=lineno, text=line)
 
 
 def _scheme(text: str) -> str:
@@ -327,13 +307,15 @@ def _judge_local(path: Path, lineno: int, line: str, location: str, root: Path) 
             "Name the package by its path relative to the requirements file",
         )
     relative = resolved.relative_to(root).as_posix()
-    return LocalRequirement(path, lineno, location, resolved, relative)
+    return LocalRequirement(
+        file=path, line=lineno, written=location, path=resolved, relative=relative
+    )
 
 
 def path_named(text: str) -> str | None:
     """The absolute path a line written for pip names (a local requirement, or an option's
     value), read as :func:`read_requirements` reads it; None if it names no one path."""
-    logical = _logical_lines(text)
+    logical = logical_lines(text)
     if len(logical) != 1:
         return None
     line = logical[0][1]
@@ -343,7 +325,7 @@ def path_named(text: str) -> str | None:
         except ValueError:
             return None
         return words[1] if len(words) == 2 else None
-    requirement = _requirement_text(line)
+    requirement = requirement_text(line)
     location = _location(requirement)
     if location is None:
         try:
@@ -362,10 +344,10 @@ def requirement_specs(text: str) -> Iterator[tuple[int, str]]:
     are passed over. The requirements are not parsed: whoever checks them reports a
     bad one at its line.
     """
-    for lineno, line in _logical_lines(text):
+    for lineno, line in logical_lines(text):
         if line.startswith("-"):
             continue
-        requirement = _requirement_text(line)
+        requirement = requirement_text(line)
         if requirement and _location(requirement) is None:
             yield lineno, requirement
 
@@ -378,83 +360,3 @@ def project_requirements(text: str) -> list[str]:
     for group in project.get("optional-dependencies", {}).values():
         specs += group
     return [str(spec) for spec in specs]
-
-
-_HASH = re.compile(r"--hash[= ]\s*(?P<algorithm>[A-Za-z0-9]+):(?P<digest>[0-9A-Fa-f]+)")
-
-
-def _option(line: str) -> tuple[str, str]:
-    """(option, value) of an option line: ``-f wheels``, ``--find-links=wheels``."""
-    words = shlex.split(line)
-    option, _, inline = words[0].partition("=")
-    return option, inline or (words[1] if len(words) > 1 else "")
-
-
-def _lines_through_includes(path: Path) -> Iterator[tuple[Path, str]]:
-    """(file, logical line) of ``path`` and, in their place, of the files it includes
-    (``-r``, ``-c``), each file once: the lines as pip reads them."""
-    seen: set[Path] = set()
-
-    def lines(current: Path) -> Iterator[tuple[Path, str]]:
-        if current in seen:
-            return
-        seen.add(current)
-        for _, line in _logical_lines(current.read_text(encoding="utf-8")):
-            option, value = _option(line) if line.startswith("-") else ("", "")
-            if option in _INCLUDE_OPTIONS and value:
-                yield from lines(current.parent / value)
-            else:
-                yield current, line
-
-    yield from lines(path)
-
-
-def pinned_hashes(path: Path) -> tuple[dict[str, set[str]], bool]:
-    """The SHA-256 hashes each requirement of ``path`` (and the files it includes) pins
-    with ``--hash``, by canonical name, and whether ``--require-hashes`` is given: pip's
-    hash-checking mode is on when either is."""
-    found: dict[str, set[str]] = {}
-    required = False
-    for _, line in _lines_through_includes(path):
-        if line.startswith("-"):
-            required = required or _option(line)[0] == "--require-hashes"
-            continue
-        digests = {
-            m["digest"].lower() for m in _HASH.finditer(line) if m["algorithm"].lower() == "sha256"
-        }
-        try:
-            name: str = canonicalize_name(Requirement(_requirement_text(line)).name)
-        except InvalidRequirement:
-            name = _requirement_text(line)  # a path or URL: it has no name to pin by
-        if digests or _HASH.search(line):
-            found.setdefault(name, set()).update(digests)
-    return found, required
-
-
-_SOURCE_OPTIONS = {
-    "--index-url": "--index-url",
-    "-i": "--index-url",
-    "--extra-index-url": "--extra-index-url",
-    "--find-links": "--find-links",
-    "-f": "--find-links",
-    "--no-index": "--no-index",
-}
-
-
-def source_options(path: Path) -> list[str]:
-    """pip's arguments for the package sources that ``path`` (and the files it includes)
-    names on lines of their own (``--no-index``, ``--find-links DIR``, …): a local
-    find-links directory is made absolute, as pip reads it relative to its file."""
-    args: list[str] = []
-    for current, line in _lines_through_includes(path):
-        if not line.startswith("-"):
-            continue
-        option, value = _option(line)
-        flag = _SOURCE_OPTIONS.get(option)
-        if flag == "--no-index":
-            args.append(flag)
-        elif flag and value:
-            beside = Path(os.path.abspath(current.parent), value)
-            local = flag == "--find-links" and os.path.exists(beside)
-            args += [flag, str(beside) if local else value]
-    return args

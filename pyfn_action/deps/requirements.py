@@ -42,7 +42,8 @@ from pyfn_action.deps import pipconfig, uvlock
 from pyfn_action.deps.locked import Meanwhile, fill_wheelhouse
 from pyfn_action.deps.pip_runner import Interpreter as Interpreter  # also imported from here
 from pyfn_action.deps.pip_runner import pip_tail, run_pip, target_args, unsupported_wheel
-from pyfn_action.deps.reqfile import pinned_hashes, requirement_specs, source_options
+from pyfn_action.deps.reqfile import requirement_specs
+from pyfn_action.deps.reqlines import pinned_hashes, source_options
 from pyfn_action.deps.sdist import build_for_target, no_wheel
 from pyfn_action.deps.sources import Sources
 from pyfn_action.errors import NoCompatibleWheel, RequirementsError
@@ -309,7 +310,7 @@ def _resolve(
             spec = f"{name} @ {url}" if direct else f"{name}=={version}"
             # The file's name is the last segment of the URL's path (never its query).
             chosen = urllib.parse.unquote(urllib.parse.urlsplit(str(url)).path.rsplit("/", 1)[-1])
-            pins.append(Pin(str(name), str(version), spec, chosen))
+            pins.append(Pin(name=str(name), version=str(version), spec=spec, chosen=chosen))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RequirementsError("pip wrote no usable resolution report", why=str(exc)) from exc
     return sorted(pins, key=lambda p: canonicalize_name(p.name))
@@ -396,13 +397,12 @@ def _untargeted_wheel(filename: str, target: Target) -> NoCompatibleWheel | None
     if foreign is None:
         return None
     name = parse_wheel_filename(filename)[0]
-    error = NoCompatibleWheel(
+    return NoCompatibleWheel(
         f"{filename} cannot be loaded by PyPy {target.python_version}",
+        requirement=canonicalize_name(name),
         why=f"it is built for {foreign.describe()}",
         fix=f"Use {foreign.wanted} of {name} or its sdist",
     )
-    error.requirement = canonicalize_name(name)
-    return error
 
 
 def _install(wheel: Path, site: Path) -> Distribution:

@@ -205,10 +205,9 @@ def no_wheel(
         why += f"manylinux ≤ glibc {target.glibc[0]}.{target.glibc[1]} {target.arch}; {found}"
         if build_log:
             why += f"; building from source failed: {build_log}"
-    error = NoCompatibleWheel(
+    return NoCompatibleWheel(
         f"Requirement {mask_url(spec)} has no wheel PyPy {target.python_version} can load",
+        requirement=name,
         why=why,
         fix=fix,
     )
-    error.requirement = name
-    return error

@@ -102,7 +102,9 @@ def _load(home: Path, record: Path) -> Installed | None:
         data = json.loads(record.read_text())
         resolver = str(data["resolver"])
         distributions = tuple(
-            Distribution(d["name"], d["version"], d["wheel"], tuple(d["files"]))
+            Distribution(
+                name=d["name"], version=d["version"], wheel=d["wheel"], files=tuple(d["files"])
+            )
             for d in data["distributions"]
         )
     except (OSError, ValueError, KeyError, TypeError):

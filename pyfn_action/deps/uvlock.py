@@ -142,7 +142,14 @@ def compile_lock(
         extra.write_text("".join(f"{spec}\n" for spec in specs), encoding="utf-8")
         inputs.append(str(extra))
     lock = work / "pylock.toml"
-    uv = _Uv(python, target, interpreter, pip, cache_dir, work)
+    uv = _Uv(
+        python=python,
+        target=target,
+        interpreter=interpreter,
+        pip=pip,
+        cache_dir=cache_dir,
+        work=work,
+    )
     result, stderr = uv.compile(inputs, lock)
     if result.returncode != 0:
         _refuse(stderr, target, pip.sources, uv.newest)
@@ -328,11 +335,11 @@ def _locked(item: Mapping[str, object]) -> Locked:
             fix="Name a released version, a wheel or a local directory instead",
         )
     return Locked(
-        name,
-        str(version) if version is not None else None,
-        wheels,
-        _file(sdist) if isinstance(sdist, Mapping) else None,
-        direct,
+        name=name,
+        version=str(version) if version is not None else None,
+        wheels=wheels,
+        sdist=_file(sdist) if isinstance(sdist, Mapping) else None,
+        direct=direct,
     )
 
 

@@ -1,8 +1,22 @@
-"""The build pipeline: source + config → runtime → requirements → stage → zip → report.
+"""The build pipeline, one stage after another.
 
 :func:`build` is the one public function. It takes typed values, returns one,
 and never prints, exits or reads the process environment: the environment
-child processes see is passed in.
+child processes see is passed in. Its stages, in order, each return a small
+frozen value:
+
+1. judge: the source and its requirements read, the Node.js runtime and the
+   framework the bundle declares chosen, before anything is downloaded;
+2. runtime: the PyPy fetched, the source checked for its Python, pip's interpreter
+   and the trim rules;
+3. install: the requirements installed for the target (a cached site);
+4. stage: every entry of the bundle, the manifest among them;
+5. trim: the rules applied (a dry run stops here, with the plan);
+6. inspect: private keys refused, native code judged (:mod:`.bundle.checks`);
+7. zip: bytecode compiled, the zip written beside the output;
+8. report: what the bundle weighs, and the limits it is held to;
+9. budget: a bundle over a limit refused, with its report;
+10. land: ``report.json``, then ``bundle.zip``, renamed into the output directory.
 """
 
 from __future__ import annotations
@@ -11,22 +25,23 @@ import functools
 import logging
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyfn_action import __version__, secrets
+from pyfn_action import __version__
 from pyfn_action.bundle import nodepackage, prewarm
 from pyfn_action.bundle.bytecode import cache_tag, compile_entries
-from pyfn_action.bundle.entry import Entry
-from pyfn_action.bundle.native import inspect_entries
+from pyfn_action.bundle.checks import Inspection, Locator, inspect
 from pyfn_action.bundle.nodepackage import NodePackage
-from pyfn_action.bundle.source import check_source
-from pyfn_action.bundle.stage import stage
+from pyfn_action.bundle.source import FunctionSource, check_source
+from pyfn_action.bundle.stage import Staged, out_ignores, stage
 from pyfn_action.bundle.trim import (
-    Effect,
+    Rule,
     TrimPlan,
     builtin_rules,
+    effect_dict,
     gcloud_default,
     plan_trim,
     portable_deps_rules,
@@ -34,29 +49,21 @@ from pyfn_action.bundle.trim import (
     user_rules,
 )
 from pyfn_action.bundle.zipper import ZIP_EPOCH_MIN, ZipResult, write_zip
-from pyfn_action.config import Config, config_file, key_line
+from pyfn_action.config import Config
 from pyfn_action.deps import localreqs, sitecache
-from pyfn_action.deps.pip_runner import interpreter_for
+from pyfn_action.deps.pip_runner import Interpreter, interpreter_for
 from pyfn_action.deps.reqfile import Requirements, read_requirements
 from pyfn_action.deps.requirements import Installed, install_requirements
 from pyfn_action.deps.sources import Sources
-from pyfn_action.errors import (
-    BudgetExceeded,
-    BundleError,
-    CredentialsFound,
-    Finding,
-    NoCompatibleWheel,
-)
+from pyfn_action.errors import BundleError, Finding, NoCompatibleWheel
 from pyfn_action.progress import ProgressFactory, silent
-from pyfn_action.redact import redact_url
 from pyfn_action.report import budget
-from pyfn_action.report.manifest import FunctionInfo, Manifest
-from pyfn_action.report.model import BundleSummary, Limit, Report, components_from
+from pyfn_action.report.manifest import FunctionInfo, Manifest, runtime_record
+from pyfn_action.report.model import BundleSummary, Report, components_from
 from pyfn_action.runtime import noderuntimes
 from pyfn_action.runtime.pypy import Runtime, RuntimeRequest, resolve_runtime
 from pyfn_action.runtime.targets import Target, generation
 from pyfn_action.secrets.envfiles import credential_files
-from pyfn_action.sizes import format_size
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +98,66 @@ def build(
     the request; a local build leaves it to ``PYFN_TIMEOUT`` or the shim's 60 s.
     ``request_concurrency`` is how many requests the platform sends one instance at
     once, recorded so that the shim starts no more threads than that needs.
+
+    Raises a :class:`~pyfn_action.errors.PyfnError` of the failure's kind (its exit
+    code is in docs/configuration.md): ``ConfigError`` for a Node.js runtime, PyPy or
+    trim rule pyfn cannot use; ``SourceError`` for a missing entry module, syntax the
+    target refuses or an undefined entry point; ``RuntimeFetchError`` when the PyPy
+    cannot be fetched, verified or unpacked; ``RequirementsError`` for a requirements
+    line refused or requirements not resolved or installed (``NoCompatibleWheel``,
+    pointed at the line naming it, for one the target cannot load); ``BundleError``
+    for an unwritable output, a source file or a framework declaration that cannot be
+    bundled; ``CredentialsFound`` for private keys, unless allowed; ``BudgetExceeded``,
+    with the refused bundle's report, for a bundle over a limit or its budget.
     """
     out = config.out if config.dry_run else _writable_out(config.out)
-    # Judge the source and its requirements before anything is downloaded.
+    judged = _judge(config, cache_dir, env)
+    platform = _runtime(config, judged, cache_dir, env, progress)
+    with _work(cache_dir) as work:
+        installed = _install(config, judged, platform, work, cache_dir)
+        function = _function(config, request_timeout, request_concurrency)
+        staged = _stage(judged, platform, installed, function, out_ignores(config.source, out), env)
+        plan = _trim(staged, platform)
+        if config.dry_run:
+            return BuildResult(runtime=platform.runtime, plan=plan)
+        where = Locator(platform.source.root, judged.requirements, plan.kept)
+        allowed = config.allow_credentials
+        checked = inspect(plan.kept, where, platform.target, cache_dir, allow_credentials=allowed)
+        with tempfile.TemporaryDirectory(prefix=".pyfn-build-", dir=out) as pending:
+            zipped = _zip(plan, platform, Path(pending), cache_dir, source_date_epoch, progress)
+            report = _report(config, judged, platform, installed, staged, plan, checked, zipped)
+            _check_budget(report, zipped, where, config.source)
+            _land(report, zipped, out)
+    return BuildResult(
+        runtime=platform.runtime,
+        plan=plan,
+        bundle=out / "bundle.zip",
+        report_path=out / "report.json",
+        report=report,
+        findings=checked.findings,
+    )
+
+
+# --- the stages, in order -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """What is decided before anything is downloaded."""
+
+    requirements: Requirements | None  # None: the function has no requirements file
+    node_runtime: noderuntimes.Choice
+    notice: str | None  # what the build says of the Node.js runtime on this day
+    node: NodePackage  # the framework the bundle declares
+
+
+def _judge(config: Config, cache_dir: Path, env: Mapping[str, str]) -> _Judged:
+    """Judge the source and its requirements, and choose the Node.js runtime and
+    framework, before anything is downloaded."""
     if not config.pypy_archive:
         check_source(config, _python_of(config.runtime))
-    requirements = (
-        read_requirements(config.source / config.requirements, config.source)
-        if (config.source / config.requirements).is_file()
-        else None
-    )
+    file = config.source / config.requirements
+    requirements = read_requirements(file, config.source) if file.is_file() else None
     # The Node.js runtime it is deployed on decides the stack, and so the newest glibc
     # its wheels may need; judged by the platform's calendar on the given day.
     on = noderuntimes.today(env)
@@ -111,6 +168,28 @@ def build(
     # The framework the bundle declares, locked now: a version npm cannot find fails
     # before the runtime is fetched.
     node = nodepackage.declare(config.node_framework, cache_dir, env)
+    return _Judged(requirements=requirements, node_runtime=node_runtime, notice=notice, node=node)
+
+
+@dataclass(frozen=True)
+class _Platform:
+    """The PyPy the bundle carries, and what it decides."""
+
+    runtime: Runtime
+    target: Target
+    source: FunctionSource  # checked for the runtime's Python
+    interpreter: Interpreter  # what runs pip, and compiles the bytecode
+    rules: tuple[Rule, ...]  # the trim rules, in order
+
+
+def _runtime(
+    config: Config,
+    judged: _Judged,
+    cache_dir: Path,
+    env: Mapping[str, str],
+    progress: ProgressFactory,
+) -> _Platform:
+    """Fetch the PyPy (cached), and check the source for its Python."""
     runtime = resolve_runtime(
         RuntimeRequest(
             runtime=config.runtime,
@@ -123,269 +202,228 @@ def build(
         cache_dir,
         progress=progress,
     )
-    gen = generation(config.gen)
-    target = runtime.target(node_runtime.glibc)
+    target = runtime.target(judged.node_runtime.glibc)
     source = check_source(config, target.python_tuple)
+    return _Platform(
+        runtime=runtime,
+        target=target,
+        source=source,
+        interpreter=interpreter_for(runtime, target, cache_dir, env),
+        rules=(
+            *builtin_rules(cache_tag(runtime)),
+            *portable_deps_rules(runtime.root),
+            *user_rules(source.root),
+        ),
+    )
 
+
+@contextmanager
+def _work(cache_dir: Path) -> Iterator[Path]:
+    """A private directory for the build's scratch files, removed however it ends."""
+    work_root = cache_dir / "work"
+    work_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="build-", dir=work_root) as work:
+        yield Path(work)
+
+
+def _install(
+    config: Config, judged: _Judged, platform: _Platform, work: Path, cache_dir: Path
+) -> Installed:
+    """The requirements (and the framework, unless listed) installed for the target,
+    from the site cache when everything that decides them is unchanged."""
+    requirements, runtime, target = judged.requirements, platform.runtime, platform.target
     names = requirements.names if requirements is not None else frozenset()
     extra = []
     if config.signature != "script" and FRAMEWORK_NAME not in names:
         extra.append(FRAMEWORK_REQUIREMENT)
-
-    work_root = cache_dir / "work"
-    work_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="build-", dir=work_root) as work_name:
-        work = Path(work_name)
-        interpreter = interpreter_for(runtime, target, cache_dir, env)
-        rules = [
-            *builtin_rules(cache_tag(runtime)),
-            *portable_deps_rules(runtime.root),
-            *user_rules(source.root),
-        ]
-        sources = Sources(config.index_url, config.extra_index_urls, config.find_links)
-        included = list(requirements.files) if requirements is not None else []
-        local = localreqs.digest(requirements)
-        key = sitecache.cache_key(
-            included,
-            extra,
-            target,
-            sources,
-            runtime.sha256,
-            local=local,
-            resolver=config.resolver,
-        )
-        try:
-            installed = sitecache.installed_site(
-                cache_dir,
-                key,
-                lambda site: install_requirements(
-                    extra,
-                    # Local requirements are installed from copies, never in place.
-                    requirement_files=localreqs.pip_files(
-                        requirements, work / "local", expected=local
-                    ),
-                    target=target,
-                    interpreter=interpreter,
-                    site=site,
-                    work=work / "pip",
-                    cache_dir=cache_dir,
-                    sources=sources,
-                    resolver=config.resolver,
-                    # While sdists build, the other wheels' bytecode and compressed
-                    # data are made ahead, into the caches the bundle stage reads.
-                    meanwhile=functools.partial(
-                        prewarm.warm,
-                        runtime=runtime,
-                        interpreter=interpreter,
-                        rules=rules,
-                        cache_dir=cache_dir,
-                    ),
-                ),
-                refresh=config.refresh,
-            )
-        except NoCompatibleWheel as exc:
-            if requirements is not None and exc.requirement:
-                file, line = requirements.where(exc.requirement)
-                exc.findings = (Finding("native", exc.what, file, line),)
-            raise
-        manifest = _manifest(
-            config,
-            runtime,
-            target,
-            node_runtime,
-            installed,
-            node,
-            request_timeout,
-            request_concurrency,
-        )
-        staged = stage(
-            runtime,
-            installed,
-            source.root,
-            manifest,
-            node,
-            app_ignores=_out_ignores(config, out),
-            never_bundle=credential_files(env),
-        )
-        for warning in staged.warnings:
-            log.warning("%s", warning)
-        default = gcloud_default(source.root)
-        if default is not None:
-            log.info("%s", default)
-        module = source.module.relative_to(source.root).as_posix()
-        plan = plan_trim(staged.entries, rules, protected_files(runtime.python_version, module))
-        if config.dry_run:
-            return BuildResult(runtime, plan)
-        where = _Locator(source.root, requirements, plan.kept)
-        findings = _refuse_credentials(plan.kept, where, allowed=config.allow_credentials)
-        native = inspect_entries(plan.kept, target, cache_dir)
-        for problem in native.problems:
-            log.warning("native code: %s %s", problem.path, problem.problem)
-            file, line = where(problem.path)
-            message = f"{problem.path} {problem.problem}"
-            findings.append(Finding("native", message, file, line))
-        entries = list(plan.kept)
-        if interpreter.is_target:
-            entries = compile_entries(entries, runtime, interpreter, cache_dir)
-        else:
-            log.warning("no precompiled bytecode: this machine cannot run the target's PyPy")
-        with tempfile.TemporaryDirectory(prefix=".pyfn-build-", dir=out) as pending_name:
-            pending = Path(pending_name)
-            zipped = write_zip(
-                entries,
-                pending / "bundle.zip",
-                source_date_epoch=source_date_epoch,
-                progress=progress,
+    sources = Sources(
+        index_url=config.index_url,
+        extra_index_urls=config.extra_index_urls,
+        find_links=config.find_links,
+    )
+    included = list(requirements.files) if requirements is not None else []
+    local = localreqs.digest(requirements)
+    key = sitecache.cache_key(
+        included, extra, target, sources, runtime.sha256, local=local, resolver=config.resolver
+    )
+    try:
+        return sitecache.installed_site(
+            cache_dir,
+            key,
+            lambda site: install_requirements(
+                extra,
+                # Local requirements are installed from copies, never in place.
+                requirement_files=localreqs.pip_files(requirements, work / "local", expected=local),
+                target=target,
+                interpreter=platform.interpreter,
+                site=site,
+                work=work / "pip",
                 cache_dir=cache_dir,
-            )
-            versions = {d.name: d.version for d in installed.distributions}
-            limits = budget.limits_for(gen, config.budget, zipped)
-            report = Report(
-                bundle=BundleSummary(
-                    sha256=zipped.sha256,
-                    compressed_bytes=zipped.compressed_bytes,
-                    uncompressed_bytes=zipped.uncompressed_bytes,
-                    files=len(zipped.entries),
+                sources=sources,
+                resolver=config.resolver,
+                # While sdists build, the other wheels' bytecode and compressed
+                # data are made ahead, into the caches the bundle stage reads.
+                meanwhile=functools.partial(
+                    prewarm.warm,
+                    runtime=runtime,
+                    interpreter=platform.interpreter,
+                    rules=list(platform.rules),
+                    cache_dir=cache_dir,
                 ),
-                components=components_from(zipped, versions),
-                runtime={**_runtime_dict(runtime, target, node_runtime), "notice": notice},
-                function={
-                    "name": config.name,
-                    "entry_point": config.entry_point,
-                    "signature": config.signature,
-                    "gen": config.gen,
-                },
-                warnings=staged.warnings,
-                limits=tuple(limits),
-                extra={
-                    "resolver": installed.resolver,  # what resolved the requirements
-                    "trim": [_effect_dict(e) for e in plan.effects],
-                    "native": native.to_dict(),
-                },
-                node_framework=node.spec,
-            )
-            try:
-                budget.check(limits, zipped, report.components)
-            except BudgetExceeded as exc:
-                exc.report = report
-                exc.findings = tuple(_budget_findings(limits, zipped, config, where))
-                raise
-            (pending / "report.json").write_text(report.to_json(), encoding="utf-8")
-            # The bundle lands last: a report never describes a bundle that is not there.
-            os.replace(pending / "report.json", out / "report.json")
-            os.replace(zipped.path, out / "bundle.zip")
-    return BuildResult(
-        runtime, plan, out / "bundle.zip", out / "report.json", report, tuple(findings)
+            ),
+            refresh=config.refresh,
+        )
+    except NoCompatibleWheel as exc:
+        if requirements is None or not exc.requirement:
+            raise
+        file, line = requirements.where(exc.requirement)
+        raise NoCompatibleWheel(
+            exc.what,
+            requirement=exc.requirement,
+            why=exc.why,
+            fix=exc.fix,
+            findings=[Finding(kind="native", message=exc.what, file=file, line=line)],
+        ) from exc
+
+
+def _function(
+    config: Config, request_timeout: int | None, request_concurrency: int | None
+) -> FunctionInfo:
+    """The function as the manifest describes it to the shim."""
+    return FunctionInfo(
+        name=config.name,
+        entry_point=config.entry_point,
+        signature=config.signature,
+        script=config.script,
+        stdin=config.stdin,
+        gen=config.gen,
+        timeout=request_timeout,
+        concurrency=request_concurrency,
     )
 
 
-class _Locator:
-    """Which file of the function a bundle entry comes from: ``app/x`` is the source's
-    ``x``; a file under ``site/`` is the requirements line naming its distribution."""
-
-    def __init__(
-        self, root: Path, requirements: Requirements | None, entries: Sequence[Entry]
-    ) -> None:
-        self.root = root
-        self.requirements = requirements
-        self.component = {e.arcname: e.component for e in entries}
-
-    def __call__(self, arcname: str) -> tuple[Path | None, int | None]:
-        if arcname.startswith("app/"):
-            return self.root / arcname.removeprefix("app/"), None
-        if arcname.startswith("site/") and self.requirements is not None:
-            return self.requirements.where(self.component.get(arcname, ""))
-        return None, None
-
-
-def _budget_findings(
-    limits: Sequence[Limit], zipped: ZipResult, config: Config, where: _Locator
-) -> list[Finding]:
-    """The exceeded limits (on the line that sets the budget) and the largest source files."""
-    findings = []
-    for limit in limits:
-        if limit.ok:
-            continue
-        message = (
-            f"the bundle ({format_size(limit.used_bytes)}) exceeds the {limit.name} limit of "
-            f"{format_size(limit.limit_bytes)}"
-        )
-        file = config_file(config.source) if limit.name.startswith("budget") else None
-        line = key_line(file, "budget") if file is not None else None
-        findings.append(Finding("budget", message, file if line else None, line))
-    largest = sorted(zipped.entries, key=lambda e: e.compressed_bytes, reverse=True)[:10]
-    for entry in largest:
-        file, _ = where(entry.arcname)
-        if entry.arcname.startswith("app/") and file is not None:
-            message = (
-                f"{entry.arcname.removeprefix('app/')} takes {format_size(entry.compressed_bytes)} "
-                f"of the bundle ({format_size(entry.uncompressed_bytes)} unzipped)"
-            )
-            findings.append(Finding("oversized", message, file))
-    return findings
+def _stage(
+    judged: _Judged,
+    platform: _Platform,
+    installed: Installed,
+    function: FunctionInfo,
+    app_ignores: list[str],
+    env: Mapping[str, str],
+) -> Staged:
+    """Every entry of the bundle, its manifest among them; nothing is copied yet."""
+    manifest = Manifest(
+        pyfn_version=__version__,
+        function=function,
+        runtime=runtime_record(platform.runtime, platform.target, judged.node_runtime),
+        packages=tuple(
+            {"name": d.name, "version": d.version, "wheel": d.wheel}
+            for d in installed.distributions
+        ),
+        node_framework=judged.node.spec,
+    )
+    staged = stage(
+        platform.runtime,
+        installed,
+        platform.source.root,
+        manifest.to_bytes(),
+        judged.node,
+        app_ignores=app_ignores,
+        never_bundle=credential_files(env),
+    )
+    for warning in staged.warnings:
+        log.warning("%s", warning)
+    return staged
 
 
-def _effect_dict(effect: Effect) -> dict[str, object]:
-    rule = effect.rule
-    return {
-        "rule": rule.text,
-        "source": rule.origin,
-        "line": rule.line,
-        "files": effect.files,
-        "bytes": effect.bytes,
-    }
+def _trim(staged: Staged, platform: _Platform) -> TrimPlan:
+    """What the trim rules leave in the bundle; the entry module is never left out."""
+    source = platform.source
+    default = gcloud_default(source.root)
+    if default is not None:
+        log.info("%s", default)
+    module = source.module.relative_to(source.root).as_posix()
+    protected = protected_files(platform.runtime.python_version, module)
+    return plan_trim(staged.entries, platform.rules, protected)
 
 
-def _refuse_credentials(
-    entries: Sequence[Entry], where: _Locator, *, allowed: bool
-) -> list[Finding]:
-    """No private key leaves in a bundle unless the user says so (allow_credentials).
+def _zip(
+    plan: TrimPlan,
+    platform: _Platform,
+    pending: Path,
+    cache_dir: Path,
+    source_date_epoch: int,
+    progress: ProgressFactory,
+) -> ZipResult:
+    """The bundle zipped into ``pending``, with bytecode where the target's PyPy runs here."""
+    entries = list(plan.kept)
+    if platform.interpreter.is_target:
+        entries = compile_entries(entries, platform.runtime, platform.interpreter, cache_dir)
+    else:
+        log.warning("no precompiled bytecode: this machine cannot run the target's PyPy")
+    return write_zip(
+        entries,
+        pending / "bundle.zip",
+        source_date_epoch=source_date_epoch,
+        progress=progress,
+        cache_dir=cache_dir,
+    )
 
-    Every file from ``app/`` and ``site/`` goes through the scanner of
-    pyfn-no-credentials (:mod:`.secrets`), archives inside it included. Allowed, each key
-    found is returned as a finding to show; else the build stops. What could not be
-    scanned (too large, encrypted, damaged, a limit reached) is logged and returned as a
-    finding too; it does not stop the build.
-    """
-    keys: list[secrets.Finding] = []
-    located: list[Finding] = []
-    unscanned: list[Finding] = []
-    for entry in entries:
-        if not entry.arcname.startswith(("app/", "site/")):
-            continue
-        if entry.source is not None:
-            scan = secrets.scan_file(entry.source, entry.arcname)
-        else:
-            scan = secrets.scan_content(entry.arcname, entry.read())
-        file, line = where(entry.arcname)
-        for found in scan.findings:
-            keys.append(found)
-            log.warning("%s", found.line() if allowed else f"{found.where}: {found.what}")
-            # A line of a member of an archive is not a line of the archive.
-            own = found.lineno if found.where == secrets.shown_name(entry.arcname) else None
-            located.append(
-                Finding(
-                    "credentials",
-                    f"{found.where}: {found.what}",
-                    file,
-                    own if line is None else line,
-                )
-            )
-        for note in scan.unscanned:
-            log.warning("%s", note.line())
-            unscanned.append(Finding("credentials", note.line(), file, line))
-    if keys and not allowed:
-        listed = "; ".join(f"{f.where} ({f.what})" for f in keys[:10])
-        more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
-        raise CredentialsFound(
-            f"The bundle would carry private keys: {listed}{more}",
-            why="anyone who can read the function's source could use them",
-            fix="Delete them (or list them in .pyfnignore) and use the function's runtime "
-            "service account or Secret Manager; set allow_credentials = true only if "
-            "shipping them is intended",
-            findings=[*located, *unscanned],
-        )
-    return [*located, *unscanned]
+
+def _report(
+    config: Config,
+    judged: _Judged,
+    platform: _Platform,
+    installed: Installed,
+    staged: Staged,
+    plan: TrimPlan,
+    checked: Inspection,
+    zipped: ZipResult,
+) -> Report:
+    """``report.json``: what the bundle weighs, part by part, and the limits it is held to."""
+    versions = {d.name: d.version for d in installed.distributions}
+    runtime = runtime_record(platform.runtime, platform.target, judged.node_runtime)
+    return Report(
+        bundle=BundleSummary(
+            sha256=zipped.sha256,
+            compressed_bytes=zipped.compressed_bytes,
+            uncompressed_bytes=zipped.uncompressed_bytes,
+            files=len(zipped.entries),
+        ),
+        components=components_from(zipped, versions),
+        runtime={**runtime, "notice": judged.notice},
+        function={
+            "name": config.name,
+            "entry_point": config.entry_point,
+            "signature": config.signature,
+            "gen": config.gen,
+        },
+        warnings=staged.warnings,
+        limits=tuple(budget.limits_for(generation(config.gen), config.budget, zipped)),
+        extra={
+            "resolver": installed.resolver,  # what resolved the requirements
+            "trim": [effect_dict(e) for e in plan.effects],
+            "native": checked.native.to_dict(),
+        },
+        node_framework=judged.node.spec,
+    )
+
+
+def _check_budget(report: Report, zipped: ZipResult, where: Locator, source: Path) -> None:
+    """Refuse a bundle over a limit: the error carries its report, never written."""
+    limits, parts = report.limits, report.components
+    budget.check(limits, zipped, parts, report=report, where=where, source=source)
+
+
+def _land(report: Report, zipped: ZipResult, out: Path) -> None:
+    """The report, then the bundle, renamed into ``out``: a report never describes a
+    bundle that is not there."""
+    pending = zipped.path.parent / "report.json"
+    pending.write_text(report.to_json(), encoding="utf-8")
+    os.replace(pending, out / "report.json")
+    os.replace(zipped.path, out / "bundle.zip")
+
+
+# --- helpers --------------------------------------------------------------------------
 
 
 def _python_of(runtime: str) -> tuple[int, int]:
@@ -405,59 +443,3 @@ def _writable_out(out: Path) -> Path:
             fix="Pass a writable directory with --out (or PYFN_OUT)",
         ) from exc
     return out
-
-
-def _out_ignores(config: Config, out: Path) -> list[str]:
-    """Keep the output directory out of the bundle when it lies inside the source."""
-    try:
-        rel = out.resolve().relative_to(config.source.resolve())
-    except ValueError:
-        return []
-    return [f"/{rel.as_posix()}/"] if rel.parts else []
-
-
-def _runtime_dict(
-    runtime: Runtime, target: Target, node_runtime: noderuntimes.Choice
-) -> dict[str, object]:
-    return {
-        "node_runtime": node_runtime.name,
-        "glibc": "{}.{}".format(*target.glibc),
-        "python_version": runtime.python_version,
-        "pypy_version": runtime.pypy_version,
-        "arch": runtime.arch,
-        "abi": target.abi,
-        "sha256": runtime.sha256,
-        "source": redact_url(runtime.source),  # never a URL's user info or query
-        "executable": f"pypy/bin/pypy{runtime.python_version}",
-    }
-
-
-def _manifest(
-    config: Config,
-    runtime: Runtime,
-    target: Target,
-    node_runtime: noderuntimes.Choice,
-    installed: Installed,
-    node: NodePackage,
-    request_timeout: int | None,
-    request_concurrency: int | None = None,
-) -> bytes:
-    return Manifest(
-        pyfn_version=__version__,
-        function=FunctionInfo(
-            name=config.name,
-            entry_point=config.entry_point,
-            signature=config.signature,
-            script=config.script,
-            stdin=config.stdin,
-            gen=config.gen,
-            timeout=request_timeout,
-            concurrency=request_concurrency,
-        ),
-        runtime=_runtime_dict(runtime, target, node_runtime),
-        packages=tuple(
-            {"name": d.name, "version": d.version, "wheel": d.wheel}
-            for d in installed.distributions
-        ),
-        node_framework=node.spec,
-    ).to_bytes()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 
 from pyfn_action.config import Config, DeploySettings
-from pyfn_action.errors import PyfnError
+from pyfn_action.errors import ConfigError, PyfnError
 from pyfn_action.progress import ProgressFactory, silent
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def source_date_epoch(env: Mapping[str, str]) -> int:
     if not raw:
         return ZIP_EPOCH_MIN
     if not raw.isdigit():
-        raise PyfnError(
+        raise ConfigError(
             f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds",
             fix="Set it to an integer such as $(git log -1 --format=%ct), or unset it",
         )
@@ -229,7 +229,19 @@ def deploy(
     progress: ProgressFactory = silent,
     say: Callable[[str], None] = log.info,
 ) -> DeployOutcome:
-    """``pyfn deploy``: :func:`prepare_deploy`, then :func:`deploy_function`."""
+    """``pyfn deploy``: :func:`prepare_deploy`, then :func:`deploy_function`.
+
+    Raises a :class:`~pyfn_action.errors.PyfnError` of the failure's kind (its exit
+    code is in docs/configuration.md), before anything is built when it can be:
+    ``ConfigError`` for a name, region, setting or Node.js runtime the deploy cannot
+    use, or without Google's client libraries; ``CloudCredentialsError`` without
+    usable credentials, or credentials Google refuses (a dry run goes on without
+    them); ``DeployError`` when the function cannot be read; then whatever
+    :func:`~pyfn_action.flows.build.build` raises; ``UploadError`` when the bundle
+    cannot be uploaded or verified; ``DeployError`` when Cloud Functions refuses the
+    function or its deployment fails, ``DeployTimeout`` when it does not finish within
+    ``settings.timeout`` (it goes on in Google Cloud).
+    """
     inputs = prepare_deploy(config, settings, env, dry_run=dry_run)
     return deploy_function(inputs, env, dry_run=dry_run, progress=progress, say=say)
 
@@ -295,7 +307,16 @@ def prepare_deploy(
                 raise
             log.warning("could not read %s: %s", address.path, exc.message)
     the_plan = the_plan.with_environment(apply.environment(deployed, gen), exists)
-    return DeployInputs(config, settings, the_plan, bucket, credentials, api, deployed, exists)
+    return DeployInputs(
+        config=config,
+        settings=settings,
+        plan=the_plan,
+        bucket=bucket,
+        credentials=credentials,
+        api=api,
+        deployed=deployed,
+        exists=exists,
+    )
 
 
 def deploy_function(
@@ -339,7 +360,11 @@ def deploy_function(
         uri = f"gs://{inputs.bucket}/{key}"
         if dry_run:
             return DeployOutcome(
-                result, result.report, inputs.plan.staged(inputs.bucket, key), uri, inputs.exists
+                build=result,
+                report=result.report,
+                plan=inputs.plan.staged(inputs.bucket, key),
+                object_uri=uri,
+                existing=inputs.exists,
             )
         uploaded = upload(
             result.bundle,
@@ -356,4 +381,12 @@ def deploy_function(
     for note in the_plan.notes:
         say(note)
     done = apply.apply(the_plan, inputs.api, timeout=settings.timeout, say=say)
-    return DeployOutcome(result, result.report, the_plan, uri, inputs.exists, uploaded, done)
+    return DeployOutcome(
+        build=result,
+        report=result.report,
+        plan=the_plan,
+        object_uri=uri,
+        existing=inputs.exists,
+        uploaded=uploaded,
+        deployed=done,
+    )

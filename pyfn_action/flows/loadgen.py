@@ -123,11 +123,11 @@ def sequential(
             wrong += 1
     elapsed = clock() - began
     return Latency(
-        len(samples),
-        wrong,
-        _ms(_quantile(samples, 0.5)),
-        _ms(_quantile(samples, 0.95)),
-        round(elapsed, 3),
+        count=len(samples),
+        wrong=wrong,
+        p50_ms=_ms(_quantile(samples, 0.5)),
+        p95_ms=_ms(_quantile(samples, 0.95)),
+        seconds=round(elapsed, 3),
     )
 
 
@@ -182,7 +182,11 @@ def concurrent(
         thread.join(timeout=max(deadline - time.monotonic(), 0))
     count, wrong = sum(counts), sum(wrongs)
     return Throughput(
-        clients, count, wrong, round(count / elapsed, 1) if elapsed else 0.0, round(elapsed, 3)
+        clients=clients,
+        count=count,
+        wrong=wrong,
+        rps=round(count / elapsed, 1) if elapsed else 0.0,
+        seconds=round(elapsed, 3),
     )
 
 

@@ -118,13 +118,19 @@ def _prepare(bundle: Path, base: Path, digest: str) -> tuple[Served, int | None]
                 if (entry / ".complete").is_file() and _matches(bundle, entry / "bundle"):
                     os.utime(entry / ".complete")  # the most recently served
                     return Served(
-                        entry / "bundle", manifest.read_tree(entry / "bundle"), True, None
+                        root=entry / "bundle",
+                        manifest=manifest.read_tree(entry / "bundle"),
+                        reused=True,
+                        cleanup=None,
                     ), held
                 if _alone(held):
                     _unpack_into(bundle, entry)
                     fcntl.flock(held, fcntl.LOCK_SH)
                     return Served(
-                        entry / "bundle", manifest.read_tree(entry / "bundle"), False, None
+                        root=entry / "bundle",
+                        manifest=manifest.read_tree(entry / "bundle"),
+                        reused=False,
+                        cleanup=None,
                     ), held
         except BaseException:
             os.close(held)
@@ -136,7 +142,10 @@ def _prepare(bundle: Path, base: Path, digest: str) -> tuple[Served, int | None]
     private = Path(tempfile.mkdtemp(prefix="pyfn-serve-"))
     try:
         return Served(
-            private / "bundle", unpack_bundle(bundle, private / "bundle"), False, private
+            root=private / "bundle",
+            manifest=unpack_bundle(bundle, private / "bundle"),
+            reused=False,
+            cleanup=private,
         ), None
     except BaseException:
         shutil.rmtree(private, ignore_errors=True)

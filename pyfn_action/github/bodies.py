@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from pyfn_action.github.comments import CommentError, Comments, Posted, post_combined
+from pyfn_action.errors import CommentError
+from pyfn_action.github.comments import Comments, Posted, post_combined
 from pyfn_action.report import combined
 from pyfn_action.report.combined import Combined
 from pyfn_action.report.fields import NotCombined

@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from pyfn_action import __version__
-from pyfn_action.errors import PyfnError
+from pyfn_action.errors import CommentError
 from pyfn_action.report import combined
 from pyfn_action.report.combined import Combined
 from pyfn_action.report.fields import NotCombined
@@ -40,22 +40,6 @@ MAX_PAGES = 200  # 20,000 comments: far beyond any pull request GitHub can show
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 30
 SETTLE_SECONDS = 2.0  # after writing a shared comment, how long before it is read again
-
-
-class CommentError(PyfnError):
-    """A pull-request comment could not be read or written."""
-
-    exit_code = 17
-
-    def __init__(
-        self, what: str, *, status: int | None = None, why: str = "", fix: str = ""
-    ) -> None:
-        super().__init__(what, why=why, fix=fix)
-        self.status = status
-
-    @property
-    def forbidden(self) -> bool:
-        return self.status in (401, 403, 404)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pyfn_action.errors import CommentError
 from pyfn_action.github import speed
-from pyfn_action.github.comments import CommentError, Comments, default_key, post_combined
+from pyfn_action.github.comments import Comments, default_key, post_combined
 from pyfn_action.github.event import Event
 from pyfn_action.github.functions import Function
 from pyfn_action.github.inputs import Inputs

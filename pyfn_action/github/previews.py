@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 
 from pyfn_action.cloud.auth import project_from_env
-from pyfn_action.errors import CloudCredentialsError, PyfnError
+from pyfn_action.errors import CloudCredentialsError, CommentError, PyfnError
 from pyfn_action.flows.previews import (
     PreviewTarget,
     delete_previews,
@@ -21,7 +21,7 @@ from pyfn_action.flows.previews import (
     raise_failures,
     skip_reason,
 )
-from pyfn_action.github.comments import CommentError, Comments, default_key, mark_previews_deleted
+from pyfn_action.github.comments import Comments, default_key, mark_previews_deleted
 from pyfn_action.github.event import Event
 from pyfn_action.github.functions import Function, require_deploy_settings
 from pyfn_action.github.inputs import Inputs

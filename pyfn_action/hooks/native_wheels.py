@@ -46,7 +46,7 @@ from pyfn_action.deps.pip_runner import (
 from pyfn_action.deps.reqfile import project_requirements, requirement_specs
 from pyfn_action.deps.sdist import build_from_source
 from pyfn_action.deps.sources import Sources
-from pyfn_action.errors import PyfnError
+from pyfn_action.errors import ConfigError, PyfnError
 from pyfn_action.fetch import replace_file
 from pyfn_action.flows.jobs import cache_dir
 from pyfn_action.runtime.elf import NotElf, read_elf
@@ -209,7 +209,7 @@ def find_pypy(target: Target, cache: Path, given: Path | None) -> Runtime | None
     if given is not None:
         runtime = local_runtime(given)
         if runtime.python_version != target.python_version or runtime.arch != target.arch:
-            raise PyfnError(
+            raise ConfigError(
                 f"--pypy {given} is PyPy {runtime.python_version} for {runtime.arch}, and the "
                 f"target is PyPy {target.python_version} for {target.arch}",
                 fix="Pass a PyPy of the target's Python (or --runtime to match it)",

@@ -92,14 +92,14 @@ def compare(
     notice = report.runtime.get("notice")
     notices = (" ".join(notice.split())[:500],) if isinstance(notice, str) and notice else ()
     return Comparison(
-        total,
-        tuple(rows),
-        report.limits,
-        base is not None,
-        report.function_name,
-        new_function and base is None,
-        base_label,
-        notices,
+        total=total,
+        rows=tuple(rows),
+        limits=report.limits,
+        has_base=base is not None,
+        function=report.function_name,
+        new_function=new_function and base is None,
+        base_label=base_label,
+        notices=notices,
     )
 
 
@@ -122,4 +122,12 @@ def _row(
         status = "new"
     else:
         status = "unchanged" if (c, u) == (bc, bu) else "changed"
-    return Row(name, kind, c, u, bc, bu, status)
+    return Row(
+        name=name,
+        kind=kind,
+        compressed_bytes=c,
+        uncompressed_bytes=u,
+        base_compressed_bytes=bc,
+        base_uncompressed_bytes=bu,
+        status=status,
+    )

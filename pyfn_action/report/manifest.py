@@ -15,7 +15,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyfn_action.redact import redact_url
+from pyfn_action.runtime.noderuntimes import Choice
+from pyfn_action.runtime.pypy import Runtime
+from pyfn_action.runtime.targets import Target
+
 PATH = "pyfn/manifest.json"  # inside the bundle
+
+
+def runtime_record(runtime: Runtime, target: Target, node_runtime: Choice) -> dict[str, object]:
+    """What runs the function, as the manifest and ``report.json`` record it."""
+    return {
+        "node_runtime": node_runtime.name,
+        "glibc": "{}.{}".format(*target.glibc),
+        "python_version": runtime.python_version,
+        "pypy_version": runtime.pypy_version,
+        "arch": runtime.arch,
+        "abi": target.abi,
+        "sha256": runtime.sha256,
+        "source": redact_url(runtime.source),  # never a URL's user info or query
+        "executable": f"pypy/bin/pypy{runtime.python_version}",
+    }
 
 
 class ManifestError(ValueError):

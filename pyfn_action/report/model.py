@@ -186,7 +186,14 @@ def components_from(zipped: ZipResult, versions: Mapping[str, str]) -> tuple[Com
         slot[1] += entry.uncompressed_bytes
         slot[2] += 1
     components = [
-        Component(name, kind, c, u, n, versions.get(name) if kind == "package" else None)
+        Component(
+            name=name,
+            kind=kind,
+            compressed_bytes=c,
+            uncompressed_bytes=u,
+            files=n,
+            version=versions.get(name) if kind == "package" else None,
+        )
         for (name, kind), (c, u, n) in totals.items()
     ]
     components.sort(key=lambda c: (_KIND_ORDER.get(c.kind, 9), -c.compressed_bytes, c.name))

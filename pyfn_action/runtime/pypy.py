@@ -105,7 +105,9 @@ class Runtime:
 
     def target(self, glibc: tuple[int, int]) -> Target:
         """This PyPy on a platform with ``glibc``: what wheels it loads."""
-        return Target(self.python_version, self.pp_tag, self.arch, glibc)
+        return Target(
+            python_version=self.python_version, pp_tag=self.pp_tag, arch=self.arch, glibc=glibc
+        )
 
 
 def load_manifest() -> tuple[PyPyBuild, ...]:
@@ -121,7 +123,15 @@ def load_manifest() -> tuple[PyPyBuild, ...]:
         if match is None or not re.fullmatch(r"[0-9a-f]{64}", fields[0]):
             raise RuntimeError(f"pypy-builds.txt line {lineno} is malformed: {line!r}")
         arch = next(a for a, s in _ARCH_SUFFIX.items() if s == match["suffix"])
-        builds.append(PyPyBuild(match["python"], match["pypy"], arch, fields[1], fields[0]))
+        builds.append(
+            PyPyBuild(
+                python=match["python"],
+                pypy=match["pypy"],
+                arch=arch,
+                filename=fields[1],
+                sha256=fields[0],
+            )
+        )
     return tuple(builds)
 
 

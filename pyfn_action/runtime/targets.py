@@ -172,4 +172,9 @@ def pypy_target(runtime: str, arch: str, glibc: tuple[int, int] | None = None) -
     pp_tag = pypy_lines().get(runtime)
     if pp_tag is None:
         raise ValueError(f"{runtime!r} is not one of {', '.join(pypy_lines())}")
-    return Target(runtime.removeprefix("pypy"), pp_tag, arch, glibc or image_glibc())
+    return Target(
+        python_version=runtime.removeprefix("pypy"),
+        pp_tag=pp_tag,
+        arch=arch,
+        glibc=glibc or image_glibc(),
+    )

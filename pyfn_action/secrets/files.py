@@ -37,7 +37,7 @@ def scan_file(path: Path, where: str | None = None, limits: Limits = LIMITS) -> 
         os.close(fd)
     if len(data) > limits.file_bytes:  # it grew while we read it
         return Scan(unscanned=(Unscanned(shown, too_large(len(data), limits)),))
-    return Scanner(limits).run(shown, data)
+    return Scanner(limits=limits).run(shown, data)
 
 
 def scan_content(where: str, data: bytes, limits: Limits = LIMITS) -> Scan:
@@ -45,7 +45,7 @@ def scan_content(where: str, data: bytes, limits: Limits = LIMITS) -> Scan:
     shown = shown_name(where)
     if len(data) > limits.file_bytes:
         return Scan(unscanned=(Unscanned(shown, too_large(len(data), limits)),))
-    return Scanner(limits).run(shown, data)
+    return Scanner(limits=limits).run(shown, data)
 
 
 def scan_bytes(where: str, data: bytes) -> list[Finding]:

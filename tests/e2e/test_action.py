@@ -465,9 +465,8 @@ def test_a_deploy_that_never_finishes_fails_the_job_with_its_own_code(
         now[0] += seconds
 
     real_apply = apply.apply
-    monkeypatch.setattr(
-        apply, "apply", lambda *a, **k: real_apply(*a, clock=lambda: now[0], sleep=sleep, **k)
-    )
+    polling = apply.Polling(clock=lambda: now[0], sleep=sleep)
+    monkeypatch.setattr(apply, "apply", lambda *a, **k: real_apply(*a, polling=polling, **k))
     cloud.fake.outcome = "never"
     step, _ = _deploy_two(action, cloud, tmp_path, config='timeout = "3s"')
     assert step.code == 16, step.stdout

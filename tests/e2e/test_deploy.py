@@ -339,7 +339,8 @@ def test_an_operation_that_never_finishes_hits_the_timeout(
     real_apply = apply.apply
 
     def on_the_fake_clock(*args: Any, **kwargs: Any) -> Any:
-        return real_apply(*args, clock=lambda: now[0], sleep=sleep, **kwargs)
+        polling = apply.Polling(clock=lambda: now[0], sleep=sleep)
+        return real_apply(*args, polling=polling, **kwargs)
 
     monkeypatch.setattr(apply, "apply", on_the_fake_clock)
     cloud.fake.outcome = "never"

@@ -207,3 +207,27 @@ def test_exactly_at_a_limit_is_within_it() -> None:
     over = _zip(("site/a.so", "a", 100 * MB + 1, 500 * MB))
     with pytest.raises(BudgetExceeded, match=r"compressed sources limit of 100\.0 MB by 1 B"):
         check(limits_for(gen1, Budget(), over), over, _components(over))
+
+
+def test_the_refusal_carries_the_report_and_points_at_the_budget_and_the_largest_files(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pyfn.toml").write_text('name = "fn"\n\n[budget]\ncompressed = "1 MB"\n')
+    zipped = _zip(("app/data.bin", "app", 3 * MB, 3 * MB), ("site/a.so", "a", 1, 1))
+    limits = limits_for(generation(2), Budget(compressed=MB), zipped)
+    report = object()  # carried as it is
+
+    def where(arcname: str) -> tuple[Path | None, int | None]:
+        return tmp_path / arcname.removeprefix("app/"), None
+
+    with pytest.raises(BudgetExceeded) as caught:
+        check(limits, zipped, _components(zipped), report=report, where=where, source=tmp_path)
+    assert caught.value.report is report
+    budget, oversized = caught.value.findings
+    assert (budget.kind, budget.file, budget.line) == ("budget", tmp_path / "pyfn.toml", 3)
+    assert "exceeds the budget compressed limit of 1.0 MB" in budget.message
+    assert (oversized.kind, oversized.file) == ("oversized", tmp_path / "data.bin")
+    assert oversized.message.startswith("data.bin takes 3.0 MB of the bundle")
+    with pytest.raises(BudgetExceeded) as bare:
+        check(limits, zipped, _components(zipped))
+    assert bare.value.report is None and bare.value.findings == ()

@@ -74,7 +74,7 @@ def test_bad_source_date_epoch(src: Path, tmp_path: Path) -> None:
         ],
         {"SOURCE_DATE_EPOCH": "yesterday"},
     )
-    assert code == 1 and "SOURCE_DATE_EPOCH" in err
+    assert code == 2 and "SOURCE_DATE_EPOCH" in err
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])

@@ -11,10 +11,10 @@ import requests
 from support.github_api import FakeGitHub, fake_github
 
 from pyfn_action.cli import run
+from pyfn_action.errors import CommentError
 from pyfn_action.github.bodies import marker_of, post_bodies
 from pyfn_action.github.comments import (
     SETTLE_SECONDS,
-    CommentError,
     Comments,
     Posted,
     graphql_url_for,

@@ -340,7 +340,7 @@ class _Api:
 
 
 def test_interrupting_the_wait_says_the_operation_goes_on() -> None:
-    from pyfn_action.cloud.apply import apply
+    from pyfn_action.cloud.apply import Polling, apply
 
     said: list[str] = []
 
@@ -348,7 +348,7 @@ def test_interrupting_the_wait_says_the_operation_goes_on() -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        apply(make(2), _Api(), timeout=60, say=said.append, sleep=interrupt)
+        apply(make(2), _Api(), timeout=60, say=said.append, polling=Polling(sleep=interrupt))
     assert "goes on in Google Cloud" in said[-1]
     assert "gcloud functions describe hello --region asia-northeast1" in said[-1]
 
@@ -359,7 +359,7 @@ def test_a_function_left_failed_by_its_deployment_says_why_and_what_to_do() -> N
     messages and what to do."""
     from google.cloud import functions_v2
 
-    from pyfn_action.cloud.apply import apply
+    from pyfn_action.cloud.apply import Polling, apply
     from pyfn_action.errors import DeployError
 
     class Finished(_Operation):
@@ -388,7 +388,7 @@ def test_a_function_left_failed_by_its_deployment_says_why_and_what_to_do() -> N
             return Finished()
 
     with pytest.raises(DeployError) as caught:
-        apply(make(2), Api(), timeout=60, say=lambda _: None, sleep=lambda _: None)
+        apply(make(2), Api(), timeout=60, say=lambda _: None, polling=Polling(sleep=lambda _: None))
     error = caught.value
     assert error.exit_code == 15
     assert error.what == "Function hello is FAILED after the deployment"
@@ -400,7 +400,7 @@ def test_a_function_left_failed_by_its_deployment_says_why_and_what_to_do() -> N
 
 
 def test_the_wait_is_bounded_by_the_timeout_on_its_own_clock() -> None:
-    from pyfn_action.cloud.apply import apply
+    from pyfn_action.cloud.apply import Polling, apply
     from pyfn_action.errors import DeployTimeout
 
     now = [0.0]
@@ -411,7 +411,13 @@ def test_the_wait_is_bounded_by_the_timeout_on_its_own_clock() -> None:
         now[0] += seconds
 
     with pytest.raises(DeployTimeout) as caught:
-        apply(make(2), _Api(), timeout=600, say=lambda _: None, clock=lambda: now[0], sleep=sleep)
+        apply(
+            make(2),
+            _Api(),
+            timeout=600,
+            say=lambda _: None,
+            polling=Polling(clock=lambda: now[0], sleep=sleep),
+        )
     assert now[0] == pytest.approx(600)
     assert naps[:3] == [1.0, 1.5, 2.25] and max(naps) == 10.0  # backoff, capped
     assert len(naps) < 80

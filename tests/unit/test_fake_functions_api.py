@@ -644,7 +644,11 @@ def test_pyfn_deploys_through_the_fake_without_a_violation(
             settings, address, generation(gen), entry_point="hello", signature="http"
         ).with_source(STAGED)
         deployed = apply.apply(
-            the_plan, api, timeout=60, clock=lambda: now[0], sleep=sleep, say=lambda _: None
+            the_plan,
+            api,
+            timeout=60,
+            polling=apply.Polling(clock=lambda: now[0], sleep=sleep),
+            say=lambda _: None,
         )
         assert (deployed.action, deployed.state) == (expected, "ACTIVE")
     assert fake.violations == []

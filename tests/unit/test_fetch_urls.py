@@ -282,7 +282,7 @@ def test_record_from_an_older_pyfn_is_shown_without_secrets(
 
 def test_manifest_never_records_a_urls_secrets(tmp_path: Path) -> None:
     """Whatever made the Runtime, the manifest's and report's record of it is redacted."""
-    from pyfn_action.flows.build import _runtime_dict
+    from pyfn_action.report.manifest import runtime_record
     from pyfn_action.runtime.pypy import Runtime
 
     runtime = Runtime(
@@ -297,5 +297,5 @@ def test_manifest_never_records_a_urls_secrets(tmp_path: Path) -> None:
     from pyfn_action.runtime.noderuntimes import choose
 
     node_runtime = choose(2, "nodejs22", date(2026, 12, 7))
-    recorded = _runtime_dict(runtime, runtime.target((2, 17)), node_runtime)
+    recorded = runtime_record(runtime, runtime.target((2, 17)), node_runtime)
     assert recorded["source"] == f"https://host.example/{NAME}"

@@ -49,7 +49,9 @@ def _deployed(
         entry_point="hello",
         signature="http",
     ).with_source(STAGED)
-    apply.apply(the_plan, api, timeout=60, sleep=lambda _: None, say=lambda _: None)
+    apply.apply(
+        the_plan, api, timeout=60, polling=apply.Polling(sleep=lambda _: None), say=lambda _: None
+    )
     return api, credentials, env
 
 

@@ -293,7 +293,7 @@ def _entries(tmp_path: Path, files: dict[str, bytes]) -> list[Entry]:
 
 
 def test_build_reports_what_it_could_not_scan(tmp_path: Path) -> None:
-    from pyfn_action.flows.build import _Locator, _refuse_credentials
+    from pyfn_action.bundle.checks import Locator, refuse_credentials
 
     data = _zip({"a.txt": b"a", "b.txt": b"b"})
     data = data.replace(b"PK\x03\x04", b"PK\x03\x04", 1)
@@ -302,7 +302,7 @@ def test_build_reports_what_it_could_not_scan(tmp_path: Path) -> None:
     central = raw.index(b"PK\x01\x02")
     raw[central + 8] |= 1  # ... and in the central directory
     entries = _entries(tmp_path, {"data.zip": bytes(raw)})
-    findings = _refuse_credentials(entries, _Locator(tmp_path, None, entries), allowed=False)
+    findings = refuse_credentials(entries, Locator(tmp_path, None, entries), allowed=False)
     assert [f.message for f in findings] == [
         "app/data.zip!a.txt: not scanned for keys: encrypted, so it cannot be read."
     ]

@@ -14,7 +14,7 @@ from pyfn_action.deps import pipconfig
 from pyfn_action.deps.files import with_credentials
 from pyfn_action.deps.locked import best_wheel, fill_wheelhouse
 from pyfn_action.deps.pip_runner import Interpreter
-from pyfn_action.deps.reqfile import pinned_hashes
+from pyfn_action.deps.reqlines import pinned_hashes
 from pyfn_action.deps.sdist import build_from_source
 from pyfn_action.deps.sources import Sources
 from pyfn_action.deps.uvlock import Locked, LockedFile, python_platform, read_lock
@@ -343,7 +343,7 @@ def _read(path: Path) -> bytes:
 def test_the_sources_a_requirements_file_names_are_read_as_pip_reads_them(
     tmp_path: Path,
 ) -> None:
-    from pyfn_action.deps.reqfile import source_options
+    from pyfn_action.deps.reqlines import source_options
 
     (tmp_path / "wheels").mkdir()
     (tmp_path / "more.txt").write_text("--extra-index-url https://extra.example/simple\nsix\n")
