@@ -4,7 +4,7 @@
 // Node.js runtime. This file only wires the modules in ./shim:
 //   settings.js   the manifest, and the settings from the environment and the cgroup
 //   frames.js     the framed protocol with the workers
-//   worker.js     one persistent PyPy worker (pyfn/worker.py)
+//   child.js      one persistent PyPy worker (pyfn/worker.py)
 //   pool.js       the workers, the bounded queue, restarts
 //   job.js        one request on its way through the pool; the shim's own answers
 //   direct.js     requests from Node's HTTP server (or the framework's app) to the pool
@@ -27,7 +27,7 @@ const {Pool} = require('./shim/pool');
 const {childEnv} = require('./shim/processes');
 const {scriptHandler} = require('./shim/script');
 const {readManifest, readSettings, settingsLine} = require('./shim/settings');
-const {Worker} = require('./shim/worker');
+const {Worker} = require('./shim/child');
 
 const ROOT = __dirname;
 const manifest = readManifest(ROOT);

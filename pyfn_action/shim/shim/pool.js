@@ -10,7 +10,7 @@ const {log, testEvent} = require('./log');
 /** @typedef {import('./job').Job} Job */
 
 /**
- * What the pool needs of a worker (worker.Worker).
+ * What the pool needs of a worker (child.Worker).
  * @typedef {object} PoolWorker
  * @property {boolean} ready  it loaded the function
  * @property {boolean} dead
