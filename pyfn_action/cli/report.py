@@ -76,8 +76,7 @@ def _cmd_comment(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
             bodies.append(Path(name).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"Cannot read {name}", why=str(exc)) from None
-    api = env.get("GITHUB_API_URL") or "https://api.github.com"
-    comments = Comments(api, repository, token, graphql_url=env.get("GITHUB_GRAPHQL_URL") or None)
+    comments = Comments.from_env(env, repository, token)
     for posted in post_bodies(comments, args.pr, bodies, head_sha=args.head_sha):
         if posted is None:
             stdout.write("not posted: no function changed, and no comment to update\n")

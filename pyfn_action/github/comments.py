@@ -77,6 +77,17 @@ class Comments:
         )
         self.sleep = sleep
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], repository: str, token: str) -> Comments:
+        """A client for the API a workflow runs against (``GITHUB_API_URL``, and
+        ``GITHUB_GRAPHQL_URL`` on GitHub Enterprise Server), github.com's by default."""
+        return cls(
+            env.get("GITHUB_API_URL") or "https://api.github.com",
+            repository,
+            token,
+            graphql_url=env.get("GITHUB_GRAPHQL_URL") or None,
+        )
+
     def login(self) -> str:
         """The account this token posts as, as GitHub names it (asked once)."""
         if self._login is None:

@@ -138,12 +138,7 @@ def post_comment(
         runner.warning(f"No github-token: no pull request comment; {fallback}", title="pyfn")
         return
     assert event.pull_number is not None
-    comments = Comments(
-        env.get("GITHUB_API_URL") or "https://api.github.com",
-        event.repository,
-        inputs.token,
-        graphql_url=env.get("GITHUB_GRAPHQL_URL") or None,
-    )
+    comments = Comments.from_env(env, event.repository, inputs.token)
     try:
         if job is not None:
             posted = post_combined(comments, event.pull_number, job)

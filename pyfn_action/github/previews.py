@@ -138,12 +138,7 @@ def close_previews(
         + "\n"
     )
     if inputs.comment_mode == "combined" and inputs.token and listed:
-        comments = Comments(
-            env.get("GITHUB_API_URL") or "https://api.github.com",
-            event.repository,
-            inputs.token,
-            graphql_url=env.get("GITHUB_GRAPHQL_URL") or None,
-        )
+        comments = Comments.from_env(env, event.repository, inputs.token)
         try:
             posted = mark_previews_deleted(
                 comments,
