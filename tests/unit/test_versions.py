@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pyfn_action import __version__
 from pyfn_action.toml import tomllib
 
@@ -35,9 +37,10 @@ def test_the_docs_name_this_version() -> None:
     assert named == {"rev": {__version__}, "pip": {__version__}, "action": {MAJOR}}
 
 
-def test_pyfn_version_prints_it() -> None:
+@pytest.mark.parametrize("module", ["pyfn_action", "pyfn_action.cli"])
+def test_pyfn_version_prints_it(module: str) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "pyfn_action", "--version"],
+        [sys.executable, "-m", module, "--version"],
         capture_output=True,
         text=True,
         check=True,
