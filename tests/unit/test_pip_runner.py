@@ -203,7 +203,7 @@ def test_credentials_in_index_urls_are_masked_in_debug_logs_and_errors(
         ("https://u:pa/ss@host/simple", "https://u:***@host/simple"),
         ("https://host:8080/simple/pkg@1", "https://host:8080/simple/pkg@1"),
         ("https://[::1]:8080/simple", "https://[::1]:8080/simple"),
-        ("https://pypi.org/simple", "https://pypi.org/simple"),
+        ("https://index.example/simple", "https://index.example/simple"),
         ("/srv/wheels", "/srv/wheels"),
         ("file:///srv/wheels", "file:///srv/wheels"),
         (
