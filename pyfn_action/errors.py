@@ -60,6 +60,10 @@ class WrongCheckout(ConfigError):
     """A pull request event whose checked-out commit is not the pull request's."""
 
 
+class TrimError(ConfigError):
+    """A trim rule cannot be read, or would remove a file the bundle needs."""
+
+
 class SourceError(PyfnError):
     """The function's source directory is missing or unusable."""
 
@@ -146,6 +150,11 @@ class ReportError(PyfnError):
     """A report file that cannot be read or compared."""
 
     exit_code = 10
+
+
+class BaseUnavailable(PyfnError):
+    """git could not read or check out a commit the Action needs: the pull request's
+    base (its size comparison is then left out, with a warning) or the checkout's own."""
 
 
 class CredentialsFound(PyfnError):

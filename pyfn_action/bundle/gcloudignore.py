@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pyfn_action.errors import ConfigError
+from pyfn_action.errors import TrimError
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,6 @@ _INCLUDE = "!include:"
 _DEFAULT_FILE = "gcloudignore-default.txt"
 _DEFAULT_ORIGIN = "gcloud's default"
 _DEFAULT_TRIGGERS = (".git", ".gitignore", "node_modules")
-
-
-class TrimError(ConfigError):
-    """A trim rule cannot be read, or would remove a file the bundle needs."""
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -33,13 +33,13 @@ from pathlib import Path
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.gcloudignore import (
     GcloudPattern,
-    TrimError,
     default_rules,
     gcloud_pattern,
     read_ignore,
 )
 from pyfn_action.bundle.gitignore import GitPattern, compile_pattern, trim_trailing_spaces
 from pyfn_action.bundle.shimfiles import shim_python_names, shim_script_names
+from pyfn_action.errors import TrimError
 from pyfn_action.sizes import format_size
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,13 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from pyfn_action.config import Config, resolve
-from pyfn_action.errors import BudgetExceeded, PyfnError, ReportError, WrongCheckout
+from pyfn_action.errors import (
+    BaseUnavailable,
+    BudgetExceeded,
+    PyfnError,
+    ReportError,
+    WrongCheckout,
+)
 from pyfn_action.flows.jobs import build_function
 from pyfn_action.github.event import Event
 from pyfn_action.github.inputs import Inputs
@@ -33,10 +39,6 @@ from pyfn_action.report.render import code_text
 log = logging.getLogger(__name__)
 
 GIT_TIMEOUT_SECONDS = 300
-
-
-class BaseUnavailable(PyfnError):
-    """The base commit could not be checked out."""
 
 
 def _git(args: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:

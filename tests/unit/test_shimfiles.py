@@ -13,7 +13,8 @@ from pyfn_action.bundle.gitignore import compile_pattern
 from pyfn_action.bundle.nodepackage import pinned
 from pyfn_action.bundle.shimfiles import shim_script_names, shim_scripts
 from pyfn_action.bundle.stage import shim_entries
-from pyfn_action.bundle.trim import Rule, TrimError, plan_trim, protected_files
+from pyfn_action.bundle.trim import Rule, plan_trim, protected_files
+from pyfn_action.errors import TrimError
 
 SHIM = Path(__file__).resolve().parents[2] / "pyfn_action" / "shim"
 

@@ -7,13 +7,13 @@ import pytest
 
 from pyfn_action.bundle.entry import Entry
 from pyfn_action.bundle.trim import (
-    TrimError,
     builtin_rules,
     plan_trim,
     portable_deps_rules,
     protected_files,
     user_rules,
 )
+from pyfn_action.errors import TrimError
 
 BUNDLE = [
     "index.js",

@@ -22,7 +22,6 @@ const {killGroup} = require('./processes');
  * @property {() => void} dispatch  send what waits to the free workers
  * @property {() => void} start  start the next worker, if one is missing
  * @property {(worker: Worker) => void} replace  a worker is gone
- * @property {boolean} loadFailed
  */
 
 /**
@@ -108,7 +107,7 @@ class Worker {
         this.pool.dispatch();
         this.pool.start();
       } else if (header.type === 'fatal') {
-        this.pool.loadFailed = true; // its exit follows
+        // The function did not load (worker.py logged why): its exit follows.
       } else {
         this.protocolError('a frame before it was ready');
       }

@@ -39,7 +39,6 @@ class Pool {
     /** @type {Job[]} */
     this.queue = [];
     this.nextId = 1;
-    this.loadFailed = false;
     this.restarts = 0;
     this.lastShed = 0;
     this.stopped = false;
