@@ -47,7 +47,6 @@ class Locator:
 class Inspection:
     """What the inspection found: the native code's report, and every finding to show."""
 
-    where: Locator
     native: NativeReport
     findings: tuple[Finding, ...]  # problems that did not stop the build
 
@@ -71,7 +70,7 @@ def inspect(
                 kind="native", message=f"{problem.path} {problem.problem}", file=file, line=line
             )
         )
-    return Inspection(where=where, native=native, findings=tuple(findings))
+    return Inspection(native=native, findings=tuple(findings))
 
 
 def refuse_credentials(entries: Sequence[Entry], where: Locator, *, allowed: bool) -> list[Finding]:

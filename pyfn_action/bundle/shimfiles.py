@@ -10,39 +10,51 @@ trimming never removes them, so both ask here rather than each keep a list of na
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the runtime needs no import (3.9 has no importlib.resources.abc)
+    from importlib.resources.abc import Traversable
 
 MODULES = "shim"
 
 
 def shim_scripts() -> list[tuple[str, bytes]]:
     """Each of the shim's JavaScript files, by its path in the bundle, sorted by path."""
-    shim = resources.files("pyfn_action").joinpath("shim")
-    found = [("index.js", shim.joinpath("index.js").read_bytes())]
-    modules = shim.joinpath(MODULES)
-    if modules.is_dir():
-        for item in modules.iterdir():
-            if item.is_file() and item.name.endswith(".js"):
-                found.append((f"{MODULES}/{item.name}", item.read_bytes()))
-    return sorted(found, key=lambda pair: pair[0])
+    return [(name, item.read_bytes()) for name, item in _scripts()]
 
 
 def shim_python() -> list[tuple[str, bytes]]:
     """Each of the shim's Python files (``pyfn/worker.py`` and its modules), by its path
     in the bundle, sorted by path."""
-    worker = resources.files("pyfn_action").joinpath("shim", "pyfn")
-    found = [
-        (f"pyfn/{item.name}", item.read_bytes())
-        for item in worker.iterdir()
-        if item.is_file() and item.name.endswith(".py")
-    ]
-    return sorted(found, key=lambda pair: pair[0])
+    return [(name, item.read_bytes()) for name, item in _python()]
 
 
 def shim_script_names() -> list[str]:
     """The bundle paths of :func:`shim_scripts`: files trimming must keep."""
-    return [name for name, _ in shim_scripts()]
+    return [name for name, _ in _scripts()]
 
 
 def shim_python_names() -> list[str]:
     """The bundle paths of :func:`shim_python`: files trimming must keep."""
-    return [name for name, _ in shim_python()]
+    return [name for name, _ in _python()]
+
+
+def _scripts() -> list[tuple[str, Traversable]]:
+    shim = resources.files("pyfn_action").joinpath("shim")
+    found = [("index.js", shim.joinpath("index.js")), *_listed(shim, MODULES, ".js")]
+    return sorted(found, key=lambda pair: pair[0])
+
+
+def _python() -> list[tuple[str, Traversable]]:
+    return _listed(resources.files("pyfn_action").joinpath("shim"), "pyfn", ".py")
+
+
+def _listed(shim: Traversable, folder: str, suffix: str) -> list[tuple[str, Traversable]]:
+    """The files of the package's ``shim/FOLDER`` ending in ``suffix``, by bundle path
+    (``FOLDER/NAME``), sorted; nothing is read."""
+    found = [
+        (f"{folder}/{item.name}", item)
+        for item in shim.joinpath(folder).iterdir()
+        if item.is_file() and item.name.endswith(suffix)
+    ]
+    return sorted(found, key=lambda pair: pair[0])
